@@ -1,0 +1,56 @@
+"""The MemoryBackend protocol: the narrow interface every session store implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from .models import Message, Session, SessionInfo
+
+
+@runtime_checkable
+class MemoryBackend(Protocol):
+    """Async storage of conversations, one session per id.
+
+    Every method validates the session id first (see ``ids.validate_session_id``)
+    and raises ``SessionStoreError`` subclasses with messages meant for users.
+    Implementations must be safe to call from many tasks at once.
+    """
+
+    async def load(self, session_id: str) -> Session | None:
+        """Return the stored session, or None when there is none.
+
+        A stored session that cannot be read is moved aside, never overwritten;
+        the returned empty session then has ``quarantined_to`` set to where the
+        old data went.
+        """
+        ...
+
+    async def append(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        title: str = "",
+        workspace_uri: str | None = None,
+    ) -> None:
+        """Durably add ``messages`` to the end of the session, all or none.
+
+        Creates the session (with ``title`` and ``workspace_uri``) if it does not
+        exist yet; for an existing session those two are ignored. Costs O(1) in
+        the length of the history.
+        """
+        ...
+
+    async def save(self, session: Session) -> None:
+        """Durably replace the whole stored session with ``session``."""
+        ...
+
+    async def delete(self, session_id: str) -> bool:
+        """Remove the session; return False if there was none."""
+        ...
+
+    async def list(self) -> list[SessionInfo]:
+        """Summaries of every stored session, most recently updated first,
+        without reading whole histories."""
+        ...

@@ -1,0 +1,35 @@
+"""Errors raised by session stores, with messages meant for the user."""
+
+from __future__ import annotations
+
+
+class SessionStoreError(Exception):
+    """Base class of every session-store error."""
+
+
+class SessionIdRequired(SessionStoreError):
+    def __init__(self, operation: str = "this operation") -> None:
+        super().__init__(f"A session id is required for {operation}.")
+
+
+class BackendRequired(SessionStoreError):
+    def __init__(self, operation: str = "this operation") -> None:
+        super().__init__(
+            f"A memory backend is required for {operation}, and none is configured."
+        )
+
+
+class InvalidSessionId(SessionStoreError):
+    def __init__(self, session_id: object, reason: str) -> None:
+        self.session_id = session_id
+        super().__init__(f"Invalid session id {session_id!r}: {reason}.")
+
+
+class SessionNotFound(SessionStoreError):
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(f"Session {session_id!r} does not exist.")
+
+
+class StorageError(SessionStoreError):
+    """The backend could not read or write; the message says which file and why."""

@@ -1,0 +1,373 @@
+"""FileBackend: one human-readable JSON Lines file per session.
+
+Layout of ``<root>/sessions/<id>.jsonl`` (described for users in docs/storage.md):
+
+- line 1, the header: ``{"deskmate": "session", "version": 1, "id": ..., "title": ...,
+  "workspaceUri": ..., "createdAt": ..., "tags": [...]}``
+- then one message per line, each with ``"n"``: the message count once it is added.
+  Messages appended together are one transaction: every line of it but the last
+  carries ``"more": true``, so a reader drops a transaction a crash cut short.
+
+Appends are one ``write`` of whole lines followed by ``fdatasync``; a tail left
+by a crash (a line without its newline, or lines still marked ``more``) is
+ignored on load and cut off by the next append. Whole-file writes go through
+``replace_atomically``. A lock file per session (``filelock``) orders writers
+across threads and processes; readers need no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from .atomic import FILE_MODE, ensure_private_dir, fsync_dir, replace_atomically, sync_fd, write_all
+from .errors import StorageError
+from .ids import validate_session_id
+from .models import Message, Session, SessionInfo, now_iso
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".jsonl"
+FORMAT_VERSION = 1
+LOCK_TIMEOUT_SECONDS = 30.0
+_HEAD_BLOCK = 8192
+_TAIL_BLOCK = 65536
+
+
+class CorruptSessionFile(ValueError):
+    """The file's committed content does not parse; the message says where."""
+
+
+@dataclass
+class _Tail:
+    """The last committed record of a file and the offset just after it."""
+
+    end: int
+    record: dict[str, Any]
+
+
+def _encode(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(", ", ": ")).encode() + b"\n"
+
+
+def _header(session_id: str, title: str, workspace_uri: str | None, created_at: str, tags: list[str]) -> dict[str, Any]:
+    return {
+        "deskmate": "session",
+        "version": FORMAT_VERSION,
+        "id": session_id,
+        "title": title,
+        "workspaceUri": workspace_uri,
+        "createdAt": created_at,
+        "tags": tags,
+    }
+
+
+def _message_lines(messages: Sequence[Message], count_before: int) -> bytes:
+    last = len(messages) - 1
+    lines = []
+    for index, message in enumerate(messages):
+        record = message.to_dict()
+        record["n"] = count_before + index + 1
+        if index < last:
+            record["more"] = True
+        lines.append(_encode(record))
+    return b"".join(lines)
+
+
+def _check_header(record: Any) -> dict[str, Any]:
+    if not isinstance(record, dict) or record.get("deskmate") != "session":
+        raise CorruptSessionFile('line 1 is not a deskmate session header ({"deskmate": "session", ...})')
+    if record.get("version", 1) > FORMAT_VERSION:
+        raise CorruptSessionFile(f"format version {record.get('version')} is newer than this deskmate understands")
+    return record
+
+
+def parse_session(data: bytes, session_id: str) -> Session:
+    """Parse a whole session file; a torn tail is ignored, anything else bad raises."""
+    lines = data.split(b"\n")
+    lines.pop()  # the part after the last newline: empty, or a write a crash cut short
+    header: dict[str, Any] | None = None
+    messages: list[Message] = []
+    pending: list[Message] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise CorruptSessionFile(f"line {number} is not valid JSON ({exc})") from None
+        if header is None:
+            header = _check_header(record)
+            continue
+        try:
+            message = Message.from_dict(record)
+        except ValueError as exc:
+            raise CorruptSessionFile(f"line {number}: {exc}") from None
+        pending.append(message)
+        if record.get("more") is not True:
+            messages.extend(pending)
+            pending.clear()
+    if header is None:
+        raise CorruptSessionFile("the file has no header line")
+    return Session(
+        id=session_id,
+        title=str(header.get("title") or ""),
+        workspace_uri=header.get("workspaceUri"),
+        created_at=str(header.get("createdAt") or now_iso()),
+        tags=[str(tag) for tag in header.get("tags") or []],
+        messages=messages,
+    )
+
+
+def _find_tail(fd: int, size: int) -> _Tail:
+    """Find the last committed record by reading backwards from the end: O(last record)."""
+    block = _TAIL_BLOCK
+    while True:
+        start = max(0, size - block)
+        data = os.pread(fd, size - start, start)
+        lines = data.split(b"\n")
+        offset = size - len(lines.pop())  # just after the last newline
+        # When the block starts mid-file its first piece may be a partial line.
+        first = 0 if start == 0 else 1
+        for line in reversed(lines[first:]):
+            line_end = offset
+            offset -= len(line) + 1
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise CorruptSessionFile(f"the line ending at byte {line_end} is not valid JSON ({exc})") from None
+            if not isinstance(record, dict):
+                raise CorruptSessionFile(f"the line ending at byte {line_end} is not a JSON object")
+            if record.get("more") is not True:
+                return _Tail(end=line_end, record=record)
+        if start == 0:
+            raise CorruptSessionFile("the file has no header line")
+        block *= 4
+
+
+def _read_head(fd: int) -> dict[str, Any]:
+    block = _HEAD_BLOCK
+    while True:
+        data = os.pread(fd, block, 0)
+        newline = data.find(b"\n")
+        if newline >= 0:
+            try:
+                return _check_header(json.loads(data[:newline]))
+            except ValueError as exc:
+                if isinstance(exc, CorruptSessionFile):
+                    raise
+                raise CorruptSessionFile(f"line 1 is not valid JSON ({exc})") from None
+        if len(data) < block:
+            raise CorruptSessionFile("the file has no complete header line")
+        block *= 4
+
+
+class FileBackend:
+    """The default session store: files under ``<root>/sessions``.
+
+    ``root`` is usually ``default_data_dir()``. Directories are created on first
+    write with mode 0700, session files with mode 0600.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.directory = self.root / "sessions"
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"FileBackend({str(self.root)!r})"
+
+    # -- paths and locks ----------------------------------------------------
+
+    def path_of(self, session_id: str) -> Path:
+        """The file that holds ``session_id`` (validated first)."""
+        return self.directory / f"{validate_session_id(session_id)}{SUFFIX}"
+
+    def _lock(self, session_id: str) -> FileLock:
+        locks = ensure_private_dir(self.directory / ".locks")
+        return FileLock(locks / f"{session_id}.lock", timeout=self.lock_timeout, mode=FILE_MODE)
+
+    def _locked(self, session_id: str) -> FileLock:
+        lock = self._lock(session_id)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise StorageError(
+                f"Session {session_id!r} is locked by another process for more than "
+                f"{self.lock_timeout:.0f} s (lock file {lock.lock_file})."
+            ) from None
+        return lock
+
+    # -- MemoryBackend ---------------------------------------------------------
+
+    async def load(self, session_id: str) -> Session | None:
+        path = self.path_of(session_id)
+        return await asyncio.to_thread(self._load, session_id, path)
+
+    async def append(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        title: str = "",
+        workspace_uri: str | None = None,
+    ) -> None:
+        path = self.path_of(session_id)
+        if not messages:
+            return
+        await asyncio.to_thread(self._append, session_id, path, list(messages), title, workspace_uri)
+
+    async def save(self, session: Session) -> None:
+        path = self.path_of(session.id)
+        await asyncio.to_thread(self._save, session, path)
+
+    async def delete(self, session_id: str) -> bool:
+        path = self.path_of(session_id)
+        return await asyncio.to_thread(self._delete, session_id, path)
+
+    async def list(self) -> list[SessionInfo]:
+        return await asyncio.to_thread(self._list)
+
+    # -- blocking implementations, run in worker threads ------------------------
+
+    def _load(self, session_id: str, path: Path) -> Session | None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"Cannot read session file {path}: {exc.strerror}.") from None
+        try:
+            return parse_session(data, session_id)
+        except CorruptSessionFile:
+            return self._quarantine_and_restart(session_id, path)
+
+    def _quarantine_and_restart(self, session_id: str, path: Path) -> Session | None:
+        # Decide again under the lock: a writer may have replaced the file meanwhile.
+        with self._locked(session_id):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                return None
+            try:
+                return parse_session(data, session_id)
+            except CorruptSessionFile as exc:
+                moved_to = self._move_aside(path, str(exc))
+        return Session(id=session_id, quarantined_to=str(moved_to))
+
+    def _move_aside(self, path: Path, reason: str) -> Path:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        target = path.with_name(f"{path.name}.corrupt-{stamp}")
+        counter = 1
+        while target.exists():
+            counter += 1
+            target = path.with_name(f"{path.name}.corrupt-{stamp}-{counter}")
+        os.rename(path, target)
+        fsync_dir(path.parent)
+        log.warning("Session file %s could not be read (%s); moved it to %s", path, reason, target)
+        return target
+
+    def _append(
+        self,
+        session_id: str,
+        path: Path,
+        messages: list[Message],
+        title: str,
+        workspace_uri: str | None,
+    ) -> None:
+        ensure_private_dir(self.directory)
+        with self._locked(session_id):
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_APPEND)
+            except FileNotFoundError:
+                header = _header(session_id, title, workspace_uri, messages[0].timestamp, [])
+                replace_atomically(path, _encode(header) + _message_lines(messages, 0))
+                return
+            try:
+                size = os.fstat(fd).st_size
+                try:
+                    tail = _find_tail(fd, size)
+                except CorruptSessionFile as exc:
+                    os.close(fd)
+                    fd = -1
+                    self._move_aside(path, str(exc))
+                    header = _header(session_id, title, workspace_uri, messages[0].timestamp, [])
+                    replace_atomically(path, _encode(header) + _message_lines(messages, 0))
+                    return
+                if tail.end < size:
+                    # Cut off what a crash left half-written before adding to the file.
+                    os.ftruncate(fd, tail.end)
+                count = tail.record.get("n", 0) if "role" in tail.record else 0
+                write_all(fd, _message_lines(messages, int(count)))
+                sync_fd(fd)
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+
+    def _save(self, session: Session, path: Path) -> None:
+        ensure_private_dir(self.directory)
+        header = _header(session.id, session.title, session.workspace_uri, session.created_at, list(session.tags))
+        data = _encode(header) + (_message_lines(session.messages, 0) if session.messages else b"")
+        with self._locked(session.id):
+            replace_atomically(path, data)
+
+    def _delete(self, session_id: str, path: Path) -> bool:
+        if not self.directory.is_dir():
+            return False
+        with self._locked(session_id):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            fsync_dir(self.directory)
+        return True
+
+    def _list(self) -> list[SessionInfo]:
+        try:
+            paths = [p for p in self.directory.iterdir() if p.name.endswith(SUFFIX)]
+        except FileNotFoundError:
+            return []
+        infos = [info for info in map(self._summarise, paths) if info is not None]
+        infos.sort(key=lambda info: info.updated_at, reverse=True)
+        return infos
+
+    def _summarise(self, path: Path) -> SessionInfo | None:
+        """A session's summary from its header line and last record only."""
+        session_id = path.name[: -len(SUFFIX)]
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None  # deleted while we listed
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                header = _read_head(fd)
+                tail = _find_tail(fd, size)
+            except CorruptSessionFile as exc:
+                log.warning("Session file %s is damaged (%s); it will be moved aside when opened", path, exc)
+                return SessionInfo(id=session_id, title="(damaged session file)")
+        finally:
+            os.close(fd)
+        created_at = str(header.get("createdAt") or "")
+        last = tail.record
+        is_message = "role" in last
+        return SessionInfo(
+            id=session_id,
+            title=str(header.get("title") or ""),
+            workspace_uri=header.get("workspaceUri"),
+            created_at=created_at,
+            updated_at=str(last.get("timestamp") or created_at) if is_message else created_at,
+            message_count=int(last.get("n", 0)) if is_message else 0,
+            tags=[str(tag) for tag in header.get("tags") or []],
+        )

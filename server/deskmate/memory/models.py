@@ -1,0 +1,146 @@
+"""The data a session store keeps: messages, sessions, and session summaries.
+
+Every model converts to and from the plain JSON dict used both on disk and on
+the wire (camelCase keys), so the format is defined once, here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+Status = Literal["complete", "interrupted"]
+ROLES = ("system", "user", "assistant")
+STATUSES = ("complete", "interrupted")
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 with milliseconds, e.g. 2026-11-24T04:47:16.123Z."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Message:
+    """One message of a conversation.
+
+    ``status`` is ``interrupted`` for an answer that was cancelled or failed
+    part way: the text the user already saw is kept.
+    """
+
+    role: Role
+    content: str
+    id: str = field(default_factory=new_message_id)
+    timestamp: str = field(default_factory=now_iso)
+    model: str | None = None
+    usage: dict[str, int] | None = None
+    status: Status = "complete"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "role": self.role,
+            "content": self.content,
+            "timestamp": self.timestamp,
+        }
+        if self.model is not None:
+            data["model"] = self.model
+        if self.usage is not None:
+            data["usage"] = self.usage
+        if self.status != "complete":
+            data["status"] = self.status
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Message:
+        """Build a message from its dict form; raises ValueError naming the bad field."""
+        if not isinstance(data, dict):
+            raise ValueError("a message must be a JSON object")
+        role = data.get("role")
+        if role not in ROLES:
+            raise ValueError(f"message role must be one of {', '.join(ROLES)}, got {role!r}")
+        content = data.get("content")
+        if not isinstance(content, str):
+            raise ValueError("message content must be a string")
+        status = data.get("status", "complete")
+        if status not in STATUSES:
+            raise ValueError(f"message status must be complete or interrupted, got {status!r}")
+        usage = data.get("usage")
+        if usage is not None and not isinstance(usage, dict):
+            raise ValueError("message usage must be an object")
+        return cls(
+            role=role,
+            content=content,
+            id=str(data.get("id") or new_message_id()),
+            timestamp=str(data.get("timestamp") or now_iso()),
+            model=data.get("model"),
+            usage=usage,
+            status=status,
+        )
+
+
+@dataclass
+class SessionInfo:
+    """What a listing shows of a session, without its history."""
+
+    id: str
+    title: str = ""
+    workspace_uri: str | None = None
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = ""
+    message_count: int = 0
+    tags: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.updated_at:
+            self.updated_at = self.created_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sessionId": self.id,
+            "title": self.title,
+            "workspaceUri": self.workspace_uri,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "messageCount": self.message_count,
+            "tags": list(self.tags),
+        }
+
+
+@dataclass
+class Session:
+    """A whole conversation.
+
+    ``quarantined_to`` is set by a load that found the stored file unreadable:
+    the old file was moved to that path and this session starts empty.
+    """
+
+    id: str
+    title: str = ""
+    workspace_uri: str | None = None
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = ""
+    tags: list[str] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    quarantined_to: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.updated_at:
+            self.updated_at = self.messages[-1].timestamp if self.messages else self.created_at
+
+    def info(self) -> SessionInfo:
+        return SessionInfo(
+            id=self.id,
+            title=self.title,
+            workspace_uri=self.workspace_uri,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            message_count=len(self.messages),
+            tags=list(self.tags),
+        )
