@@ -11,11 +11,19 @@ FILE_MODE = 0o600
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) if missing; a directory we create is 0700."""
-    if not path.is_dir():
-        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        # mkdir's mode is filtered by the umask; make it exact.
-        os.chmod(path, DIR_MODE)
+    """Create ``path`` (and missing parents) if needed; every directory we create is 0700.
+
+    Directories that already exist keep their mode: they are the user's.
+    """
+    if path.is_dir():
+        return path
+    ensure_private_dir(path.parent)
+    try:
+        path.mkdir(mode=DIR_MODE)
+    except FileExistsError:
+        return path  # another thread or process made it first
+    # mkdir's mode is filtered by the umask; make it exact.
+    os.chmod(path, DIR_MODE)
     return path
 
 

@@ -1,0 +1,180 @@
+"""Behaviour every MemoryBackend must show. Backends are added to the ``backend`` fixture."""
+
+import asyncio
+
+import pytest
+
+from deskmate.memory import (
+    InvalidSessionId,
+    MemoryBackend,
+    Message,
+    Session,
+    SessionIdRequired,
+)
+
+
+def turn(i: int) -> list[Message]:
+    return [
+        Message(role="user", content=f"question {i}"),
+        Message(role="assistant", content=f"answer {i}", model="m", usage={"totalTokens": i}),
+    ]
+
+
+def test_is_a_memory_backend(backend):
+    assert isinstance(backend, MemoryBackend)
+
+
+async def test_save_and_load(backend):
+    session = Session(id="alpha", title="Alpha", workspace_uri="file:///p", messages=turn(1), tags=["x"])
+    await backend.save(session)
+    loaded = await backend.load("alpha")
+    assert loaded is not None
+    assert [m.to_dict() for m in loaded.messages] == [m.to_dict() for m in session.messages]
+    assert (loaded.title, loaded.workspace_uri, loaded.tags) == ("Alpha", "file:///p", ["x"])
+
+
+async def test_load_missing_session_returns_none(backend):
+    assert await backend.load("never-saved") is None
+
+
+async def test_append_creates_then_extends(backend):
+    await backend.append("s", turn(0), title="First", workspace_uri="file:///w")
+    await backend.append("s", turn(1), title="ignored")
+    loaded = await backend.load("s")
+    assert [m.content for m in loaded.messages] == ["question 0", "answer 0", "question 1", "answer 1"]
+    assert loaded.title == "First"
+    assert loaded.updated_at == loaded.messages[-1].timestamp
+
+
+async def test_interrupted_status_and_metadata_survive(backend):
+    partial = Message(role="assistant", content="half an ans", status="interrupted", model="m1")
+    await backend.append("s", [Message(role="user", content="q"), partial])
+    loaded = await backend.load("s")
+    assert loaded.messages[1].status == "interrupted"
+    assert loaded.messages[1].model == "m1"
+    assert loaded.messages[1].id == partial.id
+
+
+async def test_delete(backend):
+    await backend.append("gone", turn(0))
+    assert await backend.delete("gone") is True
+    assert await backend.load("gone") is None
+    assert "gone" not in [info.id for info in await backend.list()]
+
+
+async def test_delete_missing_session_returns_false(backend):
+    assert await backend.delete("nothing-here") is False
+
+
+async def test_list(backend):
+    await backend.append("one", turn(0), title="One", workspace_uri="file:///a")
+    await backend.append("two", turn(0) + turn(1), title="Two")
+    await backend.save(Session(id="empty", title="Empty"))
+    infos = {info.id: info for info in await backend.list()}
+    assert set(infos) == {"one", "two", "empty"}
+    assert infos["one"].message_count == 2
+    assert infos["one"].workspace_uri == "file:///a"
+    assert infos["two"].message_count == 4
+    assert infos["two"].title == "Two"
+    assert infos["empty"].message_count == 0
+
+
+async def test_list_is_most_recent_first(backend):
+    await backend.append("older", turn(0))
+    await asyncio.sleep(0.01)
+    await backend.append("newer", turn(0))
+    assert [info.id for info in await backend.list()][:2] == ["newer", "older"]
+
+
+async def test_list_before_anything_is_stored(backend):
+    assert await backend.list() == []
+
+
+async def test_concurrent_appends_lose_nothing(backend):
+    # 10 tasks x 20 appends to one session.
+    async def writer(w: int) -> None:
+        for i in range(20):
+            await backend.append("busy", [Message(role="user", content=f"{w}-{i}")])
+
+    await asyncio.gather(*(writer(w) for w in range(10)))
+    loaded = await backend.load("busy")
+    contents = [m.content for m in loaded.messages]
+    assert sorted(contents) == sorted(f"{w}-{i}" for w in range(10) for i in range(20))
+    for w in range(10):  # each writer's own order is kept
+        mine = [c for c in contents if c.startswith(f"{w}-")]
+        assert mine == [f"{w}-{i}" for i in range(20)]
+    info = next(i for i in await backend.list() if i.id == "busy")
+    assert info.message_count == 200
+
+
+async def test_concurrent_saves_leave_one_whole_version(backend):
+    async def saver(w: int) -> None:
+        for i in range(20):
+            await backend.save(Session(id="saved", messages=[Message(role="user", content=f"{w}-{i}")] * 3))
+
+    await asyncio.gather(*(saver(w) for w in range(10)))
+    loaded = await backend.load("saved")
+    assert len(loaded.messages) == 3
+    assert len({m.content for m in loaded.messages}) == 1
+
+
+async def test_concurrent_loads(backend):
+    await backend.append("read-me", turn(0) + turn(1))
+    results = await asyncio.gather(*(backend.load("read-me") for _ in range(50)))
+    assert all(len(r.messages) == 4 for r in results)
+
+
+@pytest.mark.parametrize("operation", ["load", "delete", "append"])
+async def test_empty_session_id_is_refused(backend, operation):
+    with pytest.raises(SessionIdRequired, match="session id is required"):
+        if operation == "append":
+            await backend.append("", turn(0))
+        else:
+            await getattr(backend, operation)("")
+
+
+async def test_save_overwrites(backend):
+    await backend.save(Session(id="ow", messages=turn(0) + turn(1)))
+    await backend.save(Session(id="ow", title="Second", messages=turn(7)))
+    loaded = await backend.load("ow")
+    assert [m.content for m in loaded.messages] == ["question 7", "answer 7"]
+    assert loaded.title == "Second"
+
+
+async def test_append_after_save_continues_the_count(backend):
+    await backend.save(Session(id="mix", messages=turn(0)))
+    await backend.append("mix", turn(1))
+    info = next(i for i in await backend.list() if i.id == "mix")
+    assert info.message_count == 4
+    assert len((await backend.load("mix")).messages) == 4
+
+
+async def test_large_conversation(backend):
+    messages = [Message(role="user" if i % 2 == 0 else "assistant", content=f"m{i} " * 20) for i in range(1000)]
+    await backend.save(Session(id="big", messages=messages))
+    loaded = await backend.load("big")
+    assert len(loaded.messages) == 1000
+    assert loaded.messages[999].content == messages[999].content
+    assert next(i for i in await backend.list() if i.id == "big").message_count == 1000
+
+
+async def test_unicode_content_round_trips(backend):
+    text = "naïve — 日本語 😀 \"quotes\" \\ back\nslash\u2028line"
+    await backend.append("uni", [Message(role="user", content=text)])
+    assert (await backend.load("uni")).messages[0].content == text
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["../x", "../../etc/passwd", "/abs/path", "a/b", "a\\b", "nul\0byte", "tab\tid", "new\nline", ".hidden",
+     "-dash", "x" * 129, "sp ace", "é"],
+)
+async def test_unsafe_session_ids_are_refused(backend, bad_id):
+    for call in (
+        lambda: backend.load(bad_id),
+        lambda: backend.append(bad_id, turn(0)),
+        lambda: backend.save(Session(id=bad_id)),
+        lambda: backend.delete(bad_id),
+    ):
+        with pytest.raises(InvalidSessionId, match="Invalid session id"):
+            await call()
