@@ -14,9 +14,7 @@ class SessionIdRequired(SessionStoreError):
 
 class BackendRequired(SessionStoreError):
     def __init__(self, operation: str = "this operation") -> None:
-        super().__init__(
-            f"A memory backend is required for {operation}, and none is configured."
-        )
+        super().__init__(f"A memory backend is required for {operation}, and none is configured.")
 
 
 class InvalidSessionId(SessionStoreError):

@@ -59,7 +59,9 @@ def _encode(record: dict[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(", ", ": ")).encode() + b"\n"
 
 
-def _header(session_id: str, title: str, workspace_uri: str | None, created_at: str, tags: list[str]) -> dict[str, Any]:
+def _header(
+    session_id: str, title: str, workspace_uri: str | None, created_at: str, tags: list[str]
+) -> dict[str, Any]:
     return {
         "deskmate": "session",
         "version": FORMAT_VERSION,
@@ -87,7 +89,9 @@ def _check_header(record: Any) -> dict[str, Any]:
     if not isinstance(record, dict) or record.get("deskmate") != "session":
         raise CorruptSessionFile('line 1 is not a deskmate session header ({"deskmate": "session", ...})')
     if record.get("version", 1) > FORMAT_VERSION:
-        raise CorruptSessionFile(f"format version {record.get('version')} is newer than this deskmate understands")
+        raise CorruptSessionFile(
+            f"format version {record.get('version')} is newer than this deskmate understands"
+        )
     return record
 
 
@@ -146,7 +150,9 @@ def _find_tail(fd: int, size: int) -> _Tail:
             try:
                 record = json.loads(line)
             except ValueError as exc:
-                raise CorruptSessionFile(f"the line ending at byte {line_end} is not valid JSON ({exc})") from None
+                raise CorruptSessionFile(
+                    f"the line ending at byte {line_end} is not valid JSON ({exc})"
+                ) from None
             if not isinstance(record, dict):
                 raise CorruptSessionFile(f"the line ending at byte {line_end} is not a JSON object")
             if record.get("more") is not True:
@@ -317,7 +323,9 @@ class FileBackend:
 
     def _save(self, session: Session, path: Path) -> None:
         ensure_private_dir(self.directory)
-        header = _header(session.id, session.title, session.workspace_uri, session.created_at, list(session.tags))
+        header = _header(
+            session.id, session.title, session.workspace_uri, session.created_at, list(session.tags)
+        )
         data = _encode(header) + (_message_lines(session.messages, 0) if session.messages else b"")
         with self._locked(session.id):
             replace_atomically(path, data)

@@ -41,6 +41,8 @@ class Message:
     model: str | None = None
     usage: dict[str, int] | None = None
     status: Status = "complete"
+    # Editor context sent with a question: {uri, range?, languageId?, text}.
+    context: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -55,6 +57,8 @@ class Message:
             data["usage"] = self.usage
         if self.status != "complete":
             data["status"] = self.status
+        if self.context is not None:
+            data["context"] = self.context
         return data
 
     @classmethod
@@ -74,6 +78,9 @@ class Message:
         usage = data.get("usage")
         if usage is not None and not isinstance(usage, dict):
             raise ValueError("message usage must be an object")
+        context = data.get("context")
+        if context is not None and not isinstance(context, dict):
+            raise ValueError("message context must be an object")
         return cls(
             role=role,
             content=content,
@@ -82,6 +89,7 @@ class Message:
             model=data.get("model"),
             usage=usage,
             status=status,
+            context=context,
         )
 
 

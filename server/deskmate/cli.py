@@ -1,0 +1,162 @@
+"""The ``deskmate`` command: the LSP daemon, and the same engine from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+
+ROOT_MARKERS = (".git", ".hg", ".svn", ".deskmate")
+
+
+def workspace_root(start: Path) -> Path:
+    """The project folder an editor would open: the nearest ancestor with a VCS or .deskmate marker."""
+    start = start.absolute()
+    for folder in (start, *start.parents):
+        if any((folder / marker).exists() for marker in ROOT_MARKERS):
+            return folder
+    return start
+
+
+def parse_tcp(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:2087, got {value!r}")
+    return host, int(port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deskmate", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"deskmate {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    lsp = commands.add_parser("lsp", help="run the language server (stdio unless --tcp)")
+    lsp.add_argument("--tcp", type=parse_tcp, metavar="HOST:PORT", help="listen on TCP instead of stdio")
+
+    ask = commands.add_parser("ask", help="ask a question in this project's session, answer on stdout")
+    ask.add_argument("question", nargs="+")
+    ask.add_argument("--session", help="session id (default: this project's active session)")
+    ask.add_argument("--file", type=Path, help="a file to send along as context")
+
+    sessions = commands.add_parser("sessions", help="list, show, delete or export sessions")
+    verbs = sessions.add_subparsers(dest="verb", required=True)
+    listing = verbs.add_parser("list", help="this project's sessions (--all: every session)")
+    listing.add_argument("--all", action="store_true")
+    for verb, text in (("show", "print a session"), ("delete", "delete a session"), ("export", "print as Markdown")):
+        sub = verbs.add_parser(verb, help=text)
+        sub.add_argument("session", nargs="?" if verb != "delete" else None, help="session id (default: active)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # pygls logs every message at INFO: keep libraries at WARNING unless asked for details.
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose and args.command == "lsp":
+        logging.getLogger("deskmate").setLevel(logging.INFO)
+    if args.command == "lsp":
+        return run_lsp(args.tcp)
+    try:
+        return asyncio.run(run_terminal(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_lsp(tcp: tuple[str, int] | None) -> int:
+    from .lsp.server import ClientLogHandler, server
+
+    logging.getLogger().addHandler(ClientLogHandler(server))
+    if tcp:
+        server.start_tcp(*tcp)
+    else:
+        server.start_io()
+    return 0
+
+
+async def run_terminal(args: argparse.Namespace) -> int:
+    from .engine import Assistant, EngineError, ModelError, settings_from_environment
+    from .engine.workspaces import path_to_uri
+    from .memory import SessionStoreError
+
+    assistant = Assistant(settings_from_environment(), warn=lambda message: print(message, file=sys.stderr))
+    folder = path_to_uri(workspace_root(Path.cwd()))
+    assistant.workspaces.set_folders([folder])
+    try:
+        if args.command == "ask":
+            return await terminal_ask(assistant, args)
+        return await terminal_sessions(assistant, args, folder)
+    except (EngineError, ModelError, SessionStoreError) as exc:
+        print(f"deskmate: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await assistant.close()
+
+
+async def terminal_ask(assistant, args: argparse.Namespace) -> int:
+    from .engine.workspaces import path_to_uri
+
+    context = None
+    if args.file:
+        path = args.file.absolute()
+        context = {"uri": path_to_uri(path), "text": path.read_text(errors="replace")}
+    ref = assistant.resolve(session_id=args.session, context_uri=context["uri"] if context else None)
+    if context and ref.id == "global":
+        ref = assistant.resolve(session_id=args.session)
+
+    def write(delta: str) -> None:
+        sys.stdout.write(delta)
+        sys.stdout.flush()
+
+    task = asyncio.ensure_future(
+        assistant.ask(" ".join(args.question), ref=ref, context=context, on_delta=write)
+    )
+    try:
+        result = await asyncio.shield(task)
+    except asyncio.CancelledError:  # Ctrl-C: keep the partial answer
+        if result_id := assistant.running_ask(ref.id):
+            assistant.cancel(result_id)
+        result = await task
+    sys.stdout.write("\n")
+    if result.interrupted:
+        print("(answer interrupted)", file=sys.stderr)
+    return 0
+
+
+async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) -> int:
+    if args.verb == "list":
+        rows = await assistant.list_sessions(folder, all=args.all)
+        if not rows:
+            print("No sessions yet.")
+        for info, active in rows:
+            mark = "*" if active else " "
+            print(f"{mark} {info.id:40} {info.updated_at:24} {info.message_count:5} msgs  {info.title}")
+        return 0
+    if args.verb == "delete":
+        deleted = await assistant.delete_session(args.session)
+        print(f"Deleted {args.session}." if deleted else f"No session {args.session!r}.")
+        return 0 if deleted else 1
+    ref = assistant.resolve(session_id=args.session, workspace_uri=None if args.session else folder)
+    session, markdown = await assistant.export_session(ref)
+    if args.verb == "export":
+        sys.stdout.write(markdown)
+        return 0
+    for message in session.messages:
+        flag = " (interrupted)" if message.status == "interrupted" else ""
+        print(f"[{message.timestamp}] {message.role}{flag}:\n{message.content}\n")
+    if not session.messages:
+        print(f"Session {session.id} has no messages.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,75 @@
+"""Building the messages sent to the model: system prompt, trimmed history, question with context."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from ..memory import Message
+
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD_TOKENS = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count (4 characters a token), good enough to budget a prompt."""
+    return len(text) // CHARS_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS
+
+
+def display_path(uri: str) -> str:
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else uri
+
+
+def with_context(question: str, context: dict[str, Any] | None) -> str:
+    """The question as the model sees it: followed by the editor context, if any."""
+    if not context or not context.get("text"):
+        if context and context.get("uri"):
+            return f"{question}\n\n(The user is looking at `{display_path(context['uri'])}`.)"
+        return question
+    path = display_path(context.get("uri", "")) if context.get("uri") else "the editor"
+    language = context.get("languageId") or ""
+    where = f"`{path}`"
+    selection = context.get("range")
+    if selection:
+        first, last = selection["start"]["line"] + 1, selection["end"]["line"] + 1
+        where += f", line {first}" if first == last else f", lines {first}-{last}"
+    if language:
+        where += f" ({language})"
+    fence = "````" if "```" in context["text"] else "```"
+    suffix = PurePosixPath(path).suffix.lstrip(".")
+    return f"{question}\n\nContext from {where}:\n{fence}{language or suffix}\n{context['text']}\n{fence}"
+
+
+def build_messages(
+    system_prompt: str,
+    history: list[Message],
+    question: Message,
+    max_history_tokens: int,
+) -> list[dict[str, str]]:
+    """System prompt, then as much recent history as fits the budget, then the question.
+
+    History is trimmed oldest first in whole messages; the stored history is untouched.
+    """
+    recent: list[dict[str, str]] = []
+    budget = max_history_tokens
+    for message in reversed(history):
+        if message.role == "system" or not message.content:
+            continue
+        content = (
+            with_context(message.content, message.context) if message.role == "user" else message.content
+        )
+        cost = estimate_tokens(content)
+        if cost > budget:
+            break
+        budget -= cost
+        recent.append({"role": message.role, "content": content})
+    recent.reverse()
+    # Start on a question: an answer without its question only confuses the model.
+    while recent and recent[0]["role"] == "assistant":
+        recent.pop(0)
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages += recent
+    messages.append({"role": "user", "content": with_context(question.content, question.context)})
+    return messages

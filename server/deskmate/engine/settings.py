@@ -1,0 +1,154 @@
+"""Settings: one dataclass with every default in one place, parsed from editor JSON.
+
+Keys arrive camelCase (``baseUrl``), as editors send them; environment variables
+fill what the editor leaves out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..memory import SessionStoreError, validate_session_id
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_SYSTEM_PROMPT = (
+    "You are deskmate, a concise assistant for the developer working in this project. "
+    "Answer in Markdown. When code is shown, refer to it by file and line."
+)
+
+
+class SettingsError(ValueError):
+    """A setting has a value deskmate cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = DEFAULT_MODEL
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    # Only from clients that keep the key in a secret store; never logged (repr=False).
+    api_key: str | None = field(default=None, repr=False)
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    temperature: float | None = None
+    max_history_tokens: int = 8000
+    auto_save: bool = True
+    session_id: str | None = None
+    data_dir: str | None = None
+    request_timeout: float = 60.0
+    max_retries: int = 2
+
+    def resolved_api_key(self) -> str | None:
+        """The API key to send: the ``apiKey`` setting, else the variable named by ``apiKeyEnv``."""
+        return self.api_key or os.environ.get(self.api_key_env) or None
+
+    def merged(self, raw: Any) -> Settings:
+        """A copy with the camelCase keys of ``raw`` applied; raises SettingsError naming a bad key."""
+        if raw is None:
+            return self
+        if not isinstance(raw, dict):
+            raise SettingsError("deskmate settings must be a JSON object")
+        raw = raw.get("deskmate", raw) if isinstance(raw.get("deskmate"), dict) else raw
+        changes: dict[str, Any] = {}
+        for key, value in raw.items():
+            spec = _SPECS.get(key)
+            if spec is None:
+                log.info("Ignoring unknown setting %r", key)
+                continue
+            name, check = spec
+            if value is None:
+                changes[name] = _DEFAULTS[name]
+                continue
+            changes[name] = check(key, value)
+        return dataclasses.replace(self, **changes)
+
+
+def _string(key: str, value: Any) -> str | None:
+    if not isinstance(value, str):
+        raise SettingsError(f"setting {key!r} must be a string, got {type(value).__name__}")
+    return value.strip() or None
+
+
+def _required_string(key: str, value: Any) -> str:
+    text = _string(key, value)
+    if text is None:
+        raise SettingsError(f"setting {key!r} must not be empty")
+    return text
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(f"setting {key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(f"setting {key!r} must be true or false, got {value!r}")
+    return value
+
+
+def _number(low: float, high: float | None):
+    def check(key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SettingsError(f"setting {key!r} must be a number, got {value!r}")
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise SettingsError(f"setting {key!r} must be {bounds}, got {value!r}")
+        return float(value)
+
+    return check
+
+
+def _integer(low: int):
+    def check(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(f"setting {key!r} must be an integer, got {value!r}")
+        if value < low:
+            raise SettingsError(f"setting {key!r} must be at least {low}, got {value!r}")
+        return value
+
+    return check
+
+
+def _session_id(key: str, value: Any) -> str | None:
+    text = _string(key, value)
+    if text is None:
+        return None
+    try:
+        return validate_session_id(text)
+    except SessionStoreError as exc:
+        raise SettingsError(f"setting {key!r}: {exc}") from None
+
+
+_SPECS = {
+    "model": ("model", _required_string),
+    "baseUrl": ("base_url", _string),
+    "apiKeyEnv": ("api_key_env", _required_string),
+    "apiKey": ("api_key", _string),
+    "systemPrompt": ("system_prompt", _text),
+    "temperature": ("temperature", _number(0, 2)),
+    "maxHistoryTokens": ("max_history_tokens", _integer(0)),
+    "autoSave": ("auto_save", _bool),
+    "sessionId": ("session_id", _session_id),
+    "dataDir": ("data_dir", _string),
+    "requestTimeout": ("request_timeout", _number(0.1, None)),
+    "maxRetries": ("max_retries", _integer(0)),
+}
+SETTING_KEYS = frozenset(_SPECS)
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
+
+
+def settings_from_environment() -> Settings:
+    """Defaults overridden by DESKMATE_MODEL, DESKMATE_BASE_URL / OPENAI_BASE_URL, DESKMATE_DATA_DIR."""
+    env = os.environ
+    return Settings(
+        model=env.get("DESKMATE_MODEL") or DEFAULT_MODEL,
+        base_url=env.get("DESKMATE_BASE_URL") or env.get("OPENAI_BASE_URL") or None,
+        data_dir=env.get("DESKMATE_DATA_DIR") or None,
+    )

@@ -1,0 +1,92 @@
+"""Reading command arguments: one JSON object with camelCase keys, checked field by field.
+
+Every problem becomes InvalidParams with a message naming the command and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pygls.exceptions import JsonRpcInvalidParams
+
+
+def invalid(command: str, message: str) -> JsonRpcInvalidParams:
+    return JsonRpcInvalidParams(f"{command}: {message}")
+
+
+@dataclass
+class Arguments:
+    """The single argument object of a ``workspace/executeCommand`` call."""
+
+    command: str
+    values: dict[str, Any]
+
+    @classmethod
+    def of(cls, command: str, args: tuple[Any, ...]) -> Arguments:
+        if len(args) == 0 or (len(args) == 1 and args[0] is None):
+            return cls(command, {})
+        if len(args) > 1 or not isinstance(args[0], dict):
+            raise invalid(command, "arguments must be a single JSON object, e.g. [{\"question\": \"...\"}]")
+        return cls(command, args[0])
+
+    def _get(self, key: str, kinds: tuple[type, ...], what: str, required: bool) -> Any:
+        value = self.values.get(key)
+        if value is None:
+            if required:
+                raise invalid(self.command, f'"{key}" is required ({what})')
+            return None
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise invalid(self.command, f'"{key}" must be {what}, got {type(value).__name__}')
+        return value
+
+    def text(self, key: str, *, required: bool = False) -> str | None:
+        value = self._get(key, (str,), "a non-empty string", required)
+        if value is not None and not value.strip():
+            if required:
+                raise invalid(self.command, f'"{key}" is required (a non-empty string)')
+            return None
+        return value
+
+    def flag(self, key: str) -> bool:
+        return bool(self._get(key, (bool,), "true or false", False))
+
+    def object(self, key: str) -> dict[str, Any] | None:
+        return self._get(key, (dict,), "an object", False)
+
+
+def check_position(command: str, field: str, value: Any) -> dict[str, int]:
+    if (
+        not isinstance(value, dict)
+        or not all(isinstance(value.get(k), int) and not isinstance(value.get(k), bool) for k in ("line", "character"))
+        or value["line"] < 0
+        or value["character"] < 0
+    ):
+        raise invalid(command, f'"{field}" must be a position {{"line": n, "character": n}} with n >= 0')
+    return {"line": value["line"], "character": value["character"]}
+
+
+def check_context(command: str, context: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Validate ``context`` = {uri, range?, text?, languageId?}; returns a clean copy."""
+    if context is None:
+        return None
+    uri = context.get("uri")
+    if not isinstance(uri, str) or not uri:
+        raise invalid(command, '"context.uri" is required (the document\'s URI) when "context" is given')
+    clean: dict[str, Any] = {"uri": uri}
+    selection = context.get("range")
+    if selection is not None:
+        if not isinstance(selection, dict):
+            raise invalid(command, '"context.range" must be an LSP range {"start": ..., "end": ...}')
+        start = check_position(command, "context.range.start", selection.get("start"))
+        end = check_position(command, "context.range.end", selection.get("end"))
+        if (end["line"], end["character"]) < (start["line"], start["character"]):
+            raise invalid(command, '"context.range" ends before it starts')
+        clean["range"] = {"start": start, "end": end}
+    for key in ("text", "languageId"):
+        value = context.get(key)
+        if value is not None:
+            if not isinstance(value, str):
+                raise invalid(command, f'"context.{key}" must be a string')
+            clean[key] = value
+    return clean

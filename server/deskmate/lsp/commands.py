@@ -1,0 +1,181 @@
+"""The ``deskmate.*`` commands. Each parses its arguments, calls the engine, shapes the result."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..engine import EngineError, ModelError
+from ..memory import Message, Session, SessionStoreError
+from .arguments import Arguments, check_context
+from .progress import AskReporter
+from .server import DeskmateServer, request_failed, server
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[DeskmateServer, Arguments], Awaitable[dict[str, Any]]]
+
+
+def command(name: str) -> Callable[[Handler], Handler]:
+    """Register a deskmate command: one argument object in, a JSON object out.
+
+    Engine and storage errors become RequestFailed with their user-facing message.
+    """
+
+    def register(handler: Handler) -> Handler:
+        async def run(ls: DeskmateServer, *args: Any) -> dict[str, Any]:
+            arguments = Arguments.of(name, args)
+            try:
+                return await handler(ls, arguments)
+            except (EngineError, ModelError, SessionStoreError) as exc:
+                log.info("%s failed: %s", name, exc)
+                raise request_failed(str(exc)) from None
+            except OSError as exc:
+                log.exception("%s failed", name)
+                raise request_failed(f"deskmate could not access its data: {exc}") from None
+
+        # Not functools.wraps: pygls reads the signature, and must see (ls, *args).
+        run.__doc__, run.__name__ = handler.__doc__, handler.__name__
+        server.command(name)(run)
+        return handler
+
+    return register
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    return message.to_dict()
+
+
+def session_json(session: Session) -> dict[str, Any]:
+    return {
+        "sessionId": session.id or None,
+        "title": session.title,
+        "workspaceUri": session.workspace_uri,
+        "createdAt": session.created_at,
+        "updatedAt": session.messages[-1].timestamp if session.messages else session.updated_at,
+    }
+
+
+def session_ref(ls: DeskmateServer, arguments: Arguments):
+    return ls.assistant.resolve(
+        session_id=arguments.text("sessionId"), workspace_uri=arguments.text("workspaceUri")
+    )
+
+
+@command("deskmate.ask")
+async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """Answer a question in the workspace's session, streaming ``deskmate/askDelta`` notifications."""
+    name = arguments.command
+    question = arguments.text("question", required=True)
+    context = check_context(name, arguments.object("context"))
+    ask_id = arguments.text("askId") or uuid.uuid4().hex
+    if context is not None:
+        context = ls.selected_text(context)
+    ref = ls.assistant.resolve(
+        session_id=arguments.text("sessionId"),
+        workspace_uri=arguments.text("workspaceUri"),
+        context_uri=context["uri"] if context else None,
+    )
+    request_id = ls.protocol.msg_id
+    ls.asks_by_request[request_id] = ask_id
+    reporter = AskReporter(ls, ask_id, ref.id, on_cancel=lambda: ls.assistant.cancel(ask_id))
+    outcome = "Failed"
+    try:
+        result = await ls.assistant.ask(question, ref=ref, context=context, ask_id=ask_id, on_delta=reporter.delta)
+        outcome = "Cancelled" if result.interrupted else "Done"
+    finally:
+        reporter.end(outcome)
+        ls.asks_by_request.pop(request_id, None)
+    answer: dict[str, Any] = {
+        "sessionId": result.session_id,
+        "askId": result.ask_id,
+        "answer": result.answer,
+        "interrupted": result.interrupted,
+    }
+    if result.usage is not None:
+        answer["usage"] = result.usage.to_dict()
+    return answer
+
+
+@command("deskmate.cancel")
+async def cancel(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """Stop a running ask; its partial answer is kept."""
+    ask_id = arguments.text("askId", required=True)
+    return {"cancelled": ls.assistant.cancel(ask_id)}
+
+
+@command("deskmate.listSessions")
+async def list_sessions(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """The workspace's sessions (or every session with ``all``), most recent first."""
+    listed = await ls.assistant.list_sessions(arguments.text("workspaceUri"), all=arguments.flag("all"))
+    sessions = []
+    for info, active in listed:
+        entry = info.to_dict()
+        entry.pop("tags")
+        entry["active"] = active
+        sessions.append(entry)
+    return {"sessions": sessions}
+
+
+@command("deskmate.getSession")
+async def get_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """A session's history, to show when a chat view opens."""
+    view = await ls.assistant.get_session(session_ref(ls, arguments))
+    return {
+        **session_json(view.session),
+        "active": view.active,
+        "persisted": view.persisted,
+        "messages": [message_json(m) for m in view.session.messages],
+    }
+
+
+@command("deskmate.newSession")
+async def new_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """Start an empty session that becomes the workspace folder's active one."""
+    session = await ls.assistant.new_session(arguments.text("workspaceUri"), title=arguments.text("title") or "")
+    return {"sessionId": session.id, "title": session.title}
+
+
+@command("deskmate.switchSession")
+async def switch_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """Make an existing session the workspace folder's active one."""
+    session_id = arguments.text("sessionId", required=True)
+    session = await ls.assistant.switch_session(session_id, arguments.text("workspaceUri"))
+    return {"sessionId": session.id, "title": session.title, "messageCount": len(session.messages)}
+
+
+@command("deskmate.deleteSession")
+async def delete_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """Delete a session; folders that used it go back to their default session."""
+    session_id = arguments.text("sessionId", required=True)
+    return {"deleted": await ls.assistant.delete_session(session_id)}
+
+
+@command("deskmate.saveSession")
+async def save_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """Write the in-memory history over the stored one (for autoSave: false)."""
+    session = await ls.assistant.save_session(session_ref(ls, arguments))
+    return {"sessionId": session.id, "messageCount": len(session.messages)}
+
+
+@command("deskmate.loadSession")
+async def load_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """Replace the in-memory history with the stored one."""
+    session = await ls.assistant.load_session(session_ref(ls, arguments))
+    return {"sessionId": session.id, "messageCount": len(session.messages)}
+
+
+@command("deskmate.exportSession")
+async def export_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """The session as a Markdown document."""
+    session, markdown = await ls.assistant.export_session(session_ref(ls, arguments))
+    return {"sessionId": session.id or None, "title": session.title, "markdown": markdown}
+
+
+@command("deskmate.status")
+async def status(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """Version, model and storage facts, for health checks."""
+    return ls.assistant.status()
+

@@ -1,0 +1,85 @@
+"""Reporting one ask to the client: deltas in order, and work-done progress when supported."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+if TYPE_CHECKING:
+    from .server import DeskmateServer
+
+log = logging.getLogger(__name__)
+
+DELTA_NOTIFICATION = "deskmate/askDelta"
+REPORT_INTERVAL_SECONDS = 0.25
+
+
+class AskReporter:
+    """Sends ``deskmate/askDelta`` for every piece and a cancellable progress.
+
+    Creating the progress is a round trip to the client, so it runs beside the
+    stream: deltas never wait for it.
+    """
+
+    def __init__(self, server: DeskmateServer, ask_id: str, session_id: str | None, on_cancel: Callable[[], None]):
+        self.server = server
+        self.ask_id = ask_id
+        self.session_id = session_id
+        self.index = 0
+        self.characters = 0
+        self._on_cancel = on_cancel
+        self._token: str | None = None
+        self._last_report = 0.0
+        self._ended = False
+        self._creating: asyncio.Task[None] | None = None
+        if server.supports_work_done_progress():
+            self._creating = asyncio.ensure_future(self._begin_progress())
+
+    def delta(self, text: str) -> None:
+        self.server.protocol.notify(
+            DELTA_NOTIFICATION,
+            {"askId": self.ask_id, "sessionId": self.session_id, "delta": text, "index": self.index},
+        )
+        self.index += 1
+        self.characters += len(text)
+        if self._token is not None:
+            now = time.monotonic()
+            if now - self._last_report >= REPORT_INTERVAL_SECONDS:
+                self._last_report = now
+                self.server.work_done_progress.report(
+                    self._token, types.WorkDoneProgressReport(message=f"{self.characters} characters")
+                )
+
+    async def _begin_progress(self) -> None:
+        token = f"deskmate-ask-{self.ask_id}"
+        progress = self.server.work_done_progress
+        try:
+            await progress.create_async(token)
+        except Exception as exc:  # the client may refuse; the answer goes on without progress
+            log.info("Client refused work done progress: %s", exc)
+            return
+        if self._ended:
+            return
+        progress.begin(
+            token,
+            types.WorkDoneProgressBegin(
+                title="deskmate", message=f"Asking {self.server.assistant.settings.model}…", cancellable=True
+            ),
+        )
+        self._token = token
+        # pygls cancels this future when the client sends window/workDoneProgress/cancel.
+        progress.tokens[token].add_done_callback(lambda future: future.cancelled() and self._on_cancel())
+
+    def end(self, message: str) -> None:
+        self._ended = True
+        if self._creating is not None and not self._creating.done():
+            self._creating.cancel()
+        if self._token is not None:
+            progress = self.server.work_done_progress
+            progress.end(self._token, types.WorkDoneProgressEnd(message=message))
+            progress.tokens.pop(self._token, None)

@@ -1,0 +1,190 @@
+"""The deskmate language server: lifecycle, settings, workspace folders, documents.
+
+Commands live in ``commands.py``; the work lives in the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+
+from .. import __version__
+from ..engine import Assistant, Settings, SettingsError, settings_from_environment
+from ..engine.settings import SETTING_KEYS
+
+log = logging.getLogger(__name__)
+
+REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid but could not be carried out
+
+
+def request_failed(message: str) -> JsonRpcException:
+    return JsonRpcException(message, code=REQUEST_FAILED)
+
+
+class DeskmateProtocol(LanguageServerProtocol):
+    """Adds what pygls leaves out: ``$/cancelRequest`` reaching a running ask."""
+
+    def _handle_cancel_notification(self, msg_id):
+        super()._handle_cancel_notification(msg_id)
+        server: DeskmateServer = self._server  # type: ignore[assignment]
+        ask_id = server.asks_by_request.get(msg_id)
+        if ask_id is not None:
+            server.assistant.cancel(ask_id)
+
+
+class ClientLogHandler(logging.Handler):
+    """Forwards warnings and errors to the client's log (``window/logMessage``)."""
+
+    LEVELS = {logging.ERROR: types.MessageType.Error, logging.WARNING: types.MessageType.Warning}
+
+    def __init__(self, server: DeskmateServer) -> None:
+        super().__init__(logging.WARNING)
+        self.server = server
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.server.initialized:
+            return
+        try:
+            kind = self.LEVELS.get(record.levelno, types.MessageType.Warning)
+            self.server.window_log_message(types.LogMessageParams(type=kind, message=self.format(record)))
+        except Exception:  # never let logging break the server
+            pass
+
+
+class DeskmateServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__(
+            "deskmate",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=DeskmateProtocol,
+        )
+        self.assistant = Assistant(settings_from_environment(), warn=self.warn_user)
+        self.asks_by_request: dict[Any, str] = {}
+        self.initialized = False
+
+    # -- talking to the user ---------------------------------------------------
+
+    def warn_user(self, message: str) -> None:
+        log.warning("%s", message)
+        self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+
+    def supports_work_done_progress(self) -> bool:
+        window = self.client_capabilities.window
+        return bool(window and window.work_done_progress)
+
+    # -- settings -------------------------------------------------------------------
+
+    async def apply_settings(self, raw: Any) -> None:
+        """Merge editor settings key by key; a bad value is reported and the old one kept."""
+        current = self.assistant.settings
+        if raw is None:
+            return
+        if not isinstance(raw, dict):
+            self.warn_user("deskmate: settings must be a JSON object; keeping the current settings.")
+            return
+        section = raw.get("deskmate") if isinstance(raw.get("deskmate"), dict) else raw
+        updated: Settings = current
+        for key, value in section.items():
+            if key not in SETTING_KEYS:
+                log.info("Ignoring unknown setting %r", key)
+                continue
+            try:
+                updated = updated.merged({key: value})
+            except SettingsError as exc:
+                self.warn_user(f"deskmate: {exc}; keeping the previous value.")
+        await self.assistant.update_settings(updated)
+
+    async def pull_settings(self) -> None:
+        """Ask the client for the ``deskmate`` section (clients that send ``settings: null``)."""
+        workspace = self.client_capabilities.workspace
+        if not (workspace and workspace.configuration):
+            return
+        try:
+            result = await self.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section="deskmate")])
+            )
+        except Exception as exc:
+            log.info("workspace/configuration failed: %s", exc)
+            return
+        if result and isinstance(result[0], dict):
+            await self.apply_settings(result[0])
+
+    # -- documents ---------------------------------------------------------------
+
+    def selected_text(self, context: dict[str, Any]) -> dict[str, Any]:
+        """Fill in ``text`` and ``languageId`` of a context from the open document (or the file)."""
+        if context.get("text") is not None and context.get("languageId"):
+            return context
+        try:
+            document = self.workspace.get_text_document(context["uri"])
+            source = document.source
+        except Exception as exc:
+            log.info("Cannot read %s for context: %s", context["uri"], exc)
+            return context
+        filled = dict(context)
+        if document.language_id and not filled.get("languageId"):
+            filled["languageId"] = document.language_id
+        selection = context.get("range")
+        if filled.get("text") is None and selection is not None:
+            start = document.offset_at_position(types.Position(**selection["start"]))
+            end = document.offset_at_position(types.Position(**selection["end"]))
+            filled["text"] = source[start:end]
+        return filled
+
+
+server = DeskmateServer()
+
+
+def workspace_folder_uris(params: types.InitializeParams) -> list[str]:
+    if params.workspace_folders:
+        return [folder.uri for folder in params.workspace_folders]
+    if params.root_uri:
+        return [params.root_uri]
+    return []
+
+
+@server.feature(types.INITIALIZE)
+async def on_initialize(ls: DeskmateServer, params: types.InitializeParams) -> None:
+    """Take the editor's settings and workspace folders."""
+    ls.assistant.workspaces.set_folders(workspace_folder_uris(params))
+    await ls.apply_settings(params.initialization_options)
+
+
+@server.feature(types.INITIALIZED)
+async def on_initialized(ls: DeskmateServer, params: types.InitializedParams) -> None:
+    ls.initialized = True
+    # Import the model SDK now, off the event loop, so the first question does not wait for it.
+    asyncio.ensure_future(asyncio.to_thread(__import__, "openai"))
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+async def on_configuration(ls: DeskmateServer, params: types.DidChangeConfigurationParams) -> None:
+    """New settings: pushed in the notification, or pulled when the client sends none."""
+    if params.settings:
+        await ls.apply_settings(params.settings)
+    else:
+        await ls.pull_settings()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+def on_folders(ls: DeskmateServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+    for folder in params.event.removed:
+        ls.assistant.workspaces.remove_folder(folder.uri)
+    for folder in params.event.added:
+        ls.assistant.workspaces.add_folder(folder.uri)
+
+
+@server.feature(types.SHUTDOWN)
+async def on_shutdown(ls: DeskmateServer, params: None) -> None:
+    await ls.assistant.close()
+
+
+# Registers the commands on ``server``.
+from . import commands  # noqa: E402, F401
