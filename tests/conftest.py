@@ -77,7 +77,7 @@ async def start_daemon(model_server: ModelServer, data_dir: Path) -> AsyncIterat
         folders: list[Path] | None = None,
         settings: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
-        capabilities: str = "visual-studio-code",
+        capabilities: str | types.ClientCapabilities = "visual-studio-code",
     ) -> Daemon:
         config = ClientServerConfig(server_command=DAEMON, server_env=clean_env(**(env or {})))
         client = await config.start()
@@ -98,7 +98,9 @@ async def start_daemon(model_server: ModelServer, data_dir: Path) -> AsyncIterat
         folders = folders or []
         await client.initialize_session(
             types.InitializeParams(
-                capabilities=client_capabilities(capabilities),
+                capabilities=client_capabilities(capabilities)
+                if isinstance(capabilities, str)
+                else capabilities,
                 initialization_options=options,
                 workspace_folders=[types.WorkspaceFolder(uri=f.as_uri(), name=f.name) for f in folders],
                 root_uri=folders[0].as_uri() if folders else None,

@@ -47,9 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = sessions.add_subparsers(dest="verb", required=True)
     listing = verbs.add_parser("list", help="this project's sessions (--all: every session)")
     listing.add_argument("--all", action="store_true")
-    for verb, text in (("show", "print a session"), ("delete", "delete a session"), ("export", "print as Markdown")):
+    for verb, text in (
+        ("show", "print a session"),
+        ("delete", "delete a session"),
+        ("export", "print as Markdown"),
+    ):
         sub = verbs.add_parser(verb, help=text)
-        sub.add_argument("session", nargs="?" if verb != "delete" else None, help="session id (default: active)")
+        sub.add_argument(
+            "session", nargs="?" if verb != "delete" else None, help="session id (default: active)"
+        )
     return parser
 
 
@@ -159,4 +165,3 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
 
 if __name__ == "__main__":
     sys.exit(main())
-

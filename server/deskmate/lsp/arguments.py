@@ -27,7 +27,7 @@ class Arguments:
         if len(args) == 0 or (len(args) == 1 and args[0] is None):
             return cls(command, {})
         if len(args) > 1 or not isinstance(args[0], dict):
-            raise invalid(command, "arguments must be a single JSON object, e.g. [{\"question\": \"...\"}]")
+            raise invalid(command, 'arguments must be a single JSON object, e.g. [{"question": "..."}]')
         return cls(command, args[0])
 
     def _get(self, key: str, kinds: tuple[type, ...], what: str, required: bool) -> Any:
@@ -58,7 +58,10 @@ class Arguments:
 def check_position(command: str, field: str, value: Any) -> dict[str, int]:
     if (
         not isinstance(value, dict)
-        or not all(isinstance(value.get(k), int) and not isinstance(value.get(k), bool) for k in ("line", "character"))
+        or not all(
+            isinstance(value.get(k), int) and not isinstance(value.get(k), bool)
+            for k in ("line", "character")
+        )
         or value["line"] < 0
         or value["character"] < 0
     ):

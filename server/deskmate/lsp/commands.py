@@ -83,7 +83,9 @@ async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     reporter = AskReporter(ls, ask_id, ref.id, on_cancel=lambda: ls.assistant.cancel(ask_id))
     outcome = "Failed"
     try:
-        result = await ls.assistant.ask(question, ref=ref, context=context, ask_id=ask_id, on_delta=reporter.delta)
+        result = await ls.assistant.ask(
+            question, ref=ref, context=context, ask_id=ask_id, on_delta=reporter.delta
+        )
         outcome = "Cancelled" if result.interrupted else "Done"
     finally:
         reporter.end(outcome)
@@ -134,7 +136,9 @@ async def get_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any
 @command("deskmate.newSession")
 async def new_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Start an empty session that becomes the workspace folder's active one."""
-    session = await ls.assistant.new_session(arguments.text("workspaceUri"), title=arguments.text("title") or "")
+    session = await ls.assistant.new_session(
+        arguments.text("workspaceUri"), title=arguments.text("title") or ""
+    )
     return {"sessionId": session.id, "title": session.title}
 
 
@@ -178,4 +182,3 @@ async def export_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, 
 async def status(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Version, model and storage facts, for health checks."""
     return ls.assistant.status()
-

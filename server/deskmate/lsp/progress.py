@@ -26,7 +26,9 @@ class AskReporter:
     stream: deltas never wait for it.
     """
 
-    def __init__(self, server: DeskmateServer, ask_id: str, session_id: str | None, on_cancel: Callable[[], None]):
+    def __init__(
+        self, server: DeskmateServer, ask_id: str, session_id: str | None, on_cancel: Callable[[], None]
+    ):
         self.server = server
         self.ask_id = ask_id
         self.session_id = session_id

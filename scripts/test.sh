@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install everything the tests need (a virtualenv in .venv, Neovim, the VS Code
+# extension's toolchain) and run every test: pytest, then the VS Code suites.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[test]"
+export PATH="$PWD/.venv/bin:$PATH"
+
+python -m pytest "$@"
+
+if [ -f clients/vscode/scripts/ci.sh ] && [ "${DESKMATE_SKIP_VSCODE:-0}" != 1 ]; then
+  bash clients/vscode/scripts/ci.sh
+fi

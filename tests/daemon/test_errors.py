@@ -1,0 +1,189 @@
+"""Bad input and model failures: clear messages, nothing lost, the daemon keeps serving."""
+
+import json
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+REQUEST_FAILED = -32803
+INVALID_PARAMS = -32602
+
+
+def stored(data_dir, session_id):
+    path = data_dir / "sessions" / f"{session_id}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()[1:]]
+
+
+async def expect_error(call, code, *fragments):
+    with pytest.raises(JsonRpcException) as caught:
+        await call
+    assert caught.value.code == code, caught.value.message
+    for fragment in fragments:
+        assert fragment in caught.value.message, caught.value.message
+    return caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [
+        ({}, '"question" is required'),
+        ({"question": "   "}, '"question" is required'),
+        ({"question": 42}, '"question" must be a non-empty string, got int'),
+        ({"question": "q", "sessionId": "../etc"}, "Invalid session id '../etc'"),
+        ({"question": "q", "context": {"range": {}}}, '"context.uri" is required'),
+        (
+            {"question": "q", "context": {"uri": "file:///x", "range": {"start": {"line": -1}}}},
+            "context.range.start",
+        ),
+        ({"question": "q", "askId": 7}, '"askId" must be a non-empty string'),
+    ],
+)
+async def test_bad_ask_arguments_name_the_field(start_daemon, project, arguments, fragment):
+    daemon = await start_daemon(folders=[project])
+    code = INVALID_PARAMS if "Invalid session id" not in fragment else REQUEST_FAILED
+    await expect_error(
+        daemon.run("deskmate.ask", arguments),
+        code,
+        "deskmate.ask" if code == INVALID_PARAMS else "",
+        fragment,
+    )
+
+
+async def test_arguments_must_be_one_object(start_daemon, project):
+    daemon = await start_daemon(folders=[project])
+    params = types.ExecuteCommandParams(command="deskmate.ask", arguments=["just a string"])
+    await expect_error(
+        daemon.client.workspace_execute_command_async(params), INVALID_PARAMS, "single JSON object"
+    )
+    await expect_error(daemon.run("deskmate.deleteSession", {}), INVALID_PARAMS, '"sessionId" is required')
+    await expect_error(daemon.run("deskmate.cancel", {}), INVALID_PARAMS, '"askId" is required')
+
+
+async def test_every_command_is_advertised(start_daemon):
+    daemon = await start_daemon()
+    # pytest-lsp keeps the initialize result on the server capabilities it negotiated
+    commands = {
+        "deskmate.ask",
+        "deskmate.cancel",
+        "deskmate.listSessions",
+        "deskmate.getSession",
+        "deskmate.newSession",
+        "deskmate.switchSession",
+        "deskmate.deleteSession",
+        "deskmate.saveSession",
+        "deskmate.loadSession",
+        "deskmate.exportSession",
+        "deskmate.status",
+    }
+    for command in commands:  # each one answers (possibly with InvalidParams), none is unknown
+        try:
+            await daemon.run(command, {})
+        except JsonRpcException as exc:
+            assert "is not defined" not in exc.message
+
+
+async def test_no_key_and_no_base_url_fails_at_once_saying_what_to_set(start_daemon, project):
+    daemon = await start_daemon(folders=[project], settings={"baseUrl": None})
+    message = await expect_error(daemon.ask("hello?"), REQUEST_FAILED, "OPENAI_API_KEY", "baseUrl")
+    assert "No API key" in message
+
+
+async def test_key_from_a_named_environment_variable(start_daemon, project, model_server):
+    daemon = await start_daemon(
+        folders=[project], settings={"apiKeyEnv": "MY_MODEL_KEY"}, env={"MY_MODEL_KEY": "bad-key"}
+    )
+    await expect_error(daemon.ask("hi"), REQUEST_FAILED, "rejected the API key", "HTTP 401", "MY_MODEL_KEY")
+
+
+async def test_unknown_model(start_daemon, project):
+    daemon = await start_daemon(folders=[project], settings={"model": "missing-model"})
+    await expect_error(
+        daemon.ask("hi"), REQUEST_FAILED, "does not know the model 'missing-model'", "HTTP 404"
+    )
+
+
+@pytest.mark.parametrize(
+    ("directive", "fragments"),
+    [
+        ("[[fail:429]]", ("rate-limiting", "HTTP 429", "after 1 retries")),
+        ("[[fail:500]]", ("failed (HTTP 500)", "after 1 retries")),
+        ("[[fail:503]]", ("failed (HTTP 503)",)),
+    ],
+)
+async def test_server_errors_after_retries(start_daemon, project, model_server, directive, fragments):
+    daemon = await start_daemon(folders=[project], settings={"maxRetries": 1})
+    model_server.clear_requests()
+    await expect_error(daemon.ask(f"{directive} please"), REQUEST_FAILED, *fragments)
+    assert len(model_server.requests) == 2  # the SDK retried once
+    assert (await daemon.ask("and now?"))["answer"]  # still serving
+
+
+async def test_a_transient_failure_is_retried_by_the_sdk(start_daemon, project):
+    daemon = await start_daemon(folders=[project], settings={"maxRetries": 2})
+    result = await daemon.ask("[[fail-once:500]] flaky")
+    assert result["answer"].startswith("You asked: flaky")
+
+
+async def test_timeout_keeps_the_question_and_marks_the_answer_interrupted(start_daemon, project, data_dir):
+    daemon = await start_daemon(folders=[project], settings={"requestTimeout": 0.5})
+    await expect_error(daemon.ask("[[hang]]"), REQUEST_FAILED, "did not answer within 0.5 s")
+    session_id = (await daemon.run("deskmate.getSession", {}))["sessionId"]
+    question, answer = stored(data_dir, session_id)
+    assert question["content"] == "[[hang]]" and answer["status"] == "interrupted"
+
+
+async def test_connection_lost_mid_stream_keeps_the_partial_answer(start_daemon, project, data_dir):
+    daemon = await start_daemon(folders=[project])
+    await expect_error(
+        daemon.ask("[[tokens:50]] [[disconnect-after:5]]", askId="dc"), REQUEST_FAILED, "model server"
+    )
+    shown = "".join(d["delta"] for d in daemon.deltas_of("dc"))
+    assert shown == "t0 t1 t2 t3 t4 "
+    session_id = daemon.deltas_of("dc")[0]["sessionId"]
+    assert stored(data_dir, session_id)[-1] == {
+        **stored(data_dir, session_id)[-1],
+        "content": shown,
+        "status": "interrupted",
+    }
+
+
+async def test_stalled_stream_times_out(start_daemon, project, data_dir):
+    daemon = await start_daemon(folders=[project], settings={"requestTimeout": 0.5})
+    await expect_error(daemon.ask("[[tokens:50]] [[hang-after:3]]", askId="st"), REQUEST_FAILED, "0.5 s")
+    session_id = daemon.deltas_of("st")[0]["sessionId"]
+    assert stored(data_dir, session_id)[-1]["content"] == "t0 t1 t2 "
+
+
+async def test_unreachable_server(start_daemon, project):
+    daemon = await start_daemon(folders=[project], settings={"baseUrl": "http://127.0.0.1:9/v1"})
+    await expect_error(
+        daemon.ask("anyone?"), REQUEST_FAILED, "Cannot reach the model server at http://127.0.0.1:9/v1"
+    )
+
+
+async def test_bad_setting_is_reported_and_the_old_value_kept(start_daemon, project, model_server):
+    daemon = await start_daemon(folders=[project], settings={"temperature": 5, "maxRetries": "two"})
+    warnings = [m.message for m in daemon.client.messages]
+    assert any("'temperature' must be between 0 and 2" in w for w in warnings)
+    assert any("'maxRetries' must be an integer" in w for w in warnings)
+    model_server.clear_requests()
+    assert (await daemon.ask("still works"))["answer"]
+    assert "temperature" not in model_server.requests[-1]
+
+
+async def test_daemon_never_writes_to_stdout_outside_the_protocol(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import clean_env
+
+    # An exit without initialize: whatever the daemon prints must be LSP framing, nothing else.
+    proc = subprocess.run(
+        [sys.executable, "-m", "deskmate", "lsp"],
+        input=b"",
+        capture_output=True,
+        env=clean_env(DESKMATE_DATA_DIR=str(tmp_path)),
+        timeout=30,
+    )
+    assert proc.stdout == b""
