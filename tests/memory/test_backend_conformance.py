@@ -150,7 +150,9 @@ async def test_append_after_save_continues_the_count(backend):
 
 
 async def test_large_conversation(backend):
-    messages = [Message(role="user" if i % 2 == 0 else "assistant", content=f"m{i} " * 20) for i in range(1000)]
+    messages = [
+        Message(role="user" if i % 2 == 0 else "assistant", content=f"m{i} " * 20) for i in range(1000)
+    ]
     await backend.save(Session(id="big", messages=messages))
     loaded = await backend.load("big")
     assert len(loaded.messages) == 1000
@@ -159,15 +161,28 @@ async def test_large_conversation(backend):
 
 
 async def test_unicode_content_round_trips(backend):
-    text = "naïve — 日本語 😀 \"quotes\" \\ back\nslash\u2028line"
+    text = 'naïve — 日本語 😀 "quotes" \\ back\nslash\u2028line'
     await backend.append("uni", [Message(role="user", content=text)])
     assert (await backend.load("uni")).messages[0].content == text
 
 
 @pytest.mark.parametrize(
     "bad_id",
-    ["../x", "../../etc/passwd", "/abs/path", "a/b", "a\\b", "nul\0byte", "tab\tid", "new\nline", ".hidden",
-     "-dash", "x" * 129, "sp ace", "é"],
+    [
+        "../x",
+        "../../etc/passwd",
+        "/abs/path",
+        "a/b",
+        "a\\b",
+        "nul\0byte",
+        "tab\tid",
+        "new\nline",
+        ".hidden",
+        "-dash",
+        "x" * 129,
+        "sp ace",
+        "é",
+    ],
 )
 async def test_unsafe_session_ids_are_refused(backend, bad_id):
     for call in (

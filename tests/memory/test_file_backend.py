@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from deskmate.memory import FileBackend, Message, Session, default_data_dir
 
 WRITER = Path(__file__).with_name("append_writer.py")
@@ -136,7 +134,9 @@ async def test_list_reads_only_head_and_tail(backend, monkeypatch):
 
 
 async def test_list_of_a_long_history_finds_count_in_the_tail(backend):
-    await backend.save(Session(id="long", messages=[Message(role="user", content="x" * 1000) for _ in range(500)]))
+    await backend.save(
+        Session(id="long", messages=[Message(role="user", content="x" * 1000) for _ in range(500)])
+    )
     await backend.append("long", turn(0))
     assert (await backend.list())[0].message_count == 502
 
@@ -182,7 +182,9 @@ def test_two_processes_appending_to_one_session(data_dir):
         assert mine == [f"{tag}-{i}-{part}" for i in range(150) for part in ("q", "a")]
     for k in range(0, 600, 2):
         assert ids[k].endswith("-q") and ids[k + 1] == ids[k][:-1] + "a"
-    counts = [json.loads(line)["n"] for line in FileBackend(data_dir).path_of("shared").read_text().splitlines()[1:]]
+    counts = [
+        json.loads(line)["n"] for line in FileBackend(data_dir).path_of("shared").read_text().splitlines()[1:]
+    ]
     assert counts == list(range(1, 601))
 
 
