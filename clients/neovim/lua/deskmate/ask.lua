@@ -1,0 +1,204 @@
+-- The life of one question: send deskmate.ask, stream its deltas into the chat, cancel it.
+local chat = require("deskmate.chat")
+local client = require("deskmate.client")
+local workspace = require("deskmate.workspace")
+
+local M = {}
+
+---@class deskmate.Ask
+---@field id string
+---@field root string
+---@field next_index integer the delta index expected next
+---@field cancelled boolean?
+
+---@type table<string, deskmate.Ask> running asks by askId
+local asks = {}
+---@type table<string, string> askId of the running ask by root
+local by_root = {}
+local counter = 0
+
+local function new_id()
+  counter = counter + 1
+  return ("nvim-%d-%d-%d"):format(vim.fn.getpid(), vim.uv.hrtime() % 1e9, counter)
+end
+
+local function notify_error(message)
+  if not message:match("^deskmate") then
+    message = "deskmate: " .. message
+  end
+  vim.notify(message, vim.log.levels.ERROR)
+end
+
+client.subscribe("deskmate/askDelta", function(params)
+  local ask = asks[params.askId]
+  if not ask then
+    return
+  end
+  local index = tonumber(params.index)
+  -- A repeated delta (same index) would duplicate text; the final answer fixes any gap.
+  if index and index < ask.next_index then
+    return
+  end
+  ask.next_index = (index or ask.next_index) + 1
+  chat.append(ask.root, params.delta or "")
+end)
+
+client.subscribe("exit", function(params)
+  for id, ask in pairs(asks) do
+    if ask.root == params.root then
+      asks[id] = nil
+      by_root[ask.root] = nil
+      chat.end_turn(ask.root, { error = "the daemon stopped" })
+      chat.set_status(ask.root, "")
+    end
+  end
+end)
+
+--- Whether an answer is streaming in `root`.
+---@param root string
+---@return boolean
+function M.running(root)
+  return by_root[root] ~= nil
+end
+
+--- The askId running in `root`, if any.
+---@param root string
+---@return string?
+function M.current(root)
+  return by_root[root]
+end
+
+--- A short note for the chat saying what context went along.
+local function context_note(context)
+  if not context then
+    return nil
+  end
+  local name = context.uri and vim.uri_to_fname(context.uri) or "buffer"
+  if context.uri and context.uri:match("^file:") then
+    name = vim.fn.fnamemodify(name, ":~:.")
+  end
+  local range = context.range
+  if range then
+    local first, last = range.start.line + 1, range["end"].line + 1
+    return ("*(with %s:%s)*"):format(name, first == last and first or (first .. "-" .. last))
+  end
+  return ("*(with %s)*"):format(name)
+end
+
+--- Asks `question` in the workspace `root` (default: the current buffer's) and streams the answer
+--- into its chat, opening the chat when it is closed. `context` is a deskmate.ask context.
+---@param opts { question: string, root: string?, context: table?, on_done: fun(err: table?, result: table?)? }
+function M.ask(opts)
+  local root = opts.root or workspace.root(0)
+  local question = vim.trim(opts.question or "")
+  local function done(err, result)
+    if opts.on_done then
+      opts.on_done(err, result)
+    end
+  end
+  if question == "" then
+    notify_error("deskmate: the question is empty.")
+    return done({ message = "empty question" })
+  end
+  if by_root[root] then
+    vim.notify(
+      "deskmate: still answering the previous question; wait for it or :Deskmate cancel.",
+      vim.log.levels.WARN
+    )
+    return done({ message = "busy" })
+  end
+  local id = new_id()
+  local ask = { id = id, root = root, next_index = 0 }
+  asks[id] = ask
+  by_root[root] = id
+  chat.open(root)
+  chat.set_status(root, "starting…")
+
+  local function send()
+    chat.begin_turn(root, question, context_note(opts.context))
+    chat.set_status(root, "answering…")
+    local args = { question = question, askId = id, workspaceUri = workspace.uri(root), context = opts.context }
+    client.exec(root, "deskmate.ask", args, function(err, result)
+      if asks[id] ~= ask then
+        return -- already ended (the daemon stopped)
+      end
+      asks[id] = nil
+      by_root[root] = nil
+      chat.set_status(root, "")
+      if err then
+        chat.end_turn(root, { error = err.message })
+        notify_error(err.message)
+        return done(err)
+      end
+      chat.end_turn(root, {
+        answer = result.answer,
+        interrupted = result.interrupted == true,
+        session_id = result.sessionId ~= vim.NIL and result.sessionId or nil,
+      })
+      done(nil, result)
+    end)
+  end
+
+  -- Show the stored history first, so the new turn lands after it.
+  local view = chat.get(root)
+  if view.session_id or view.loaded then
+    send()
+  else
+    M.load(root, function(err)
+      if err then
+        asks[id] = nil
+        by_root[root] = nil
+        chat.set_status(root, "")
+        notify_error(err.message)
+        return done(err)
+      end
+      send()
+    end)
+  end
+end
+
+--- Loads the workspace's active session into its chat. `cb(err)` when done.
+---@param root string
+---@param cb fun(err: table?)?
+function M.load(root, cb)
+  client.exec(root, "deskmate.getSession", { workspaceUri = workspace.uri(root) }, function(err, session)
+    if err then
+      if cb then
+        return cb(err)
+      end
+      return notify_error(err.message)
+    end
+    chat.render(root, session)
+    chat.get(root).loaded = true
+    if cb then
+      cb(nil)
+    end
+  end)
+end
+
+--- Cancels the answer streaming in `root`; what arrived so far stays (the daemon stores it too).
+---@param root string?
+---@param cb fun(cancelled: boolean)?
+function M.cancel(root, cb)
+  root = root or workspace.root(0)
+  local id = by_root[root]
+  if not id then
+    vim.notify("deskmate: nothing to cancel.", vim.log.levels.INFO)
+    if cb then
+      cb(false)
+    end
+    return
+  end
+  asks[id].cancelled = true
+  chat.set_status(root, "cancelling…")
+  client.exec(root, "deskmate.cancel", { askId = id }, function(err, result)
+    if err then
+      notify_error(err.message)
+    end
+    if cb then
+      cb(not err and result and result.cancelled == true)
+    end
+  end)
+end
+
+return M

@@ -1,0 +1,428 @@
+-- The chat view: per workspace root, a read-only markdown buffer with the session's history and
+-- a one-line prompt buffer below it. Knows nothing about the protocol beyond message tables.
+local config = require("deskmate.config")
+
+local M = {}
+
+local ns = vim.api.nvim_create_namespace("deskmate.chat")
+local group = vim.api.nvim_create_augroup("deskmate.chat", { clear = true })
+
+---@class deskmate.Chat
+---@field root string
+---@field buf integer history buffer
+---@field input integer prompt buffer
+---@field session_id string?
+---@field title string?
+---@field status string shown in the winbar
+---@field answer_mark integer? extmark where the streaming answer starts
+---@field streamed string[] pieces of the streaming answer
+
+---@type table<string, deskmate.Chat>
+local chats = {}
+
+local HINT = "Type a question in the prompt below and press <Enter>."
+
+local function heading(role)
+  return role == "user" and "## You" or "## Deskmate"
+end
+
+local function split(text)
+  return vim.split((text or ""):gsub("\r\n", "\n"), "\n", { plain = true })
+end
+
+-- The history buffer is not modifiable by the user, so positions stay ours.
+local function edit(buf, fn)
+  vim.bo[buf].modifiable = true
+  local ok, err = pcall(fn)
+  vim.bo[buf].modifiable = false
+  vim.bo[buf].modified = false
+  if not ok then
+    error(err, 0)
+  end
+end
+
+local function is_empty(buf)
+  local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+  return #lines == 1 and lines[1] == ""
+end
+
+local function show_hint(chat)
+  vim.api.nvim_buf_clear_namespace(chat.buf, ns, 0, -1)
+  if is_empty(chat.buf) then
+    vim.api.nvim_buf_set_extmark(chat.buf, ns, 0, 0, { virt_text = { { HINT, "DeskmateHint" } } })
+  end
+end
+
+local function winbar(chat)
+  local parts = { "%#DeskmateTitle#deskmate%*" }
+  if chat.title and chat.title ~= "" then
+    table.insert(parts, (chat.title:gsub("%%", "%%%%")))
+  end
+  if chat.status ~= "" then
+    table.insert(parts, "%#DeskmateStatus#" .. chat.status:gsub("%%", "%%%%") .. "%*")
+  end
+  return " " .. table.concat(parts, " · ")
+end
+
+local function refresh_winbar(chat)
+  for _, win in ipairs(vim.fn.win_findbuf(chat.buf)) do
+    vim.wo[win].winbar = winbar(chat)
+  end
+end
+
+-- Windows whose view should follow new text: the cursor is on the last line in the current
+-- window, or the last line is in view elsewhere. Anything else means the user scrolled away.
+local function followers(buf)
+  local last = vim.api.nvim_buf_line_count(buf)
+  local current = vim.api.nvim_get_current_win()
+  local wins = {}
+  for _, win in ipairs(vim.fn.win_findbuf(buf)) do
+    local follow
+    if win == current then
+      follow = vim.api.nvim_win_get_cursor(win)[1] >= last
+    else
+      follow = vim.api.nvim_win_call(win, function()
+        return vim.fn.line("w$") >= last
+      end)
+    end
+    if follow then
+      table.insert(wins, win)
+    end
+  end
+  return wins
+end
+
+local function scroll_to_end(wins, buf)
+  local last = vim.api.nvim_buf_line_count(buf)
+  local line = vim.api.nvim_buf_get_lines(buf, last - 1, last, false)[1] or ""
+  for _, win in ipairs(wins) do
+    if vim.api.nvim_win_is_valid(win) then
+      vim.api.nvim_win_set_cursor(win, { last, math.max(0, #line - 1) })
+    end
+  end
+end
+
+-- Appends `lines` after the buffer's end, the first one joined to the last line.
+local function append_lines(chat, lines)
+  local wins = followers(chat.buf)
+  edit(chat.buf, function()
+    local last = vim.api.nvim_buf_line_count(chat.buf)
+    local tail = vim.api.nvim_buf_get_lines(chat.buf, last - 1, last, false)[1]
+    vim.api.nvim_buf_set_text(chat.buf, last - 1, #tail, last - 1, #tail, lines)
+  end)
+  scroll_to_end(wins, chat.buf)
+end
+
+-- Starts a new block (a heading or marker) after whatever the buffer holds.
+local function append_block(chat, lines)
+  if is_empty(chat.buf) then
+    vim.api.nvim_buf_clear_namespace(chat.buf, ns, 0, -1)
+    local wins = followers(chat.buf)
+    edit(chat.buf, function()
+      vim.api.nvim_buf_set_lines(chat.buf, 0, -1, false, lines)
+    end)
+    scroll_to_end(wins, chat.buf)
+  else
+    append_lines(chat, vim.list_extend({ "", "" }, lines))
+  end
+end
+
+local function message_lines(message)
+  local lines = { heading(message.role), "" }
+  vim.list_extend(lines, split(message.content))
+  if message.status == "interrupted" then
+    vim.list_extend(lines, { "", "*(interrupted)*" })
+  end
+  return lines
+end
+
+local function close_windows(chat)
+  for _, buf in ipairs({ chat.input, chat.buf }) do
+    for _, win in ipairs(vim.fn.win_findbuf(buf)) do
+      if #vim.api.nvim_list_wins() > 1 then
+        pcall(vim.api.nvim_win_close, win, false)
+      else
+        -- The chat is all there is: leave an empty buffer rather than failing.
+        vim.api.nvim_win_call(win, function()
+          vim.cmd.enew()
+        end)
+      end
+    end
+  end
+end
+
+local function cancel_or_close(chat)
+  local ask = require("deskmate.ask")
+  if ask.running(chat.root) then
+    ask.cancel(chat.root)
+  else
+    close_windows(chat)
+  end
+end
+
+local function buffer_keymaps(chat)
+  local function cancel()
+    require("deskmate.ask").cancel(chat.root)
+  end
+  for _, buf in ipairs({ chat.buf, chat.input }) do
+    local function map(mode, lhs, fn, desc)
+      vim.keymap.set(mode, lhs, fn, { buffer = buf, nowait = true, silent = true, desc = desc })
+    end
+    map("n", "q", function()
+      cancel_or_close(chat)
+    end, "deskmate: cancel the answer, or close the chat")
+    map("n", "<C-c>", cancel, "deskmate: cancel the answer")
+  end
+  vim.keymap.set("n", "i", function()
+    M.focus_input(chat.root)
+  end, { buffer = chat.buf, nowait = true, silent = true, desc = "deskmate: type a question" })
+end
+
+local function create(root)
+  local buf = vim.api.nvim_create_buf(false, true)
+  vim.api.nvim_buf_set_name(buf, "deskmate://chat" .. root)
+  vim.bo[buf].filetype = "markdown"
+  vim.bo[buf].bufhidden = "hide"
+  vim.bo[buf].modifiable = false
+  vim.b[buf].deskmate_root = root
+
+  local input = vim.api.nvim_create_buf(false, true)
+  vim.api.nvim_buf_set_name(input, "deskmate://prompt" .. root)
+  vim.bo[input].buftype = "prompt"
+  vim.bo[input].bufhidden = "hide"
+  vim.bo[input].swapfile = false
+  vim.b[input].deskmate_root = root
+  vim.fn.prompt_setprompt(input, "> ")
+
+  local chat = { root = root, buf = buf, input = input, status = "", streamed = {} }
+  vim.fn.prompt_setcallback(input, function(text)
+    text = vim.trim(text or "")
+    -- A prompt buffer keeps every entered line; the history buffer is the record.
+    vim.schedule(function()
+      if vim.api.nvim_buf_is_valid(input) then
+        local count = vim.api.nvim_buf_line_count(input)
+        if count > 1 then
+          vim.api.nvim_buf_set_lines(input, 0, count - 1, false, {})
+        end
+      end
+    end)
+    if text ~= "" then
+      require("deskmate.ask").ask({ root = root, question = text })
+    end
+  end)
+  vim.fn.prompt_setinterrupt(input, function()
+    require("deskmate.ask").cancel(root)
+  end)
+  buffer_keymaps(chat)
+
+  -- Closing one of the pair closes the other.
+  vim.api.nvim_create_autocmd("WinClosed", {
+    group = group,
+    callback = function(ev)
+      local win = tonumber(ev.match)
+      local closed = win and vim.api.nvim_win_is_valid(win) and vim.api.nvim_win_get_buf(win)
+      if closed == buf or closed == input then
+        vim.schedule(function()
+          if M.is_open(root) and (#vim.fn.win_findbuf(buf) == 0 or #vim.fn.win_findbuf(input) == 0) then
+            close_windows(chat)
+          end
+        end)
+      end
+    end,
+  })
+  show_hint(chat)
+  chats[root] = chat
+  return chat
+end
+
+--- The chat of `root`, created (empty) when needed.
+---@param root string
+---@return deskmate.Chat
+function M.get(root)
+  local chat = chats[root]
+  if chat and vim.api.nvim_buf_is_valid(chat.buf) and vim.api.nvim_buf_is_valid(chat.input) then
+    return chat
+  end
+  return create(root)
+end
+
+---@param root string
+---@return deskmate.Chat?
+function M.find(root)
+  return chats[root]
+end
+
+--- Replaces the history with `session` (a deskmate.getSession result).
+---@param root string
+---@param session table
+function M.render(root, session)
+  local chat = M.get(root)
+  chat.session_id = session.sessionId ~= vim.NIL and session.sessionId or nil
+  chat.title = session.title ~= vim.NIL and session.title or nil
+  chat.answer_mark = nil
+  local lines = {}
+  for _, message in ipairs(session.messages or {}) do
+    if message.role == "user" or message.role == "assistant" then
+      if #lines > 0 then
+        vim.list_extend(lines, { "", "" })
+      end
+      vim.list_extend(lines, message_lines(message))
+    end
+  end
+  edit(chat.buf, function()
+    vim.api.nvim_buf_set_lines(chat.buf, 0, -1, false, lines)
+  end)
+  show_hint(chat)
+  scroll_to_end(vim.fn.win_findbuf(chat.buf), chat.buf)
+  refresh_winbar(chat)
+end
+
+--- Shows a question and an empty answer section that M.append fills.
+---@param root string
+---@param question string
+---@param note string? a line saying what context went along
+function M.begin_turn(root, question, note)
+  local chat = M.get(root)
+  local lines = { heading("user"), "" }
+  vim.list_extend(lines, split(question))
+  if note then
+    vim.list_extend(lines, { "", note })
+  end
+  vim.list_extend(lines, { "", heading("assistant"), "", "" })
+  append_block(chat, lines)
+  local last = vim.api.nvim_buf_line_count(chat.buf)
+  chat.answer_mark = vim.api.nvim_buf_set_extmark(chat.buf, ns, last - 1, 0, { right_gravity = false })
+  chat.streamed = {}
+end
+
+--- Appends a piece of the streaming answer.
+---@param root string
+---@param text string
+function M.append(root, text)
+  local chat = chats[root]
+  if not chat or not chat.answer_mark or text == "" then
+    return
+  end
+  table.insert(chat.streamed, text)
+  append_lines(chat, split(text))
+end
+
+--- Ends the answer section. When the final `answer` differs from what streamed (a missed
+--- delta), the section is rewritten with it.
+---@param root string
+---@param outcome { answer: string?, interrupted: boolean?, error: string?, session_id: string? }
+function M.end_turn(root, outcome)
+  local chat = chats[root]
+  if not chat or not chat.answer_mark then
+    return
+  end
+  local answer = outcome.answer
+  if answer and answer ~= vim.NIL and answer ~= table.concat(chat.streamed) then
+    local pos = vim.api.nvim_buf_get_extmark_by_id(chat.buf, ns, chat.answer_mark, {})
+    local wins = followers(chat.buf)
+    edit(chat.buf, function()
+      vim.api.nvim_buf_set_lines(chat.buf, pos[1], -1, false, split(answer))
+    end)
+    scroll_to_end(wins, chat.buf)
+  end
+  vim.api.nvim_buf_del_extmark(chat.buf, ns, chat.answer_mark)
+  chat.answer_mark = nil
+  if outcome.error then
+    append_block(chat, { "*(failed: " .. outcome.error:gsub("\n", " ") .. ")*" })
+  elseif outcome.interrupted then
+    append_block(chat, { "*(interrupted)*" })
+  end
+  if outcome.session_id then
+    chat.session_id = outcome.session_id
+  end
+end
+
+--- Sets the status shown in the chat's winbar ("" clears it).
+---@param root string
+---@param status string
+function M.set_status(root, status)
+  local chat = chats[root]
+  if chat then
+    chat.status = status
+    refresh_winbar(chat)
+  end
+end
+
+---@param root string
+---@return boolean
+function M.is_open(root)
+  local chat = chats[root]
+  return chat ~= nil
+    and vim.api.nvim_buf_is_valid(chat.buf)
+    and #vim.fn.win_findbuf(chat.buf) > 0
+end
+
+local function width()
+  local w = config.options.chat.width or 0.4
+  if w <= 1 then
+    w = math.floor(vim.o.columns * w)
+  end
+  return math.max(20, math.floor(w))
+end
+
+--- Opens the chat windows at the right edge. `focus` puts the cursor in the prompt.
+---@param root string
+---@param focus boolean?
+function M.open(root, focus)
+  local chat = M.get(root)
+  if not M.is_open(root) then
+    local win = vim.api.nvim_open_win(chat.buf, false, { split = "right", win = -1, width = width() })
+    for option, value in pairs({
+      wrap = true,
+      linebreak = true,
+      number = false,
+      relativenumber = false,
+      signcolumn = "no",
+      foldenable = false,
+      spell = false,
+      winfixwidth = true,
+    }) do
+      vim.wo[win][0][option] = value
+    end
+    vim.wo[win].winbar = winbar(chat)
+    local input_win = vim.api.nvim_open_win(chat.input, false, {
+      split = "below",
+      win = win,
+      height = config.options.chat.input_height or 3,
+    })
+    for option, value in pairs({
+      number = false,
+      relativenumber = false,
+      signcolumn = "no",
+      winfixheight = true,
+      wrap = true,
+    }) do
+      vim.wo[input_win][0][option] = value
+    end
+    scroll_to_end({ win }, chat.buf)
+  end
+  if focus then
+    M.focus_input(root)
+  end
+end
+
+--- Puts the cursor in the prompt, in Insert mode.
+---@param root string
+function M.focus_input(root)
+  local chat = chats[root]
+  local win = chat and vim.fn.win_findbuf(chat.input)[1]
+  if win then
+    vim.api.nvim_set_current_win(win)
+    vim.cmd.startinsert({ bang = true })
+  end
+end
+
+---@param root string
+function M.close(root)
+  local chat = chats[root]
+  if chat then
+    close_windows(chat)
+  end
+end
+
+return M

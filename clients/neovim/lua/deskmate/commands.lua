@@ -1,0 +1,120 @@
+-- The :Deskmate user command: subcommands and their completion.
+local M = {}
+
+local function deskmate()
+  return require("deskmate")
+end
+
+local function session_ids(arglead)
+  local root = require("deskmate.workspace").root(0)
+  return vim.tbl_filter(function(id)
+    return vim.startswith(id, arglead)
+  end, require("deskmate.sessions").completion_ids(root))
+end
+
+---@class deskmate.Subcommand
+---@field run fun(args: string, opts: table)
+---@field complete? fun(arglead: string): string[]
+---@field help string
+
+---@type table<string, deskmate.Subcommand>
+M.subcommands = {
+  ask = {
+    help = "ask {question}: ask; over a range, the selection goes along",
+    run = function(args, opts)
+      local range = opts.range > 0 and { opts.line1, opts.line2 } or nil
+      deskmate().ask(args, range)
+    end,
+  },
+  chat = {
+    help = "chat: open or close the chat window",
+    run = function()
+      deskmate().chat()
+    end,
+  },
+  sessions = {
+    help = "sessions: pick a session to switch to or delete",
+    run = function()
+      deskmate().sessions()
+    end,
+  },
+  new = {
+    help = "new [title]: start a new session",
+    run = function(args)
+      deskmate().new(args ~= "" and args or nil)
+    end,
+  },
+  switch = {
+    help = "switch {id}: make a session the active one",
+    run = function(args)
+      if args == "" then
+        return deskmate().sessions()
+      end
+      deskmate().switch(args)
+    end,
+    complete = session_ids,
+  },
+  delete = {
+    help = "delete [id]: delete a session (default: the active one); ! skips the confirmation",
+    run = function(args, opts)
+      deskmate().delete(args ~= "" and args or nil, opts.bang)
+    end,
+    complete = session_ids,
+  },
+  cancel = {
+    help = "cancel: stop the answer being written",
+    run = function()
+      deskmate().cancel()
+    end,
+  },
+  export = {
+    help = "export: the session as Markdown in a new buffer",
+    run = function()
+      deskmate().export()
+    end,
+  },
+}
+
+local function names()
+  local list = vim.tbl_keys(M.subcommands)
+  table.sort(list)
+  return list
+end
+
+--- Runs `:Deskmate` with the nvim_create_user_command `opts`.
+---@param opts table
+function M.run(opts)
+  local name, rest = (opts.args or ""):match("^%s*(%S*)%s*(.-)%s*$")
+  local sub = M.subcommands[name]
+  if not sub then
+    local usage = vim.tbl_map(function(n)
+      return "  :Deskmate " .. M.subcommands[n].help
+    end, names())
+    local level = name == "" and vim.log.levels.INFO or vim.log.levels.ERROR
+    local head = name == "" and "deskmate: commands:" or ("deskmate: unknown subcommand %q; commands:"):format(name)
+    vim.notify(head .. "\n" .. table.concat(usage, "\n"), level)
+    return
+  end
+  sub.run(rest, opts)
+end
+
+--- Completion for `:Deskmate`.
+---@param arglead string
+---@param cmdline string
+---@return string[]
+function M.complete(arglead, cmdline)
+  local rest = cmdline:match("Deskmate!?%s+(.*)$") or ""
+  local words = vim.split(rest, "%s+", { trimempty = false })
+  if #words <= 1 then
+    return vim.tbl_filter(function(n)
+      return vim.startswith(n, arglead)
+    end, names())
+  end
+  local sub = M.subcommands[words[1]]
+  if sub and sub.complete and #words == 2 then
+    return sub.complete(arglead)
+  end
+  return {}
+end
+
+return M

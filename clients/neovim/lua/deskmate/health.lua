@@ -1,0 +1,96 @@
+-- :checkhealth deskmate
+local M = {}
+
+local health = vim.health
+
+-- :checkhealth is synchronous by nature, so this is the one place that waits for the daemon.
+local function status(root, timeout)
+  local client = require("deskmate.client")
+  local done, err, result = false, nil, nil
+  client.exec(root, "deskmate.status", {}, function(e, r)
+    done, err, result = true, e, r
+  end)
+  if not vim.wait(timeout, function()
+    return done
+  end, 20) then
+    return nil, ("no answer from the daemon within %d s"):format(timeout / 1000)
+  end
+  if err then
+    return nil, err.message
+  end
+  return result
+end
+
+function M.check()
+  local config = require("deskmate.config")
+  local deskmate = require("deskmate")
+
+  health.start("deskmate")
+  local v = vim.version()
+  local version = ("%d.%d.%d"):format(v.major, v.minor, v.patch)
+  if vim.fn.has("nvim-0.11") == 1 then
+    health.ok("Neovim " .. version)
+  else
+    health.error("Neovim " .. version .. " is too old", "deskmate needs Neovim 0.11 or newer.")
+    return
+  end
+  health.info("plugin version " .. deskmate.version)
+  if #config.problems > 0 then
+    for _, problem in ipairs(config.problems) do
+      health.warn("setup(): " .. problem, "See :help deskmate-setup.")
+    end
+  else
+    health.ok("setup() options are valid")
+  end
+
+  health.start("deskmate: daemon")
+  local cmd = config.options.cmd
+  local exe = vim.fn.exepath(cmd[1])
+  if exe == "" then
+    health.error(
+      ("daemon command %q not found"):format(cmd[1]),
+      { "Install it: pip install deskmate", "or set `cmd` in require('deskmate').setup()" }
+    )
+    return
+  end
+  health.ok(("daemon command found: %s (%s)"):format(table.concat(cmd, " "), exe))
+
+  local root = require("deskmate.workspace").root(0)
+  local info, err = status(root, 15000)
+  if not info then
+    health.error("the daemon did not answer deskmate.status: " .. tostring(err), "See :LspLog.")
+    return
+  end
+  health.ok("daemon version " .. tostring(info.version) .. " (workspace " .. root .. ")")
+
+  health.start("deskmate: model")
+  local base = info.baseUrl ~= vim.NIL and info.baseUrl or nil
+  if type(info.model) == "string" and info.model ~= "" then
+    health.ok(("model %q at %s"):format(info.model, base or "the OpenAI API"))
+  else
+    health.error("no model configured", "Set `settings.model` in setup() or $DESKMATE_MODEL.")
+  end
+  if info.apiKeyConfigured then
+    health.ok("API key configured")
+  elseif base then
+    health.ok("no API key; none is sent to " .. base)
+  else
+    health.error(
+      "no API key and no baseUrl",
+      { "Set OPENAI_API_KEY (or the variable named by settings.apiKeyEnv)", "or settings.baseUrl for a local server" }
+    )
+  end
+
+  health.start("deskmate: storage")
+  local dir = info.dataDir ~= vim.NIL and info.dataDir or "?"
+  if info.dataDirWritable then
+    health.ok("data directory writable: " .. dir)
+  else
+    health.error("data directory not writable: " .. dir, "Fix its permissions or set settings.dataDir.")
+  end
+  if info.autoSave == false then
+    health.info("autoSave is off: sessions are stored only on deskmate.saveSession")
+  end
+end
+
+return M

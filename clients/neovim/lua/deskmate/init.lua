@@ -1,0 +1,116 @@
+-- deskmate: a thin Neovim client for the deskmate daemon. See :help deskmate.
+local config = require("deskmate.config")
+
+local M = {}
+
+M.version = "0.1.0"
+
+local mapped = {} ---@type { mode: string, lhs: string }[]
+
+local function set_keymaps(keymaps)
+  for _, m in ipairs(mapped) do
+    pcall(vim.keymap.del, m.mode, m.lhs)
+  end
+  mapped = {}
+  local function map(mode, lhs, rhs, desc)
+    vim.keymap.set(mode, lhs, rhs, { desc = desc, silent = true })
+    table.insert(mapped, { mode = mode, lhs = lhs })
+  end
+  if keymaps.ask then
+    map("n", keymaps.ask, "<Cmd>Deskmate ask<CR>", "deskmate: ask a question")
+    -- ":" from Visual mode inserts '<,'>, so the selection goes along.
+    map("x", keymaps.ask, ":Deskmate ask<CR>", "deskmate: ask about the selection")
+  end
+  for _, action in ipairs({ "chat", "sessions", "new", "cancel", "export" }) do
+    if keymaps[action] then
+      map("n", keymaps[action], "<Cmd>Deskmate " .. action .. "<CR>", "deskmate: " .. action)
+    end
+  end
+end
+
+--- Configures the plugin. Every option is optional; see :help deskmate-setup.
+--- Calling it again updates running daemons' settings.
+---@param opts table?
+function M.setup(opts)
+  config.set(opts)
+  local client = require("deskmate.client")
+  client.register()
+  client.push_settings()
+  set_keymaps(config.options.keymaps or {})
+end
+
+local function root()
+  return require("deskmate.workspace").root(0)
+end
+
+--- Asks `question`; with `range` ({line1, line2}) the buffer's lines or visual selection go along.
+---@param question string?
+---@param range integer[]?
+function M.ask(question, range)
+  local context
+  if range then
+    context = require("deskmate.context").from_range(0, range[1], range[2])
+  end
+  local r = root()
+  local function go(q)
+    if q and vim.trim(q) ~= "" then
+      require("deskmate.ask").ask({ root = r, question = q, context = context })
+    end
+  end
+  if question and vim.trim(question) ~= "" then
+    go(question)
+  else
+    vim.ui.input({ prompt = context and "Ask about the selection: " or "Ask deskmate: " }, go)
+  end
+end
+
+--- Opens the chat of the current workspace, or closes it when open.
+function M.chat()
+  local r = root()
+  local chat = require("deskmate.chat")
+  if chat.is_open(r) then
+    return chat.close(r)
+  end
+  chat.open(r, true)
+  local ask = require("deskmate.ask")
+  if not ask.running(r) then
+    ask.load(r)
+  end
+end
+
+function M.sessions()
+  require("deskmate.sessions").pick(root())
+end
+
+---@param title string?
+function M.new(title)
+  require("deskmate.sessions").new(root(), title)
+end
+
+---@param id string?
+---@param force boolean?
+function M.delete(id, force)
+  require("deskmate.sessions").delete(root(), id, { force = force })
+end
+
+---@param id string
+function M.switch(id)
+  require("deskmate.sessions").switch(root(), id)
+end
+
+function M.cancel()
+  require("deskmate.ask").cancel(root())
+end
+
+function M.export()
+  require("deskmate.sessions").export(root())
+end
+
+--- Status for a statusline: "" when idle, else what the daemon reports (e.g. "answering…").
+---@return string
+function M.status()
+  local chat = require("deskmate.chat").find(root())
+  return chat and chat.status or ""
+end
+
+return M

@@ -1,0 +1,270 @@
+-- Session management: pick, switch, create, delete and export a workspace's sessions.
+local ask = require("deskmate.ask")
+local chat = require("deskmate.chat")
+local client = require("deskmate.client")
+local workspace = require("deskmate.workspace")
+
+local M = {}
+
+---@type table<string, string[]> session ids seen per root, for command-line completion
+local known_ids = {}
+
+local function notify_error(message)
+  if not message:match("^deskmate") then
+    message = "deskmate: " .. message
+  end
+  vim.notify(message, vim.log.levels.ERROR)
+end
+
+local function busy(root)
+  if ask.running(root) then
+    vim.notify(
+      "deskmate: an answer is still streaming; wait for it or :Deskmate cancel.",
+      vim.log.levels.WARN
+    )
+    return true
+  end
+  return false
+end
+
+-- Reloads the chat if it is showing (or has shown) this workspace.
+local function refresh_chat(root, cb)
+  if chat.find(root) then
+    ask.load(root, cb)
+  elseif cb then
+    cb()
+  end
+end
+
+--- "3 min ago", "yesterday", or the date, for an ISO 8601 UTC timestamp.
+---@param iso string?
+---@return string
+function M.age(iso)
+  if type(iso) ~= "string" then
+    return "?"
+  end
+  local y, mo, d, h, mi, s = iso:match("^(%d+)-(%d+)-(%d+)[T ](%d+):(%d+):(%d+)")
+  if not y then
+    return iso
+  end
+  -- Timestamps without a zone are taken as UTC, like those ending in "Z".
+  local offset = 0
+  local sign, oh, om = iso:match("%d%d:%d%d:%d%d[.%d]*([+-])(%d%d):?(%d%d)$")
+  if sign then
+    offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "+" and 1 or -1)
+  end
+  local fields = { year = y, month = mo, day = d, hour = h, min = mi, sec = s, isdst = false }
+  -- os.time reads the fields as local time; correct by the local UTC offset.
+  local now = os.time()
+  local local_offset = os.difftime(now, os.time(os.date("!*t", now) --[[@as osdateparam]]))
+  local t = os.time(fields --[[@as osdateparam]]) + local_offset - offset
+  local ago = os.difftime(now, t)
+  if ago < 60 then
+    return "just now"
+  elseif ago < 3600 then
+    return ("%d min ago"):format(ago / 60)
+  elseif ago < 86400 then
+    return ("%d h ago"):format(ago / 3600)
+  elseif ago < 2 * 86400 then
+    return "yesterday"
+  end
+  return os.date("%Y-%m-%d", t) --[[@as string]]
+end
+
+--- One line describing a session in the picker.
+---@param s table a listSessions entry
+---@return string
+function M.format(s)
+  local title = (s.title ~= vim.NIL and s.title ~= "") and s.title or s.sessionId
+  local count = tonumber(s.messageCount) or 0
+  return ("%s%s · %s · %d message%s"):format(
+    s.active and "● " or "  ",
+    title,
+    M.age(s.updatedAt),
+    count,
+    count == 1 and "" or "s"
+  )
+end
+
+--- Calls `cb(sessions)` with the workspace's sessions, most recent first.
+---@param root string
+---@param cb fun(sessions: table[]?, err: table?)
+function M.list(root, cb)
+  client.exec(root, "deskmate.listSessions", { workspaceUri = workspace.uri(root) }, function(err, result)
+    if err then
+      return cb(nil, err)
+    end
+    local sessions = result.sessions or {}
+    known_ids[root] = vim.tbl_map(function(s)
+      return s.sessionId
+    end, sessions)
+    cb(sessions)
+  end)
+end
+
+--- Session ids seen in `root`, for completion; refreshed in the background.
+---@param root string
+---@return string[]
+function M.completion_ids(root)
+  if client.running(root) then
+    M.list(root, function() end)
+  end
+  return known_ids[root] or {}
+end
+
+--- Makes `id` the workspace's active session and shows it in the chat.
+---@param root string
+---@param id string
+---@param cb fun(err: table?)?
+function M.switch(root, id, cb)
+  if busy(root) then
+    return cb and cb({ message = "busy" })
+  end
+  client.exec(root, "deskmate.switchSession", { sessionId = id, workspaceUri = workspace.uri(root) }, function(err, result)
+    if err then
+      notify_error(err.message)
+      return cb and cb(err)
+    end
+    vim.notify(("deskmate: switched to %q (%d messages)."):format(result.title or id, result.messageCount or 0))
+    refresh_chat(root, cb)
+  end)
+end
+
+--- Asks for confirmation, then deletes session `id` (default: the workspace's active one).
+---@param root string
+---@param id string?
+---@param opts { force: boolean?, cb: fun(err: table?)? }?
+function M.delete(root, id, opts)
+  opts = opts or {}
+  local cb = opts.cb
+  if busy(root) then
+    return cb and cb({ message = "busy" })
+  end
+  local function really_delete(session_id, title)
+    client.exec(root, "deskmate.deleteSession", { sessionId = session_id }, function(err, result)
+      if err then
+        notify_error(err.message)
+        return cb and cb(err)
+      end
+      if result.deleted then
+        vim.notify(("deskmate: deleted %q."):format(title or session_id))
+      else
+        vim.notify(("deskmate: there was no session %q to delete."):format(session_id), vim.log.levels.WARN)
+      end
+      refresh_chat(root, cb)
+    end)
+  end
+  local function confirm(session_id, title)
+    if opts.force then
+      return really_delete(session_id, title)
+    end
+    vim.ui.select({ "Delete", "Keep" }, {
+      prompt = ("Delete the session %q and its history?"):format(title or session_id),
+      kind = "deskmate.confirm",
+    }, function(choice)
+      if choice == "Delete" then
+        really_delete(session_id, title)
+      elseif cb then
+        cb({ message = "not confirmed" })
+      end
+    end)
+  end
+  if id and id ~= "" then
+    return confirm(id, nil)
+  end
+  client.exec(root, "deskmate.getSession", { workspaceUri = workspace.uri(root) }, function(err, session)
+    if err then
+      notify_error(err.message)
+      return cb and cb(err)
+    end
+    if session.sessionId == vim.NIL or session.sessionId == nil then
+      vim.notify("deskmate: this workspace has no stored session.", vim.log.levels.WARN)
+      return cb and cb({ message = "no session" })
+    end
+    confirm(session.sessionId, session.title ~= vim.NIL and session.title or nil)
+  end)
+end
+
+--- `vim.ui.select` over the workspace's sessions, then switch to or delete the chosen one.
+---@param root string
+---@param cb fun(err: table?)?
+function M.pick(root, cb)
+  M.list(root, function(sessions, err)
+    if err then
+      notify_error(err.message)
+      return cb and cb(err)
+    end
+    if #sessions == 0 then
+      vim.notify("deskmate: no sessions in this workspace yet.")
+      return cb and cb()
+    end
+    vim.ui.select(sessions, {
+      prompt = "deskmate sessions",
+      kind = "deskmate.session",
+      format_item = M.format,
+    }, function(session)
+      if not session then
+        return cb and cb()
+      end
+      local title = (session.title ~= vim.NIL and session.title) or session.sessionId
+      vim.ui.select({ "Switch to it", "Delete it" }, {
+        prompt = ("Session %q"):format(title),
+        kind = "deskmate.session_action",
+      }, function(action)
+        if action == "Switch to it" then
+          M.switch(root, session.sessionId, cb)
+        elseif action == "Delete it" then
+          M.delete(root, session.sessionId, { cb = cb })
+        elseif cb then
+          cb()
+        end
+      end)
+    end)
+  end)
+end
+
+--- Starts a fresh session, which becomes the workspace's active one.
+---@param root string
+---@param title string?
+---@param cb fun(err: table?)?
+function M.new(root, title, cb)
+  if busy(root) then
+    return cb and cb({ message = "busy" })
+  end
+  local args = { workspaceUri = workspace.uri(root) }
+  if title and title ~= "" then
+    args.title = title
+  end
+  client.exec(root, "deskmate.newSession", args, function(err, result)
+    if err then
+      notify_error(err.message)
+      return cb and cb(err)
+    end
+    vim.notify(("deskmate: new session %q."):format(result.title ~= vim.NIL and result.title or result.sessionId))
+    refresh_chat(root, cb)
+  end)
+end
+
+--- Opens the active session as Markdown in a new buffer (in a split).
+---@param root string
+---@param cb fun(err: table?, buf: integer?)?
+function M.export(root, cb)
+  client.exec(root, "deskmate.exportSession", { workspaceUri = workspace.uri(root) }, function(err, result)
+    if err then
+      notify_error(err.message)
+      return cb and cb(err)
+    end
+    vim.cmd.new()
+    local buf = vim.api.nvim_get_current_buf()
+    vim.api.nvim_buf_set_lines(buf, 0, -1, false, vim.split(result.markdown or "", "\n", { plain = true }))
+    vim.bo[buf].filetype = "markdown"
+    -- Nothing is lost when it is closed unsaved: the daemon still has the session.
+    vim.bo[buf].modified = false
+    vim.b[buf].deskmate_export = result.sessionId
+    if cb then
+      cb(nil, buf)
+    end
+  end)
+end
+
+return M
