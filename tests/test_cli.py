@@ -13,7 +13,12 @@ def deskmate(*args, cwd, model_server, data_dir, check=True):
         DESKMATE_DATA_DIR=str(data_dir),
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "deskmate", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "deskmate", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if check:
         assert proc.returncode == 0, proc.stderr
@@ -30,24 +35,59 @@ def test_ask_streams_the_answer_to_stdout_and_keeps_the_project_history(project,
 
 
 def test_sessions_list_show_export_delete(project, model_server, data_dir):
-    deskmate("ask", "Explain main.py", "--file", "main.py", cwd=project, model_server=model_server, data_dir=data_dir)
+    deskmate(
+        "ask",
+        "Explain main.py",
+        "--file",
+        "main.py",
+        cwd=project,
+        model_server=model_server,
+        data_dir=data_dir,
+    )
     listing = deskmate("sessions", "list", cwd=project, model_server=model_server, data_dir=data_dir).stdout
     session_id = listing.split()[1]
     assert listing.startswith("* project-") and "2 msgs" in listing and "Explain main.py" in listing
     shown = deskmate("sessions", "show", cwd=project, model_server=model_server, data_dir=data_dir).stdout
     assert "user:\nExplain main.py" in shown
-    exported = deskmate("sessions", "export", session_id, cwd=project, model_server=model_server, data_dir=data_dir)
-    assert exported.stdout.startswith("# Explain main.py\n") and "```" in exported.stdout and "def add" in exported.stdout
-    deleted = deskmate("sessions", "delete", session_id, cwd=project, model_server=model_server, data_dir=data_dir)
+    exported = deskmate(
+        "sessions", "export", session_id, cwd=project, model_server=model_server, data_dir=data_dir
+    )
+    assert (
+        exported.stdout.startswith("# Explain main.py\n")
+        and "```" in exported.stdout
+        and "def add" in exported.stdout
+    )
+    deleted = deskmate(
+        "sessions", "delete", session_id, cwd=project, model_server=model_server, data_dir=data_dir
+    )
     assert deleted.stdout == f"Deleted {session_id}.\n"
-    again = deskmate("sessions", "delete", session_id, cwd=project, model_server=model_server, data_dir=data_dir, check=False)
+    again = deskmate(
+        "sessions",
+        "delete",
+        session_id,
+        cwd=project,
+        model_server=model_server,
+        data_dir=data_dir,
+        check=False,
+    )
     assert again.returncode == 1
 
 
 def test_errors_go_to_stderr_with_exit_status_1(project, model_server, data_dir):
-    proc = deskmate("ask", "[[fail:500]]", cwd=project, model_server=model_server, data_dir=data_dir, check=False)
+    proc = deskmate(
+        "ask", "[[fail:500]]", cwd=project, model_server=model_server, data_dir=data_dir, check=False
+    )
     assert proc.returncode == 1 and "HTTP 500" in proc.stderr and proc.stdout.strip() == ""
-    bad = deskmate("ask", "x", "--session", "../up", cwd=project, model_server=model_server, data_dir=data_dir, check=False)
+    bad = deskmate(
+        "ask",
+        "x",
+        "--session",
+        "../up",
+        cwd=project,
+        model_server=model_server,
+        data_dir=data_dir,
+        check=False,
+    )
     assert bad.returncode == 1 and "Invalid session id '../up'" in bad.stderr
 
 
