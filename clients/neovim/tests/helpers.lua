@@ -24,7 +24,6 @@ H.notifications = {}
 function H.setup(overrides)
   vim.opt.runtimepath:prepend(H.plugin_dir)
   vim.cmd.runtime("plugin/deskmate.lua")
-  vim.o.columns, vim.o.lines = 160, 50
   local notify = vim.notify
   vim.notify = function(msg, level, opts)
     table.insert(H.notifications, { msg = msg, level = level or vim.log.levels.INFO })
@@ -141,7 +140,7 @@ function H.stub_select(pick)
   local calls = {}
   vim.ui.select = function(items, opts, on_choice)
     local shown = vim.tbl_map(opts.format_item or tostring, items)
-    table.insert(calls, { items = items, shown = shown, prompt = opts.prompt })
+    table.insert(calls, { items = items, shown = shown, prompt = opts.prompt, kind = opts.kind })
     local choice = pick(items, opts, shown)
     vim.schedule(function()
       on_choice(choice)

@@ -1,0 +1,72 @@
+-- Daemon errors and warnings reach the user through vim.notify.
+local H = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, "S").source:sub(2)), "helpers.lua"))
+H.setup()
+
+H.test("a failing answer shows the daemon's message at ERROR level", function()
+  local result, err = H.ask("[[fail:500]] this will fail")
+  H.eq(nil, result, "no result")
+  H.truthy(err and err.message and err.message ~= "", "an error with a message")
+  local errors = H.notified(err.message, vim.log.levels.ERROR)
+  H.eq(1, #errors, "one ERROR notification with the daemon's message")
+  H.contains(H.chat_text(), "*(failed: ", "the chat says it failed")
+  -- The next question still works.
+  local ok = H.ask("[[answer:recovered]] again")
+  H.eq("recovered", ok.answer, "answer after a failure")
+end)
+
+H.test("an invalid request is reported with the daemon's message", function()
+  local before = #H.notifications
+  local done, e = false, nil
+  require("deskmate.client").exec(H.root(), "deskmate.switchSession", { sessionId = "no-such-session" }, function(err)
+    done, e = true, err
+  end)
+  H.wait("the error", function()
+    return done
+  end)
+  H.truthy(e and e.message:find("no-such-session", 1, true), "error names the session: " .. vim.inspect(e))
+  vim.cmd("Deskmate switch no-such-session")
+  H.wait("the notification", function()
+    return #H.notified("no-such-session", vim.log.levels.ERROR) > 0
+  end)
+  H.truthy(#H.notifications > before, "notified")
+end)
+
+H.test("a damaged history is reported as a warning", function()
+  local root = H.root()
+  local session = H.exec("deskmate.getSession", { workspaceUri = vim.uri_from_fname(root) })
+  local id = session.sessionId
+  H.stop_daemons()
+  -- Damage every stored file of this session (whatever the layout under dataDir).
+  local damaged = 0
+  for name, kind in vim.fs.dir(H.env.data_dir, { depth = 5 }) do
+    local base = vim.fs.basename(name)
+    if kind == "file" and base:sub(1, #id + 1) == id .. "." and not base:match("%.lock$") then
+      local f = assert(io.open(vim.fs.joinpath(H.env.data_dir, name), "wb"))
+      f:write("\0\1 not json {{{\ngarbage\n")
+      f:close()
+      damaged = damaged + 1
+    end
+  end
+  H.truthy(damaged > 0, "found the session file of " .. id)
+  require("deskmate.chat").find(root).loaded = nil
+  vim.cmd("Deskmate chat")
+  vim.cmd("Deskmate chat")
+  H.wait("the warning", function()
+    return #H.notified("damaged", vim.log.levels.WARN) > 0
+  end)
+  local warning = H.notified("damaged", vim.log.levels.WARN)[1]
+  H.eq(vim.log.levels.WARN, warning.level, "level")
+  H.contains(warning.msg, id, "the warning names the session")
+end)
+
+H.test("a missing daemon command is reported at ERROR level", function()
+  H.stop_daemons()
+  require("deskmate").setup({ cmd = { "deskmate-no-such-command", "lsp" } })
+  vim.cmd("Deskmate ask hello")
+  H.wait("the notification", function()
+    return #H.notified("deskmate-no-such-command", vim.log.levels.ERROR) > 0
+  end)
+  H.truthy(not require("deskmate.ask").running(H.root()), "nothing left running")
+end)
+
+H.run()

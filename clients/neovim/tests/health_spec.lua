@@ -1,0 +1,32 @@
+-- :checkhealth deskmate reports ok against a working daemon.
+local H = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, "S").source:sub(2)), "helpers.lua"))
+H.setup()
+
+local function report()
+  vim.cmd("checkhealth deskmate")
+  local buf = vim.api.nvim_get_current_buf()
+  return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), "\n")
+end
+
+H.test(":checkhealth deskmate reports ok", function()
+  local text = report()
+  io.stdout:write("  " .. text:gsub("\n", "\n  ") .. "\n")
+  H.contains(text, "OK Neovim 0.", "Neovim version")
+  H.contains(text, "OK daemon command found", "daemon")
+  H.contains(text, "OK daemon version ", "daemon version")
+  H.contains(text, 'OK model "test-model" at ' .. H.env.base_url, "model")
+  H.contains(text, "OK data directory writable: ", "data dir")
+  H.truthy(not text:find("ERROR", 1, true), "no errors")
+  H.truthy(not text:find("WARNING", 1, true), "no warnings")
+end)
+
+H.test(":checkhealth deskmate reports a missing daemon as an error", function()
+  H.stop_daemons()
+  pcall(vim.cmd.tabclose)
+  require("deskmate").setup({ cmd = { "deskmate-no-such-command" }, bogus = 1 })
+  local text = report()
+  H.contains(text, 'ERROR daemon command "deskmate-no-such-command" not found', "missing daemon")
+  H.contains(text, 'WARNING setup(): unknown option "bogus"', "bad option")
+end)
+
+H.run()
