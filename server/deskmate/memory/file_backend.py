@@ -97,31 +97,31 @@ def _check_header(record: Any) -> dict[str, Any]:
 
 def parse_session(data: bytes, session_id: str) -> Session:
     """Parse a whole session file; a torn tail is ignored, anything else bad raises."""
-    lines = data.split(b"\n")
+    text = data.decode("utf-8", errors="strict") if data else ""
+    lines = text.split("\n")
     lines.pop()  # the part after the last newline: empty, or a write a crash cut short
-    header: dict[str, Any] | None = None
+    try:
+        # One parser call for the whole file is several times faster than one per line.
+        records = json.loads("[" + ",".join(lines) + "]")
+    except ValueError:
+        records = _parse_lines(lines)  # blank lines, or a damaged line to point at
+    if not records:
+        raise CorruptSessionFile("the file has no header line")
+    header = _check_header(records[0])
     messages: list[Message] = []
     pending: list[Message] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise CorruptSessionFile(f"line {number} is not valid JSON ({exc})") from None
-        if header is None:
-            header = _check_header(record)
-            continue
+    for number, record in enumerate(records[1:], start=2):
         try:
             message = Message.from_dict(record)
         except ValueError as exc:
-            raise CorruptSessionFile(f"line {number}: {exc}") from None
-        pending.append(message)
-        if record.get("more") is not True:
+            raise CorruptSessionFile(f"record {number}: {exc}") from None
+        if record.get("more") is True:
+            pending.append(message)
+            continue
+        if pending:
             messages.extend(pending)
             pending.clear()
-    if header is None:
-        raise CorruptSessionFile("the file has no header line")
+        messages.append(message)
     return Session(
         id=session_id,
         title=str(header.get("title") or ""),
@@ -130,6 +130,18 @@ def parse_session(data: bytes, session_id: str) -> Session:
         tags=[str(tag) for tag in header.get("tags") or []],
         messages=messages,
     )
+
+
+def _parse_lines(lines: list[str]) -> list[Any]:
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError as exc:
+            raise CorruptSessionFile(f"line {number} is not valid JSON ({exc})") from None
+    return records
 
 
 def _find_tail(fd: int, size: int) -> _Tail:

@@ -26,7 +26,7 @@ def new_message_id() -> str:
     return uuid.uuid4().hex
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     """One message of a conversation.
 
@@ -64,32 +64,34 @@ class Message:
     @classmethod
     def from_dict(cls, data: Any) -> Message:
         """Build a message from its dict form; raises ValueError naming the bad field."""
-        if not isinstance(data, dict):
+        # Runs once per stored message on every load: keep the checks cheap.
+        if type(data) is not dict:
             raise ValueError("a message must be a JSON object")
-        role = data.get("role")
+        get = data.get
+        role = get("role")
         if role not in ROLES:
             raise ValueError(f"message role must be one of {', '.join(ROLES)}, got {role!r}")
-        content = data.get("content")
-        if not isinstance(content, str):
+        content = get("content")
+        if type(content) is not str:
             raise ValueError("message content must be a string")
-        status = data.get("status", "complete")
+        status = get("status", "complete")
         if status not in STATUSES:
             raise ValueError(f"message status must be complete or interrupted, got {status!r}")
-        usage = data.get("usage")
-        if usage is not None and not isinstance(usage, dict):
+        usage = get("usage")
+        if usage is not None and type(usage) is not dict:
             raise ValueError("message usage must be an object")
-        context = data.get("context")
-        if context is not None and not isinstance(context, dict):
+        context = get("context")
+        if context is not None and type(context) is not dict:
             raise ValueError("message context must be an object")
         return cls(
-            role=role,
-            content=content,
-            id=str(data.get("id") or new_message_id()),
-            timestamp=str(data.get("timestamp") or now_iso()),
-            model=data.get("model"),
-            usage=usage,
-            status=status,
-            context=context,
+            role,
+            content,
+            str(get("id") or new_message_id()),
+            str(get("timestamp") or now_iso()),
+            get("model"),
+            usage,
+            status,
+            context,
         )
 
 
