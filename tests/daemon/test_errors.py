@@ -87,6 +87,7 @@ async def test_no_key_and_no_base_url_fails_at_once_saying_what_to_set(start_dae
     daemon = await start_daemon(folders=[project], settings={"baseUrl": None})
     message = await expect_error(daemon.ask("hello?"), REQUEST_FAILED, "OPENAI_API_KEY", "baseUrl")
     assert "No API key" in message
+    assert (await daemon.run("deskmate.getSession", {}))["messages"] == []
 
 
 async def test_key_from_a_named_environment_variable(start_daemon, project, model_server):

@@ -266,6 +266,7 @@ class Assistant:
     ) -> AskResult:
         settings = self.settings
         model = self._model()
+        model.check_configured()  # before anything is stored: nothing to keep from a request never sent
         session, _ = await self._session(ref)
         question = Message(role="user", content=question_text, context=context or None)
         prompt = build_messages(

@@ -48,20 +48,24 @@ class ModelClient:
         self.settings = settings
         self._client: Any = None
 
+    def check_configured(self) -> None:
+        """Raise ConfigurationError, saying what to set, when no model can be reached."""
+        settings = self.settings
+        if settings.resolved_api_key() is None and settings.base_url is None:
+            raise ConfigurationError(
+                f"No API key is configured. Set the environment variable {settings.api_key_env} "
+                "(or name another one in the deskmate.apiKeyEnv setting), or set deskmate.baseUrl "
+                "to a local OpenAI-compatible server such as http://127.0.0.1:11434/v1 (Ollama)."
+            )
+
     def _sdk_client(self) -> Any:
         if self._client is None:
+            self.check_configured()
             settings = self.settings
-            key = settings.resolved_api_key()
-            if key is None and settings.base_url is None:
-                raise ConfigurationError(
-                    f"No API key is configured. Set the environment variable {settings.api_key_env} "
-                    "(or name another one in the deskmate.apiKeyEnv setting), or set deskmate.baseUrl "
-                    "to a local OpenAI-compatible server such as http://127.0.0.1:11434/v1 (Ollama)."
-                )
             import openai
 
             self._client = openai.AsyncOpenAI(
-                api_key=key or LOCAL_PLACEHOLDER_KEY,
+                api_key=settings.resolved_api_key() or LOCAL_PLACEHOLDER_KEY,
                 base_url=settings.base_url,
                 timeout=settings.request_timeout,
                 max_retries=settings.max_retries,
