@@ -50,15 +50,18 @@ end
 ---@param timeout integer?
 function H.wait(what, cond, timeout)
   timeout = timeout or 15000
-  local value
-  local ok = vim.wait(timeout, function()
-    value = cond()
-    return value
-  end, 10)
-  if not ok then
-    error(("timed out after %d ms waiting for %s"):format(timeout, what), 2)
+  -- Own deadline rather than vim.wait's: conditions may themselves wait (H.exec).
+  local deadline = vim.uv.hrtime() + timeout * 1e6
+  while true do
+    local value = cond()
+    if value then
+      return value
+    end
+    if vim.uv.hrtime() > deadline then
+      error(("timed out after %d ms waiting for %s"):format(timeout, what), 2)
+    end
+    vim.wait(10)
   end
-  return value
 end
 
 function H.eq(expected, actual, what)

@@ -95,11 +95,11 @@ H.test("confirming deletes the session", function()
     return "Delete"
   end)
   vim.cmd("Deskmate sessions")
-  H.wait("the delete", function()
-    return #list() == 1
+  H.wait("the deletion reported", function()
+    return #H.notified("deskmate: deleted", vim.log.levels.INFO) == 1
   end)
+  H.eq(1, #list(), "one session left")
   H.eq(first.sessionId, list()[1].sessionId, "the first session remains")
-  H.truthy(#H.notified("deleted", vim.log.levels.INFO) >= 1, "deletion reported")
 end)
 
 H.test(":Deskmate switch {id} and :Deskmate! delete {id} (no confirmation), with completion", function()
@@ -120,10 +120,19 @@ H.test(":Deskmate switch {id} and :Deskmate! delete {id} (no confirmation), with
     error("no confirmation expected with !")
   end
   vim.cmd("Deskmate! delete " .. first.sessionId)
-  H.wait("the delete", function()
-    return #list() == 1
+  H.wait("the deletion reported", function()
+    return #H.notified("deskmate: deleted", vim.log.levels.INFO) == 2
   end)
-  H.truthy(list()[1].sessionId ~= first.sessionId, "the first session is gone")
+  -- It was the folder's default session: the folder gets it back, empty.
+  H.eq({}, H.exec("deskmate.getSession", { sessionId = first.sessionId }).messages, "history gone")
+  for _, s in ipairs(list()) do
+    if s.sessionId == first.sessionId then
+      H.eq(0, s.messageCount, "messages of the deleted session")
+    end
+  end
+  H.wait("the chat emptied", function()
+    return H.chat_text() == ""
+  end)
 end)
 
 H.run()

@@ -55,8 +55,9 @@ end
 
 local function winbar(chat)
   local parts = { "%#DeskmateTitle#deskmate%*" }
-  if chat.title and chat.title ~= "" then
-    table.insert(parts, (chat.title:gsub("%%", "%%%%")))
+  local title = (chat.title and chat.title ~= "") and chat.title or chat.session_id
+  if title then
+    table.insert(parts, (title:gsub("%%", "%%%%")))
   end
   if chat.status ~= "" then
     table.insert(parts, "%#DeskmateStatus#" .. chat.status:gsub("%%", "%%%%") .. "%*")

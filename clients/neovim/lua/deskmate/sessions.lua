@@ -125,7 +125,8 @@ function M.switch(root, id, cb)
       notify_error(err.message)
       return cb and cb(err)
     end
-    vim.notify(("deskmate: switched to %q (%d messages)."):format(result.title or id, result.messageCount or 0))
+    local title = (result.title ~= vim.NIL and result.title ~= "") and result.title or id
+    vim.notify(("deskmate: switched to %q (%d messages)."):format(title, result.messageCount or 0))
     refresh_chat(root, cb)
   end)
 end
@@ -181,7 +182,7 @@ function M.delete(root, id, opts)
       vim.notify("deskmate: this workspace has no stored session.", vim.log.levels.WARN)
       return cb and cb({ message = "no session" })
     end
-    confirm(session.sessionId, session.title ~= vim.NIL and session.title or nil)
+    confirm(session.sessionId, (session.title ~= vim.NIL and session.title ~= "") and session.title or nil)
   end)
 end
 
@@ -206,7 +207,7 @@ function M.pick(root, cb)
       if not session then
         return cb and cb()
       end
-      local title = (session.title ~= vim.NIL and session.title) or session.sessionId
+      local title = (session.title ~= vim.NIL and session.title ~= "") and session.title or session.sessionId
       vim.ui.select({ "Switch to it", "Delete it" }, {
         prompt = ("Session %q"):format(title),
         kind = "deskmate.session_action",
@@ -240,7 +241,8 @@ function M.new(root, title, cb)
       notify_error(err.message)
       return cb and cb(err)
     end
-    vim.notify(("deskmate: new session %q."):format(result.title ~= vim.NIL and result.title or result.sessionId))
+    local title = (result.title ~= vim.NIL and result.title ~= "") and result.title or result.sessionId
+    vim.notify(("deskmate: new session %q."):format(title))
     refresh_chat(root, cb)
   end)
 end
