@@ -1,0 +1,268 @@
+// What the chat does, between the daemon and the view. Free of `vscode`: the
+// extension hands in a DaemonPort and a ChatHost, the unit tests hand in fakes.
+
+import { DeskmateError, toDeskmateError } from './errors';
+import type { ChatEntry, DaemonState, FromWebview, SessionChoice, ToWebview } from './messages';
+import {
+  type AskContext,
+  type AskDelta,
+  type AskResult,
+  Commands,
+  type ExportResult,
+  type SessionSummary,
+  type SessionView,
+} from './protocol';
+
+export interface DaemonPort {
+  readonly state: DaemonState;
+  /** Runs a `deskmate.*` command; rejects with a DeskmateError written for the user. */
+  execute<T>(command: string, args?: object): Promise<T>;
+}
+
+export type AskOrigin = 'view' | 'palette';
+
+export interface ChatHost {
+  /** Sends to the chat view if it is open; dropped otherwise. */
+  post(message: ToWebview): void;
+  /** The workspace folder whose session the chat shows (undefined: no folder). */
+  workspaceUri(): string | undefined;
+  /** Shows progress while `task` runs; `cancel` is called if the user cancels it. */
+  progress<T>(origin: AskOrigin, title: string, task: () => Promise<T>, cancel: () => void): Promise<T>;
+  /** Tells the user about an error that the chat view may not show. */
+  showError(message: string): void;
+  copy(text: string): void | Promise<void>;
+  insert(text: string): void | Promise<void>;
+  restartDaemon(): void | Promise<void>;
+}
+
+interface RunningAsk {
+  askId: string;
+  question: string;
+  text: string;
+}
+
+export function randomAskId(): string {
+  return `vscode-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+export class ChatController {
+  private running: RunningAsk | undefined;
+  private status: { state: DaemonState; message?: string } = { state: 'starting' };
+
+  constructor(
+    private readonly daemon: DaemonPort,
+    private readonly host: ChatHost,
+    private readonly newAskId: () => string = randomAskId,
+  ) {}
+
+  /** The ask being answered, if any. */
+  get busy(): boolean {
+    return this.running !== undefined;
+  }
+
+  // ---- events from the daemon and the view --------------------------------------
+
+  onDaemonState(state: DaemonState, message?: string): void {
+    this.status = { state, message };
+    this.host.post({ type: 'status', state, message });
+    if (state === 'running') void this.refresh();
+  }
+
+  onAskDelta(delta: AskDelta): void {
+    if (this.running?.askId !== delta.askId) return;
+    this.running.text += delta.delta;
+    this.host.post({ type: 'askDelta', askId: delta.askId, delta: delta.delta });
+  }
+
+  /** The view (re)opened: give it everything it shows, including an answer still streaming. */
+  async onViewReady(): Promise<void> {
+    this.host.post({ type: 'status', ...this.status });
+    if (this.daemon.state === 'running' || this.daemon.state === 'starting') await this.refresh();
+    const running = this.running;
+    if (running) {
+      this.host.post({ type: 'askStarted', askId: running.askId, question: running.question });
+      if (running.text) this.host.post({ type: 'askDelta', askId: running.askId, delta: running.text });
+    }
+  }
+
+  async handle(message: FromWebview): Promise<void> {
+    switch (message.type) {
+      case 'ready':
+        return this.onViewReady();
+      case 'ask':
+        await this.ask(message.question);
+        return;
+      case 'stop':
+        return this.stop();
+      case 'copy':
+        return this.host.copy(message.text);
+      case 'insert':
+        return this.host.insert(message.text);
+      case 'newSession':
+        await this.guard(() => this.newSession());
+        return;
+      case 'switchSession':
+        await this.guard(() => this.switchSession(message.sessionId));
+        return;
+      case 'deleteSession':
+        await this.guard(() => this.deleteSession(message.sessionId));
+        return;
+      case 'restart':
+        return this.host.restartDaemon();
+    }
+  }
+
+  // ---- asking ---------------------------------------------------------------------------
+
+  /**
+   * Asks the daemon; the answer streams into the view. Resolves with the result,
+   * or undefined when the ask failed (the error is shown inline and, for palette
+   * asks, as a notification too).
+   */
+  async ask(question: string, context?: AskContext, origin: AskOrigin = 'view'): Promise<AskResult | undefined> {
+    question = question.trim();
+    if (!question) return undefined;
+    if (this.running) {
+      const message = 'deskmate is still answering. Wait for the answer or press Stop.';
+      this.host.post({ type: 'error', message });
+      if (origin === 'palette') this.host.showError(message);
+      return undefined;
+    }
+    const askId = this.newAskId();
+    const running: RunningAsk = { askId, question, text: '' };
+    this.running = running;
+    this.host.post({ type: 'askStarted', askId, question });
+    const args: Record<string, unknown> = { question, askId };
+    const workspaceUri = this.host.workspaceUri();
+    if (workspaceUri) args.workspaceUri = workspaceUri;
+    if (context) args.context = context;
+    try {
+      const result = await this.host.progress(
+        origin,
+        'deskmate is answering…',
+        () => this.daemon.execute<AskResult>(Commands.ask, args),
+        () => void this.stop(),
+      );
+      this.host.post({ type: 'askFinished', askId, answer: result.answer, interrupted: result.interrupted });
+      return result;
+    } catch (error) {
+      const message = toDeskmateError(error).message;
+      this.host.post({ type: 'askFailed', askId, message });
+      if (origin === 'palette') this.host.showError(message);
+      return undefined;
+    } finally {
+      this.running = undefined;
+      await this.refresh();
+    }
+  }
+
+  /** Stops the running ask; its partial answer is kept by the daemon. */
+  async stop(): Promise<void> {
+    const running = this.running;
+    if (!running) return;
+    try {
+      await this.daemon.execute(Commands.cancel, { askId: running.askId });
+    } catch (error) {
+      this.host.post({ type: 'error', message: toDeskmateError(error).message });
+    }
+  }
+
+  // ---- sessions -------------------------------------------------------------------------
+
+  /** Sends the current session's history and the session list to the view. */
+  async refresh(): Promise<void> {
+    try {
+      const where = this.where();
+      const [view, list] = await Promise.all([
+        this.daemon.execute<SessionView>(Commands.getSession, where),
+        this.daemon.execute<{ sessions: SessionSummary[] }>(Commands.listSessions, where),
+      ]);
+      this.host.post({
+        type: 'session',
+        sessionId: view.sessionId,
+        title: view.title,
+        entries: this.entriesOf(view),
+        sessions: list.sessions.map(toChoice),
+        stored: view.sessionId !== null,
+      });
+    } catch (error) {
+      // Nothing to show before the daemon runs; the status line says why.
+      if (this.daemon.state === 'running') this.host.post({ type: 'error', message: toDeskmateError(error).message });
+    }
+  }
+
+  async listSessions(): Promise<SessionSummary[]> {
+    const list = await this.daemon.execute<{ sessions: SessionSummary[] }>(Commands.listSessions, this.where());
+    return list.sessions;
+  }
+
+  async newSession(title?: string): Promise<{ sessionId: string; title: string }> {
+    this.ensureIdle();
+    const result = await this.daemon.execute<{ sessionId: string; title: string }>(Commands.newSession, {
+      ...this.where(),
+      ...(title ? { title } : {}),
+    });
+    await this.refresh();
+    return result;
+  }
+
+  async switchSession(sessionId: string): Promise<void> {
+    this.ensureIdle();
+    await this.daemon.execute(Commands.switchSession, { sessionId, ...this.where() });
+    await this.refresh();
+  }
+
+  /** Deletes a session; confirming is the caller's job. */
+  async deleteSession(sessionId: string): Promise<boolean> {
+    this.ensureIdle();
+    const result = await this.daemon.execute<{ deleted: boolean }>(Commands.deleteSession, { sessionId });
+    await this.refresh();
+    return result.deleted;
+  }
+
+  async exportSession(): Promise<ExportResult> {
+    return this.daemon.execute<ExportResult>(Commands.exportSession, this.where());
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------
+
+  private where(): { workspaceUri?: string } {
+    const workspaceUri = this.host.workspaceUri();
+    return workspaceUri ? { workspaceUri } : {};
+  }
+
+  private ensureIdle(): void {
+    if (this.running) throw new DeskmateError('deskmate is still answering. Wait for the answer or press Stop.');
+  }
+
+  /** Runs a view action; its failure is shown inline in the view. */
+  private async guard(action: () => Promise<unknown>): Promise<void> {
+    try {
+      await action();
+    } catch (error) {
+      this.host.post({ type: 'error', message: toDeskmateError(error).message });
+    }
+  }
+
+  private entriesOf(view: SessionView): ChatEntry[] {
+    const entries: ChatEntry[] = [];
+    for (const message of view.messages) {
+      if (message.role !== 'user' && message.role !== 'assistant') continue;
+      entries.push({ role: message.role, content: message.content, ...(message.status ? { status: message.status } : {}) });
+    }
+    // The daemon stores a question when it is asked: while its answer streams,
+    // the view shows that question itself (askStarted), so it is left out here.
+    const last = entries[entries.length - 1];
+    if (this.running && last?.role === 'user' && last.content === this.running.question) entries.pop();
+    return entries;
+  }
+}
+
+function toChoice(session: SessionSummary): SessionChoice {
+  return {
+    sessionId: session.sessionId,
+    title: session.title,
+    messageCount: session.messageCount,
+    active: session.active,
+  };
+}

@@ -1,0 +1,47 @@
+// Messages between the extension and the chat webview. Both sides import this
+// file, so it must stay free of `vscode` and of DOM types.
+
+export interface ChatEntry {
+  role: 'user' | 'assistant';
+  content: string;
+  /** "interrupted" for a stopped or failed answer, as the daemon stores it. */
+  status?: string;
+}
+
+export interface SessionChoice {
+  sessionId: string;
+  title: string;
+  messageCount: number;
+  active: boolean;
+}
+
+export type DaemonState = 'starting' | 'running' | 'failed' | 'stopped';
+
+export type ToWebview =
+  | { type: 'status'; state: DaemonState; message?: string }
+  | {
+      type: 'session';
+      sessionId: string | null;
+      title: string;
+      entries: ChatEntry[];
+      sessions: SessionChoice[];
+      /** false when there is no folder: the conversation is not stored. */
+      stored: boolean;
+    }
+  | { type: 'askStarted'; askId: string; question: string }
+  | { type: 'askDelta'; askId: string; delta: string }
+  | { type: 'askFinished'; askId: string; answer: string; interrupted: boolean }
+  | { type: 'askFailed'; askId: string; message: string }
+  | { type: 'error'; message: string }
+  | { type: 'focusPrompt' };
+
+export type FromWebview =
+  | { type: 'ready' }
+  | { type: 'ask'; question: string }
+  | { type: 'stop' }
+  | { type: 'copy'; text: string }
+  | { type: 'insert'; text: string }
+  | { type: 'newSession' }
+  | { type: 'switchSession'; sessionId: string }
+  | { type: 'deleteSession'; sessionId: string }
+  | { type: 'restart' };

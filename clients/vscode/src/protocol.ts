@@ -1,0 +1,98 @@
+// Types of the daemon's protocol (docs/protocol.md). The daemon is the only
+// source of truth; these mirror what it documents, nothing more.
+
+export interface Position {
+  line: number;
+  character: number;
+}
+
+export interface Range {
+  start: Position;
+  end: Position;
+}
+
+export interface AskContext {
+  uri: string;
+  range?: Range;
+  text?: string;
+  languageId?: string;
+}
+
+export interface AskArgs {
+  question: string;
+  sessionId?: string;
+  workspaceUri?: string;
+  context?: AskContext;
+  askId?: string;
+}
+
+export interface AskResult {
+  sessionId: string | null;
+  askId: string;
+  answer: string;
+  interrupted: boolean;
+  usage?: { promptTokens: number; completionTokens: number; totalTokens: number };
+}
+
+export interface AskDelta {
+  askId: string;
+  sessionId: string | null;
+  delta: string;
+  index: number;
+}
+
+export interface SessionSummary {
+  sessionId: string;
+  title: string;
+  workspaceUri: string | null;
+  createdAt: string;
+  updatedAt: string;
+  messageCount: number;
+  active: boolean;
+}
+
+export interface StoredMessage {
+  id: string;
+  role: string;
+  content: string;
+  timestamp: string;
+  model?: string;
+  status?: string;
+}
+
+export interface SessionView {
+  sessionId: string | null;
+  title: string;
+  workspaceUri: string | null;
+  active: boolean;
+  persisted: boolean;
+  messages: StoredMessage[];
+}
+
+export interface ExportResult {
+  sessionId: string | null;
+  title: string;
+  markdown: string;
+}
+
+/** Command names, as listed in the server's executeCommandProvider. */
+export const Commands = {
+  ask: 'deskmate.ask',
+  cancel: 'deskmate.cancel',
+  listSessions: 'deskmate.listSessions',
+  getSession: 'deskmate.getSession',
+  newSession: 'deskmate.newSession',
+  switchSession: 'deskmate.switchSession',
+  deleteSession: 'deskmate.deleteSession',
+  exportSession: 'deskmate.exportSession',
+  status: 'deskmate.status',
+} as const;
+
+export const ASK_DELTA_NOTIFICATION = 'deskmate/askDelta';
+
+/** JSON-RPC error codes the daemon answers with. */
+export const ErrorCodes = {
+  invalidParams: -32602,
+  requestFailed: -32803,
+  requestCancelled: -32800,
+} as const;

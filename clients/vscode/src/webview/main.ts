@@ -1,0 +1,351 @@
+// The chat view's page. It only shows what the extension sends and posts back
+// what the user does; the extension talks to the daemon.
+
+import type { ChatEntry, DaemonState, FromWebview, SessionChoice, ToWebview } from '../messages';
+import { codeOf, renderMarkdown } from './markdown';
+
+interface VsCodeApi {
+  postMessage(message: FromWebview): void;
+}
+declare function acquireVsCodeApi(): VsCodeApi;
+
+const vscode = acquireVsCodeApi();
+const post = (message: FromWebview) => vscode.postMessage(message);
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const transcript = $<HTMLElement>('transcript');
+const prompt = $<HTMLTextAreaElement>('prompt');
+const form = $<HTMLFormElement>('prompt-form');
+const sendButton = $<HTMLButtonElement>('send');
+const stopButton = $<HTMLButtonElement>('stop');
+const sessionSelect = $<HTMLSelectElement>('session-select');
+const newButton = $<HTMLButtonElement>('new-session');
+const deleteButton = $<HTMLButtonElement>('delete-session');
+const confirmBox = $<HTMLElement>('confirm-delete');
+const confirmText = $<HTMLElement>('confirm-text');
+const confirmYes = $<HTMLButtonElement>('confirm-delete-yes');
+const confirmNo = $<HTMLButtonElement>('confirm-delete-no');
+const statusBox = $<HTMLElement>('status');
+const statusText = $<HTMLElement>('status-text');
+const restartButton = $<HTMLButtonElement>('restart');
+
+/** The answer being streamed: its text so far and the element it renders into. */
+interface Streaming {
+  askId: string;
+  text: string;
+  body: HTMLElement;
+  entry: HTMLElement;
+  renderTimer?: number;
+}
+
+let sessionId: string | null = null;
+let sessions: SessionChoice[] = [];
+let stored = true;
+let streaming: Streaming | undefined;
+let daemonState: DaemonState = 'starting';
+
+// Streamed text is re-rendered at most this often: Markdown must be parsed
+// whole (a fence opened early changes everything after it).
+const RENDER_INTERVAL_MS = 40;
+
+// ---- the transcript ------------------------------------------------------------
+
+function isNearBottom(): boolean {
+  return transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight < 40;
+}
+
+function keepScrolled(wasNearBottom: boolean): void {
+  if (wasNearBottom) transcript.scrollTop = transcript.scrollHeight;
+}
+
+function entryElement(role: ChatEntry['role']): { entry: HTMLElement; body: HTMLElement } {
+  const entry = document.createElement('article');
+  entry.className = `message ${role}`;
+  const who = document.createElement('div');
+  who.className = 'message-role';
+  who.textContent = role === 'user' ? 'You' : 'deskmate';
+  const body = document.createElement('div');
+  body.className = 'message-body';
+  entry.append(who, body);
+  return { entry, body };
+}
+
+function fillBody(body: HTMLElement, role: ChatEntry['role'], content: string): void {
+  if (role === 'user') {
+    body.textContent = content; // questions are shown as typed
+  } else {
+    body.replaceChildren(renderMarkdown(content));
+  }
+}
+
+function markInterrupted(entry: HTMLElement, note: string): void {
+  entry.classList.add('interrupted');
+  const mark = document.createElement('div');
+  mark.className = 'message-note';
+  mark.textContent = note;
+  entry.append(mark);
+}
+
+function appendEntry(item: ChatEntry): HTMLElement {
+  const { entry, body } = entryElement(item.role);
+  fillBody(body, item.role, item.content);
+  if (item.role === 'assistant' && item.status === 'interrupted') markInterrupted(entry, 'Stopped before the end.');
+  transcript.append(entry);
+  return entry;
+}
+
+function showEmpty(): void {
+  const empty = document.createElement('p');
+  empty.className = 'empty';
+  empty.textContent = stored
+    ? 'No messages yet. Ask a question about this project below.'
+    : 'No folder is open: this conversation will not be stored.';
+  transcript.append(empty);
+}
+
+function showError(message: string, entry?: HTMLElement): void {
+  const wasNearBottom = isNearBottom();
+  const box = document.createElement('div');
+  box.className = 'error';
+  box.setAttribute('role', 'alert');
+  box.textContent = message;
+  (entry ?? transcript).append(box);
+  keepScrolled(wasNearBottom || !entry);
+}
+
+function clearTransientErrors(): void {
+  for (const box of Array.from(transcript.querySelectorAll(':scope > .error'))) box.remove();
+}
+
+// ---- streaming --------------------------------------------------------------------
+
+function startAnswer(askId: string, question: string): void {
+  finishStreaming();
+  transcript.querySelector(':scope > .empty')?.remove();
+  clearTransientErrors();
+  appendEntry({ role: 'user', content: question });
+  const { entry, body } = entryElement('assistant');
+  entry.classList.add('streaming');
+  entry.setAttribute('aria-busy', 'true');
+  transcript.append(entry);
+  streaming = { askId, text: '', body, entry };
+  setBusy(true);
+  transcript.scrollTop = transcript.scrollHeight;
+}
+
+function scheduleRender(): void {
+  if (!streaming || streaming.renderTimer !== undefined) return;
+  streaming.renderTimer = window.setTimeout(() => {
+    if (!streaming) return;
+    streaming.renderTimer = undefined;
+    const wasNearBottom = isNearBottom();
+    fillBody(streaming.body, 'assistant', streaming.text);
+    keepScrolled(wasNearBottom);
+  }, RENDER_INTERVAL_MS);
+}
+
+function finishStreaming(finalText?: string): Streaming | undefined {
+  const done = streaming;
+  if (!done) return undefined;
+  if (done.renderTimer !== undefined) window.clearTimeout(done.renderTimer);
+  streaming = undefined;
+  const wasNearBottom = isNearBottom();
+  fillBody(done.body, 'assistant', finalText ?? done.text);
+  done.entry.classList.remove('streaming');
+  done.entry.removeAttribute('aria-busy');
+  keepScrolled(wasNearBottom);
+  setBusy(false);
+  return done;
+}
+
+function setBusy(busy: boolean): void {
+  sendButton.disabled = busy;
+  stopButton.hidden = !busy;
+  sessionSelect.disabled = busy || sessions.length === 0;
+  newButton.disabled = busy;
+  deleteButton.disabled = busy || sessionId === null || !stored;
+  document.body.classList.toggle('busy', busy);
+}
+
+// ---- sessions -----------------------------------------------------------------------
+
+function showSession(message: Extract<ToWebview, { type: 'session' }>): void {
+  finishStreaming();
+  hideConfirm();
+  sessionId = message.sessionId;
+  sessions = message.sessions;
+  stored = message.stored;
+  sessionSelect.replaceChildren();
+  const choices = [...sessions];
+  if (sessionId !== null && !choices.some((s) => s.sessionId === sessionId)) {
+    // The active session has no stored history yet, so it is not listed.
+    choices.unshift({ sessionId, title: message.title || sessionId, messageCount: message.entries.length, active: true });
+  }
+  if (choices.length === 0) {
+    const option = document.createElement('option');
+    option.textContent = stored ? 'New session' : 'Not stored (no folder open)';
+    option.value = '';
+    sessionSelect.append(option);
+  }
+  for (const choice of choices) {
+    const option = document.createElement('option');
+    option.value = choice.sessionId;
+    option.textContent = `${choice.title || choice.sessionId} (${choice.messageCount})`;
+    option.selected = choice.sessionId === sessionId;
+    sessionSelect.append(option);
+  }
+  sessions = choices;
+  transcript.replaceChildren();
+  for (const entry of message.entries) appendEntry(entry);
+  if (message.entries.length === 0) showEmpty();
+  transcript.scrollTop = transcript.scrollHeight;
+  setBusy(false);
+}
+
+function showConfirm(): void {
+  const current = sessions.find((s) => s.sessionId === sessionId);
+  if (!current) return;
+  const count = current.messageCount === 1 ? '1 message' : `${current.messageCount} messages`;
+  confirmText.textContent = `Delete the session “${current.title || current.sessionId}” and its ${count}? This cannot be undone.`;
+  confirmBox.hidden = false;
+  confirmNo.focus();
+}
+
+function hideConfirm(): void {
+  if (confirmBox.hidden) return;
+  confirmBox.hidden = true;
+}
+
+// ---- status of the daemon ------------------------------------------------------------
+
+function showStatus(state: DaemonState, message?: string): void {
+  daemonState = state;
+  const text =
+    state === 'starting' ? 'Starting deskmate…' : state === 'running' ? '' : message || 'deskmate is not running.';
+  statusText.textContent = text;
+  statusBox.hidden = state === 'running';
+  statusBox.classList.toggle('failed', state === 'failed' || state === 'stopped');
+  restartButton.hidden = state === 'starting' || state === 'running';
+}
+
+// ---- messages from the extension -----------------------------------------------
+
+window.addEventListener('message', (event: MessageEvent<ToWebview>) => {
+  const message = event.data;
+  if (!message || typeof message !== 'object') return;
+  switch (message.type) {
+    case 'status':
+      showStatus(message.state, message.message);
+      break;
+    case 'session':
+      showSession(message);
+      break;
+    case 'askStarted':
+      startAnswer(message.askId, message.question);
+      break;
+    case 'askDelta':
+      if (streaming?.askId === message.askId) {
+        streaming.text += message.delta;
+        scheduleRender();
+      }
+      break;
+    case 'askFinished': {
+      if (streaming?.askId !== message.askId) break;
+      const done = finishStreaming(message.answer);
+      if (done && message.interrupted) markInterrupted(done.entry, 'Stopped.');
+      break;
+    }
+    case 'askFailed': {
+      const done = streaming?.askId === message.askId ? finishStreaming() : undefined;
+      if (done) done.entry.classList.add('interrupted');
+      showError(message.message, done?.entry);
+      break;
+    }
+    case 'error':
+      showError(message.message);
+      break;
+    case 'focusPrompt':
+      prompt.focus();
+      break;
+  }
+});
+
+// ---- what the user does ------------------------------------------------------------
+
+function send(): void {
+  const question = prompt.value.trim();
+  if (!question || streaming) return;
+  post({ type: 'ask', question });
+  prompt.value = '';
+}
+
+function stop(): void {
+  if (streaming) post({ type: 'stop' });
+}
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  send();
+});
+
+prompt.addEventListener('keydown', (event) => {
+  if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    send();
+  }
+});
+
+document.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape') return;
+  if (!confirmBox.hidden) {
+    hideConfirm();
+    deleteButton.focus();
+  } else if (streaming) {
+    stop();
+  }
+});
+
+stopButton.addEventListener('click', stop);
+restartButton.addEventListener('click', () => post({ type: 'restart' }));
+newButton.addEventListener('click', () => {
+  hideConfirm();
+  post({ type: 'newSession' });
+});
+sessionSelect.addEventListener('change', () => {
+  hideConfirm();
+  if (sessionSelect.value && sessionSelect.value !== sessionId) {
+    post({ type: 'switchSession', sessionId: sessionSelect.value });
+  }
+});
+deleteButton.addEventListener('click', showConfirm);
+confirmNo.addEventListener('click', () => {
+  hideConfirm();
+  deleteButton.focus();
+});
+confirmYes.addEventListener('click', () => {
+  hideConfirm();
+  if (sessionId !== null) post({ type: 'deleteSession', sessionId });
+});
+
+transcript.addEventListener('click', (event) => {
+  const button = (event.target as Element).closest('button.code-action') as HTMLButtonElement | null;
+  if (!button) return;
+  const text = codeOf(button);
+  if (text === undefined) return;
+  if (button.dataset.action === 'copy') {
+    post({ type: 'copy', text });
+    flash(button, 'Copied');
+  } else if (button.dataset.action === 'insert') {
+    post({ type: 'insert', text });
+  }
+});
+
+function flash(button: HTMLButtonElement, label: string): void {
+  const original = button.textContent;
+  button.textContent = label;
+  window.setTimeout(() => (button.textContent = original), 1200);
+}
+
+showStatus(daemonState);
+setBusy(false);
+post({ type: 'ready' });

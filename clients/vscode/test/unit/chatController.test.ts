@@ -1,0 +1,331 @@
+import assert from 'node:assert/strict';
+import { beforeEach, describe, it } from 'node:test';
+import { type AskOrigin, ChatController, type ChatHost, type DaemonPort } from '../../src/chatController';
+import { DeskmateError } from '../../src/errors';
+import type { DaemonState, ToWebview } from '../../src/messages';
+import type { SessionSummary, StoredMessage } from '../../src/protocol';
+
+const FOLDER = 'file:///work/project';
+
+/** A daemon that answers commands from a script and records them. */
+class FakeDaemon implements DaemonPort {
+  state: DaemonState = 'running';
+  calls: { command: string; args: Record<string, unknown> }[] = [];
+  messages: StoredMessage[] = [];
+  sessions: SessionSummary[] = [];
+  sessionId: string | null = 'project-1234abcd';
+  /** Set by a test to control deskmate.ask. */
+  onAsk: (args: Record<string, unknown>) => Promise<unknown> = async (args) => ({
+    sessionId: this.sessionId,
+    askId: args.askId,
+    answer: 'the answer',
+    interrupted: false,
+  });
+  failures: Record<string, Error> = {};
+
+  async execute<T>(command: string, args: object = {}): Promise<T> {
+    const record = args as Record<string, unknown>;
+    this.calls.push({ command, args: record });
+    const failure = this.failures[command];
+    if (failure) throw failure;
+    switch (command) {
+      case 'deskmate.ask':
+        return (await this.onAsk(record)) as T;
+      case 'deskmate.getSession':
+        return { sessionId: this.sessionId, title: 'Project', messages: this.messages } as T;
+      case 'deskmate.listSessions':
+        return { sessions: this.sessions } as T;
+      case 'deskmate.cancel':
+        return { cancelled: true } as T;
+      case 'deskmate.newSession':
+        return { sessionId: 'new-1', title: '' } as T;
+      case 'deskmate.deleteSession':
+        return { deleted: true } as T;
+      default:
+        return {} as T;
+    }
+  }
+
+  commands(): string[] {
+    return this.calls.map((call) => call.command);
+  }
+}
+
+class FakeHost implements ChatHost {
+  posted: ToWebview[] = [];
+  errors: string[] = [];
+  progressOrigins: AskOrigin[] = [];
+  cancelProgress: (() => void) | undefined;
+  folder: string | undefined = FOLDER;
+  copied: string[] = [];
+  inserted: string[] = [];
+  restarts = 0;
+
+  post(message: ToWebview): void {
+    this.posted.push(message);
+  }
+  workspaceUri(): string | undefined {
+    return this.folder;
+  }
+  async progress<T>(origin: AskOrigin, _title: string, task: () => Promise<T>, cancel: () => void): Promise<T> {
+    this.progressOrigins.push(origin);
+    this.cancelProgress = cancel;
+    return task();
+  }
+  showError(message: string): void {
+    this.errors.push(message);
+  }
+  copy(text: string): void {
+    this.copied.push(text);
+  }
+  insert(text: string): void {
+    this.inserted.push(text);
+  }
+  restartDaemon(): void {
+    this.restarts++;
+  }
+  types(): string[] {
+    return this.posted.map((message) => message.type);
+  }
+  last<K extends ToWebview['type']>(type: K): Extract<ToWebview, { type: K }> | undefined {
+    return this.posted.filter((m) => m.type === type).pop() as Extract<ToWebview, { type: K }> | undefined;
+  }
+}
+
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('ChatController', () => {
+  let daemon: FakeDaemon;
+  let host: FakeHost;
+  let controller: ChatController;
+  let ids: number;
+
+  beforeEach(() => {
+    daemon = new FakeDaemon();
+    host = new FakeHost();
+    ids = 0;
+    controller = new ChatController(daemon, host, () => `ask-${++ids}`);
+  });
+
+  it('streams an answer into the view in order, then shows the stored history', async () => {
+    const answer = deferred<unknown>();
+    daemon.onAsk = () => answer.promise;
+    const asking = controller.ask('  What is this?  ');
+    await tick();
+    assert.deepEqual(host.posted[0], { type: 'askStarted', askId: 'ask-1', question: 'What is this?' });
+    assert.deepEqual(daemon.calls[0], {
+      command: 'deskmate.ask',
+      args: { question: 'What is this?', askId: 'ask-1', workspaceUri: FOLDER },
+    });
+    controller.onAskDelta({ askId: 'ask-1', sessionId: 's', delta: 'Hel', index: 0 });
+    controller.onAskDelta({ askId: 'other', sessionId: 's', delta: 'NOPE', index: 0 });
+    controller.onAskDelta({ askId: 'ask-1', sessionId: 's', delta: 'lo', index: 1 });
+    daemon.messages = [
+      { id: '1', role: 'user', content: 'What is this?', timestamp: 't' },
+      { id: '2', role: 'assistant', content: 'Hello', timestamp: 't' },
+    ];
+    answer.resolve({ sessionId: 's', askId: 'ask-1', answer: 'Hello', interrupted: false });
+    const result = await asking;
+    assert.equal(result?.answer, 'Hello');
+    assert.deepEqual(host.types(), ['askStarted', 'askDelta', 'askDelta', 'askFinished', 'session']);
+    assert.deepEqual(
+      host.posted.filter((m) => m.type === 'askDelta').map((m) => (m as { delta: string }).delta),
+      ['Hel', 'lo'],
+    );
+    assert.deepEqual(host.last('askFinished'), { type: 'askFinished', askId: 'ask-1', answer: 'Hello', interrupted: false });
+    assert.equal(host.last('session')?.entries.length, 2);
+    assert.deepEqual(host.progressOrigins, ['view']);
+    assert.equal(controller.busy, false);
+  });
+
+  it('sends the editor context with a palette ask', async () => {
+    const context = { uri: 'file:///work/project/a.py', text: 'x = 1', languageId: 'python' };
+    await controller.ask('Explain', context, 'palette');
+    assert.deepEqual(daemon.calls[0].args.context, context);
+    assert.deepEqual(host.progressOrigins, ['palette']);
+  });
+
+  it('leaves workspaceUri out when no folder is open', async () => {
+    host.folder = undefined;
+    await controller.ask('Hi');
+    assert.equal('workspaceUri' in daemon.calls[0].args, false);
+  });
+
+  it('Stop cancels the running ask by its askId and shows the partial answer', async () => {
+    const answer = deferred<unknown>();
+    daemon.onAsk = () => answer.promise;
+    const asking = controller.ask('Long one');
+    await tick();
+    controller.onAskDelta({ askId: 'ask-1', sessionId: 's', delta: 'partial', index: 0 });
+    await controller.handle({ type: 'stop' });
+    assert.deepEqual(daemon.calls.at(-1), { command: 'deskmate.cancel', args: { askId: 'ask-1' } });
+    answer.resolve({ sessionId: 's', askId: 'ask-1', answer: 'partial', interrupted: true });
+    await asking;
+    assert.deepEqual(host.last('askFinished'), { type: 'askFinished', askId: 'ask-1', answer: 'partial', interrupted: true });
+  });
+
+  it('cancelling the progress notification cancels the ask', async () => {
+    const answer = deferred<unknown>();
+    daemon.onAsk = () => answer.promise;
+    const asking = controller.ask('Q', undefined, 'palette');
+    await tick();
+    host.cancelProgress?.();
+    await tick();
+    assert.ok(daemon.commands().includes('deskmate.cancel'));
+    answer.resolve({ sessionId: 's', askId: 'ask-1', answer: '', interrupted: true });
+    await asking;
+  });
+
+  it('Stop with nothing running does nothing', async () => {
+    await controller.stop();
+    assert.deepEqual(daemon.calls, []);
+  });
+
+  it('refuses a second ask while one is answering', async () => {
+    const answer = deferred<unknown>();
+    daemon.onAsk = () => answer.promise;
+    const first = controller.ask('one');
+    await tick();
+    assert.equal(await controller.ask('two', undefined, 'palette'), undefined);
+    assert.equal(daemon.commands().filter((c) => c === 'deskmate.ask').length, 1);
+    assert.match(host.last('error')?.message ?? '', /still answering/);
+    assert.equal(host.errors.length, 1);
+    answer.resolve({ sessionId: 's', askId: 'ask-1', answer: 'a', interrupted: false });
+    await first;
+  });
+
+  it("shows the daemon's failure inline, and as a notification for palette asks", async () => {
+    daemon.onAsk = async () => {
+      throw new DeskmateError('The model server failed (HTTP 500).', -32803);
+    };
+    assert.equal(await controller.ask('q'), undefined);
+    assert.deepEqual(host.last('askFailed'), { type: 'askFailed', askId: 'ask-1', message: 'The model server failed (HTTP 500).' });
+    assert.deepEqual(host.errors, []);
+    await controller.ask('q', undefined, 'palette');
+    assert.deepEqual(host.errors, ['The model server failed (HTTP 500).']);
+    assert.equal(controller.busy, false);
+  });
+
+  it('ignores empty questions', async () => {
+    assert.equal(await controller.ask('   '), undefined);
+    assert.deepEqual(daemon.calls, []);
+  });
+
+  it('gives a view that opens mid-answer the history and the answer so far, without the question twice', async () => {
+    const answer = deferred<unknown>();
+    daemon.onAsk = () => answer.promise;
+    daemon.messages = [
+      { id: '1', role: 'user', content: 'earlier', timestamp: 't' },
+      { id: '2', role: 'assistant', content: 'reply', timestamp: 't' },
+      { id: '3', role: 'user', content: 'now?', timestamp: 't' },
+    ];
+    const asking = controller.ask('now?');
+    await tick();
+    controller.onAskDelta({ askId: 'ask-1', sessionId: 's', delta: 'so ', index: 0 });
+    controller.onAskDelta({ askId: 'ask-1', sessionId: 's', delta: 'far', index: 1 });
+    host.posted = [];
+    await controller.handle({ type: 'ready' });
+    assert.deepEqual(host.types(), ['status', 'session', 'askStarted', 'askDelta']);
+    assert.deepEqual(
+      host.last('session')?.entries.map((e) => e.content),
+      ['earlier', 'reply'],
+    );
+    assert.deepEqual(host.last('askDelta'), { type: 'askDelta', askId: 'ask-1', delta: 'so far' });
+    answer.resolve({ sessionId: 's', askId: 'ask-1', answer: 'so far', interrupted: false });
+    await asking;
+  });
+
+  it('shows the stored history with roles and interrupted answers, skipping other roles', async () => {
+    daemon.messages = [
+      { id: '0', role: 'system', content: 'sys', timestamp: 't' },
+      { id: '1', role: 'user', content: 'q', timestamp: 't' },
+      { id: '2', role: 'assistant', content: 'half', timestamp: 't', status: 'interrupted' },
+    ];
+    daemon.sessions = [
+      { sessionId: 'project-1234abcd', title: 'Project', workspaceUri: FOLDER, createdAt: 'c', updatedAt: 'u', messageCount: 2, active: true },
+    ];
+    await controller.refresh();
+    assert.deepEqual(host.last('session'), {
+      type: 'session',
+      sessionId: 'project-1234abcd',
+      title: 'Project',
+      entries: [
+        { role: 'user', content: 'q' },
+        { role: 'assistant', content: 'half', status: 'interrupted' },
+      ],
+      sessions: [{ sessionId: 'project-1234abcd', title: 'Project', messageCount: 2, active: true }],
+      stored: true,
+    });
+    assert.deepEqual(daemon.calls.map((c) => c.args), [{ workspaceUri: FOLDER }, { workspaceUri: FOLDER }]);
+  });
+
+  it('marks a session without a folder as not stored', async () => {
+    daemon.sessionId = null;
+    await controller.refresh();
+    assert.equal(host.last('session')?.stored, false);
+  });
+
+  it('switches, creates and deletes sessions from the view, then refreshes', async () => {
+    await controller.handle({ type: 'switchSession', sessionId: 'other' });
+    await controller.handle({ type: 'newSession' });
+    await controller.handle({ type: 'deleteSession', sessionId: 'old' });
+    const actions = daemon.calls.filter((c) => !['deskmate.getSession', 'deskmate.listSessions'].includes(c.command));
+    assert.deepEqual(actions, [
+      { command: 'deskmate.switchSession', args: { sessionId: 'other', workspaceUri: FOLDER } },
+      { command: 'deskmate.newSession', args: { workspaceUri: FOLDER } },
+      { command: 'deskmate.deleteSession', args: { sessionId: 'old' } },
+    ]);
+    assert.equal(host.posted.filter((m) => m.type === 'session').length, 3);
+  });
+
+  it('shows a failed session action inline', async () => {
+    daemon.failures['deskmate.switchSession'] = new DeskmateError('Session "gone" does not exist', -32803);
+    await controller.handle({ type: 'switchSession', sessionId: 'gone' });
+    assert.deepEqual(host.last('error'), { type: 'error', message: 'Session "gone" does not exist' });
+  });
+
+  it('does not change sessions while an answer streams', async () => {
+    const answer = deferred<unknown>();
+    daemon.onAsk = () => answer.promise;
+    const asking = controller.ask('q');
+    await tick();
+    await controller.handle({ type: 'newSession' });
+    assert.equal(daemon.commands().includes('deskmate.newSession'), false);
+    assert.match(host.last('error')?.message ?? '', /still answering/);
+    answer.resolve({ sessionId: 's', askId: 'ask-1', answer: 'a', interrupted: false });
+    await asking;
+  });
+
+  it('hands copy, insert and restart to the host', async () => {
+    await controller.handle({ type: 'copy', text: 'a' });
+    await controller.handle({ type: 'insert', text: 'b' });
+    await controller.handle({ type: 'restart' });
+    assert.deepEqual([host.copied, host.inserted, host.restarts], [['a'], ['b'], 1]);
+  });
+
+  it('passes daemon states on and loads the session once it runs', async () => {
+    controller.onDaemonState('failed', 'deskmate could not start: fix it');
+    assert.deepEqual(host.posted, [{ type: 'status', state: 'failed', message: 'deskmate could not start: fix it' }]);
+    controller.onDaemonState('running');
+    await tick();
+    assert.ok(daemon.commands().includes('deskmate.getSession'));
+    assert.equal(host.last('session')?.sessionId, 'project-1234abcd');
+  });
+
+  it('does not report refresh failures while the daemon is down (the status says why)', async () => {
+    daemon.state = 'failed';
+    daemon.failures['deskmate.getSession'] = new DeskmateError('not running');
+    await controller.refresh();
+    assert.equal(host.last('error'), undefined);
+  });
+});
