@@ -255,3 +255,14 @@ async def test_damaged_history_is_moved_aside_and_the_user_warned(start_daemon, 
     assert len(warnings) == 1 and ".corrupt-" in warnings[0]
     moved = warnings[0].split("moved to ")[1].split(" and")[0]
     assert "soon damaged" in open(moved).read()
+
+
+async def test_session_id_setting_pins_every_folder(start_daemon, project, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    daemon = await start_daemon(folders=[project, other], settings={"sessionId": "pinned"})
+    a = await daemon.ask("one", workspaceUri=project.as_uri())
+    b = await daemon.ask("two", workspaceUri=other.as_uri())
+    assert a["sessionId"] == b["sessionId"] == "pinned" and "I see 2 earlier messages" in b["answer"]
+    with pytest.raises(JsonRpcException, match="pins every folder"):
+        await daemon.run("deskmate.newSession", {})

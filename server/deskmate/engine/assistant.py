@@ -376,16 +376,19 @@ class Assistant:
         session, persisted = await self._session(ref)
         return SessionView(session, ref.id is not None and ref.id in self._active_ids(), persisted)
 
-    async def new_session(self, workspace_uri: str | None = None, title: str = "") -> Session:
-        """Start an empty session and make it the folder's active one."""
-        ref = self.resolve(workspace_uri=workspace_uri)
+    def _check_folder_may_change_session(self, ref: SessionRef, action: str) -> None:
         if ref.folder is None:
-            raise EngineError("There is no workspace folder to start a new session in; open a folder first.")
+            raise EngineError(f"There is no workspace folder to {action} in; open a folder first.")
         if self.settings.session_id:
             raise EngineError(
                 f'The deskmate.sessionId setting pins every folder to session "{self.settings.session_id}"; '
-                "clear it to start new sessions."
+                f"clear it to {action}."
             )
+
+    async def new_session(self, workspace_uri: str | None = None, title: str = "") -> Session:
+        """Start an empty session and make it the folder's active one."""
+        ref = self.resolve(workspace_uri=workspace_uri)
+        self._check_folder_may_change_session(ref, "start a new session")
         session = Session(id=fresh_session_id(ref.folder), title=title, workspace_uri=ref.folder)
         if self.settings.auto_save:
             await self.backend.save(session)
@@ -397,13 +400,7 @@ class Assistant:
     async def switch_session(self, session_id: str, workspace_uri: str | None = None) -> Session:
         """Make an existing session the folder's active one."""
         ref = self.resolve(session_id=session_id, workspace_uri=workspace_uri)
-        if ref.folder is None:
-            raise EngineError("There is no workspace folder to switch sessions in; open a folder first.")
-        if self.settings.session_id:
-            raise EngineError(
-                f'The deskmate.sessionId setting pins every folder to session "{self.settings.session_id}"; '
-                "clear it to switch sessions."
-            )
+        self._check_folder_may_change_session(ref, "switch sessions")
         session = self._state.memory.get(session_id) or await self._stored(session_id)
         if session is None:
             raise SessionNotFound(session_id)
