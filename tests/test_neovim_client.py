@@ -90,7 +90,9 @@ def run_spec(name: str, *args: str, cwd: Path, env: dict[str, str]) -> str:
     try:
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=SPEC_TIMEOUT)
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{name}_spec.lua timed out after {SPEC_TIMEOUT} s\n{exc.stdout or ''}\n{exc.stderr or ''}")
+        pytest.fail(
+            f"{name}_spec.lua timed out after {SPEC_TIMEOUT} s\n{exc.stdout or ''}\n{exc.stderr or ''}"
+        )
     report = f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
     assert proc.returncode == 0, f"{name}_spec.lua failed (exit {proc.returncode})\n{report}"
     assert re.search(r"^1\.\.\d+ \(0 failed\)$", proc.stdout, re.M), f"no test summary\n{report}"
@@ -106,6 +108,7 @@ def run_spec(name: str, *args: str, cwd: Path, env: dict[str, str]) -> str:
         "sessions",  # list, switch, delete after confirmation
         "errors",  # daemon errors via vim.notify ERROR, corrupt-history warning
         "health",  # :checkhealth deskmate
+        "ui",  # no setup() needed, no forced keymaps, the prompt, following the answer, help tags
     ],
 )
 def test_neovim_spec(spec: str, tmp_path: Path, model_url: str, workspace: Path, data_dir: Path) -> None:

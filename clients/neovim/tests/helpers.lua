@@ -19,9 +19,9 @@ H.env = {
 ---@type { msg: string, level: integer }[]
 H.notifications = {}
 
---- Loads the plugin as a plugin manager would and configures it for the test model server.
----@param overrides table? merged over the default test options
-function H.setup(overrides)
+--- Loads the plugin as a plugin manager would (runtimepath, then plugin/), and records
+--- notifications in H.notifications.
+function H.load()
   vim.opt.runtimepath:prepend(H.plugin_dir)
   vim.cmd.runtime("plugin/deskmate.lua")
   local notify = vim.notify
@@ -31,6 +31,12 @@ function H.setup(overrides)
       notify(msg, level, opts)
     end
   end
+end
+
+--- H.load(), then setup() for the test model server.
+---@param overrides table? merged over the default test options
+function H.setup(overrides)
+  H.load()
   local opts = vim.tbl_deep_extend("force", {
     cmd = vim.split(H.env.cmd, "%s+", { trimempty = true }),
     settings = {
@@ -192,9 +198,11 @@ end
 function H.run()
   local failed = 0
   for i, t in ipairs(tests) do
+    local started = vim.uv.hrtime()
     local ok, err = xpcall(t.fn, debug.traceback)
+    local seconds = (vim.uv.hrtime() - started) / 1e9
     if ok then
-      io.stdout:write(("ok %d - %s\n"):format(i, t.name))
+      io.stdout:write(("ok %d - %s (%.1f s)\n"):format(i, t.name, seconds))
     else
       failed = failed + 1
       io.stdout:write(("not ok %d - %s\n"):format(i, t.name))

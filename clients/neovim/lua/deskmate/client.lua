@@ -52,20 +52,22 @@ end
 --- (`vim.lsp.config("deskmate", {...})`) like any other server.
 function M.register()
   local s = settings()
+  -- An empty Lua table would go out as a JSON array; leave empty settings out instead.
   vim.lsp.config(M.name, {
     cmd = config.options.cmd,
     root_markers = config.options.root_markers,
-    init_options = s,
-    settings = { deskmate = s },
+    init_options = next(s) and s or nil,
+    settings = next(s) and { deskmate = s } or nil,
   })
 end
 
 --- Sends the current settings to every running daemon (after a second setup() call).
 function M.push_settings()
   local s = settings()
+  local payload = { deskmate = next(s) and s or vim.empty_dict() }
   for _, client in ipairs(vim.lsp.get_clients({ name = M.name })) do
-    client.settings = { deskmate = s }
-    client:notify("workspace/didChangeConfiguration", { settings = { deskmate = s } })
+    client.settings = payload
+    client:notify("workspace/didChangeConfiguration", { settings = payload })
   end
 end
 

@@ -4,7 +4,7 @@ local M = {}
 ---@class deskmate.Config
 ---@field cmd string[] the daemon command; it speaks LSP on stdio
 ---@field settings table<string, any> sent to the daemon (see docs/protocol.md "Settings")
----@field root_markers string[] files or dirs marking a workspace root
+---@field root_markers string[] files or dirs marking a workspace root (the nearest wins)
 ---@field keymaps table<string, string|false> opt-in global keymaps, action -> lhs
 ---@field chat { width: number, input_height: integer }
 
@@ -12,7 +12,8 @@ local M = {}
 M.defaults = {
   cmd = { "deskmate", "lsp" },
   settings = {},
-  root_markers = { ".deskmate", ".git" },
+  -- The same markers as the terminal's `deskmate ask`, so both use the same session.
+  root_markers = { ".git", ".hg", ".svn", ".deskmate" },
   -- Nothing is mapped unless the user names a key here.
   keymaps = {
     ask = false, -- normal mode: prompt for a question; visual mode: ask about the selection

@@ -11,7 +11,7 @@ local function normalize(path)
   return path
 end
 
---- The root of `bufnr` (default: current buffer): the nearest ancestor holding one of
+--- The root of `bufnr` (default: current buffer): the nearest ancestor holding any of the
 --- `root_markers`, else the current directory. The plugin's own buffers carry their root.
 ---@param bufnr integer?
 ---@return string
@@ -28,7 +28,8 @@ function M.root(bufnr)
   else
     start = vim.fn.getcwd()
   end
-  local found = vim.fs.root(start, config.options.root_markers)
+  -- One nested list: all markers have the same priority, the nearest folder wins.
+  local found = vim.fs.root(start, { config.options.root_markers })
   return normalize(found or vim.fn.getcwd())
 end
 
