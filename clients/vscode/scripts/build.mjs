@@ -11,7 +11,7 @@ const common = { bundle: true, logLevel: 'warning', sourcemap: production ? fals
 
 const testEntries = ['unit', 'webview', 'e2e'].flatMap((dir) =>
   readdirSync(join(root, 'test', dir))
-    .filter((name) => name.endsWith('.ts'))
+    .filter((name) => name.endsWith('.test.ts'))
     .map((name) => join(root, 'test', dir, name)),
 );
 

@@ -20,7 +20,9 @@ const SANITIZE: Config & { RETURN_DOM_FRAGMENT: true } = {
 export function renderMarkdown(text: string): DocumentFragment {
   const fragment = DOMPurify.sanitize(markdown.render(text), SANITIZE);
   for (const pre of Array.from(fragment.querySelectorAll('pre'))) {
-    pre.replaceWith(codeBlock(pre));
+    const block = codeBlock(pre);
+    pre.replaceWith(block);
+    block.append(pre);
   }
   for (const link of Array.from(fragment.querySelectorAll('a[href]'))) {
     link.setAttribute('rel', 'noreferrer noopener');
@@ -28,6 +30,7 @@ export function renderMarkdown(text: string): DocumentFragment {
   return fragment;
 }
 
+/** The frame of a code block: its language and buttons; the caller appends the <pre>. */
 function codeBlock(pre: HTMLPreElement): HTMLElement {
   const block = document.createElement('div');
   block.className = 'code-block';
@@ -41,7 +44,7 @@ function codeBlock(pre: HTMLPreElement): HTMLElement {
     actions.append(label);
   }
   actions.append(actionButton('copy', 'Copy', 'Copy the code'), actionButton('insert', 'Insert', 'Insert the code at the cursor'));
-  block.append(actions, pre);
+  block.append(actions);
   return block;
 }
 

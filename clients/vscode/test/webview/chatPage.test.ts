@@ -1,0 +1,356 @@
+// The chat view's real page (real HTML, real Content-Security-Policy, the
+// bundled dist/webview.js) in headless Chromium. The extension side is
+// simulated: messages are posted into the page, and what the page posts back
+// is recorded by a stand-in for acquireVsCodeApi.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import type { FromWebview, ToWebview } from '../../src/messages';
+import { chatPageHtml } from '../../src/webviewHtml';
+import { eventually, launchChromium } from '../support/browser';
+
+const root = join(__dirname, '..', '..', '..');
+
+let server: Server;
+let origin: string;
+let browser: Browser;
+let page: Page;
+/** Problems the page reported: script errors and Content-Security-Policy violations. */
+let problems: string[];
+
+function serve(): Promise<Server> {
+  const files: Record<string, [string, string]> = {
+    '/dist/webview.js': [join(root, 'dist', 'webview.js'), 'text/javascript'],
+    '/media/chat.css': [join(root, 'media', 'chat.css'), 'text/css'],
+  };
+  const http = createServer((request, response) => {
+    const path = (request.url ?? '/').split('?')[0];
+    if (path === '/favicon.ico') {
+      response.writeHead(204).end(); // the browser asks by itself; VS Code's webviews have none
+      return;
+    }
+    if (path === '/') {
+      const html = chatPageHtml({
+        cspSource: origin,
+        scriptUri: `${origin}/dist/webview.js`,
+        styleUri: `${origin}/media/chat.css`,
+      });
+      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
+      return;
+    }
+    const file = files[path];
+    if (!file) {
+      problems.push(`request for ${path}`);
+      response.writeHead(404).end();
+      return;
+    }
+    response.writeHead(200, { 'content-type': file[1] }).end(readFileSync(file[0]));
+  });
+  return new Promise((resolve) => http.listen(0, '127.0.0.1', () => resolve(http)));
+}
+
+/** Posts a message as the extension would, and returns once the page has handled it. */
+async function send(message: ToWebview): Promise<void> {
+  await page.evaluate(
+    (m) =>
+      new Promise<void>((resolve) => {
+        // Messages from one source arrive in order: once the marker is seen, `m` was handled.
+        const marker = `handled-${Math.random()}`;
+        const onMessage = (event: MessageEvent) => {
+          if (event.data !== marker) return;
+          window.removeEventListener('message', onMessage);
+          resolve();
+        };
+        window.addEventListener('message', onMessage);
+        window.postMessage(m, '*');
+        window.postMessage(marker, '*');
+      }),
+    message,
+  );
+}
+
+async function posted(): Promise<FromWebview[]> {
+  return page.evaluate(() => (window as unknown as { __posted: FromWebview[] }).__posted);
+}
+
+async function lastPosted(): Promise<FromWebview | undefined> {
+  return (await posted()).at(-1);
+}
+
+const text = (selector: string) => page.locator(selector).innerText();
+
+const SESSIONS = [
+  { sessionId: 'proj-1', title: 'Why is the build slow', messageCount: 4, active: true },
+  { sessionId: 'proj-2', title: 'Parser bug', messageCount: 2, active: false },
+  { sessionId: 'proj-3', title: 'Release notes', messageCount: 1, active: false },
+];
+
+async function showSession(entries: { role: 'user' | 'assistant'; content: string; status?: string }[] = []) {
+  await send({ type: 'status', state: 'running' });
+  await send({ type: 'session', sessionId: 'proj-1', title: 'Why is the build slow', entries, sessions: SESSIONS, stored: true });
+}
+
+before(async () => {
+  server = await serve();
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await new Promise((resolve) => server?.close(resolve));
+});
+
+beforeEach(async () => {
+  problems = [];
+  page = await browser.newPage({ viewport: { width: 420, height: 800 } });
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+  });
+  await page.addInitScript(() => {
+    const w = window as unknown as Record<string, unknown>;
+    w.__posted = [];
+    w.acquireVsCodeApi = () => ({
+      postMessage: (message: unknown) => (w.__posted as unknown[]).push(message),
+      getState: () => undefined,
+      setState: () => undefined,
+    });
+    document.addEventListener('securitypolicyviolation', (event) => {
+      (w.__violations = (w.__violations as string[]) ?? []).push(`${event.violatedDirective} ${event.blockedURI}`);
+    });
+  });
+  await page.goto(`${origin}/`);
+  await eventually(async () => (await posted()).length > 0, 'the page to post "ready"');
+});
+
+// Every test also checks that the page reported no script error and no CSP violation.
+afterEach(async () => {
+  const violations = await page.evaluate(() => (window as unknown as { __violations?: string[] }).__violations ?? []);
+  await page.close();
+  assert.deepEqual([...problems, ...violations], [], 'the page reported no errors and no CSP violations');
+});
+
+describe('chat page in Chromium', () => {
+  it('says it is ready, and shows the daemon starting, then failing with Retry', async () => {
+    assert.deepEqual(await posted(), [{ type: 'ready' }]);
+    assert.equal(await text('#status-text'), 'Starting deskmate…');
+    await send({ type: 'status', state: 'failed', message: 'deskmate could not start: no "deskmate" on PATH. Fix: install it.' });
+    assert.match(await text('#status-text'), /could not start.*Fix: install it/);
+    await page.click('#restart');
+    assert.deepEqual(await lastPosted(), { type: 'restart' });
+    await send({ type: 'status', state: 'running' });
+    assert.equal(await page.locator('#status').isHidden(), true);
+  });
+
+  it('shows the history as Markdown, questions as typed text, code blocks with Copy and Insert', async () => {
+    await showSession([
+      { role: 'user', content: 'What is **this**? <b>raw</b>' },
+      {
+        role: 'assistant',
+        content: '## Answer\n\nIt is *fine*:\n\n- one\n- two\n\n```python\ndef f():\n    return 1\n```\n\nSee [docs](https://example.org).',
+      },
+      { role: 'user', content: 'and then?' },
+      { role: 'assistant', content: 'Half an ans', status: 'interrupted' },
+    ]);
+    assert.equal(await page.locator('.message').count(), 4);
+    assert.equal(await text('.message.user >> nth=0 >> .message-body'), 'What is **this**? <b>raw</b>');
+    assert.equal(await page.locator('.message.user b').count(), 0);
+    const answer = page.locator('.message.assistant').first();
+    assert.equal(await answer.locator('h2').innerText(), 'Answer');
+    assert.equal(await answer.locator('em').innerText(), 'fine');
+    assert.equal(await answer.locator('li').count(), 2);
+    assert.equal((await answer.locator('.code-block pre code').innerText()).trimEnd(), 'def f():\n    return 1');
+    assert.equal(await answer.locator('.code-language').innerText(), 'python');
+    assert.equal(await answer.locator('a').getAttribute('href'), 'https://example.org');
+    assert.match(await text('.message.assistant.interrupted .message-note'), /Stopped/);
+
+    await answer.locator('button[data-action="copy"]').click();
+    assert.deepEqual(await lastPosted(), { type: 'copy', text: 'def f():\n    return 1' });
+    await answer.locator('button[data-action="insert"]').click();
+    assert.deepEqual(await lastPosted(), { type: 'insert', text: 'def f():\n    return 1' });
+  });
+
+  it('sends the prompt with Enter, keeps Shift+Enter for new lines', async () => {
+    await showSession();
+    await page.focus('#prompt');
+    await page.keyboard.type('first line');
+    await page.keyboard.press('Shift+Enter');
+    await page.keyboard.type('second line');
+    assert.equal((await posted()).length, 1);
+    await page.keyboard.press('Enter');
+    assert.deepEqual(await lastPosted(), { type: 'ask', question: 'first line\nsecond line' });
+    assert.equal(await page.inputValue('#prompt'), '');
+    await page.keyboard.press('Enter'); // empty prompt: nothing is sent
+    assert.equal((await posted()).length, 2);
+  });
+
+  it('renders the answer as it streams, across a code fence split between chunks', async () => {
+    await showSession();
+    await send({ type: 'askStarted', askId: 'a1', question: 'Show me code' });
+    assert.equal(await text('.message.user .message-body'), 'Show me code');
+    assert.equal(await page.locator('#stop').isVisible(), true);
+    assert.equal(await page.locator('#send').isDisabled(), true);
+    assert.equal(await page.locator('#session-select').isDisabled(), true);
+
+    await send({ type: 'askDelta', askId: 'a1', delta: 'Here is **bold' });
+    await send({ type: 'askDelta', askId: 'a1', delta: '** code:\n\n```js\nconsole.log(' });
+    const streamingAnswer = page.locator('.message.assistant.streaming');
+    await eventually(async () => (await streamingAnswer.locator('strong').count()) === 1, 'bold text mid-stream');
+    await eventually(
+      async () => (await streamingAnswer.locator('pre code').innerText()).includes('console.log('),
+      'an open code fence rendered as code mid-stream',
+    );
+    await send({ type: 'askDelta', askId: 'a1', delta: '1);\n```\n\nDone.' });
+    await send({ type: 'askDelta', askId: 'other', delta: 'NOT MINE' });
+    await eventually(async () => (await streamingAnswer.innerText()).includes('Done.'), 'the last chunk');
+    await send({ type: 'askFinished', askId: 'a1', answer: 'Here is **bold** code:\n\n```js\nconsole.log(1);\n```\n\nDone.', interrupted: false });
+
+    const done = page.locator('.message.assistant').last();
+    assert.equal(await done.getAttribute('class'), 'message assistant');
+    assert.equal((await done.locator('pre code').innerText()).trimEnd(), 'console.log(1);');
+    assert.doesNotMatch(await done.innerText(), /NOT MINE/);
+    assert.equal(await page.locator('#stop').isHidden(), true);
+    assert.equal(await page.locator('#send').isEnabled(), true);
+    assert.equal(await page.locator('#session-select').isEnabled(), true);
+  });
+
+  it('Stop (button or Escape) asks the extension to cancel; the partial answer stays, marked', async () => {
+    await showSession();
+    await send({ type: 'askStarted', askId: 'a2', question: 'Long answer please' });
+    await send({ type: 'askDelta', askId: 'a2', delta: 'The first part' });
+    await page.click('#stop');
+    assert.deepEqual(await lastPosted(), { type: 'stop' });
+    await page.focus('#prompt');
+    await page.keyboard.press('Escape');
+    assert.deepEqual((await posted()).slice(-2), [{ type: 'stop' }, { type: 'stop' }]);
+    await send({ type: 'askFinished', askId: 'a2', answer: 'The first part', interrupted: true });
+    const last = page.locator('.message.assistant').last();
+    assert.equal(await last.locator('.message-body').innerText(), 'The first part');
+    assert.match(await last.locator('.message-note').innerText(), /Stopped/);
+    assert.equal(await page.locator('#stop').isHidden(), true);
+    await page.keyboard.press('Escape'); // nothing running: nothing sent
+    assert.equal((await posted()).filter((m) => m.type === 'stop').length, 2);
+  });
+
+  it('shows errors inline: a failed answer keeps its partial text, other errors stand alone', async () => {
+    await showSession();
+    await send({ type: 'askStarted', askId: 'a3', question: 'q' });
+    await send({ type: 'askDelta', askId: 'a3', delta: 'partial text' });
+    await send({ type: 'askFailed', askId: 'a3', message: 'The model server failed (HTTP 500). Try again later.' });
+    const failed = page.locator('.message.assistant').last();
+    assert.equal(await failed.locator('.message-body').innerText(), 'partial text');
+    assert.equal(await failed.locator('[role="alert"]').innerText(), 'The model server failed (HTTP 500). Try again later.');
+    assert.equal(await page.locator('#send').isEnabled(), true);
+    await send({ type: 'error', message: 'Session "x" does not exist' });
+    assert.equal(await page.locator('#transcript > .error[role="alert"]').innerText(), 'Session "x" does not exist');
+  });
+
+  it('neutralises XSS payloads in model output, streamed and stored', async () => {
+    const payloads = [
+      '<script>window.__xss = "script"</script>',
+      '<img src=x onerror="window.__xss = \'img\'">',
+      '<svg onload="window.__xss = \'svg\'"></svg>',
+      '<iframe srcdoc="<script>parent.__xss=\'iframe\'</script>"></iframe>',
+      '[click me](javascript:window.__xss=\'link\')',
+      '[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)',
+      '[cmd](command:workbench.action.terminal.new)',
+      '![tracker](https://evil.example/pixel.png)',
+      '<a href="javascript:window.__xss=1">raw link</a>',
+      '<style>body { display: none }</style>',
+      '<form action="https://evil.example"><input name="q"></form>',
+      '`<img src=x onerror=window.__xss=1>` in code',
+      '```html\n<script>window.__xss = "fence"</script>\n```',
+      '<div id="transcript">clobber</div><details open ontoggle="window.__xss=\'details\'">',
+    ];
+    const output = payloads.join('\n\n');
+    await showSession([{ role: 'assistant', content: output }]);
+    await send({ type: 'askStarted', askId: 'x1', question: '<img src=x onerror="window.__xss=\'question\'">' });
+    for (const part of output.match(/[\s\S]{1,7}/g) ?? []) await send({ type: 'askDelta', askId: 'x1', delta: part });
+    await eventually(async () => (await page.locator('.message.assistant').last().innerText()).includes('in code'), 'the streamed payloads');
+    await send({ type: 'askFinished', askId: 'x1', answer: output, interrupted: false });
+    await page.waitForTimeout(300); // give any injected handler the chance to run
+
+    assert.equal(await page.evaluate(() => (window as unknown as { __xss?: unknown }).__xss), undefined);
+    const transcript = page.locator('#transcript');
+    for (const tag of ['script', 'img', 'svg', 'iframe', 'style', 'form', 'input', 'details[ontoggle]']) {
+      assert.equal(await transcript.locator(tag).count(), 0, `no <${tag}> in the transcript`);
+    }
+    const attributes = await page.evaluate(() =>
+      Array.from(document.querySelectorAll('#transcript *')).flatMap((element) =>
+        Array.from(element.attributes)
+          .filter((a) => /^on/i.test(a.name) || /^\s*(javascript|data|command|vbscript):/i.test(a.value) || a.name === 'style' || a.name === 'id')
+          .map((a) => `${element.tagName} ${a.name}=${a.value}`),
+      ),
+    );
+    assert.deepEqual(attributes, []);
+    // The payloads are shown, as text, not lost.
+    const shown = await transcript.innerText();
+    assert.match(shown, /<script>window.__xss = "script"<\/script>/);
+    assert.match(shown, /<img src=x onerror="window.__xss='question'">/);
+    // javascript:, data: and command: links lose their href; web links (linkified text) stay.
+    const hrefs = await transcript.locator('a[href]').evaluateAll((links) => links.map((a) => a.getAttribute('href')));
+    assert.ok(hrefs.every((href) => /^https?:/.test(href ?? '')), `only web links survive: ${hrefs.join(' ')}`);
+    assert.ok((await transcript.locator('a:not([href])').count()) >= 2, 'the command: links are still shown, inert');
+    assert.equal(await page.locator('#transcript').count(), 1, 'no element clobbers the transcript id');
+  });
+
+  it('session picker: switch, new, delete after an inline confirmation, all from the keyboard', async () => {
+    await showSession([{ role: 'user', content: 'hello' }]);
+    const options = await page.locator('#session-select option').allInnerTexts();
+    assert.deepEqual(options, ['Why is the build slow (4)', 'Parser bug (2)', 'Release notes (1)']);
+    assert.equal(await page.inputValue('#session-select'), 'proj-1');
+
+    await page.selectOption('#session-select', 'proj-2');
+    assert.deepEqual(await lastPosted(), { type: 'switchSession', sessionId: 'proj-2' });
+
+    await page.focus('#new-session');
+    await page.keyboard.press('Enter');
+    assert.deepEqual(await lastPosted(), { type: 'newSession' });
+
+    // Delete: the confirmation names the session, takes focus on Cancel, and Escape dismisses it.
+    await send({ type: 'session', sessionId: 'proj-1', title: 'Why is the build slow', entries: [], sessions: SESSIONS, stored: true });
+    await page.focus('#delete-session');
+    await page.keyboard.press('Enter');
+    assert.match(await text('#confirm-text'), /Delete the session “Why is the build slow” and its 4 messages\?/);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'confirm-delete-no');
+    await page.keyboard.press('Escape');
+    assert.equal(await page.locator('#confirm-delete').isHidden(), true);
+    await page.keyboard.press('Enter'); // focus is back on Delete…
+    await page.click('#confirm-delete-no');
+    assert.equal(await page.locator('#confirm-delete').isHidden(), true);
+    assert.equal((await posted()).some((m) => m.type === 'deleteSession'), false, 'nothing deleted without confirming');
+
+    await page.click('#delete-session');
+    await page.keyboard.press('Shift+Tab'); // from Cancel to the Delete button of the confirmation
+    await page.keyboard.press('Enter');
+    assert.deepEqual(await lastPosted(), { type: 'deleteSession', sessionId: 'proj-1' });
+    assert.equal(await page.locator('#confirm-delete').isHidden(), true);
+  });
+
+  it('lists a new, not yet stored session, and says when nothing is stored', async () => {
+    await send({ type: 'session', sessionId: 'fresh-1', title: '', entries: [], sessions: SESSIONS.slice(1), stored: true });
+    assert.equal(await page.inputValue('#session-select'), 'fresh-1');
+    assert.match(await text('#transcript'), /No messages yet/);
+    await send({ type: 'session', sessionId: null, title: '', entries: [], sessions: [], stored: false });
+    assert.match(await text('#transcript'), /will not be stored/);
+    assert.equal(await page.locator('#delete-session').isDisabled(), true);
+  });
+
+  it("uses VS Code's theme colours", async () => {
+    await page.evaluate(() => {
+      document.documentElement.style.setProperty('--vscode-button-background', 'rgb(1, 2, 3)');
+      document.documentElement.style.setProperty('--vscode-foreground', 'rgb(4, 5, 6)');
+    });
+    const colours = await page.evaluate(() => ({
+      button: getComputedStyle(document.getElementById('send')!).backgroundColor,
+      text: getComputedStyle(document.body).color,
+    }));
+    assert.deepEqual(colours, { button: 'rgb(1, 2, 3)', text: 'rgb(4, 5, 6)' });
+  });
+});
