@@ -59,6 +59,39 @@ H.test("a damaged history is reported as a warning", function()
   H.contains(warning.msg, id, "the warning names the session")
 end)
 
+H.test("a daemon that dies mid-answer is reported; the next question starts a new one", function()
+  local root = H.root()
+  local done, err = false, nil
+  require("deskmate.ask").ask({
+    root = root,
+    question = "[[tokens:200]] [[rate:20]] slow",
+    on_done = function(e)
+      done, err = true, e
+    end,
+  })
+  H.wait("some text", function()
+    return H.chat_text():match("t0 t1 [^\n]*$")
+  end)
+  -- Our own child processes only: the daemon this Neovim started.
+  local killed = 0
+  for _, pid in ipairs(vim.api.nvim_get_proc_children(vim.fn.getpid())) do
+    vim.uv.kill(pid, "sigkill")
+    killed = killed + 1
+  end
+  H.truthy(killed > 0, "found the daemon process")
+  H.wait("the crash reported", function()
+    return #H.notified("the daemon stopped", vim.log.levels.ERROR) > 0
+  end)
+  H.wait("the ask ended", function()
+    return not require("deskmate.ask").running(root)
+  end)
+  H.contains(H.chat_text(), "*(failed: the daemon stopped)*", "chat")
+  H.truthy(done, "the ask's callback ran")
+  H.eq("the daemon stopped", err and err.message, "its error")
+  local r = H.ask("[[answer:back again]] hello")
+  H.eq("back again", r.answer, "answer from a new daemon")
+end)
+
 H.test("a missing daemon command is reported at ERROR level", function()
   H.stop_daemons()
   require("deskmate").setup({ cmd = { "deskmate-no-such-command", "lsp" } })

@@ -10,6 +10,7 @@ local M = {}
 ---@field root string
 ---@field next_index integer the delta index expected next
 ---@field cancelled boolean?
+---@field done fun(err: table?, result: table?)
 
 ---@type table<string, deskmate.Ask> running asks by askId
 local asks = {}
@@ -50,6 +51,9 @@ client.subscribe("exit", function(params)
       by_root[ask.root] = nil
       chat.end_turn(ask.root, { error = "the daemon stopped" })
       chat.set_status(ask.root, "")
+      if ask.done then
+        ask.done({ message = "the daemon stopped" })
+      end
     end
   end
 end)
@@ -108,7 +112,7 @@ function M.ask(opts)
     return done({ message = "busy" })
   end
   local id = new_id()
-  local ask = { id = id, root = root, next_index = 0 }
+  local ask = { id = id, root = root, next_index = 0, done = done }
   asks[id] = ask
   by_root[root] = id
   chat.open(root)

@@ -140,7 +140,7 @@ function M.with_client(root, cb)
         for _, fn in ipairs(subscribers["exit"] or {}) do
           fn({ root = root, client_id = client_id, code = code }, nil)
         end
-        if not on_purpose and code ~= 0 then
+        if not on_purpose and (code ~= 0 or signal ~= 0) then
           vim.notify(message, vim.log.levels.ERROR)
         end
       end)
