@@ -122,3 +122,40 @@ def test_neovim_history_survives_restart(
     run_spec("restart", "ask", cwd=workspace, env=env)
     out = run_spec("restart", "check", cwd=workspace, env=env)
     assert "ok 1 - :Deskmate chat after a restart shows the stored history" in out
+
+
+def test_neovim_runtimepath_install(tmp_path: Path, model_url: str, data_dir: Path) -> None:
+    """The README's plain-runtimepath install: an init.lua line, :helptags, then :Deskmate and :help."""
+    assert NVIM is not None
+    plugin = tmp_path / "deskmate" / "clients" / "neovim"
+    shutil.copytree(REPO / "clients" / "neovim", plugin, ignore=shutil.ignore_patterns("tests", "tags"))
+    init = tmp_path / "init.lua"
+    init.write_text(
+        f'vim.opt.runtimepath:append(vim.fn.expand("{plugin}"))\n'
+        'require("deskmate").setup({ keymaps = { chat = "<leader>ac" } })\n'
+    )
+    probe = (
+        "lua io.stdout:write(('command=%d map=%s help=%s\\n'):format("
+        "vim.fn.exists(':Deskmate'), vim.fn.maparg('<leader>ac', 'n'), vim.fn.expand('%:t')))"
+    )
+    proc = subprocess.run(
+        [
+            NVIM,
+            "--headless",
+            "-u",
+            str(init),
+            "-i",
+            "NONE",
+            f"+helptags {plugin}/doc",
+            "+help deskmate",
+            f"+{probe}",
+            "+qa!",
+        ],
+        cwd=tmp_path,
+        env=spec_env(tmp_path, model_url, data_dir),
+        capture_output=True,
+        text=True,
+        timeout=SPEC_TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "command=2 map=<Cmd>Deskmate chat<CR> help=deskmate.txt" in proc.stdout, proc.stdout + proc.stderr
