@@ -54,7 +54,14 @@ H.test("a question typed in the chat's prompt is asked; the prompt is cleared", 
   H.wait("the prompt cleared", function()
     return #vim.api.nvim_buf_get_lines(view.input, 0, -1, false) == 1
   end)
+  -- A half-typed question does not count as an unsaved change (it would block :qa).
+  vim.api.nvim_feedkeys(vim.keycode("Anot sent yet"), "xt", false)
   vim.cmd.stopinsert()
+  H.wait("InsertLeave", function()
+    return vim.fn.mode() == "n"
+  end)
+  H.eq(false, vim.bo[view.input].modified, "prompt modified")
+  H.eq({}, vim.fn.getbufinfo({ bufmodified = 1 }), "modified buffers")
 end)
 
 H.test("the view follows the answer unless the user scrolled away; only the end is rewritten", function()

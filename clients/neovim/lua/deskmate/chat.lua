@@ -20,6 +20,18 @@ local group = vim.api.nvim_create_augroup("deskmate.chat", { clear = true })
 ---@type table<string, deskmate.Chat>
 local chats = {}
 
+-- Prompt buffers count as modified in Neovim; an unsent question must not block :qa.
+vim.api.nvim_create_autocmd({ "QuitPre", "ExitPre" }, {
+  group = group,
+  callback = function()
+    for _, chat in pairs(chats) do
+      if vim.api.nvim_buf_is_valid(chat.input) then
+        vim.bo[chat.input].modified = false
+      end
+    end
+  end,
+})
+
 local HINT = "Type a question in the prompt below and press <Enter>."
 
 local function heading(role)
@@ -179,21 +191,40 @@ local function buffer_keymaps(chat)
   end, { buffer = chat.buf, nowait = true, silent = true, desc = "deskmate: type a question" })
 end
 
+-- Names are unique: a leftover of a chat whose other half was wiped must go first.
+local function name_buffer(buf, name)
+  local old = vim.fn.bufnr("^" .. vim.fn.escape(name, "^$.*?/\\[]~") .. "$")
+  if old ~= -1 and old ~= buf then
+    pcall(vim.api.nvim_buf_delete, old, { force = true })
+  end
+  vim.api.nvim_buf_set_name(buf, name)
+end
+
 local function create(root)
   local buf = vim.api.nvim_create_buf(false, true)
-  vim.api.nvim_buf_set_name(buf, "deskmate://chat" .. root)
+  name_buffer(buf, "deskmate://chat" .. root)
   vim.bo[buf].filetype = "markdown"
   vim.bo[buf].bufhidden = "hide"
   vim.bo[buf].modifiable = false
   vim.b[buf].deskmate_root = root
 
   local input = vim.api.nvim_create_buf(false, true)
-  vim.api.nvim_buf_set_name(input, "deskmate://prompt" .. root)
+  name_buffer(input, "deskmate://prompt" .. root)
   vim.bo[input].buftype = "prompt"
   vim.bo[input].bufhidden = "hide"
   vim.bo[input].swapfile = false
   vim.b[input].deskmate_root = root
   vim.fn.prompt_setprompt(input, "> ")
+  -- A half-typed question must not block :quit ("No write since last change").
+  vim.api.nvim_create_autocmd({ "BufModifiedSet", "InsertLeave", "TextChanged" }, {
+    group = group,
+    buffer = input,
+    callback = function()
+      if vim.bo[input].modified then
+        vim.bo[input].modified = false
+      end
+    end,
+  })
 
   local chat = { root = root, buf = buf, input = input, status = "", streamed = {} }
   vim.fn.prompt_setcallback(input, function(text)
