@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from deskmate.memory import FileBackend, Message, Session, default_data_dir
 
 WRITER = Path(__file__).with_name("append_writer.py")
@@ -220,3 +222,16 @@ def test_sigkill_at_random_moments_never_tears_or_loses(data_dir):
         missing = [tag for tag in acknowledged if tag not in present]
         assert not missing, f"iteration {iteration}: acknowledged turns lost: {missing[:5]}"
     assert len(acknowledged) > 25
+
+
+async def test_a_lock_held_too_long_is_reported_clearly(data_dir):
+    from deskmate.memory import StorageError
+    from deskmate.memory.locking import exclusive_lock
+
+    backend = FileBackend(data_dir, lock_timeout=0.2)
+    await backend.append("held", turn(0))
+    with exclusive_lock(str(backend.directory / ".locks" / "held.lock"), timeout=1):
+        with pytest.raises(StorageError, match="locked by another process for more than 0 s"):
+            await backend.append("held", turn(1))
+    await backend.append("held", turn(1))
+    assert len((await backend.load("held")).messages) == 4

@@ -11,9 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from filelock import FileLock
-
 from ..memory.atomic import FILE_MODE, ensure_private_dir, replace_atomically
+from ..memory.locking import exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ class Workspaces:
 
     def _update_state(self, change) -> None:
         ensure_private_dir(self.data_dir)
-        with FileLock(self.data_dir / f".{STATE_FILE}.lock", mode=FILE_MODE):
+        with exclusive_lock(str(self.data_dir / f".{STATE_FILE}.lock"), timeout=30, mode=FILE_MODE):
             active = self._read_state()
             change(active)
             data = json.dumps({"version": 1, "active": active}, indent=2, sort_keys=True) + "\n"

@@ -11,8 +11,8 @@ Layout of ``<root>/sessions/<id>.jsonl`` (described for users in docs/storage.md
 Appends are one ``write`` of whole lines followed by ``fdatasync``; a tail left
 by a crash (a line without its newline, or lines still marked ``more``) is
 ignored on load and cut off by the next append. Whole-file writes go through
-``replace_atomically``. A lock file per session (``filelock``) orders writers
-across threads and processes; readers need no lock.
+``replace_atomically``. A lock file per session (``locking.exclusive_lock``) orders
+writers across threads and processes; readers need no lock.
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from .atomic import FILE_MODE, ensure_private_dir, fsync_dir, replace_atomically, sync_fd, write_all
 from .errors import StorageError
 from .ids import validate_session_id
+from .locking import LockTimeout, exclusive_lock
 from .models import Message, Session, SessionInfo, now_iso
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ SUFFIX = ".jsonl"
 FORMAT_VERSION = 1
 LOCK_TIMEOUT_SECONDS = 30.0
 _HEAD_BLOCK = 8192
-_TAIL_BLOCK = 65536
+_TAIL_BLOCK = 4096  # most records fit; longer ones make _find_tail read further back
 
 
 class CorruptSessionFile(ValueError):
@@ -202,6 +202,7 @@ class FileBackend:
         self.root = Path(root).expanduser().absolute()
         self.directory = self.root / "sessions"
         self.lock_timeout = lock_timeout
+        self._locks_ready = False
 
     def __repr__(self) -> str:
         return f"FileBackend({str(self.root)!r})"
@@ -212,20 +213,21 @@ class FileBackend:
         """The file that holds ``session_id`` (validated first)."""
         return self.directory / f"{validate_session_id(session_id)}{SUFFIX}"
 
-    def _lock(self, session_id: str) -> FileLock:
-        locks = ensure_private_dir(self.directory / ".locks")
-        return FileLock(locks / f"{session_id}.lock", timeout=self.lock_timeout, mode=FILE_MODE)
-
-    def _locked(self, session_id: str) -> FileLock:
-        lock = self._lock(session_id)
+    @contextmanager
+    def _locked(self, session_id: str) -> Iterator[None]:
+        """Hold the session's lock file: writers in every thread and process take turns."""
+        if not self._locks_ready:
+            ensure_private_dir(self.directory / ".locks")
+            self._locks_ready = True
+        lock_path = os.path.join(self.directory, ".locks", f"{session_id}.lock")
         try:
-            lock.acquire()
-        except Timeout:
+            with exclusive_lock(lock_path, self.lock_timeout, FILE_MODE):
+                yield
+        except LockTimeout:
             raise StorageError(
                 f"Session {session_id!r} is locked by another process for more than "
-                f"{self.lock_timeout:.0f} s (lock file {lock.lock_file})."
+                f"{self.lock_timeout:.0f} s (lock file {lock_path})."
             ) from None
-        return lock
 
     # -- MemoryBackend ---------------------------------------------------------
 
