@@ -79,7 +79,7 @@ end
 
 local function refresh_winbar(chat)
   for _, win in ipairs(vim.fn.win_findbuf(chat.buf)) do
-    vim.wo[win].winbar = winbar(chat)
+    vim.wo[win][0].winbar = winbar(chat)
   end
 end
 
@@ -416,7 +416,7 @@ function M.open(root, focus)
     }) do
       vim.wo[win][0][option] = value
     end
-    vim.wo[win].winbar = winbar(chat)
+    vim.wo[win][0].winbar = winbar(chat)
     local input_win = vim.api.nvim_open_win(chat.input, false, {
       split = "below",
       win = win,
