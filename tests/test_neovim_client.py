@@ -88,7 +88,15 @@ def run_spec(name: str, *args: str, cwd: Path, env: dict[str, str]) -> str:
     assert NVIM is not None
     cmd = [NVIM, "--headless", "--clean", "-l", str(SPECS / f"{name}_spec.lua"), *args]
     try:
-        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=SPEC_TIMEOUT)
+        proc = subprocess.run(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=SPEC_TIMEOUT,
+        )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(
             f"{name}_spec.lua timed out after {SPEC_TIMEOUT} s\n{exc.stdout or ''}\n{exc.stderr or ''}"
@@ -153,6 +161,7 @@ def test_neovim_runtimepath_install(tmp_path: Path, model_url: str, data_dir: Pa
         ],
         cwd=tmp_path,
         env=spec_env(tmp_path, model_url, data_dir),
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=SPEC_TIMEOUT,
