@@ -235,3 +235,59 @@ async def test_a_lock_held_too_long_is_reported_clearly(data_dir):
             await backend.append("held", turn(1))
     await backend.append("held", turn(1))
     assert len((await backend.load("held")).messages) == 4
+
+
+async def test_reload_reads_only_what_another_writer_appended(data_dir, monkeypatch):
+    reader, writer = FileBackend(data_dir), FileBackend(data_dir)
+    await writer.append("shared", turn(0))
+    assert len((await reader.load("shared")).messages) == 2
+    import deskmate.memory.file_backend as fb
+
+    monkeypatch.setattr(fb, "parse_session", lambda *a: (_ for _ in ()).throw(AssertionError("full parse")))
+    await writer.append("shared", turn(1))
+    loaded = await reader.load("shared")
+    assert [m.content for m in loaded.messages] == ["q0", "a0", "q1", "a1"]
+    assert loaded.updated_at == loaded.messages[-1].timestamp
+    assert len((await reader.load("shared")).messages) == 4  # unchanged file: straight from memory
+
+
+async def test_reload_after_a_replace_or_an_in_place_edit_reads_everything(data_dir):
+    reader, writer = FileBackend(data_dir), FileBackend(data_dir)
+    await writer.append("edited", turn(0))
+    await reader.load("edited")
+    await writer.save(Session(id="edited", messages=turn(5)))
+    assert [m.content for m in (await reader.load("edited")).messages] == ["q5", "a5"]
+    path = writer.path_of("edited")
+    inode = path.stat().st_ino
+    with path.open("r+b") as f:  # an editor that rewrites in place and makes the file longer
+        text = f.read().replace(b'"a5"', b'"a5, edited by hand"')
+        f.seek(0)
+        f.write(text)
+    assert path.stat().st_ino == inode
+    assert [m.content for m in (await reader.load("edited")).messages] == ["q5", "a5, edited by hand"]
+
+
+async def test_reload_ignores_a_torn_tail_written_after_it_was_cached(backend):
+    await backend.append("tail", turn(0))
+    await backend.load("tail")
+    with backend.path_of("tail").open("ab") as f:
+        f.write(b'{"role": "user", "content": "half')
+    assert len((await backend.load("tail")).messages) == 2
+    await backend.append("tail", turn(1))
+    assert [m.content for m in (await backend.load("tail")).messages] == ["q0", "a0", "q1", "a1"]
+
+
+async def test_callers_changing_a_loaded_session_do_not_change_the_next_load(backend):
+    await backend.append("mine", turn(0))
+    first = await backend.load("mine")
+    first.messages.append(Message(role="user", content="only in memory"))
+    first.title = "changed"
+    again = await backend.load("mine")
+    assert len(again.messages) == 2 and again.title == ""
+
+
+async def test_non_utf8_file_is_moved_aside(backend):
+    backend.directory.mkdir(parents=True)
+    backend.path_of("latin").write_bytes(b'{"deskmate": "session"}\n{"role": "user", "content": "caf\xe9"}\n')
+    loaded = await backend.load("latin")
+    assert loaded.quarantined_to and loaded.messages == []

@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ SUFFIX = ".jsonl"
 FORMAT_VERSION = 1
 LOCK_TIMEOUT_SECONDS = 30.0
 _HEAD_BLOCK = 8192
+SNAPSHOT_LIMIT = 32  # sessions kept parsed in memory
 _TAIL_BLOCK = 4096  # most records fit; longer ones make _find_tail read further back
 
 
@@ -53,6 +55,31 @@ class _Tail:
 
     end: int
     record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A parsed session and the exact file state it was parsed from.
+
+    Kept only for files that ended cleanly (no torn or uncommitted tail), so
+    ``size`` is a record boundary and bytes past it are whole new records.
+    """
+
+    inode: int
+    size: int
+    mtime_ns: int
+    last_line: bytes  # the file's last line, checked again before trusting the prefix
+    session: Session
+
+    def copy(self) -> Session:
+        return self.copy_of(self.session)
+
+    @staticmethod
+    def copy_of(s: Session) -> Session:
+        """A copy callers may change without touching the snapshot (messages are never mutated)."""
+        return Session(
+            s.id, s.title, s.workspace_uri, s.created_at, s.updated_at, list(s.tags), list(s.messages)
+        )
 
 
 def _encode(record: dict[str, Any]) -> bytes:
@@ -95,22 +122,26 @@ def _check_header(record: Any) -> dict[str, Any]:
     return record
 
 
-def parse_session(data: bytes, session_id: str) -> Session:
-    """Parse a whole session file; a torn tail is ignored, anything else bad raises."""
-    text = data.decode("utf-8", errors="strict") if data else ""
+def _decode_records(data: bytes) -> list[Any]:
+    """The JSON records of the complete lines in ``data``; the part after the last newline is dropped."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptSessionFile(f"the file is not UTF-8 text ({exc})") from None
     lines = text.split("\n")
     lines.pop()  # the part after the last newline: empty, or a write a crash cut short
     try:
         # One parser call for the whole file is several times faster than one per line.
-        records = json.loads("[" + ",".join(lines) + "]")
+        return json.loads("[" + ",".join(lines) + "]")
     except ValueError:
-        records = _parse_lines(lines)  # blank lines, or a damaged line to point at
-    if not records:
-        raise CorruptSessionFile("the file has no header line")
-    header = _check_header(records[0])
+        return _parse_lines(lines)  # blank lines, or a damaged line to point at
+
+
+def _committed_messages(records: list[Any], first_number: int) -> tuple[list[Message], int]:
+    """Messages of the complete transactions in ``records``, and how many records trail uncommitted."""
     messages: list[Message] = []
     pending: list[Message] = []
-    for number, record in enumerate(records[1:], start=2):
+    for number, record in enumerate(records, start=first_number):
         try:
             message = Message.from_dict(record)
         except ValueError as exc:
@@ -122,6 +153,16 @@ def parse_session(data: bytes, session_id: str) -> Session:
             messages.extend(pending)
             pending.clear()
         messages.append(message)
+    return messages, len(pending)
+
+
+def parse_session(data: bytes, session_id: str) -> Session:
+    """Parse a whole session file; a torn tail is ignored, anything else bad raises."""
+    records = _decode_records(data)
+    if not records:
+        raise CorruptSessionFile("the file has no header line")
+    header = _check_header(records[0])
+    messages, _ = _committed_messages(records[1:], 2)
     return Session(
         id=session_id,
         title=str(header.get("title") or ""),
@@ -203,6 +244,9 @@ class FileBackend:
         self.directory = self.root / "sessions"
         self.lock_timeout = lock_timeout
         self._locks_ready = False
+        # Parsed sessions by id, to read only what was appended since (see _refresh).
+        self._snapshots: dict[str, _Snapshot] = {}
+        self._snapshots_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"FileBackend({str(self.root)!r})"
@@ -263,15 +307,67 @@ class FileBackend:
 
     def _load(self, session_id: str, path: Path) -> Session | None:
         try:
-            data = path.read_bytes()
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
+            self._snapshots.pop(session_id, None)
             return None
         except OSError as exc:
             raise StorageError(f"Cannot read session file {path}: {exc.strerror}.") from None
         try:
-            return parse_session(data, session_id)
+            stat = os.fstat(fd)
+            snapshot = self._snapshots.get(session_id)
+            if snapshot is not None and snapshot.inode == stat.st_ino:
+                session = self._refresh(session_id, fd, stat, snapshot)
+                if session is not None:
+                    return session
+            data = os.pread(fd, stat.st_size, 0)
+        finally:
+            os.close(fd)
+        try:
+            session = parse_session(data, session_id)
         except CorruptSessionFile:
+            self._snapshots.pop(session_id, None)
             return self._quarantine_and_restart(session_id, path)
+        if data.endswith(b"\n") and len(data) == stat.st_size:
+            self._remember(session_id, stat, data[data.rfind(b"\n", 0, -1) + 1 :], session)
+            return _Snapshot.copy_of(session)
+        return session
+
+    def _refresh(self, session_id: str, fd: int, stat: os.stat_result, snapshot: _Snapshot) -> Session | None:
+        """The session from its snapshot plus any records appended since; None: read it all again.
+
+        Makes the daemon's load before each answer cost the new bytes, not the history.
+        """
+        if stat.st_size == snapshot.size and stat.st_mtime_ns == snapshot.mtime_ns:
+            return snapshot.copy()
+        if stat.st_size <= snapshot.size:
+            return None
+        start = snapshot.size - len(snapshot.last_line)
+        if os.pread(fd, len(snapshot.last_line), start) != snapshot.last_line:
+            return None  # rewritten in place (a hand edit): trust nothing
+        added = os.pread(fd, stat.st_size - snapshot.size, snapshot.size)
+        if not added.endswith(b"\n"):
+            return None  # a torn or in-flight write: the full parse knows how to skip it
+        try:
+            messages, uncommitted = _committed_messages(_decode_records(added), 0)
+        except CorruptSessionFile:
+            return None
+        if uncommitted:
+            return None
+        session = snapshot.copy()
+        session.messages += messages
+        if messages:
+            session.updated_at = messages[-1].timestamp
+        self._remember(session_id, stat, added[added.rfind(b"\n", 0, -1) + 1 :], session)
+        return _Snapshot.copy_of(session)
+
+    def _remember(self, session_id: str, stat: os.stat_result, last_line: bytes, session: Session) -> None:
+        snapshot = _Snapshot(stat.st_ino, stat.st_size, stat.st_mtime_ns, last_line, session)
+        with self._snapshots_lock:  # loads run in several worker threads
+            self._snapshots.pop(session_id, None)  # re-insert: the dict's order is recency of use
+            self._snapshots[session_id] = snapshot
+            if len(self._snapshots) > SNAPSHOT_LIMIT:
+                del self._snapshots[next(iter(self._snapshots))]
 
     def _quarantine_and_restart(self, session_id: str, path: Path) -> Session | None:
         # Decide again under the lock: a writer may have replaced the file meanwhile.
