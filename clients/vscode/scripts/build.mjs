@@ -1,7 +1,7 @@
 // Bundles the extension (Node, CommonJS), the chat page's script (browser) and
 // the tests (Node) with esbuild. `--production` minifies and drops source maps.
 import { build } from 'esbuild';
-import { readdirSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -14,6 +14,10 @@ const testEntries = ['unit', 'webview', 'e2e'].flatMap((dir) =>
     .filter((name) => name.endsWith('.test.ts'))
     .map((name) => join(root, 'test', dir, name)),
 );
+
+// Stale bundles or source maps must not end up beside fresh ones.
+rmSync(join(root, 'dist'), { recursive: true, force: true });
+rmSync(join(root, 'out'), { recursive: true, force: true });
 
 await Promise.all([
   build({

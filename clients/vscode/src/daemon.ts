@@ -12,7 +12,6 @@ import {
   RevealOutputChannelOn,
   type ServerOptions,
   State,
-  TransportKind,
 } from 'vscode-languageclient/node';
 import type { DaemonPort } from './chatController';
 import { DeskmateError, toDeskmateError } from './errors';
@@ -155,8 +154,8 @@ export class Daemon implements DaemonPort, vscode.Disposable {
     );
     const serverOptions: ServerOptions = {
       command: server.command,
+      // No `transport`: with one, vscode-languageclient appends `--stdio`; without, it talks stdio anyway.
       args: server.args,
-      transport: TransportKind.stdio,
       options: { env: { ...process.env, PYTHONUNBUFFERED: '1' } },
     };
     const client = new QuietLanguageClient('deskmate', 'deskmate', serverOptions, this.clientOptions());

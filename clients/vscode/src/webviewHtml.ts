@@ -50,7 +50,7 @@ export function chatPageHtml(resources: PageResources): string {
 <body>
 <header class="toolbar" aria-label="Session">
   <label class="visually-hidden" for="session-select">Session</label>
-  <select id="session-select" title="Switch session"></select>
+  <select id="session-select" title="Switch session"><option value="">Loading…</option></select>
   <button id="new-session" type="button" title="Start a new session">New</button>
   <button id="delete-session" type="button" title="Delete this session">Delete…</button>
 </header>

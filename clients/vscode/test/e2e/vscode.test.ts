@@ -1,0 +1,286 @@
+// End to end in a real VS Code (code-server), driven from headless Chromium:
+// the packaged .vsix is installed, the extension starts the real daemon
+// (`deskmate` from PATH) against the repository's fake model server, and the
+// chat view is used as a person would.
+
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, FrameLocator, Page } from 'playwright-core';
+import { findOnPath } from '../../src/serverCommand';
+import { eventually, launchChromium } from '../support/browser';
+import { CodeServer } from '../support/codeServer';
+import { type ModelServer, startModelServer } from '../support/modelServer';
+
+const extensionRoot = join(__dirname, '..', '..', '..');
+const repoRoot = join(extensionRoot, '..', '..');
+const vsix = join(extensionRoot, 'dist', 'deskmate.vsix');
+const artifacts = join(extensionRoot, 'out', 'e2e');
+
+let tmp: string;
+let workspace: string;
+let dataDir: string;
+let model: ModelServer | undefined;
+let codeServer: CodeServer | undefined;
+let browser: Browser | undefined;
+let page: Page;
+let url: string;
+let failed = false;
+
+/** The chat view's page: VS Code puts a webview in an iframe holding another iframe. */
+function chat(): FrameLocator {
+  return page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+}
+
+async function runCommand(title: string): Promise<void> {
+  await eventually(
+    async () => {
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('F1');
+      const input = page.locator('.quick-input-widget input');
+      await input.waitFor({ state: 'visible', timeout: 3000 });
+      await input.fill(`>${title}`);
+      const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+      // Extension commands show up a moment after the workbench: retry rather than sleep.
+      await row.waitFor({ state: 'visible', timeout: 2000 });
+      await page.keyboard.press('Enter');
+      return true;
+    },
+    `the command "${title}" in the palette`,
+    30_000,
+  );
+}
+
+async function openWorkbench(): Promise<void> {
+  await page.goto(`${url}/?folder=${encodeURIComponent(workspace)}`);
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+}
+
+async function openChat(): Promise<void> {
+  await runCommand('deskmate: Open Chat');
+  await chat().locator('#prompt').waitFor({ timeout: 30_000 });
+  // The daemon is running once the status line is gone and the session is shown.
+  await eventually(async () => (await chat().locator('#status').isHidden()) && (await chat().locator('#session-select option').count()) > 0, 'the daemon to start and the session to show', 60_000);
+}
+
+async function ask(question: string): Promise<void> {
+  const prompt = chat().locator('#prompt');
+  await prompt.click();
+  await prompt.fill(question);
+  await prompt.press('Enter');
+}
+
+async function waitForAnswer(text: string): Promise<void> {
+  await eventually(
+    async () =>
+      (await chat().locator('.message.assistant.streaming').count()) === 0 &&
+      (await chat().locator('.message.assistant').last().innerText()).includes(text),
+    `the answer containing "${text}"`,
+    30_000,
+  );
+}
+
+async function messages(): Promise<string[]> {
+  return chat().locator('.message .message-body').allInnerTexts();
+}
+
+async function sessionOptions(): Promise<{ value: string; label: string }[]> {
+  return chat()
+    .locator('#session-select option')
+    .evaluateAll((options) => options.map((o) => ({ value: (o as HTMLOptionElement).value, label: o.textContent ?? '' })));
+}
+
+function step(name: string, fn: () => Promise<void>) {
+  return it(name, { timeout: 120_000 }, async () => {
+    if (failed) return assert.fail('skipped: an earlier step failed');
+    try {
+      await fn();
+    } catch (error) {
+      failed = true;
+      mkdirSync(artifacts, { recursive: true });
+      await page?.screenshot({ path: join(artifacts, 'failure.png') }).catch(() => undefined);
+      console.error(codeServer?.diagnostics());
+      throw error;
+    }
+  });
+}
+
+describe('the extension in a real VS Code (code-server)', () => {
+  before(async () => {
+    assert.ok(existsSync(vsix), `${vsix} is missing: run "npm run package" first`);
+    const daemon = findOnPath('deskmate');
+    assert.ok(daemon, 'the deskmate daemon must be on PATH (activate the repository venv)');
+    tmp = mkdtempSync(join(tmpdir(), 'deskmate-e2e-'));
+    workspace = join(tmp, 'workspace', 'demo-project');
+    dataDir = join(tmp, 'data');
+    mkdirSync(workspace, { recursive: true });
+    writeFileSync(join(workspace, 'main.py'), 'def main():\n    pass\n');
+    model = await startModelServer(repoRoot);
+    codeServer = new CodeServer({
+      root: join(tmp, 'code-server'),
+      vsix,
+      // The extension finds the daemon as `deskmate` on the user's PATH.
+      shellPath: [dirname(daemon)],
+      settings: {
+        'deskmate.baseUrl': model.baseUrl,
+        'deskmate.model': 'test-model',
+        'deskmate.dataDir': dataDir,
+        'deskmate.maxRetries': 0,
+        'workbench.startupEditor': 'none',
+        'workbench.tips.enabled': false,
+        'workbench.enableExperiments': false,
+        'workbench.secondarySideBar.defaultVisibility': 'hidden',
+        'chat.disableAIFeatures': true,
+        'chat.commandCenter.enabled': false,
+        'security.workspace.trust.enabled': false,
+        'extensions.autoCheckUpdates': false,
+        'extensions.autoUpdate': false,
+        'extensions.ignoreRecommendations': true,
+        'telemetry.telemetryLevel': 'off',
+        'update.mode': 'none',
+      },
+    });
+    const installed = await codeServer.installExtension();
+    assert.match(installed, /deskmate.*successfully installed/i);
+    url = await codeServer.start();
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    await openWorkbench();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await codeServer?.stop();
+    await model?.stop();
+    if (tmp && !failed) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  let firstSession = '';
+
+  step('the chat view opens and the extension starts the daemon', async () => {
+    await openChat();
+    assert.match(await chat().locator('#transcript').innerText(), /No messages yet/);
+    const options = await sessionOptions();
+    assert.equal(options.length, 1);
+    firstSession = options[0].value;
+    assert.match(firstSession, /^demo-project-[0-9a-f]{8}$/);
+  });
+
+  step('an ask typed in the chat view streams in, rendered as Markdown with code buttons', async () => {
+    const answer =
+      'Read it **line by line** with a context manager:\n\n```python\nwith open("notes.txt") as f:\n    for line in f:\n        print(line.rstrip())\n```\n\nThe file is closed for you at the end.';
+    await ask(`How do I read a file line by line? [[rate:25]] [[answer:${answer}]]`);
+    // While it streams: a partial answer, the Stop button, and the view's progress bar.
+    const streaming = chat().locator('.message.assistant.streaming');
+    await streaming.waitFor({ timeout: 15_000 });
+    let sawPartial = false;
+    await eventually(
+      async () => {
+        const text = await streaming.innerText().catch(() => '');
+        if (text.includes('line by line') && !text.includes('closed for you')) sawPartial = true;
+        return sawPartial;
+      },
+      'a partly streamed answer',
+      15_000,
+    );
+    assert.equal(await chat().locator('#stop').isVisible(), true);
+    await eventually(
+      async () => (await page.locator('.part.sidebar .monaco-progress-container.active').count()) > 0,
+      'the side bar to show progress while the answer streams',
+    );
+    await waitForAnswer('closed for you');
+    const last = chat().locator('.message.assistant').last();
+    assert.equal(await last.locator('strong').innerText(), 'line by line');
+    assert.match(await last.locator('pre code').innerText(), /for line in f:/);
+    assert.equal(await last.locator('button[data-action="copy"]').count(), 1);
+    assert.equal(await last.locator('button[data-action="insert"]').count(), 1);
+    assert.equal(await chat().locator('#stop').isHidden(), true);
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'vscode-chat.png') });
+    if (process.env.DESKMATE_SCREENSHOT) {
+      mkdirSync(dirname(process.env.DESKMATE_SCREENSHOT), { recursive: true });
+      copyFileSync(join(artifacts, 'vscode-chat.png'), process.env.DESKMATE_SCREENSHOT);
+    }
+  });
+
+  step('Insert puts the code at the cursor of the open editor', async () => {
+    await runCommand('Go to File');
+    await page.keyboard.type('main.py');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'main.py' }).first().waitFor();
+    await page.keyboard.press('Enter');
+    const lines = page.locator('.editor-instance .monaco-editor .view-lines').first();
+    // The editor renders spaces as no-break spaces.
+    const editorText = async () => (await lines.innerText()).replace(/\u00a0/g, ' ');
+    await eventually(async () => (await editorText()).includes('def main'), 'main.py open in an editor');
+    await page.keyboard.press('Control+End');
+    await chat().locator('.message.assistant').last().locator('button[data-action="insert"]').click();
+    await eventually(async () => (await editorText()).includes('print(line.rstrip())'), 'the code in the editor');
+  });
+
+  step('Stop cancels an answer; the partial answer stays, marked', async () => {
+    await chat().locator('#prompt').click();
+    await ask('Tell me a long story [[rate:4]]');
+    const streaming = chat().locator('.message.assistant.streaming');
+    await eventually(async () => (await streaming.innerText().catch(() => '')).includes('You asked'), 'the story to start');
+    await chat().locator('#stop').click();
+    await eventually(async () => (await chat().locator('.message.assistant.interrupted').count()) === 1, 'the answer marked as stopped');
+    const story = await chat().locator('.message.assistant').last().innerText();
+    assert.doesNotMatch(story, /earlier messages\./, 'the answer was cut short');
+  });
+
+  step('the history is back after a reload', async () => {
+    const before = await messages();
+    assert.equal(before.length, 4);
+    await page.reload();
+    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    await openChat();
+    await eventually(async () => (await messages()).length === 4, 'four stored messages');
+    const after = await messages();
+    assert.match(after[0], /How do I read a file line by line\?/);
+    assert.match(after[1], /closed for you at the end/);
+    assert.match(after[2], /Tell me a long story/);
+    assert.equal(after[3], before[3], 'the stopped answer was stored as it was shown');
+    assert.equal(await chat().locator('.message.assistant.interrupted').count(), 1);
+  });
+
+  let secondSession = '';
+
+  step('a new session starts empty and answers with its own history', async () => {
+    await chat().locator('#new-session').click();
+    await eventually(async () => (await chat().locator('#transcript').innerText()).includes('No messages yet'), 'an empty session');
+    await ask('What is in a new session?');
+    await waitForAnswer('I see 0 earlier messages.');
+    const options = await sessionOptions();
+    assert.equal(options.length, 2);
+    secondSession = (await chat().locator('#session-select').inputValue()) || '';
+    assert.notEqual(secondSession, firstSession);
+  });
+
+  step('switching sessions shows the other history', async () => {
+    await chat().locator('#session-select').selectOption(firstSession);
+    await eventually(async () => (await messages()).length === 4, 'the first session again');
+    assert.match((await messages())[0], /read a file line by line/);
+    await chat().locator('#session-select').selectOption(secondSession);
+    await eventually(async () => (await messages()).length === 2, 'the second session again');
+    assert.match((await messages())[0], /What is in a new session\?/);
+  });
+
+  step('deleting a session, after confirming, removes it and its stored history', async () => {
+    // docs/storage.md: one <dataDir>/sessions/<sessionId>.jsonl per session.
+    const stored = (id: string) => existsSync(join(dataDir, 'sessions', `${id}.jsonl`));
+    assert.ok(stored(secondSession), 'the second session is stored');
+    await chat().locator('#delete-session').click();
+    await chat().locator('#confirm-delete').waitFor();
+    // A session made with New has no title, so it goes by its id.
+    assert.match(await chat().locator('#confirm-text').innerText(), new RegExp(`“${secondSession}” and its 2 messages`));
+    await chat().locator('#confirm-delete-yes').click();
+    // The folder goes back to its default session, the first one.
+    await eventually(async () => (await messages()).length === 4, 'the default session after the delete');
+    const options = await sessionOptions();
+    assert.deepEqual(options.map((o) => o.value), [firstSession]);
+    assert.equal(stored(secondSession), false, 'the deleted session is gone from the data directory');
+    assert.equal(stored(firstSession), true);
+  });
+});
