@@ -86,6 +86,31 @@ H.test("over a visual range, the selection goes along as context", function()
   H.contains(H.chat_text(), "*(with sample.py:2)*", "the chat notes the context")
 end)
 
+H.test("the ask keymap over a Visual selection prompts for the question and sends the lines", function()
+  require("deskmate").setup(vim.tbl_deep_extend("force", require("deskmate.config").options, {
+    keymaps = { ask = "<Space>q" },
+  }))
+  local prompts = {}
+  vim.ui.input = function(opts, on_confirm)
+    table.insert(prompts, opts.prompt)
+    on_confirm("[[answer:lines seen]] explain these lines")
+  end
+  vim.cmd.edit(vim.fs.joinpath(H.root(), "sample.py"))
+  vim.api.nvim_win_set_cursor(0, { 1, 0 })
+  H.http_get_json("/_requests")
+  vim.api.nvim_feedkeys(vim.keycode("Vj<Space>q"), "mx", false)
+  H.wait("the answer", function()
+    return not require("deskmate.ask").running(H.root()) and H.chat_text():find("lines seen$")
+  end)
+  H.eq({ "Ask about the selection: " }, prompts, "prompted once")
+  local requests = H.http_get_json("/_requests").requests
+  local body = vim.json.encode(requests[#requests].messages)
+  H.contains(body, "def add(a, b):", "the model request")
+  H.contains(body, "sum_marker", "the model request")
+  H.truthy(not body:find("print(add", 1, true), "only the selected lines")
+  H.contains(H.chat_text(), "*(with sample.py:1-2)*", "the chat notes the context")
+end)
+
 H.test(":Deskmate export opens the session as Markdown in a new buffer", function()
   local before = vim.api.nvim_get_current_buf()
   vim.cmd("Deskmate export")

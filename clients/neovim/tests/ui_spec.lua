@@ -129,6 +129,26 @@ H.test("the workspace root is the nearest folder with a marker", function()
   H.eq(ws, require("deskmate.workspace").root(0), "an unnamed buffer uses the current directory")
 end)
 
+H.test("one daemon per workspace root, reused by every command", function()
+  local ws = H.root()
+  local function roots()
+    local list = vim.tbl_map(function(c)
+      return c.root_dir
+    end, vim.lsp.get_clients({ name = "deskmate" }))
+    table.sort(list)
+    return list
+  end
+  H.eq({ ws }, roots(), "one daemon so far")
+  vim.cmd.edit(ws .. "/sub/pkg/b.lua")
+  local r = H.ask("[[answer:from sub]] hi", { root = ws .. "/sub" })
+  H.eq("from sub", r.answer, "answer in the other root")
+  H.eq({ ws, ws .. "/sub" }, roots(), "a second daemon for the second root")
+  vim.cmd.edit(ws .. "/src/deep/a.lua")
+  H.ask("[[answer:again]] hi")
+  H.exec("deskmate.listSessions", {})
+  H.eq({ ws, ws .. "/sub" }, roots(), "reused")
+end)
+
 H.test("doc/deskmate.txt builds help tags for every command", function()
   local dir = vim.fn.tempname()
   vim.fn.mkdir(dir, "p")
