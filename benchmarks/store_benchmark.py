@@ -101,9 +101,10 @@ class Store:
 
 class DeskmateStore(Store):
     name = "deskmate FileBackend"
-    durability = "one write + fdatasync per append, under a per-session filelock"
+    durability = "one write + fdatasync per append, under a per-session flock"
 
     def __init__(self, directory: Path) -> None:
+        self.directory = directory
         self.backend = FileBackend(directory)
         self.session_id = "bench"
 
@@ -120,6 +121,22 @@ class DeskmateStore(Store):
             self.session_id,
             [Message(role="user", content=user), Message(role="assistant", content=assistant)],
         )
+
+    async def load(self) -> int:
+        # Cold: a new backend has nothing cached, like the first load in a new process.
+        session = await FileBackend(self.directory).load(self.session_id)
+        assert session is not None and session.quarantined_to is None
+        return len(session.messages)
+
+
+class DeskmateDaemonStore(DeskmateStore):
+    """The same files, loaded again by the backend that appended: what a running daemon does before each answer."""
+
+    name = "deskmate FileBackend, reload in a running daemon"
+
+    async def prefill(self, messages: list[tuple[str, str]]) -> None:
+        await super().prefill(messages)
+        await self.backend.load(self.session_id)  # the daemon loaded it before its last answer
 
     async def load(self) -> int:
         session = await self.backend.load(self.session_id)
@@ -209,7 +226,7 @@ def sqlite_durability(session: Any, db_path: Path) -> str:
 
 
 def available_stores() -> tuple[list[type[Store]], list[str]]:
-    stores: list[type[Store]] = [DeskmateStore]
+    stores: list[type[Store]] = [DeskmateStore, DeskmateDaemonStore]
     missing = []
     try:
         with warnings.catch_warnings():  # langchain-community warns that it is being sunset
@@ -323,7 +340,7 @@ async def measure_listing(directory: Path, sessions: int, messages: int, repeats
         async def load_all(infos: list[Any] = infos) -> int:
             total = 0
             for info in infos:
-                loaded = await backend.load(info.id)
+                loaded = await FileBackend(directory).load(info.id)  # cold, as in a new process
                 assert loaded is not None
                 total += len(loaded.messages)
             return total
@@ -456,6 +473,7 @@ def main() -> int:
     names = [s.name for s in stores]
     short = {
         DeskmateStore.name: "deskmate",
+        DeskmateDaemonStore.name: "deskmate(daemon)",
         LangChainStore.name: "LangChain",
         AgentsSQLiteStore.name: "SQLiteSession",
     }
@@ -523,13 +541,14 @@ def main() -> int:
     )
     if AgentsSQLiteStore in stores:
         big = args.sizes[-1]
-        ours_load = results[(ours, big)]["load_median"]
         theirs_load = results[(sqlite_name, big)]["load_median"]
-        print(
-            f"  load {big:,} messages in at most half SQLiteSession's time ({fmt(ours_load)} ms vs "
-            f"{fmt(theirs_load)} ms = {ours_load / theirs_load:.2f}x): "
-            f"{'MET' if ours_load <= 0.5 * theirs_load else 'NOT MET'}"
-        )
+        for name, how in ((ours, "cold, new process"), (DeskmateDaemonStore.name, "reload in a running daemon")):
+            ours_load = results[(name, big)]["load_median"]
+            print(
+                f"  load {big:,} messages in at most half SQLiteSession's time, {how} ({fmt(ours_load)} ms vs "
+                f"{fmt(theirs_load)} ms = {ours_load / theirs_load:.2f}x): "
+                f"{'MET' if ours_load <= 0.5 * theirs_load else 'NOT MET'}"
+            )
     print(
         f"  listing {args.list_sessions:,} sessions well under loading them (list/load-all {ratio:.2f}, "
         f"well under = at most 0.2): {'MET' if ratio <= 0.2 else 'NOT MET'}"

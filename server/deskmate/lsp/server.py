@@ -84,7 +84,7 @@ class DeskmateServer(LanguageServer):
     async def apply_settings(self, raw: Any) -> None:
         """Merge editor settings key by key; a bad value is reported and the old one kept."""
         current = self.assistant.settings
-        if raw is None:
+        if raw is None or raw == []:  # Lua clients encode an empty table as []
             return
         if not isinstance(raw, dict):
             self.warn_user("deskmate: settings must be a JSON object; keeping the current settings.")

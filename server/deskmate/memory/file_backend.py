@@ -247,6 +247,9 @@ class FileBackend:
         # Parsed sessions by id, to read only what was appended since (see _refresh).
         self._snapshots: dict[str, _Snapshot] = {}
         self._snapshots_lock = threading.Lock()
+        # Where our own last append left each file (inode, size, mtime, message count):
+        # the next append need not read the tail again.
+        self._ends: dict[str, tuple[int, int, int, int]] = {}
 
     def __repr__(self) -> str:
         return f"FileBackend({str(self.root)!r})"
@@ -259,7 +262,10 @@ class FileBackend:
 
     @contextmanager
     def _locked(self, session_id: str) -> Iterator[None]:
-        """Hold the session's lock file: writers in every thread and process take turns."""
+        """Hold the session's lock file: writers in every thread and process take turns.
+
+        Creates the store's directories on first use.
+        """
         if not self._locks_ready:
             ensure_private_dir(self.directory / ".locks")
             self._locks_ready = True
@@ -402,7 +408,6 @@ class FileBackend:
         title: str,
         workspace_uri: str | None,
     ) -> None:
-        ensure_private_dir(self.directory)
         with self._locked(session_id):
             try:
                 fd = os.open(path, os.O_RDWR | os.O_APPEND)
@@ -411,22 +416,33 @@ class FileBackend:
                 replace_atomically(path, _encode(header) + _message_lines(messages, 0))
                 return
             try:
-                size = os.fstat(fd).st_size
-                try:
-                    tail = _find_tail(fd, size)
-                except CorruptSessionFile as exc:
-                    os.close(fd)
-                    fd = -1
-                    self._move_aside(path, str(exc))
-                    header = _header(session_id, title, workspace_uri, messages[0].timestamp, [])
-                    replace_atomically(path, _encode(header) + _message_lines(messages, 0))
-                    return
-                if tail.end < size:
-                    # Cut off what a crash left half-written before adding to the file.
-                    os.ftruncate(fd, tail.end)
-                count = tail.record.get("n", 0) if "role" in tail.record else 0
-                write_all(fd, _message_lines(messages, int(count)))
+                stat = os.fstat(fd)
+                known = self._ends.get(session_id)
+                if known is not None and known[:3] == (stat.st_ino, stat.st_size, stat.st_mtime_ns):
+                    count = known[3]  # our own last append: the file ends where we left it
+                else:
+                    try:
+                        tail = _find_tail(fd, stat.st_size)
+                    except CorruptSessionFile as exc:
+                        os.close(fd)
+                        fd = -1
+                        self._move_aside(path, str(exc))
+                        header = _header(session_id, title, workspace_uri, messages[0].timestamp, [])
+                        replace_atomically(path, _encode(header) + _message_lines(messages, 0))
+                        return
+                    if tail.end < stat.st_size:
+                        # Cut off what a crash left half-written before adding to the file.
+                        os.ftruncate(fd, tail.end)
+                    count = int(tail.record.get("n", 0)) if "role" in tail.record else 0
+                write_all(fd, _message_lines(messages, count))
                 sync_fd(fd)
+                after = os.fstat(fd)
+                self._ends[session_id] = (
+                    after.st_ino,
+                    after.st_size,
+                    after.st_mtime_ns,
+                    count + len(messages),
+                )
             finally:
                 if fd >= 0:
                     os.close(fd)
@@ -443,6 +459,8 @@ class FileBackend:
     def _delete(self, session_id: str, path: Path) -> bool:
         if not self.directory.is_dir():
             return False
+        self._ends.pop(session_id, None)
+        self._snapshots.pop(session_id, None)
         with self._locked(session_id):
             try:
                 path.unlink()
