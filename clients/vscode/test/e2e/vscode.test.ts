@@ -28,6 +28,7 @@ let browser: Browser | undefined;
 let page: Page;
 let url: string;
 let failed = false;
+let settings: Record<string, unknown>;
 
 /** The chat view's page: VS Code puts a webview in an iframe holding another iframe. */
 function chat(): FrameLocator {
@@ -118,29 +119,30 @@ describe('the extension in a real VS Code (code-server)', () => {
     mkdirSync(workspace, { recursive: true });
     writeFileSync(join(workspace, 'main.py'), 'def main():\n    pass\n');
     model = await startModelServer(repoRoot);
+    settings = {
+      'deskmate.baseUrl': model.baseUrl,
+      'deskmate.model': 'test-model',
+      'deskmate.dataDir': dataDir,
+      'deskmate.maxRetries': 0,
+      'workbench.startupEditor': 'none',
+      'workbench.tips.enabled': false,
+      'workbench.enableExperiments': false,
+      'workbench.secondarySideBar.defaultVisibility': 'hidden',
+      'chat.disableAIFeatures': true,
+      'chat.commandCenter.enabled': false,
+      'security.workspace.trust.enabled': false,
+      'extensions.autoCheckUpdates': false,
+      'extensions.autoUpdate': false,
+      'extensions.ignoreRecommendations': true,
+      'telemetry.telemetryLevel': 'off',
+      'update.mode': 'none',
+    };
     codeServer = new CodeServer({
       root: join(tmp, 'code-server'),
       vsix,
       // The extension finds the daemon as `deskmate` on the user's PATH.
       shellPath: [dirname(daemon)],
-      settings: {
-        'deskmate.baseUrl': model.baseUrl,
-        'deskmate.model': 'test-model',
-        'deskmate.dataDir': dataDir,
-        'deskmate.maxRetries': 0,
-        'workbench.startupEditor': 'none',
-        'workbench.tips.enabled': false,
-        'workbench.enableExperiments': false,
-        'workbench.secondarySideBar.defaultVisibility': 'hidden',
-        'chat.disableAIFeatures': true,
-        'chat.commandCenter.enabled': false,
-        'security.workspace.trust.enabled': false,
-        'extensions.autoCheckUpdates': false,
-        'extensions.autoUpdate': false,
-        'extensions.ignoreRecommendations': true,
-        'telemetry.telemetryLevel': 'off',
-        'update.mode': 'none',
-      },
+      settings,
     });
     const installed = await codeServer.installExtension();
     assert.match(installed, /deskmate.*successfully installed/i);
@@ -197,12 +199,6 @@ describe('the extension in a real VS Code (code-server)', () => {
     assert.equal(await last.locator('button[data-action="copy"]').count(), 1);
     assert.equal(await last.locator('button[data-action="insert"]').count(), 1);
     assert.equal(await chat().locator('#stop').isHidden(), true);
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: join(artifacts, 'vscode-chat.png') });
-    if (process.env.DESKMATE_SCREENSHOT) {
-      mkdirSync(dirname(process.env.DESKMATE_SCREENSHOT), { recursive: true });
-      copyFileSync(join(artifacts, 'vscode-chat.png'), process.env.DESKMATE_SCREENSHOT);
-    }
   });
 
   step('Insert puts the code at the cursor of the open editor', async () => {
@@ -217,6 +213,33 @@ describe('the extension in a real VS Code (code-server)', () => {
     await page.keyboard.press('Control+End');
     await chat().locator('.message.assistant').last().locator('button[data-action="insert"]').click();
     await eventually(async () => (await editorText()).includes('print(line.rstrip())'), 'the code in the editor');
+    // The picture of the chat panel in the README.
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'vscode-chat.png') });
+    if (process.env.DESKMATE_SCREENSHOT) {
+      mkdirSync(dirname(process.env.DESKMATE_SCREENSHOT), { recursive: true });
+      copyFileSync(join(artifacts, 'vscode-chat.png'), process.env.DESKMATE_SCREENSHOT);
+    }
+  });
+
+  step('Ask About Selection sends the selected code, with progress shown', async () => {
+    await page.locator('.editor-instance .monaco-editor .view-lines').first().click();
+    await page.keyboard.press('Control+A');
+    await runCommand('deskmate: Ask About Selection');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible' });
+    await input.fill('What does this file do? [[rate:15]]');
+    await page.keyboard.press('Enter');
+    const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'deskmate is answering' });
+    await toast.waitFor({ timeout: 15_000 });
+    // The test model echoes the question as it received it: with the selection as context.
+    await waitForAnswer('earlier messages.');
+    const answer = await chat().locator('.message.assistant').last().innerText();
+    assert.match(answer, /What does this file do\?/);
+    assert.match(answer, /main\.py/);
+    assert.match(answer, /def main\(\):/);
+    assert.match(answer, /print\(line\.rstrip\(\)\)/);
+    await toast.waitFor({ state: 'hidden', timeout: 15_000 });
   });
 
   step('Stop cancels an answer; the partial answer stays, marked', async () => {
@@ -232,16 +255,17 @@ describe('the extension in a real VS Code (code-server)', () => {
 
   step('the history is back after a reload', async () => {
     const before = await messages();
-    assert.equal(before.length, 4);
+    assert.equal(before.length, 6);
     await page.reload();
     await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
     await openChat();
-    await eventually(async () => (await messages()).length === 4, 'four stored messages');
+    await eventually(async () => (await messages()).length === 6, 'six stored messages');
     const after = await messages();
     assert.match(after[0], /How do I read a file line by line\?/);
     assert.match(after[1], /closed for you at the end/);
-    assert.match(after[2], /Tell me a long story/);
-    assert.equal(after[3], before[3], 'the stopped answer was stored as it was shown');
+    assert.match(after[2], /What does this file do\?/);
+    assert.match(after[4], /Tell me a long story/);
+    assert.equal(after[5], before[5], 'the stopped answer was stored as it was shown');
     assert.equal(await chat().locator('.message.assistant.interrupted').count(), 1);
   });
 
@@ -260,7 +284,7 @@ describe('the extension in a real VS Code (code-server)', () => {
 
   step('switching sessions shows the other history', async () => {
     await chat().locator('#session-select').selectOption(firstSession);
-    await eventually(async () => (await messages()).length === 4, 'the first session again');
+    await eventually(async () => (await messages()).length === 6, 'the first session again');
     assert.match((await messages())[0], /read a file line by line/);
     await chat().locator('#session-select').selectOption(secondSession);
     await eventually(async () => (await messages()).length === 2, 'the second session again');
@@ -277,10 +301,28 @@ describe('the extension in a real VS Code (code-server)', () => {
     assert.match(await chat().locator('#confirm-text').innerText(), new RegExp(`“${secondSession}” and its 2 messages`));
     await chat().locator('#confirm-delete-yes').click();
     // The folder goes back to its default session, the first one.
-    await eventually(async () => (await messages()).length === 4, 'the default session after the delete');
+    await eventually(async () => (await messages()).length === 6, 'the default session after the delete');
     const options = await sessionOptions();
     assert.deepEqual(options.map((o) => o.value), [firstSession]);
     assert.equal(stored(secondSession), false, 'the deleted session is gone from the data directory');
     assert.equal(stored(firstSession), true);
+  });
+
+  step('a daemon that cannot start gives one clear message with the fix; fixing the setting restarts it', async () => {
+    codeServer!.writeSettings({ ...settings, 'deskmate.serverCommand': ['/nonexistent/bin/deskmate', 'lsp'] });
+    await eventually(
+      async () => (await chat().locator('#status-text').innerText()).includes('/nonexistent/bin/deskmate'),
+      'the failure in the chat view',
+    );
+    assert.match(await chat().locator('#status-text').innerText(), /was not found\. Fix the setting/);
+    const toasts = page.locator('.notifications-toasts .notification-toast', { hasText: 'deskmate.serverCommand' });
+    await toasts.first().waitFor();
+    assert.equal(await toasts.count(), 1, 'one message');
+    assert.equal(await toasts.locator('a.monaco-button, .monaco-button', { hasText: 'Open Settings' }).count(), 1);
+    await chat().locator('#restart').waitFor();
+
+    codeServer!.writeSettings(settings);
+    await eventually(async () => await chat().locator('#status').isHidden(), 'the daemon to start again', 30_000);
+    await eventually(async () => (await messages()).length === 6, 'the history after the restart');
   });
 });

@@ -58,9 +58,7 @@ export class CodeServer {
     for (const dir of ['home', 'ud/User', 'ud/Machine', 'ext']) mkdirSync(join(options.root, dir), { recursive: true });
     // code-server is VS Code's remote setup: settings of machine scope are read
     // from the Machine settings, the others from the User settings.
-    for (const scope of ['User', 'Machine']) {
-      writeFileSync(join(options.root, 'ud', scope, 'settings.json'), JSON.stringify(options.settings, null, 2));
-    }
+    this.writeSettings(options.settings);
     writeFileSync(join(options.root, 'config.yaml'), 'auth: none\ncert: false\n');
     if (options.shellPath?.length) {
       const profile = `export PATH="${options.shellPath.join(':')}:$PATH"\n`;
@@ -85,6 +83,13 @@ export class CodeServer {
       join(options.root, 'ext'),
     ];
     this.port = freePort();
+  }
+
+  /** Writes the settings; a running VS Code picks the change up by itself. */
+  writeSettings(settings: Record<string, unknown>): void {
+    for (const scope of ['User', 'Machine']) {
+      writeFileSync(join(this.options.root, 'ud', scope, 'settings.json'), JSON.stringify(settings, null, 2));
+    }
   }
 
   async installExtension(): Promise<string> {
