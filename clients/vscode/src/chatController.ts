@@ -136,6 +136,7 @@ export class ChatController {
     const workspaceUri = this.host.workspaceUri();
     if (workspaceUri) args.workspaceUri = workspaceUri;
     if (context) args.context = context;
+    let failure: string | undefined;
     try {
       const result = await this.host.progress(
         origin,
@@ -146,13 +147,16 @@ export class ChatController {
       this.host.post({ type: 'askFinished', askId, answer: result.answer, interrupted: result.interrupted });
       return result;
     } catch (error) {
-      const message = toDeskmateError(error).message;
-      this.host.post({ type: 'askFailed', askId, message });
-      if (origin === 'palette') this.host.showError(message);
+      failure = toDeskmateError(error).message;
       return undefined;
     } finally {
       this.running = undefined;
       await this.refresh();
+      // After the refresh, which shows the stored (partial) answer, so that the error stays below it.
+      if (failure !== undefined) {
+        this.host.post({ type: 'askFailed', askId, message: failure });
+        if (origin === 'palette') this.host.showError(failure);
+      }
     }
   }
 

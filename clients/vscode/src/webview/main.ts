@@ -89,7 +89,7 @@ function markInterrupted(entry: HTMLElement, note: string): void {
 function appendEntry(item: ChatEntry): HTMLElement {
   const { entry, body } = entryElement(item.role);
   fillBody(body, item.role, item.content);
-  if (item.role === 'assistant' && item.status === 'interrupted') markInterrupted(entry, 'Stopped before the end.');
+  if (item.role === 'assistant' && item.status === 'interrupted') markInterrupted(entry, 'Answer interrupted.');
   transcript.append(entry);
   return entry;
 }

@@ -142,6 +142,13 @@ export class CodeServer {
     clearTimeout(timer);
   }
 
+  /** What the extension wrote to its "deskmate" log channel (its own lines and the daemon's). */
+  extensionLog(): string {
+    return findFiles(join(this.options.root, 'ud', 'logs'), (name) => name === 'deskmate.log')
+      .map((file) => readFileSync(file, 'utf8'))
+      .join('\n');
+  }
+
   /** code-server's own output and the extension's log channel, for a failure report. */
   diagnostics(): string {
     const parts = [`--- code-server output ---\n${this.output.slice(-4000)}`];

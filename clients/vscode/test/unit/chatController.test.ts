@@ -210,6 +210,8 @@ describe('ChatController', () => {
     };
     assert.equal(await controller.ask('q'), undefined);
     assert.deepEqual(host.last('askFailed'), { type: 'askFailed', askId: 'ask-1', message: 'The model server failed (HTTP 500).' });
+    // The stored history (with the partial answer) comes first, so the error is not wiped by it.
+    assert.deepEqual(host.types(), ['askStarted', 'session', 'askFailed']);
     assert.deepEqual(host.errors, []);
     await controller.ask('q', undefined, 'palette');
     assert.deepEqual(host.errors, ['The model server failed (HTTP 500).']);

@@ -168,7 +168,7 @@ describe('chat page in Chromium', () => {
     assert.equal((await answer.locator('.code-block pre code').innerText()).trimEnd(), 'def f():\n    return 1');
     assert.equal(await answer.locator('.code-language').innerText(), 'python');
     assert.equal(await answer.locator('a').getAttribute('href'), 'https://example.org');
-    assert.match(await text('.message.assistant.interrupted .message-note'), /Stopped/);
+    assert.match(await text('.message.assistant.interrupted .message-note'), /interrupted/);
 
     await answer.locator('button[data-action="copy"]').click();
     assert.deepEqual(await lastPosted(), { type: 'copy', text: 'def f():\n    return 1' });
@@ -247,8 +247,25 @@ describe('chat page in Chromium', () => {
     assert.equal(await failed.locator('.message-body').innerText(), 'partial text');
     assert.equal(await failed.locator('[role="alert"]').innerText(), 'The model server failed (HTTP 500). Try again later.');
     assert.equal(await page.locator('#send').isEnabled(), true);
+    // As the extension sends it: the stored history (with the partial answer) first, then the error.
+    await send({ type: 'askStarted', askId: 'a4', question: 'again' });
+    await send({
+      type: 'session',
+      sessionId: 'proj-1',
+      title: 'Why is the build slow',
+      entries: [
+        { role: 'user', content: 'again' },
+        { role: 'assistant', content: '', status: 'interrupted' },
+      ],
+      sessions: SESSIONS,
+      stored: true,
+    });
+    await send({ type: 'askFailed', askId: 'a4', message: 'The model server rejected the API key (HTTP 401).' });
+    assert.equal(await page.locator('#transcript > :last-child').getAttribute('role'), 'alert');
+    assert.equal(await text('#transcript > :last-child'), 'The model server rejected the API key (HTTP 401).');
+    assert.equal(await page.locator('.message.assistant.interrupted').count(), 1);
     await send({ type: 'error', message: 'Session "x" does not exist' });
-    assert.equal(await page.locator('#transcript > .error[role="alert"]').innerText(), 'Session "x" does not exist');
+    assert.equal(await page.locator('#transcript > .error[role="alert"]').last().innerText(), 'Session "x" does not exist');
   });
 
   it('neutralises XSS payloads in model output, streamed and stored', async () => {
