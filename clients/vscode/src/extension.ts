@@ -56,17 +56,21 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const host: ChatHost = {
     post: (message) => view?.post(message),
     workspaceUri: () => workspace.folder()?.uri.toString(),
-    progress: (origin, title, task, cancel) => {
-      if (origin === 'view') return Promise.resolve(vscode.window.withProgress({ location: { viewId: CHAT_VIEW_ID } }, task));
-      return Promise.resolve(
-        vscode.window.withProgress(
+    progress: async (origin, title, task, cancel) => {
+      // "deskmate: Stop Answer" is offered in the palette only while an answer runs.
+      await vscode.commands.executeCommand('setContext', 'deskmate.answering', true);
+      try {
+        if (origin === 'view') return await vscode.window.withProgress({ location: { viewId: CHAT_VIEW_ID } }, task);
+        return await vscode.window.withProgress(
           { location: vscode.ProgressLocation.Notification, title, cancellable: true },
           (_progress, token) => {
             token.onCancellationRequested(cancel);
             return task();
           },
-        ),
-      );
+        );
+      } finally {
+        await vscode.commands.executeCommand('setContext', 'deskmate.answering', false);
+      }
     },
     showError: (message) => void vscode.window.showErrorMessage(message),
     copy: async (text) => {

@@ -64,14 +64,14 @@ export function chatPageHtml(resources: PageResources): string {
   <button id="restart" type="button" class="secondary" hidden>Retry</button>
 </div>
 <main id="transcript" class="transcript" role="log" aria-live="polite" aria-label="Conversation" tabindex="0"></main>
-<form id="prompt-form" class="prompt" autocomplete="off">
+<div id="prompt-form" class="prompt">
   <label class="visually-hidden" for="prompt">Ask deskmate</label>
   <textarea id="prompt" rows="3" placeholder="Ask about this project (Enter to send, Shift+Enter for a new line)"></textarea>
   <div class="prompt-buttons">
-    <button id="send" type="submit">Send</button>
+    <button id="send" type="button">Send</button>
     <button id="stop" type="button" class="secondary" hidden title="Stop the answer (Escape)">Stop</button>
   </div>
-</form>
+</div>
 <script nonce="${attr(nonce)}" src="${attr(resources.scriptUri)}"></script>
 </body>
 </html>`;

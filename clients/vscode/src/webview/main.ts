@@ -15,7 +15,6 @@ const post = (message: FromWebview) => vscode.postMessage(message);
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const transcript = $<HTMLElement>('transcript');
 const prompt = $<HTMLTextAreaElement>('prompt');
-const form = $<HTMLFormElement>('prompt-form');
 const sendButton = $<HTMLButtonElement>('send');
 const stopButton = $<HTMLButtonElement>('stop');
 const sessionSelect = $<HTMLSelectElement>('session-select');
@@ -283,10 +282,8 @@ function stop(): void {
   if (streaming) post({ type: 'stop' });
 }
 
-form.addEventListener('submit', (event) => {
-  event.preventDefault();
-  send();
-});
+// A button, not a form: VS Code webviews may forbid form submission (enableForms).
+sendButton.addEventListener('click', send);
 
 prompt.addEventListener('keydown', (event) => {
   if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {

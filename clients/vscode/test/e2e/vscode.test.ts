@@ -326,7 +326,8 @@ describe('the extension in a real VS Code (code-server)', () => {
     firstCount = (await messages()).length;
     await chat().locator('#new-session').click();
     await eventually(async () => (await chat().locator('#transcript').innerText()).includes('No messages yet'), 'an empty session');
-    await ask('What is in a new session?');
+    await chat().locator('#prompt').fill('What is in a new session?');
+    await chat().locator('#send').click();
     await waitForAnswer('I see 0 earlier messages.');
     const options = await sessionOptions();
     assert.equal(options.length, 2);

@@ -176,7 +176,7 @@ describe('chat page in Chromium', () => {
     assert.deepEqual(await lastPosted(), { type: 'insert', text: 'def f():\n    return 1' });
   });
 
-  it('sends the prompt with Enter, keeps Shift+Enter for new lines', async () => {
+  it('sends the prompt with Enter or Send, keeps Shift+Enter for new lines', async () => {
     await showSession();
     await page.focus('#prompt');
     await page.keyboard.type('first line');
@@ -188,6 +188,9 @@ describe('chat page in Chromium', () => {
     assert.equal(await page.inputValue('#prompt'), '');
     await page.keyboard.press('Enter'); // empty prompt: nothing is sent
     assert.equal((await posted()).length, 2);
+    await page.fill('#prompt', 'by the button');
+    await page.click('#send');
+    assert.deepEqual(await lastPosted(), { type: 'ask', question: 'by the button' });
   });
 
   it('renders the answer as it streams, across a code fence split between chunks', async () => {
