@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     lsp = commands.add_parser("lsp", help="run the language server (stdio unless --tcp)")
     lsp.add_argument("--tcp", type=parse_tcp, metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    # Clients such as vscode-languageclient add --stdio; it is the default anyway.
+    lsp.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
 
     ask = commands.add_parser("ask", help="ask a question in this project's session, answer on stdout")
     ask.add_argument("question", nargs="+")

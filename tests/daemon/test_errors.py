@@ -188,3 +188,28 @@ async def test_daemon_never_writes_to_stdout_outside_the_protocol(tmp_path):
         timeout=30,
     )
     assert proc.stdout == b""
+
+
+async def test_a_key_from_the_editor_is_never_echoed_and_the_fix_is_named(start_daemon, project):
+    daemon = await start_daemon(folders=[project], settings={"apiKey": "bad-key"})
+    message = await expect_error(daemon.ask("hi"), REQUEST_FAILED, "HTTP 401", "Set API Key")
+    assert "bad-key" not in message and "***" in message
+    logged = " ".join(m.message for m in daemon.client.log_messages)
+    assert "bad-key" not in logged and "Traceback" not in logged
+
+
+async def test_unsetting_a_setting_falls_back_to_the_environment(start_daemon, project):
+    daemon = await start_daemon(
+        folders=[project], settings={"model": "from-editor"}, env={"DESKMATE_MODEL": "from-env"}
+    )
+    assert (await daemon.run("deskmate.status", {}))["model"] == "from-editor"
+    daemon.client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"deskmate": {"model": None}})
+    )
+    import asyncio
+
+    for _ in range(100):
+        if (await daemon.run("deskmate.status", {}))["model"] == "from-env":
+            break
+        await asyncio.sleep(0.05)
+    assert (await daemon.run("deskmate.status", {}))["model"] == "from-env"

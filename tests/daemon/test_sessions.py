@@ -266,3 +266,14 @@ async def test_session_id_setting_pins_every_folder(start_daemon, project, tmp_p
     assert a["sessionId"] == b["sessionId"] == "pinned" and "I see 2 earlier messages" in b["answer"]
     with pytest.raises(JsonRpcException, match="pins every folder"):
         await daemon.run("deskmate.newSession", {})
+
+
+async def test_a_new_session_takes_its_first_question_as_title(start_daemon, project):
+    daemon = await start_daemon(folders=[project])
+    fresh = await daemon.run("deskmate.newSession", {})
+    assert fresh["title"] == ""
+    await daemon.ask("Why is the build slow?")
+    listed = (await daemon.run("deskmate.listSessions", {}))["sessions"]
+    assert [(s["sessionId"], s["title"], s["messageCount"]) for s in listed] == [
+        (fresh["sessionId"], "Why is the build slow?", 2)
+    ]

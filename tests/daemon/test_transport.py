@@ -100,3 +100,19 @@ def test_bad_tcp_address_is_refused_clearly():
         timeout=30,
     )
     assert proc.returncode == 2 and "expected HOST:PORT" in proc.stderr
+
+
+async def test_stdio_flag_that_clients_add_is_accepted(tmp_path):
+    from pytest_lsp import ClientServerConfig, client_capabilities
+
+    config = ClientServerConfig(
+        server_command=[sys.executable, "-m", "deskmate", "lsp", "--stdio"],
+        server_env=clean_env(DESKMATE_DATA_DIR=str(tmp_path)),
+    )
+    client = await config.start()
+    result = await client.initialize_session(
+        types.InitializeParams(capabilities=client_capabilities("visual-studio-code"))
+    )
+    assert result.server_info.name == "deskmate"
+    await client.shutdown_session()
+    await client.stop()

@@ -193,3 +193,13 @@ async def test_unsafe_session_ids_are_refused(backend, bad_id):
     ):
         with pytest.raises(InvalidSessionId, match="Invalid session id"):
             await call()
+
+
+async def test_first_append_titles_an_empty_untitled_session(backend):
+    await backend.save(Session(id="fresh", workspace_uri="file:///w"))
+    await backend.append("fresh", turn(0), title="First question")
+    await backend.append("fresh", turn(1), title="ignored now")
+    loaded = await backend.load("fresh")
+    assert loaded.title == "First question" and loaded.workspace_uri == "file:///w"
+    assert len(loaded.messages) == 4
+    assert next(i for i in await backend.list() if i.id == "fresh").message_count == 4

@@ -137,16 +137,23 @@ def _server_message(exc: Any) -> str:
 
 
 def explain(exc: Exception, settings: Settings) -> str:
-    """Turn an SDK error into a sentence a user can act on."""
+    """Turn an SDK error into a sentence a user can act on; the API key never appears in it."""
+    message = _explain(exc, settings)
+    key = settings.resolved_api_key()
+    return message.replace(key, "***") if key else message
+
+
+def _explain(exc: Exception, settings: Settings) -> str:
     import openai
 
     where = settings.base_url or "the OpenAI API"
     retries = f" after {settings.max_retries} retries" if settings.max_retries else ""
     if isinstance(exc, openai.AuthenticationError):
-        return (
-            f"The model server at {where} rejected the API key (HTTP 401: {_server_message(exc)}). "
-            f"Check the key in {settings.api_key_env} or the deskmate.apiKeyEnv setting."
-        )
+        if settings.api_key:
+            check = "Check the API key your editor passes (in VS Code: the deskmate: Set API Key command)."
+        else:
+            check = f"Check the key in {settings.api_key_env} or the deskmate.apiKeyEnv setting."
+        return f"The model server at {where} rejected the API key (HTTP 401: {_server_message(exc)}). {check}"
     if isinstance(exc, openai.PermissionDeniedError):
         return f"The API key may not use model {settings.model!r} (HTTP 403: {_server_message(exc)})."
     if isinstance(exc, openai.NotFoundError):

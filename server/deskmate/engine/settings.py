@@ -61,8 +61,8 @@ class Settings:
                 log.info("Ignoring unknown setting %r", key)
                 continue
             name, check = spec
-            if value is None:
-                changes[name] = _DEFAULTS[name]
+            if value is None:  # "unset": back to what the environment or the built-in default says
+                changes[name] = getattr(settings_from_environment(), name)
                 continue
             changes[name] = check(key, value)
         return dataclasses.replace(self, **changes)
@@ -141,7 +141,6 @@ _SPECS = {
     "maxRetries": ("max_retries", _integer(0)),
 }
 SETTING_KEYS = frozenset(_SPECS)
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
 
 
 def settings_from_environment() -> Settings:

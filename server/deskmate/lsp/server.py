@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
@@ -21,6 +21,7 @@ from ..engine.settings import SETTING_KEYS
 log = logging.getLogger(__name__)
 
 REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid but could not be carried out
+INVALID_PARAMS = JsonRpcInvalidParams.CODE
 
 
 def request_failed(message: str) -> JsonRpcException:
@@ -36,6 +37,20 @@ class DeskmateProtocol(LanguageServerProtocol):
         ask_id = server.asks_by_request.get(msg_id)
         if ask_id is not None:
             server.assistant.cancel(ask_id)
+
+
+class ExpectedRequestErrors(logging.Filter):
+    """Drops pygls' traceback for error answers we meant to give (bad input, model errors).
+
+    Those are answers, not faults: the command logs them in one line already.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, JsonRpcException) and error.code in (REQUEST_FAILED, INVALID_PARAMS))
+
+
+logging.getLogger("pygls.protocol.json_rpc").addFilter(ExpectedRequestErrors())
 
 
 class ClientLogHandler(logging.Handler):

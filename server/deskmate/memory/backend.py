@@ -37,7 +37,8 @@ class MemoryBackend(Protocol):
         """Durably add ``messages`` to the end of the session, all or none.
 
         Creates the session (with ``title`` and ``workspace_uri``) if it does not
-        exist yet; for an existing session those two are ignored. Costs O(1) in
+        exist yet, and gives an existing session that has no messages and no
+        title yet that ``title``; otherwise those two are ignored. Costs O(1) in
         the length of the history.
         """
         ...

@@ -430,6 +430,13 @@ class FileBackend:
                         header = _header(session_id, title, workspace_uri, messages[0].timestamp, [])
                         replace_atomically(path, _encode(header) + _message_lines(messages, 0))
                         return
+                    if "role" not in tail.record and title and not tail.record.get("title"):
+                        # An empty, untitled session (e.g. just made by newSession) takes the
+                        # first question's title: rewriting a header-only file is O(1).
+                        header = {**tail.record, "title": title}
+                        header["workspaceUri"] = header.get("workspaceUri") or workspace_uri
+                        replace_atomically(path, _encode(header) + _message_lines(messages, 0))
+                        return
                     if tail.end < stat.st_size:
                         # Cut off what a crash left half-written before adding to the file.
                         os.ftruncate(fd, tail.end)
