@@ -74,7 +74,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f}"
+    return f"{round(seconds * 1000, 2) + 0.0:.2f}"  # + 0.0: no "-0.00"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -428,7 +428,8 @@ class ThroughputRun:
     lag_max: float = float("nan")
     backlog: float = float("nan")
     out_of_order: int = 0
-    cpu: float = float("nan")  # CPU seconds of the forwarding process / wall seconds
+    daemon_cpu: float = float("nan")  # CPU seconds of the daemon per wall second
+    client_cpu: float = float("nan")  # CPU seconds of this process (SDK or LSP client) per wall second
 
     def keeps_up(self) -> bool:
         return (
@@ -440,10 +441,10 @@ class ThroughputRun:
         )
 
 
-def analyse(label: str, stream: Stream, expected: int, nominal: float | None, cpu: float) -> ThroughputRun:
+def analyse(label: str, stream: Stream, expected: int, nominal: float | None) -> ThroughputRun:
     times = stream.arrivals
     span = times[-1] - times[0]
-    run = ThroughputRun(label, nominal, len(times), expected, (len(times) - 1) / span, cpu=cpu)
+    run = ThroughputRun(label, nominal, len(times), expected, (len(times) - 1) / span)
     run.out_of_order = stream.out_of_order
     if nominal:
         lags = [t - (times[0] + i / nominal) for i, t in enumerate(times)]
@@ -456,11 +457,15 @@ def analyse(label: str, stream: Stream, expected: int, nominal: float | None, cp
 
 
 async def measure_stream(peer: Any, question: str, expected: int, nominal: float | None) -> ThroughputRun:
-    pid = peer.pid if isinstance(peer, DaemonPeer) else os.getpid()
-    cpu_before, wall_before = process_cpu_seconds(pid), time.perf_counter()
+    daemon = peer.pid if isinstance(peer, DaemonPeer) else None
+    before = [process_cpu_seconds(daemon) if daemon else 0.0, time.process_time(), time.perf_counter()]
     stream = await peer.ask(question, session_id=None)
-    cpu = (process_cpu_seconds(pid) - cpu_before) / (time.perf_counter() - wall_before)
-    return analyse(peer.label, stream, expected, nominal, cpu)
+    wall = time.perf_counter() - before[2]
+    run = analyse(peer.label, stream, expected, nominal)
+    if daemon:
+        run.daemon_cpu = (process_cpu_seconds(daemon) - before[0]) / wall
+    run.client_cpu = (time.process_time() - before[1]) / wall
+    return run
 
 
 async def stock_server_rate(base_url: str, rate: int) -> float:
@@ -554,6 +559,10 @@ async def benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     for name, value in machine_facts():
         print(f"{name + ':':10} {value}")
     print(f"{'command:':10} python benchmarks/daemon_benchmark.py {' '.join(sys.argv[1:])}".rstrip())
+    if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
+        print(
+            "warning:  the machine is busy (1-minute load average above half the CPUs); expect noisy figures"
+        )
 
     stock = ModelServerProcess(paced=False)
     paced = ModelServerProcess(paced=True)
@@ -730,7 +739,8 @@ async def benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     "lag p99 ms",
                     "lag max ms",
                     "backlog ms",
-                    "CPU",
+                    "daemon CPU",
+                    "client CPU",
                     "keeps up",
                 ],
                 [
@@ -743,7 +753,8 @@ async def benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                         lag(run.lag_p99),
                         lag(run.lag_max),
                         lag(run.backlog),
-                        f"{run.cpu * 100:.0f}%",
+                        "" if run.daemon_cpu != run.daemon_cpu else f"{run.daemon_cpu * 100:.0f}%",
+                        f"{run.client_cpu * 100:.0f}%",
                         ("yes" if run.keeps_up() else "NO") if run.nominal_rate else "",
                     ]
                     for run in runs
@@ -752,13 +763,22 @@ async def benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         )
         print(
             "\nlag: arrival at the client minus first arrival + index/rate; backlog: median lag of the "
-            "last 5% minus the first 5%.\nCPU: the process that turns the HTTP stream into deltas "
-            "(this process for the SDK, the daemon otherwise), per wall second."
+            "last 5% minus the first 5%.\nCPU: seconds of CPU per wall second, of the daemon and of this "
+            "process (the SDK itself, or the LSP client reading the daemon)."
         )
         daemon_paced = [r for r in runs if r.label == "daemon" and r.nominal_rate]
-        throughput_ok = all(r.keeps_up() for r in daemon_paced)
+        # A daemon slower than the stream falls behind in every run; a stall of the machine
+        # hits one run. So the verdict takes the median run.
+        backlog = statistics.median(r.backlog for r in daemon_paced)
+        achieved = statistics.median(r.rate for r in daemon_paced)
+        throughput_ok = (
+            backlog < BACKLOG_LIMIT_MS / 1000
+            and achieved >= RATE_TOLERANCE * args.rate
+            and all(r.deltas == r.expected and r.out_of_order == 0 for r in daemon_paced)
+        )
         print(
-            f"no backlog at {args.rate:,} deltas/s (lag growth < {BACKLOG_LIMIT_MS:g} ms, rate within 1%): "
+            f"no backlog at {args.rate:,} deltas/s (median of the daemon's {len(daemon_paced)} runs: lag growth "
+            f"< {BACKLOG_LIMIT_MS:g} ms, rate within 1%, every delta in order): "
             f"{'MET' if throughput_ok else 'MISSED'}"
         )
         results["throughput"] = {
@@ -781,8 +801,7 @@ async def benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     ],
                     [
                         f"no backlog at {args.rate:,} deltas/s",
-                        f"backlog {max(r.backlog for r in daemon_paced) * 1000:.2f} ms, "
-                        f"{min(r.rate for r in daemon_paced):,.0f}/s",
+                        f"backlog {ms(backlog)} ms, {achieved:,.0f}/s (median run)",
                         "met" if throughput_ok else "MISSED",
                     ],
                     [
@@ -819,7 +838,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rate", type=int, default=2000, help="deltas per second of the paced runs")
     parser.add_argument("--tokens", type=int, default=10000, help="deltas per paced run")
-    parser.add_argument("--throughput-runs", type=int, default=2, help="paced runs per path")
+    parser.add_argument("--throughput-runs", type=int, default=3, help="paced runs per path")
     parser.add_argument("--unthrottled-tokens", type=int, default=20000)
     parser.add_argument("--startup-runs", type=int, default=15)
     parser.add_argument("--json", type=Path, help="also write every sample to this file")
