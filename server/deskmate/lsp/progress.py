@@ -78,9 +78,9 @@ class AskReporter:
         progress.tokens[token].add_done_callback(lambda future: future.cancelled() and self._on_cancel())
 
     def end(self, message: str) -> None:
+        # A progress still being created is left to finish: _begin_progress sees _ended and
+        # stops there. Cancelling it would leave pygls a reply to a request nobody awaits.
         self._ended = True
-        if self._creating is not None and not self._creating.done():
-            self._creating.cancel()
         if self._token is not None:
             progress = self.server.work_done_progress
             progress.end(self._token, types.WorkDoneProgressEnd(message=message))
