@@ -38,6 +38,11 @@ async def test_progress_is_reported_when_the_client_supports_it(start_daemon, pr
     reports = daemon.client.progress_reports["deskmate-ask-progress"]
     assert isinstance(reports[0], types.WorkDoneProgressBegin) and reports[0].cancellable is True
     assert isinstance(reports[-1], types.WorkDoneProgressEnd) and reports[-1].message == "Done"
+    # quick answers end before the client has acknowledged their progress: no errors from that
+    for i in range(20):
+        await daemon.ask(f"quick {i}")
+    errors = [m.message for m in daemon.client.log_messages if m.type == types.MessageType.Error]
+    assert errors == []
 
 
 async def test_no_progress_for_clients_without_support(start_daemon, project):
