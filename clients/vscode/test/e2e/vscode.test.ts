@@ -350,8 +350,8 @@ describe('the extension in a real VS Code (code-server)', () => {
     assert.ok(stored(secondSession), 'the second session is stored');
     await chat().locator('#delete-session').click();
     await chat().locator('#confirm-delete').waitFor();
-    // A session made with New has no title, so it goes by its id.
-    assert.match(await chat().locator('#confirm-text').innerText(), new RegExp(`“${secondSession}” and its 2 messages`));
+    // A session made with New takes its first question as title, as every session does.
+    assert.match(await chat().locator('#confirm-text').innerText(), /“What is in a new session\?” and its 2 messages/);
     await chat().locator('#confirm-delete-yes').click();
     // The folder goes back to its default session, the first one.
     await eventually(async () => (await messages()).length === firstCount, 'the default session after the delete');
