@@ -23,12 +23,7 @@ local function new_id()
   return ("nvim-%d-%d-%d"):format(vim.fn.getpid(), vim.uv.hrtime() % 1e9, counter)
 end
 
-local function notify_error(message)
-  if not message:match("^deskmate") then
-    message = "deskmate: " .. message
-  end
-  vim.notify(message, vim.log.levels.ERROR)
-end
+local notify_error = require("deskmate.notify").error
 
 client.subscribe("deskmate/askDelta", function(params)
   local ask = asks[params.askId]

@@ -9,12 +9,7 @@ local M = {}
 ---@type table<string, string[]> session ids seen per root, for command-line completion
 local known_ids = {}
 
-local function notify_error(message)
-  if not message:match("^deskmate") then
-    message = "deskmate: " .. message
-  end
-  vim.notify(message, vim.log.levels.ERROR)
-end
+local notify_error = require("deskmate.notify").error
 
 local function busy(root)
   if ask.running(root) then
