@@ -120,15 +120,15 @@ async def test_asks_in_different_sessions_run_side_by_side(start_daemon, project
     other = tmp_path / "other"
     other.mkdir()
     daemon = await start_daemon(folders=[project, other])
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     a, b = await asyncio.gather(
-        daemon.ask("[[tokens:20]] [[rate:20]] [[answer:x]]", askId="A", workspaceUri=project.as_uri()),
+        daemon.ask("[[tokens:20]] [[rate:20]] first", askId="A", workspaceUri=project.as_uri()),
         daemon.ask("[[tokens:20]] [[rate:20]]", askId="B", workspaceUri=other.as_uri()),
     )
-    elapsed = loop.time() - started
+    # Both streams last about a second; side by side, their deltas arrive interleaved.
+    order = [d["askId"] for d in daemon.deltas]
+    assert order.index("B") < len(order) - 1 - order[::-1].index("A"), "B started only after A ended"
+    assert order.index("A") < len(order) - 1 - order[::-1].index("B"), "A started only after B ended"
     assert a["sessionId"] != b["sessionId"]
-    assert elapsed < 1.8, f"two 1 s answers took {elapsed:.1f} s: they did not overlap"
     # never mixed: each ask's deltas carry its own session and text
     assert {d["sessionId"] for d in daemon.deltas_of("A")} == {a["sessionId"]}
     assert "".join(d["delta"] for d in daemon.deltas_of("B")) == b["answer"]
