@@ -128,13 +128,13 @@ def _decode_records(data: bytes) -> list[Any]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CorruptSessionFile(f"the file is not UTF-8 text ({exc})") from None
-    lines = text.split("\n")
-    lines.pop()  # the part after the last newline: empty, or a write a crash cut short
+    # The part after the last newline is empty, or a write a crash cut short.
+    complete = text[: text.rfind("\n") + 1].rstrip("\n")
     try:
         # One parser call for the whole file is several times faster than one per line.
-        return json.loads("[" + ",".join(lines) + "]")
+        return json.loads("[" + complete.replace("\n", ",") + "]")
     except ValueError:
-        return _parse_lines(lines)  # blank lines, or a damaged line to point at
+        return _parse_lines(complete.split("\n"))  # blank lines, or a damaged line to point at
 
 
 def _committed_messages(records: list[Any], first_number: int) -> tuple[list[Message], int]:
