@@ -116,9 +116,8 @@ async def terminal_ask(assistant, args: argparse.Namespace) -> int:
     if args.file:
         path = args.file.absolute()
         context = {"uri": path_to_uri(path), "text": path.read_text(errors="replace")}
-    ref = assistant.resolve(session_id=args.session, context_uri=context["uri"] if context else None)
-    if context and ref.id == "global":
-        ref = assistant.resolve(session_id=args.session)
+    # In a terminal the project is the current directory's, wherever --file lies.
+    ref = assistant.resolve(session_id=args.session)
 
     def write(delta: str) -> None:
         sys.stdout.write(delta)

@@ -47,14 +47,19 @@ class Settings:
         """The API key to send: the ``apiKey`` setting, else the variable named by ``apiKeyEnv``."""
         return self.api_key or os.environ.get(self.api_key_env) or None
 
-    def merged(self, raw: Any) -> Settings:
-        """A copy with the camelCase keys of ``raw`` applied; raises SettingsError naming a bad key."""
+    def merged(self, raw: Any) -> tuple[Settings, list[str]]:
+        """A copy with the camelCase keys of ``raw`` applied, and the problems found.
+
+        A key with a bad value keeps its current value and adds a problem naming
+        it; unknown keys are ignored. Raises SettingsError if ``raw`` is not an object.
+        """
         if raw is None:
-            return self
+            return self, []
         if not isinstance(raw, dict):
             raise SettingsError("deskmate settings must be a JSON object")
         raw = raw.get("deskmate", raw) if isinstance(raw.get("deskmate"), dict) else raw
         changes: dict[str, Any] = {}
+        problems: list[str] = []
         for key, value in raw.items():
             spec = _SPECS.get(key)
             if spec is None:
@@ -64,8 +69,11 @@ class Settings:
             if value is None:  # "unset": back to what the environment or the built-in default says
                 changes[name] = getattr(settings_from_environment(), name)
                 continue
-            changes[name] = check(key, value)
-        return dataclasses.replace(self, **changes)
+            try:
+                changes[name] = check(key, value)
+            except SettingsError as exc:
+                problems.append(str(exc))
+        return dataclasses.replace(self, **changes), problems
 
 
 def _string(key: str, value: Any) -> str | None:
@@ -140,7 +148,6 @@ _SPECS = {
     "requestTimeout": ("request_timeout", _number(0.1, None)),
     "maxRetries": ("max_retries", _integer(0)),
 }
-SETTING_KEYS = frozenset(_SPECS)
 
 
 def settings_from_environment() -> Settings:

@@ -15,8 +15,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from .. import __version__
-from ..engine import Assistant, Settings, SettingsError, settings_from_environment
-from ..engine.settings import SETTING_KEYS
+from ..engine import Assistant, SettingsError, settings_from_environment
 
 log = logging.getLogger(__name__)
 
@@ -97,23 +96,16 @@ class DeskmateServer(LanguageServer):
     # -- settings -------------------------------------------------------------------
 
     async def apply_settings(self, raw: Any) -> None:
-        """Merge editor settings key by key; a bad value is reported and the old one kept."""
-        current = self.assistant.settings
+        """Merge editor settings; a bad value is reported and the old one kept."""
         if raw is None or raw == []:  # Lua clients encode an empty table as []
             return
-        if not isinstance(raw, dict):
-            self.warn_user("deskmate: settings must be a JSON object; keeping the current settings.")
+        try:
+            updated, problems = self.assistant.settings.merged(raw)
+        except SettingsError as exc:
+            self.warn_user(f"deskmate: {exc}; keeping the current settings.")
             return
-        section = raw.get("deskmate") if isinstance(raw.get("deskmate"), dict) else raw
-        updated: Settings = current
-        for key, value in section.items():
-            if key not in SETTING_KEYS:
-                log.info("Ignoring unknown setting %r", key)
-                continue
-            try:
-                updated = updated.merged({key: value})
-            except SettingsError as exc:
-                self.warn_user(f"deskmate: {exc}; keeping the previous value.")
+        for problem in problems:
+            self.warn_user(f"deskmate: {problem}; keeping the previous value.")
         await self.assistant.update_settings(updated)
 
     async def pull_settings(self) -> None:

@@ -112,6 +112,16 @@ def _message_lines(messages: Sequence[Message], count_before: int) -> bytes:
     return b"".join(lines)
 
 
+def _new_file(path: Path, header: dict[str, Any], messages: Sequence[Message]) -> None:
+    """Write ``path`` whole: a header line, then ``messages`` counted from 1."""
+    replace_atomically(path, _encode(header) + _message_lines(messages, 0))
+
+
+def _last_line(data: bytes) -> bytes:
+    """The last complete line of ``data``, which ends with a newline."""
+    return data[data.rfind(b"\n", 0, -1) + 1 :]
+
+
 def _check_header(record: Any) -> dict[str, Any]:
     if not isinstance(record, dict) or record.get("deskmate") != "session":
         raise CorruptSessionFile('line 1 is not a deskmate session header ({"deskmate": "session", ...})')
@@ -335,7 +345,7 @@ class FileBackend:
             self._snapshots.pop(session_id, None)
             return self._quarantine_and_restart(session_id, path)
         if data.endswith(b"\n") and len(data) == stat.st_size:
-            self._remember(session_id, stat, data[data.rfind(b"\n", 0, -1) + 1 :], session)
+            self._remember(session_id, stat, _last_line(data), session)
             return _Snapshot.copy_of(session)
         return session
 
@@ -364,7 +374,7 @@ class FileBackend:
         session.messages += messages
         if messages:
             session.updated_at = messages[-1].timestamp
-        self._remember(session_id, stat, added[added.rfind(b"\n", 0, -1) + 1 :], session)
+        self._remember(session_id, stat, _last_line(added), session)
         return _Snapshot.copy_of(session)
 
     def _remember(self, session_id: str, stat: os.stat_result, last_line: bytes, session: Session) -> None:
@@ -412,8 +422,9 @@ class FileBackend:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_APPEND)
             except FileNotFoundError:
-                header = _header(session_id, title, workspace_uri, messages[0].timestamp, [])
-                replace_atomically(path, _encode(header) + _message_lines(messages, 0))
+                _new_file(
+                    path, _header(session_id, title, workspace_uri, messages[0].timestamp, []), messages
+                )
                 return
             try:
                 stat = os.fstat(fd)
@@ -428,14 +439,14 @@ class FileBackend:
                         fd = -1
                         self._move_aside(path, str(exc))
                         header = _header(session_id, title, workspace_uri, messages[0].timestamp, [])
-                        replace_atomically(path, _encode(header) + _message_lines(messages, 0))
+                        _new_file(path, header, messages)
                         return
                     if "role" not in tail.record and title and not tail.record.get("title"):
                         # An empty, untitled session (e.g. just made by newSession) takes the
                         # first question's title: rewriting a header-only file is O(1).
                         header = {**tail.record, "title": title}
                         header["workspaceUri"] = header.get("workspaceUri") or workspace_uri
-                        replace_atomically(path, _encode(header) + _message_lines(messages, 0))
+                        _new_file(path, header, messages)
                         return
                     if tail.end < stat.st_size:
                         # Cut off what a crash left half-written before adding to the file.
@@ -455,13 +466,11 @@ class FileBackend:
                     os.close(fd)
 
     def _save(self, session: Session, path: Path) -> None:
-        ensure_private_dir(self.directory)
         header = _header(
             session.id, session.title, session.workspace_uri, session.created_at, list(session.tags)
         )
-        data = _encode(header) + (_message_lines(session.messages, 0) if session.messages else b"")
         with self._locked(session.id):
-            replace_atomically(path, data)
+            _new_file(path, header, session.messages)
 
     def _delete(self, session_id: str, path: Path) -> bool:
         if not self.directory.is_dir():
