@@ -134,4 +134,30 @@ H.test(":Deskmate with no or unknown subcommand lists the commands; completion o
   H.eq({ "cancel", "chat" }, vim.fn.getcompletion("Deskmate c", "cmdline"), "completion")
 end)
 
+H.test("a history load that returns while an answer streams does not wipe the answer", function()
+  local root = H.root()
+  local done = false
+  require("deskmate.ask").ask({
+    root = root,
+    question = "[[tokens:40]] [[rate:40]] reloaded mid-answer",
+    on_done = function()
+      done = true
+    end,
+  })
+  H.wait("some text", function()
+    return H.chat_text():match("t0 t1 [^\n]*$")
+  end)
+  -- What reopening the chat does; its (older) history comes back while the answer streams.
+  require("deskmate.ask").load(root)
+  H.wait("the answer to end", function()
+    return done
+  end)
+  H.wait("the whole answer in the chat", function()
+    return H.chat_text():find("t39", 1, true) ~= nil
+  end)
+  local text = H.chat_text()
+  H.contains(text, "reloaded mid-answer", "the question")
+  H.contains(text, "t0 t1 t2", "the start of the answer")
+end)
+
 H.run()

@@ -17,6 +17,17 @@ local asks = {}
 ---@type table<string, string> askId of the running ask by root
 local by_root = {}
 local counter = 0
+---@type table<string, { cb: fun(err: table?)? }[]> history loads that came back while an answer streamed
+local deferred_loads = {}
+
+--- The answer in `root` has ended: run the history loads that waited for it.
+local function answer_ended(root)
+  local waiting = deferred_loads[root] or {}
+  deferred_loads[root] = nil
+  for _, load in ipairs(waiting) do
+    M.load(root, load.cb)
+  end
+end
 
 local function new_id()
   counter = counter + 1
@@ -46,6 +57,7 @@ client.subscribe("exit", function(params)
       by_root[ask.root] = nil
       chat.end_turn(ask.root, { error = "the daemon stopped" })
       chat.set_status(ask.root, "")
+      answer_ended(ask.root)
       if ask.done then
         ask.done({ message = "the daemon stopped" })
       end
@@ -126,6 +138,7 @@ function M.ask(opts)
       chat.set_status(root, "")
       if err then
         chat.end_turn(root, { error = err.message })
+        answer_ended(root)
         notify_error(err.message)
         return done(err)
       end
@@ -134,6 +147,7 @@ function M.ask(opts)
         interrupted = result.interrupted == true,
         session_id = result.sessionId ~= vim.NIL and result.sessionId or nil,
       })
+      answer_ended(root)
       done(nil, result)
     end)
   end
@@ -166,6 +180,14 @@ function M.load(root, cb)
         return cb(err)
       end
       return notify_error(err.message)
+    end
+    local view = chat.find(root)
+    if view and view.answer_mark then
+      -- An answer is streaming: this history predates it and rendering it would wipe
+      -- the answer. Load again once the answer has ended (and is stored).
+      deferred_loads[root] = deferred_loads[root] or {}
+      table.insert(deferred_loads[root], { cb = cb })
+      return
     end
     chat.render(root, session)
     chat.get(root).loaded = true
