@@ -1,6 +1,25 @@
+"""The ``backend`` fixture runs the conformance suite once per store.
+
+Each ``store_<kind>.py`` beside this file adds one store. It provides
+``url_for(namespace, tmp_path) -> str``, a storage URL for a namespace no other
+test uses (skipping or failing through ``services.require`` when its server is
+missing), and ``cleanup(namespace)`` to remove what the test stored.
+"""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from pathlib import Path
+
 import pytest
 
-from deskmate.memory import FileBackend
+from deskmate.memory.urls import open_backend
+
+STORES = {
+    path.stem.removeprefix("store_"): importlib.import_module(f"memory.{path.stem}")
+    for path in sorted(Path(__file__).parent.glob("store_*.py"))
+}
 
 
 @pytest.fixture
@@ -8,6 +27,23 @@ def data_dir(tmp_path):
     return tmp_path / "data"
 
 
+@pytest.fixture(params=sorted(STORES))
+def store_kind(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def backend(data_dir):
-    return FileBackend(data_dir)
+def backend_url(store_kind, tmp_path):
+    """A storage URL for a namespace of this test's own."""
+    store = STORES[store_kind]
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    url = store.url_for(namespace, tmp_path)
+    yield url
+    store.cleanup(namespace)
+
+
+@pytest.fixture
+async def backend(backend_url):
+    opened = open_backend(backend_url)
+    yield opened
+    await opened.close()

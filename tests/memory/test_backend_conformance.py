@@ -1,6 +1,8 @@
 """Behaviour every MemoryBackend must show. Backends are added to the ``backend`` fixture."""
 
 import asyncio
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,8 @@ from deskmate.memory import (
     Session,
     SessionIdRequired,
 )
+
+WRITER = Path(__file__).with_name("append_writer.py")
 
 
 def turn(i: int) -> list[Message]:
@@ -203,3 +207,42 @@ async def test_first_append_titles_an_empty_untitled_session(backend):
     assert loaded.title == "First question" and loaded.workspace_uri == "file:///w"
     assert len(loaded.messages) == 4
     assert next(i for i in await backend.list() if i.id == "fresh").message_count == 4
+
+
+async def test_appends_from_several_processes_keep_one_order(backend, backend_url):
+    # Three daemons on three machines, say: each writer's turns stay whole and in its own order.
+    writers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, str(WRITER), backend_url, "shared", tag, "40", stdout=asyncio.subprocess.PIPE
+        )
+        for tag in ("w0", "w1", "w2")
+    ]
+    outputs = await asyncio.gather(*(w.communicate() for w in writers))
+    assert [w.returncode for w in writers] == [0, 0, 0]
+    assert all(out.decode().count("ok ") == 40 for out, _ in outputs)
+    loaded = await backend.load("shared")
+    ids = [m.id for m in loaded.messages]
+    assert len(ids) == 240 and len(set(ids)) == 240
+    for position in range(0, 240, 2):  # a question is always followed by its own answer
+        assert ids[position].endswith("-q") and ids[position + 1] == ids[position][:-1] + "a"
+    for tag in ("w0", "w1", "w2"):
+        mine = [i for i in ids if i.startswith(f"{tag}-") and i.endswith("-q")]
+        assert mine == [f"{tag}-{i}-q" for i in range(40)]
+    assert next(i for i in await backend.list() if i.id == "shared").message_count == 240
+
+
+async def test_large_message_round_trips(backend):
+    big = "x" * (4 * 1024 * 1024 - 7) + "😀 end"  # a 4 MiB answer, e.g. a pasted log
+    await backend.append("large", [Message(role="user", content="paste"), Message(role="assistant", content=big)])
+    loaded = await backend.load("large")
+    assert loaded.messages[1].content == big
+
+
+async def test_list_counts_and_order_after_many_sessions(backend):
+    for i in range(30):
+        await backend.append(f"s{i:02d}", turn(i)[: 1 + i % 2], title=f"Session {i}")
+        await asyncio.sleep(0.002)  # timestamps have millisecond resolution
+    infos = await backend.list()
+    assert [info.id for info in infos] == [f"s{i:02d}" for i in reversed(range(30))]
+    assert [info.message_count for info in infos] == [1 + i % 2 for i in reversed(range(30))]
+    assert all(info.title == f"Session {info.id[1:].lstrip('0') or '0'}" for info in infos)

@@ -17,6 +17,12 @@ from deskmate.memory import FileBackend, Message, Session, default_data_dir
 WRITER = Path(__file__).with_name("append_writer.py")
 
 
+@pytest.fixture
+def backend(data_dir):
+    """These tests are about files: a FileBackend only (the conformance suite runs every store)."""
+    return FileBackend(data_dir)
+
+
 def turn(i: int) -> list[Message]:
     return [Message(role="user", content=f"q{i}"), Message(role="assistant", content=f"a{i}")]
 

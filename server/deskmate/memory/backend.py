@@ -13,8 +13,11 @@ class MemoryBackend(Protocol):
     """Async storage of conversations, one session per id.
 
     Every method validates the session id first (see ``ids.validate_session_id``)
-    and raises ``SessionStoreError`` subclasses with messages meant for users.
-    Implementations must be safe to call from many tasks at once.
+    and raises ``SessionStoreError`` subclasses with messages meant for users;
+    ``BackendUnavailable`` when the store cannot be reached, so callers can keep
+    the work and retry. Implementations must be safe to call from many tasks at
+    once, connect lazily (constructing one never fails for a server that is
+    down), and never put credentials in messages, logs or ``repr``.
     """
 
     async def load(self, session_id: str) -> Session | None:
@@ -54,4 +57,8 @@ class MemoryBackend(Protocol):
     async def list(self) -> list[SessionInfo]:
         """Summaries of every stored session, most recently updated first,
         without reading whole histories."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and threads; the backend is not used afterwards."""
         ...

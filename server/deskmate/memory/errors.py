@@ -31,3 +31,16 @@ class SessionNotFound(SessionStoreError):
 
 class StorageError(SessionStoreError):
     """The backend could not read or write; the message says which file and why."""
+
+
+class BackendUnavailable(StorageError):
+    """The backend could not be reached (server down, network, credentials refused).
+
+    ``backend`` names it without secrets, e.g. ``PostgreSQL at db.internal:5432``.
+    Callers may keep the work and retry later: nothing was written.
+    """
+
+    def __init__(self, backend: str, reason: str) -> None:
+        self.backend = backend
+        self.reason = reason
+        super().__init__(f"{backend} is unreachable: {reason}")

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from .atomic import FILE_MODE, ensure_private_dir, fsync_dir, replace_atomically, sync_fd, write_all
 from .errors import StorageError
@@ -264,6 +266,16 @@ class FileBackend:
     def __repr__(self) -> str:
         return f"FileBackend({str(self.root)!r})"
 
+    @classmethod
+    def from_url(cls, url: str) -> FileBackend:
+        """``file:///path/to/dir``: sessions are kept in ``<dir>/sessions``, as with ``dataDir``."""
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise StorageError(f"A file:// storage URL must name a local directory, got host {parts.netloc!r}.")
+        if not parts.path:
+            raise StorageError("A file:// storage URL needs a directory path, e.g. file:///home/me/deskmate.")
+        return cls(url2pathname(parts.path))
+
     # -- paths and locks ----------------------------------------------------
 
     def path_of(self, session_id: str) -> Path:
@@ -318,6 +330,9 @@ class FileBackend:
 
     async def list(self) -> list[SessionInfo]:
         return await asyncio.to_thread(self._list)
+
+    async def close(self) -> None:
+        """Nothing to release: every call opens and closes its own files."""
 
     # -- blocking implementations, run in worker threads ------------------------
 

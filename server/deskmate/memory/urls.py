@@ -1,0 +1,85 @@
+"""Choosing a backend from one URL: ``file:///path``, ``postgresql://…``, ``redis://…``, ``s3://bucket/prefix``.
+
+Backends other than files live in optional modules with their own packages
+(``pip install 'deskmate[postgres]'`` and so on); they are imported only when
+their scheme is asked for, so the daemon starts as fast as ever without them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from .backend import MemoryBackend
+from .errors import StorageError
+
+# scheme -> (module, class, pip extra, the package the module needs)
+_BACKENDS = {
+    "file": (".file_backend", "FileBackend", None, None),
+    "postgresql": (".postgres_backend", "PostgresBackend", "postgres", "psycopg"),
+    "postgres": (".postgres_backend", "PostgresBackend", "postgres", "psycopg"),
+    "redis": (".redis_backend", "RedisBackend", "redis", "redis"),
+    "rediss": (".redis_backend", "RedisBackend", "redis", "redis"),
+    "s3": (".s3_backend", "S3Backend", "s3", "boto3"),
+}
+
+SCHEMES = ("file", "postgresql", "redis", "rediss", "s3")
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***``, fit for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal needs its brackets back
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment))
+
+
+def check_url(url: str) -> str:
+    """Return ``url`` stripped if its scheme is one deskmate knows; raise StorageError naming it otherwise.
+
+    A plain path (no scheme) is accepted as a directory for the FileBackend.
+    """
+    url = url.strip()
+    if not url:
+        raise StorageError("The storage URL is empty.")
+    scheme = _scheme(url)
+    if scheme not in _BACKENDS:
+        raise StorageError(
+            f"Unknown storage URL scheme {scheme!r} in {redact(url)!r}; "
+            f"use one of {', '.join(s + '://' for s in SCHEMES)}."
+        )
+    return url
+
+
+def open_backend(url: str) -> MemoryBackend:
+    """The backend ``url`` names. Does not connect: the first operation does.
+
+    Raises StorageError for an unknown scheme, a malformed URL, or a backend
+    whose Python package is not installed (the message says what to install).
+    """
+    url = check_url(url)
+    scheme = _scheme(url)
+    if scheme == "file" and "://" not in url:
+        url = Path(url).expanduser().absolute().as_uri()
+    module_name, class_name, extra, package = _BACKENDS[scheme]
+    try:
+        module = importlib.import_module(module_name, __package__)
+    except ModuleNotFoundError as exc:
+        if package and exc.name and exc.name.split(".")[0] == package:
+            raise StorageError(
+                f"{scheme}:// storage needs the {package!r} package: pip install 'deskmate[{extra}]'"
+            ) from None
+        raise
+    return getattr(module, class_name).from_url(url)
+
+
+def _scheme(url: str) -> str:
+    if "://" not in url:
+        return "file"
+    return url.split("://", 1)[0].lower()

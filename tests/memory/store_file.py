@@ -1,0 +1,13 @@
+"""The FileBackend, in the conformance suite: a fresh directory per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def url_for(namespace: str, tmp_path: Path) -> str:
+    return (tmp_path / namespace).as_uri()
+
+
+def cleanup(namespace: str) -> None:
+    """Nothing to do: pytest removes tmp_path."""
