@@ -233,7 +233,9 @@ async def test_appends_from_several_processes_keep_one_order(backend, backend_ur
 
 async def test_large_message_round_trips(backend):
     big = "x" * (4 * 1024 * 1024 - 7) + "😀 end"  # a 4 MiB answer, e.g. a pasted log
-    await backend.append("large", [Message(role="user", content="paste"), Message(role="assistant", content=big)])
+    await backend.append(
+        "large", [Message(role="user", content="paste"), Message(role="assistant", content=big)]
+    )
     loaded = await backend.load("large")
     assert loaded.messages[1].content == big
 

@@ -271,7 +271,9 @@ class FileBackend:
         """``file:///path/to/dir``: sessions are kept in ``<dir>/sessions``, as with ``dataDir``."""
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
-            raise StorageError(f"A file:// storage URL must name a local directory, got host {parts.netloc!r}.")
+            raise StorageError(
+                f"A file:// storage URL must name a local directory, got host {parts.netloc!r}."
+            )
         if not parts.path:
             raise StorageError("A file:// storage URL needs a directory path, e.g. file:///home/me/deskmate.")
         return cls(url2pathname(parts.path))
