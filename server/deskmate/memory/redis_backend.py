@@ -1,0 +1,443 @@
+"""RedisBackend: sessions in Redis, for several daemons (or machines) sharing one history.
+
+URL: ``redis://[user:password@]host[:port][/db][?prefix=deskmate&ttl=SECONDS]``
+(``rediss://`` for TLS). Other query parameters redis-py understands
+(``socket_timeout``, ``ssl_ca_certs``, ...) are passed on. Without a password in
+the URL, ``$REDIS_PASSWORD`` is used if set.
+
+Keys, all under ``<prefix>:``; a session's two keys share the hash tag ``{<id>}``:
+
+- ``<prefix>:session:{<id>}`` - hash: version, title, workspaceUri, createdAt,
+  updatedAt (the last message's timestamp), tags (a JSON list)
+- ``<prefix>:session:{<id>}:messages`` - list: one message's JSON per element
+- ``<prefix>:sessions`` - sorted set of session ids scored by updatedAt (epoch ms),
+  so ``list`` reads no histories
+
+Every write is one Lua script (EVALSHA), so it is atomic and ordered against
+every other client. With ``ttl`` each write (re)sets the session's expiry; the
+sorted set keeps naming expired sessions until ``list`` prunes them. Redis
+Cluster is not supported: the scripts touch a session's keys and the shared
+sorted set, which live in different slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS, parse_url
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoPermissionError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .errors import BackendUnavailable, StorageError
+from .ids import validate_session_id
+from .models import Message, Session, SessionInfo, now_iso
+from .urls import redact
+
+FORMAT_VERSION = 1
+DEFAULT_PREFIX = "deskmate"
+CONNECT_TIMEOUT_SECONDS = 2.0  # a dead server must fail fast: callers keep the work and retry
+COMMAND_TIMEOUT_SECONDS = 10.0
+PASSWORD_ENV = "REDIS_PASSWORD"
+# Redis' Lua cannot unpack arbitrarily many values at once: RPUSH in slices of this many.
+_PUSH_CHUNK = 1000
+# No glob characters (cleanup uses SCAN MATCH) and no braces (they would move the hash tag).
+_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
+# redis-py's own query parameters, besides those it parses as numbers or booleans.
+_PASSED_ON = frozenset(URL_QUERY_ARGUMENT_PARSERS) | {
+    "client_name",
+    "ssl_ca_certs",
+    "ssl_ca_path",
+    "ssl_ca_data",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_cert_reqs",
+    "ssl_password",
+}
+
+# KEYS: meta, messages, index. ARGV: id, title, workspaceUri ('' = none), createdAt,
+# updatedAt, score, ttl (0 = none), then the messages' JSON.
+_APPEND = """
+local meta, msgs, index = KEYS[1], KEYS[2], KEYS[3]
+local title, uri = ARGV[2], ARGV[3]
+if redis.call('EXISTS', meta) == 0 then
+  redis.call('HSET', meta, 'version', '1', 'title', title, 'createdAt', ARGV[4], 'tags', '[]')
+  if uri ~= '' then redis.call('HSET', meta, 'workspaceUri', uri) end
+elseif title ~= '' and redis.call('LLEN', msgs) == 0 and (redis.call('HGET', meta, 'title') or '') == '' then
+  -- an empty, untitled session (e.g. just made by newSession) takes the first question's title
+  redis.call('HSET', meta, 'title', title)
+  if uri ~= '' and not redis.call('HGET', meta, 'workspaceUri') then
+    redis.call('HSET', meta, 'workspaceUri', uri)
+  end
+end
+for i = 8, #ARGV, 1000 do
+  redis.call('RPUSH', msgs, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('HSET', meta, 'updatedAt', ARGV[5])
+redis.call('ZADD', index, ARGV[6], ARGV[1])
+local ttl = tonumber(ARGV[7])
+for _, key in ipairs({meta, msgs}) do
+  if ttl > 0 then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
+end
+return 1
+"""
+
+# KEYS: meta, messages, index. ARGV: id, title, workspaceUri, createdAt, updatedAt,
+# score, ttl, tags (JSON), then the messages' JSON.
+_SAVE = """
+local meta, msgs, index = KEYS[1], KEYS[2], KEYS[3]
+redis.call('UNLINK', meta, msgs)
+redis.call('HSET', meta, 'version', '1', 'title', ARGV[2], 'createdAt', ARGV[4],
+  'updatedAt', ARGV[5], 'tags', ARGV[8])
+if ARGV[3] ~= '' then redis.call('HSET', meta, 'workspaceUri', ARGV[3]) end
+for i = 9, #ARGV, 1000 do
+  redis.call('RPUSH', msgs, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('ZADD', index, ARGV[6], ARGV[1])
+local ttl = tonumber(ARGV[7])
+if ttl > 0 then
+  redis.call('EXPIRE', meta, ttl)
+  redis.call('EXPIRE', msgs, ttl)  -- no-op for a session without messages
+end
+return 1
+"""
+
+# KEYS: meta, messages, index. ARGV: id. Returns how many of the two keys existed.
+_DELETE = """
+local existed = redis.call('UNLINK', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return existed
+"""
+
+# KEYS: index, then the metadata key of each id in ARGV. Drops the ids whose session
+# is (still) gone, checked here so a session created meanwhile keeps its entry.
+_PRUNE = """
+local removed = 0
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    removed = removed + redis.call('ZREM', KEYS[1], ARGV[i - 1])
+  end
+end
+return removed
+"""
+
+_SCRIPTS = {"append": _APPEND, "save": _SAVE, "delete": _DELETE, "prune": _PRUNE}
+
+
+def _score(timestamp: str) -> int:
+    """Epoch milliseconds of an ISO 8601 timestamp; now for one that does not parse."""
+    try:
+        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        moment = datetime.now(timezone.utc)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)  # as the file backend's string order assumes
+    return int(moment.timestamp() * 1000)
+
+
+def _encode(message: Message) -> str:
+    return json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def _text(value: bytes | None) -> str:
+    return value.decode("utf-8", "replace") if value is not None else ""
+
+
+class RedisBackend:
+    """Sessions in one Redis database, every key under ``prefix``.
+
+    Constructing one never connects: the client is made on first use, in the
+    running event loop (a new one if the loop changed, as with ``asyncio.run``
+    called twice).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        ttl: int | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        self._url = url  # may hold a password: only ever shown through redact()
+        self.prefix = prefix
+        self.ttl = ttl
+        self._options = options or {}
+        parsed = parse_url(url)
+        host = str(parsed.get("host") or "localhost")
+        if ":" in host:
+            host = f"[{host}]"
+        self.name = f"Redis at {host}:{parsed.get('port') or 6379}/{parsed.get('db') or 0}"
+        self._secret = str(parsed.get("password") or self._options.get("password") or "")
+        self._client: aioredis.Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+
+    def __repr__(self) -> str:
+        return f"RedisBackend({redact(self._url)!r}, prefix={self.prefix!r}, ttl={self.ttl!r})"
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisBackend:
+        """``redis://[user:password@]host[:port][/db][?prefix=deskmate&ttl=SECONDS]``, or ``rediss://``."""
+        shown = redact(url)
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise StorageError(f"A Redis storage URL starts with redis:// or rediss://, got {shown!r}.")
+        if parts.path not in ("", "/") and not parts.path[1:].isdigit():
+            raise StorageError(f"The database in {shown!r} must be a number, e.g. redis://host:6379/0.")
+        prefix, ttl, passed = DEFAULT_PREFIX, None, []
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if name == "prefix":
+                prefix = value
+            elif name == "ttl":
+                ttl = _parse_ttl(value, shown)
+            elif name in _PASSED_ON:
+                passed.append((name, value))
+            else:
+                raise StorageError(f"Unknown option {name!r} in the Redis storage URL {shown!r}.")
+        if not _PREFIX.fullmatch(prefix):
+            raise StorageError(
+                f"The prefix {prefix!r} in {shown!r} must be 1-100 letters, digits, '.', '_', ':' or '-', "
+                "starting with a letter or digit."
+            )
+        client_url = urlunsplit(parts._replace(query=urlencode(passed)))
+        try:
+            parse_url(client_url)  # bad ports and option values, found now rather than on first use
+        except ValueError as exc:
+            raise StorageError(f"Invalid Redis storage URL {shown!r}: {exc}.") from None
+        options: dict[str, Any] = {}
+        if parts.password is None and os.environ.get(PASSWORD_ENV):
+            options["password"] = os.environ[PASSWORD_ENV]
+        return cls(client_url, prefix=prefix, ttl=ttl, options=options)
+
+    # -- keys and the connection ------------------------------------------------
+
+    def keys_of(self, session_id: str) -> tuple[str, str]:
+        """The metadata hash and message list of ``session_id`` (validated first)."""
+        meta = f"{self.prefix}:session:{{{validate_session_id(session_id)}}}"
+        return meta, f"{meta}:messages"
+
+    @property
+    def index_key(self) -> str:
+        return f"{self.prefix}:sessions"
+
+    def _redis(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            # A pool's connections belong to the loop that opened them.
+            client = aioredis.Redis.from_url(
+                self._url,
+                socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                socket_timeout=COMMAND_TIMEOUT_SECONDS,
+                # Once, and only when the connection broke (a pooled one after a
+                # server restart): a timed-out write may have happened.
+                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                **self._options,
+            )
+            self._client, self._loop = client, loop
+            self._scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
+        return self._client
+
+    async def _run(self, script: str, keys: list[str], args: Sequence[Any]) -> Any:
+        """Run one of the scripts (EVALSHA; SCRIPT LOAD first if the server lost it)."""
+        client = self._redis()
+        return await self._scripts[script](keys, args, client)
+
+    def _failure(self, exc: Exception, doing: str) -> StorageError:
+        """The error to raise for ``exc``, a redis-py or socket error, with no password in it."""
+        reason = str(exc).rstrip(".") or type(exc).__name__
+        if self._secret:
+            reason = reason.replace(self._secret, "***")
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+            return BackendUnavailable(self.name, reason)  # includes refused credentials
+        if isinstance(exc, NoPermissionError):
+            return StorageError(
+                f"{self.name} refused to let this user {doing} ({reason}); "
+                f"see the ACL rules deskmate needs in its storage documentation."
+            )
+        return StorageError(f"{self.name} could not {doing}: {reason}.")
+
+    # -- MemoryBackend ---------------------------------------------------------
+
+    async def load(self, session_id: str) -> Session | None:
+        """The stored session, or None; an element that does not parse raises StorageError."""
+        meta_key, messages_key = self.keys_of(session_id)
+        try:
+            async with self._redis().pipeline(transaction=True) as pipe:
+                pipe.hgetall(meta_key)
+                pipe.lrange(messages_key, 0, -1)
+                meta, items = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"read session {session_id!r}") from None
+        if not meta:
+            return None  # never stored, deleted, or expired
+        fields = {key.decode(): _text(value) for key, value in meta.items()}
+        return Session(
+            id=session_id,
+            title=fields.get("title", ""),
+            workspace_uri=fields.get("workspaceUri") or None,
+            created_at=fields.get("createdAt") or now_iso(),
+            updated_at=fields.get("updatedAt", ""),
+            tags=self._tags(session_id, fields.get("tags")),
+            messages=self._messages(session_id, items),
+        )
+
+    async def append(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        title: str = "",
+        workspace_uri: str | None = None,
+    ) -> None:
+        """Add ``messages`` in one script run: all or none, never interleaved with another append."""
+        meta_key, messages_key = self.keys_of(session_id)
+        if not messages:
+            return
+        updated_at = messages[-1].timestamp
+        args = [
+            session_id,
+            title,
+            workspace_uri or "",
+            messages[0].timestamp,
+            updated_at,
+            _score(updated_at),
+            self.ttl or 0,
+            *map(_encode, messages),
+        ]
+        try:
+            await self._run("append", [meta_key, messages_key, self.index_key], args)
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"append to session {session_id!r}") from None
+
+    async def save(self, session: Session) -> None:
+        """Replace the whole session in one script run: readers see the old or the new one."""
+        meta_key, messages_key = self.keys_of(session.id)
+        messages = session.messages
+        updated_at = messages[-1].timestamp if messages else session.created_at
+        args = [
+            session.id,
+            session.title,
+            session.workspace_uri or "",
+            session.created_at,
+            updated_at,
+            _score(updated_at),
+            self.ttl or 0,
+            json.dumps([str(tag) for tag in session.tags], ensure_ascii=False),
+            *map(_encode, messages),
+        ]
+        try:
+            await self._run("save", [meta_key, messages_key, self.index_key], args)
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"save session {session.id!r}") from None
+
+    async def delete(self, session_id: str) -> bool:
+        """Remove the session's keys and its listing entry; False if it did not exist."""
+        meta_key, messages_key = self.keys_of(session_id)
+        try:
+            existed = await self._run("delete", [meta_key, messages_key, self.index_key], [session_id])
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"delete session {session_id!r}") from None
+        return int(existed) > 0
+
+    async def list(self) -> list[SessionInfo]:
+        """Summaries from the sorted set and each session's hash and list length, newest first.
+
+        Ids whose session expired (or vanished) are dropped from the sorted set on the way.
+        """
+        try:
+            client = self._redis()
+            ids = [raw.decode() for raw in await client.zrevrange(self.index_key, 0, -1)]
+            if not ids:
+                return []
+            async with client.pipeline(transaction=False) as pipe:
+                for session_id in ids:
+                    meta_key, messages_key = self.keys_of(session_id)
+                    pipe.hmget(meta_key, "title", "workspaceUri", "createdAt", "updatedAt", "tags")
+                    pipe.llen(messages_key)
+                replies = await pipe.execute()
+            infos, gone = [], []
+            for position, session_id in enumerate(ids):
+                fields, count = replies[2 * position], replies[2 * position + 1]
+                if all(value is None for value in fields):
+                    gone.append(session_id)
+                    continue
+                title, uri, created_at, updated_at, tags = map(_text, fields)
+                infos.append(
+                    SessionInfo(
+                        id=session_id,
+                        title=title,
+                        workspace_uri=uri or None,
+                        created_at=created_at,
+                        updated_at=updated_at,
+                        message_count=int(count),
+                        tags=self._tags(session_id, tags),
+                    )
+                )
+            if gone:
+                keys = [self.index_key, *(self.keys_of(session_id)[0] for session_id in gone)]
+                await self._run("prune", keys, gone)
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, "list sessions") from None
+        return infos
+
+    async def close(self) -> None:
+        """Close the client and its connection pool."""
+        client, self._client = self._client, None
+        if client is not None and self._loop is asyncio.get_running_loop():
+            await client.aclose()
+
+    # -- decoding ------------------------------------------------------------------
+
+    def _messages(self, session_id: str, items: list[bytes]) -> list[Message]:
+        try:
+            # One parser call for the whole list is much faster than one per element.
+            records = json.loads(b"[" + b",".join(items) + b"]")
+            if len(records) != len(items):  # an element held more than one value
+                raise ValueError
+            return [Message.from_dict(record) for record in records]
+        except ValueError:
+            pass  # find the element to blame
+        messages = []
+        for index, item in enumerate(items):
+            try:
+                messages.append(Message.from_dict(json.loads(item)))
+            except ValueError as exc:  # includes bad UTF-8 and bad JSON
+                raise StorageError(
+                    f"Session {session_id!r} in {self.name}: the message at index {index} of "
+                    f"{self.keys_of(session_id)[1]} cannot be read ({exc}). Nothing was changed; "
+                    "fix or remove that element."
+                ) from None
+        return messages
+
+    def _tags(self, session_id: str, raw: str | None) -> list[str]:
+        if not raw:
+            return []
+        try:
+            tags = json.loads(raw)
+        except ValueError:
+            tags = None
+        if not isinstance(tags, list):
+            raise StorageError(
+                f"Session {session_id!r} in {self.name}: its tags field is not a JSON list: {raw[:80]!r}."
+            )
+        return [str(tag) for tag in tags]
+
+
+def _parse_ttl(value: str, shown_url: str) -> int:
+    if not value.isdigit() or int(value) <= 0:
+        raise StorageError(
+            f"The ttl in {shown_url!r} must be a whole number of seconds above 0, got {value!r}."
+        )
+    return int(value)
