@@ -16,7 +16,6 @@ from typing import Any
 
 from .. import __version__
 from ..memory import (
-    FileBackend,
     MemoryBackend,
     Message,
     Session,
@@ -26,6 +25,7 @@ from ..memory import (
     default_data_dir,
     validate_session_id,
 )
+from ..memory.urls import open_store, redact
 from .export import session_to_markdown
 from .model_client import ModelClient, ModelError, Usage
 from .prompt import build_messages
@@ -92,7 +92,7 @@ def title_from(question: str) -> str:
 class _State:
     settings: Settings
     data_dir: Path
-    backend: MemoryBackend
+    backend: MemoryBackend | None  # opened on first use, so a bad storage URL fails a request, not start-up
     workspaces: Workspaces
     model: ModelClient | None = None
     # In-memory histories: every session while autoSave is off, and the unsaved one (key None).
@@ -117,7 +117,7 @@ class Assistant:
         self._state = _State(
             settings=settings,
             data_dir=data_dir,
-            backend=backend or FileBackend(data_dir),
+            backend=backend,
             workspaces=Workspaces(data_dir),
         )
         self.warn = warn or (lambda message: log.warning("%s", message))
@@ -132,7 +132,11 @@ class Assistant:
 
     @property
     def backend(self) -> MemoryBackend:
-        return self._state.backend
+        """The session store the settings name; raises StorageError if it cannot be opened."""
+        state = self._state
+        if state.backend is None:
+            state.backend = open_store(state.settings.storage_url, state.data_dir, notify=self.warn)
+        return state.backend
 
     @property
     def workspaces(self) -> Workspaces:
@@ -148,17 +152,21 @@ class Assistant:
         if any(getattr(old, name) != getattr(settings, name) for name in _MODEL_FIELDS) and state.model:
             await state.model.close()
             state.model = None
-        if settings.data_dir != old.data_dir and not self._custom_backend:
-            state.data_dir = Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
-            state.backend = FileBackend(state.data_dir)
-            folders = state.workspaces.folders
-            state.workspaces = Workspaces(state.data_dir)
-            state.workspaces.set_folders(folders)
+        moved = settings.data_dir != old.data_dir or settings.storage_url != old.storage_url
+        if moved and not self._custom_backend:
+            if settings.data_dir != old.data_dir:
+                state.data_dir = Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
+                folders = state.workspaces.folders
+                state.workspaces = Workspaces(state.data_dir)
+                state.workspaces.set_folders(folders)
+            if state.backend is not None:
+                await state.backend.close()
+            state.backend = None
         state.settings = settings
         if settings.auto_save and not old.auto_save:
             for key, session in list(state.memory.items()):
                 if key is not None:
-                    await state.backend.save(session)
+                    await self.backend.save(session)
                     del state.memory[key]
 
     def _model(self) -> ModelClient:
@@ -169,6 +177,8 @@ class Assistant:
     async def close(self) -> None:
         if self._state.model is not None:
             await self._state.model.close()
+        if self._state.backend is not None and not self._custom_backend:
+            await self._state.backend.close()
 
     # -- resolving sessions ---------------------------------------------------
 
@@ -444,6 +454,11 @@ class Assistant:
         session, _ = await self._session(ref)
         return session, session_to_markdown(session)
 
+    def _storage_problem(self) -> str | None:
+        """Why the shared store cannot be reached right now, if it cannot."""
+        down = getattr(self._state.backend, "unavailable", None)
+        return str(down) if down else None
+
     def status(self) -> dict[str, Any]:
         settings = self.settings
         data_dir = self.data_dir
@@ -457,6 +472,8 @@ class Assistant:
             "apiKeyConfigured": settings.resolved_api_key() is not None,
             "dataDir": str(data_dir),
             "dataDirWritable": os.access(probe, os.W_OK),
+            "storage": redact(settings.storage_url) if settings.storage_url else f"file://{data_dir}",
+            "storageUnavailable": self._storage_problem(),
             "autoSave": settings.auto_save,
         }
 

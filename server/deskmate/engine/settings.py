@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..memory import SessionStoreError, validate_session_id
+from ..memory.urls import check_url
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class Settings:
     auto_save: bool = True
     session_id: str | None = None
     data_dir: str | None = None
+    # Where sessions are stored: file:// (default: <dataDir>), postgresql://, redis://, s3://.
+    storage_url: str | None = None
     request_timeout: float = 60.0
     max_retries: int = 2
 
@@ -134,6 +137,16 @@ def _session_id(key: str, value: Any) -> str | None:
         raise SettingsError(f"setting {key!r}: {exc}") from None
 
 
+def _storage_url(key: str, value: Any) -> str | None:
+    text = _string(key, value)
+    if text is None:
+        return None
+    try:
+        return check_url(text)
+    except SessionStoreError as exc:
+        raise SettingsError(f"setting {key!r}: {exc}") from None
+
+
 _SPECS = {
     "model": ("model", _required_string),
     "baseUrl": ("base_url", _string),
@@ -145,16 +158,19 @@ _SPECS = {
     "autoSave": ("auto_save", _bool),
     "sessionId": ("session_id", _session_id),
     "dataDir": ("data_dir", _string),
+    "storageUrl": ("storage_url", _storage_url),
     "requestTimeout": ("request_timeout", _number(0.1, None)),
     "maxRetries": ("max_retries", _integer(0)),
 }
 
 
 def settings_from_environment() -> Settings:
-    """Defaults overridden by DESKMATE_MODEL, DESKMATE_BASE_URL / OPENAI_BASE_URL, DESKMATE_DATA_DIR."""
+    """Defaults overridden by DESKMATE_MODEL, DESKMATE_BASE_URL / OPENAI_BASE_URL, DESKMATE_DATA_DIR
+    and DESKMATE_STORAGE_URL."""
     env = os.environ
     return Settings(
         model=env.get("DESKMATE_MODEL") or DEFAULT_MODEL,
         base_url=env.get("DESKMATE_BASE_URL") or env.get("OPENAI_BASE_URL") or None,
         data_dir=env.get("DESKMATE_DATA_DIR") or None,
+        storage_url=env.get("DESKMATE_STORAGE_URL") or None,
     )

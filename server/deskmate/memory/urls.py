@@ -8,11 +8,15 @@ their scheme is asked for, so the daemon starts as fast as ever without them.
 from __future__ import annotations
 
 import importlib
+import re
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .backend import MemoryBackend
 from .errors import StorageError
+from .file_backend import FileBackend
+from .resilient import ResilientBackend
 
 # scheme -> (module, class, pip extra, the package the module needs)
 _BACKENDS = {
@@ -27,17 +31,21 @@ _BACKENDS = {
 SCHEMES = ("file", "postgresql", "redis", "rediss", "s3")
 
 
+_SECRET_PARAMETERS = re.compile(r"(?i)((?:^|&)[^=&]*(?:password|secret|token|key)[^=&]*=)[^&]*")
+
+
 def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***``, fit for messages and logs."""
+    """``url`` with its password, and query parameters that look secret, replaced by ``***``."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 literal needs its brackets back
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if ":" in host:  # an IPv6 literal needs its brackets back
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port else ""
+        netloc = f"{parts.username or ''}:***@{host}{port}"
+    query = _SECRET_PARAMETERS.sub(r"\1***", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def check_url(url: str) -> str:
@@ -83,3 +91,20 @@ def _scheme(url: str) -> str:
     if "://" not in url:
         return "file"
     return url.split("://", 1)[0].lower()
+
+
+def open_store(
+    url: str | None, data_dir: Path, *, notify: Callable[[str], None] | None = None
+) -> MemoryBackend:
+    """The backend a daemon uses: files under ``data_dir`` when ``url`` is None, else ``url``'s.
+
+    A shared backend (anything but files) comes wrapped in a ResilientBackend
+    whose outbox lives in ``<data_dir>/outbox``: while it is unreachable, turns
+    wait there and ``notify`` hears about it.
+    """
+    if not url:
+        return FileBackend(data_dir)
+    backend = open_backend(url)
+    if isinstance(backend, FileBackend):
+        return backend
+    return ResilientBackend(backend, data_dir / "outbox", name=redact(url), notify=notify)

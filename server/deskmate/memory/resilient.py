@@ -1,0 +1,325 @@
+"""ResilientBackend: a shared backend that may go away for a while without costing a turn.
+
+While the wrapped backend is unreachable (it raises ``BackendUnavailable``):
+
+- ``append`` queues the messages in a local ``Outbox`` (fsynced) and returns, so
+  the answer goes on; a background task retries with backoff and stores the
+  queue, oldest first, once the backend answers again. A daemon killed
+  meanwhile loses nothing: the next one to start with that backend replays it.
+- ``load`` serves the last copy it read, plus what waits in the outbox.
+- ``list`` serves the last listing it read, updated with what it saw since.
+- ``save`` and ``delete`` raise: the user asked for them and must know they failed.
+
+``notify`` hears once when the backend goes away and once when it is back.
+Replays skip messages already stored (by message id), so replaying twice after
+a crash stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .backend import MemoryBackend
+from .errors import BackendUnavailable
+from .locking import LockTimeout, exclusive_lock
+from .models import Message, Session, SessionInfo
+from .outbox import Outbox, PendingAppend, pending_for
+
+log = logging.getLogger(__name__)
+
+CACHED_SESSIONS = 32
+
+
+class ResilientBackend:
+    """Wraps ``inner``; appends it cannot take wait in ``<outbox_dir>/<hash of name>.jsonl``.
+
+    ``name`` identifies the backend without secrets (a redacted URL): it names
+    the outbox file, so every daemon using that backend shares one queue.
+    """
+
+    def __init__(
+        self,
+        inner: MemoryBackend,
+        outbox_dir: Path,
+        *,
+        name: str,
+        notify: Callable[[str], None] | None = None,
+        retry_initial: float = 1.0,
+        retry_max: float = 30.0,
+    ) -> None:
+        self.inner = inner
+        self.name = name
+        self.outbox = Outbox(outbox_dir, name)
+        self.notify = notify or (lambda message: log.warning("%s", message))
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self._sessions: OrderedDict[str, Session] = OrderedDict()  # last copies read, for outages
+        self._listing: dict[str, SessionInfo] | None = None
+        self._down: BackendUnavailable | None = None
+        self._waiting = False  # the outbox may hold entries
+        self._started = False
+        self._retry_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"ResilientBackend({self.inner!r})"
+
+    @property
+    def unavailable(self) -> BackendUnavailable | None:
+        """The error that took the backend away, or None while it answers."""
+        return self._down
+
+    # -- MemoryBackend ----------------------------------------------------------
+
+    async def load(self, session_id: str) -> Session | None:
+        await self._start()
+        try:
+            session = await self.inner.load(session_id)
+        except BackendUnavailable as exc:
+            self._went_down(exc)
+            session = self._copy(self._sessions.get(session_id))
+        else:
+            self._remember(session_id, session)
+            session = self._copy(session)
+            self._poke()
+        if self._waiting:
+            waiting = pending_for(await asyncio.to_thread(self.outbox.read), session_id)
+            session = _with_messages(session, session_id, waiting)
+        return session
+
+    async def append(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        title: str = "",
+        workspace_uri: str | None = None,
+    ) -> None:
+        await self._start()
+        if not messages:
+            return
+        if not self._waiting:  # nothing queued: go straight to the backend, in order
+            try:
+                await self.inner.append(session_id, messages, title=title, workspace_uri=workspace_uri)
+            except BackendUnavailable as exc:
+                self._went_down(exc)
+            else:
+                self._remember_append(session_id, messages, title, workspace_uri)
+                return
+        self._waiting = True  # from here on, later appends queue behind this one
+        entry = PendingAppend(session_id, list(messages), title, workspace_uri)
+        await asyncio.to_thread(self.outbox.add, entry)
+        self._waiting = True  # again: a flush may have found the outbox empty while we wrote
+        self._remember_append(session_id, messages, title, workspace_uri)
+        self._start_retrying()
+
+    async def save(self, session: Session) -> None:
+        await self._start()
+        try:
+            await self.inner.save(session)
+        except BackendUnavailable as exc:
+            self._went_down(exc)
+            raise
+        self._remember(session.id, session)
+        self._poke()
+
+    async def delete(self, session_id: str) -> bool:
+        await self._start()
+        async with self._flush_lock:  # a replay running now must not bring the session back
+            try:
+                existed = await self.inner.delete(session_id)
+            except BackendUnavailable as exc:
+                self._went_down(exc)
+                raise
+            if self._waiting:
+                await asyncio.to_thread(self.outbox.discard, session_id)
+        self._sessions.pop(session_id, None)
+        if self._listing is not None:
+            self._listing.pop(session_id, None)
+        self._poke()
+        return existed
+
+    async def list(self) -> list[SessionInfo]:
+        await self._start()
+        try:
+            infos = await self.inner.list()
+        except BackendUnavailable as exc:
+            self._went_down(exc)
+            if self._listing is None:
+                raise
+            infos = list(self._listing.values())
+        else:
+            self._listing = {info.id: info for info in infos}
+            self._poke()
+        infos = [self._sessions[i.id].info() if i.id in self._sessions else i for i in infos]
+        listed = {info.id for info in infos}
+        infos += [s.info() for s in self._sessions.values() if s.id not in listed and s.messages]
+        infos.sort(key=lambda info: info.updated_at, reverse=True)
+        return infos
+
+    async def close(self) -> None:
+        """Stop retrying (what still waits stays in the outbox for the next start) and close ``inner``."""
+        if self._retry_task is not None:
+            self._retry_task.cancel()
+            await asyncio.gather(self._retry_task, return_exceptions=True)
+        await self.inner.close()
+
+    async def flush(self) -> bool:
+        """Try once to store everything that waits; True if the outbox is empty afterwards."""
+        await self._start()
+        try:
+            return await self._flush()
+        except BackendUnavailable as exc:
+            self._went_down(exc)
+            return False
+
+    # -- the outbox -------------------------------------------------------------
+
+    async def _start(self) -> None:
+        """On first use: replay what a previous run left waiting."""
+        if self._started:
+            return
+        self._started = True
+        if await asyncio.to_thread(self.outbox.read):
+            self._waiting = True
+            self._start_retrying()
+
+    def _start_retrying(self) -> None:
+        if self._retry_task is None or self._retry_task.done():
+            self._retry_task = asyncio.get_running_loop().create_task(self._retry_loop())
+        else:
+            self._wake.set()
+
+    def _poke(self) -> None:
+        """The backend just answered: retry the outbox now rather than after the backoff."""
+        if self._waiting:
+            self._start_retrying()
+        elif self._down is not None:
+            self._came_back(0)
+
+    async def _retry_loop(self) -> None:
+        delay = self.retry_initial
+        total = 0
+        while True:
+            try:
+                stored = await self._flush()
+                if stored is not None:
+                    total += stored
+                    if not self._waiting:
+                        self._came_back(total)
+                        return
+                    continue  # more arrived while we stored: go on at once
+            except BackendUnavailable as exc:
+                self._went_down(exc)
+            except Exception:  # a bad entry or a backend error: keep it, report, try later
+                log.exception("Storing the outbox %s failed; retrying in %.0f s", self.outbox.path, delay)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            delay = min(delay * 2, self.retry_max)
+
+    async def _flush(self) -> int | None:
+        """Store the outbox, oldest first; the number of entries stored, or None if another
+        process is storing it right now (it will finish the job)."""
+        async with self._flush_lock:
+            try:
+                with exclusive_lock(str(self.outbox.path) + ".flush", 0):
+                    return await self._flush_claimed()
+            except LockTimeout:
+                return None
+
+    async def _flush_claimed(self) -> int:
+        stored = 0
+        stored_ids: dict[str, set[str]] = {}
+        while entries := await asyncio.to_thread(self.outbox.read):
+            for entry in entries:
+                ids = stored_ids.get(entry.session_id)
+                if ids is None:  # what a replay cut short by a crash already stored
+                    session = await self.inner.load(entry.session_id)
+                    ids = stored_ids[entry.session_id] = (
+                        {m.id for m in session.messages} if session else set()
+                    )
+                fresh = [m for m in entry.messages if m.id not in ids]
+                if fresh:
+                    await self.inner.append(
+                        entry.session_id, fresh, title=entry.title, workspace_uri=entry.workspace_uri
+                    )
+                    ids.update(m.id for m in fresh)
+            await asyncio.to_thread(self.outbox.remove, entries)
+            stored += len(entries)
+        self._waiting = False
+        return stored
+
+    # -- outages and the copies kept for them -------------------------------------
+
+    def _went_down(self, exc: BackendUnavailable) -> None:
+        if self._down is None:
+            self.notify(
+                f"deskmate: {exc}. Answers go on; new turns wait in {self.outbox.path} "
+                "and are stored when it is back."
+            )
+        self._down = exc
+
+    def _came_back(self, stored: int) -> None:
+        if self._down is not None:
+            waited = f"; {stored} waiting append{'s' if stored != 1 else ''} stored" if stored else ""
+            self.notify(f"deskmate: {self.name} is reachable again{waited}.")
+        self._down = None
+
+    def _remember(self, session_id: str, session: Session | None) -> None:
+        if session is None:
+            self._sessions.pop(session_id, None)
+            return
+        self._sessions[session_id] = self._copy(session)
+        self._sessions.move_to_end(session_id)
+        while len(self._sessions) > CACHED_SESSIONS:
+            self._sessions.popitem(last=False)
+
+    def _remember_append(
+        self, session_id: str, messages: Sequence[Message], title: str, workspace_uri: str | None
+    ) -> None:
+        session = self._sessions.get(session_id)
+        if session is None:
+            if self._down is None:
+                return  # nothing cached to keep current; the backend has it
+            session = Session(id=session_id, title=title, workspace_uri=workspace_uri)
+        elif not session.messages and not session.title:
+            session.title = title
+        session.messages.extend(messages)
+        session.updated_at = messages[-1].timestamp
+        self._remember(session_id, session)
+
+    @staticmethod
+    def _copy(session: Session | None) -> Session | None:
+        if session is None:
+            return None
+        return Session(
+            session.id,
+            session.title,
+            session.workspace_uri,
+            session.created_at,
+            session.updated_at,
+            list(session.tags),
+            list(session.messages),
+        )
+
+
+def _with_messages(session: Session | None, session_id: str, waiting: list[Message]) -> Session | None:
+    """``session`` with the ``waiting`` messages it does not hold yet added at the end."""
+    if not waiting:
+        return session
+    if session is None:
+        session = Session(id=session_id)
+    held = {m.id for m in session.messages}
+    fresh = [m for m in waiting if m.id not in held]
+    if fresh:
+        session.messages.extend(fresh)
+        session.updated_at = fresh[-1].timestamp
+    return session
