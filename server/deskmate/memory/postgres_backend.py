@@ -1,0 +1,464 @@
+"""PostgresBackend: sessions in a PostgreSQL schema, shared by daemons on several machines.
+
+Tables, in the schema the URL names (``deskmate`` unless ``?schema=``):
+
+- ``sessions``: one row per session with what a listing shows (title, workspace_uri,
+  created_at, updated_at, tags, message_count), so ``list`` never reads histories.
+- ``messages``: one row per message, primary key ``(session_id, seq)``, seq counting
+  from 1; ``data`` is ``Message.to_dict()`` as JSON text, which round-trips exactly
+  and escapes NUL (a PostgreSQL ``text`` cannot hold one, nor can ``jsonb``).
+- ``schema_version``: one row per migration applied.
+
+An append is one statement: an upsert of the session row, which locks it so writers
+of one session take turns on every machine, returns the new message count, and the
+new rows are inserted with the numbers just below it. Timestamps stay the models'
+ISO 8601 text, compared bytewise (``COLLATE "C"``), as the FileBackend compares them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from .errors import BackendUnavailable, StorageError
+from .ids import validate_session_id
+from .models import Message, Session, SessionInfo
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SCHEMA = "deskmate"
+CONNECT_TIMEOUT_SECONDS = 5  # a dead server fails the operation fast instead of hanging it
+POOL_MAX_SIZE = 4
+_LOCK_SPACE = 0x64736B6D  # "dskm": first key of our advisory locks, the second is the schema's hash
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+# MIGRATIONS[i] takes the schema from version i to version i + 1. Never edit a released
+# entry: add one. ``{schema}`` is the quoted schema name.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE {schema}.sessions (
+        id text COLLATE "C" PRIMARY KEY,
+        title text NOT NULL,
+        workspace_uri text,
+        created_at text COLLATE "C" NOT NULL,
+        updated_at text COLLATE "C" NOT NULL,
+        tags text[] NOT NULL,
+        message_count integer NOT NULL
+    );
+    CREATE TABLE {schema}.messages (
+        session_id text COLLATE "C" NOT NULL REFERENCES {schema}.sessions (id) ON DELETE CASCADE,
+        seq integer NOT NULL,
+        data text NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    );
+    """,
+]
+
+_SESSION_COLUMNS = "id, title, workspace_uri, created_at, updated_at, tags, message_count"
+
+_APPEND = """
+WITH s AS (
+    INSERT INTO {schema}.sessions AS s ({columns})
+    VALUES (%(id)s, %(title)s, %(workspace_uri)s, %(first)s, %(last)s, ARRAY[]::text[], %(n)s)
+    ON CONFLICT (id) DO UPDATE SET
+        message_count = s.message_count + excluded.message_count,
+        updated_at = excluded.updated_at,
+        -- An empty, untitled session (e.g. made by newSession) takes the first question's title.
+        title = CASE WHEN s.message_count = 0 AND s.title = '' THEN excluded.title ELSE s.title END,
+        workspace_uri = CASE WHEN s.message_count = 0 AND s.title = '' AND excluded.title <> ''
+            THEN coalesce(s.workspace_uri, excluded.workspace_uri) ELSE s.workspace_uri END
+    RETURNING message_count
+)
+INSERT INTO {schema}.messages (session_id, seq, data)
+SELECT %(id)s, s.message_count - %(n)s + m.n, m.data
+FROM s, unnest(%(data)b::text[]) WITH ORDINALITY AS m (data, n)
+"""
+
+_SAVE_SESSION = """
+INSERT INTO {schema}.sessions ({columns})
+VALUES (%(id)s, %(title)s, %(workspace_uri)s, %(created_at)s, %(updated_at)s, %(tags)s::text[], %(n)s)
+ON CONFLICT (id) DO UPDATE SET
+    title = excluded.title, workspace_uri = excluded.workspace_uri, created_at = excluded.created_at,
+    updated_at = excluded.updated_at, tags = excluded.tags, message_count = excluded.message_count
+"""
+
+_SAVE_MESSAGES = """
+INSERT INTO {schema}.messages (session_id, seq, data)
+SELECT %(id)s, m.n, m.data FROM unnest(%(data)b::text[]) WITH ORDINALITY AS m (data, n)
+"""
+
+_LOAD = """
+SELECT s.title, s.workspace_uri, s.created_at, s.tags, m.seq, m.data
+FROM {schema}.sessions s LEFT JOIN {schema}.messages m ON m.session_id = s.id
+WHERE s.id = %s ORDER BY m.seq
+"""
+
+
+def _text(value: str) -> str:
+    """``value`` storable in a ``text`` column: NUL, which PostgreSQL refuses, becomes U+FFFD.
+
+    Only for labels (title, workspace URI, tags); messages keep NUL through JSON escaping.
+    """
+    return value.replace("\0", "\ufffd") if "\0" in value else value
+
+
+def _encode(message: Message) -> str:
+    data = json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    if not data.isascii():
+        try:
+            data.encode()
+        except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry: escape it
+            data = json.dumps(message.to_dict(), separators=(",", ":"))
+    return data
+
+
+def _reason(exc: BaseException) -> str:
+    """The error's text on one line (libpq's span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _masked(url: str) -> str:
+    """``url`` with any password hidden, whether in the user part or in the query; never raises."""
+    head, sep, rest = url.partition("://")
+    userinfo, at, tail = rest.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user}:***@{tail}" if colon else f"{user}@{tail}"
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", head + sep + rest)
+
+
+def _parse_hosts(hostlist: str, url: str) -> tuple[str, str]:
+    """libpq's ``host`` and ``port`` values for ``h1[:p1],[::1][:p2],...``."""
+    hosts, ports = [], []
+    for piece in hostlist.split(","):
+        if piece.startswith("["):  # an IPv6 literal
+            host, _, rest = piece[1:].partition("]")
+            if rest and not rest.startswith(":"):
+                raise StorageError(f"The PostgreSQL storage URL {_masked(url)} has a malformed host.")
+            port = rest[1:]
+        else:
+            host, _, port = piece.partition(":")
+        if port and not port.isdigit():
+            raise StorageError(f"The PostgreSQL storage URL {_masked(url)} has a port that is not a number.")
+        hosts.append(unquote(host))
+        ports.append(port)
+    return ",".join(hosts), ",".join(ports) if any(ports) else ""
+
+
+class PostgresBackend:
+    """Sessions in PostgreSQL, usually opened with ``from_url``.
+
+    ``params`` are libpq connection parameters (host, port, dbname, user, password,
+    sslmode, ...); anything not given comes from libpq's environment (``PGHOST``,
+    ``PGPASSWORD``, ``~/.pgpass``, ...). Nothing connects until the first operation,
+    which also creates or migrates the schema.
+    """
+
+    def __init__(self, params: dict[str, str], *, schema: str = DEFAULT_SCHEMA) -> None:
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise StorageError(
+                f"Invalid PostgreSQL schema name {schema!r}: use up to 63 letters, digits and '_', "
+                "not starting with a digit."
+            )
+        params = {"connect_timeout": str(CONNECT_TIMEOUT_SECONDS), "application_name": "deskmate", **params}
+        try:
+            self._conninfo = make_conninfo("", **params)
+        except psycopg.ProgrammingError as exc:
+            raise StorageError(f"Invalid PostgreSQL connection settings: {_reason(exc)}.") from None
+        self.schema = schema
+        self.name = self._describe(params)
+        self._pool: AsyncConnectionPool | None = None
+        self._opening = asyncio.Lock()  # binds to the running loop only when first awaited
+        self._closed = False
+        quoted = sql.Identifier(schema)
+        columns = sql.SQL(_SESSION_COLUMNS)
+
+        def statement(template: str) -> sql.Composed:
+            return sql.SQL(template).format(schema=quoted, columns=columns)
+
+        self._append_sql = statement(_APPEND)
+        self._save_session_sql = statement(_SAVE_SESSION)
+        self._save_messages_sql = statement(_SAVE_MESSAGES)
+        self._load_sql = statement(_LOAD)
+        self._delete_messages_sql = statement("DELETE FROM {schema}.messages WHERE session_id = %s")
+        self._delete_sql = statement("DELETE FROM {schema}.sessions WHERE id = %s")
+        self._list_sql = statement(
+            "SELECT {columns} FROM {schema}.sessions ORDER BY updated_at DESC, created_at DESC, id"
+        )
+
+    def __repr__(self) -> str:
+        return f"PostgresBackend({self.name!r}, schema={self.schema!r})"
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresBackend:
+        """``postgresql://[user[:password]@][host][:port][,host2...][/dbname][?schema=NAME&...]``.
+
+        ``schema`` (default ``deskmate``) is deskmate's own; every other query
+        parameter (``sslmode``, ``connect_timeout``, ``target_session_attrs``, ...)
+        is passed to libpq. Percent-encode special characters in the password.
+        """
+        try:
+            parts = urlsplit(url.strip())
+        except ValueError as exc:
+            raise StorageError(f"The PostgreSQL storage URL {_masked(url)} is malformed ({exc}).") from None
+        if parts.scheme.lower() not in ("postgresql", "postgres"):
+            raise StorageError(f"{_masked(url)} is not a postgresql:// URL.")
+        if parts.fragment:
+            raise StorageError(f"The PostgreSQL storage URL {_masked(url)} must not have a #fragment.")
+        params: dict[str, str] = {}
+        userinfo, _, hostlist = parts.netloc.rpartition("@")
+        user, _, password = userinfo.partition(":")
+        if user:
+            params["user"] = unquote(user)
+        if password:
+            params["password"] = unquote(password)
+        if hostlist:
+            params["host"], port = _parse_hosts(hostlist, url)
+            if port:
+                params["port"] = port
+        if parts.path.strip("/"):
+            params["dbname"] = unquote(parts.path[1:])
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        schema = query.pop("schema", DEFAULT_SCHEMA)
+        return cls({**params, **query}, schema=schema)
+
+    @staticmethod
+    def _describe(params: dict[str, str]) -> str:
+        """``PostgreSQL at host:port/db`` for messages: where, never who or with what password."""
+        hosts = (params.get("host") or os.environ.get("PGHOST") or "localhost").split(",")
+        ports = (params.get("port") or os.environ.get("PGPORT") or "5432").split(",")
+        ports += [ports[-1]] * (len(hosts) - len(ports))
+        where = ",".join(
+            f"{host or 'localhost'}:{port or 5432}" for host, port in zip(hosts, ports, strict=False)
+        )
+        dbname = params.get("dbname") or os.environ.get("PGDATABASE")
+        return f"PostgreSQL at {where}/{dbname}" if dbname else f"PostgreSQL at {where}"
+
+    # -- connections and errors -------------------------------------------------
+
+    @asynccontextmanager
+    async def _errors(self, doing: str) -> AsyncIterator[None]:
+        """Turn psycopg's errors into ours: unreachable server or refused login, or anything else."""
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            raise BackendUnavailable(self.name, _reason(exc)) from exc
+        except psycopg.Error as exc:
+            raise StorageError(f"{self.name} could not {doing}: {_reason(exc)}") from exc
+
+    @asynccontextmanager
+    async def _connection(self, doing: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled autocommit connection, the schema ready; errors raised as ours."""
+        pool = await self._open_pool()
+        async with self._errors(doing):
+            try:
+                async with pool.connection() as conn:
+                    yield conn
+            except PoolTimeout:
+                raise BackendUnavailable(self.name, await self._why_no_connection()) from None
+
+    async def _why_no_connection(self) -> str:
+        """The pool only says it timed out: ask the server ourselves, to report its reason."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._conninfo)
+        except psycopg.Error as exc:
+            return _reason(exc)
+        await conn.close()
+        return f"no pooled connection became free within {CONNECT_TIMEOUT_SECONDS} s"
+
+    async def _open_pool(self) -> AsyncConnectionPool:
+        if self._pool is not None:
+            return self._pool
+        async with self._opening:
+            if self._closed:
+                raise StorageError(f"The session store on {self.name} is closed.")
+            if self._pool is None:
+                # A connection of its own first: its failure carries the server's reason,
+                # where the pool would only time out.
+                async with self._errors(f"prepare schema {self.schema!r}"):
+                    conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+                    try:
+                        await self._migrate(conn)
+                    finally:
+                        await conn.close()
+                pool = AsyncConnectionPool(
+                    self._conninfo,
+                    min_size=1,
+                    max_size=POOL_MAX_SIZE,
+                    open=False,
+                    kwargs={"autocommit": True},
+                    # One round trip per operation, so a connection a restart broke is replaced
+                    # instead of failing the user's operation.
+                    check=AsyncConnectionPool.check_connection,
+                    timeout=CONNECT_TIMEOUT_SECONDS,
+                    name=f"deskmate {self.name}",
+                )
+                await pool.open(wait=False)
+                self._pool = pool
+        return self._pool
+
+    async def _migrate(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Create the schema or bring it to the newest version, under a lock all daemons share."""
+        target = len(MIGRATIONS)
+        async with conn.transaction():
+            # Daemons starting together take turns; the lock ends with the transaction.
+            await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_SPACE, self.schema))
+            # Look before creating: a schema an administrator made needs no CREATE privilege.
+            cur = await conn.execute(
+                "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s),"
+                " EXISTS (SELECT FROM pg_tables WHERE schemaname = %s AND tablename = 'schema_version')",
+                (self.schema, self.schema),
+            )
+            schema_exists, versioned = await cur.fetchone() or (False, False)
+            quoted = sql.Identifier(self.schema)
+            version = 0
+            if versioned:
+                cur = await conn.execute(
+                    sql.SQL("SELECT coalesce(max(version), 0) FROM {}.schema_version").format(quoted)
+                )
+                version = (await cur.fetchone() or (0,))[0]
+            if version > target:
+                raise StorageError(
+                    f"Schema {self.schema!r} on {self.name} is at version {version}, newer than this "
+                    f"deskmate knows ({target}): upgrade deskmate."
+                )
+            if version == target:
+                return
+            if not schema_exists:
+                await conn.execute(sql.SQL("CREATE SCHEMA {}").format(quoted))
+            if not versioned:
+                await conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE {}.schema_version ("
+                        " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                    ).format(quoted)
+                )
+            for number in range(version + 1, target + 1):
+                await conn.execute(sql.SQL(MIGRATIONS[number - 1]).format(schema=quoted))
+                await conn.execute(
+                    sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(quoted), (number,)
+                )
+            log.info("Schema %r on %s is now at version %d (was %d)", self.schema, self.name, target, version)
+
+    # -- MemoryBackend ---------------------------------------------------------
+
+    async def load(self, session_id: str) -> Session | None:
+        """The session and its messages in order, read in one statement (one snapshot)."""
+        validate_session_id(session_id, "load")
+        async with self._connection(f"load session {session_id!r}") as conn:
+            cur = await conn.execute(self._load_sql, (session_id,))
+            rows = await cur.fetchall()
+        if not rows:
+            return None
+        title, workspace_uri, created_at, tags, _, _ = rows[0]
+        messages = list(self._decode(session_id, ((seq, data) for *_, seq, data in rows if seq is not None)))
+        return Session(
+            id=session_id,
+            title=title,
+            workspace_uri=workspace_uri,
+            created_at=created_at,
+            tags=list(tags),
+            messages=messages,
+        )
+
+    def _decode(self, session_id: str, rows: Iterable[tuple[int, str]]) -> Iterable[Message]:
+        for seq, data in rows:
+            try:
+                yield Message.from_dict(json.loads(data))
+            except ValueError as exc:
+                # Refuse rather than repair: the row stays for someone to look at.
+                raise StorageError(
+                    f"Session {session_id!r} on {self.name} cannot be read: message seq {seq} in "
+                    f"{self.schema}.messages is not a valid message ({exc}). Nothing was changed."
+                ) from None
+
+    async def append(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        title: str = "",
+        workspace_uri: str | None = None,
+    ) -> None:
+        """Add ``messages`` after the last stored one, all or none, in one statement."""
+        validate_session_id(session_id, "append")
+        if not messages:
+            return
+        params = {
+            "id": session_id,
+            "title": _text(title),
+            "workspace_uri": None if workspace_uri is None else _text(workspace_uri),
+            "first": _text(messages[0].timestamp),
+            "last": _text(messages[-1].timestamp),
+            "n": len(messages),
+            "data": [_encode(message) for message in messages],
+        }
+        async with self._connection(f"append to session {session_id!r}") as conn:
+            await conn.execute(self._append_sql, params)
+
+    async def save(self, session: Session) -> None:
+        """Replace the session and all its messages in one transaction."""
+        validate_session_id(session.id, "save")
+        messages = session.messages
+        params = {
+            "id": session.id,
+            "title": _text(session.title),
+            "workspace_uri": None if session.workspace_uri is None else _text(session.workspace_uri),
+            "created_at": _text(session.created_at),
+            # As a load computes it, not session.updated_at, which callers may not keep up to date.
+            "updated_at": _text(messages[-1].timestamp if messages else session.created_at),
+            "tags": [_text(tag) for tag in session.tags],
+            "n": len(messages),
+            "data": [_encode(message) for message in messages],
+        }
+        async with self._connection(f"save session {session.id!r}") as conn, conn.transaction():
+            # The upsert locks the session row first, so appends wait and the delete sees them all.
+            await conn.execute(self._save_session_sql, params)
+            await conn.execute(self._delete_messages_sql, (session.id,))
+            if messages:
+                await conn.execute(self._save_messages_sql, params)
+
+    async def delete(self, session_id: str) -> bool:
+        """Remove the session and its messages; False if there was none."""
+        validate_session_id(session_id, "delete")
+        async with self._connection(f"delete session {session_id!r}") as conn:
+            cur = await conn.execute(self._delete_sql, (session_id,))
+            return cur.rowcount > 0
+
+    async def list(self) -> list[SessionInfo]:
+        """Every session's summary from the sessions table, most recently updated first."""
+        async with self._connection("list sessions") as conn:
+            cur = await conn.execute(self._list_sql)
+            rows = await cur.fetchall()
+        return [
+            SessionInfo(
+                id=id_,
+                title=title,
+                workspace_uri=workspace_uri,
+                created_at=created_at,
+                updated_at=updated_at,
+                message_count=message_count,
+                tags=list(tags),
+            )
+            for id_, title, workspace_uri, created_at, updated_at, tags, message_count in rows
+        ]
+
+    async def close(self) -> None:
+        """Close the pool's connections; later operations raise StorageError."""
+        async with self._opening:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
