@@ -8,6 +8,7 @@ from pathlib import Path
 from .backend import MemoryBackend
 from .errors import (
     BackendRequired,
+    BackendUnavailable,
     InvalidSessionId,
     SessionIdRequired,
     SessionNotFound,
@@ -33,6 +34,7 @@ def default_data_dir() -> Path:
 
 __all__ = [
     "BackendRequired",
+    "BackendUnavailable",
     "DATA_DIR_ENV",
     "FileBackend",
     "InvalidSessionId",

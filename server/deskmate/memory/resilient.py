@@ -173,10 +173,11 @@ class ResilientBackend:
         """Try once to store everything that waits; True if the outbox is empty afterwards."""
         await self._start()
         try:
-            return await self._flush()
+            stored = await self._flush()
         except BackendUnavailable as exc:
             self._went_down(exc)
             return False
+        return stored is not None and not self._waiting
 
     # -- the outbox -------------------------------------------------------------
 
@@ -187,25 +188,34 @@ class ResilientBackend:
         self._started = True
         if await asyncio.to_thread(self.outbox.read):
             self._waiting = True
-            self._start_retrying()
+            self._start_retrying(at_once=True)
 
-    def _start_retrying(self) -> None:
+    def _start_retrying(self, at_once: bool = False) -> None:
+        """Make sure a retry task runs; ``at_once`` skips its wait (the backend looks back)."""
         if self._retry_task is None or self._retry_task.done():
-            self._retry_task = asyncio.get_running_loop().create_task(self._retry_loop())
-        else:
+            self._retry_task = asyncio.get_running_loop().create_task(self._retry_loop(at_once))
+        elif at_once:
             self._wake.set()
 
     def _poke(self) -> None:
         """The backend just answered: retry the outbox now rather than after the backoff."""
         if self._waiting:
-            self._start_retrying()
+            self._start_retrying(at_once=True)
         elif self._down is not None:
             self._came_back(0)
 
-    async def _retry_loop(self) -> None:
+    async def _retry_loop(self, at_once: bool) -> None:
         delay = self.retry_initial
         total = 0
         while True:
+            if not at_once:  # the backend just failed: give it a moment (or until it answers a call)
+                try:
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+                delay = min(delay * 2, self.retry_max)
+            self._wake.clear()
+            at_once = False
             try:
                 stored = await self._flush()
                 if stored is not None:
@@ -213,17 +223,11 @@ class ResilientBackend:
                     if not self._waiting:
                         self._came_back(total)
                         return
-                    continue  # more arrived while we stored: go on at once
+                    at_once = True  # more arrived while we stored: go on
             except BackendUnavailable as exc:
                 self._went_down(exc)
             except Exception:  # a bad entry or a backend error: keep it, report, try later
                 log.exception("Storing the outbox %s failed; retrying in %.0f s", self.outbox.path, delay)
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
-            delay = min(delay * 2, self.retry_max)
 
     async def _flush(self) -> int | None:
         """Store the outbox, oldest first; the number of entries stored, or None if another

@@ -1,0 +1,205 @@
+"""A shared backend that goes away: turns wait in the local outbox and are stored when it is back.
+
+The outage is real: the backend (Redis) is reached through a TCP proxy the
+test cuts and restores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from deskmate.memory import BackendUnavailable, Message, Session
+from deskmate.memory.resilient import ResilientBackend
+from deskmate.memory.urls import open_backend, redact
+
+from . import store_redis
+from .tcp_proxy import CuttableProxy
+
+WRITER = Path(__file__).with_name("resilient_writer.py")
+
+
+def turn(i: int) -> list[Message]:
+    return [
+        Message(role="user", content=f"q{i}", id=f"q{i}"),
+        Message(role="assistant", content=f"a{i}", id=f"a{i}"),
+    ]
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    namespace = f"r{os.getpid()}{time.monotonic_ns()}"
+    url = store_redis.url_for(namespace, tmp_path)
+    yield url
+    store_redis.cleanup(namespace)
+
+
+@pytest.fixture
+def proxy(redis_url):
+    parts = urlsplit(redis_url)
+    proxy = CuttableProxy(parts.hostname, parts.port or 6379)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def proxied_url(redis_url, proxy):
+    parts = urlsplit(redis_url)
+    return urlunsplit(parts._replace(netloc=f"127.0.0.1:{proxy.port}"))
+
+
+@pytest.fixture
+def notices():
+    return []
+
+
+@pytest.fixture
+async def resilient(proxied_url, tmp_path, notices):
+    backend = ResilientBackend(
+        open_backend(proxied_url),
+        tmp_path / "outbox",
+        name=redact(proxied_url),
+        notify=notices.append,
+        retry_initial=0.05,
+        retry_max=0.2,
+    )
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture
+async def direct(redis_url):
+    """The same store, not through the proxy: what really got stored."""
+    backend = open_backend(redis_url)
+    yield backend
+    await backend.close()
+
+
+async def eventually(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_turns_wait_while_the_backend_is_down_and_are_stored_when_it_is_back(
+    resilient, direct, proxy, notices
+):
+    await resilient.append("s", turn(0), title="Outage", workspace_uri="file:///w")
+    assert len((await resilient.load("s")).messages) == 2
+    proxy.cut()
+    await resilient.append("s", turn(1))  # returns: the turn is safe in the outbox
+    await resilient.append("s", turn(2))
+    assert resilient.unavailable is not None
+    assert len(notices) == 1 and "Redis at 127.0.0.1" in notices[0] and "unreachable" in notices[0]
+    assert resilient.outbox.path.exists()
+    served = await resilient.load("s")  # the last copy read, plus what waits
+    assert [m.id for m in served.messages] == ["q0", "a0", "q1", "a1", "q2", "a2"]
+    assert [m.id for m in (await direct.load("s")).messages] == ["q0", "a0"]
+
+    proxy.restore()
+    await eventually(lambda: resilient.unavailable is None)
+    assert "reachable again" in notices[-1] and "2 waiting appends stored" in notices[-1]
+    stored = await direct.load("s")
+    assert [m.id for m in stored.messages] == ["q0", "a0", "q1", "a1", "q2", "a2"]
+    assert stored.title == "Outage"
+    assert not resilient.outbox.path.exists()
+    await resilient.append("s", turn(3))  # and straight through again
+    assert len((await direct.load("s")).messages) == 8
+
+
+async def test_a_session_first_seen_during_the_outage_is_created_when_it_is_back(resilient, direct, proxy):
+    proxy.cut()
+    await resilient.append("new", turn(0), title="Born offline", workspace_uri="file:///w")
+    assert [m.id for m in (await resilient.load("new")).messages] == ["q0", "a0"]
+    proxy.restore()
+    assert await resilient.flush() is True
+    stored = await direct.load("new")
+    assert [m.id for m in stored.messages] == ["q0", "a0"]
+    assert (stored.title, stored.workspace_uri) == ("Born offline", "file:///w")
+
+
+async def test_save_delete_and_a_first_listing_fail_naming_the_backend(resilient, proxy):
+    proxy.cut()
+    for call in (
+        lambda: resilient.save(Session(id="x", messages=turn(0))),
+        lambda: resilient.delete("x"),
+        lambda: resilient.list(),
+    ):
+        with pytest.raises(BackendUnavailable, match=r"Redis at 127\.0\.0\.1:\d+/0 is unreachable"):
+            await call()
+
+
+async def test_listing_during_the_outage_is_the_last_one_read_with_local_turns(resilient, proxy):
+    await resilient.append("a", turn(0), title="A")
+    assert [i.id for i in await resilient.list()] == ["a"]
+    proxy.cut()
+    await resilient.append("b", turn(0), title="B")
+    infos = {info.id: info for info in await resilient.list()}
+    assert set(infos) == {"a", "b"} and infos["b"].message_count == 2
+
+
+async def test_a_replay_cut_short_stores_nothing_twice(resilient, direct, proxy):
+    proxy.cut()
+    await resilient.append("s", turn(0))
+    await resilient.append("s", turn(1))
+    await direct.append("s", turn(0))  # as if a replay stored the first entry, then crashed
+    proxy.restore()
+    assert await resilient.flush() is True
+    assert [m.id for m in (await direct.load("s")).messages] == ["q0", "a0", "q1", "a1"]
+
+
+async def test_a_deleted_session_is_not_brought_back_by_the_replay(proxied_url, direct, proxy, tmp_path):
+    backend = ResilientBackend(
+        open_backend(proxied_url), tmp_path / "outbox", name=redact(proxied_url), retry_initial=3600
+    )
+    try:
+        await backend.append("keep", turn(0))
+        proxy.cut()
+        await backend.append("doomed", turn(1))
+        await backend.append("keep", turn(1))
+        proxy.restore()
+        assert await backend.delete("doomed") is False  # never reached the store...
+        assert await backend.flush() is True  # ...and is not created by the replay
+        assert await direct.load("doomed") is None
+        assert len((await direct.load("keep")).messages) == 4
+    finally:
+        await backend.close()
+
+
+async def test_turns_waiting_when_the_process_is_killed_are_stored_by_the_next_one(
+    proxied_url, direct, proxy, tmp_path
+):
+    proxy.cut()
+    outbox = tmp_path / "outbox"
+    writer = subprocess.Popen(
+        [sys.executable, str(WRITER), proxied_url, str(outbox), "killed", "30"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    acknowledged = 0
+    for line in writer.stdout:
+        acknowledged += line.startswith("ok ")
+        if acknowledged == 30:
+            break
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    proxy.restore()
+    backend = ResilientBackend(
+        open_backend(proxied_url), outbox, name=redact(proxied_url), retry_initial=0.05
+    )
+    try:
+        await backend.load("killed")  # first use: replays what the killed process left
+        await eventually(lambda: not backend.outbox.path.exists())
+    finally:
+        await backend.close()
+    ids = [m.id for m in (await direct.load("killed")).messages]
+    assert ids == [f"{kind}{i}" for i in range(30) for kind in ("q", "a")]
