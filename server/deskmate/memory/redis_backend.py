@@ -132,6 +132,7 @@ end
 return removed
 """
 
+_REFUSED_BY_ACL = ("can't run this command", "No permissions to access")
 _SCRIPTS = {"append": _APPEND, "save": _SAVE, "delete": _DELETE, "prune": _PRUNE}
 
 
@@ -185,13 +186,17 @@ class RedisBackend:
         self._scripts: dict[str, AsyncScript] = {}
 
     def __repr__(self) -> str:
-        return f"RedisBackend({redact(self._url)!r}, prefix={self.prefix!r}, ttl={self.ttl!r})"
+        return f"RedisBackend({_shown(self._url)!r}, prefix={self.prefix!r}, ttl={self.ttl!r})"
 
     @classmethod
     def from_url(cls, url: str) -> RedisBackend:
         """``redis://[user:password@]host[:port][/db][?prefix=deskmate&ttl=SECONDS]``, or ``rediss://``."""
-        shown = redact(url)
-        parts = urlsplit(url)
+        shown = _shown(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError as exc:
+            raise StorageError(f"Invalid Redis storage URL {shown!r}: {exc}.") from None
         if parts.scheme not in ("redis", "rediss"):
             raise StorageError(f"A Redis storage URL starts with redis:// or rediss://, got {shown!r}.")
         if parts.path not in ("", "/") and not parts.path[1:].isdigit():
@@ -261,7 +266,8 @@ class RedisBackend:
             reason = reason.replace(self._secret, "***")
         if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
             return BackendUnavailable(self.name, reason)  # includes refused credentials
-        if isinstance(exc, NoPermissionError):
+        # Inside a script, a refused command is a plain error: recognise it by its text.
+        if isinstance(exc, NoPermissionError) or any(words in reason for words in _REFUSED_BY_ACL):
             return StorageError(
                 f"{self.name} refused to let this user {doing} ({reason}); "
                 f"see the ACL rules deskmate needs in its storage documentation."
@@ -433,6 +439,18 @@ class RedisBackend:
                 f"Session {session_id!r} in {self.name}: its tags field is not a JSON list: {raw[:80]!r}."
             )
         return [str(tag) for tag in tags]
+
+
+def _shown(url: str) -> str:
+    """``url`` without its password, even when it is too malformed for ``redact``."""
+    try:
+        return redact(url)
+    except ValueError:
+        scheme, _, rest = url.partition("://")
+        login, at, host = rest.rpartition("@")
+        if not at:
+            return url
+        return f"{scheme}://{login.split(':', 1)[0]}:***@{host}"
 
 
 def _parse_ttl(value: str, shown_url: str) -> int:

@@ -1,0 +1,353 @@
+"""RedisBackend-specific behaviour, against the real test server (see store_redis.py): expiry,
+unreachable servers and refused credentials, secrets kept out of messages, URL checking,
+damaged data, and the key layout."""
+
+import asyncio
+import json
+import socket
+import time
+import uuid
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from deskmate.memory import Message, Session, StorageError
+from deskmate.memory.errors import BackendUnavailable
+from deskmate.memory.redis_backend import RedisBackend
+from deskmate.memory.urls import open_backend
+
+from . import store_redis
+
+PASSWORD = "s3cret-Pa55word"
+
+
+def turn(i: int) -> list[Message]:
+    return [Message(role="user", content=f"q{i}"), Message(role="assistant", content=f"a{i}")]
+
+
+@pytest.fixture
+def namespace():
+    store_redis.require_server()
+    name = f"t{uuid.uuid4().hex[:12]}"
+    yield name
+    store_redis.cleanup(name)
+
+
+@pytest.fixture
+def server():
+    """A synchronous client, to look at and damage keys directly."""
+    with store_redis.client() as client:
+        yield client
+
+
+def url(namespace: str, **options: str) -> str:
+    return store_redis.with_options(store_redis.server_url(), prefix=namespace, **options)
+
+
+@pytest.fixture
+async def backend(namespace):
+    opened = RedisBackend.from_url(url(namespace))
+    yield opened
+    await opened.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens once the socket is closed
+
+
+# -- expiry -------------------------------------------------------------------------
+
+
+async def test_sessions_expire_after_ttl_without_writes(namespace, server):
+    backend = RedisBackend.from_url(url(namespace, ttl="1"))
+    try:
+        await backend.append("brief", turn(0))
+        await backend.save(Session(id="empty", title="no messages"))
+        keeper = RedisBackend.from_url(url(namespace))  # same store, no ttl
+        await keeper.append("lasting", turn(0))
+        await keeper.close()
+        assert 0 < server.pttl(f"{namespace}:session:{{brief}}:messages") <= 1000
+        assert {info.id for info in await backend.list()} == {"brief", "empty", "lasting"}
+
+        await asyncio.sleep(1.5)
+        assert await backend.load("brief") is None
+        assert await backend.load("empty") is None
+        assert [info.id for info in await backend.list()] == ["lasting"]
+        # list() pruned the listing of what expired
+        assert server.zrange(f"{namespace}:sessions", 0, -1) == [b"lasting"]
+        assert await backend.delete("brief") is False
+    finally:
+        await backend.close()
+
+
+async def test_every_write_refreshes_the_ttl(namespace):
+    backend = RedisBackend.from_url(url(namespace, ttl="2"))
+    try:
+        await backend.append("kept", turn(0), title="Kept")
+        await asyncio.sleep(1.2)
+        await backend.append("kept", turn(1))  # 2 s from now, not from the first write
+        await asyncio.sleep(1.2)
+        loaded = await backend.load("kept")
+        assert loaded is not None and len(loaded.messages) == 4 and loaded.title == "Kept"
+        await backend.save(loaded)  # so does a save
+        await asyncio.sleep(1.2)
+        assert await backend.load("kept") is not None
+        await asyncio.sleep(1.2)
+        assert await backend.load("kept") is None
+        assert await backend.list() == []
+    finally:
+        await backend.close()
+
+
+async def test_a_write_without_ttl_keeps_the_session_for_good(namespace, server):
+    expiring = RedisBackend.from_url(url(namespace, ttl="60"))
+    await expiring.append("s", turn(0))
+    await expiring.close()
+    assert server.ttl(f"{namespace}:session:{{s}}") > 0
+    backend = RedisBackend.from_url(url(namespace))
+    await backend.append("s", turn(1))
+    await backend.close()
+    assert server.ttl(f"{namespace}:session:{{s}}") == -1
+    assert server.ttl(f"{namespace}:session:{{s}}:messages") == -1
+
+
+# -- unreachable servers and credentials ----------------------------------------------
+
+
+async def test_unreachable_server_is_backend_unavailable_naming_it_without_the_password():
+    port = closed_port()
+    backend = open_backend(f"redis://deskmate:{PASSWORD}@127.0.0.1:{port}/3?prefix=x")
+    calls = {
+        "load": lambda: backend.load("s"),
+        "append": lambda: backend.append("s", turn(0)),
+        "save": lambda: backend.save(Session(id="s")),
+        "delete": lambda: backend.delete("s"),
+        "list": lambda: backend.list(),
+    }
+    try:
+        for name, call in calls.items():
+            started = time.monotonic()
+            with pytest.raises(BackendUnavailable) as caught:
+                await call()
+            assert time.monotonic() - started < 3, f"{name} did not fail fast"
+            assert caught.value.backend == f"Redis at 127.0.0.1:{port}/3"
+            assert str(caught.value).startswith(f"Redis at 127.0.0.1:{port}/3 is unreachable: ")
+            assert PASSWORD not in str(caught.value) and PASSWORD not in repr(caught.value)
+            assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    finally:
+        await backend.close()
+
+
+def test_constructing_never_connects():
+    backend = RedisBackend.from_url(f"redis://127.0.0.1:{closed_port()}/0")
+    assert backend.name.startswith("Redis at 127.0.0.1:")
+
+
+def test_password_never_in_repr():
+    backend = RedisBackend.from_url(f"rediss://user:{PASSWORD}@cache.internal:6380/2?prefix=p&ttl=30")
+    assert PASSWORD not in repr(backend)
+    assert "user:***@cache.internal:6380" in repr(backend)
+    assert backend.name == "Redis at cache.internal:6380/2"
+
+
+@pytest.fixture
+def acl_user(namespace, server):
+    """A user allowed only what the storage docs list, for the namespace's keys."""
+    user = f"deskmate-test-{namespace}"
+    try:
+        server.execute_command(
+            "ACL",
+            "SETUSER",
+            user,
+            "on",
+            f">{PASSWORD}",
+            f"~{namespace}:*",
+            "resetchannels",
+            "-@all",
+            *"+ping +select +multi +exec +evalsha +script|load +hgetall +hmget "
+            "+lrange +llen +zrevrange +hset +hget +exists +rpush +zadd +zrem +expire +persist "
+            "+unlink".split(),
+        )
+    except redis.ResponseError as exc:
+        pytest.skip(f"the test server does not allow ACL SETUSER: {exc}")
+    yield user
+    server.execute_command("ACL", "DELUSER", user)
+
+
+def user_url(user: str, password: str | None, namespace: str) -> str:
+    parts = store_redis.server_url().split("://", 1)
+    host = parts[1].split("@")[-1].split("?")[0]
+    login = f"{user}:{password}" if password is not None else user
+    return f"{parts[0]}://{login}@{host}?prefix={namespace}"
+
+
+async def test_the_documented_acl_rules_are_enough(namespace, acl_user, server):
+    backend = RedisBackend.from_url(user_url(acl_user, PASSWORD, namespace))
+    try:
+        server.script_flush()  # so the first call needs SCRIPT LOAD too
+        await backend.append("s", turn(0), title="T")
+        await backend.save(Session(id="t", messages=turn(1)))
+        assert len((await backend.load("s")).messages) == 2
+        server.delete(f"{namespace}:session:{{t}}", f"{namespace}:session:{{t}}:messages")
+        assert [info.id for info in await backend.list()] == ["s"]  # pruned "t"
+        assert await backend.delete("s") is True
+    finally:
+        await backend.close()
+
+
+async def test_refused_credentials_are_backend_unavailable_without_the_password(namespace, acl_user):
+    backend = RedisBackend.from_url(user_url(acl_user, "wrong-" + PASSWORD, namespace))
+    try:
+        with pytest.raises(BackendUnavailable, match="Redis at .* is unreachable: .*password") as caught:
+            await backend.load("s")
+        assert PASSWORD not in str(caught.value)
+    finally:
+        await backend.close()
+
+
+async def test_password_from_the_environment(namespace, acl_user, monkeypatch):
+    monkeypatch.setenv("REDIS_PASSWORD", PASSWORD)
+    backend = RedisBackend.from_url(user_url(acl_user, None, namespace))
+    try:
+        await backend.append("s", turn(0))
+        assert PASSWORD not in repr(backend)
+    finally:
+        await backend.close()
+
+
+async def test_a_command_outside_the_acl_is_a_storage_error_naming_the_server(namespace, server):
+    user = f"deskmate-test-{namespace}"
+    try:
+        server.execute_command("ACL", "SETUSER", user, "on", f">{PASSWORD}", "~*", "+@all", "-rpush")
+    except redis.ResponseError as exc:
+        pytest.skip(f"the test server does not allow ACL SETUSER: {exc}")
+    backend = RedisBackend.from_url(user_url(user, PASSWORD, namespace))
+    try:
+        with pytest.raises(StorageError, match="Redis at .* refused to let this user append to session 's'"):
+            await backend.append("s", turn(0))
+    finally:
+        await backend.close()
+        server.execute_command("ACL", "DELUSER", user)
+
+
+# -- URLs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad_url", "complaint"),
+    [
+        ("redis://h/0?ttl=0", "ttl .* must be a whole number of seconds above 0, got '0'"),
+        ("redis://h/0?ttl=-5", "got '-5'"),
+        ("redis://h/0?ttl=1.5", "got '1.5'"),
+        ("redis://h/0?ttl=soon", "got 'soon'"),
+        ("redis://h/0?ttl=", "got ''"),
+        ("redis://h/zero", "database .* must be a number"),
+        ("redis://h:port/0", "Invalid Redis storage URL 'redis://u:\\*\\*\\*@h:port/0'"),
+        ("redis://[::1/0", "Invalid Redis storage URL"),
+        ("redis://h/0?prefix=", "prefix '' .* must be"),
+        ("redis://h/0?prefix=a{b}", "prefix 'a{b}'"),
+        ("redis://h/0?prefix=all*", "prefix 'all\\*'"),
+        ("redis://h/0?prefx=typo", "Unknown option 'prefx'"),
+        ("redis://h/0?socket_timeout=fast", "Invalid Redis storage URL"),
+        ("http://h/0", "starts with redis:// or rediss://"),
+    ],
+)
+def test_bad_urls_are_refused_naming_the_problem(bad_url, complaint):
+    with_password = bad_url.replace("://h", f"://u:{PASSWORD}@h")
+    with pytest.raises(StorageError, match=complaint) as caught:
+        RedisBackend.from_url(with_password)
+    assert PASSWORD not in str(caught.value)
+
+
+def test_redis_options_pass_through():
+    backend = RedisBackend.from_url("redis://h:7000/1?socket_timeout=3&prefix=team.a&ttl=86400")
+    assert (backend.prefix, backend.ttl) == ("team.a", 86400)
+    assert "socket_timeout=3" in repr(backend) and "prefix=" not in repr(backend).split(",")[0]
+
+
+# -- damaged data --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "damage", [b"not json", b'{"role": "robot", "content": "x"}', b"[1, 2]", b"\xff\xfe", b"1, 2"]
+)
+async def test_an_unreadable_element_is_a_storage_error_and_nothing_is_deleted(
+    backend, server, namespace, damage
+):
+    await backend.append("hurt", turn(0) + turn(1), title="Hurt")
+    key = f"{namespace}:session:{{hurt}}:messages"
+    server.lset(key, 2, damage)
+    with pytest.raises(
+        StorageError, match=r"Session 'hurt' in Redis at .*: the message at index 2 of "
+    ) as caught:
+        await backend.load("hurt")
+    assert key in str(caught.value)
+    assert server.llen(key) == 4 and server.lindex(key, 2) == damage
+    assert [info.title for info in await backend.list()] == ["Hurt"]
+
+
+async def test_damaged_tags_are_a_storage_error(backend, server, namespace):
+    await backend.save(Session(id="tagged", tags=["a"]))
+    server.hset(f"{namespace}:session:{{tagged}}", "tags", "a,b")
+    with pytest.raises(StorageError, match="Session 'tagged' .* tags field is not a JSON list"):
+        await backend.load("tagged")
+
+
+# -- layout ----------------------------------------------------------------------------------
+
+
+async def test_keys_are_namespaced_by_prefix(namespace, server):
+    other = f"{namespace}-other"
+    mine, theirs = RedisBackend.from_url(url(namespace)), RedisBackend.from_url(url(other))
+    try:
+        await mine.append("same-id", turn(0), title="Mine", workspace_uri="file:///w")
+        await theirs.save(Session(id="same-id", title="Theirs", tags=["t"], messages=turn(5)))
+        assert (await mine.load("same-id")).title == "Mine"
+        assert (await theirs.load("same-id")).title == "Theirs"
+        assert await mine.delete("same-id") is True
+        assert (await theirs.load("same-id")).title == "Theirs"
+        keys = {key.decode() for key in server.scan_iter(match=f"{other}:*")}
+        assert keys == {
+            f"{other}:sessions",
+            f"{other}:session:{{same-id}}",
+            f"{other}:session:{{same-id}}:messages",
+        }
+        assert list(server.scan_iter(match=f"{namespace}:*")) == []
+    finally:
+        await mine.close()
+        await theirs.close()
+        store_redis.cleanup(other)
+
+
+async def test_stored_format(backend, server, namespace):
+    first, second = turn(0)
+    await backend.append("fmt", [first, second], title="Format", workspace_uri="file:///w")
+    meta_key, messages_key = backend.keys_of("fmt")
+    assert key_slot(meta_key.encode()) == key_slot(messages_key.encode())  # one hash slot
+    meta = {k.decode(): v.decode() for k, v in server.hgetall(meta_key).items()}
+    assert meta == {
+        "version": "1",
+        "title": "Format",
+        "workspaceUri": "file:///w",
+        "createdAt": first.timestamp,
+        "updatedAt": second.timestamp,
+        "tags": "[]",
+    }
+    assert [json.loads(item) for item in server.lrange(messages_key, 0, -1)] == [
+        first.to_dict(),
+        second.to_dict(),
+    ]
+    score = server.zscore(f"{namespace}:sessions", "fmt")
+    assert score == pytest.approx(time.time() * 1000, abs=60_000)
+
+
+def test_usable_from_one_event_loop_after_another(namespace):
+    backend = RedisBackend.from_url(url(namespace))
+    asyncio.run(backend.append("loops", turn(0)))
+    asyncio.run(backend.append("loops", turn(1)))  # the first loop's connections are gone
+    loaded = asyncio.run(backend.load("loops"))
+    asyncio.run(backend.close())
+    assert len(loaded.messages) == 4
