@@ -84,7 +84,8 @@ class ResilientBackend:
             self._went_down(exc)
             session = self._copy(self._sessions.get(session_id))
         else:
-            self._remember(session_id, session)
+            # A session not stored yet is remembered as empty, so its turns can be served in an outage.
+            self._remember(session_id, session or Session(id=session_id))
             session = self._copy(session)
             self._poke()
         if self._waiting:
@@ -296,6 +297,7 @@ class ResilientBackend:
             session = Session(id=session_id, title=title, workspace_uri=workspace_uri)
         elif not session.messages and not session.title:
             session.title = title
+            session.workspace_uri = session.workspace_uri or workspace_uri
         session.messages.extend(messages)
         session.updated_at = messages[-1].timestamp
         self._remember(session_id, session)
