@@ -344,6 +344,23 @@ async def test_stored_format(backend, server, namespace):
     assert score == pytest.approx(time.time() * 1000, abs=60_000)
 
 
+async def test_connections_the_server_closed_are_replaced(namespace, server):
+    name = f"deskmate-{namespace}"
+    backend = RedisBackend.from_url(url(namespace, client_name=name))
+    try:
+        await asyncio.gather(*(backend.append(f"s{i}", turn(i)) for i in range(5)))  # several pooled
+        ours = [c["id"] for c in server.client_list() if c["name"] == name]
+        assert ours
+        for client_id in ours:  # as a server restart or an idle timeout would
+            server.client_kill_filter(_id=client_id)
+        await asyncio.sleep(0.1)  # a restart happens a while before the next use, not during it
+        await backend.append("s0", turn(9))
+        assert len((await backend.load("s0")).messages) == 4
+        assert len(await backend.list()) == 5
+    finally:
+        await backend.close()
+
+
 def test_usable_from_one_event_loop_after_another(namespace):
     backend = RedisBackend.from_url(url(namespace))
     asyncio.run(backend.append("loops", turn(0)))

@@ -39,6 +39,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from .errors import BackendUnavailable, StorageError
 from .ids import validate_session_id
@@ -245,9 +246,13 @@ class RedisBackend:
                 self._url,
                 socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
                 socket_timeout=COMMAND_TIMEOUT_SECONDS,
-                # Once, and only when the connection broke (a pooled one after a
-                # server restart): a timed-out write may have happened.
-                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                # No retries here: a write whose reply was lost may have happened, and only
+                # the caller can tell (ResilientBackend's replay skips stored message ids).
+                # The pool already replaces connections the server closed before use.
+                retry=Retry(NoBackoff(), 0),
+                # Off: with it on ("auto"), redis-py 8 sends an extra command on connect and
+                # skips its check that a pooled connection is still open (after a server restart).
+                maint_notifications_config=MaintNotificationsConfig(enabled=False),
                 **self._options,
             )
             self._client, self._loop = client, loop
