@@ -58,6 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "session", nargs="?" if verb != "delete" else None, help="session id (default: active)"
         )
+    migrate = verbs.add_parser(
+        "migrate",
+        help="copy every session to another store, verified by counts and hashes (run again to resume)",
+    )
+    migrate.add_argument(
+        "--from",
+        dest="source",
+        metavar="URL",
+        help="storage URL to copy from (default: the configured store, $DESKMATE_STORAGE_URL or the data dir)",
+    )
+    migrate.add_argument("--to", dest="target", metavar="URL", required=True, help="storage URL to copy to")
     return parser
 
 
@@ -95,6 +106,12 @@ async def run_terminal(args: argparse.Namespace) -> int:
     from .engine.workspaces import path_to_uri
     from .memory import SessionStoreError
 
+    if args.command == "sessions" and args.verb == "migrate":
+        try:
+            return await run_migrate(args.source, args.target)
+        except SessionStoreError as exc:
+            print(f"deskmate: {exc}", file=sys.stderr)
+            return 1
     assistant = Assistant(settings_from_environment(), warn=lambda message: print(message, file=sys.stderr))
     folder = path_to_uri(workspace_root(Path.cwd()))
     assistant.workspaces.set_folders([folder])
@@ -162,6 +179,33 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
     if not session.messages:
         print(f"Session {session.id} has no messages.")
     return 0
+
+
+async def run_migrate(source_url: str | None, target_url: str) -> int:
+    from .engine import settings_from_environment
+    from .memory import default_data_dir
+    from .memory.migrate import migrate
+    from .memory.urls import open_backend, redact
+
+    source_url = source_url or settings_from_environment().storage_url or str(default_data_dir())
+    source, target = open_backend(source_url), open_backend(target_url)
+
+    def progress(outcome: str, session_id: str, session) -> None:
+        print(f"{outcome:14} {session_id}  ({len(session.messages)} messages)", file=sys.stderr)
+
+    try:
+        report = await migrate(source, target, progress=progress)
+    finally:
+        await source.close()
+        await target.close()
+    print(
+        f"{len(report.copied)} copied, {len(report.already_there)} already there, "
+        f"{len(report.conflicts)} conflicts; {report.messages} messages verified "
+        f"from {redact(source_url)} in {redact(target_url)}."
+    )
+    for session_id, why in report.conflicts:
+        print(f"conflict: {session_id}: {why}", file=sys.stderr)
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":
