@@ -167,7 +167,7 @@ def acl_user(namespace, server):
             f"~{namespace}:*",
             "resetchannels",
             "-@all",
-            *"+ping +select +multi +exec +evalsha +script|load +hgetall +hmget "
+            *"+select +multi +exec +evalsha +script|load +hgetall +hmget "
             "+lrange +llen +zrevrange +hset +hget +exists +rpush +zadd +zrem +expire +persist "
             "+unlink".split(),
         )
@@ -289,11 +289,20 @@ async def test_an_unreadable_element_is_a_storage_error_and_nothing_is_deleted(
     assert [info.title for info in await backend.list()] == ["Hurt"]
 
 
+async def test_a_newer_format_is_refused(backend, server, namespace):
+    await backend.append("future", turn(0))
+    server.hset(f"{namespace}:session:{{future}}", "version", "2")
+    with pytest.raises(StorageError, match="Session 'future' .* format version '2', newer than"):
+        await backend.load("future")
+
+
 async def test_damaged_tags_are_a_storage_error(backend, server, namespace):
     await backend.save(Session(id="tagged", tags=["a"]))
     server.hset(f"{namespace}:session:{{tagged}}", "tags", "a,b")
     with pytest.raises(StorageError, match="Session 'tagged' .* tags field is not a JSON list"):
         await backend.load("tagged")
+    await backend.append("fine", turn(0))
+    assert {info.id: info.tags for info in await backend.list()} == {"tagged": [], "fine": []}
 
 
 # -- layout ----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -46,7 +47,9 @@ from .ids import validate_session_id
 from .models import Message, Session, SessionInfo, now_iso
 from .urls import redact
 
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1  # the scripts write it as 'version' in each session's hash
 DEFAULT_PREFIX = "deskmate"
 CONNECT_TIMEOUT_SECONDS = 2.0  # a dead server must fail fast: callers keep the work and retry
 COMMAND_TIMEOUT_SECONDS = 10.0
@@ -294,6 +297,12 @@ class RedisBackend:
         if not meta:
             return None  # never stored, deleted, or expired
         fields = {key.decode(): _text(value) for key, value in meta.items()}
+        version = fields.get("version", "1")
+        if not version.isdigit() or int(version) > FORMAT_VERSION:
+            raise StorageError(
+                f"Session {session_id!r} in {self.name} has format version {version!r}, "
+                "newer than this deskmate understands."
+            )
         return Session(
             id=session_id,
             title=fields.get("title", ""),
@@ -393,7 +402,7 @@ class RedisBackend:
                         created_at=created_at,
                         updated_at=updated_at,
                         message_count=int(count),
-                        tags=self._tags(session_id, tags),
+                        tags=self._listed_tags(session_id, tags),
                     )
                 )
             if gone:
@@ -431,6 +440,14 @@ class RedisBackend:
                     "fix or remove that element."
                 ) from None
         return messages
+
+    def _listed_tags(self, session_id: str, raw: str) -> list[str]:
+        """Tags for a listing: one damaged session must not hide all the others."""
+        try:
+            return self._tags(session_id, raw)
+        except StorageError as exc:
+            log.warning("%s", exc)
+            return []
 
     def _tags(self, session_id: str, raw: str | None) -> list[str]:
         if not raw:
