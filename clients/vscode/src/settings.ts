@@ -12,6 +12,7 @@ export const DAEMON_SETTINGS = {
   autoSave: 'boolean',
   sessionId: 'string',
   dataDir: 'string',
+  storageUrl: 'string',
   requestTimeout: 'number',
   maxRetries: 'number',
 } as const;

@@ -88,6 +88,17 @@ function M.check()
   else
     health.error("data directory not writable: " .. dir, "Fix its permissions or set settings.dataDir.")
   end
+  local storage = info.storage ~= vim.NIL and info.storage or nil
+  if storage and not vim.startswith(storage, "file://") then
+    if info.storageUnavailable ~= nil and info.storageUnavailable ~= vim.NIL then
+      health.warn(
+        "shared store unreachable: " .. info.storageUnavailable,
+        "Answers go on; turns wait in the local outbox and are stored when it is back."
+      )
+    else
+      health.ok("shared store: " .. storage)
+    end
+  end
   if info.autoSave == false then
     health.info("autoSave is off: sessions are stored only on deskmate.saveSession")
   end
