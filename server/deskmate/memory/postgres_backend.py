@@ -150,8 +150,6 @@ def _parse_hosts(hostlist: str, url: str) -> tuple[str, str]:
             port = rest[1:]
         else:
             host, _, port = piece.partition(":")
-        if port and not port.isdigit():
-            raise StorageError(f"The PostgreSQL storage URL {_masked(url)} has a port that is not a number.")
         hosts.append(unquote(host))
         ports.append(port)
     return ",".join(hosts), ",".join(ports) if any(ports) else ""
@@ -172,6 +170,9 @@ class PostgresBackend:
                 f"Invalid PostgreSQL schema name {schema!r}: use up to 63 letters, digits and '_', "
                 "not starting with a digit."
             )
+        if not all(port.isdigit() for port in params.get("port", "0").split(",") if port):
+            # Not echoed: in a garbled URL the "port" may be a piece of the password.
+            raise StorageError("The PostgreSQL port must be a number.")
         params = {"connect_timeout": str(CONNECT_TIMEOUT_SECONDS), "application_name": "deskmate", **params}
         try:
             self._conninfo = make_conninfo("", **params)
@@ -240,9 +241,11 @@ class PostgresBackend:
         hosts = (params.get("host") or os.environ.get("PGHOST") or "localhost").split(",")
         ports = (params.get("port") or os.environ.get("PGPORT") or "5432").split(",")
         ports += [ports[-1]] * (len(hosts) - len(ports))
-        where = ",".join(
-            f"{host or 'localhost'}:{port or 5432}" for host, port in zip(hosts, ports, strict=False)
-        )
+        places = []
+        for host, port in zip(hosts, ports, strict=False):
+            host = host or "localhost"
+            places.append(f"[{host}]:{port or 5432}" if ":" in host else f"{host}:{port or 5432}")
+        where = ",".join(places)
         dbname = params.get("dbname") or os.environ.get("PGDATABASE")
         return f"PostgreSQL at {where}/{dbname}" if dbname else f"PostgreSQL at {where}"
 
@@ -303,6 +306,9 @@ class PostgresBackend:
                     # instead of failing the user's operation.
                     check=AsyncConnectionPool.check_connection,
                     timeout=CONNECT_TIMEOUT_SECONDS,
+                    # Give up reconnecting soon, so the next operation starts afresh: the pool's
+                    # backoff would otherwise grow to minutes and outlast the outage.
+                    reconnect_timeout=2 * CONNECT_TIMEOUT_SECONDS,
                     name=f"deskmate {self.name}",
                 )
                 await pool.open(wait=False)

@@ -1,0 +1,355 @@
+"""PostgresBackend-specific guarantees, on a real server: schema and migrations, outages, bad URLs, odd data."""
+
+import asyncio
+import socket
+import time
+import uuid
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from deskmate.memory import Message, Session, StorageError
+from deskmate.memory import postgres_backend as pg
+from deskmate.memory.errors import BackendUnavailable
+from deskmate.memory.postgres_backend import PostgresBackend
+from deskmate.memory.urls import open_backend
+
+from . import store_postgres
+
+SECRET = "s3cret-Pa55"
+
+
+def turn(i: int) -> list[Message]:
+    return [Message(role="user", content=f"q{i}"), Message(role="assistant", content=f"a{i}")]
+
+
+@pytest.fixture
+def schema():
+    """A schema name of this test's own, dropped afterwards."""
+    store_postgres.require_server()
+    name = f"t{uuid.uuid4().hex[:12]}"
+    yield name
+    store_postgres.cleanup(name)
+
+
+@pytest.fixture
+def url(schema, tmp_path):
+    return store_postgres.url_for(schema, tmp_path)
+
+
+@pytest.fixture
+async def admin():
+    """A direct connection to the test server, to look at and tamper with what the backend stored."""
+    async with await psycopg.AsyncConnection.connect(store_postgres.server_url(), autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+async def role(schema, admin):
+    """A login role with no privileges yet; DROP OWNED at the end takes back what a test grants."""
+    name = f"dm_{schema}"
+    await admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    try:
+        yield name
+    finally:
+        # Its connections first: a pool may still hold one.
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (name,)
+        )
+        await admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        await admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def url_as(role: str, schema: str) -> str:
+    """The test server's URL, logging in as ``role`` with a password (which trust auth ignores)."""
+    parts = psycopg.conninfo.conninfo_to_dict(store_postgres.server_url())
+    where = f"{parts.get('host', '127.0.0.1')}:{parts.get('port', 5432)}/{parts.get('dbname', 'test')}"
+    return f"postgresql://{role}:{SECRET}@{where}?schema={schema}"
+
+
+async def versions(admin, schema: str) -> list[tuple]:
+    cur = await admin.execute(
+        sql.SQL("SELECT version, applied_at FROM {}.schema_version ORDER BY version").format(
+            sql.Identifier(schema)
+        )
+    )
+    return await cur.fetchall()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # nothing listens once the socket is closed
+
+
+# -- schema creation and migration ------------------------------------------------
+
+
+async def test_constructing_never_connects():
+    backend = PostgresBackend.from_url(f"postgresql://u:{SECRET}@127.0.0.1:{closed_port()}/db")
+    await backend.close()  # nothing was opened, nothing to fail
+
+
+async def test_several_daemons_initialise_a_fresh_schema_at_once(url, schema, admin):
+    backends = [open_backend(url) for _ in range(6)]
+    try:
+        await asyncio.gather(*(b.append(f"s{i}", turn(i)) for i, b in enumerate(backends)))
+        assert [v for v, _ in await versions(admin, schema)] == list(range(1, len(pg.MIGRATIONS) + 1))
+        assert len(await backends[0].list()) == 6
+    finally:
+        await asyncio.gather(*(b.close() for b in backends))
+
+
+async def test_version_is_recorded_and_opening_again_changes_nothing(url, schema, admin):
+    first = open_backend(url)
+    await first.append("s", turn(0))
+    await first.close()
+    recorded = await versions(admin, schema)
+    assert [v for v, _ in recorded] == [len(pg.MIGRATIONS)]
+    again = open_backend(url)
+    assert len((await again.load("s")).messages) == 2
+    await again.close()
+    assert await versions(admin, schema) == recorded  # same rows, same applied_at
+
+
+async def test_a_store_made_by_an_older_version_is_migrated(url, schema, admin, monkeypatch):
+    old = open_backend(url)
+    await old.append("kept", turn(0), title="Kept")
+    await old.close()
+    extra = "ALTER TABLE {schema}.sessions ADD COLUMN pinned boolean NOT NULL DEFAULT false"
+    monkeypatch.setattr(pg, "MIGRATIONS", [*pg.MIGRATIONS, extra])
+    newer = [open_backend(url) for _ in range(3)]
+    try:
+        loaded = await asyncio.gather(*(b.load("kept") for b in newer))
+        assert all(s.title == "Kept" and len(s.messages) == 2 for s in loaded)
+    finally:
+        await asyncio.gather(*(b.close() for b in newer))
+    assert [v for v, _ in await versions(admin, schema)] == list(range(1, len(pg.MIGRATIONS) + 1))
+    cur = await admin.execute(sql.SQL("SELECT pinned FROM {}.sessions").format(sql.Identifier(schema)))
+    assert await cur.fetchall() == [(False,)]
+
+
+async def test_a_store_from_a_newer_deskmate_is_refused(url, schema, admin):
+    backend = open_backend(url)
+    await backend.list()
+    await admin.execute(
+        sql.SQL("INSERT INTO {}.schema_version (version) VALUES (99)").format(sql.Identifier(schema))
+    )
+    newer = open_backend(url)
+    with pytest.raises(StorageError, match="version 99, newer than this deskmate"):
+        await newer.list()
+    await asyncio.gather(backend.close(), newer.close())
+
+
+async def test_a_role_without_create_privileges_uses_a_prepared_schema(url, schema, admin, role):
+    prepared = open_backend(url)  # as the administrator: creates the schema
+    await prepared.list()
+    await prepared.close()
+    ident = sql.Identifier(schema)
+    await admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident, sql.Identifier(role)))
+    await admin.execute(
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(
+            ident, sql.Identifier(role)
+        )
+    )
+    backend = open_backend(url_as(role, schema))
+    try:
+        await backend.append("s", turn(0), title="T")
+        await backend.save(Session(id="s", title="T2", messages=turn(1)))
+        assert [m.content for m in (await backend.load("s")).messages] == ["q1", "a1"]
+        assert await backend.delete("s") is True
+    finally:
+        await backend.close()
+
+
+# -- unreachable servers ------------------------------------------------------------
+
+
+async def test_closed_port_is_unavailable_fast_naming_the_server_not_the_password():
+    port = closed_port()
+    backend = open_backend(f"postgresql://deskmate:{SECRET}@127.0.0.1:{port}/test?schema=x")
+    started = time.monotonic()
+    for call in (lambda: backend.load("s"), lambda: backend.append("s", turn(0)), backend.list):
+        with pytest.raises(BackendUnavailable) as caught:
+            await call()
+        assert caught.value.backend == f"PostgreSQL at 127.0.0.1:{port}/test"
+        assert str(caught.value).startswith(f"PostgreSQL at 127.0.0.1:{port}/test is unreachable: ")
+        assert SECRET not in str(caught.value) and SECRET not in repr(caught.value)
+    assert time.monotonic() - started < 3
+    await backend.close()
+
+
+async def test_unknown_role_is_unavailable_without_the_password():
+    store_postgres.require_server()
+    backend = open_backend(url_as("no_such_role_here", "x"))
+    with pytest.raises(BackendUnavailable, match="no_such_role_here") as caught:
+        await backend.list()
+    assert SECRET not in str(caught.value)
+    await backend.close()
+
+
+async def test_server_gone_mid_operation_is_unavailable_and_writes_nothing(url, schema, admin):
+    app = f"dm-{schema}"
+    backend = open_backend(f"{url}&application_name={app}")
+    await backend.append("s", turn(0))
+    async with admin.transaction():
+        # Hold the session row so the next append waits inside the server, then cut it off.
+        await admin.execute(sql.SQL("SELECT FROM {}.sessions FOR UPDATE").format(sql.Identifier(schema)))
+        pending = asyncio.create_task(backend.append("s", turn(1)))
+        for _ in range(200):
+            cur = await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s AND wait_event_type = 'Lock'",
+                (app,),
+            )
+            if await cur.fetchall():
+                break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the append never waited for the session row")
+        with pytest.raises(BackendUnavailable, match="PostgreSQL at .* is unreachable"):
+            await pending
+    assert [m.content for m in (await backend.load("s")).messages] == ["q0", "a0"]
+    await backend.append("s", turn(2))  # the pool replaced the connection it lost
+    assert len((await backend.load("s")).messages) == 4
+    await backend.close()
+
+
+async def test_login_refused_after_start_is_unavailable_then_recovers(url, schema, admin, role):
+    await admin.execute(
+        sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+            sql.Identifier(admin.info.dbname), sql.Identifier(role)
+        )
+    )
+    backend = open_backend(url_as(role, schema))
+    await backend.append("s", turn(0))
+    await admin.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role)))
+    await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
+    with pytest.raises(BackendUnavailable, match="not permitted to log in") as caught:
+        await backend.load("s")  # the pool times out; the reason comes from the server
+    assert SECRET not in str(caught.value)
+    await admin.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(role)))
+    assert len((await backend.load("s")).messages) == 2
+    await backend.close()
+
+
+# -- URLs -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad_url", "problem"),
+    [
+        (f"postgresql://u:{SECRET}@db:port/x", "port must be a number"),
+        (f"postgresql://u:{SECRET}@db/x?schema=bad-name", "Invalid PostgreSQL schema name 'bad-name'"),
+        (f"postgresql://u:{SECRET}@db/x?schema=", "Invalid PostgreSQL schema name ''"),
+        (f"postgresql://u:{SECRET}@db/x?nosuchoption=1", 'invalid connection option "nosuchoption"'),
+        (f"postgresql://u:{SECRET}@db/x#frag", "must not have a #fragment"),
+        (f"postgresql://u:{SECRET}@[::1/x", "is malformed"),
+        (f"postgresql://db/x?password={SECRET}&port=p", "port must be a number"),
+    ],
+)
+async def test_bad_urls_are_refused_naming_the_problem_not_the_password(bad_url, problem):
+    try:
+        backend = open_backend(bad_url)
+    except StorageError as exc:
+        assert problem in str(exc)
+        assert SECRET not in str(exc)
+        return
+    # libpq checks some values only when connecting.
+    with pytest.raises(StorageError) as caught:
+        await backend.list()
+    assert problem in str(caught.value) and SECRET not in str(caught.value)
+    await backend.close()
+
+
+def test_url_parts_and_defaults():
+    backend = PostgresBackend.from_url(
+        f"postgres://alice:{SECRET}@db.internal:6543/chat?sslmode=require&password={SECRET}&schema=team"
+    )
+    assert (backend.name, backend.schema) == ("PostgreSQL at db.internal:6543/chat", "team")
+    assert SECRET not in repr(backend) and "alice" not in repr(backend)
+    assert repr(backend) == "PostgresBackend('PostgreSQL at db.internal:6543/chat', schema='team')"
+    assert PostgresBackend.from_url("postgresql://db/chat").schema == "deskmate"
+    several = PostgresBackend.from_url("postgresql://a:5433,[::1]:5434,b/chat")
+    assert several.name == "PostgreSQL at a:5433,[::1]:5434,b:5432/chat"
+    socket_dir = PostgresBackend.from_url("postgresql://%2Fvar%2Frun%2Fpostgresql/chat")
+    assert socket_dir.name == "PostgreSQL at /var/run/postgresql:5432/chat"
+
+
+# -- data ------------------------------------------------------------------------------
+
+
+async def test_nul_characters_round_trip_in_messages(url):
+    backend = open_backend(url)
+    odd = Message(
+        role="assistant",
+        content="before\0after \0\0 end",
+        model="m\0",
+        usage={"n\0": 1},
+        context={"uri": "file:///a", "text": "x\0y"},
+    )
+    await backend.append(
+        "nul", [Message(role="user", content="\0"), odd], title="t\0t", workspace_uri="file:///w"
+    )
+    loaded = await backend.load("nul")
+    assert [m.to_dict() for m in loaded.messages][1] == odd.to_dict()
+    assert loaded.messages[0].content == "\0"
+    # Labels cannot hold NUL in PostgreSQL and need not: it becomes U+FFFD there.
+    assert loaded.title == "t\ufffdt"
+    await backend.save(Session(id="nul2", title="a\0", tags=["x\0"], messages=[odd]))
+    saved = await backend.load("nul2")
+    assert (saved.title, saved.tags, saved.messages[0].to_dict()) == ("a\ufffd", ["x\ufffd"], odd.to_dict())
+    await backend.close()
+
+
+async def test_lone_surrogates_round_trip(url):
+    backend = open_backend(url)
+    text = "half a pair: \ud83d, and 日本語"
+    await backend.append("sur", [Message(role="user", content=text)])
+    assert (await backend.load("sur")).messages[0].content == text
+    await backend.close()
+
+
+@pytest.mark.parametrize("bad_data", ["{not json", '{"role": "robot", "content": "x"}', "[1, 2]"])
+async def test_a_malformed_row_is_reported_and_left_alone(url, schema, admin, bad_data):
+    backend = open_backend(url)
+    await backend.append("hurt", turn(0) + turn(1))
+    await admin.execute(
+        sql.SQL("UPDATE {}.messages SET data = %s WHERE session_id = 'hurt' AND seq = 3").format(
+            sql.Identifier(schema)
+        ),
+        (bad_data,),
+    )
+    with pytest.raises(
+        StorageError, match=r"Session 'hurt' on PostgreSQL at .*: message seq 3 in t\w+\.messages"
+    ):
+        await backend.load("hurt")
+    cur = await admin.execute(
+        sql.SQL("SELECT count(*) FROM {}.messages WHERE session_id = 'hurt'").format(sql.Identifier(schema))
+    )
+    assert (await cur.fetchone())[0] == 4  # nothing deleted
+    assert next(i for i in await backend.list() if i.id == "hurt").message_count == 4
+    await backend.close()
+
+
+async def test_appends_number_messages_without_gaps(url, schema, admin):
+    backend = open_backend(url)
+    await asyncio.gather(*(backend.append("seq", turn(i)) for i in range(25)))
+    await backend.save(Session(id="other", messages=turn(0)))
+    cur = await admin.execute(
+        sql.SQL("SELECT seq FROM {}.messages WHERE session_id = 'seq' ORDER BY seq").format(
+            sql.Identifier(schema)
+        )
+    )
+    assert [seq for (seq,) in await cur.fetchall()] == list(range(1, 51))
+    await backend.close()
+
+
+async def test_closed_backend_refuses_work(url):
+    backend = open_backend(url)
+    await backend.list()
+    await backend.close()
+    await backend.close()
+    with pytest.raises(StorageError, match="is closed"):
+        await backend.list()
