@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from deskmate.memory.urls import redact
+from deskmate.memory.postgres_backend import PostgresBackend
 
 from . import services
 
@@ -38,7 +38,7 @@ def require_server() -> str:
     url = server_url()
     services.require(
         _reachable(url),
-        f"PostgreSQL at {redact(url)}",
+        PostgresBackend.from_url(url).name,  # "PostgreSQL at host:port/db", no password
         "start it (pg_ctlcluster 15 main start) or set DESKMATE_TEST_POSTGRES_URL",
     )
     return url

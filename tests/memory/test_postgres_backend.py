@@ -247,6 +247,7 @@ async def test_login_refused_after_start_is_unavailable_then_recovers(url, schem
         (f"postgresql://u:{SECRET}@db/x#frag", "must not have a #fragment"),
         (f"postgresql://u:{SECRET}@[::1/x", "is malformed"),
         (f"postgresql://db/x?password={SECRET}&port=p", "port must be a number"),
+        (f"postgresql://u:{SECRET}@db/x?connect_timeout=soon", "connect_timeout must be a number"),
     ],
 )
 async def test_bad_urls_are_refused_naming_the_problem_not_the_password(bad_url, problem):
@@ -303,11 +304,13 @@ async def test_nul_characters_round_trip_in_messages(url):
     await backend.close()
 
 
-async def test_lone_surrogates_round_trip(url):
+async def test_lone_surrogates_round_trip_in_messages(url):
     backend = open_backend(url)
     text = "half a pair: \ud83d, and 日本語"
-    await backend.append("sur", [Message(role="user", content=text)])
-    assert (await backend.load("sur")).messages[0].content == text
+    await backend.append("sur", [Message(role="user", content=text)], title=text)
+    loaded = await backend.load("sur")
+    assert loaded.messages[0].content == text
+    assert loaded.title == text.replace("\ud83d", "\ufffd")  # UTF-8 cannot carry it in a label
     await backend.close()
 
 

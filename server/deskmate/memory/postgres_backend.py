@@ -43,6 +43,7 @@ CONNECT_TIMEOUT_SECONDS = 5  # a dead server fails the operation fast instead of
 POOL_MAX_SIZE = 4
 _LOCK_SPACE = 0x64736B6D  # "dskm": first key of our advisory locks, the second is the schema's hash
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_UNSTORABLE = re.compile("[\0\ud800-\udfff]")  # NUL, and what UTF-8 cannot encode
 
 # MIGRATIONS[i] takes the schema from version i to version i + 1. Never edit a released
 # entry: add one. ``{schema}`` is the quoted schema name.
@@ -107,11 +108,12 @@ WHERE s.id = %s ORDER BY m.seq
 
 
 def _text(value: str) -> str:
-    """``value`` storable in a ``text`` column: NUL, which PostgreSQL refuses, becomes U+FFFD.
+    """``value`` storable in a ``text`` column: NUL and lone surrogates become U+FFFD.
 
-    Only for labels (title, workspace URI, tags); messages keep NUL through JSON escaping.
+    Only for labels (title, workspace URI, tags, timestamps); messages keep both
+    exactly, escaped in their JSON.
     """
-    return value.replace("\0", "\ufffd") if "\0" in value else value
+    return value if value.isascii() and "\0" not in value else _UNSTORABLE.sub("\ufffd", value)
 
 
 def _encode(message: Message) -> str:
@@ -175,6 +177,13 @@ class PostgresBackend:
             raise StorageError("The PostgreSQL port must be a number.")
         params = {"connect_timeout": str(CONNECT_TIMEOUT_SECONDS), "application_name": "deskmate", **params}
         try:
+            # Also how long an operation waits for a pooled connection before giving up.
+            self._timeout = float(params["connect_timeout"])
+        except ValueError:
+            raise StorageError("The PostgreSQL connect_timeout must be a number of seconds.") from None
+        if self._timeout <= 0:  # libpq's "wait forever": an operation must not
+            self._timeout = CONNECT_TIMEOUT_SECONDS
+        try:
             self._conninfo = make_conninfo("", **params)
         except psycopg.ProgrammingError as exc:
             raise StorageError(f"Invalid PostgreSQL connection settings: {_reason(exc)}.") from None
@@ -208,7 +217,8 @@ class PostgresBackend:
 
         ``schema`` (default ``deskmate``) is deskmate's own; every other query
         parameter (``sslmode``, ``connect_timeout``, ``target_session_attrs``, ...)
-        is passed to libpq. Percent-encode special characters in the password.
+        is passed to libpq. ``connect_timeout`` defaults to 5 s and also bounds the wait
+        for a pooled connection. Percent-encode special characters in the password.
         """
         try:
             parts = urlsplit(url.strip())
@@ -279,7 +289,7 @@ class PostgresBackend:
         except psycopg.Error as exc:
             return _reason(exc)
         await conn.close()
-        return f"no pooled connection became free within {CONNECT_TIMEOUT_SECONDS} s"
+        return f"no pooled connection became free within {self._timeout:g} s"
 
     async def _open_pool(self) -> AsyncConnectionPool:
         if self._pool is not None:
@@ -305,10 +315,10 @@ class PostgresBackend:
                     # One round trip per operation, so a connection a restart broke is replaced
                     # instead of failing the user's operation.
                     check=AsyncConnectionPool.check_connection,
-                    timeout=CONNECT_TIMEOUT_SECONDS,
+                    timeout=self._timeout,
                     # Give up reconnecting soon, so the next operation starts afresh: the pool's
                     # backoff would otherwise grow to minutes and outlast the outage.
-                    reconnect_timeout=2 * CONNECT_TIMEOUT_SECONDS,
+                    reconnect_timeout=2 * self._timeout,
                     name=f"deskmate {self.name}",
                 )
                 await pool.open(wait=False)
