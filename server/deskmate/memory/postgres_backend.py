@@ -132,13 +132,17 @@ def _reason(exc: BaseException) -> str:
 
 
 def _masked(url: str) -> str:
-    """``url`` with any password hidden, whether in the user part or in the query; never raises."""
+    """``url`` with any password hidden, in the user part or the query (sslpassword too).
+
+    Unlike ``urls.redact`` it never raises, and it hides everything up to the last '@',
+    so a password with an unencoded '/' or '@' stays hidden too.
+    """
     head, sep, rest = url.partition("://")
     userinfo, at, tail = rest.rpartition("@")
     if at:
         user, colon, _ = userinfo.partition(":")
         rest = f"{user}:***@{tail}" if colon else f"{user}@{tail}"
-    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", head + sep + rest)
+    return re.sub(r"(?i)([?&]\w*password=)[^&#]*", r"\1***", head + sep + rest)
 
 
 def _parse_hosts(hostlist: str, url: str) -> tuple[str, str]:
@@ -226,6 +230,12 @@ class PostgresBackend:
             raise StorageError(f"The PostgreSQL storage URL {_masked(url)} is malformed ({exc}).") from None
         if parts.scheme.lower() not in ("postgresql", "postgres"):
             raise StorageError(f"{_masked(url)} is not a postgresql:// URL.")
+        if "@" in parts.path or "@" in parts.query:
+            # Most likely a password with an unencoded '/' or '?': the rest would leak into names.
+            raise StorageError(
+                f"The PostgreSQL storage URL {_masked(url)} has an '@' after its host: percent-encode "
+                "'/', '?', '#' and '@' in the user name and password (%2F, %3F, %23, %40)."
+            )
         if parts.fragment:
             raise StorageError(f"The PostgreSQL storage URL {_masked(url)} must not have a #fragment.")
         params: dict[str, str] = {}
