@@ -23,9 +23,10 @@ class MemoryBackend(Protocol):
     async def load(self, session_id: str) -> Session | None:
         """Return the stored session, or None when there is none.
 
-        A stored session that cannot be read is moved aside, never overwritten;
-        the returned empty session then has ``quarantined_to`` set to where the
-        old data went.
+        A stored session that cannot be read is never overwritten. The
+        FileBackend moves the file aside and returns an empty session with
+        ``quarantined_to`` set to where the old data went; shared backends raise
+        StorageError naming the unreadable record and change nothing.
         """
         ...
 
