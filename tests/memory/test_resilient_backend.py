@@ -1,7 +1,7 @@
 """A shared backend that goes away: turns wait in the local outbox and are stored when it is back.
 
-The outage is real: the backend (Redis) is reached through a TCP proxy the
-test cuts and restores.
+The outage is real: the backend (Redis, PostgreSQL) is reached through a TCP
+proxy the test cuts and restores.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from deskmate.memory import BackendUnavailable, Message, Session
 from deskmate.memory.resilient import ResilientBackend
 from deskmate.memory.urls import open_backend, redact
 
-from . import store_redis
+from . import store_postgres, store_redis
 from .tcp_proxy import CuttableProxy
 
 WRITER = Path(__file__).with_name("resilient_writer.py")
@@ -34,26 +34,30 @@ def turn(i: int) -> list[Message]:
     ]
 
 
-@pytest.fixture
-def redis_url(tmp_path):
-    namespace = f"r{os.getpid()}{time.monotonic_ns()}"
-    url = store_redis.url_for(namespace, tmp_path)
+@pytest.fixture(params=["redis", "postgres"])
+def store_url(request, tmp_path):
+    """A real shared store, in a namespace of this test's own."""
+    store = {"redis": store_redis, "postgres": store_postgres}[request.param]
+    namespace = f"r{os.getpid()}x{time.monotonic_ns()}"
+    url = store.url_for(namespace, tmp_path)
     yield url
-    store_redis.cleanup(namespace)
+    store.cleanup(namespace)
 
 
 @pytest.fixture
-def proxy(redis_url):
-    parts = urlsplit(redis_url)
-    proxy = CuttableProxy(parts.hostname, parts.port or 6379)
+def proxy(store_url):
+    parts = urlsplit(store_url)
+    proxy = CuttableProxy(parts.hostname, parts.port)
     yield proxy
     proxy.close()
 
 
 @pytest.fixture
-def proxied_url(redis_url, proxy):
-    parts = urlsplit(redis_url)
-    return urlunsplit(parts._replace(netloc=f"127.0.0.1:{proxy.port}"))
+def proxied_url(store_url, proxy):
+    parts = urlsplit(store_url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{proxy.port}" if userinfo else f"127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @pytest.fixture
@@ -76,9 +80,9 @@ async def resilient(proxied_url, tmp_path, notices):
 
 
 @pytest.fixture
-async def direct(redis_url):
+async def direct(store_url):
     """The same store, not through the proxy: what really got stored."""
-    backend = open_backend(redis_url)
+    backend = open_backend(store_url)
     yield backend
     await backend.close()
 
@@ -99,7 +103,7 @@ async def test_turns_wait_while_the_backend_is_down_and_are_stored_when_it_is_ba
     await resilient.append("s", turn(1))  # returns: the turn is safe in the outbox
     await resilient.append("s", turn(2))
     assert resilient.unavailable is not None
-    assert len(notices) == 1 and "Redis at 127.0.0.1" in notices[0] and "unreachable" in notices[0]
+    assert len(notices) == 1 and " at 127.0.0.1:" in notices[0] and "unreachable" in notices[0]
     assert resilient.outbox.path.exists()
     served = await resilient.load("s")  # the last copy read, plus what waits
     assert [m.id for m in served.messages] == ["q0", "a0", "q1", "a1", "q2", "a2"]
@@ -134,7 +138,9 @@ async def test_save_delete_and_a_first_listing_fail_naming_the_backend(resilient
         lambda: resilient.delete("x"),
         lambda: resilient.list(),
     ):
-        with pytest.raises(BackendUnavailable, match=r"Redis at 127\.0\.0\.1:\d+/0 is unreachable"):
+        with pytest.raises(
+            BackendUnavailable, match=r"(Redis|PostgreSQL) at 127\.0\.0\.1:\d+/\w+ is unreachable"
+        ):
             await call()
 
 

@@ -64,6 +64,7 @@ class ResilientBackend:
         self._started = False
         self._retry_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._probe_id: str | None = None  # a session to load to see whether the backend is back
         self._flush_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -78,8 +79,9 @@ class ResilientBackend:
 
     async def load(self, session_id: str) -> Session | None:
         await self._start()
+        self._probe_id = session_id
         try:
-            session = await self.inner.load(session_id)
+            session = await self._unless_down(self.inner.load(session_id))
         except BackendUnavailable as exc:
             self._went_down(exc)
             session = self._copy(self._sessions.get(session_id))
@@ -104,7 +106,8 @@ class ResilientBackend:
         await self._start()
         if not messages:
             return
-        if not self._waiting:  # nothing queued: go straight to the backend, in order
+        self._probe_id = session_id
+        if not self._waiting and self._down is None:  # nothing queued: straight to the backend, in order
             try:
                 await self.inner.append(session_id, messages, title=title, workspace_uri=workspace_uri)
             except BackendUnavailable as exc:
@@ -148,11 +151,11 @@ class ResilientBackend:
     async def list(self) -> list[SessionInfo]:
         await self._start()
         try:
-            infos = await self.inner.list()
+            infos = await self._unless_down(self.inner.list())
         except BackendUnavailable as exc:
             self._went_down(exc)
             if self._listing is None:
-                raise
+                raise exc from None
             infos = list(self._listing.values())
         else:
             self._listing = {info.id: info for info in infos}
@@ -179,6 +182,14 @@ class ResilientBackend:
             self._went_down(exc)
             return False
         return stored is not None and not self._waiting
+
+    async def _unless_down(self, call):
+        """Await ``call``, unless the backend is known to be down: then raise at once rather than
+        wait for its timeouts on every question (the retry task finds out when it is back)."""
+        if self._down is not None:
+            call.close()
+            raise self._down
+        return await call
 
     # -- the outbox -------------------------------------------------------------
 
@@ -218,17 +229,30 @@ class ResilientBackend:
             self._wake.clear()
             at_once = False
             try:
+                if self._down is not None:
+                    await self._probe()
                 stored = await self._flush()
-                if stored is not None:
-                    total += stored
-                    if not self._waiting:
-                        self._came_back(total)
-                        return
-                    at_once = True  # more arrived while we stored: go on
             except BackendUnavailable as exc:
                 self._went_down(exc)
+                continue
             except Exception:  # a bad entry or a backend error: keep it, report, try later
                 log.exception("Storing the outbox %s failed; retrying in %.0f s", self.outbox.path, delay)
+                continue
+            if stored is None:  # another process is storing the outbox: look again later
+                continue
+            total += stored
+            if self._waiting:
+                at_once = True  # more arrived while we stored: go on
+                continue
+            self._came_back(total)
+            return
+
+    async def _probe(self) -> None:
+        """One cheap call that raises BackendUnavailable while the backend is still away."""
+        if self._probe_id is not None:
+            await self.inner.load(self._probe_id)
+        else:
+            await self.inner.list()
 
     async def _flush(self) -> int | None:
         """Store the outbox, oldest first; the number of entries stored, or None if another
@@ -271,6 +295,7 @@ class ResilientBackend:
                 "and are stored when it is back."
             )
         self._down = exc
+        self._start_retrying()  # also when nothing waits: it is what notices the backend is back
 
     def _came_back(self, stored: int) -> None:
         if self._down is not None:
