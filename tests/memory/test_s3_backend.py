@@ -470,3 +470,5 @@ async def test_malformed_objects_raise_naming_the_key_and_are_kept(backend, name
     assert set(objects(namespace)) == {manifest_key, segment_key}  # nothing was deleted or replaced
     infos = await backend.list()  # one damaged session does not hide the others
     assert [(i.id, i.title) for i in infos] == [("s", "(damaged session manifest)")]
+    assert await backend.delete("s") is True  # and it can be deleted
+    assert objects(namespace) == {}

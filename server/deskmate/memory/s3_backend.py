@@ -87,7 +87,7 @@ _DECLINED = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 T = TypeVar("T")
 R = TypeVar("R")
 # A parsed object's messages, and the title and workspace its append carried (segments only).
-Part = tuple[list[Message], str, "str | None"]
+_Part = tuple[list[Message], str, "str | None"]
 
 
 class _Declined(Exception):
@@ -124,6 +124,22 @@ def _generation_age(name: str) -> float:
 def _pause(attempt: int) -> None:
     """Back off a little after losing a race, more the more often we lose."""
     time.sleep(random.uniform(0, min(0.2, 0.004 * (attempt + 1))))
+
+
+def _check(kind: str, data: Any) -> dict[str, Any]:
+    """``data`` if it has the shape of a deskmate ``kind`` object; ValueError saying why not."""
+    if not isinstance(data, dict) or data.get("deskmate") != kind:
+        raise ValueError(f"it is not a deskmate {kind} object")
+    version = data.get("version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(f"format version {version!r} is newer than this deskmate understands")
+    records = data.get("segments") if kind == "chunk" else [data]
+    if kind != "manifest" and not (
+        isinstance(records, list)
+        and all(isinstance(r, dict) and isinstance(r.get("messages"), list) for r in records)
+    ):
+        raise ValueError("it has no list of messages")
+    return data
 
 
 def _summary(record: dict[str, Any]) -> tuple[int, str, str, str | None]:
@@ -273,7 +289,7 @@ class S3Backend:
         # stale one only costs a retry (every write it leads to is conditional).
         self._manifests: OrderedDict[str, _Manifest] = OrderedDict()
         # Parsed chunks, bases and segments by (key, ETag): objects never change under a key.
-        self._parts: OrderedDict[tuple[str, str], Part] = OrderedDict()
+        self._parts: OrderedDict[tuple[str, str], _Part] = OrderedDict()
         self._cached_messages = 0
         # Writes to one session from this process take turns: racing ourselves would only
         # cost requests. Other processes are still raced, with conditional requests.
@@ -509,16 +525,7 @@ class S3Backend:
         finally:
             response["Body"].close()
         try:
-            data = json.loads(body)
-            if not isinstance(data, dict) or data.get("deskmate") != kind:
-                raise ValueError(f"it is not a deskmate {kind} object")
-            version = data.get("version", 1)
-            if not isinstance(version, int) or version > FORMAT_VERSION:
-                raise ValueError(f"format version {version!r} is newer than this deskmate understands")
-            if kind != "manifest" and not isinstance(
-                data.get("segments" if kind == "chunk" else "messages"), list
-            ):
-                raise ValueError(f"it has no list of {'segments' if kind == 'chunk' else 'messages'}")
+            data = _check(kind, json.loads(body))
         except ValueError as exc:
             raise _Damaged(
                 f"Stored object s3://{self.bucket}/{key} cannot be read: {exc}. It was left as it is."
@@ -576,8 +583,9 @@ class S3Backend:
         try:
             manifest = _Manifest.decode(*found)
         except (ValueError, TypeError, KeyError) as exc:
+            reason = f"field {exc.args[0]!r} is missing" if isinstance(exc, KeyError) else str(exc)
             raise _Damaged(
-                f"Stored object s3://{self.bucket}/{key} cannot be read: {exc!r}. It was left as it is."
+                f"Stored object s3://{self.bucket}/{key} cannot be read: {reason}. It was left as it is."
             ) from None
         self._remember(session_id, manifest)
         return manifest
@@ -658,7 +666,7 @@ class S3Backend:
             messages=[message for messages, _, _ in parts for message in messages],
         )
 
-    def _part(self, key: str, etag: str, kind: str) -> Part:
+    def _part(self, key: str, etag: str, kind: str) -> _Part:
         """The parsed messages of a base, chunk or segment object, cached: objects never change."""
         with self._cache_lock:
             part = self._parts.get((key, etag))
@@ -828,7 +836,7 @@ class S3Backend:
                 if found is None:
                     raise _Stale  # merged into a bigger chunk meanwhile
                 segments = found[0]["segments"]
-                if len(segments) != chunk[1] - chunk[0] or not isinstance(segments[seq - chunk[0]], dict):
+                if len(segments) != chunk[1] - chunk[0]:
                     raise _Damaged(f"Stored object s3://{self.bucket}/{key} does not hold segments {chunk}.")
                 return segments[seq - chunk[0]].get("token") == token
         return False
@@ -865,7 +873,7 @@ class S3Backend:
             )
 
     def _compact(self, session_id: str, manifest: _Manifest | None) -> None:
-        """Write chunks until the manifest needs none; inputs are deleted once the manifest names the chunk."""
+        """Write chunks until the manifest calls for none; inputs are deleted once it names their chunk."""
         for attempt in range(MAX_ATTEMPTS):
             plan = None if manifest is None else self._plan(manifest)
             if manifest is None or plan is None:
@@ -873,49 +881,50 @@ class S3Backend:
             generation, kind, chunk, merged = plan
             if kind == "merge":
                 inputs = [self._chunk_key(session_id, generation, c) for c in manifest.chunks[-merged:]]
-                chunks = (*manifest.chunks[:-merged], chunk)
             else:
                 inputs = [self._segment_key(session_id, generation, n) for n in range(*chunk)]
-                chunks = (*manifest.chunks, chunk)
             try:
-                found = self._map(partial(self._get, kind="chunk" if kind == "merge" else "segment"), inputs)
-                if any(item is None for item in found):
-                    raise _Stale  # someone else compacted these meanwhile
-                segments = []
-                for data, _ in found:  # type: ignore[misc]
-                    for record in data["segments"] if kind == "merge" else [data]:
-                        segments.append({"token": record.get("token"), "messages": record["messages"]})
-                body = _encode(
-                    {
-                        "deskmate": "chunk",
-                        "version": FORMAT_VERSION,
-                        "from": chunk[0],
-                        "to": chunk[1],
-                        "segments": segments,
-                    }
-                )
-                try:
-                    self._put(self._chunk_key(session_id, generation, chunk), body, create=True)
-                except _Declined:
-                    pass  # another compactor wrote it from the same unchanging inputs
-                while True:
-                    try:
-                        manifest = self._swap(session_id, replace(manifest, chunks=chunks))
-                        break
-                    except _Declined:
-                        manifest = self._manifest(session_id)
-                        if manifest is None or self._plan(manifest) != plan:
-                            raise _Stale from None  # done by another compactor, or the generation went
-                        chunks = (
-                            (*manifest.chunks[:-merged], chunk)
-                            if kind == "merge"
-                            else (*manifest.chunks, chunk)
-                        )
+                self._write_chunk(self._chunk_key(session_id, generation, chunk), kind, inputs)
+                manifest = self._name_chunk(session_id, manifest, plan)
             except _Stale:
                 _pause(attempt)
                 manifest = self._manifest(session_id)
                 continue
             self._map(self._remove, inputs)
+
+    def _write_chunk(self, key: str, kind: str, inputs: list[str]) -> None:
+        found = self._map(partial(self._get, kind="chunk" if kind == "merge" else "segment"), inputs)
+        if any(item is None for item in found):
+            raise _Stale  # another compactor got there first
+        records = [
+            r for data, _ in filter(None, found) for r in (data["segments"] if kind == "merge" else [data])
+        ]
+        segments = [{"token": record.get("token"), "messages": record["messages"]} for record in records]
+        body = _encode({"deskmate": "chunk", "version": FORMAT_VERSION, "segments": segments})
+        try:
+            self._put(key, body, create=True)
+        except _Declined:
+            pass  # another compactor wrote it, from the same inputs: they never change
+
+    def _name_chunk(self, session_id: str, manifest: _Manifest | None, plan: tuple) -> _Manifest:
+        """Swap the manifest to name the planned chunk in place of its inputs; _Stale if that is moot."""
+        generation, kind, chunk, merged = plan
+        for attempt in range(MAX_ATTEMPTS):
+            if manifest is None or manifest.generation != generation:
+                raise _Stale  # a save or delete replaced the generation
+            if chunk in manifest.chunks:
+                return (
+                    manifest  # named already: by another compactor, or by our request whose answer was lost
+                )
+            if self._plan(manifest) != plan:
+                raise _Stale
+            kept = manifest.chunks[:-merged] if kind == "merge" else manifest.chunks
+            try:
+                return self._swap(session_id, replace(manifest, chunks=(*kept, chunk)))
+            except _Declined:
+                _pause(attempt)
+            manifest = self._manifest(session_id)
+        raise _Stale
 
     # -- replacing and deleting ----------------------------------------------------------
 
@@ -940,7 +949,7 @@ class S3Backend:
                 title=session.title,
                 workspace_uri=session.workspace_uri,
                 created_at=session.created_at,
-                updated_at=session.updated_at,
+                updated_at=session.messages[-1].timestamp if session.messages else session.created_at,
                 tags=tuple(session.tags),
                 message_count=len(session.messages),
                 base_messages=len(session.messages),
