@@ -38,12 +38,8 @@ def redact(url: str) -> str:
     """``url`` with its password, and query parameters that look secret, replaced by ``***``."""
     parts = urlsplit(url)
     netloc = parts.netloc
-    if parts.password is not None:
-        host = parts.hostname or ""
-        if ":" in host:  # an IPv6 literal needs its brackets back
-            host = f"[{host}]"
-        port = f":{parts.port}" if parts.port else ""
-        netloc = f"{parts.username or ''}:***@{host}{port}"
+    if parts.password is not None:  # host and port kept as written, even if malformed
+        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
     query = _SECRET_PARAMETERS.sub(r"\1***", parts.query)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
