@@ -252,9 +252,9 @@ class _Manifest:
 class S3Backend:
     """Sessions in an S3 bucket (AWS, MinIO, Cloudflare R2, ...) that supports conditional writes.
 
-    Safe for many tasks, threads and processes (on many machines) at once: writers never
-    take locks, they race with conditional requests and the loser retries. ``from_url``
-    builds one from a storage URL; constructing one never connects.
+    Safe for many tasks, threads and processes (on many machines) at once: writers in
+    different processes take no locks, they race with conditional requests and the loser
+    retries. ``from_url`` builds one from a storage URL; constructing one never connects.
     """
 
     def __init__(
