@@ -100,11 +100,17 @@ INSERT INTO {schema}.messages (session_id, seq, data)
 SELECT %(id)s, m.n, m.data FROM unnest(%(data)b::text[]) WITH ORDINALITY AS m (data, n)
 """
 
+# The messages come joined into one JSON array body: one parser call for the whole
+# history is several times faster than one per row. One statement, one snapshot.
 _LOAD = """
-SELECT s.title, s.workspace_uri, s.created_at, s.tags, m.seq, m.data
-FROM {schema}.sessions s LEFT JOIN {schema}.messages m ON m.session_id = s.id
-WHERE s.id = %s ORDER BY m.seq
+SELECT s.title, s.workspace_uri, s.created_at, s.tags, m.joined, m.count
+FROM {schema}.sessions s,
+LATERAL (SELECT string_agg(data, ',' ORDER BY seq) AS joined, count(*) AS count
+         FROM {schema}.messages WHERE session_id = s.id) m
+WHERE s.id = %s
 """
+
+_LOAD_ROWS = "SELECT seq, data FROM {schema}.messages WHERE session_id = %s ORDER BY seq"
 
 
 def _text(value: str) -> str:
@@ -206,6 +212,7 @@ class PostgresBackend:
         self._save_session_sql = statement(_SAVE_SESSION)
         self._save_messages_sql = statement(_SAVE_MESSAGES)
         self._load_sql = statement(_LOAD)
+        self._load_rows_sql = statement(_LOAD_ROWS)
         self._delete_messages_sql = statement("DELETE FROM {schema}.messages WHERE session_id = %s")
         self._delete_sql = statement("DELETE FROM {schema}.sessions WHERE id = %s")
         self._list_sql = statement(
@@ -385,11 +392,18 @@ class PostgresBackend:
         validate_session_id(session_id, "load")
         async with self._connection(f"load session {session_id!r}") as conn:
             cur = await conn.execute(self._load_sql, (session_id,))
-            rows = await cur.fetchall()
-        if not rows:
-            return None
-        title, workspace_uri, created_at, tags, _, _ = rows[0]
-        messages = list(self._decode(session_id, ((seq, data) for *_, seq, data in rows if seq is not None)))
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            title, workspace_uri, created_at, tags, joined, count = row
+            try:
+                records = json.loads(f"[{joined or ''}]")
+                if len(records) != count:  # a row held more than one value
+                    raise ValueError
+                messages = [Message.from_dict(record) for record in records]
+            except ValueError:  # read row by row to name the one to blame
+                cur = await conn.execute(self._load_rows_sql, (session_id,))
+                messages = list(self._decode(session_id, await cur.fetchall()))
         return Session(
             id=session_id,
             title=title,
