@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,16 @@ def model_server() -> ModelServer:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path):
+    """A Redis storage URL with a key prefix of this test's own (skips without Redis; fails on CI)."""
+    from memory import store_redis
+
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    yield store_redis.url_for(namespace, tmp_path)
+    store_redis.cleanup(namespace)
 
 
 @pytest.fixture

@@ -5,15 +5,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
-
-import pytest
 
 from conftest import clean_env
 from deskmate.memory import FileBackend, Message, Session
 from deskmate.memory.migrate import content_hash
 from deskmate.memory.urls import open_backend
-from memory import store_redis
 
 
 def migrate(*args: str, check_code: int | None = 0) -> subprocess.CompletedProcess[str]:
@@ -34,14 +30,6 @@ def conversation(n: int, tag: str) -> list[Message]:
         Message(role="user" if i % 2 == 0 else "assistant", content=f"{tag} {i} ünïcødé 😀", id=f"{tag}-{i}")
         for i in range(n)
     ]
-
-
-@pytest.fixture
-def redis_url(tmp_path):
-    namespace = f"m{time.monotonic_ns()}"
-    url = store_redis.url_for(namespace, tmp_path)
-    yield url
-    store_redis.cleanup(namespace)
 
 
 async def hashes(url: str) -> dict[str, tuple[int, str]]:

@@ -10,16 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from deskmate.memory.urls import open_backend
-from memory import store_redis
 from memory.tcp_proxy import CuttableProxy
-
-
-@pytest.fixture
-def redis_url(tmp_path):
-    namespace = f"d{time.monotonic_ns()}"
-    url = store_redis.url_for(namespace, tmp_path)
-    yield url
-    store_redis.cleanup(namespace)
 
 
 @pytest.fixture

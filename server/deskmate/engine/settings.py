@@ -127,24 +127,19 @@ def _integer(low: int):
     return check
 
 
-def _session_id(key: str, value: Any) -> str | None:
-    text = _string(key, value)
-    if text is None:
-        return None
-    try:
-        return validate_session_id(text)
-    except SessionStoreError as exc:
-        raise SettingsError(f"setting {key!r}: {exc}") from None
+def _checked_by(validate):
+    """A setting that is a string ``validate`` accepts (a session id, a storage URL)."""
 
+    def check(key: str, value: Any) -> str | None:
+        text = _string(key, value)
+        if text is None:
+            return None
+        try:
+            return validate(text)
+        except SessionStoreError as exc:
+            raise SettingsError(f"setting {key!r}: {exc}") from None
 
-def _storage_url(key: str, value: Any) -> str | None:
-    text = _string(key, value)
-    if text is None:
-        return None
-    try:
-        return check_url(text)
-    except SessionStoreError as exc:
-        raise SettingsError(f"setting {key!r}: {exc}") from None
+    return check
 
 
 _SPECS = {
@@ -156,9 +151,9 @@ _SPECS = {
     "temperature": ("temperature", _number(0, 2)),
     "maxHistoryTokens": ("max_history_tokens", _integer(0)),
     "autoSave": ("auto_save", _bool),
-    "sessionId": ("session_id", _session_id),
+    "sessionId": ("session_id", _checked_by(validate_session_id)),
     "dataDir": ("data_dir", _string),
-    "storageUrl": ("storage_url", _storage_url),
+    "storageUrl": ("storage_url", _checked_by(check_url)),
     "requestTimeout": ("request_timeout", _number(0.1, None)),
     "maxRetries": ("max_retries", _integer(0)),
 }
