@@ -155,7 +155,9 @@ class Assistant:
         moved = settings.data_dir != old.data_dir or settings.storage_url != old.storage_url
         if moved and not self._custom_backend:
             if settings.data_dir != old.data_dir:
-                state.data_dir = Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
+                state.data_dir = (
+                    Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
+                )
                 folders = state.workspaces.folders
                 state.workspaces = Workspaces(state.data_dir)
                 state.workspaces.set_folders(folders)

@@ -71,17 +71,7 @@ class _Snapshot:
     size: int
     mtime_ns: int
     last_line: bytes  # the file's last line, checked again before trusting the prefix
-    session: Session
-
-    def copy(self) -> Session:
-        return self.copy_of(self.session)
-
-    @staticmethod
-    def copy_of(s: Session) -> Session:
-        """A copy callers may change without touching the snapshot (messages are never mutated)."""
-        return Session(
-            s.id, s.title, s.workspace_uri, s.created_at, s.updated_at, list(s.tags), list(s.messages)
-        )
+    session: Session  # never handed out: callers get session.copy()
 
 
 def _encode(record: dict[str, Any]) -> bytes:
@@ -363,7 +353,7 @@ class FileBackend:
             return self._quarantine_and_restart(session_id, path)
         if data.endswith(b"\n") and len(data) == stat.st_size:
             self._remember(session_id, stat, _last_line(data), session)
-            return _Snapshot.copy_of(session)
+            return session.copy()
         return session
 
     def _refresh(self, session_id: str, fd: int, stat: os.stat_result, snapshot: _Snapshot) -> Session | None:
@@ -372,7 +362,7 @@ class FileBackend:
         Makes the daemon's load before each answer cost the new bytes, not the history.
         """
         if stat.st_size == snapshot.size and stat.st_mtime_ns == snapshot.mtime_ns:
-            return snapshot.copy()
+            return snapshot.session.copy()
         if stat.st_size <= snapshot.size:
             return None
         start = snapshot.size - len(snapshot.last_line)
@@ -387,12 +377,12 @@ class FileBackend:
             return None
         if uncommitted:
             return None
-        session = snapshot.copy()
+        session = snapshot.session.copy()
         session.messages += messages
         if messages:
             session.updated_at = messages[-1].timestamp
         self._remember(session_id, stat, _last_line(added), session)
-        return _Snapshot.copy_of(session)
+        return session.copy()
 
     def _remember(self, session_id: str, stat: os.stat_result, last_line: bytes, session: Session) -> None:
         snapshot = _Snapshot(stat.st_ino, stat.st_size, stat.st_mtime_ns, last_line, session)

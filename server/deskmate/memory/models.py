@@ -144,6 +144,18 @@ class Session:
         if not self.updated_at:
             self.updated_at = self.messages[-1].timestamp if self.messages else self.created_at
 
+    def copy(self) -> Session:
+        """A copy whose lists callers may change without touching this one (messages are never mutated)."""
+        return Session(
+            self.id,
+            self.title,
+            self.workspace_uri,
+            self.created_at,
+            self.updated_at,
+            list(self.tags),
+            list(self.messages),
+        )
+
     def info(self) -> SessionInfo:
         return SessionInfo(
             id=self.id,

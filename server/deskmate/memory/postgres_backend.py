@@ -35,6 +35,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from .errors import BackendUnavailable, StorageError
 from .ids import validate_session_id
 from .models import Message, Session, SessionInfo
+from .urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -137,20 +138,6 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _masked(url: str) -> str:
-    """``url`` with any password hidden, in the user part or the query (sslpassword too).
-
-    Unlike ``urls.redact`` it never raises, and it hides everything up to the last '@',
-    so a password with an unencoded '/' or '@' stays hidden too.
-    """
-    head, sep, rest = url.partition("://")
-    userinfo, at, tail = rest.rpartition("@")
-    if at:
-        user, colon, _ = userinfo.partition(":")
-        rest = f"{user}:***@{tail}" if colon else f"{user}@{tail}"
-    return re.sub(r"(?i)([?&]\w*password=)[^&#]*", r"\1***", head + sep + rest)
-
-
 def _parse_hosts(hostlist: str, url: str) -> tuple[str, str]:
     """libpq's ``host`` and ``port`` values for ``h1[:p1],[::1][:p2],...``."""
     hosts, ports = [], []
@@ -158,7 +145,7 @@ def _parse_hosts(hostlist: str, url: str) -> tuple[str, str]:
         if piece.startswith("["):  # an IPv6 literal
             host, _, rest = piece[1:].partition("]")
             if rest and not rest.startswith(":"):
-                raise StorageError(f"The PostgreSQL storage URL {_masked(url)} has a malformed host.")
+                raise StorageError(f"The PostgreSQL storage URL {redact(url)} has a malformed host.")
             port = rest[1:]
         else:
             host, _, port = piece.partition(":")
@@ -234,17 +221,17 @@ class PostgresBackend:
         try:
             parts = urlsplit(url.strip())
         except ValueError as exc:
-            raise StorageError(f"The PostgreSQL storage URL {_masked(url)} is malformed ({exc}).") from None
+            raise StorageError(f"The PostgreSQL storage URL {redact(url)} is malformed ({exc}).") from None
         if parts.scheme.lower() not in ("postgresql", "postgres"):
-            raise StorageError(f"{_masked(url)} is not a postgresql:// URL.")
+            raise StorageError(f"{redact(url)} is not a postgresql:// URL.")
         if "@" in parts.path or "@" in parts.query:
             # Most likely a password with an unencoded '/' or '?': the rest would leak into names.
             raise StorageError(
-                f"The PostgreSQL storage URL {_masked(url)} has an '@' after its host: percent-encode "
+                f"The PostgreSQL storage URL {redact(url)} has an '@' after its host: percent-encode "
                 "'/', '?', '#' and '@' in the user name and password (%2F, %3F, %23, %40)."
             )
         if parts.fragment:
-            raise StorageError(f"The PostgreSQL storage URL {_masked(url)} must not have a #fragment.")
+            raise StorageError(f"The PostgreSQL storage URL {redact(url)} must not have a #fragment.")
         params: dict[str, str] = {}
         userinfo, _, hostlist = parts.netloc.rpartition("@")
         user, _, password = userinfo.partition(":")

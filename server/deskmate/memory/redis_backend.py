@@ -190,12 +190,12 @@ class RedisBackend:
         self._scripts: dict[str, AsyncScript] = {}
 
     def __repr__(self) -> str:
-        return f"RedisBackend({_shown(self._url)!r}, prefix={self.prefix!r}, ttl={self.ttl!r})"
+        return f"RedisBackend({redact(self._url)!r}, prefix={self.prefix!r}, ttl={self.ttl!r})"
 
     @classmethod
     def from_url(cls, url: str) -> RedisBackend:
         """``redis://[user:password@]host[:port][/db][?prefix=deskmate&ttl=SECONDS]``, or ``rediss://``."""
-        shown = _shown(url)
+        shown = redact(url)
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 - raises ValueError for a port that is not a number
@@ -461,18 +461,6 @@ class RedisBackend:
                 f"Session {session_id!r} in {self.name}: its tags field is not a JSON list: {raw[:80]!r}."
             )
         return [str(tag) for tag in tags]
-
-
-def _shown(url: str) -> str:
-    """``url`` without its password, even when it is too malformed for ``redact``."""
-    try:
-        return redact(url)
-    except ValueError:
-        scheme, _, rest = url.partition("://")
-        login, at, host = rest.rpartition("@")
-        if not at:
-            return url
-        return f"{scheme}://{login.split(':', 1)[0]}:***@{host}"
 
 
 def _parse_ttl(value: str, shown_url: str) -> int:

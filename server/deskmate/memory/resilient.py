@@ -84,11 +84,11 @@ class ResilientBackend:
             session = await self._unless_down(self.inner.load(session_id))
         except BackendUnavailable as exc:
             self._went_down(exc)
-            session = self._copy(self._sessions.get(session_id))
+            session = _copy(self._sessions.get(session_id))
         else:
             # A session not stored yet is remembered as empty, so its turns can be served in an outage.
             self._remember(session_id, session or Session(id=session_id))
-            session = self._copy(session)
+            session = _copy(session)
             self._poke()
         if self._waiting:
             waiting = pending_for(await asyncio.to_thread(self.outbox.read), session_id)
@@ -307,7 +307,7 @@ class ResilientBackend:
         if session is None:
             self._sessions.pop(session_id, None)
             return
-        self._sessions[session_id] = self._copy(session)
+        self._sessions[session_id] = session.copy()
         self._sessions.move_to_end(session_id)
         while len(self._sessions) > CACHED_SESSIONS:
             self._sessions.popitem(last=False)
@@ -327,19 +327,9 @@ class ResilientBackend:
         session.updated_at = messages[-1].timestamp
         self._remember(session_id, session)
 
-    @staticmethod
-    def _copy(session: Session | None) -> Session | None:
-        if session is None:
-            return None
-        return Session(
-            session.id,
-            session.title,
-            session.workspace_uri,
-            session.created_at,
-            session.updated_at,
-            list(session.tags),
-            list(session.messages),
-        )
+
+def _copy(session: Session | None) -> Session | None:
+    return None if session is None else session.copy()
 
 
 def _with_messages(session: Session | None, session_id: str, waiting: list[Message]) -> Session | None:

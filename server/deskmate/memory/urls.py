@@ -11,7 +11,6 @@ import importlib
 import re
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from .backend import MemoryBackend
 from .errors import StorageError
@@ -35,13 +34,20 @@ _SECRET_PARAMETERS = re.compile(r"(?i)((?:^|&)[^=&]*(?:password|secret|token|key
 
 
 def redact(url: str) -> str:
-    """``url`` with its password, and query parameters that look secret, replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:  # host and port kept as written, even if malformed
-        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
-    query = _SECRET_PARAMETERS.sub(r"\1***", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """``url`` with its password, and query parameters that look secret, replaced by ``***``.
+
+    Never raises, however malformed ``url`` is: everything up to the last '@' is
+    taken as the login, so a password with an unencoded '/', '?' or '@' stays hidden too.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    login, at, rest = rest.rpartition("@")
+    user, colon, _ = login.partition(":")
+    shown_login = f"{user}:***@" if colon else f"{user}{at}"
+    location, mark, query = rest.partition("?")
+    query = _SECRET_PARAMETERS.sub(r"\1***", query)
+    return f"{scheme}://{shown_login}{location}{mark}{query}"
 
 
 def check_url(url: str) -> str:
