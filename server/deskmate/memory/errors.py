@@ -33,6 +33,13 @@ class StorageError(SessionStoreError):
     """The backend could not read or write; the message says which file and why."""
 
 
+class StorageFull(StorageError):
+    """The disk (or quota) holding the store is full: nothing was written.
+
+    Callers may keep the work in memory and write it once space returns.
+    """
+
+
 class BackendUnavailable(StorageError):
     """The backend could not be reached (server down, network, credentials refused).
 
