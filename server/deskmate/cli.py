@@ -36,7 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     lsp = commands.add_parser("lsp", help="run the language server (stdio unless --tcp)")
-    lsp.add_argument("--tcp", type=parse_tcp, metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    lsp.add_argument(
+        "--tcp",
+        type=parse_tcp,
+        metavar="HOST:PORT",
+        help="listen on TCP instead of stdio; clients must send the daemon's token (docs/security.md)",
+    )
+    lsp.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="PATH",
+        help="with --tcp: where to write the token clients must send (default: <data dir>/lsp-token; "
+        "$DESKMATE_LSP_TOKEN gives one instead)",
+    )
+    lsp.add_argument(
+        "--allow-remote", action="store_true", help="with --tcp: allow an address other than loopback"
+    )
     # Clients such as vscode-languageclient add --stdio; it is the default anyway.
     lsp.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
 
@@ -83,21 +98,41 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose and args.command == "lsp":
         logging.getLogger("deskmate").setLevel(logging.INFO)
     if args.command == "lsp":
-        return run_lsp(args.tcp)
+        return run_lsp(args)
     try:
         return asyncio.run(run_terminal(args))
     except KeyboardInterrupt:
         return 130
 
 
-def run_lsp(tcp: tuple[str, int] | None) -> int:
+def run_lsp(args: argparse.Namespace) -> int:
     from .lsp.server import ClientLogHandler, server
 
     logging.getLogger().addHandler(ClientLogHandler(server))
-    if tcp:
-        server.start_tcp(*tcp)
-    else:
-        server.start_io()
+    if args.tcp:
+        return run_tcp(server, args)
+    server.start_io()
+    return 0
+
+
+def run_tcp(server, args: argparse.Namespace) -> int:
+    from .lsp.tcp import TOKEN_FILE_NAME, TcpSetupError, check_host, daemon_token, serve_tcp
+    from .memory import default_data_dir
+
+    host, port = args.tcp
+    try:
+        check_host(host, args.allow_remote)
+        token, written_to = daemon_token(args.token_file or default_data_dir() / TOKEN_FILE_NAME)
+    except (TcpSetupError, OSError) as exc:
+        print(f"deskmate: {exc}", file=sys.stderr)
+        return 2
+    where = f"in {written_to}" if written_to else "from $DESKMATE_LSP_TOKEN"
+    print(
+        f"deskmate: listening on {host}:{port}; clients send the token {where} "
+        "as initializationOptions.token",
+        file=sys.stderr,
+    )
+    serve_tcp(server, host, port, token)
     return 0
 
 

@@ -1,11 +1,15 @@
 """Settings delivery and the TCP transport."""
 
 import asyncio
+import contextlib
 import json
 import socket
+import stat
 import subprocess
 import sys
+import time
 
+import pytest
 from lsprotocol import types
 
 from conftest import clean_env
@@ -59,37 +63,147 @@ def read_message(sock: socket.socket) -> dict:
     return json.loads(body)
 
 
-def test_tcp_transport(tmp_path):
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def tcp_daemon(tmp_path, *extra, env=None):
+    """A real daemon on a TCP port of its own; yields (port, process)."""
+    port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deskmate", "lsp", "--tcp", f"127.0.0.1:{port}"],
-        env=clean_env(DESKMATE_DATA_DIR=str(tmp_path)),
+        [sys.executable, "-m", "deskmate", "lsp", "--tcp", f"127.0.0.1:{port}", *extra],
+        env=clean_env(DESKMATE_DATA_DIR=str(tmp_path), **(env or {})),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
-        for _ in range(200):
+        for _ in range(400):
             try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                socket.create_connection(("127.0.0.1", port), timeout=10).close()
                 break
             except ConnectionRefusedError:
                 if proc.poll() is not None:
                     raise AssertionError(proc.stderr.read().decode()) from None
-                import time
-
                 time.sleep(0.05)
-        with sock:
-            sock.sendall(
-                frame({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}})
-            )
-            reply = read_message(sock)
-            assert reply["result"]["serverInfo"]["name"] == "deskmate"
-            assert "deskmate.ask" in reply["result"]["capabilities"]["executeCommandProvider"]["commands"]
+        yield port, proc
     finally:
         proc.kill()
         proc.wait()
+
+
+def initialize(token=None, **params):
+    options = {"token": token} if token is not None else {}
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"capabilities": {}, "initializationOptions": options, **params},
+    }
+
+
+def exchange(port: int, *messages: dict) -> dict:
+    """Send ``messages`` on a fresh connection and return the first reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for message in messages:
+            sock.sendall(frame(message))
+        return read_message(sock)
+
+
+def closed_by_daemon(sock: socket.socket) -> bool:
+    sock.settimeout(10)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_tcp_serves_the_client_that_sends_the_token(tmp_path):
+    with tcp_daemon(tmp_path) as (port, _):
+        token_file = tmp_path / "lsp-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        token = token_file.read_text().strip()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(frame(initialize(token)))
+            reply = read_message(sock)
+            assert reply["result"]["serverInfo"]["name"] == "deskmate"
+            assert "deskmate.ask" in reply["result"]["capabilities"]["executeCommandProvider"]["commands"]
+            # While it is served, nobody else gets in, not even with the token.
+            second = exchange(port, initialize(token))
+            assert (
+                second["error"]["code"] == -32001 and "already serves a client" in second["error"]["message"]
+            )
+
+
+@pytest.mark.parametrize(
+    ("first", "why"),
+    [
+        (initialize(), "token is missing or wrong"),
+        (initialize("x" * 43), "token is missing or wrong"),
+        (
+            {
+                "jsonrpc": "2.0",
+                "method": "workspace/didChangeConfiguration",
+                "params": {"settings": {"baseUrl": "http://127.0.0.1:9/v1"}},
+            },
+            "first message must be initialize",
+        ),
+        (
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "workspace/executeCommand",
+                "params": {"command": "deskmate.status", "arguments": [{}]},
+            },
+            "first message must be initialize",
+        ),
+    ],
+)
+def test_tcp_refuses_clients_without_the_token(tmp_path, first, why):
+    with tcp_daemon(tmp_path) as (port, proc):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(frame(first))
+            # What an attacker would send next: its own model server, then a question.
+            sock.sendall(frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
+            reply = read_message(sock)
+            assert reply["error"]["code"] == -32001, reply
+            assert why in reply["error"]["message"] and "docs/security.md" in reply["error"]["message"]
+            assert "result" not in reply
+            assert closed_by_daemon(sock)
+        # The refused client changed nothing: the real one is still served afterwards.
+        token = (tmp_path / "lsp-token").read_text().strip()
+        assert exchange(port, initialize(token))["result"]["serverInfo"]["name"] == "deskmate"
+
+
+def test_tcp_token_may_come_from_the_environment(tmp_path):
+    token = "a-token-the-editor-chose-1234"
+    with tcp_daemon(tmp_path, env={"DESKMATE_LSP_TOKEN": token}) as (port, _):
+        assert not (tmp_path / "lsp-token").exists()
+        assert "error" in exchange(port, initialize("a-token-the-editor-chose-123"))
+        assert exchange(port, initialize(token))["result"]["serverInfo"]["name"] == "deskmate"
+
+
+def test_tcp_listens_on_loopback_only_unless_told(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "deskmate", "lsp", "--tcp", "0.0.0.0:2087"],
+        env=clean_env(DESKMATE_DATA_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (
+        proc.returncode == 2 and "loopback addresses only" in proc.stderr and "--allow-remote" in proc.stderr
+    )
+    short = subprocess.run(
+        [sys.executable, "-m", "deskmate", "lsp", "--tcp", f"127.0.0.1:{free_port()}"],
+        env=clean_env(DESKMATE_DATA_DIR=str(tmp_path), DESKMATE_LSP_TOKEN="short"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert short.returncode == 2 and "at least 16 characters" in short.stderr
 
 
 def test_bad_tcp_address_is_refused_clearly():

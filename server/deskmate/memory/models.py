@@ -81,18 +81,42 @@ class Message:
         if usage is not None and type(usage) is not dict:
             raise ValueError("message usage must be an object")
         context = get("context")
-        if context is not None and type(context) is not dict:
-            raise ValueError("message context must be an object")
+        if context is not None:
+            _check_context(context)
+        model = get("model")
+        if model is not None and type(model) is not str:
+            raise ValueError("message model must be a string")
         return cls(
             role,
             content,
             str(get("id") or new_message_id()),
             str(get("timestamp") or now_iso()),
-            get("model"),
+            model,
             usage,
             status,
             context,
         )
+
+
+_CONTEXT_TEXT_FIELDS = ("uri", "text", "languageId", "note")
+
+
+def _check_context(context: Any) -> None:
+    """A stored context is {uri, range?, text?, languageId?, note?}: strings where text is expected."""
+    if type(context) is not dict:
+        raise ValueError("message context must be an object")
+    for key in _CONTEXT_TEXT_FIELDS:
+        value = context.get(key)
+        if value is not None and type(value) is not str:
+            raise ValueError(f"message context.{key} must be a string, got {type(value).__name__}")
+    selection = context.get("range")
+    if selection is not None:
+        if type(selection) is not dict or not all(
+            type(selection.get(end)) is dict
+            and all(type(selection[end].get(k)) is int for k in ("line", "character"))
+            for end in ("start", "end")
+        ):
+            raise ValueError("message context.range must be an LSP range")
 
 
 @dataclass
