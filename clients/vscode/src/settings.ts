@@ -9,6 +9,7 @@ export const DAEMON_SETTINGS = {
   systemPrompt: 'string',
   temperature: 'number',
   maxHistoryTokens: 'number',
+  maxTokens: 'number',
   autoSave: 'boolean',
   sessionId: 'string',
   dataDir: 'string',

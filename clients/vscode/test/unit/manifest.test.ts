@@ -1,0 +1,35 @@
+// package.json is the settings' schema and their scope: what VS Code shows, and
+// from which settings files it takes a value. Pinned here because a scope
+// mistake is silent until a cloned repository uses it.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { DAEMON_SETTINGS } from '../../src/settings';
+
+interface Property {
+  type: string | string[];
+  scope?: string;
+  default?: unknown;
+  minimum?: number;
+  markdownDescription?: string;
+}
+
+const manifest = JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8'));
+const properties: Record<string, Property> = manifest.contributes.configuration.properties;
+
+describe('package.json settings', () => {
+  it('declares every daemon setting, and no other but serverCommand', () => {
+    const declared = Object.keys(properties).map((name) => name.replace(/^deskmate\./, ''));
+    assert.deepEqual(declared.sort(), [...Object.keys(DAEMON_SETTINGS), 'serverCommand'].sort());
+  });
+
+  it('declares maxTokens as an optional integer of at least 1', () => {
+    const maxTokens = properties['deskmate.maxTokens'];
+    assert.deepEqual(maxTokens.type, ['integer', 'null']);
+    assert.equal(maxTokens.minimum, 1);
+    assert.equal(maxTokens.default, null);
+    assert.match(maxTokens.markdownDescription ?? '', /max_tokens/);
+  });
+});
