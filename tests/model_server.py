@@ -160,7 +160,7 @@ class ModelServer:
     # --- server setup -----------------------------------------------------
 
     async def _start_site(self) -> None:
-        app = web.Application()
+        app = web.Application(client_max_size=64 << 20)  # real servers take long prompts
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/_requests", self._get_requests)

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, logs
 
 ROOT_MARKERS = (".git", ".hg", ".svn", ".deskmate")
 
@@ -89,14 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # pygls logs every message at INFO: keep libraries at WARNING unless asked for details.
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose and args.command == "lsp":
-        logging.getLogger("deskmate").setLevel(logging.INFO)
+    logs.configure(args.verbose, daemon=args.command == "lsp")
     if args.command == "lsp":
         return run_lsp(args)
     try:
@@ -108,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_lsp(args: argparse.Namespace) -> int:
     from .lsp.server import ClientLogHandler, server
 
-    logging.getLogger().addHandler(ClientLogHandler(server))
+    logging.getLogger().addHandler(ClientLogHandler(server, tracebacks=args.verbose))
     if args.tcp:
         return run_tcp(server, args)
     server.start_io()
@@ -126,6 +119,7 @@ def run_tcp(server, args: argparse.Namespace) -> int:
     except (TcpSetupError, OSError) as exc:
         print(f"deskmate: {exc}", file=sys.stderr)
         return 2
+    logs.register_secret(token)
     where = f"in {written_to}" if written_to else "from $DESKMATE_LSP_TOKEN"
     print(
         f"deskmate: listening on {host}:{port}; clients send the token {where} "

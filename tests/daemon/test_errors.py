@@ -30,7 +30,8 @@ async def expect_error(call, code, *fragments):
         ({}, '"question" is required'),
         ({"question": "   "}, '"question" is required'),
         ({"question": 42}, '"question" must be a non-empty string, got int'),
-        ({"question": "q", "sessionId": "../etc"}, "Invalid session id '../etc'"),
+        ({"question": "q", "sessionId": "../etc"}, "\"sessionId\": Invalid session id '../etc'"),
+        ({"question": "q", "sessionId": "CON"}, "reserved"),
         ({"question": "q", "context": {"range": {}}}, '"context.uri" is required'),
         (
             {"question": "q", "context": {"uri": "file:///x", "range": {"start": {"line": -1}}}},
@@ -41,13 +42,7 @@ async def expect_error(call, code, *fragments):
 )
 async def test_bad_ask_arguments_name_the_field(start_daemon, project, arguments, fragment):
     daemon = await start_daemon(folders=[project])
-    code = INVALID_PARAMS if "Invalid session id" not in fragment else REQUEST_FAILED
-    await expect_error(
-        daemon.run("deskmate.ask", arguments),
-        code,
-        "deskmate.ask" if code == INVALID_PARAMS else "",
-        fragment,
-    )
+    await expect_error(daemon.run("deskmate.ask", arguments), INVALID_PARAMS, "deskmate.ask", fragment)
 
 
 async def test_arguments_must_be_one_object(start_daemon, project):
@@ -213,3 +208,34 @@ async def test_unsetting_a_setting_falls_back_to_the_environment(start_daemon, p
             break
         await asyncio.sleep(0.05)
     assert (await daemon.run("deskmate.status", {}))["model"] == "from-env"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "deskmate.getSession",
+        "deskmate.switchSession",
+        "deskmate.deleteSession",
+        "deskmate.saveSession",
+        "deskmate.loadSession",
+        "deskmate.exportSession",
+    ],
+)
+async def test_a_bad_session_id_is_invalid_params_naming_the_field(start_daemon, project, command):
+    daemon = await start_daemon(folders=[project])
+    for bad in ("../etc", "nul.txt", "x" * 129):
+        await expect_error(
+            daemon.run(command, {"sessionId": bad}),
+            INVALID_PARAMS,
+            command,
+            '"sessionId": Invalid session id',
+        )
+
+
+async def test_a_long_title_is_refused(start_daemon, project):
+    daemon = await start_daemon(folders=[project])
+    await expect_error(
+        daemon.run("deskmate.newSession", {"title": "t" * 201}),
+        INVALID_PARAMS,
+        '"title" is 201 characters long; the limit is 200',
+    )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..logs import register_secret, register_url_secrets
 from ..memory import (
     MemoryBackend,
     Message,
@@ -83,6 +84,13 @@ class SessionView:
     persisted: bool
 
 
+def _register_secrets(settings: Settings) -> None:
+    """Keep the settings' secrets out of every log line from now on."""
+    register_secret(settings.api_key)
+    register_secret(settings.resolved_api_key())
+    register_url_secrets(settings.storage_url)
+
+
 def title_from(question: str) -> str:
     first_line = question.strip().splitlines()[0] if question.strip() else ""
     return first_line if len(first_line) <= TITLE_LENGTH else first_line[: TITLE_LENGTH - 1] + "…"
@@ -121,6 +129,7 @@ class Assistant:
             workspaces=Workspaces(data_dir),
         )
         self.warn = warn or (lambda message: log.warning("%s", message))
+        _register_secrets(settings)
         self._busy: dict[str | None, _RunningAsk] = {}
         self._asks: dict[str, _RunningAsk] = {}
 
@@ -149,6 +158,7 @@ class Assistant:
     async def update_settings(self, settings: Settings) -> None:
         """Apply new settings; unsaved in-memory histories are saved when autoSave is turned on."""
         state, old = self._state, self._state.settings
+        _register_secrets(settings)
         if any(getattr(old, name) != getattr(settings, name) for name in _MODEL_FIELDS) and state.model:
             await state.model.close()
             state.model = None

@@ -39,7 +39,10 @@ def with_context(question: str, context: dict[str, Any] | None) -> str:
         where += f" ({language})"
     fence = "````" if "```" in context["text"] else "```"
     suffix = PurePosixPath(path).suffix.lstrip(".")
-    return f"{question}\n\nContext from {where}:\n{fence}{language or suffix}\n{context['text']}\n{fence}"
+    note = f"\n({context['note']}.)" if context.get("note") else ""
+    return (
+        f"{question}\n\nContext from {where}:\n{fence}{language or suffix}\n{context['text']}\n{fence}{note}"
+    )
 
 
 def build_messages(

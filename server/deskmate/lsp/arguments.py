@@ -10,6 +10,12 @@ from typing import Any
 
 from pygls.exceptions import JsonRpcInvalidParams
 
+from ..memory import InvalidSessionId, validate_session_id
+from ..memory.limits import MAX_CONTEXT_LENGTH
+
+MAX_URI_LENGTH = 8192
+MAX_LANGUAGE_ID_LENGTH = 100
+
 
 def invalid(command: str, message: str) -> JsonRpcInvalidParams:
     return JsonRpcInvalidParams(f"{command}: {message}")
@@ -40,13 +46,27 @@ class Arguments:
             raise invalid(self.command, f'"{key}" must be {what}, got {type(value).__name__}')
         return value
 
-    def text(self, key: str, *, required: bool = False) -> str | None:
+    def text(self, key: str, *, required: bool = False, max_length: int | None = None) -> str | None:
         value = self._get(key, (str,), "a non-empty string", required)
         if value is not None and not value.strip():
             if required:
                 raise invalid(self.command, f'"{key}" is required (a non-empty string)')
             return None
+        if value is not None and max_length is not None and len(value) > max_length:
+            raise invalid(
+                self.command, f'"{key}" is {len(value):,} characters long; the limit is {max_length:,}'
+            )
         return value
+
+    def session_id(self, key: str = "sessionId", *, required: bool = False) -> str | None:
+        """A session id that is safe on every platform, or InvalidParams naming ``key`` and why."""
+        value = self.text(key, required=required)
+        if value is None:
+            return None
+        try:
+            return validate_session_id(value)
+        except InvalidSessionId as exc:
+            raise invalid(self.command, f'"{key}": {exc}') from None
 
     def flag(self, key: str) -> bool:
         return bool(self._get(key, (bool,), "true or false", False))
@@ -92,4 +112,13 @@ def check_context(command: str, context: dict[str, Any] | None) -> dict[str, Any
             if not isinstance(value, str):
                 raise invalid(command, f'"context.{key}" must be a string')
             clean[key] = value
+    if len(clean.get("text", "")) > MAX_CONTEXT_LENGTH:
+        raise invalid(
+            command,
+            f'"context.text" is {len(clean["text"]):,} characters long; the limit is {MAX_CONTEXT_LENGTH:,}',
+        )
+    if len(clean.get("languageId", "")) > MAX_LANGUAGE_ID_LENGTH:
+        raise invalid(command, f'"context.languageId" is longer than {MAX_LANGUAGE_ID_LENGTH} characters')
+    if len(uri) > MAX_URI_LENGTH:
+        raise invalid(command, f'"context.uri" is longer than {MAX_URI_LENGTH:,} characters')
     return clean

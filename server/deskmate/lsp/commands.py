@@ -7,11 +7,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pygls.exceptions import JsonRpcException
+
 from ..engine import EngineError, ModelError
-from ..memory import Message, Session, SessionStoreError
-from .arguments import Arguments, check_context
+from ..memory import InvalidSessionId, Message, Session, SessionIdRequired, SessionStoreError
+from ..memory.limits import MAX_QUESTION_LENGTH, MAX_TITLE_LENGTH
+from .arguments import Arguments, check_context, invalid
+from .context import fill_context
 from .progress import AskReporter
-from .server import DeskmateServer, request_failed, server
+from .server import DeskmateServer, internal_error, request_failed, server
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +33,23 @@ def command(name: str) -> Callable[[Handler], Handler]:
             arguments = Arguments.of(name, args)
             try:
                 return await handler(ls, arguments)
+            except (InvalidSessionId, SessionIdRequired) as exc:
+                raise invalid(name, str(exc)) from None
             except (EngineError, ModelError, SessionStoreError) as exc:
                 log.info("%s failed: %s", name, exc)
                 raise request_failed(str(exc)) from None
             except OSError as exc:
-                log.exception("%s failed", name)
+                log.error("%s failed: %s", name, exc, exc_info=True)
                 raise request_failed(f"deskmate could not access its data: {exc}") from None
+            except JsonRpcException:
+                raise
+            except Exception as exc:
+                # A fault of ours: one line for the user, the traceback only in a verbose log.
+                log.error("%s failed unexpectedly", name, exc_info=True)
+                raise internal_error(
+                    f"{name} failed: {type(exc).__name__}: {exc}. This is a deskmate bug; "
+                    "run the daemon with -v for details."
+                ) from None
 
         # Not functools.wraps: pygls reads the signature, and must see (ls, *args).
         run.__doc__, run.__name__ = handler.__doc__, handler.__name__
@@ -60,7 +75,7 @@ def session_json(session: Session) -> dict[str, Any]:
 
 def session_ref(ls: DeskmateServer, arguments: Arguments):
     return ls.assistant.resolve(
-        session_id=arguments.text("sessionId"), workspace_uri=arguments.text("workspaceUri")
+        session_id=arguments.session_id(), workspace_uri=arguments.text("workspaceUri")
     )
 
 
@@ -68,13 +83,13 @@ def session_ref(ls: DeskmateServer, arguments: Arguments):
 async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Answer a question in the workspace's session, streaming ``deskmate/askDelta`` notifications."""
     name = arguments.command
-    question = arguments.text("question", required=True)
+    question = arguments.text("question", required=True, max_length=MAX_QUESTION_LENGTH)
     context = check_context(name, arguments.object("context"))
     ask_id = arguments.text("askId") or uuid.uuid4().hex
     if context is not None:
-        context = ls.selected_text(context)
+        context = await fill_context(name, context, ls.workspace, ls.assistant.workspaces.folders)
     ref = ls.assistant.resolve(
-        session_id=arguments.text("sessionId"),
+        session_id=arguments.session_id(),
         workspace_uri=arguments.text("workspaceUri"),
         context_uri=context["uri"] if context else None,
     )
@@ -137,7 +152,7 @@ async def get_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any
 async def new_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Start an empty session that becomes the workspace folder's active one."""
     session = await ls.assistant.new_session(
-        arguments.text("workspaceUri"), title=arguments.text("title") or ""
+        arguments.text("workspaceUri"), title=arguments.text("title", max_length=MAX_TITLE_LENGTH) or ""
     )
     return {"sessionId": session.id, "title": session.title}
 
@@ -145,7 +160,7 @@ async def new_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any
 @command("deskmate.switchSession")
 async def switch_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Make an existing session the workspace folder's active one."""
-    session_id = arguments.text("sessionId", required=True)
+    session_id = arguments.session_id(required=True)
     session = await ls.assistant.switch_session(session_id, arguments.text("workspaceUri"))
     return {"sessionId": session.id, "title": session.title, "messageCount": len(session.messages)}
 
@@ -153,7 +168,7 @@ async def switch_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, 
 @command("deskmate.deleteSession")
 async def delete_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Delete a session; folders that used it go back to their default session."""
-    session_id = arguments.text("sessionId", required=True)
+    session_id = arguments.session_id(required=True)
     return {"deleted": await ls.assistant.delete_session(session_id)}
 
 

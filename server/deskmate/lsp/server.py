@@ -10,21 +10,28 @@ import logging
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from .. import __version__
 from ..engine import Assistant, SettingsError, settings_from_environment
+from ..logs import SecretMasker
 
 log = logging.getLogger(__name__)
 
 REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid but could not be carried out
 INVALID_PARAMS = JsonRpcInvalidParams.CODE
+INTERNAL_ERROR = JsonRpcInternalError.CODE
 
 
 def request_failed(message: str) -> JsonRpcException:
     return JsonRpcException(message, code=REQUEST_FAILED)
+
+
+def internal_error(message: str) -> JsonRpcException:
+    """InternalError with a one-line message and no traceback (pygls' own would carry one)."""
+    return JsonRpcException(message, code=INTERNAL_ERROR)
 
 
 class DeskmateProtocol(LanguageServerProtocol):
@@ -46,7 +53,10 @@ class ExpectedRequestErrors(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not (isinstance(error, JsonRpcException) and error.code in (REQUEST_FAILED, INVALID_PARAMS))
+        return not (
+            isinstance(error, JsonRpcException)
+            and error.code in (REQUEST_FAILED, INVALID_PARAMS, INTERNAL_ERROR)
+        )
 
 
 logging.getLogger("pygls.protocol.json_rpc").addFilter(ExpectedRequestErrors())
@@ -57,9 +67,10 @@ class ClientLogHandler(logging.Handler):
 
     LEVELS = {logging.ERROR: types.MessageType.Error, logging.WARNING: types.MessageType.Warning}
 
-    def __init__(self, server: DeskmateServer) -> None:
+    def __init__(self, server: DeskmateServer, *, tracebacks: bool = False) -> None:
         super().__init__(logging.WARNING)
         self.server = server
+        self.addFilter(SecretMasker(tracebacks))
 
     def emit(self, record: logging.LogRecord) -> None:
         if not self.server.initialized:
@@ -122,28 +133,6 @@ class DeskmateServer(LanguageServer):
             return
         if result and isinstance(result[0], dict):
             await self.apply_settings(result[0])
-
-    # -- documents ---------------------------------------------------------------
-
-    def selected_text(self, context: dict[str, Any]) -> dict[str, Any]:
-        """Fill in ``text`` and ``languageId`` of a context from the open document (or the file)."""
-        if context.get("text") is not None and context.get("languageId"):
-            return context
-        try:
-            document = self.workspace.get_text_document(context["uri"])
-            source = document.source
-        except Exception as exc:
-            log.info("Cannot read %s for context: %s", context["uri"], exc)
-            return context
-        filled = dict(context)
-        if document.language_id and not filled.get("languageId"):
-            filled["languageId"] = document.language_id
-        selection = context.get("range")
-        if filled.get("text") is None and selection is not None:
-            start = document.offset_at_position(types.Position(**selection["start"]))
-            end = document.offset_at_position(types.Position(**selection["end"]))
-            filled["text"] = source[start:end]
-        return filled
 
 
 server = DeskmateServer()
