@@ -9,6 +9,7 @@ import sys
 from conftest import clean_env
 from deskmate.memory import FileBackend, Message, Session
 from deskmate.memory.migrate import content_hash
+from deskmate.memory.migrate import migrate as migrate_sessions
 from deskmate.memory.urls import open_backend
 
 
@@ -119,3 +120,22 @@ def test_an_unreachable_target_is_named(tmp_path):
 def test_an_unknown_scheme_is_named(tmp_path):
     proc = migrate("--from", str(tmp_path), "--to", "ftp://example/x", check_code=1)
     assert "Unknown storage URL scheme 'ftp'" in proc.stderr
+
+
+async def test_a_file_holding_lone_surrogates_is_copied_and_verified(tmp_path, redis_url):
+    # A session file written before the stores agreed on U+FFFD: JSON may escape half a pair.
+    source = FileBackend(tmp_path / "old")
+    await source.append("odd", conversation(2, "odd"), title="SURROGATE title")
+    [path] = (tmp_path / "old").rglob("*.jsonl")
+    path.write_bytes(path.read_bytes().replace(b"SURROGATE", b"\\ud83d"))
+    original = await source.load("odd")
+    assert "\ud83d" in original.title
+    target = open_backend(redis_url)
+    try:
+        report = await migrate_sessions(source, target)
+        assert (report.copied, report.conflicts) == (["odd"], [])
+        copy = await target.load("odd")
+        assert copy.title == "\ufffd title"
+        assert content_hash(copy) == content_hash(original)  # so a second run finds it already there
+    finally:
+        await target.close()

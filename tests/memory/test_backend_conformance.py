@@ -248,3 +248,23 @@ async def test_list_counts_and_order_after_many_sessions(backend):
     assert [info.id for info in infos] == [f"s{i:02d}" for i in reversed(range(30))]
     assert [info.message_count for info in infos] == [1 + i % 2 for i in reversed(range(30))]
     assert all(info.title == f"Session {info.id[1:].lstrip('0') or '0'}" for info in infos)
+
+
+async def test_lone_surrogates_are_stored_as_the_replacement_character(backend):
+    # Editors can send half a surrogate pair; UTF-8 cannot carry it, so every store keeps U+FFFD.
+    odd = "half a pair: \ud83d, and the other half \ude00 日本語"
+    kept = "half a pair: \ufffd, and the other half \ufffd 日本語"
+    question = Message(
+        role="user", content=odd, context={"uri": "file:///a.py", "languageId": "python", "text": odd}
+    )
+    await backend.append("sur", [question, Message(role="assistant", content=odd)], title=odd)
+    appended = await backend.load("sur")
+    assert [m.content for m in appended.messages] == [kept, kept]
+    assert appended.messages[0].context["text"] == kept
+    assert appended.title == kept
+    assert next(i for i in await backend.list() if i.id == "sur").title == kept
+
+    await backend.save(Session(id="sur-saved", title=odd, tags=[odd], messages=[question]))
+    saved = await backend.load("sur-saved")
+    assert (saved.title, saved.tags) == (kept, [kept])
+    assert saved.messages[0].content == kept and saved.messages[0].context["text"] == kept

@@ -295,9 +295,9 @@ async def test_nul_characters_round_trip_in_messages(url):
         context={"uri": "file:///a", "text": "x\0y"},
     )
     await backend.append(
-        "nul", [Message(role="user", content="\0"), odd], title="t\0t", workspace_uri="file:///w"
+        "nul-chars", [Message(role="user", content="\0"), odd], title="t\0t", workspace_uri="file:///w"
     )
-    loaded = await backend.load("nul")
+    loaded = await backend.load("nul-chars")
     assert [m.to_dict() for m in loaded.messages][1] == odd.to_dict()
     assert loaded.messages[0].content == "\0"
     # Labels cannot hold NUL in PostgreSQL and need not: it becomes U+FFFD there.
@@ -309,12 +309,13 @@ async def test_nul_characters_round_trip_in_messages(url):
 
 
 async def test_lone_surrogates_round_trip_in_messages(url):
+    # As in every store (codec.dumps): the replacement character, in messages and labels alike.
     backend = open_backend(url)
     text = "half a pair: \ud83d, and 日本語"
     await backend.append("sur", [Message(role="user", content=text)], title=text)
     loaded = await backend.load("sur")
-    assert loaded.messages[0].content == text
-    assert loaded.title == text.replace("\ud83d", "\ufffd")  # UTF-8 cannot carry it in a label
+    assert loaded.messages[0].content == text.replace("\ud83d", "\ufffd")
+    assert loaded.title == text.replace("\ud83d", "\ufffd")
     await backend.close()
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .backend import MemoryBackend
+from .codec import storable
 from .errors import StorageError
 from .models import Session
 
@@ -29,7 +30,8 @@ def content_hash(session: Session) -> str:
         "messages": [m.to_dict() for m in session.messages],
     }
     encoded = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    # As every store keeps text (lone surrogates become U+FFFD), so a copy hashes as its original.
+    return hashlib.sha256(storable(encoded).encode()).hexdigest()
 
 
 @dataclass

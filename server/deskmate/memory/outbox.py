@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import FILE_MODE, ensure_private_dir, replace_atomically, sync_fd, write_all
+from .codec import dumps_bytes
 from .errors import StorageError
 from .locking import LockTimeout, exclusive_lock
 from .models import Message
@@ -41,7 +42,7 @@ class PendingAppend:
             "workspaceUri": self.workspace_uri,
             "messages": [m.to_dict() for m in self.messages],
         }
-        return json.dumps(record, ensure_ascii=False).encode() + b"\n"
+        return dumps_bytes(record) + b"\n"
 
     @classmethod
     def from_line(cls, line: bytes) -> PendingAppend:

@@ -5,8 +5,8 @@ Tables, in the schema the URL names (``deskmate`` unless ``?schema=``):
 - ``sessions``: one row per session with what a listing shows (title, workspace_uri,
   created_at, updated_at, tags, message_count), so ``list`` never reads histories.
 - ``messages``: one row per message, primary key ``(session_id, seq)``, seq counting
-  from 1; ``data`` is ``Message.to_dict()`` as JSON text, which round-trips exactly
-  and escapes NUL (a PostgreSQL ``text`` cannot hold one, nor can ``jsonb``).
+  from 1; ``data`` is ``Message.to_dict()`` as JSON text (``codec.dumps``: lone surrogates
+  become U+FFFD, as in every store), which escapes NUL (a ``text`` cannot hold one, nor can ``jsonb``).
 - ``schema_version``: one row per migration applied.
 
 An append is one statement: an upsert of the session row, which locks it so writers
@@ -32,6 +32,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from .codec import REPLACEMENT, dumps, storable
 from .errors import BackendUnavailable, StorageError
 from .ids import validate_session_id
 from .models import Message, Session, SessionInfo
@@ -44,7 +45,6 @@ CONNECT_TIMEOUT_SECONDS = 5  # a dead server fails the operation fast instead of
 POOL_MAX_SIZE = 4
 _LOCK_SPACE = 0x64736B6D  # "dskm": first key of our advisory locks, the second is the schema's hash
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_UNSTORABLE = re.compile("[\0\ud800-\udfff]")  # NUL, and what UTF-8 cannot encode
 
 # MIGRATIONS[i] takes the schema from version i to version i + 1. Never edit a released
 # entry: add one. ``{schema}`` is the quoted schema name.
@@ -115,22 +115,17 @@ _LOAD_ROWS = "SELECT seq, data FROM {schema}.messages WHERE session_id = %s ORDE
 
 
 def _text(value: str) -> str:
-    """``value`` storable in a ``text`` column: NUL and lone surrogates become U+FFFD.
+    """``value`` storable in a ``text`` column: lone surrogates (as every store) and NUL become U+FFFD.
 
-    Only for labels (title, workspace URI, tags, timestamps); messages keep both
-    exactly, escaped in their JSON.
+    Only for labels (title, workspace URI, tags, timestamps); messages keep NUL,
+    escaped in their JSON.
     """
-    return value if value.isascii() and "\0" not in value else _UNSTORABLE.sub("\ufffd", value)
+    value = storable(value)
+    return value.replace("\0", REPLACEMENT) if "\0" in value else value
 
 
 def _encode(message: Message) -> str:
-    data = json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":"))
-    if not data.isascii():
-        try:
-            data.encode()
-        except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry: escape it
-            data = json.dumps(message.to_dict(), separators=(",", ":"))
-    return data
+    return dumps(message.to_dict())
 
 
 def _reason(exc: BaseException) -> str:

@@ -42,6 +42,7 @@ from redis.exceptions import NoPermissionError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
+from .codec import dumps, storable
 from .errors import BackendUnavailable, StorageError
 from .ids import validate_session_id
 from .models import Message, Session, SessionInfo, now_iso
@@ -151,8 +152,9 @@ def _score(timestamp: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _encode(message: Message) -> str:
-    return json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":"))
+def _encoded(messages: Sequence[Message]) -> list[str]:
+    """Each message's JSON, as every store encodes it (lone surrogates become U+FFFD)."""
+    return [dumps(message.to_dict()) for message in messages]
 
 
 def _text(value: bytes | None) -> str:
@@ -328,13 +330,13 @@ class RedisBackend:
         updated_at = messages[-1].timestamp
         args = [
             session_id,
-            title,
-            workspace_uri or "",
-            messages[0].timestamp,
-            updated_at,
+            storable(title),
+            storable(workspace_uri or ""),
+            storable(messages[0].timestamp),
+            storable(updated_at),
             _score(updated_at),
             self.ttl or 0,
-            *map(_encode, messages),
+            *_encoded(messages),
         ]
         try:
             await self._run("append", [meta_key, messages_key, self.index_key], args)
@@ -348,14 +350,14 @@ class RedisBackend:
         updated_at = messages[-1].timestamp if messages else session.created_at
         args = [
             session.id,
-            session.title,
-            session.workspace_uri or "",
-            session.created_at,
-            updated_at,
+            storable(session.title),
+            storable(session.workspace_uri or ""),
+            storable(session.created_at),
+            storable(updated_at),
             _score(updated_at),
             self.ttl or 0,
-            json.dumps([str(tag) for tag in session.tags], ensure_ascii=False),
-            *map(_encode, messages),
+            dumps([str(tag) for tag in session.tags]),
+            *_encoded(messages),
         ]
         try:
             await self._run("save", [meta_key, messages_key, self.index_key], args)

@@ -52,6 +52,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from .codec import dumps_bytes
 from .errors import BackendUnavailable, SessionStoreError, StorageError
 from .ids import validate_session_id
 from .models import Message, Session, SessionInfo
@@ -104,10 +105,6 @@ class _Stale(Exception):
 
 class _Damaged(StorageError):
     """A stored object does not parse; the message names it. Nothing is deleted."""
-
-
-def _encode(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _new_generation() -> str:
@@ -195,7 +192,7 @@ class _Manifest:
         )
 
     def encode(self, session_id: str) -> bytes:
-        return _encode(
+        return dumps_bytes(
             {
                 "deskmate": "manifest",
                 "version": FORMAT_VERSION,
@@ -722,7 +719,7 @@ class S3Backend:
             record["title"] = title
         if workspace_uri:
             record["workspaceUri"] = workspace_uri
-        body = _encode({"deskmate": "segment", "version": FORMAT_VERSION, **record})
+        body = dumps_bytes({"deskmate": "segment", "version": FORMAT_VERSION, **record})
         for attempt in range(MAX_ATTEMPTS):
             manifest = self._manifest(session_id, cached=True)
             if manifest is None:
@@ -900,7 +897,7 @@ class S3Backend:
             r for data, _ in filter(None, found) for r in (data["segments"] if kind == "merge" else [data])
         ]
         segments = [{"token": record.get("token"), "messages": record["messages"]} for record in records]
-        body = _encode({"deskmate": "chunk", "version": FORMAT_VERSION, "segments": segments})
+        body = dumps_bytes({"deskmate": "chunk", "version": FORMAT_VERSION, "segments": segments})
         try:
             self._put(key, body, create=True)
         except _Declined:
@@ -936,7 +933,7 @@ class S3Backend:
                 "version": FORMAT_VERSION,
                 "messages": [m.to_dict() for m in session.messages],
             }
-            self._put(self._base_key(session.id, generation), _encode(base))
+            self._put(self._base_key(session.id, generation), dumps_bytes(base))
         replaced: set[str] = set()
         for attempt in range(MAX_ATTEMPTS):
             current = self._manifest(session.id)
