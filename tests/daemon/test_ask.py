@@ -174,3 +174,30 @@ async def test_system_prompt_and_temperature_reach_the_model(start_daemon, proje
     await daemon.ask("hi")
     body = model_server.requests[-1]
     assert body["messages"][0] == {"role": "system", "content": "Be terse."} and body["temperature"] == 0.2
+
+
+async def test_max_tokens_reaches_the_model_and_changes_without_a_restart(
+    start_daemon, project, model_server
+):
+    daemon = await start_daemon(folders=[project], settings={"maxTokens": 64})
+    model_server.clear_requests()
+    await daemon.ask("hi")
+    assert model_server.requests[-1]["max_tokens"] == 64
+    daemon.client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"deskmate": {"maxTokens": 16, "temperature": 0.5}})
+    )
+    for _ in range(100):
+        await daemon.ask("again")
+        if model_server.requests[-1].get("max_tokens") == 16:
+            break
+        await asyncio.sleep(0.05)
+    assert model_server.requests[-1]["max_tokens"] == 16 and model_server.requests[-1]["temperature"] == 0.5
+    daemon.client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"deskmate": {"maxTokens": None}})
+    )
+    for _ in range(100):
+        await daemon.ask("unlimited")
+        if "max_tokens" not in model_server.requests[-1]:
+            break
+        await asyncio.sleep(0.05)
+    assert "max_tokens" not in model_server.requests[-1]

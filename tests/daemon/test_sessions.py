@@ -117,6 +117,31 @@ async def test_delete(start_daemon, project, data_dir):
     }
 
 
+@pytest.mark.parametrize("store", ["file", "redis"])
+async def test_deleting_a_session_while_it_answers_cancels_the_ask_and_it_stays_deleted(
+    start_daemon, project, request, store
+):
+    settings = {"storageUrl": request.getfixturevalue("redis_url")} if store == "redis" else {}
+    daemon = await start_daemon(folders=[project], settings=settings)
+    await daemon.ask("first turn", sessionId="doomed")
+    asking = asyncio.ensure_future(
+        daemon.ask("[[tokens:200]] [[rate:20]]", sessionId="doomed", askId="doomed")
+    )
+    for _ in range(200):
+        if daemon.deltas_of("doomed"):
+            break
+        await asyncio.sleep(0.02)
+    assert daemon.deltas_of("doomed"), "the answer never started"
+    assert await daemon.run("deskmate.deleteSession", {"sessionId": "doomed"}) == {"deleted": True}
+    result = await asyncio.wait_for(asking, 10)
+    assert result["interrupted"] is True  # the delete cancelled it
+    await asyncio.sleep(0.3)  # nothing is stored late either
+    listed = await daemon.run("deskmate.listSessions", {"all": True})
+    assert "doomed" not in {s["sessionId"] for s in listed["sessions"]}
+    session = await daemon.run("deskmate.getSession", {"sessionId": "doomed"})
+    assert session["messages"] == [] and session["persisted"] is False
+
+
 async def test_list_sessions_of_the_workspace_and_all(start_daemon, project, tmp_path):
     other = tmp_path / "other"
     other.mkdir()

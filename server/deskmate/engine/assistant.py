@@ -69,7 +69,9 @@ class _RunningAsk:
     ask_id: str
     session_id: str | None
     cancelled: bool = False
+    discarded: bool = False  # its session is being deleted: store nothing more
     task: asyncio.Task[Any] | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -184,6 +186,9 @@ class Assistant:
     def _model(self) -> ModelClient:
         if self._state.model is None:
             self._state.model = ModelClient(self.settings)
+        # Per-request settings (temperature, maxTokens) apply at once; the connection is
+        # rebuilt only when one of _MODEL_FIELDS changes (update_settings).
+        self._state.model.settings = self.settings
         return self._state.model
 
     async def close(self) -> None:
@@ -277,6 +282,7 @@ class Assistant:
         finally:
             del self._busy[ref.id]
             del self._asks[ask_id]
+            running.finished.set()
 
     async def _ask(
         self,
@@ -327,7 +333,12 @@ class Assistant:
             usage=usage.to_dict() if usage else None,
             status="interrupted" if interrupted else "complete",
         )
-        if in_memory:
+        if running.discarded:
+            # The session is being deleted: the question must be stored (or have failed) before
+            # the delete runs, and the answer must not bring the session back.
+            if stored_question is not None:
+                await asyncio.gather(asyncio.shield(stored_question), return_exceptions=True)
+        elif in_memory:
             session.messages.append(answer)
         else:
             assert stored_question is not None and ref.id is not None
@@ -432,8 +443,11 @@ class Assistant:
     async def delete_session(self, session_id: str) -> bool:
         """Delete a session everywhere; folders using it go back to their default session."""
         validate_session_id(session_id, "deleteSession")
-        if (ask_id := self.running_ask(session_id)) is not None:
-            self.cancel(ask_id)
+        running = self._busy.get(session_id)
+        if running is not None:  # stop it, and let it finish storing nothing before deleting
+            running.discarded = True
+            running.cancel()
+            await running.finished.wait()
         in_memory = self._state.memory.pop(session_id, None) is not None
         stored = await self.backend.delete(session_id)
         await asyncio.to_thread(self.workspaces.forget_session, session_id)

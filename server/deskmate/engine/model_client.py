@@ -89,6 +89,8 @@ class ModelClient:
         options: dict[str, Any] = {}
         if settings.temperature is not None:
             options["temperature"] = settings.temperature
+        if settings.max_tokens is not None:
+            options["max_tokens"] = settings.max_tokens
         stream = None
         try:
             stream = await client.chat.completions.create(

@@ -38,6 +38,8 @@ class Settings:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     temperature: float | None = None
     max_history_tokens: int = 8000
+    # Longest answer the model may write (sent as max_tokens); None: the server's own limit.
+    max_tokens: int | None = None
     auto_save: bool = True
     session_id: str | None = None
     data_dir: str | None = None
@@ -150,6 +152,7 @@ _SPECS = {
     "systemPrompt": ("system_prompt", _text),
     "temperature": ("temperature", _number(0, 2)),
     "maxHistoryTokens": ("max_history_tokens", _integer(0)),
+    "maxTokens": ("max_tokens", _integer(1)),
     "autoSave": ("auto_save", _bool),
     "sessionId": ("session_id", _checked_by(validate_session_id)),
     "dataDir": ("data_dir", _string),
