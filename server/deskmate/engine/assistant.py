@@ -26,6 +26,7 @@ from ..memory import (
     default_data_dir,
     validate_session_id,
 )
+from ..memory.holding import HoldingBackend
 from ..memory.urls import open_store, redact
 from .export import session_to_markdown
 from .model_client import ModelClient, ModelError, Usage
@@ -146,7 +147,8 @@ class Assistant:
         """The session store the settings name; raises StorageError if it cannot be opened."""
         state = self._state
         if state.backend is None:
-            state.backend = open_store(state.settings.storage_url, state.data_dir, notify=self.warn)
+            store = open_store(state.settings.storage_url, state.data_dir, notify=self.warn)
+            state.backend = HoldingBackend(store, notify=self.warn)
         return state.backend
 
     @property
@@ -500,6 +502,7 @@ class Assistant:
             "dataDirWritable": os.access(probe, os.W_OK),
             "storage": redact(settings.storage_url) if settings.storage_url else f"file://{data_dir}",
             "storageUnavailable": self._storage_problem(),
+            "unsavedMessages": getattr(self._state.backend, "held_messages", 0),
             "autoSave": settings.auto_save,
         }
 
