@@ -96,3 +96,75 @@ async def test_the_cli_and_the_daemon_share_sessions(start_daemon, project, mode
     daemon = await start_daemon(folders=[project])
     session = await daemon.run("deskmate.getSession", {})
     assert session["messages"][0]["content"] == "asked in a terminal"
+
+
+ESCAPES = "\x1b]52;c;cGF5bG9hZA==\x07\x1b[2J\x1b[H\x1b]0;pwned\x1b\\\rover\x9b31m"
+
+
+def deskmate_on_a_terminal(*args, cwd, model_server, data_dir) -> bytes:
+    """Run deskmate with its stdout on a real pseudo-terminal; returns what reached the terminal."""
+    import os
+    import pty
+
+    main, child = pty.openpty()
+    env = clean_env(
+        DESKMATE_BASE_URL=model_server.base_url, DESKMATE_MODEL="test-model", DESKMATE_DATA_DIR=str(data_dir)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deskmate", *args], cwd=cwd, env=env, stdout=child, stderr=subprocess.PIPE
+    )
+    os.close(child)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+    return seen
+
+
+def test_control_sequences_from_the_model_never_reach_a_terminal(project, model_server, data_dir):
+    question = f"[[answer:before{ESCAPES}after\tend]] hi"
+    shown = deskmate_on_a_terminal("ask", question, cwd=project, model_server=model_server, data_dir=data_dir)
+    assert b"\x1b" not in shown and b"\x07" not in shown and "\x9b".encode() not in shown
+    assert b"before" in shown and b"after\tend" in shown
+    history = deskmate_on_a_terminal(
+        "sessions", "show", cwd=project, model_server=model_server, data_dir=data_dir
+    )
+    assert b"\x1b" not in history and b"after\tend" in history
+    # Piped, the answer is exactly what the model wrote.
+    piped = deskmate("ask", question, cwd=project, model_server=model_server, data_dir=data_dir)
+    assert ESCAPES.replace("\r", "\n") in piped.stdout  # (text mode reads "\r" as a newline)
+
+
+def test_file_context_in_the_terminal_must_be_a_regular_file(project, model_server, data_dir):
+    import os
+
+    os.mkfifo(project / "pipe.txt")
+    refused = deskmate(
+        "ask",
+        "what?",
+        "--file",
+        "pipe.txt",
+        cwd=project,
+        model_server=model_server,
+        data_dir=data_dir,
+        check=False,
+    )
+    assert refused.returncode == 1 and "not a regular file" in refused.stderr
+    environ = deskmate(
+        "ask",
+        "what?",
+        "--file",
+        "/proc/self/environ",
+        cwd=project,
+        model_server=model_server,
+        data_dir=data_dir,
+        check=False,
+    )
+    assert environ.returncode == 1 and "system file" in environ.stderr

@@ -156,21 +156,21 @@ async def run_terminal(args: argparse.Namespace) -> int:
 
 
 async def terminal_ask(assistant, args: argparse.Namespace) -> int:
+    from .engine.context_files import read_context_file
     from .engine.workspaces import path_to_uri
+    from .terminal import SafeWriter
 
     context = None
     if args.file:
+        # The user names the file in their own terminal: any regular file of theirs, capped.
         path = args.file.absolute()
-        context = {"uri": path_to_uri(path), "text": path.read_text(errors="replace")}
+        text, note = await asyncio.to_thread(read_context_file, path, None)
+        context = {"uri": path_to_uri(path), "text": text, **({"note": note} if note else {})}
     # In a terminal the project is the current directory's, wherever --file lies.
     ref = assistant.resolve(session_id=args.session)
-
-    def write(delta: str) -> None:
-        sys.stdout.write(delta)
-        sys.stdout.flush()
-
+    out = SafeWriter(sys.stdout)
     task = asyncio.ensure_future(
-        assistant.ask(" ".join(args.question), ref=ref, context=context, on_delta=write)
+        assistant.ask(" ".join(args.question), ref=ref, context=context, on_delta=out.write)
     )
     try:
         result = await asyncio.shield(task)
@@ -185,13 +185,17 @@ async def terminal_ask(assistant, args: argparse.Namespace) -> int:
 
 
 async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) -> int:
+    from .terminal import SafeWriter, strip_controls
+
     if args.verb == "list":
         rows = await assistant.list_sessions(folder, all=args.all)
         if not rows:
             print("No sessions yet.")
         for info, active in rows:
             mark = "*" if active else " "
-            print(f"{mark} {info.id:40} {info.updated_at:24} {info.message_count:5} msgs  {info.title}")
+            print(
+                f"{mark} {info.id:40} {info.updated_at:24} {info.message_count:5} msgs  {strip_controls(info.title)}"
+            )
         return 0
     if args.verb == "delete":
         deleted = await assistant.delete_session(args.session)
@@ -200,11 +204,12 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
     ref = assistant.resolve(session_id=args.session, workspace_uri=None if args.session else folder)
     session, markdown = await assistant.export_session(ref)
     if args.verb == "export":
-        sys.stdout.write(markdown)
+        SafeWriter(sys.stdout).write(markdown)
         return 0
+    out = SafeWriter(sys.stdout)
     for message in session.messages:
         flag = " (interrupted)" if message.status == "interrupted" else ""
-        print(f"[{message.timestamp}] {message.role}{flag}:\n{message.content}\n")
+        out.write(f"[{message.timestamp}] {message.role}{flag}:\n{message.content}\n\n")
     if not session.messages:
         print(f"Session {session.id} has no messages.")
     return 0
