@@ -27,6 +27,7 @@ from ..memory import (
     validate_session_id,
 )
 from ..memory.holding import HoldingBackend
+from ..memory.limits import clip_title
 from ..memory.urls import open_store, redact
 from .export import session_to_markdown
 from .model_client import ModelClient, ModelError, Usage
@@ -405,6 +406,8 @@ class Assistant:
             if all or info.id in active or (info.workspace_uri and info.workspace_uri.rstrip("/") in folders)
         ]
         chosen.sort(key=lambda info: info.updated_at, reverse=True)
+        for info in chosen:  # whatever a store holds, a listing stays small
+            info.title = clip_title(info.title)
         return [(info, info.id in active) for info in chosen]
 
     async def get_session(self, ref: SessionRef) -> SessionView:

@@ -1,0 +1,61 @@
+"""One damaged record never takes the listing (or the daemon) down, and no traceback reaches the
+client: the real daemon over session files damaged by hand, field by field."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+HEADER = {
+    "deskmate": "session",
+    "version": 1,
+    "title": "t",
+    "workspaceUri": None,
+    "createdAt": "2026-01-01T00:00:00.000Z",
+}
+MESSAGE = {"id": "m1", "role": "user", "content": "hi", "timestamp": "2026-01-01T00:00:01.000Z", "n": 1}
+
+
+def write_session(data_dir, session_id, header, *messages):
+    directory = data_dir / "sessions"
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({**HEADER, "id": session_id, **header})] + [json.dumps(m) for m in messages]
+    (directory / f"{session_id}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+DAMAGE = {
+    "tags-is-a-number": ({"tags": 5}, [MESSAGE]),
+    "version-is-a-string": ({"version": "2"}, [MESSAGE]),
+    "title-is-a-list": ({"title": ["x"]}, [MESSAGE]),
+    "context-text-is-a-number": ({}, [{**MESSAGE, "context": {"uri": "file:///x", "text": 5}}]),
+    "message-is-a-list": ({}, [[1, 2]]),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE), ids=list(DAMAGE))
+async def test_one_damaged_session_leaves_the_listing_whole(start_daemon, project, data_dir, damage):
+    header, messages = DAMAGE[damage]
+    write_session(data_dir, "healthy", {"title": "healthy one"}, MESSAGE)
+    write_session(data_dir, "damaged", header, *messages)
+    daemon = await start_daemon(folders=[project])
+
+    listed = await daemon.run("deskmate.listSessions", {"all": True})
+    ids = {s["sessionId"] for s in listed["sessions"]}
+    assert "healthy" in ids
+    # Opening the damaged one moves it aside, warns, and starts afresh: never a traceback.
+    session = await daemon.run("deskmate.getSession", {"sessionId": "damaged"})
+    assert session["messages"] == []
+    for _ in range(100):
+        if any("damaged" in m.message for m in daemon.client.messages):
+            break
+        await asyncio.sleep(0.05)
+    assert any('session "damaged" was damaged' in m.message for m in daemon.client.messages)
+    assert list((data_dir / "sessions").glob("damaged.jsonl.corrupt-*")), (
+        "the damaged file was not kept aside"
+    )
+    healthy = await daemon.run("deskmate.getSession", {"sessionId": "healthy"})
+    assert [m["content"] for m in healthy["messages"]] == ["hi"]
+    for text in [m.message for m in daemon.client.messages] + [m.message for m in daemon.client.log_messages]:
+        assert "Traceback" not in text
