@@ -361,3 +361,28 @@ async def test_closed_backend_refuses_work(url):
     await backend.close()
     with pytest.raises(StorageError, match="is closed"):
         await backend.list()
+
+
+async def test_rows_that_are_not_sessions_do_not_break_the_listing(url, schema, admin, caplog):
+    backend = open_backend(url)
+    await backend.append("good", turn(0), title="Good")
+    await backend.save(Session(id="tagged", title="Tagged", tags=["a", "b"], messages=turn(1)))
+    sessions = sql.Identifier(schema, "sessions")
+    for bad_id in ("../../etc/passwd", "été", "-dash", "x" * 300, "new\nline"):
+        await admin.execute(
+            sql.SQL("INSERT INTO {} VALUES (%s, 'hand-made', NULL, 'c', 'z', '{{}}', 0)").format(sessions),
+            (bad_id,),
+        )
+    await admin.execute(sql.SQL("UPDATE {} SET tags = ARRAY['a', NULL] WHERE id = 'tagged'").format(sessions))
+    infos = await backend.list()
+    assert [(i.id, i.title, i.tags) for i in infos] == [("tagged", "Tagged", ["a"]), ("good", "Good", [])]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 6
+    assert any("'../../etc/passwd'" in w and f"{schema}.sessions" in w for w in warnings)
+    assert any("'new\\nline'" in w for w in warnings) and not any("\n" in w for w in warnings)
+    assert any("Session 'tagged'" in w and "NULL" in w for w in warnings)
+    await backend.list()
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 6  # once, not every listing
+    with pytest.raises(StorageError, match="Session 'tagged' on PostgreSQL at .* has a NULL among its tags"):
+        await backend.load("tagged")
+    await backend.close()

@@ -292,7 +292,9 @@ async def test_an_unreadable_element_is_a_storage_error_and_nothing_is_deleted(
 async def test_a_newer_format_is_refused(backend, server, namespace):
     await backend.append("future", turn(0))
     server.hset(f"{namespace}:session:{{future}}", "version", "2")
-    with pytest.raises(StorageError, match="Session 'future' .* format version '2', newer than"):
+    with pytest.raises(
+        StorageError, match="Session 'future' .* format version '2', not one this deskmate understands"
+    ):
         await backend.load("future")
 
 
@@ -303,6 +305,76 @@ async def test_damaged_tags_are_a_storage_error(backend, server, namespace):
         await backend.load("tagged")
     await backend.append("fine", turn(0))
     assert {info.id: info.tags for info in await backend.list()} == {"tagged": [], "fine": []}
+
+
+@pytest.mark.parametrize(
+    "member", [b"\xff\xfe", b"../../etc/passwd", "\u00e9t\u00e9".encode(), b"x" * 300, b"nul\0id", b"-dash"]
+)
+async def test_a_listing_entry_that_is_not_a_session_id_is_skipped_with_a_warning(
+    backend, server, namespace, member, caplog
+):
+    await backend.append("good", turn(0), title="Good")
+    server.zadd(f"{namespace}:sessions", {member: time.time() * 1000 + 10_000})  # listed first
+    infos = await backend.list()
+    assert [(i.id, i.title, i.message_count) for i in infos] == [("good", "Good", 2)]
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert repr(member[:80]) in warning.getMessage() and f"{namespace}:sessions" in warning.getMessage()
+    assert "\0" not in warning.getMessage() and "\n" not in warning.getMessage()
+    await backend.list()
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1  # once, not every listing
+
+
+async def test_damaged_session_keys_and_fields_do_not_break_the_listing(backend, server, namespace, caplog):
+    meta = f"{namespace}:session:{{{{{{}}}}}}"
+    for session_id in ("ok", "meta-string", "messages-string", "newer", "garbled", "tags-int", "tags-mixed"):
+        await backend.append(session_id, turn(0), title=session_id)
+    server.delete(meta.format("meta-string"))
+    server.set(meta.format("meta-string"), "not a hash")  # WRONGTYPE for HMGET and HGETALL
+    server.delete(meta.format("messages-string") + ":messages")
+    server.set(meta.format("messages-string") + ":messages", "not a list")
+    server.hset(meta.format("newer"), "version", "2")
+    server.hset(meta.format("garbled"), "version", "\u00b2")  # isdigit(), yet no number int() reads
+    server.hset(meta.format("tags-int"), "tags", "5")
+    server.hset(meta.format("tags-mixed"), "tags", '["a", 1]')
+    server.hset(meta.format("tags-mixed"), b"\xff", b"\xfe")  # a field name that is not UTF-8
+
+    infos = {info.id: info for info in await backend.list()}
+    assert set(infos) == {
+        "ok",
+        "meta-string",
+        "messages-string",
+        "newer",
+        "garbled",
+        "tags-int",
+        "tags-mixed",
+    }
+    assert (infos["ok"].title, infos["ok"].message_count) == ("ok", 2)
+    for damaged in ("meta-string", "messages-string", "newer", "garbled"):
+        assert infos[damaged].title == "(damaged session)"
+    for session_id in ("tags-int", "tags-mixed"):
+        assert (infos[session_id].title, infos[session_id].tags, infos[session_id].message_count) == (
+            session_id,
+            [],
+            2,
+        )
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    for damaged in ("meta-string", "messages-string", "newer", "garbled", "tags-int", "tags-mixed"):
+        assert any(f"Session {damaged!r}" in w for w in warnings), damaged
+
+    for damaged, why in [
+        ("meta-string", "WRONGTYPE"),
+        ("messages-string", "WRONGTYPE"),
+        ("newer", "format version '2', not one this deskmate understands"),
+        ("garbled", "format version '\u00b2'"),
+        ("tags-int", "tags field is not a JSON list of strings: '5'"),
+        ("tags-mixed", "tags field is not a JSON list of strings"),
+    ]:
+        with pytest.raises(StorageError, match=f"session '{damaged}'|Session '{damaged}'") as caught:
+            await backend.load(damaged)
+        assert why in str(caught.value)
+        assert type(caught.value) in (StorageError,)
+    assert await backend.delete("meta-string") is True  # and a damaged session can be deleted
+    assert "meta-string" not in {info.id for info in await backend.list()}
 
 
 # -- layout ----------------------------------------------------------------------------------

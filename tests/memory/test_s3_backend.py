@@ -472,3 +472,42 @@ async def test_malformed_objects_raise_naming_the_key_and_are_kept(backend, name
     assert [(i.id, i.title) for i in infos] == [("s", "(damaged session manifest)")]
     assert await backend.delete("s") is True  # and it can be deleted
     assert objects(namespace) == {}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("tags", 5, "field 'tags' is not a list: 5"),
+        ("tags", ["a", 1], "field 'tags' is not a list of strings"),
+        ("version", "2", "format version '2' is not one this deskmate understands"),
+        ("version", 2, "format version 2 is not one this deskmate understands"),
+        ("workspaceUri", 5, "field 'workspaceUri' is not a string: 5"),
+        ("title", ["t"], "field 'title' is not a string"),
+        ("messageCount", "2", "field 'messageCount' is not a count: '2'"),
+        ("messageCount", -1, "field 'messageCount' is not a count: -1"),
+        ("next", True, "field 'next' is not a count: True"),
+        ("chunks", 5, "field 'chunks' is not a list of"),
+        ("chunks", [[0]], "field 'chunks' is not a list of"),
+        ("generation", None, "generation None is not a generation name"),
+    ],
+)
+async def test_a_damaged_manifest_field_is_listed_as_damaged_and_refused_on_load(
+    backend, namespace, field, value, why, caplog
+):
+    await backend.append("hurt", turn("a", 0), title="Hurt")
+    await backend.append("fine", turn("b", 0), title="Fine")
+    damaged = {**manifest(namespace, "hurt"), field: value}
+    put(f"{namespace}/sessions/hurt/manifest.json", json.dumps(damaged).encode())
+    put(f"{namespace}/sessions/not a session/manifest.json", b"{}")  # a prefix that is no session id
+    infos = {i.id: i for i in await open_s3(namespace).list()}
+    assert {i: (info.title, info.workspace_uri, info.tags) for i, info in infos.items()} == {
+        "hurt": ("(damaged session manifest)", None, []),
+        "fine": ("Fine", None, []),
+    }
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("Session 'hurt'" in w and why in w for w in warnings), warnings
+    assert any("'not a session'" in w and "not a session id" in w for w in warnings)
+    with pytest.raises(StorageError, match="Session 'hurt'") as caught:
+        await open_s3(namespace).load("hurt")
+    assert why in str(caught.value) and type(caught.value).__name__ == "_Damaged"
+    assert len((await open_s3(namespace).load("fine")).messages) == 2

@@ -33,7 +33,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from .codec import REPLACEMENT, dumps, storable
-from .errors import BackendUnavailable, StorageError
+from .errors import BackendUnavailable, SessionStoreError, StorageError
 from .ids import validate_session_id
 from .models import Message, Session, SessionInfo
 from .urls import redact
@@ -128,6 +128,11 @@ def _encode(message: Message) -> str:
     return dumps(message.to_dict())
 
 
+def _shown(value: str) -> str:
+    """``value`` safe to put in a message or log line: repr'd (no control characters) and short."""
+    return repr(value[:80]) + ("..." if len(value) > 80 else "")
+
+
 def _reason(exc: BaseException) -> str:
     """The error's text on one line (libpq's span several)."""
     return " ".join(str(exc).split()) or type(exc).__name__
@@ -184,6 +189,7 @@ class PostgresBackend:
         self._pool: AsyncConnectionPool | None = None
         self._opening = asyncio.Lock()  # binds to the running loop only when first awaited
         self._closed = False
+        self._warned: set[str] = set()
         quoted = sql.Identifier(schema)
         columns = sql.SQL(_SESSION_COLUMNS)
 
@@ -383,9 +389,11 @@ class PostgresBackend:
                 if len(records) != count:  # a row held more than one value
                     raise ValueError
                 messages = [Message.from_dict(record) for record in records]
-            except ValueError:  # read row by row to name the one to blame
+            except (ValueError, RecursionError):  # read row by row to name the one to blame
                 cur = await conn.execute(self._load_rows_sql, (session_id,))
                 messages = list(self._decode(session_id, await cur.fetchall()))
+        if None in tags:
+            raise StorageError(f"{self._null_tag(session_id)}: it cannot be read. Nothing was changed.")
         return Session(
             id=session_id,
             title=title,
@@ -399,7 +407,7 @@ class PostgresBackend:
         for seq, data in rows:
             try:
                 yield Message.from_dict(json.loads(data))
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 # Refuse rather than repair: the row stays for someone to look at.
                 raise StorageError(
                     f"Session {session_id!r} on {self.name} cannot be read: message seq {seq} in "
@@ -460,22 +468,47 @@ class PostgresBackend:
             return cur.rowcount > 0
 
     async def list(self) -> list[SessionInfo]:
-        """Every session's summary from the sessions table, most recently updated first."""
+        """Every session's summary from the sessions table, most recently updated first.
+
+        A row whose id is not a session id (written by hand, say) is skipped and a NULL
+        tag left out, each with a warning: one bad row never hides the others.
+        """
         async with self._connection("list sessions") as conn:
             cur = await conn.execute(self._list_sql)
             rows = await cur.fetchall()
-        return [
-            SessionInfo(
-                id=id_,
-                title=title,
-                workspace_uri=workspace_uri,
-                created_at=created_at,
-                updated_at=updated_at,
-                message_count=message_count,
-                tags=list(tags),
+        infos = []
+        for id_, title, workspace_uri, created_at, updated_at, tags, message_count in rows:
+            try:
+                validate_session_id(id_)
+            except SessionStoreError:
+                self._warn(
+                    f"Skipped the row {_shown(id_)} of {self.schema}.sessions on {self.name}: "
+                    "its id is not a session id."
+                )
+                continue
+            if None in tags:
+                self._warn(f"{self._null_tag(id_)}; it is listed without them.")
+            infos.append(
+                SessionInfo(
+                    id=id_,
+                    title=title,
+                    workspace_uri=workspace_uri,
+                    created_at=created_at,
+                    updated_at=updated_at,
+                    message_count=message_count,
+                    tags=[tag for tag in tags if tag is not None],
+                )
             )
-            for id_, title, workspace_uri, created_at, updated_at, tags, message_count in rows
-        ]
+        return infos
+
+    def _null_tag(self, session_id: str) -> str:
+        return f"Session {session_id!r} on {self.name} has a NULL among its tags in {self.schema}.sessions"
+
+    def _warn(self, message: str) -> None:
+        """Log ``message`` once per backend: a listing read every few seconds must not flood the log."""
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
 
     async def close(self) -> None:
         """Close the pool's connections; later operations raise StorageError."""

@@ -43,7 +43,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from .codec import dumps, storable
-from .errors import BackendUnavailable, StorageError
+from .errors import BackendUnavailable, SessionStoreError, StorageError
 from .ids import validate_session_id
 from .models import Message, Session, SessionInfo, now_iso
 from .urls import redact
@@ -137,6 +137,10 @@ end
 return removed
 """
 
+# What a listing reads of each session's hash (the message count comes from LLEN).
+_LISTED_FIELDS = ("version", "title", "workspaceUri", "createdAt", "updatedAt", "tags")
+DAMAGED_TITLE = "(damaged session)"
+
 _REFUSED_BY_ACL = ("can't run this command", "No permissions to access")
 _SCRIPTS = {"append": _APPEND, "save": _SAVE, "delete": _DELETE, "prune": _PRUNE}
 
@@ -190,6 +194,7 @@ class RedisBackend:
         self._client: aioredis.Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: dict[str, AsyncScript] = {}
+        self._warned: set[str] = set()
 
     def __repr__(self) -> str:
         return f"RedisBackend({redact(self._url)!r}, prefix={self.prefix!r}, ttl={self.ttl!r})"
@@ -298,13 +303,8 @@ class RedisBackend:
             raise self._failure(exc, f"read session {session_id!r}") from None
         if not meta:
             return None  # never stored, deleted, or expired
-        fields = {key.decode(): _text(value) for key, value in meta.items()}
-        version = fields.get("version", "1")
-        if not version.isdigit() or int(version) > FORMAT_VERSION:
-            raise StorageError(
-                f"Session {session_id!r} in {self.name} has format version {version!r}, "
-                "newer than this deskmate understands."
-            )
+        fields = {_text(key): _text(value) for key, value in meta.items()}
+        self._check_version(session_id, fields.get("version"))
         return Session(
             id=session_id,
             title=fields.get("title", ""),
@@ -377,36 +377,29 @@ class RedisBackend:
         """Summaries from the sorted set and each session's hash and list length, newest first.
 
         Ids whose session expired (or vanished) are dropped from the sorted set on the way.
+        One bad entry never hides the others: an entry that is not a session id is skipped,
+        a session whose keys cannot be read is listed as ``(damaged session)``, a field that
+        cannot be read is left at its default; each with a warning in the log.
         """
         try:
             client = self._redis()
-            ids = [raw.decode() for raw in await client.zrevrange(self.index_key, 0, -1)]
+            ids = [i for i in map(self._listed_id, await client.zrevrange(self.index_key, 0, -1)) if i]
             if not ids:
                 return []
             async with client.pipeline(transaction=False) as pipe:
                 for session_id in ids:
                     meta_key, messages_key = self.keys_of(session_id)
-                    pipe.hmget(meta_key, "title", "workspaceUri", "createdAt", "updatedAt", "tags")
+                    pipe.hmget(meta_key, *_LISTED_FIELDS)
                     pipe.llen(messages_key)
-                replies = await pipe.execute()
+                # A key of the wrong type answers with an error, kept in its place in the replies.
+                replies = await pipe.execute(raise_on_error=False)
             infos, gone = [], []
             for position, session_id in enumerate(ids):
                 fields, count = replies[2 * position], replies[2 * position + 1]
-                if all(value is None for value in fields):
+                if isinstance(fields, list) and all(value is None for value in fields):
                     gone.append(session_id)
                     continue
-                title, uri, created_at, updated_at, tags = map(_text, fields)
-                infos.append(
-                    SessionInfo(
-                        id=session_id,
-                        title=title,
-                        workspace_uri=uri or None,
-                        created_at=created_at,
-                        updated_at=updated_at,
-                        message_count=int(count),
-                        tags=self._listed_tags(session_id, tags),
-                    )
-                )
+                infos.append(self._listed(session_id, fields, count))
             if gone:
                 keys = [self.index_key, *(self.keys_of(session_id)[0] for session_id in gone)]
                 await self._run("prune", keys, gone)
@@ -429,13 +422,13 @@ class RedisBackend:
             if len(records) != len(items):  # an element held more than one value
                 raise ValueError
             return [Message.from_dict(record) for record in records]
-        except ValueError:
+        except (ValueError, RecursionError):
             pass  # find the element to blame
         messages = []
         for index, item in enumerate(items):
             try:
                 messages.append(Message.from_dict(json.loads(item)))
-            except ValueError as exc:  # includes bad UTF-8 and bad JSON
+            except (ValueError, RecursionError) as exc:  # includes bad UTF-8 and bad JSON
                 raise StorageError(
                     f"Session {session_id!r} in {self.name}: the message at index {index} of "
                     f"{self.keys_of(session_id)[1]} cannot be read ({exc}). Nothing was changed; "
@@ -443,26 +436,87 @@ class RedisBackend:
                 ) from None
         return messages
 
-    def _listed_tags(self, session_id: str, raw: str) -> list[str]:
-        """Tags for a listing: one damaged session must not hide all the others."""
+    def _listed_id(self, raw: bytes) -> str | None:
+        """The session id a sorted-set member names, or None (and a warning) if it names none."""
         try:
-            return self._tags(session_id, raw)
+            return validate_session_id(raw.decode())
+        except (UnicodeDecodeError, SessionStoreError):
+            self._warn(
+                f"Skipped {_shown(raw)} in {self.index_key} on {self.name}: it is not a session id. "
+                "Remove it with ZREM if nothing else put it there."
+            )
+            return None
+
+    def _listed(self, session_id: str, fields: Any, count: Any) -> SessionInfo:
+        """A listing's summary of one session from its HMGET and LLEN replies, whatever they hold."""
+        meta_key, messages_key = self.keys_of(session_id)
+        for reply in (fields, count):
+            if isinstance(reply, Exception) and "WRONGTYPE" not in str(reply):
+                raise reply  # not this session's damage (an ACL refusal, say): the listing fails
+        try:
+            if isinstance(fields, Exception):
+                raise StorageError(
+                    f"Session {session_id!r} in {self.name}: {meta_key} cannot be read ({fields})"
+                )
+            if isinstance(count, Exception):
+                raise StorageError(
+                    f"Session {session_id!r} in {self.name}: {messages_key} cannot be read ({count})"
+                )
+            version, title, uri, created_at, updated_at, tags = map(_text, fields)
+            self._check_version(session_id, version or None)
         except StorageError as exc:
-            log.warning("%s", exc)
-            return []
+            self._warn(f"{exc}; it is listed as {DAMAGED_TITLE!r}.")
+            return SessionInfo(id=session_id, title=DAMAGED_TITLE)
+        try:
+            listed_tags = self._tags(session_id, tags)
+        except StorageError as exc:
+            self._warn(f"{exc}; it is listed without tags.")
+            listed_tags = []
+        return SessionInfo(
+            id=session_id,
+            title=title,
+            workspace_uri=uri or None,
+            created_at=created_at,
+            updated_at=updated_at,
+            message_count=int(count),
+            tags=listed_tags,
+        )
+
+    def _warn(self, message: str) -> None:
+        """Log ``message`` once per backend: a listing read every few seconds must not flood the log."""
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
+
+    def _check_version(self, session_id: str, version: str | None) -> None:
+        if version is None:
+            return  # written before the field existed: version 1
+        if not (version.isascii() and version.isdigit()) or not 1 <= int(version) <= FORMAT_VERSION:
+            raise StorageError(
+                f"Session {session_id!r} in {self.name} has format version {_shown(version)}, "
+                f"not one this deskmate understands (up to {FORMAT_VERSION}): a newer deskmate wrote it, "
+                "or it is damaged."
+            )
 
     def _tags(self, session_id: str, raw: str | None) -> list[str]:
         if not raw:
             return []
         try:
             tags = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             tags = None
-        if not isinstance(tags, list):
+        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
             raise StorageError(
-                f"Session {session_id!r} in {self.name}: its tags field is not a JSON list: {raw[:80]!r}."
+                f"Session {session_id!r} in {self.name}: its tags field is not a JSON list of strings: "
+                f"{_shown(raw)}."
             )
-        return [str(tag) for tag in tags]
+        return tags
+
+
+def _shown(value: str | bytes) -> str:
+    """``value`` safe to put in a message or log line: repr'd (no control characters) and short."""
+    shown = repr(value[:80])
+    return shown + "..." if len(value) > 80 else shown
 
 
 def _parse_ttl(value: str, shown_url: str) -> int:

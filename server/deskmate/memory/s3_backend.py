@@ -128,8 +128,11 @@ def _check(kind: str, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("deskmate") != kind:
         raise ValueError(f"it is not a deskmate {kind} object")
     version = data.get("version", 1)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(f"format version {version!r} is newer than this deskmate understands")
+    if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
+        raise ValueError(
+            f"format version {_shown(version)} is not one this deskmate understands (up to {FORMAT_VERSION}): "
+            "a newer deskmate wrote it, or it is damaged"
+        )
     records = data.get("segments") if kind == "chunk" else [data]
     if kind != "manifest" and not (
         isinstance(records, list)
@@ -137,6 +140,27 @@ def _check(kind: str, data: Any) -> dict[str, Any]:
     ):
         raise ValueError("it has no list of messages")
     return data
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _field(data: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+    """Manifest field ``name``, ``default`` when absent or null; ValueError when of another type."""
+    value = data.get(name)
+    if value is None:
+        return default
+    if not (_is_count(value) if kind is int else isinstance(value, kind)):
+        expected = "a count" if kind is int else {str: "a string", list: "a list"}[kind]
+        raise ValueError(f"field {name!r} is not {expected}: {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    """``value`` safe to put in a message or log line: repr'd (no control characters) and short."""
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def _summary(record: dict[str, Any]) -> tuple[int, str, str, str | None]:
@@ -212,25 +236,36 @@ class _Manifest:
 
     @classmethod
     def decode(cls, data: dict[str, Any], etag: str) -> _Manifest:
-        """Raises ValueError (or TypeError, KeyError) when a field is missing or of the wrong type."""
+        """Raises ValueError naming the first field that is missing or of the wrong type."""
+        if "generation" not in data:
+            raise ValueError("field 'generation' is missing")
         generation = data["generation"]
         if not isinstance(generation, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", generation):
-            raise ValueError(f"generation {generation!r} is not a generation name")
-        chunks = tuple((int(start), int(end)) for start, end in data.get("chunks") or ())
+            raise ValueError(f"generation {_shown(generation)} is not a generation name")
+        chunks = data.get("chunks") or []
+        if not isinstance(chunks, list) or not all(
+            isinstance(chunk, list) and len(chunk) == 2 and all(_is_count(n) for n in chunk)
+            for chunk in chunks
+        ):
+            raise ValueError("field 'chunks' is not a list of [from, to] ranges")
+        chunks = [tuple(chunk) for chunk in chunks]
         if any(end <= start for start, end in chunks):
             raise ValueError("a chunk range is empty")
-        created_at = str(data.get("createdAt") or "")
+        created_at = _field(data, "createdAt", str, "")
+        tags = _field(data, "tags", list, [])
+        if not all(isinstance(tag, str) for tag in tags):
+            raise ValueError(f"field 'tags' is not a list of strings: {_shown(tags)}")
         return cls(
             generation=generation,
-            title=str(data.get("title") or ""),
-            workspace_uri=data.get("workspaceUri"),
+            title=_field(data, "title", str, ""),
+            workspace_uri=_field(data, "workspaceUri", str, None),
             created_at=created_at,
-            updated_at=str(data.get("updatedAt") or created_at),
-            tags=tuple(str(tag) for tag in data.get("tags") or ()),
-            message_count=int(data.get("messageCount", 0)),
-            base_messages=int(data.get("baseMessages", 0)),
-            chunks=chunks,
-            next=int(data.get("next", 0)),
+            updated_at=_field(data, "updatedAt", str, "") or created_at,
+            tags=tuple(tags),
+            message_count=_field(data, "messageCount", int, 0),
+            base_messages=_field(data, "baseMessages", int, 0),
+            chunks=tuple(chunks),
+            next=_field(data, "next", int, 0),
             etag=etag,
         )
 
@@ -291,6 +326,7 @@ class S3Backend:
         # Writes to one session from this process take turns: racing ourselves would only
         # cost requests. Other processes are still raced, with conditional requests.
         self._writing: dict[str, asyncio.Lock] = {}
+        self._warned: set[str] = set()
 
     def __repr__(self) -> str:
         endpoint = f"?endpoint={redact(self.endpoint)}" if self.endpoint else ""
@@ -398,6 +434,14 @@ class S3Backend:
             await asyncio.to_thread(pool.shutdown)
         if client is not None:
             client.close()
+
+    def _warn(self, message: str) -> None:
+        """Log ``message`` once per backend: a listing read every few seconds must not flood the log."""
+        with self._cache_lock:
+            if message in self._warned:
+                return
+            self._warned.add(message)
+        log.warning("%s", message)
 
     def _writer(self, session_id: str) -> asyncio.Lock:
         return self._writing.setdefault(session_id, asyncio.Lock())
@@ -573,16 +617,19 @@ class S3Backend:
             if known is not None:
                 return known
         key = self._manifest_key(session_id)
-        found = self._get(key, "manifest")
+        try:
+            found = self._get(key, "manifest")
+        except _Damaged as exc:
+            raise _Damaged(f"Session {session_id!r}: {exc}") from None
         if found is None:
             self._forget(session_id)
             return None
         try:
             manifest = _Manifest.decode(*found)
-        except (ValueError, TypeError, KeyError) as exc:
-            reason = f"field {exc.args[0]!r} is missing" if isinstance(exc, KeyError) else str(exc)
+        except ValueError as exc:
             raise _Damaged(
-                f"Stored object s3://{self.bucket}/{key} cannot be read: {reason}. It was left as it is."
+                f"Session {session_id!r}: stored object s3://{self.bucket}/{key} cannot be read: {exc}. "
+                "It was left as it is."
             ) from None
         self._remember(session_id, manifest)
         return manifest
@@ -696,6 +743,11 @@ class S3Backend:
     def _list(self) -> list[SessionInfo]:
         root = f"{self.prefix}sessions/"
         ids = [item["Prefix"][len(root) : -1] for item in self._listing(root, delimiter="/")]
+        for name in ids:
+            if not _is_session_id(name):
+                self._warn(
+                    f"Skipped s3://{self.bucket}/{root}{_shown(name)}/ in {self.name}: not a session id."
+                )
         infos = self._map(self._info, [i for i in ids if _is_session_id(i)])
         found = [info for info in infos if info is not None]
         found.sort(key=lambda info: info.updated_at, reverse=True)
@@ -705,7 +757,7 @@ class S3Backend:
         try:
             manifest = self._manifest(session_id)
         except _Damaged as exc:
-            log.warning("%s", exc)
+            self._warn(f"{exc} It is listed as '(damaged session manifest)'.")
             return SessionInfo(id=session_id, title="(damaged session manifest)")
         return None if manifest is None else manifest.info(session_id)
 
