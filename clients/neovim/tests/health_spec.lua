@@ -20,6 +20,20 @@ H.test(":checkhealth deskmate reports ok", function()
   H.truthy(not text:find("WARNING", 1, true), "no warnings")
 end)
 
+H.test(":checkhealth deskmate shows no password, secret parameter or API key", function()
+  H.stop_daemons()
+  pcall(vim.cmd.tabclose)
+  local with_login = H.env.base_url:gsub("://", "://deskmate:planted/pw@3141@", 1) .. "?api_key=planted-token"
+  H.setup({ settings = { baseUrl = with_login, apiKey = "sk-planted-nvim-key" } })
+  local text = report()
+  for _, secret in ipairs({ "planted/pw", "pw@3141", "planted-token", "sk-planted-nvim-key" }) do
+    H.truthy(not text:find(secret, 1, true), secret .. " in:\n" .. text)
+  end
+  H.contains(text, "at http://deskmate:***@", "the login masked, the user kept")
+  H.contains(text, "?api_key=***", "the secret parameter masked")
+  H.contains(text, "OK API key configured", "the key itself is never shown")
+end)
+
 H.test(":checkhealth deskmate reports a missing daemon as an error", function()
   H.stop_daemons()
   pcall(vim.cmd.tabclose)

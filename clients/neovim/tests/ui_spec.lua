@@ -169,6 +169,7 @@ H.test("doc/deskmate.txt builds help tags for every command", function()
     ":Deskmate-export",
     "deskmate-keymaps",
     "deskmate-health",
+    "deskmate-security",
   }) do
     H.truthy(tags:find("\n" .. vim.pesc(tag) .. "\tdeskmate.txt") or tags:find("^" .. vim.pesc(tag) .. "\t"), "tag " .. tag)
   end

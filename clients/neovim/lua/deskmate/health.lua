@@ -23,6 +23,7 @@ end
 
 function M.check()
   local config = require("deskmate.config")
+  local redact = require("deskmate.redact")
   local deskmate = require("deskmate")
 
   health.start("deskmate")
@@ -53,7 +54,7 @@ function M.check()
     )
     return
   end
-  health.ok(("daemon command found: %s (%s)"):format(table.concat(cmd, " "), exe))
+  health.ok(("daemon command found: %s (%s)"):format(redact.text(table.concat(cmd, " ")), exe))
 
   local root = require("deskmate.workspace").root(0)
   local info, err = status(root, 15000)
@@ -64,7 +65,8 @@ function M.check()
   health.ok("daemon version " .. tostring(info.version) .. " (workspace " .. root .. ")")
 
   health.start("deskmate: model")
-  local base = info.baseUrl ~= vim.NIL and info.baseUrl or nil
+  -- The daemon reports baseUrl as set; a login in it must not reach the screen.
+  local base = type(info.baseUrl) == "string" and redact.url(info.baseUrl) or nil
   if type(info.model) == "string" and info.model ~= "" then
     health.ok(("model %q at %s"):format(info.model, base or "the OpenAI API"))
   else
@@ -92,11 +94,11 @@ function M.check()
   if storage and not vim.startswith(storage, "file://") then
     if info.storageUnavailable ~= nil and info.storageUnavailable ~= vim.NIL then
       health.warn(
-        "shared store unreachable: " .. info.storageUnavailable,
+        "shared store unreachable: " .. redact.text(tostring(info.storageUnavailable)),
         "Answers go on; turns wait in the local outbox and are stored when it is back."
       )
     else
-      health.ok("shared store: " .. storage)
+      health.ok("shared store: " .. redact.text(storage))
     end
   end
   if info.autoSave == false then
