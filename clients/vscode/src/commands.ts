@@ -116,13 +116,13 @@ export function registerCommands(context: vscode.ExtensionContext, parts: Parts)
     run(CommandIds.setApiKey, async () => {
       const key = await vscode.window.showInputBox({
         title: 'deskmate API key',
-        prompt: 'Stored in VS Code SecretStorage (never in settings.json) and passed to the daemon at start.',
+        prompt: 'Stored in VS Code SecretStorage (never in settings.json) and passed to the daemon.',
         password: true,
         ignoreFocusOut: true,
       });
       if (!key?.trim()) return;
       await context.secrets.store(API_KEY_SECRET, key.trim());
-      void vscode.window.showInformationMessage('deskmate: API key saved; the daemon restarts with it.');
+      void vscode.window.showInformationMessage('deskmate: API key saved; the next question uses it.');
     }),
 
     run(CommandIds.clearApiKey, async () => {

@@ -18,7 +18,7 @@ import { DeskmateError, toDeskmateError } from './errors';
 import type { DaemonState } from './messages';
 import { ASK_DELTA_NOTIFICATION, type AskDelta } from './protocol';
 import type { Resolution, ServerCommand } from './serverCommand';
-import { type DaemonSettings, describeSettings, needsRestart, sameSettings } from './settings';
+import { type DaemonSettings, describeSettings, sameSettings, settingsChange } from './settings';
 
 /**
  * vscode-languageclient pops up its own notifications when a start fails or the
@@ -101,19 +101,27 @@ export class Daemon implements DaemonPort, vscode.Disposable {
   }
 
   /**
-   * Passes changed settings on: a `didChangeConfiguration` when the daemon can
-   * take them as they are, a restart when one was unset or the API key changed.
+   * Passes changed settings on with a `didChangeConfiguration`, the API key
+   * included; a removed setting goes as `null`, which the daemon takes as
+   * "back to your default". Never restarts: that would throw away unsaved
+   * sessions and running answers. (Only `deskmate.serverCommand` restarts,
+   * from the extension's configuration listener.)
    */
   async updateSettings(): Promise<void> {
+    // A daemon being started gets the change once it runs, not the start's copy.
+    if (this.current === 'starting') await this.queue;
     const next = await this.deps.settings();
     if (sameSettings(this.sent, next)) return;
-    if (!this.client || this.current !== 'running' || needsRestart(this.sent, next)) {
-      if (this.current !== 'stopped' || this.client) await this.restart();
-      return;
-    }
+    const change = settingsChange(this.sent, next);
+    // Whatever starts next (a retry, a restart after a crash) sends `next` as its initializationOptions.
     this.sent = next;
-    await this.client.sendNotification(DidChangeConfigurationNotification.type, { settings: { deskmate: next } });
-    this.deps.output.info(`Settings sent: ${describeSettings(next)}`);
+    if (this.client && this.current === 'running') {
+      await this.client.sendNotification(DidChangeConfigurationNotification.type, { settings: { deskmate: change } });
+      this.deps.output.info(`Settings sent: ${describeSettings(change)}`);
+    } else if (this.current === 'failed') {
+      // Nothing runs, so nothing is lost: the new settings may be the fix.
+      await this.start();
+    }
   }
 
   // ---- lifecycle ------------------------------------------------------------------------

@@ -10,34 +10,42 @@ import { Daemon } from './daemon';
 import { pythonInterpreter, watchPythonInterpreter } from './python';
 import { API_KEY_SECRET } from './secrets';
 import { findOnPath, resolveServerCommand } from './serverCommand';
-import { daemonSettings } from './settings';
+import { maskedLog } from './log';
+import { SecretMask } from './redact';
+import { daemonSettings, readSetting } from './settings';
 import { WorkspaceTracker } from './workspace';
 
 let daemon: Daemon | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
-  const output = vscode.window.createOutputChannel('deskmate', { log: true });
+  const channel = vscode.window.createOutputChannel('deskmate', { log: true });
+  // Every line, the daemon's and vscode-languageclient's included, has the secrets seen so far masked.
+  const secrets = new SecretMask();
+  const output = maskedLog(channel, (text) => secrets.mask(text));
   const workspace = new WorkspaceTracker();
-  context.subscriptions.push(output, workspace);
+  context.subscriptions.push(channel, workspace);
 
   const readSettings = async () => {
     const config = vscode.workspace.getConfiguration('deskmate', workspace.folderUri());
     const apiKey = await context.secrets.get(API_KEY_SECRET);
-    return daemonSettings((key) => {
-      const seen = config.inspect(key);
-      const explicit =
-        seen?.globalValue !== undefined || seen?.workspaceValue !== undefined || seen?.workspaceFolderValue !== undefined;
-      return { explicit, value: config.get(key) };
-    }, apiKey);
+    const settings = daemonSettings((key) => readSetting(key, config.inspect(key)), apiKey);
+    secrets.learn(settings);
+    return settings;
   };
+  // A machine setting: from the user's settings only, never the workspace's (see settings.ts).
+  // VS Code 1.139 already drops machine settings from a workspace's settings.json;
+  // reading the user value alone keeps that true whatever a VS Code version does.
+  const serverCommand = () =>
+    readSetting('serverCommand', vscode.workspace.getConfiguration('deskmate').inspect('serverCommand')).value;
 
   daemon = new Daemon({
     output,
     settings: readSettings,
     resolveCommand: () =>
       resolveServerCommand({
-        configured: vscode.workspace.getConfiguration('deskmate').get('serverCommand'),
+        configured: serverCommand(),
         pythonInterpreter: () => pythonInterpreter(workspace.folder()?.uri, output),
+        trusted: vscode.workspace.isTrusted,
         hasDeskmateModule: (python) => hasDeskmateModule(python),
         findOnPath: (name) => findOnPath(name),
         exists: (file) => fs.existsSync(file),
@@ -50,6 +58,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     },
   });
   const theDaemon = daemon;
+  let startedWith = JSON.stringify(serverCommand() ?? null);
   context.subscriptions.push({ dispose: () => void theDaemon.dispose() });
 
   let view: ChatViewProvider | undefined;
@@ -89,17 +98,29 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     theDaemon.onAskDelta((delta) => controller.onAskDelta(delta)),
     workspace.onDidChangeFolder(() => void controller.refresh()),
     vscode.workspace.onDidChangeConfiguration((event) => {
-      if (event.affectsConfiguration('deskmate.serverCommand')) void theDaemon.restart();
-      else if (event.affectsConfiguration('deskmate')) void theDaemon.updateSettings();
+      if (!event.affectsConfiguration('deskmate')) return;
+      // Only another command line restarts the daemon (an edit that leaves it as
+      // it was, e.g. in a workspace's settings, which do not count, does not):
+      // every other setting reaches the running daemon, which keeps its sessions.
+      const command = JSON.stringify(serverCommand() ?? null);
+      if (command !== startedWith) {
+        startedWith = command;
+        void theDaemon.restart();
+      } else void theDaemon.updateSettings();
     }),
-    // A new or removed API key must reach the daemon; updateSettings restarts it.
+    // A new or removed API key must reach the daemon: updateSettings sends it (or null).
     context.secrets.onDidChange((event) => {
       if (event.key === API_KEY_SECRET) void theDaemon.updateSettings();
+    }),
+    // Trusting the workspace allows its Python interpreter (serverCommand.ts). A
+    // daemon that could not start tries again; a running one is left alone.
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      if (theDaemon.state === 'failed') void theDaemon.start();
     }),
     ...registerCommands(context, { controller, daemon: theDaemon, view, workspace, output }),
   );
   void watchPythonInterpreter(context, output, () => {
-    const configured = vscode.workspace.getConfiguration('deskmate').get<unknown[]>('serverCommand');
+    const configured = serverCommand() as { length?: number } | undefined;
     if (!configured || configured.length === 0) void theDaemon.restart();
   });
 

@@ -18,6 +18,12 @@ export interface ResolveInputs {
   configured: unknown;
   /** The interpreter chosen in the Python extension, if it is installed and has one. */
   pythonInterpreter(): Promise<string | undefined>;
+  /**
+   * False in Restricted Mode: the Python extension may have picked an
+   * interpreter inside the workspace (its `.venv`), which is the repository's
+   * code, so it is not run. Default true.
+   */
+  trusted?: boolean;
   /** Whether `python -c "import deskmate"` succeeds with that interpreter. */
   hasDeskmateModule(python: string): Promise<boolean>;
   /** Absolute path of an executable found on PATH, or undefined. */
@@ -31,7 +37,8 @@ const SETTINGS_FIX = 'set "deskmate.serverCommand" to the full command, e.g. ["/
 /**
  * The command to start the daemon: the `deskmate.serverCommand` setting, else
  * `python -m deskmate lsp` with the Python extension's interpreter (when
- * deskmate is installed there), else `deskmate lsp` from PATH. When none
+ * deskmate is installed there, and the workspace is trusted), else
+ * `deskmate lsp` from PATH. When none
  * works the message says what was tried and how to fix it.
  */
 export async function resolveServerCommand(inputs: ResolveInputs): Promise<Resolution> {
@@ -60,7 +67,7 @@ export async function resolveServerCommand(inputs: ResolveInputs): Promise<Resol
     return { ok: true, server: { command: found, args, source: 'setting' } };
   }
 
-  const python = await inputs.pythonInterpreter();
+  const python = inputs.trusted === false ? undefined : await inputs.pythonInterpreter();
   if (python && (await inputs.hasDeskmateModule(python))) {
     return { ok: true, server: { command: python, args: ['-m', 'deskmate', 'lsp'], source: 'python' } };
   }
@@ -72,7 +79,9 @@ export async function resolveServerCommand(inputs: ResolveInputs): Promise<Resol
 
   const tried = python
     ? `The Python interpreter selected in VS Code (${python}) does not have the deskmate package, and there is no "deskmate" command on PATH.`
-    : 'There is no "deskmate" command on PATH and no Python interpreter is selected in VS Code.';
+    : inputs.trusted === false
+      ? 'There is no "deskmate" command on PATH, and in Restricted Mode the Python interpreter selected for this workspace is not used.'
+      : 'There is no "deskmate" command on PATH and no Python interpreter is selected in VS Code.';
   const install = python
     ? `install deskmate into that interpreter ("${python}" -m pip install /path/to/deskmate)`
     : 'install deskmate (pip install /path/to/deskmate) so that "deskmate" is on PATH';

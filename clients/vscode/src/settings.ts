@@ -1,6 +1,8 @@
 // The daemon's settings as VS Code holds them. Free of `vscode`: the caller
 // passes a reader over the `deskmate` configuration section.
 
+import { redactText } from './redact';
+
 /** Daemon settings mirrored in package.json, by the JSON type the daemon checks. */
 export const DAEMON_SETTINGS = {
   model: 'string',
@@ -20,10 +22,36 @@ export const DAEMON_SETTINGS = {
 
 export type DaemonSettings = Record<string, unknown>;
 
+/**
+ * Settings that choose the program that runs, where sessions are kept and where
+ * the API key is sent. They have `machine` scope in package.json, and are read
+ * from user (or remote machine) settings only, so a cloned repository's
+ * .vscode/settings.json cannot point them elsewhere.
+ */
+export const MACHINE_SETTINGS: readonly string[] = ['serverCommand', 'baseUrl', 'apiKeyEnv', 'dataDir', 'storageUrl'];
+
 export interface SettingValue {
-  /** True when the user set it in some scope (user, workspace, folder). */
+  /** True when the user set it in a scope that counts for it. */
   explicit: boolean;
   value: unknown;
+}
+
+/** What `WorkspaceConfiguration.inspect()` says about one setting (the part used here). */
+export interface InspectedSetting {
+  globalValue?: unknown;
+  workspaceValue?: unknown;
+  workspaceFolderValue?: unknown;
+}
+
+/**
+ * The value of `key` from `inspect()`: the most specific scope that sets it, or
+ * for a machine setting the user's (global) value alone, whatever the
+ * workspace's settings say.
+ */
+export function readSetting(key: string, seen: InspectedSetting | undefined): SettingValue {
+  if (MACHINE_SETTINGS.includes(key)) return { explicit: seen?.globalValue !== undefined, value: seen?.globalValue };
+  const value = seen?.workspaceFolderValue ?? seen?.workspaceValue ?? seen?.globalValue;
+  return { explicit: value !== undefined, value };
 }
 
 /**
@@ -46,17 +74,17 @@ export function daemonSettings(read: (key: string) => SettingValue, apiKey?: str
 }
 
 /**
- * Whether going from `previous` to `next` needs a restart of the daemon rather
- * than a `didChangeConfiguration`: a setting that was sent and is now unset
- * must fall back to the daemon's default, which only a fresh start gives.
+ * What `workspace/didChangeConfiguration` must carry to go from `previous` to
+ * `next`: `next`, plus `null` for every setting (the API key too) that was
+ * sent and is now unset. The daemon takes `null` as "back to the environment
+ * or the default", so no restart (which would drop unsaved sessions and
+ * running answers) is needed.
  */
-export function needsRestart(previous: DaemonSettings, next: DaemonSettings): boolean {
-  if (previous.apiKey !== next.apiKey) return true;
-  return Object.keys(previous).some((key) => !(key in next));
+export function settingsChange(previous: DaemonSettings, next: DaemonSettings): DaemonSettings {
+  const change: DaemonSettings = { ...next };
+  for (const key of Object.keys(previous)) if (!(key in next)) change[key] = null;
+  return change;
 }
-
-/** Settings of this extension whose change means starting the daemon anew. */
-export const RESTART_SETTINGS = ['deskmate.serverCommand'] as const;
 
 /** Shallow equality of two settings objects. */
 export function sameSettings(a: DaemonSettings, b: DaemonSettings): boolean {
@@ -64,10 +92,15 @@ export function sameSettings(a: DaemonSettings, b: DaemonSettings): boolean {
   return keys.length === Object.keys(b).length && keys.every((key) => key in b && a[key] === b[key]);
 }
 
-/** Settings for the log, without the API key. */
+/**
+ * Settings for the log: the API key never shown, URLs without their passwords
+ * or secret parameters, `null` (sent for a removed setting) as "unset".
+ */
 export function describeSettings(settings: DaemonSettings): string {
-  const shown = Object.entries(settings).map(([key, value]) =>
-    key === 'apiKey' ? `${key}=(from SecretStorage)` : `${key}=${JSON.stringify(value)}`,
-  );
+  const shown = Object.entries(settings).map(([key, value]) => {
+    if (key === 'apiKey') return `${key}=${value === null ? '(removed)' : '(from SecretStorage)'}`;
+    if (value === null) return `${key}=(unset)`;
+    return `${key}=${JSON.stringify(typeof value === 'string' ? redactText(value) : value)}`;
+  });
   return shown.length ? shown.join(', ') : '(daemon defaults)';
 }

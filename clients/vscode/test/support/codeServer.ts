@@ -92,6 +92,16 @@ export class CodeServer {
     }
   }
 
+  /**
+   * Writes the Machine settings alone. A running code-server notices a change
+   * there for settings of any scope, but not an edit of the User file made
+   * behind its back (seen with 4.139: the old User value stays in force), so a
+   * test that unsets a non-machine setting sets it here only.
+   */
+  writeMachineSettings(settings: Record<string, unknown>): void {
+    writeFileSync(join(this.options.root, 'ud', 'Machine', 'settings.json'), JSON.stringify(settings, null, 2));
+  }
+
   async installExtension(): Promise<string> {
     const { stdout } = await promisify(execFile)(
       this.binary,

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { DAEMON_SETTINGS } from '../../src/settings';
+import { DAEMON_SETTINGS, MACHINE_SETTINGS } from '../../src/settings';
 
 interface Property {
   type: string | string[];
@@ -23,6 +23,22 @@ describe('package.json settings', () => {
   it('declares every daemon setting, and no other but serverCommand', () => {
     const declared = Object.keys(properties).map((name) => name.replace(/^deskmate\./, ''));
     assert.deepEqual(declared.sort(), [...Object.keys(DAEMON_SETTINGS), 'serverCommand'].sort());
+  });
+
+  it('gives machine scope to the settings that choose the program, the model server, the key and the store', () => {
+    // `machine`: VS Code ignores them in a workspace's or folder's settings.json,
+    // so a cloned repository cannot redirect the API key or run its own daemon.
+    assert.deepEqual([...MACHINE_SETTINGS].sort(), ['apiKeyEnv', 'baseUrl', 'dataDir', 'serverCommand', 'storageUrl']);
+    for (const key of MACHINE_SETTINGS) assert.equal(properties[`deskmate.${key}`].scope, 'machine', key);
+    for (const [name, property] of Object.entries(properties)) {
+      if (!MACHINE_SETTINGS.includes(name.replace(/^deskmate\./, ''))) assert.equal(property.scope, 'resource', name);
+    }
+  });
+
+  it('lists the machine settings as restricted in untrusted workspaces', () => {
+    const untrusted = manifest.capabilities.untrustedWorkspaces;
+    assert.equal(untrusted.supported, 'limited');
+    assert.deepEqual([...untrusted.restrictedConfigurations].sort(), MACHINE_SETTINGS.map((key) => `deskmate.${key}`).sort());
   });
 
   it('declares maxTokens as an optional integer of at least 1', () => {

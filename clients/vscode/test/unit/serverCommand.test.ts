@@ -33,6 +33,25 @@ describe('resolveServerCommand', () => {
     });
   });
 
+  it("does not run the workspace's Python interpreter in Restricted Mode", async () => {
+    let asked = false;
+    const untrusted = inputs({
+      trusted: false,
+      pythonInterpreter: async () => {
+        asked = true;
+        return '/work/cloned-repo/.venv/bin/python';
+      },
+      hasDeskmateModule: async () => true,
+    });
+    assert.deepEqual(await resolveServerCommand({ ...untrusted, findOnPath: () => '/usr/local/bin/deskmate' }), {
+      ok: true,
+      server: { command: '/usr/local/bin/deskmate', args: ['lsp'], source: 'path' },
+    });
+    const none = await resolveServerCommand(untrusted);
+    assert.equal(asked, false);
+    assert.ok(!none.ok && /Restricted Mode/.test(none.message));
+  });
+
   it('adds the lsp subcommand to a bare deskmate executable', async () => {
     const result = await resolveServerCommand(
       inputs({ configured: ['/home/me/.venv/bin/deskmate'], exists: () => true }),

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type SettingValue, daemonSettings, describeSettings, needsRestart, sameSettings } from '../../src/settings';
+import {
+  type SettingValue,
+  daemonSettings,
+  describeSettings,
+  readSetting,
+  sameSettings,
+  settingsChange,
+} from '../../src/settings';
 
 function reader(values: Record<string, unknown>, explicit = Object.keys(values)) {
   return (key: string): SettingValue => ({ explicit: explicit.includes(key), value: values[key] });
@@ -53,18 +60,35 @@ describe('daemonSettings', () => {
   });
 });
 
-describe('needsRestart', () => {
-  it('is false when settings are only added or changed', () => {
-    assert.equal(needsRestart({ model: 'a' }, { model: 'b', baseUrl: 'x' }), false);
+describe('readSetting', () => {
+  it('takes the most specific scope that sets a setting', () => {
+    assert.deepEqual(readSetting('model', { globalValue: 'g', workspaceValue: 'w' }), { explicit: true, value: 'w' });
+    assert.deepEqual(readSetting('model', { globalValue: 'g', workspaceFolderValue: 'f' }), { explicit: true, value: 'f' });
+    assert.deepEqual(readSetting('model', { globalValue: 'g' }), { explicit: true, value: 'g' });
+    assert.deepEqual(readSetting('model', {}), { explicit: false, value: undefined });
   });
-  it('is true when a sent setting is unset (only a fresh start restores its default)', () => {
-    assert.equal(needsRestart({ model: 'a', baseUrl: 'x' }, { model: 'a' }), true);
+
+  it("takes a machine setting from the user's settings only, never the workspace's", () => {
+    for (const key of ['serverCommand', 'baseUrl', 'apiKeyEnv', 'dataDir', 'storageUrl']) {
+      const fromRepo = { workspaceValue: 'http://evil.example/v1', workspaceFolderValue: 'http://evil.example/v1' };
+      assert.deepEqual(readSetting(key, fromRepo), { explicit: false, value: undefined }, key);
+      assert.deepEqual(readSetting(key, { ...fromRepo, globalValue: 'mine' }), { explicit: true, value: 'mine' }, key);
+    }
   });
-  it('is true when the API key changes, appears or goes', () => {
-    assert.equal(needsRestart({}, { apiKey: 'k' }), true);
-    assert.equal(needsRestart({ apiKey: 'k' }, { apiKey: 'k2' }), true);
-    assert.equal(needsRestart({ apiKey: 'k' }, {}), true);
-    assert.equal(needsRestart({ apiKey: 'k' }, { apiKey: 'k', model: 'm' }), false);
+});
+
+describe('settingsChange', () => {
+  it('sends added and changed settings as they are', () => {
+    assert.deepEqual(settingsChange({ model: 'a' }, { model: 'b', baseUrl: 'x' }), { model: 'b', baseUrl: 'x' });
+  });
+  it('sends null for a setting that was unset, so the daemon goes back to its default without a restart', () => {
+    assert.deepEqual(settingsChange({ model: 'a', baseUrl: 'x' }, { model: 'a' }), { model: 'a', baseUrl: null });
+    assert.deepEqual(settingsChange({ maxTokens: 100 }, {}), { maxTokens: null });
+  });
+  it('sends a new or changed API key, and null for a removed one', () => {
+    assert.deepEqual(settingsChange({}, { apiKey: 'k' }), { apiKey: 'k' });
+    assert.deepEqual(settingsChange({ apiKey: 'k' }, { apiKey: 'k2' }), { apiKey: 'k2' });
+    assert.deepEqual(settingsChange({ apiKey: 'k', model: 'm' }, { model: 'm' }), { model: 'm', apiKey: null });
   });
 });
 
@@ -79,5 +103,17 @@ describe('sameSettings and describeSettings', () => {
     assert.doesNotMatch(text, /sk-very-secret/);
     assert.match(text, /model="m"/);
     assert.equal(describeSettings({}), '(daemon defaults)');
+  });
+  it('masks URL passwords and secret parameters, and shows unset settings', () => {
+    const text = describeSettings({
+      storageUrl: 'postgresql://me:pa/ss?w#rd@db.example/sessions?sslpassword=planted-ssl&sslmode=require',
+      baseUrl: 'https://proxy.example/v1?api_key=planted-token',
+      apiKey: null,
+      maxTokens: null,
+    });
+    for (const secret of ['pa/ss', 'w#rd', 'planted-ssl', 'planted-token']) assert.doesNotMatch(text, new RegExp(secret));
+    assert.match(text, /storageUrl="postgresql:\/\/me:\*\*\*@db\.example\/sessions\?sslpassword=\*\*\*&sslmode=require"/);
+    assert.match(text, /baseUrl="https:\/\/proxy\.example\/v1\?api_key=\*\*\*"/);
+    assert.match(text, /apiKey=\(removed\), maxTokens=\(unset\)/);
   });
 });
