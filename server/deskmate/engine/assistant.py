@@ -115,6 +115,8 @@ class Assistant:
     """Answers questions and keeps each conversation in its session.
 
     ``warn`` receives user-facing warnings (e.g. a damaged history moved aside).
+    ``backend`` replaces the store the settings name; ``model_factory`` builds the
+    model client from the settings (tests inject a fake model here).
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class Assistant:
         *,
         backend: MemoryBackend | None = None,
         warn: Callable[[str], None] | None = None,
+        model_factory: Callable[[Settings], ModelClient] = ModelClient,
     ) -> None:
         data_dir = Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
         self._custom_backend = backend is not None
@@ -133,6 +136,7 @@ class Assistant:
             workspaces=Workspaces(data_dir),
         )
         self.warn = warn or (lambda message: log.warning("%s", message))
+        self._model_factory = model_factory
         _register_secrets(settings)
         self._busy: dict[str | None, _RunningAsk] = {}
         self._asks: dict[str, _RunningAsk] = {}
@@ -188,7 +192,7 @@ class Assistant:
 
     def _model(self) -> ModelClient:
         if self._state.model is None:
-            self._state.model = ModelClient(self.settings)
+            self._state.model = self._model_factory(self.settings)
         # Per-request settings (temperature, maxTokens) apply at once; the connection is
         # rebuilt only when one of _MODEL_FIELDS changes (update_settings).
         self._state.model.settings = self.settings

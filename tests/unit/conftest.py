@@ -1,0 +1,37 @@
+"""The fast tier: the engine and the LSP handlers in-process, with a fake model and real files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fakes import FakeModel  # noqa: E402
+
+from deskmate.engine import Assistant, Settings  # noqa: E402
+
+
+@pytest.fixture
+def model() -> FakeModel:
+    return FakeModel(Settings())
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, model: FakeModel, project: Path):
+    """An Assistant on a real file store under tmp_path, one workspace folder, the fake model."""
+    warnings: list[str] = []
+
+    def factory(settings: Settings) -> FakeModel:
+        model.settings = settings
+        return model
+
+    assistant = Assistant(
+        Settings(data_dir=str(tmp_path / "data")), warn=warnings.append, model_factory=factory
+    )
+    assistant.warnings = warnings  # type: ignore[attr-defined]
+    assistant.workspaces.set_folders([project.as_uri()])
+    yield assistant
+    await assistant.close()
