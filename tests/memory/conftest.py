@@ -3,7 +3,9 @@
 Each ``store_<kind>.py`` beside this file adds one store. It provides
 ``url_for(namespace, tmp_path) -> str``, a storage URL for a namespace no other
 test uses (skipping or failing through ``services.require`` when its server is
-missing), and ``cleanup(namespace)`` to remove what the test stored.
+missing), and ``cleanup(namespace)`` to remove what the test stored. It may
+provide ``open_backend(url, tmp_path)`` to open the URL otherwise than
+``urls.open_backend`` does (``store_resilient_*``: wrapped as the daemon wraps it).
 """
 
 from __future__ import annotations
@@ -43,7 +45,12 @@ def backend_url(store_kind, tmp_path):
 
 
 @pytest.fixture
-async def backend(backend_url):
-    opened = open_backend(backend_url)
+async def backend(store_kind, backend_url, tmp_path):
+    store = STORES[store_kind]
+    opened = (
+        store.open_backend(backend_url, tmp_path)
+        if hasattr(store, "open_backend")
+        else open_backend(backend_url)
+    )
     yield opened
     await opened.close()

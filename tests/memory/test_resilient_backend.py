@@ -17,7 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from deskmate.memory import BackendUnavailable, Message, Session
+from deskmate.memory import BackendUnavailable, Message, Session, SessionStoreError
+from deskmate.memory.locking import exclusive_lock
 from deskmate.memory.resilient import ResilientBackend
 from deskmate.memory.urls import open_backend, redact
 
@@ -209,3 +210,67 @@ async def test_turns_waiting_when_the_process_is_killed_are_stored_by_the_next_o
         await backend.close()
     ids = [m.id for m in (await direct.load("killed")).messages]
     assert ids == [f"{kind}{i}" for i in range(30) for kind in ("q", "a")]
+
+
+async def test_a_second_daemon_lists_what_the_first_wrote_up_to_date(store_url, tmp_path):
+    # Two daemons on two machines (two outboxes) sharing one store.
+    first, second = (
+        ResilientBackend(open_backend(store_url), tmp_path / name, name=redact(store_url))
+        for name in ("first", "second")
+    )
+    try:
+        await first.append("s", turn(0), title="S")
+        await first.append("t", turn(0), title="T")
+        assert [i.id for i in await first.list()] == ["t", "s"]
+        await first.load("s")  # the first daemon now holds copies of both
+        await first.load("t")
+        await asyncio.sleep(0.002)
+        await second.append("s", turn(1))
+        await second.append("s", turn(2))
+        assert await second.delete("t") is True
+        infos = await first.list()
+        assert [(i.id, i.message_count) for i in infos] == [("s", 6)]
+        await second.save(Session(id="s", title="Renamed", messages=turn(7)))
+        assert [(i.id, i.title, i.message_count) for i in await first.list()] == [("s", "Renamed", 2)]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_listing_while_turns_wait_counts_them_once(proxied_url, direct, proxy, tmp_path):
+    outbox = tmp_path / "outbox"
+    earlier = ResilientBackend(
+        open_backend(proxied_url), outbox, name=redact(proxied_url), retry_initial=3600
+    )
+    await earlier.append("s", turn(0), title="S")
+    proxy.cut()
+    await earlier.append("s", turn(1))
+    await earlier.append("new", turn(0), title="New")
+    await earlier.close()  # the daemon stops with two appends waiting
+    proxy.restore()
+    await direct.append("other", turn(0), title="Other")  # another daemon, meanwhile
+    backend = ResilientBackend(
+        open_backend(proxied_url), outbox, name=redact(proxied_url), retry_initial=3600
+    )
+    try:
+        # Another process is storing the outbox: the store answers, the turns still wait.
+        with exclusive_lock(str(backend.outbox.path) + ".flush", 0):
+            infos = {i.id: (i.title, i.message_count) for i in await backend.list()}
+            assert infos == {"s": ("S", 4), "new": ("New", 2), "other": ("Other", 2)}
+            assert backend.unavailable is None and backend.outbox.read()
+        assert await backend.flush() is True
+        infos = {i.id: (i.title, i.message_count) for i in await backend.list()}
+        assert infos == {"s": ("S", 4), "new": ("New", 2), "other": ("Other", 2)}
+    finally:
+        await backend.close()
+
+
+async def test_an_unsafe_session_id_is_refused_and_never_queued(resilient, proxy):
+    proxy.cut()
+    await resilient.append("s", turn(0))  # the store is known to be down now
+    for bad_id in ("../x", "", "a/b"):
+        with pytest.raises(SessionStoreError):
+            await resilient.append(bad_id, turn(1))
+        with pytest.raises(SessionStoreError):
+            await resilient.load(bad_id)
+    assert [entry.session_id for entry in resilient.outbox.read()] == ["s"]

@@ -7,7 +7,9 @@ While the wrapped backend is unreachable (it raises ``BackendUnavailable``):
   queue, oldest first, once the backend answers again. A daemon killed
   meanwhile loses nothing: the next one to start with that backend replays it.
 - ``load`` serves the last copy it read, plus what waits in the outbox.
-- ``list`` serves the last listing it read, updated with what it saw since.
+- ``list`` serves the last listing it read, updated with what it saw since. While the
+  backend answers, ``list`` is the backend's own (plus what waits in the outbox), so a
+  daemon sees what the others wrote.
 - ``save`` and ``delete`` raise: the user asked for them and must know they failed.
 
 ``notify`` hears once when the backend goes away and once when it is back.
@@ -21,10 +23,12 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .backend import MemoryBackend
 from .errors import BackendUnavailable
+from .ids import validate_session_id
 from .locking import LockTimeout, exclusive_lock
 from .models import Message, Session, SessionInfo
 from .outbox import Outbox, PendingAppend, pending_for
@@ -78,6 +82,7 @@ class ResilientBackend:
     # -- MemoryBackend ----------------------------------------------------------
 
     async def load(self, session_id: str) -> Session | None:
+        validate_session_id(session_id, "load")  # before it can become the probe
         await self._start()
         self._probe_id = session_id
         try:
@@ -103,6 +108,7 @@ class ResilientBackend:
         title: str = "",
         workspace_uri: str | None = None,
     ) -> None:
+        validate_session_id(session_id, "append")  # never queue what the store would refuse
         await self._start()
         if not messages:
             return
@@ -149,22 +155,39 @@ class ResilientBackend:
         return existed
 
     async def list(self) -> list[SessionInfo]:
+        """The store's listing as it is now (other daemons' writes included), plus the turns
+        waiting in the outbox; while the store is down, the last listing read, updated with
+        the sessions this daemon saw since."""
         await self._start()
+        # Read before the listing, so a replay that stores them meanwhile only counts them twice
+        # for one listing; read after, it could hide them.
+        waiting = await asyncio.to_thread(self.outbox.read) if self._waiting else []
         try:
             infos = await self._unless_down(self.inner.list())
         except BackendUnavailable as exc:
             self._went_down(exc)
             if self._listing is None:
                 raise exc from None
-            infos = list(self._listing.values())
+            infos = self._last_seen()
         else:
             self._listing = {info.id: info for info in infos}
             self._poke()
-        infos = [self._sessions[i.id].info() if i.id in self._sessions else i for i in infos]
-        listed = {info.id for info in infos}
-        infos += [s.info() for s in self._sessions.values() if s.id not in listed and s.messages]
+            infos = _with_pending(infos, waiting)
         infos.sort(key=lambda info: info.updated_at, reverse=True)
         return infos
+
+    def _last_seen(self) -> list[SessionInfo]:
+        """The last listing, each session replaced by the copy this daemon holds when that is newer."""
+        listed = dict(self._listing or {})
+        for session in self._sessions.values():
+            known = listed.get(session.id)
+            mine = session.info()
+            if known is None:
+                if session.messages:  # e.g. born during the outage
+                    listed[session.id] = mine
+            elif (mine.updated_at, mine.message_count) > (known.updated_at, known.message_count):
+                listed[session.id] = mine
+        return list(listed.values())
 
     async def close(self) -> None:
         """Stop retrying (what still waits stays in the outbox for the next start) and close ``inner``."""
@@ -330,6 +353,29 @@ class ResilientBackend:
 
 def _copy(session: Session | None) -> Session | None:
     return None if session is None else session.copy()
+
+
+def _with_pending(infos: list[SessionInfo], waiting: Sequence[PendingAppend]) -> list[SessionInfo]:
+    """``infos`` counting the appends ``waiting`` in the outbox, as the store will once they are stored."""
+    if not waiting:
+        return infos
+    listed = {info.id: replace(info) for info in infos}  # copies: the listing read stays as read
+    for entry in waiting:
+        if not entry.messages:
+            continue
+        info = listed.get(entry.session_id)
+        if info is None:
+            info = listed[entry.session_id] = SessionInfo(
+                id=entry.session_id,
+                title=entry.title,
+                workspace_uri=entry.workspace_uri,
+                created_at=entry.messages[0].timestamp,
+            )
+        elif info.message_count == 0 and not info.title:
+            info.title, info.workspace_uri = entry.title, info.workspace_uri or entry.workspace_uri
+        info.message_count += len(entry.messages)
+        info.updated_at = max(info.updated_at, entry.messages[-1].timestamp)
+    return list(listed.values())
 
 
 def _with_messages(session: Session | None, session_id: str, waiting: list[Message]) -> Session | None:

@@ -1,0 +1,21 @@
+"""The PostgreSQL store as a daemon uses it, wrapped in a ResilientBackend, in the conformance suite.
+
+The namespace and cleanup are store_postgres's; the outbox lives under the test's tmp_path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deskmate.memory.backend import MemoryBackend
+from deskmate.memory.urls import open_store
+
+from . import store_postgres
+
+url_for = store_postgres.url_for
+cleanup = store_postgres.cleanup
+
+
+def open_backend(url: str, tmp_path: Path) -> MemoryBackend:
+    """What the daemon opens for ``url``: the backend inside a ResilientBackend."""
+    return open_store(url, tmp_path / "data")

@@ -1,0 +1,21 @@
+"""The Redis store as a daemon uses it, wrapped in a ResilientBackend, in the conformance suite.
+
+The namespace and cleanup are store_redis's; the outbox lives under the test's tmp_path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deskmate.memory.backend import MemoryBackend
+from deskmate.memory.urls import open_store
+
+from . import store_redis
+
+url_for = store_redis.url_for
+cleanup = store_redis.cleanup
+
+
+def open_backend(url: str, tmp_path: Path) -> MemoryBackend:
+    """What the daemon opens for ``url``: the backend inside a ResilientBackend."""
+    return open_store(url, tmp_path / "data")
