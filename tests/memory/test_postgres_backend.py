@@ -268,6 +268,36 @@ async def test_bad_urls_are_refused_naming_the_problem_not_the_password(bad_url,
     await backend.close()
 
 
+@pytest.mark.parametrize(
+    "schema", ["information_schema", "INFORMATION_SCHEMA", "pg_catalog", "pg_toast", "PG_temp_3", "pg_x"]
+)
+def test_system_schemas_are_refused_naming_them(schema):
+    for url in (
+        f"postgresql://u:{SECRET}@db/x?schema={schema}",
+        f"postgresql://db/x?schema={schema}&allow_public_schema=1",
+    ):
+        with pytest.raises(
+            StorageError, match=f"schema '{schema}' belongs to the server's own catalog"
+        ) as caught:
+            PostgresBackend.from_url(url)
+        assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize("schema", ["public", "PUBLIC"])
+def test_the_public_schema_only_when_asked_for(schema):
+    with pytest.raises(
+        StorageError, match=f"schema '{schema}' is shared by every application.*allow_public_schema=1"
+    ):
+        PostgresBackend.from_url(f"postgresql://db/x?schema={schema}")
+    with pytest.raises(StorageError, match="allow_public_schema .* must be 1 or 0"):
+        PostgresBackend.from_url(f"postgresql://db/x?schema={schema}&allow_public_schema=maybe")
+    backend = PostgresBackend.from_url(f"postgresql://db/x?schema={schema}&allow_public_schema=1")
+    assert backend.schema == schema
+    assert "allow_public_schema" not in backend._conninfo  # deskmate's option, not libpq's
+    with pytest.raises(StorageError, match="shared by every application"):
+        PostgresBackend.from_url(f"postgresql://db/x?schema={schema}&allow_public_schema=0")
+
+
 def test_url_parts_and_defaults():
     backend = PostgresBackend.from_url(
         f"postgres://alice:{SECRET}@db.internal:6543/chat?sslmode=require&password={SECRET}&schema=team"

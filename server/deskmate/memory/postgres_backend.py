@@ -45,6 +45,7 @@ CONNECT_TIMEOUT_SECONDS = 5  # a dead server fails the operation fast instead of
 POOL_MAX_SIZE = 4
 _LOCK_SPACE = 0x64736B6D  # "dskm": first key of our advisory locks, the second is the schema's hash
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_YES, _NO = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 
 # MIGRATIONS[i] takes the schema from version i to version i + 1. Never edit a released
 # entry: add one. ``{schema}`` is the quoted schema name.
@@ -163,11 +164,25 @@ class PostgresBackend:
     which also creates or migrates the schema.
     """
 
-    def __init__(self, params: dict[str, str], *, schema: str = DEFAULT_SCHEMA) -> None:
+    def __init__(
+        self, params: dict[str, str], *, schema: str = DEFAULT_SCHEMA, allow_public_schema: bool = False
+    ) -> None:
         if not _SCHEMA_NAME.fullmatch(schema):
             raise StorageError(
                 f"Invalid PostgreSQL schema name {schema!r}: use up to 63 letters, digits and '_', "
                 "not starting with a digit."
+            )
+        folded = schema.lower()
+        if folded.startswith("pg_") or folded == "information_schema":
+            raise StorageError(
+                f"The PostgreSQL schema {schema!r} belongs to the server's own catalog: "
+                f"give deskmate a schema of its own, e.g. ?schema={DEFAULT_SCHEMA}."
+            )
+        if folded == "public" and not allow_public_schema:
+            raise StorageError(
+                f"The PostgreSQL schema {schema!r} is shared by every application in the database: "
+                f"give deskmate a schema of its own, e.g. ?schema={DEFAULT_SCHEMA}, or add "
+                "allow_public_schema=1 to the URL if it really should use it."
             )
         if not all(port.isdigit() for port in params.get("port", "0").split(",") if port):
             # Not echoed: in a garbled URL the "port" may be a piece of the password.
@@ -214,7 +229,8 @@ class PostgresBackend:
     def from_url(cls, url: str) -> PostgresBackend:
         """``postgresql://[user[:password]@][host][:port][,host2...][/dbname][?schema=NAME&...]``.
 
-        ``schema`` (default ``deskmate``) is deskmate's own; every other query
+        ``schema`` (default ``deskmate``) is deskmate's own: never a system schema (``pg_*``,
+        ``information_schema``), nor ``public`` unless ``allow_public_schema=1``; every other query
         parameter (``sslmode``, ``connect_timeout``, ``target_session_attrs``, ...)
         is passed to libpq. ``connect_timeout`` defaults to 5 s and also bounds the wait
         for a pooled connection. Percent-encode special characters in the password.
@@ -248,7 +264,10 @@ class PostgresBackend:
             params["dbname"] = unquote(parts.path[1:])
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         schema = query.pop("schema", DEFAULT_SCHEMA)
-        return cls({**params, **query}, schema=schema)
+        allow_public = query.pop("allow_public_schema", "0").lower()
+        if allow_public not in _YES | _NO:
+            raise StorageError("allow_public_schema in the PostgreSQL storage URL must be 1 or 0.")
+        return cls({**params, **query}, schema=schema, allow_public_schema=allow_public in _YES)
 
     @staticmethod
     def _describe(params: dict[str, str]) -> str:
