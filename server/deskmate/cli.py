@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_lsp(args: argparse.Namespace) -> int:
-    from .lsp.server import ClientLogHandler, server
+    from .lsp.server import ClientLogHandler, create_server
 
+    server = create_server()
     logging.getLogger().addHandler(ClientLogHandler(server, tracebacks=args.verbose))
     if args.tcp:
         return run_tcp(server, args)

@@ -1,7 +1,7 @@
 """The engine: asking, sessions, prompts and model calls. Knows nothing of LSP."""
 
 from .assistant import AskResult, Assistant, EngineError, SessionBusy, SessionRef, SessionView
-from .model_client import ConfigurationError, ModelError, Usage
+from .model_client import ConfigurationError, ModelClient, ModelError, Usage
 from .settings import Settings, SettingsError, settings_from_environment
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "Assistant",
     "ConfigurationError",
     "EngineError",
+    "ModelClient",
     "ModelError",
     "SessionBusy",
     "SessionRef",

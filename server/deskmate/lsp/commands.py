@@ -14,49 +14,68 @@ from ..memory import InvalidSessionId, Message, Session, SessionIdRequired, Sess
 from ..memory.limits import MAX_QUESTION_LENGTH, MAX_TITLE_LENGTH
 from .arguments import Arguments, check_context, invalid
 from .context import fill_context
+from .errors import internal_error, request_failed
 from .progress import AskReporter
-from .server import DeskmateServer, internal_error, request_failed, server
+from .server import DeskmateServer
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[DeskmateServer, Arguments], Awaitable[dict[str, Any]]]
 
 
-def command(name: str) -> Callable[[Handler], Handler]:
-    """Register a deskmate command: one argument object in, a JSON object out.
+_COMMANDS: dict[str, Handler] = {}
 
-    Engine and storage errors become RequestFailed with their user-facing message.
+
+def command(name: str) -> Callable[[Handler], Handler]:
+    """Declare a deskmate command: one argument object in, a JSON object out.
+
+    ``register_commands`` puts the declared commands on a server.
     """
 
-    def register(handler: Handler) -> Handler:
-        async def run(ls: DeskmateServer, *args: Any) -> dict[str, Any]:
-            arguments = Arguments.of(name, args)
-            try:
-                return await handler(ls, arguments)
-            except (InvalidSessionId, SessionIdRequired) as exc:
-                raise invalid(name, str(exc)) from None
-            except (EngineError, ModelError, SessionStoreError) as exc:
-                log.info("%s failed: %s", name, exc)
-                raise request_failed(str(exc)) from None
-            except OSError as exc:
-                log.error("%s failed: %s", name, exc, exc_info=True)
-                raise request_failed(f"deskmate could not access its data: {exc}") from None
-            except JsonRpcException:
-                raise
-            except Exception as exc:
-                # A fault of ours: one line for the user, the traceback only in a verbose log.
-                log.error("%s failed unexpectedly", name, exc_info=True)
-                raise internal_error(
-                    f"{name} failed: {type(exc).__name__}: {exc}. This is a deskmate bug; "
-                    "run the daemon with -v for details."
-                ) from None
-
-        # Not functools.wraps: pygls reads the signature, and must see (ls, *args).
-        run.__doc__, run.__name__ = handler.__doc__, handler.__name__
-        server.command(name)(run)
+    def declare(handler: Handler) -> Handler:
+        _COMMANDS[name] = handler
         return handler
 
-    return register
+    return declare
+
+
+def register_commands(server: DeskmateServer) -> None:
+    for name, handler in _COMMANDS.items():
+        server.command(name)(_answering(name, handler))
+
+
+def _answering(name: str, handler: Handler) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """The handler as pygls calls it: arguments checked, errors turned into the protocol's answers.
+
+    Bad arguments become InvalidParams naming the field; engine and storage errors
+    RequestFailed with their user-facing message; anything else a one-line InternalError.
+    """
+
+    async def run(ls: DeskmateServer, *args: Any) -> dict[str, Any]:
+        arguments = Arguments.of(name, args)
+        try:
+            return await handler(ls, arguments)
+        except (InvalidSessionId, SessionIdRequired) as exc:
+            raise invalid(name, str(exc)) from None
+        except (EngineError, ModelError, SessionStoreError) as exc:
+            log.info("%s failed: %s", name, exc)
+            raise request_failed(str(exc)) from None
+        except OSError as exc:
+            log.error("%s failed: %s", name, exc, exc_info=True)
+            raise request_failed(f"deskmate could not access its data: {exc}") from None
+        except JsonRpcException:
+            raise
+        except Exception as exc:
+            # A fault of ours: one line for the user, the traceback only in a verbose log.
+            log.error("%s failed unexpectedly", name, exc_info=True)
+            raise internal_error(
+                f"{name} failed: {type(exc).__name__}: {exc}. This is a deskmate bug; "
+                "run the daemon with -v for details."
+            ) from None
+
+    # Not functools.wraps: pygls reads the signature, and must see (ls, *args).
+    run.__doc__, run.__name__ = handler.__doc__, handler.__name__
+    return run
 
 
 def message_json(message: Message) -> dict[str, Any]:

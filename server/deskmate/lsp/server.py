@@ -1,37 +1,26 @@
-"""The deskmate language server: lifecycle, settings, workspace folders, documents.
+"""The deskmate language server: lifecycle, settings, workspace folders.
 
-Commands live in ``commands.py``; the work lives in the engine.
+``create_server`` builds and wires one; commands live in ``commands.py``, the work in the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from .. import __version__
-from ..engine import Assistant, SettingsError, settings_from_environment
+from ..engine import Assistant, ModelClient, Settings, SettingsError, settings_from_environment
 from ..logs import SecretMasker
+from ..memory import MemoryBackend
+from .errors import quiet_expected_errors
 
 log = logging.getLogger(__name__)
-
-REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid but could not be carried out
-INVALID_PARAMS = JsonRpcInvalidParams.CODE
-INTERNAL_ERROR = JsonRpcInternalError.CODE
-
-
-def request_failed(message: str) -> JsonRpcException:
-    return JsonRpcException(message, code=REQUEST_FAILED)
-
-
-def internal_error(message: str) -> JsonRpcException:
-    """InternalError with a one-line message and no traceback (pygls' own would carry one)."""
-    return JsonRpcException(message, code=INTERNAL_ERROR)
 
 
 class DeskmateProtocol(LanguageServerProtocol):
@@ -43,23 +32,6 @@ class DeskmateProtocol(LanguageServerProtocol):
         ask_id = server.asks_by_request.get(msg_id)
         if ask_id is not None:
             server.assistant.cancel(ask_id)
-
-
-class ExpectedRequestErrors(logging.Filter):
-    """Drops pygls' traceback for error answers we meant to give (bad input, model errors).
-
-    Those are answers, not faults: the command logs them in one line already.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        return not (
-            isinstance(error, JsonRpcException)
-            and error.code in (REQUEST_FAILED, INVALID_PARAMS, INTERNAL_ERROR)
-        )
-
-
-logging.getLogger("pygls.protocol.json_rpc").addFilter(ExpectedRequestErrors())
 
 
 class ClientLogHandler(logging.Handler):
@@ -83,14 +55,25 @@ class ClientLogHandler(logging.Handler):
 
 
 class DeskmateServer(LanguageServer):
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        backend: MemoryBackend | None = None,
+        model_factory: Callable[[Settings], ModelClient] = ModelClient,
+    ) -> None:
         super().__init__(
             "deskmate",
             __version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
             protocol_cls=DeskmateProtocol,
         )
-        self.assistant = Assistant(settings_from_environment(), warn=self.warn_user)
+        self.assistant = Assistant(
+            settings or settings_from_environment(),
+            backend=backend,
+            warn=self.warn_user,
+            model_factory=model_factory,
+        )
         self.asks_by_request: dict[Any, str] = {}
         self.initialized = False
 
@@ -135,9 +118,6 @@ class DeskmateServer(LanguageServer):
             await self.apply_settings(result[0])
 
 
-server = DeskmateServer()
-
-
 def workspace_folder_uris(params: types.InitializeParams) -> list[str]:
     if params.workspace_folders:
         return [folder.uri for folder in params.workspace_folders]
@@ -146,21 +126,18 @@ def workspace_folder_uris(params: types.InitializeParams) -> list[str]:
     return []
 
 
-@server.feature(types.INITIALIZE)
 async def on_initialize(ls: DeskmateServer, params: types.InitializeParams) -> None:
     """Take the editor's settings and workspace folders."""
     ls.assistant.workspaces.set_folders(workspace_folder_uris(params))
     await ls.apply_settings(params.initialization_options)
 
 
-@server.feature(types.INITIALIZED)
 async def on_initialized(ls: DeskmateServer, params: types.InitializedParams) -> None:
     ls.initialized = True
     # Import the model SDK now, off the event loop, so the first question does not wait for it.
     asyncio.ensure_future(asyncio.to_thread(__import__, "openai"))
 
 
-@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
 async def on_configuration(ls: DeskmateServer, params: types.DidChangeConfigurationParams) -> None:
     """New settings: pushed in the notification, or pulled when the client sends none."""
     if params.settings:
@@ -169,7 +146,6 @@ async def on_configuration(ls: DeskmateServer, params: types.DidChangeConfigurat
         await ls.pull_settings()
 
 
-@server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
 def on_folders(ls: DeskmateServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
     for folder in params.event.removed:
         ls.assistant.workspaces.remove_folder(folder.uri)
@@ -177,10 +153,29 @@ def on_folders(ls: DeskmateServer, params: types.DidChangeWorkspaceFoldersParams
         ls.assistant.workspaces.add_folder(folder.uri)
 
 
-@server.feature(types.SHUTDOWN)
 async def on_shutdown(ls: DeskmateServer, params: None) -> None:
     await ls.assistant.close()
 
 
-# Registers the commands on ``server``.
-from . import commands  # noqa: E402, F401
+def create_server(
+    settings: Settings | None = None,
+    *,
+    backend: MemoryBackend | None = None,
+    model_factory: Callable[[Settings], ModelClient] = ModelClient,
+) -> DeskmateServer:
+    """A deskmate language server with its engine, features and commands wired, not yet started.
+
+    ``settings`` default to the environment's; ``backend`` and ``model_factory`` replace
+    the store and the model client (in-process tests inject them).
+    """
+    from .commands import register_commands  # commands need DeskmateServer: imported late
+
+    quiet_expected_errors()
+    server = DeskmateServer(settings, backend=backend, model_factory=model_factory)
+    server.feature(types.INITIALIZE)(on_initialize)
+    server.feature(types.INITIALIZED)(on_initialized)
+    server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(on_configuration)
+    server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)(on_folders)
+    server.feature(types.SHUTDOWN)(on_shutdown)
+    register_commands(server)
+    return server
