@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from deskmate.engine import Assistant, Settings
 
-from fakes import FakeModel  # noqa: E402
-
-from deskmate.engine import Assistant, Settings  # noqa: E402
+from .fakes import FakeModel
 
 
 @pytest.fixture
