@@ -10,21 +10,27 @@ uses the same backend shares the file, under a lock.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import FILE_MODE, ensure_private_dir, replace_atomically, sync_fd, write_all
 from .codec import dumps_bytes
-from .errors import StorageError
+from .errors import SessionStoreError, StorageError
+from .ids import validate_session_id
 from .locking import LockTimeout, exclusive_lock
 from .models import Message
 
+log = logging.getLogger(__name__)
+
 LOCK_TIMEOUT_SECONDS = 30.0
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows, where links need privileges to make
 
 
 @dataclass
@@ -46,43 +52,61 @@ class PendingAppend:
 
     @classmethod
     def from_line(cls, line: bytes) -> PendingAppend:
-        record = json.loads(line)
-        return cls(
-            record["sessionId"],
-            [Message.from_dict(m) for m in record["messages"]],
+        """The entry ``line`` holds; ValueError saying why when it holds none a store would take."""
+        try:
+            record = json.loads(line)
+        except RecursionError:
+            raise ValueError("it is nested too deeply") from None
+        if type(record) is not dict:
+            raise ValueError("it is not a JSON object")
+        session_id = record.get("sessionId")
+        if type(session_id) is not str:
+            raise ValueError("its sessionId is not a string")
+        try:
+            validate_session_id(session_id)  # a store would refuse it on every replay
+        except SessionStoreError as exc:
+            raise ValueError(str(exc)) from None
+        messages, title, workspace_uri = (
+            record.get("messages"),
             record.get("title") or "",
             record.get("workspaceUri"),
-            line,
         )
+        if type(messages) is not list:
+            raise ValueError("its messages are not a list")
+        if type(title) is not str or (workspace_uri is not None and type(workspace_uri) is not str):
+            raise ValueError("its title or workspaceUri is not a string")
+        return cls(session_id, [Message.from_dict(m) for m in messages], title, workspace_uri, line)
 
 
 class Outbox:
-    """A durable FIFO of appends waiting for one backend (named by ``key``, e.g. its redacted URL)."""
+    """A durable FIFO of appends waiting for one backend (named by ``key``, e.g. its redacted URL).
 
-    def __init__(self, directory: Path, key: str) -> None:
+    ``warn`` hears once that damaged lines were moved aside (default: the log).
+    """
+
+    def __init__(self, directory: Path, key: str, *, warn: Callable[[str], None] | None = None) -> None:
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         self.directory = directory
         self.path = directory / f"{digest}.jsonl"
+        self.rejected_path = directory / f"{digest}.jsonl.rejected"
         self._lock_path = str(directory / f"{digest}.lock")
+        self.warn = warn or (lambda message: log.warning("%s", message))
 
     def add(self, pending: PendingAppend) -> None:
         """Durably queue ``pending`` at the end (blocking: run it in a thread)."""
         ensure_private_dir(self.directory)
         with self._locked():
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-            try:
-                write_all(fd, pending.to_line())
-                sync_fd(fd)
-            finally:
-                os.close(fd)
+            _append_synced(self.path, pending.to_line())
 
     def read(self) -> list[PendingAppend]:
-        """Everything waiting, oldest first (blocking)."""
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
+        """Everything waiting, oldest first (blocking). Damaged lines are moved aside, not returned."""
+        data = _read(self.path)
+        if data is None:
             return []
-        return _parse(data, self.path)
+        entries, damaged = _parse(data)
+        if damaged:
+            self._rewrite(lambda line: False)  # moves them aside, under the lock
+        return entries
 
     def remove(self, stored: Sequence[PendingAppend]) -> None:
         """Drop entries once they are stored (blocking). Matched by content, so entries
@@ -94,16 +118,28 @@ class Outbox:
         """Drop every entry of a session that was deleted (blocking)."""
         self._rewrite(lambda line: PendingAppend.from_line(line).session_id == session_id)
 
-    def _rewrite(self, drop) -> None:
+    def _rewrite(self, drop: Callable[[bytes], bool]) -> None:
+        """Rewrite the outbox without the lines ``drop`` picks, and without damaged lines,
+        which are first appended to ``rejected_path``."""
         with self._locked():
-            try:
-                data = self.path.read_bytes()
-            except FileNotFoundError:
+            data = _read(self.path)
+            if data is None:
                 return
             lines = _whole_lines(data)
-            kept = [line for line in lines if not drop(line)]
+            _, damaged = _parse(data)
+            rejected = [line for _, line, _ in damaged]
+            kept = [line for line in lines if line not in rejected and not drop(line)]
             if len(kept) == len(lines):
                 return
+            if rejected:
+                # Kept aside first, synced: a crash before the rewrite only leaves a copy in both.
+                _append_synced(self.rejected_path, b"".join(rejected))
+                reasons = "; ".join(f"line {number}: {why}" for number, _, why in damaged[:5])
+                self.warn(
+                    f"deskmate: {len(damaged)} line{'s' if len(damaged) > 1 else ''} of the outbox "
+                    f"{self.path} cannot be read ({reasons}); moved to {self.rejected_path}, "
+                    "the other waiting turns go on."
+                )
             if kept:
                 replace_atomically(self.path, b"".join(kept))
             else:
@@ -116,6 +152,37 @@ class Outbox:
                 yield
         except LockTimeout:
             raise StorageError(f"The outbox {self.path} is locked by another process.") from None
+
+
+def _open(path: Path, flags: int) -> int:
+    """``os.open`` that never follows a symbolic link at ``path`` (StorageError if one is there)."""
+    try:
+        return os.open(path, flags | _NOFOLLOW, FILE_MODE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StorageError(
+                f"The outbox file {path} is a symbolic link; deskmate does not follow it. Remove the link."
+            ) from None
+        raise
+
+
+def _read(path: Path) -> bytes | None:
+    """The file's bytes, or None when there is none."""
+    try:
+        fd = _open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        return file.read()
+
+
+def _append_synced(path: Path, data: bytes) -> None:
+    fd = _open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        write_all(fd, data)
+        sync_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def _take(lines: list[bytes], line: bytes) -> bool:
@@ -134,14 +201,15 @@ def _whole_lines(data: bytes) -> list[bytes]:
     return lines
 
 
-def _parse(data: bytes, path: Path) -> list[PendingAppend]:
-    entries = []
+def _parse(data: bytes) -> tuple[list[PendingAppend], list[tuple[int, bytes, str]]]:
+    """The entries of the whole lines in ``data``, and the (number, line, why) of those that hold none."""
+    entries, damaged = [], []
     for number, line in enumerate(_whole_lines(data), 1):
         try:
             entries.append(PendingAppend.from_line(line))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StorageError(f"The outbox {path} has a bad line {number}: {exc}") from None
-    return entries
+        except ValueError as exc:  # includes bad JSON and bad UTF-8
+            damaged.append((number, line, str(exc)[:200]))
+    return entries, damaged
 
 
 def pending_for(entries: Sequence[PendingAppend], session_id: str) -> list[Message]:

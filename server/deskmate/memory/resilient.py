@@ -57,8 +57,8 @@ class ResilientBackend:
     ) -> None:
         self.inner = inner
         self.name = name
-        self.outbox = Outbox(outbox_dir, name)
         self.notify = notify or (lambda message: log.warning("%s", message))
+        self.outbox = Outbox(outbox_dir, name, warn=lambda message: self.notify(message))
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self._sessions: OrderedDict[str, Session] = OrderedDict()  # last copies read, for outages
