@@ -112,3 +112,24 @@ async def test_autosave_off_keeps_sessions_in_memory_until_saved(engine, model):
     assert not view.persisted and len(view.session.messages) == 2
     await engine.save_session(ref)
     assert len((await engine.backend.load(ref.id)).messages) == 2
+
+
+async def test_changing_the_model_lets_a_streaming_answer_finish(engine, model):
+    model.answer, model.gate = "still streaming", asyncio.Event()
+    asking = asyncio.ensure_future(engine.ask("q", ref=engine.resolve()))
+    await model.started.wait()
+    await engine.update_settings(engine.settings.merged({"model": "another"})[0])
+    assert not model.closed  # the old client is not closed under a running answer
+    model.gate.set()
+    result = await asking
+    assert result.answer == "still streaming" and not result.interrupted
+    for _ in range(100):  # closed once the answer is done, a few loop turns later
+        if model.closed:
+            break
+        await asyncio.sleep(0)
+    assert model.closed
+
+
+def test_status_masks_a_password_in_the_base_url(engine):
+    engine._state.settings = engine.settings.merged({"baseUrl": "http://me:Zx81pw@proxy:8080/v1"})[0]
+    assert engine.status()["baseUrl"] == "http://me:***@proxy:8080/v1"

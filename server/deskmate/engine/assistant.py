@@ -88,6 +88,11 @@ class SessionView:
     persisted: bool
 
 
+async def _close_after(model: ModelClient, running: list[Any]) -> None:
+    await asyncio.gather(*running)
+    await model.close()
+
+
 def _register_secrets(settings: Settings) -> None:
     """Keep the settings' secrets out of every log line from now on."""
     register_secret(settings.api_key)
@@ -137,6 +142,7 @@ class Assistant:
         )
         self.warn = warn or (lambda message: log.warning("%s", message))
         self._model_factory = model_factory
+        self._retiring: set[asyncio.Future[None]] = set()  # old model clients closing once idle
         _register_secrets(settings)
         self._busy: dict[str | None, _RunningAsk] = {}
         self._asks: dict[str, _RunningAsk] = {}
@@ -169,8 +175,10 @@ class Assistant:
         state, old = self._state, self._state.settings
         _register_secrets(settings)
         if any(getattr(old, name) != getattr(settings, name) for name in _MODEL_FIELDS) and state.model:
-            await state.model.close()
-            state.model = None
+            # New asks get a new client; answers streaming now finish on the old one.
+            retired, state.model = state.model, None
+            running = [ask.finished.wait() for ask in self._asks.values()]
+            self._retiring.add(asyncio.ensure_future(_close_after(retired, running)))
         moved = settings.data_dir != old.data_dir or settings.storage_url != old.storage_url
         if moved and not self._custom_backend:
             if settings.data_dir != old.data_dir:
@@ -199,6 +207,8 @@ class Assistant:
         return self._state.model
 
     async def close(self) -> None:
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
         if self._state.model is not None:
             await self._state.model.close()
         if self._state.backend is not None and not self._custom_backend:
@@ -503,7 +513,7 @@ class Assistant:
         return {
             "version": __version__,
             "model": settings.model,
-            "baseUrl": settings.base_url,
+            "baseUrl": redact(settings.base_url) if settings.base_url else None,
             "apiKeyConfigured": settings.resolved_api_key() is not None,
             "dataDir": str(data_dir),
             "dataDirWritable": os.access(probe, os.W_OK),
