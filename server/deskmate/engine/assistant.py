@@ -38,7 +38,6 @@ from .workspaces import GLOBAL_SESSION_ID, Workspaces, fresh_session_id
 log = logging.getLogger(__name__)
 
 TITLE_LENGTH = 60
-_MODEL_FIELDS = ("model", "base_url", "api_key_env", "api_key", "request_timeout", "max_retries")
 
 
 class EngineError(Exception):
@@ -174,7 +173,7 @@ class Assistant:
         """Apply new settings; unsaved in-memory histories are saved when autoSave is turned on."""
         state, old = self._state, self._state.settings
         _register_secrets(settings)
-        if any(getattr(old, name) != getattr(settings, name) for name in _MODEL_FIELDS) and state.model:
+        if old.model_changed(settings) and state.model:
             # New asks get a new client; answers streaming now finish on the old one.
             retired, state.model = state.model, None
             running = [ask.finished.wait() for ask in self._asks.values()]
@@ -202,7 +201,7 @@ class Assistant:
         if self._state.model is None:
             self._state.model = self._model_factory(self.settings)
         # Per-request settings (temperature, maxTokens) apply at once; the connection is
-        # rebuilt only when one of _MODEL_FIELDS changes (update_settings).
+        # rebuilt only when a connection setting changes (Settings.model_changed).
         self._state.model.settings = self.settings
         return self._state.model
 

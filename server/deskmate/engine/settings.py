@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,59 +27,6 @@ DEFAULT_SYSTEM_PROMPT = (
 
 class SettingsError(ValueError):
     """A setting has a value deskmate cannot use; the message names the setting."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    model: str = DEFAULT_MODEL
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    # Only from clients that keep the key in a secret store; never logged (repr=False).
-    api_key: str | None = field(default=None, repr=False)
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    temperature: float | None = None
-    max_history_tokens: int = 8000
-    # Longest answer the model may write (sent as max_tokens); None: the server's own limit.
-    max_tokens: int | None = None
-    auto_save: bool = True
-    session_id: str | None = None
-    data_dir: str | None = None
-    # Where sessions are stored: file:// (default: <dataDir>), postgresql://, redis://, s3://.
-    storage_url: str | None = None
-    request_timeout: float = 60.0
-    max_retries: int = 2
-
-    def resolved_api_key(self) -> str | None:
-        """The API key to send: the ``apiKey`` setting, else the variable named by ``apiKeyEnv``."""
-        return self.api_key or os.environ.get(self.api_key_env) or None
-
-    def merged(self, raw: Any) -> tuple[Settings, list[str]]:
-        """A copy with the camelCase keys of ``raw`` applied, and the problems found.
-
-        A key with a bad value keeps its current value and adds a problem naming
-        it; unknown keys are ignored. Raises SettingsError if ``raw`` is not an object.
-        """
-        if raw is None:
-            return self, []
-        if not isinstance(raw, dict):
-            raise SettingsError("deskmate settings must be a JSON object")
-        raw = raw.get("deskmate", raw) if isinstance(raw.get("deskmate"), dict) else raw
-        changes: dict[str, Any] = {}
-        problems: list[str] = []
-        for key, value in raw.items():
-            spec = _SPECS.get(key)
-            if spec is None:
-                log.info("Ignoring unknown setting %r", key)
-                continue
-            name, check = spec
-            if value is None:  # "unset": back to what the environment or the built-in default says
-                changes[name] = getattr(settings_from_environment(), name)
-                continue
-            try:
-                changes[name] = check(key, value)
-            except SettingsError as exc:
-                problems.append(str(exc))
-        return dataclasses.replace(self, **changes), problems
 
 
 def _string(key: str, value: Any) -> str | None:
@@ -144,22 +92,77 @@ def _checked_by(validate):
     return check
 
 
-_SPECS = {
-    "model": ("model", _required_string),
-    "baseUrl": ("base_url", _string),
-    "apiKeyEnv": ("api_key_env", _required_string),
-    "apiKey": ("api_key", _string),
-    "systemPrompt": ("system_prompt", _text),
-    "temperature": ("temperature", _number(0, 2)),
-    "maxHistoryTokens": ("max_history_tokens", _integer(0)),
-    "maxTokens": ("max_tokens", _integer(1)),
-    "autoSave": ("auto_save", _bool),
-    "sessionId": ("session_id", _checked_by(validate_session_id)),
-    "dataDir": ("data_dir", _string),
-    "storageUrl": ("storage_url", _checked_by(check_url)),
-    "requestTimeout": ("request_timeout", _number(0.1, None)),
-    "maxRetries": ("max_retries", _integer(0)),
-}
+def setting(
+    wire: str, check: Callable[[str, Any], Any], default: Any, *, rebuilds_model: bool = False, **kw: Any
+):
+    """A Settings field: its camelCase name on the wire, its validator, and whether changing it
+    needs a new model client (a new connection) rather than applying to the next request."""
+    return field(
+        default=default, metadata={"wire": wire, "check": check, "rebuilds_model": rebuilds_model}, **kw
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every daemon setting, once: its wire name, default and validator (docs/protocol.md#settings)."""
+
+    model: str = setting("model", _required_string, DEFAULT_MODEL, rebuilds_model=True)
+    base_url: str | None = setting("baseUrl", _string, None, rebuilds_model=True)
+    api_key_env: str = setting("apiKeyEnv", _required_string, "OPENAI_API_KEY", rebuilds_model=True)
+    # Only from clients that keep the key in a secret store; never logged (repr=False).
+    api_key: str | None = setting("apiKey", _string, None, rebuilds_model=True, repr=False)
+    system_prompt: str = setting("systemPrompt", _text, DEFAULT_SYSTEM_PROMPT)
+    temperature: float | None = setting("temperature", _number(0, 2), None)
+    max_history_tokens: int = setting("maxHistoryTokens", _integer(0), 8000)
+    # Longest answer the model may write (sent as max_tokens); None: the server's own limit.
+    max_tokens: int | None = setting("maxTokens", _integer(1), None)
+    auto_save: bool = setting("autoSave", _bool, True)
+    session_id: str | None = setting("sessionId", _checked_by(validate_session_id), None)
+    data_dir: str | None = setting("dataDir", _string, None)
+    # Where sessions are stored: file:// (default: <dataDir>), postgresql://, redis://, s3://.
+    storage_url: str | None = setting("storageUrl", _checked_by(check_url), None)
+    request_timeout: float = setting("requestTimeout", _number(0.1, None), 60.0, rebuilds_model=True)
+    max_retries: int = setting("maxRetries", _integer(0), 2, rebuilds_model=True)
+
+    def resolved_api_key(self) -> str | None:
+        """The API key to send: the ``apiKey`` setting, else the variable named by ``apiKeyEnv``."""
+        return self.api_key or os.environ.get(self.api_key_env) or None
+
+    def merged(self, raw: Any) -> tuple[Settings, list[str]]:
+        """A copy with the camelCase keys of ``raw`` applied, and the problems found.
+
+        A key with a bad value keeps its current value and adds a problem naming
+        it; unknown keys are ignored. Raises SettingsError if ``raw`` is not an object.
+        """
+        if raw is None:
+            return self, []
+        if not isinstance(raw, dict):
+            raise SettingsError("deskmate settings must be a JSON object")
+        raw = raw.get("deskmate", raw) if isinstance(raw.get("deskmate"), dict) else raw
+        changes: dict[str, Any] = {}
+        problems: list[str] = []
+        for key, value in raw.items():
+            spec = _BY_WIRE_NAME.get(key)
+            if spec is None:
+                log.info("Ignoring unknown setting %r", key)
+                continue
+            if value is None:  # "unset": back to what the environment or the built-in default says
+                changes[spec.name] = getattr(settings_from_environment(), spec.name)
+                continue
+            try:
+                changes[spec.name] = spec.metadata["check"](key, value)
+            except SettingsError as exc:
+                problems.append(str(exc))
+        return dataclasses.replace(self, **changes), problems
+
+    def model_changed(self, other: Settings) -> bool:
+        """Whether going to ``other`` needs a new model client (connection settings differ)."""
+        return any(getattr(self, name) != getattr(other, name) for name in MODEL_FIELDS)
+
+
+_BY_WIRE_NAME = {f.metadata["wire"]: f for f in dataclasses.fields(Settings)}
+WIRE_NAMES = tuple(_BY_WIRE_NAME)
+MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata["rebuilds_model"])
 
 
 def settings_from_environment() -> Settings:
