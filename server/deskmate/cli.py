@@ -10,17 +10,6 @@ from pathlib import Path
 
 from . import __version__, logs
 
-ROOT_MARKERS = (".git", ".hg", ".svn", ".deskmate")
-
-
-def workspace_root(start: Path) -> Path:
-    """The project folder an editor would open: the nearest ancestor with a VCS or .deskmate marker."""
-    start = start.absolute()
-    for folder in (start, *start.parents):
-        if any((folder / marker).exists() for marker in ROOT_MARKERS):
-            return folder
-    return start
-
 
 def parse_tcp(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
@@ -133,7 +122,7 @@ def run_tcp(server, args: argparse.Namespace) -> int:
 
 async def run_terminal(args: argparse.Namespace) -> int:
     from .engine import Assistant, EngineError, ModelError, settings_from_environment
-    from .engine.workspaces import path_to_uri
+    from .engine.workspaces import path_to_uri, project_root
     from .memory import SessionStoreError
 
     if args.command == "sessions" and args.verb == "migrate":
@@ -143,7 +132,7 @@ async def run_terminal(args: argparse.Namespace) -> int:
             print(f"deskmate: {exc}", file=sys.stderr)
             return 1
     assistant = Assistant(settings_from_environment(), warn=lambda message: print(message, file=sys.stderr))
-    folder = path_to_uri(workspace_root(Path.cwd()))
+    folder = path_to_uri(project_root(Path.cwd()))
     assistant.workspaces.set_folders([folder])
     try:
         if args.command == "ask":

@@ -52,3 +52,22 @@ def test_connection_settings_rebuild_the_model_client_and_others_do_not():
     }
     assert not Settings().model_changed(Settings(temperature=1.0, max_tokens=5))
     assert Settings().model_changed(Settings(base_url="http://127.0.0.1:1/v1"))
+
+
+def test_the_neovim_plugin_marks_project_roots_as_the_daemon_does():
+    from deskmate.engine.workspaces import ROOT_MARKERS
+
+    config = (REPO / "clients/neovim/lua/deskmate/config.lua").read_text()
+    markers = re.search(r"root_markers = \{([^}]*)\}", config).group(1)
+    assert tuple(re.findall(r'"([^"]+)"', markers)) == ROOT_MARKERS
+
+
+def test_project_root_is_the_nearest_marked_folder(tmp_path):
+    from deskmate.engine.workspaces import project_root
+
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    (tmp_path / "repo" / "sub" / ".deskmate").mkdir(parents=True)
+    (tmp_path / "repo" / "sub" / "deep").mkdir()
+    assert project_root(tmp_path / "repo" / "sub" / "deep") == tmp_path / "repo" / "sub"
+    assert project_root(tmp_path / "repo") == tmp_path / "repo"
+    assert project_root(tmp_path) == tmp_path  # no marker: where we are

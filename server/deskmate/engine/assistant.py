@@ -33,7 +33,7 @@ from .export import session_to_markdown
 from .model_client import ModelClient, ModelError, Usage
 from .prompt import build_messages
 from .settings import Settings
-from .workspaces import GLOBAL_SESSION_ID, Workspaces, fresh_session_id
+from .workspaces import GLOBAL_SESSION_ID, Workspaces, folder_key, fresh_session_id
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ class Assistant:
         workspaces = self.workspaces
         folder = None
         if workspace_uri:
-            folder = workspaces.folder_of(workspace_uri) or workspace_uri.rstrip("/")
+            folder = workspaces.folder_of(workspace_uri) or folder_key(workspace_uri)
         elif context_uri:
             folder = workspaces.folder_of(context_uri)
             if folder is None and not session_id:
@@ -416,7 +416,7 @@ class Assistant:
         chosen = [
             info
             for info in infos.values()
-            if all or info.id in active or (info.workspace_uri and info.workspace_uri.rstrip("/") in folders)
+            if all or info.id in active or (info.workspace_uri and folder_key(info.workspace_uri) in folders)
         ]
         chosen.sort(key=lambda info: info.updated_at, reverse=True)
         for info in chosen:  # whatever a store holds, a listing stays small

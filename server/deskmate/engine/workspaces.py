@@ -18,6 +18,23 @@ log = logging.getLogger(__name__)
 
 GLOBAL_SESSION_ID = "global"
 STATE_FILE = "workspaces.json"
+# What marks a project's root folder, for the terminal and the Neovim plugin alike
+# (clients/neovim/lua/deskmate/config.lua keeps the same list; a test holds them equal).
+ROOT_MARKERS = (".git", ".hg", ".svn", ".deskmate")
+
+
+def project_root(start: Path) -> Path:
+    """The project folder an editor would open: the nearest ancestor with a VCS or .deskmate marker."""
+    start = start.absolute()
+    for folder in (start, *start.parents):
+        if any((folder / marker).exists() for marker in ROOT_MARKERS):
+            return folder
+    return start
+
+
+def folder_key(uri: str) -> str:
+    """A workspace folder's URI as deskmate keys it: without a trailing slash."""
+    return uri.rstrip("/")
 
 
 def uri_to_path(uri: str) -> Path | None:
@@ -68,13 +85,13 @@ class Workspaces:
         return self.data_dir / STATE_FILE
 
     def set_folders(self, uris: list[str]) -> None:
-        self.folders = list(dict.fromkeys(uri.rstrip("/") for uri in uris))
+        self.folders = list(dict.fromkeys(map(folder_key, uris)))
 
     def add_folder(self, uri: str) -> None:
         self.set_folders(self.folders + [uri])
 
     def remove_folder(self, uri: str) -> None:
-        self.set_folders([f for f in self.folders if f != uri.rstrip("/")])
+        self.set_folders([f for f in self.folders if f != folder_key(uri)])
 
     def folder_of(self, uri: str) -> str | None:
         """The innermost open folder containing ``uri``, or None."""
@@ -85,7 +102,7 @@ class Workspaces:
             if target is not None and folder_path is not None:
                 inside = target == folder_path or folder_path in target.parents
             else:
-                inside = uri.rstrip("/") == folder or uri.startswith(folder + "/")
+                inside = folder_key(uri) == folder or uri.startswith(folder + "/")
             if inside and (best is None or len(folder) > best[0]):
                 best = (len(folder), folder)
         return best[1] if best else None

@@ -12,7 +12,8 @@ local M = {}
 M.defaults = {
   cmd = { "deskmate", "lsp" },
   settings = {},
-  -- The same markers as the terminal's `deskmate ask`, so both use the same session.
+  -- The daemon's own list (ROOT_MARKERS in engine/workspaces.py), so the terminal's
+  -- `deskmate ask` and Neovim pick the same project and session; a test holds them equal.
   root_markers = { ".git", ".hg", ".svn", ".deskmate" },
   -- Nothing is mapped unless the user names a key here.
   keymaps = {
