@@ -237,8 +237,12 @@ class PostgresBackend:
         """
         try:
             parts = urlsplit(url.strip())
-        except ValueError as exc:
-            raise StorageError(f"The PostgreSQL storage URL {redact(url)} is malformed ({exc}).") from None
+        except ValueError:
+            # Not echoed: its text may quote the login ("netloc '...' contains invalid characters").
+            raise StorageError(
+                f"The PostgreSQL storage URL {redact(url)} is malformed: check its host and port, and "
+                "percent-encode '/', '?', '#', '@' and ':' in the user name and password."
+            ) from None
         if parts.scheme.lower() not in ("postgresql", "postgres"):
             raise StorageError(f"{redact(url)} is not a postgresql:// URL.")
         if "@" in parts.path or "@" in parts.query:

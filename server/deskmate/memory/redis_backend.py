@@ -30,7 +30,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS, parse_url
@@ -141,6 +141,13 @@ return removed
 _LISTED_FIELDS = ("version", "title", "workspaceUri", "createdAt", "updatedAt", "tags")
 DAMAGED_TITLE = "(damaged session)"
 
+_ENCODE_HINT = (
+    "write it redis://[USER:PASSWORD@]HOST[:PORT][/DB], with '/', '?', '#', '@' and ':' in the user "
+    "name and password percent-encoded (%2F, %3F, %23, %40, %3A), or leave the password out and set "
+    f"${PASSWORD_ENV}."
+)
+_OPTION_ERROR = re.compile(r"Invalid value for '[a-z_]+' in connection URL\.?")
+
 _REFUSED_BY_ACL = ("can't run this command", "No permissions to access")
 _SCRIPTS = {"append": _APPEND, "save": _SAVE, "delete": _DELETE, "prune": _PRUNE}
 
@@ -185,12 +192,17 @@ class RedisBackend:
         self.prefix = prefix
         self.ttl = ttl
         self._options = options or {}
-        parsed = parse_url(url)
+        try:
+            parsed = parse_url(url)
+        except ValueError:
+            raise StorageError(f"Invalid Redis storage URL {redact(url)!r}: {_ENCODE_HINT}") from None
         host = str(parsed.get("host") or "localhost")
         if ":" in host:
             host = f"[{host}]"
         self.name = f"Redis at {host}:{parsed.get('port') or 6379}/{parsed.get('db') or 0}"
-        self._secret = str(parsed.get("password") or self._options.get("password") or "")
+        secret = str(parsed.get("password") or self._options.get("password") or "")
+        # As redis-py may quote it: decoded, and as written in the URL.
+        self._secrets = sorted({secret, quote(secret, safe="")} - {""}, key=len, reverse=True)
         self._client: aioredis.Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: dict[str, AsyncScript] = {}
@@ -205,9 +217,18 @@ class RedisBackend:
         shown = redact(url)
         try:
             parts = urlsplit(url)
+        except ValueError:
+            # Not echoed: its text may quote the login ("netloc '...' contains invalid characters").
+            raise StorageError(f"Invalid Redis storage URL {shown!r}: {_ENCODE_HINT}") from None
+        if parts.fragment or "#" in url or "@" in parts.path + parts.query:
+            # An unencoded '#', '/', '?' or '@' in the password: the rest would leak into other parts.
+            raise StorageError(f"Invalid Redis storage URL {shown!r}: {_ENCODE_HINT}")
+        try:
             parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-        except ValueError as exc:
-            raise StorageError(f"Invalid Redis storage URL {shown!r}: {exc}.") from None
+        except ValueError:
+            raise StorageError(
+                f"Invalid Redis storage URL {shown!r}: the port must be a number from 0 to 65535."
+            ) from None
         if parts.scheme not in ("redis", "rediss"):
             raise StorageError(f"A Redis storage URL starts with redis:// or rediss://, got {shown!r}.")
         if parts.path not in ("", "/") and not parts.path[1:].isdigit():
@@ -229,9 +250,11 @@ class RedisBackend:
             )
         client_url = urlunsplit(parts._replace(query=urlencode(passed)))
         try:
-            parse_url(client_url)  # bad ports and option values, found now rather than on first use
+            parse_url(client_url)  # bad option values, found now rather than on first use
         except ValueError as exc:
-            raise StorageError(f"Invalid Redis storage URL {shown!r}: {exc}.") from None
+            # Only redis-py's own "Invalid value for 'socket_timeout' ..." is safe to quote.
+            reason = str(exc) if _OPTION_ERROR.fullmatch(str(exc)) else _ENCODE_HINT
+            raise StorageError(f"Invalid Redis storage URL {shown!r}: {reason.rstrip('.')}.") from None
         options: dict[str, Any] = {}
         if parts.password is None and os.environ.get(PASSWORD_ENV):
             options["password"] = os.environ[PASSWORD_ENV]
@@ -277,8 +300,8 @@ class RedisBackend:
     def _failure(self, exc: Exception, doing: str) -> StorageError:
         """The error to raise for ``exc``, a redis-py or socket error, with no password in it."""
         reason = str(exc).rstrip(".") or type(exc).__name__
-        if self._secret:
-            reason = reason.replace(self._secret, "***")
+        for secret in self._secrets:
+            reason = reason.replace(secret, "***")
         if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
             return BackendUnavailable(self.name, reason)  # includes refused credentials
         # Inside a script, a refused command is a plain error: recognise it by its text.

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import boto3
 from botocore.config import Config
@@ -339,13 +339,17 @@ class S3Backend:
         Without credentials in the URL, boto3's usual chain applies (environment,
         AWS_PROFILE, instance roles). Raises StorageError naming what is wrong.
         """
-        parts = urlsplit(url.strip())
-        userinfo, _, bucket = parts.netloc.rpartition("@")
-        if "@" in parts.path or ":" in bucket:
+        try:
+            parts = urlsplit(url.strip())
+        except ValueError:
+            parts = None  # its text may quote the credentials: not echoed
+        userinfo, _, bucket = parts.netloc.rpartition("@") if parts else ("", "", "")
+        if parts is None or parts.fragment or "#" in url or "@" in parts.path + parts.query or ":" in bucket:
             # Most likely a secret with an unencoded '/': do not echo any of it.
             raise StorageError(
                 "The s3:// storage URL cannot be parsed: write it s3://KEY:SECRET@bucket/prefix with "
-                "'/', '+' and '@' in the key or secret percent-encoded, and give a server as ?endpoint=URL."
+                "'/', '?', '#', '+' and '@' in the key and secret percent-encoded, and give a server as "
+                "?endpoint=URL (without credentials in it)."
             )
         shown = f"s3://{bucket}{parts.path}"
         if parts.scheme.lower() != "s3":
@@ -535,7 +539,8 @@ class S3Backend:
                 )
             if status >= 500:
                 return BackendUnavailable(self.name, f"the server answered {status} {code}")
-            return StorageError(f"S3 request on {where} failed: {code} {error.get('Message') or ''}".strip())
+            message = self._scrub(f"{code} {error.get('Message') or ''}".strip())
+            return StorageError(f"S3 request on {where} failed: {message}")
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
             return BackendUnavailable(
                 self.name,
@@ -551,8 +556,15 @@ class S3Backend:
             found = re.search(r"\[Errno -?\d+\][^'\")]*", str(exc.kwargs.get("error", "")))
             return BackendUnavailable(self.name, f"cannot connect ({found.group(0) if found else exc})")
         if isinstance(exc, BotoConnectionError | HTTPClientError):
-            return BackendUnavailable(self.name, str(exc))
-        return StorageError(f"S3 request on {where} failed: {exc}")
+            return BackendUnavailable(self.name, self._scrub(str(exc)))
+        return StorageError(f"S3 request on {where} failed: {self._scrub(str(exc))}")
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the secret key, decoded or as written in a URL."""
+        secret = self._credentials[1]
+        for form in sorted({secret, quote(secret or "", safe="")} - {None, ""}, key=len, reverse=True):
+            text = text.replace(form, "***")
+        return text
 
     def _get(self, key: str, kind: str) -> tuple[dict[str, Any], str] | None:
         """The object at ``key`` parsed as a deskmate ``kind`` object, and its ETag; None if missing."""

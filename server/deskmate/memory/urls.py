@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable
+from itertools import groupby
 from pathlib import Path
 
 from .backend import MemoryBackend
@@ -30,24 +31,39 @@ _BACKENDS = {
 SCHEMES = ("file", "postgresql", "redis", "rediss", "s3")
 
 
-_SECRET_PARAMETERS = re.compile(r"(?i)((?:^|&)[^=&]*(?:password|secret|token|key)[^=&]*=)[^&]*")
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:(?://)?")
+# A query parameter whose value is secret: password, sslpassword, passwd, pwd, secret, token, ...
+_SECRET_PARAMETER = re.compile(
+    r"(?i)(?<=[?&])[^=&?#]*(?:pass|pwd|secret|token|key|credential|signature)[^=&]*="
+)
 
 
 def redact(url: str) -> str:
     """``url`` with its password, and query parameters that look secret, replaced by ``***``.
 
-    Never raises, however malformed ``url`` is: everything up to the last '@' is
-    taken as the login, so a password with an unencoded '/', '?' or '@' stays hidden too.
+    Never raises, however malformed ``url`` is. A password may hold unencoded '/', '?',
+    '#', ':' or '@', so both readings are masked: everything from the login's first ':'
+    to the last '@', and every secret-looking parameter's value up to the next '&'.
+    Text that is not a URL (a plain path) is returned as it is.
     """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+    start = _URL_START.match(url)
+    if not start:
         return url
-    login, at, rest = rest.rpartition("@")
-    user, colon, _ = login.partition(":")
-    shown_login = f"{user}:***@" if colon else f"{user}{at}"
-    location, mark, query = rest.partition("?")
-    query = _SECRET_PARAMETERS.sub(r"\1***", query)
-    return f"{scheme}://{shown_login}{location}{mark}{query}"
+    hidden = [False] * len(url)
+    at = url.rfind("@", start.end())
+    colon = url.find(":", start.end(), at) if at >= 0 else -1
+    if colon >= 0:
+        hidden[colon + 1 : at] = [True] * (at - colon - 1)
+    for parameter in _SECRET_PARAMETER.finditer(url, start.end()):
+        end = url.find("&", parameter.end())
+        end = len(url) if end < 0 else end
+        hidden[parameter.end() : end] = [True] * (end - parameter.end())
+    shown, position = [], 0
+    for secret, run in groupby(hidden):
+        length = len(list(run))
+        shown.append("***" if secret else url[position : position + length])
+        position += length
+    return "".join(shown)
 
 
 def check_url(url: str) -> str:
@@ -59,6 +75,10 @@ def check_url(url: str) -> str:
     if not url:
         raise StorageError("The storage URL is empty.")
     scheme = _scheme(url)
+    written_as = url.split(":", 1)[0].lower()
+    if scheme == "file" and written_as in _BACKENDS and written_as != "file" and "://" not in url:
+        # "redis:/host" is no directory name: read as one, its login would name a folder.
+        raise StorageError(f"The storage URL {redact(url)!r} must start with {written_as}://.")
     if scheme not in _BACKENDS:
         raise StorageError(
             f"Unknown storage URL scheme {scheme!r} in {redact(url)!r}; "
