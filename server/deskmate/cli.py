@@ -133,7 +133,7 @@ async def run_terminal(args: argparse.Namespace) -> int:
             return 1
     assistant = Assistant(settings_from_environment(), warn=lambda message: print(message, file=sys.stderr))
     folder = path_to_uri(project_root(Path.cwd()))
-    assistant.workspaces.set_folders([folder])
+    assistant.sessions.workspaces.set_folders([folder])
     try:
         if args.command == "ask":
             return await terminal_ask(assistant, args)
@@ -157,16 +157,16 @@ async def terminal_ask(assistant, args: argparse.Namespace) -> int:
         text, note = await asyncio.to_thread(read_context_file, path, None)
         context = {"uri": path_to_uri(path), "text": text, **({"note": note} if note else {})}
     # In a terminal the project is the current directory's, wherever --file lies.
-    ref = assistant.resolve(session_id=args.session)
+    ref = assistant.sessions.resolve(session_id=args.session)
     out = SafeWriter(sys.stdout)
     task = asyncio.ensure_future(
-        assistant.ask(" ".join(args.question), ref=ref, context=context, on_delta=out.write)
+        assistant.asks.ask(" ".join(args.question), ref=ref, context=context, on_delta=out.write)
     )
     try:
         result = await asyncio.shield(task)
     except asyncio.CancelledError:  # Ctrl-C: keep the partial answer
-        if result_id := assistant.running_ask(ref.id):
-            assistant.cancel(result_id)
+        if result_id := assistant.asks.running_ask(ref.id):
+            assistant.asks.cancel(result_id)
         result = await task
     sys.stdout.write("\n")
     if result.interrupted:
@@ -178,7 +178,7 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
     from .terminal import SafeWriter, strip_controls
 
     if args.verb == "list":
-        rows = await assistant.list_sessions(folder, all=args.all)
+        rows = await assistant.sessions.list(folder, all=args.all)
         if not rows:
             print("No sessions yet.")
         for info, active in rows:
@@ -191,8 +191,8 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
         deleted = await assistant.delete_session(args.session)
         print(f"Deleted {args.session}." if deleted else f"No session {args.session!r}.")
         return 0 if deleted else 1
-    ref = assistant.resolve(session_id=args.session, workspace_uri=None if args.session else folder)
-    session, markdown = await assistant.export_session(ref)
+    ref = assistant.sessions.resolve(session_id=args.session, workspace_uri=None if args.session else folder)
+    session, markdown = await assistant.sessions.export(ref)
     if args.verb == "export":
         SafeWriter(sys.stdout).write(markdown)
         return 0

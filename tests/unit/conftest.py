@@ -29,6 +29,6 @@ async def engine(tmp_path: Path, model: FakeModel, project: Path):
         Settings(data_dir=str(tmp_path / "data")), warn=warnings.append, model_factory=factory
     )
     assistant.warnings = warnings  # type: ignore[attr-defined]
-    assistant.workspaces.set_folders([project.as_uri()])
+    assistant.sessions.workspaces.set_folders([project.as_uri()])
     yield assistant
     await assistant.close()

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from deskmate.engine.workspaces import GLOBAL_SESSION_ID
 
 from deskmate.engine import EngineError, ModelError, SessionBusy
-from deskmate.engine.workspaces import GLOBAL_SESSION_ID
 
 
 async def test_an_ask_stores_the_question_and_the_answer(engine, model):
-    ref = engine.resolve()
-    result = await engine.ask("what is this?", ref=ref)
+    ref = engine.sessions.resolve()
+    result = await engine.asks.ask("what is this?", ref=ref)
     assert result.answer == "fake answer" and not result.interrupted
-    session = (await engine.get_session(ref)).session
+    session = (await engine.sessions.get(ref)).session
     assert [(m.role, m.content) for m in session.messages] == [
         ("user", "what is this?"),
         ("assistant", "fake answer"),
@@ -24,99 +24,99 @@ async def test_an_ask_stores_the_question_and_the_answer(engine, model):
 
 
 async def test_the_history_goes_into_the_next_prompt(engine, model):
-    ref = engine.resolve()
-    await engine.ask("first", ref=ref)
-    await engine.ask("second", ref=ref)
+    ref = engine.sessions.resolve()
+    await engine.asks.ask("first", ref=ref)
+    await engine.asks.ask("second", ref=ref)
     assert [m["content"] for m in model.prompts[-1][1:]] == ["first", "fake answer", "second"]
 
 
 async def test_a_cancelled_answer_keeps_what_was_seen(engine, model):
     model.answer, model.gate = "one two three", asyncio.Event()
-    ref = engine.resolve()
+    ref = engine.sessions.resolve()
     seen: list[str] = []
-    asking = asyncio.ensure_future(engine.ask("q", ref=ref, ask_id="a1", on_delta=seen.append))
+    asking = asyncio.ensure_future(engine.asks.ask("q", ref=ref, ask_id="a1", on_delta=seen.append))
     await model.started.wait()
-    assert engine.cancel("a1") and not engine.cancel("nope")
+    assert engine.asks.cancel("a1") and not engine.asks.cancel("nope")
     result = await asking
     assert result.interrupted and result.answer == "one " == "".join(seen)
-    stored = (await engine.get_session(ref)).session.messages[-1]
+    stored = (await engine.sessions.get(ref)).session.messages[-1]
     assert stored.status == "interrupted" and stored.content == "one "
 
 
 async def test_a_second_ask_in_a_busy_session_is_refused(engine, model):
     model.gate = asyncio.Event()
-    ref = engine.resolve()
-    first = asyncio.ensure_future(engine.ask("q", ref=ref, ask_id="first"))
+    ref = engine.sessions.resolve()
+    first = asyncio.ensure_future(engine.asks.ask("q", ref=ref, ask_id="first"))
     await model.started.wait()
     with pytest.raises(SessionBusy, match="still answering"):
-        await engine.ask("again", ref=ref)
+        await engine.asks.ask("again", ref=ref)
     with pytest.raises(EngineError, match="already running"):
-        await engine.ask("again", ref=engine.resolve(session_id="other"), ask_id="first")
+        await engine.asks.ask("again", ref=engine.sessions.resolve(session_id="other"), ask_id="first")
     model.gate.set()
     await first
 
 
 async def test_a_failed_answer_is_stored_interrupted_and_raised(engine, model):
     model.answer, model.fail = "partial", "the server fell over"
-    ref = engine.resolve()
+    ref = engine.sessions.resolve()
     with pytest.raises(ModelError, match="fell over"):
-        await engine.ask("q", ref=ref)
-    stored = (await engine.get_session(ref)).session.messages
+        await engine.asks.ask("q", ref=ref)
+    stored = (await engine.sessions.get(ref)).session.messages
     assert [(m.content, m.status) for m in stored] == [("q", "complete"), ("partial", "interrupted")]
 
 
 async def test_deleting_while_answering_leaves_nothing_behind(engine, model):
     model.gate = asyncio.Event()
-    ref = engine.resolve(session_id="doomed")
-    asking = asyncio.ensure_future(engine.ask("q", ref=ref, ask_id="d"))
+    ref = engine.sessions.resolve(session_id="doomed")
+    asking = asyncio.ensure_future(engine.asks.ask("q", ref=ref, ask_id="d"))
     await model.started.wait()
     deleting = asyncio.ensure_future(engine.delete_session("doomed"))
     result = await asyncio.wait_for(asking, 5)
     assert await deleting is True and result.interrupted
-    assert await engine.backend.load("doomed") is None
-    assert "doomed" not in {info.id for info, _ in await engine.list_sessions(all=True)}
+    assert await engine.store.backend.load("doomed") is None
+    assert "doomed" not in {info.id for info, _ in await engine.sessions.list(all=True)}
 
 
 def test_resolve_picks_the_session_a_request_means(engine, project, tmp_path):
     folder = project.as_uri()
-    default = engine.resolve()
+    default = engine.sessions.resolve()
     assert default.folder == folder and default.id.startswith("project-")
-    assert engine.resolve(session_id="mine").id == "mine"
-    inside = engine.resolve(context_uri=(project / "main.py").as_uri())
+    assert engine.sessions.resolve(session_id="mine").id == "mine"
+    inside = engine.sessions.resolve(context_uri=(project / "main.py").as_uri())
     assert inside.id == default.id
-    assert engine.resolve(context_uri=(tmp_path / "elsewhere.py").as_uri()).id == GLOBAL_SESSION_ID
-    engine.workspaces.set_folders([])
-    assert engine.resolve().id is None  # no folder: the unsaved conversation
+    assert engine.sessions.resolve(context_uri=(tmp_path / "elsewhere.py").as_uri()).id == GLOBAL_SESSION_ID
+    engine.sessions.workspaces.set_folders([])
+    assert engine.sessions.resolve().id is None  # no folder: the unsaved conversation
 
 
 async def test_new_and_switch_change_the_active_session(engine):
-    fresh = await engine.new_session(title="A plan")
-    listed = {info.id: active for info, active in await engine.list_sessions()}
+    fresh = await engine.sessions.new(title="A plan")
+    listed = {info.id: active for info, active in await engine.sessions.list()}
     assert listed[fresh.id] is True
-    await engine.ask("in the fresh one", ref=engine.resolve())
-    default_id = engine.resolve().id
+    await engine.asks.ask("in the fresh one", ref=engine.sessions.resolve())
+    default_id = engine.sessions.resolve().id
     assert default_id == fresh.id
-    other = await engine.new_session()
-    await engine.switch_session(fresh.id)
-    assert engine.resolve().id == fresh.id != other.id
-    session = (await engine.get_session(engine.resolve())).session
+    other = await engine.sessions.new()
+    await engine.sessions.switch(fresh.id)
+    assert engine.sessions.resolve().id == fresh.id != other.id
+    session = (await engine.sessions.get(engine.sessions.resolve())).session
     assert session.title == "A plan"  # a title given by the user is kept
 
 
 async def test_autosave_off_keeps_sessions_in_memory_until_saved(engine, model):
     await engine.update_settings(engine.settings.merged({"autoSave": False})[0])
-    ref = engine.resolve()
-    await engine.ask("unsaved", ref=ref)
-    assert await engine.backend.load(ref.id) is None
-    view = await engine.get_session(ref)
+    ref = engine.sessions.resolve()
+    await engine.asks.ask("unsaved", ref=ref)
+    assert await engine.store.backend.load(ref.id) is None
+    view = await engine.sessions.get(ref)
     assert not view.persisted and len(view.session.messages) == 2
-    await engine.save_session(ref)
-    assert len((await engine.backend.load(ref.id)).messages) == 2
+    await engine.sessions.save(ref)
+    assert len((await engine.store.backend.load(ref.id)).messages) == 2
 
 
 async def test_changing_the_model_lets_a_streaming_answer_finish(engine, model):
     model.answer, model.gate = "still streaming", asyncio.Event()
-    asking = asyncio.ensure_future(engine.ask("q", ref=engine.resolve()))
+    asking = asyncio.ensure_future(engine.asks.ask("q", ref=engine.sessions.resolve()))
     await model.started.wait()
     await engine.update_settings(engine.settings.merged({"model": "another"})[0])
     assert not model.closed  # the old client is not closed under a running answer
@@ -131,5 +131,5 @@ async def test_changing_the_model_lets_a_streaming_answer_finish(engine, model):
 
 
 def test_status_masks_a_password_in_the_base_url(engine):
-    engine._state.settings = engine.settings.merged({"baseUrl": "http://me:Zx81pw@proxy:8080/v1"})[0]
+    engine._settings = engine.settings.merged({"baseUrl": "http://me:Zx81pw@proxy:8080/v1"})[0]
     assert engine.status()["baseUrl"] == "http://me:***@proxy:8080/v1"

@@ -1,11 +1,15 @@
 """The engine: asking, sessions, prompts and model calls. Knows nothing of LSP."""
 
-from .assistant import AskResult, Assistant, EngineError, SessionBusy, SessionRef, SessionView
+from .asking import AskResult, AskRunner
+from .assistant import Assistant
+from .errors import EngineError, SessionBusy
 from .model_client import ConfigurationError, ModelClient, ModelError, Usage
+from .sessions import SessionRef, Sessions, SessionView
 from .settings import Settings, SettingsError, settings_from_environment
 
 __all__ = [
     "AskResult",
+    "AskRunner",
     "Assistant",
     "ConfigurationError",
     "EngineError",
@@ -14,6 +18,7 @@ __all__ = [
     "SessionBusy",
     "SessionRef",
     "SessionView",
+    "Sessions",
     "Settings",
     "SettingsError",
     "Usage",

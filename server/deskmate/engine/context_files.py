@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..memory.limits import MAX_CONTEXT_FILE_BYTES
-from .assistant import EngineError
+from .errors import EngineError
 
 # Never read, whatever folder is open: kernel and device views, not files.
 SPECIAL_ROOTS = ("/proc", "/sys", "/dev")

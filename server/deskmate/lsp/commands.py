@@ -93,7 +93,7 @@ def session_json(session: Session) -> dict[str, Any]:
 
 
 def session_ref(ls: DeskmateServer, arguments: Arguments):
-    return ls.assistant.resolve(
+    return ls.assistant.sessions.resolve(
         session_id=arguments.session_id(), workspace_uri=arguments.text("workspaceUri")
     )
 
@@ -106,18 +106,18 @@ async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     context = check_context(name, arguments.object("context"))
     ask_id = arguments.text("askId") or uuid.uuid4().hex
     if context is not None:
-        context = await fill_context(name, context, ls.workspace, ls.assistant.workspaces.folders)
-    ref = ls.assistant.resolve(
+        context = await fill_context(name, context, ls.workspace, ls.assistant.sessions.workspaces.folders)
+    ref = ls.assistant.sessions.resolve(
         session_id=arguments.session_id(),
         workspace_uri=arguments.text("workspaceUri"),
         context_uri=context["uri"] if context else None,
     )
     request_id = ls.protocol.msg_id
     ls.asks_by_request[request_id] = ask_id
-    reporter = AskReporter(ls, ask_id, ref.id, on_cancel=lambda: ls.assistant.cancel(ask_id))
+    reporter = AskReporter(ls, ask_id, ref.id, on_cancel=lambda: ls.assistant.asks.cancel(ask_id))
     outcome = "Failed"
     try:
-        result = await ls.assistant.ask(
+        result = await ls.assistant.asks.ask(
             question, ref=ref, context=context, ask_id=ask_id, on_delta=reporter.delta
         )
         outcome = "Cancelled" if result.interrupted else "Done"
@@ -139,13 +139,13 @@ async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
 async def cancel(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Stop a running ask; its partial answer is kept."""
     ask_id = arguments.text("askId", required=True)
-    return {"cancelled": ls.assistant.cancel(ask_id)}
+    return {"cancelled": ls.assistant.asks.cancel(ask_id)}
 
 
 @command("deskmate.listSessions")
 async def list_sessions(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """The workspace's sessions (or every session with ``all``), most recent first."""
-    listed = await ls.assistant.list_sessions(arguments.text("workspaceUri"), all=arguments.flag("all"))
+    listed = await ls.assistant.sessions.list(arguments.text("workspaceUri"), all=arguments.flag("all"))
     sessions = []
     for info, active in listed:
         entry = info.to_dict()
@@ -158,7 +158,7 @@ async def list_sessions(ls: DeskmateServer, arguments: Arguments) -> dict[str, A
 @command("deskmate.getSession")
 async def get_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """A session's history, to show when a chat view opens."""
-    view = await ls.assistant.get_session(session_ref(ls, arguments))
+    view = await ls.assistant.sessions.get(session_ref(ls, arguments))
     return {
         **session_json(view.session),
         "active": view.active,
@@ -170,7 +170,7 @@ async def get_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any
 @command("deskmate.newSession")
 async def new_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Start an empty session that becomes the workspace folder's active one."""
-    session = await ls.assistant.new_session(
+    session = await ls.assistant.sessions.new(
         arguments.text("workspaceUri"), title=arguments.text("title", max_length=MAX_TITLE_LENGTH) or ""
     )
     return {"sessionId": session.id, "title": session.title}
@@ -180,7 +180,7 @@ async def new_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any
 async def switch_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Make an existing session the workspace folder's active one."""
     session_id = arguments.session_id(required=True)
-    session = await ls.assistant.switch_session(session_id, arguments.text("workspaceUri"))
+    session = await ls.assistant.sessions.switch(session_id, arguments.text("workspaceUri"))
     return {"sessionId": session.id, "title": session.title, "messageCount": len(session.messages)}
 
 
@@ -194,21 +194,21 @@ async def delete_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, 
 @command("deskmate.saveSession")
 async def save_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Write the in-memory history over the stored one (for autoSave: false)."""
-    session = await ls.assistant.save_session(session_ref(ls, arguments))
+    session = await ls.assistant.sessions.save(session_ref(ls, arguments))
     return {"sessionId": session.id, "messageCount": len(session.messages)}
 
 
 @command("deskmate.loadSession")
 async def load_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Replace the in-memory history with the stored one."""
-    session = await ls.assistant.load_session(session_ref(ls, arguments))
+    session = await ls.assistant.sessions.load(session_ref(ls, arguments))
     return {"sessionId": session.id, "messageCount": len(session.messages)}
 
 
 @command("deskmate.exportSession")
 async def export_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """The session as a Markdown document."""
-    session, markdown = await ls.assistant.export_session(session_ref(ls, arguments))
+    session, markdown = await ls.assistant.sessions.export(session_ref(ls, arguments))
     return {"sessionId": session.id or None, "title": session.title, "markdown": markdown}
 
 

@@ -31,7 +31,7 @@ class DeskmateProtocol(LanguageServerProtocol):
         server: DeskmateServer = self._server  # type: ignore[assignment]
         ask_id = server.asks_by_request.get(msg_id)
         if ask_id is not None:
-            server.assistant.cancel(ask_id)
+            server.assistant.asks.cancel(ask_id)
 
 
 class ClientLogHandler(logging.Handler):
@@ -128,7 +128,7 @@ def workspace_folder_uris(params: types.InitializeParams) -> list[str]:
 
 async def on_initialize(ls: DeskmateServer, params: types.InitializeParams) -> None:
     """Take the editor's settings and workspace folders."""
-    ls.assistant.workspaces.set_folders(workspace_folder_uris(params))
+    ls.assistant.sessions.workspaces.set_folders(workspace_folder_uris(params))
     await ls.apply_settings(params.initialization_options)
 
 
@@ -148,9 +148,9 @@ async def on_configuration(ls: DeskmateServer, params: types.DidChangeConfigurat
 
 def on_folders(ls: DeskmateServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
     for folder in params.event.removed:
-        ls.assistant.workspaces.remove_folder(folder.uri)
+        ls.assistant.sessions.workspaces.remove_folder(folder.uri)
     for folder in params.event.added:
-        ls.assistant.workspaces.add_folder(folder.uri)
+        ls.assistant.sessions.workspaces.add_folder(folder.uri)
 
 
 async def on_shutdown(ls: DeskmateServer, params: None) -> None:

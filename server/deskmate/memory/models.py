@@ -180,6 +180,16 @@ class Session:
             list(self.messages),
         )
 
+    def add(self, messages: list[Message], *, title: str = "", workspace_uri: str | None = None) -> None:
+        """Append ``messages`` as a store's ``append`` does: an empty, untitled session (e.g. one
+        just made by newSession) takes ``title``, and ``workspace_uri`` if it has none."""
+        if not self.messages and not self.title and title:
+            self.title = title
+            self.workspace_uri = self.workspace_uri or workspace_uri
+        if messages:
+            self.messages.extend(messages)
+            self.updated_at = messages[-1].timestamp
+
     def info(self) -> SessionInfo:
         return SessionInfo(
             id=self.id,

@@ -1,0 +1,202 @@
+"""Sessions: which one a request means, and listing, opening, starting, switching, deleting them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..memory import Session, SessionIdRequired, SessionInfo, SessionNotFound, validate_session_id
+from ..memory.limits import clip_title
+from .errors import EngineError
+from .export import session_to_markdown
+from .settings import Settings
+from .store import SessionStore
+from .workspaces import GLOBAL_SESSION_ID, Workspaces, folder_key, fresh_session_id
+
+
+@dataclass
+class SessionRef:
+    """Which session a request is about. ``id`` None: the unsaved in-memory conversation."""
+
+    id: str | None
+    folder: str | None = None
+
+
+@dataclass
+class SessionView:
+    session: Session
+    active: bool
+    persisted: bool
+
+
+class Sessions:
+    """The sessions of the open workspace folders, in the engine's store.
+
+    ``settings`` returns the settings in force; ``warn`` receives user-facing warnings.
+    """
+
+    def __init__(
+        self, settings: Callable[[], Settings], store: SessionStore, warn: Callable[[str], None]
+    ) -> None:
+        self._settings = settings
+        self.store = store
+        self.warn = warn
+        self.workspaces = Workspaces(store.data_dir)
+
+    def moved(self) -> None:
+        """The data dir changed: folders' active sessions are read from the new one."""
+        if self.workspaces.data_dir != self.store.data_dir:
+            folders = self.workspaces.folders
+            self.workspaces = Workspaces(self.store.data_dir)
+            self.workspaces.set_folders(folders)
+
+    # -- resolving ------------------------------------------------------------
+
+    def resolve(
+        self, session_id: str | None = None, workspace_uri: str | None = None, context_uri: str | None = None
+    ) -> SessionRef:
+        """Pick the session a request means (see docs/protocol.md, "Sessions")."""
+        workspaces = self.workspaces
+        folder = None
+        if workspace_uri:
+            folder = workspaces.folder_of(workspace_uri) or folder_key(workspace_uri)
+        elif context_uri:
+            folder = workspaces.folder_of(context_uri)
+            if folder is None and not session_id:
+                return SessionRef(GLOBAL_SESSION_ID)
+        elif workspaces.folders:
+            folder = workspaces.folders[0]
+        if session_id:
+            return SessionRef(validate_session_id(session_id), folder)
+        if folder is None:
+            return SessionRef(None)
+        return SessionRef(self._settings().session_id or workspaces.active_session(folder), folder)
+
+    def active_ids(self) -> set[str]:
+        pinned = self._settings().session_id
+        if pinned:
+            return {pinned}
+        return {self.workspaces.active_session(folder) for folder in self.workspaces.folders}
+
+    # -- reading ----------------------------------------------------------------
+
+    async def stored(self, session_id: str | None) -> Session | None:
+        """The session as its store holds it; a damaged one was moved aside, and the user is told."""
+        store, key = self.store.for_session(session_id)
+        session = await store.load(key)
+        if session is not None and session.quarantined_to:
+            self.warn(
+                f'deskmate: the history of session "{session_id}" was damaged; it was moved to '
+                f"{session.quarantined_to} and a new history starts."
+            )
+        return session
+
+    async def current(self, ref: SessionRef) -> tuple[Session, bool]:
+        """The session's history now, and whether it is stored (not only in memory)."""
+        session = await self.stored(ref.id)
+        persisted = session is not None and not session.quarantined_to and not self.store.unsaved(ref.id)
+        if session is None or session.quarantined_to:
+            session = Session(id=ref.id or "", workspace_uri=ref.folder)
+        return session, persisted
+
+    async def list(
+        self, workspace_uri: str | None = None, all: bool = False
+    ) -> list[tuple[SessionInfo, bool]]:
+        """Sessions with an ``active`` flag, most recent first; by default only this workspace's."""
+        infos = {info.id: info for info in await self.store.sessions.list()}
+        active = self.active_ids()
+        if workspace_uri:
+            ref = self.resolve(workspace_uri=workspace_uri)
+            folders = {ref.folder} if ref.folder else set()
+            if ref.id:
+                active = {ref.id}
+        else:
+            folders = set(self.workspaces.folders)
+        pinned = self._settings().session_id
+        for folder in folders:  # a folder's active session is listed even before its first question
+            session_id = pinned or self.workspaces.active_session(folder)
+            infos.setdefault(session_id, SessionInfo(id=session_id, workspace_uri=folder))
+        chosen = [
+            info
+            for info in infos.values()
+            if all or info.id in active or (info.workspace_uri and folder_key(info.workspace_uri) in folders)
+        ]
+        chosen.sort(key=lambda info: info.updated_at, reverse=True)
+        for info in chosen:  # whatever a store holds, a listing stays small
+            info.title = clip_title(info.title)
+        return [(info, info.id in active) for info in chosen]
+
+    async def get(self, ref: SessionRef) -> SessionView:
+        session, persisted = await self.current(ref)
+        return SessionView(session, ref.id is not None and ref.id in self.active_ids(), persisted)
+
+    async def export(self, ref: SessionRef) -> tuple[Session, str]:
+        session, _ = await self.current(ref)
+        return session, session_to_markdown(session)
+
+    # -- changing -----------------------------------------------------------------
+
+    def _check_folder_may_change_session(self, ref: SessionRef, action: str) -> None:
+        if ref.folder is None:
+            raise EngineError(f"There is no workspace folder to {action} in; open a folder first.")
+        pinned = self._settings().session_id
+        if pinned:
+            raise EngineError(
+                f'The deskmate.sessionId setting pins every folder to session "{pinned}"; clear it to {action}.'
+            )
+
+    async def new(self, workspace_uri: str | None = None, title: str = "") -> Session:
+        """Start an empty session and make it the folder's active one."""
+        ref = self.resolve(workspace_uri=workspace_uri)
+        self._check_folder_may_change_session(ref, "start a new session")
+        session = Session(id=fresh_session_id(ref.folder), title=title, workspace_uri=ref.folder)
+        await self.store.sessions.save(session)
+        await asyncio.to_thread(self.workspaces.set_active, ref.folder, session.id)
+        return session
+
+    async def switch(self, session_id: str, workspace_uri: str | None = None) -> Session:
+        """Make an existing session the folder's active one."""
+        ref = self.resolve(session_id=session_id, workspace_uri=workspace_uri)
+        self._check_folder_may_change_session(ref, "switch sessions")
+        session = await self.stored(session_id)
+        if session is None:
+            raise SessionNotFound(session_id)
+        await asyncio.to_thread(self.workspaces.set_active, ref.folder, session_id)
+        return session
+
+    async def delete(self, session_id: str) -> bool:
+        """Delete a session everywhere; folders using it go back to their default session.
+
+        Callers stop the session's running ask first (``Assistant.delete_session``).
+        """
+        validate_session_id(session_id, "deleteSession")
+        deleted = await self.store.sessions.delete(session_id)
+        await asyncio.to_thread(self.workspaces.forget_session, session_id)
+        return deleted
+
+    async def save(self, ref: SessionRef) -> Session:
+        """Write the session's in-memory history over the stored one."""
+        if ref.id is None:
+            raise SessionIdRequired(
+                "saving a session (no workspace folder is open and no sessionId was given)"
+            )
+        if self.store.overlay is not None and self.store.overlay.holds(ref.id):
+            return await self.store.overlay.commit(ref.id)
+        session, _ = await self.current(ref)
+        await self.store.backend.save(session)
+        return session
+
+    async def load(self, ref: SessionRef) -> Session:
+        """Replace the in-memory history with the stored one."""
+        if ref.id is None:
+            raise SessionIdRequired(
+                "loading a session (no workspace folder is open and no sessionId was given)"
+            )
+        if self.store.overlay is not None:
+            self.store.overlay.inner = self.store.backend
+            await self.store.overlay.reload(ref.id)
+        session = await self.stored(ref.id)
+        if session is None:
+            raise SessionNotFound(ref.id)
+        return session

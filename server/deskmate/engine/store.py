@@ -1,0 +1,92 @@
+"""Opening the session store the settings name, and putting the autoSave-off overlay in front of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..memory import MemoryBackend, default_data_dir
+from ..memory.holding import HoldingBackend
+from ..memory.unsaved import UnsavedOverlay
+from ..memory.urls import open_store
+from .settings import Settings
+
+SCRATCH_ID = ""  # the conversation of a window with no folder: never stored
+
+
+def data_dir_of(settings: Settings) -> Path:
+    return Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
+
+
+class SessionStore:
+    """Where the engine's sessions live.
+
+    ``backend`` is the store the settings name (files under the data dir, or
+    ``storageUrl``'s), opened on first use so a bad URL fails a request rather than
+    start-up, and wrapped so a full disk holds turns in memory. While autoSave is
+    off, ``sessions`` is an UnsavedOverlay over it. A store given by the caller is
+    used as it is and never closed here.
+    """
+
+    def __init__(
+        self, settings: Settings, *, backend: MemoryBackend | None, warn: Callable[[str], None]
+    ) -> None:
+        self.data_dir = data_dir_of(settings)
+        self._settings = settings
+        self._given = backend is not None
+        self._backend = backend
+        self._warn = warn
+        self.overlay: UnsavedOverlay | None = None if settings.auto_save else UnsavedOverlay(None)
+        self.scratch = UnsavedOverlay(None)
+
+    @property
+    def backend(self) -> MemoryBackend:
+        """The real store; raises StorageError if the settings name one that cannot be opened."""
+        if self._backend is None:
+            opened = open_store(self._settings.storage_url, self.data_dir, notify=self._warn)
+            self._backend = HoldingBackend(opened, notify=self._warn)
+        return self._backend
+
+    @property
+    def opened(self) -> MemoryBackend | None:
+        """The real store if it is open already (for status: never opens it)."""
+        return self._backend
+
+    @property
+    def sessions(self) -> MemoryBackend:
+        """What requests read and write: the overlay while autoSave is off, else the real store."""
+        if self.overlay is None:
+            return self.backend
+        self.overlay.inner = self.backend
+        return self.overlay
+
+    def for_session(self, session_id: str | None) -> tuple[MemoryBackend, str]:
+        """The store a session id lives in, and the id to use there (None: the scratch conversation)."""
+        if session_id is None:
+            return self.scratch, SCRATCH_ID
+        return self.sessions, session_id
+
+    def unsaved(self, session_id: str | None) -> bool:
+        """Whether the session is served from memory rather than the store."""
+        return session_id is None or (self.overlay is not None and self.overlay.holds(session_id))
+
+    async def reconfigure(self, settings: Settings) -> None:
+        """Follow new settings: reopen the store if they moved it; save what is in memory when
+        autoSave is turned on."""
+        old, self._settings = self._settings, settings
+        moved = settings.data_dir != old.data_dir or settings.storage_url != old.storage_url
+        if moved and not self._given:
+            self.data_dir = data_dir_of(settings)
+            if self._backend is not None:
+                await self._backend.close()
+            self._backend = None
+        if settings.auto_save and self.overlay is not None:
+            self.overlay.inner = self.backend
+            await self.overlay.commit_all()
+            self.overlay = None
+        elif not settings.auto_save and self.overlay is None:
+            self.overlay = UnsavedOverlay(None)
+
+    async def close(self) -> None:
+        if self._backend is not None and not self._given:
+            await self._backend.close()

@@ -1,0 +1,93 @@
+"""UnsavedOverlay: sessions that live in memory until saved explicitly (the autoSave: false mode).
+
+A session is read from the store once, the first time it is used; from then on
+the copy in memory is the truth, and appends change only it. ``commit`` writes a
+session over the stored one; ``save`` (e.g. a new session) keeps it in memory.
+With no store at all (``inner`` None) it holds a conversation that is never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .backend import MemoryBackend
+from .errors import SessionNotFound
+from .models import Message, Session, SessionInfo
+
+
+class UnsavedOverlay:
+    def __init__(self, inner: MemoryBackend | None, sessions: dict[str, Session] | None = None) -> None:
+        self.inner = inner
+        self.sessions: dict[str, Session] = sessions if sessions is not None else {}
+
+    def __repr__(self) -> str:
+        return f"UnsavedOverlay({self.inner!r}, {len(self.sessions)} in memory)"
+
+    def holds(self, session_id: str) -> bool:
+        """Whether ``session_id`` is served from memory (so not what the store holds)."""
+        return session_id in self.sessions
+
+    async def _held(self, session_id: str) -> Session | None:
+        session = self.sessions.get(session_id)
+        if session is None and self.inner is not None:
+            session = await self.inner.load(session_id)
+            if session is not None and not session.quarantined_to:
+                self.sessions[session_id] = session  # read once: memory is the truth from now on
+        return session
+
+    # -- MemoryBackend ----------------------------------------------------------
+
+    async def load(self, session_id: str) -> Session | None:
+        session = await self._held(session_id)
+        return session.copy() if session is not None and not session.quarantined_to else session
+
+    async def append(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        title: str = "",
+        workspace_uri: str | None = None,
+    ) -> None:
+        session = await self._held(session_id)
+        if session is None or session.quarantined_to:
+            session = self.sessions[session_id] = Session(id=session_id)
+        session.add(list(messages), title=title, workspace_uri=workspace_uri)
+
+    async def save(self, session: Session) -> None:
+        self.sessions[session.id] = session.copy()
+
+    async def delete(self, session_id: str) -> bool:
+        held = self.sessions.pop(session_id, None) is not None
+        stored = await self.inner.delete(session_id) if self.inner is not None else False
+        return stored or held
+
+    async def list(self) -> list[SessionInfo]:
+        infos = {info.id: info for info in await self.inner.list()} if self.inner is not None else {}
+        infos.update((session_id, session.info()) for session_id, session in self.sessions.items())
+        return sorted(infos.values(), key=lambda info: info.updated_at, reverse=True)
+
+    async def close(self) -> None:
+        """Nothing to release; ``inner`` belongs to whoever made this overlay."""
+
+    # -- explicit saving ----------------------------------------------------------
+
+    async def commit(self, session_id: str) -> Session:
+        """Write the session in memory over the stored one, and return it."""
+        session = await self._held(session_id)
+        if session is None:
+            raise SessionNotFound(session_id)
+        if self.inner is not None:
+            await self.inner.save(session)
+        return session.copy()
+
+    async def reload(self, session_id: str) -> Session | None:
+        """Replace the copy in memory with what the store holds (None: the store has none)."""
+        self.sessions.pop(session_id, None)
+        return await self.load(session_id)
+
+    async def commit_all(self) -> None:
+        """Write every session in memory to the store and forget them (autoSave turned back on)."""
+        for session_id in list(self.sessions):
+            await self.commit(session_id)
+            del self.sessions[session_id]
