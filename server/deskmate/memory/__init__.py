@@ -7,7 +7,6 @@ from pathlib import Path
 
 from .backend import MemoryBackend
 from .errors import (
-    BackendRequired,
     BackendUnavailable,
     InvalidSessionId,
     SessionIdRequired,
@@ -19,12 +18,12 @@ from .file_backend import FileBackend
 from .ids import validate_session_id
 from .models import Message, Session, SessionInfo, now_iso
 
-DATA_DIR_ENV = "DESKMATE_DATA_DIR"
+_DATA_DIR_ENV = "DESKMATE_DATA_DIR"
 
 
 def default_data_dir() -> Path:
     """Where deskmate keeps its data: ``$DESKMATE_DATA_DIR``, else the platform's user data dir."""
-    configured = os.environ.get(DATA_DIR_ENV)
+    configured = os.environ.get(_DATA_DIR_ENV)
     if configured:
         return Path(configured).expanduser()
     import platformdirs  # imported here: only needed when no directory is configured
@@ -33,9 +32,7 @@ def default_data_dir() -> Path:
 
 
 __all__ = [
-    "BackendRequired",
     "BackendUnavailable",
-    "DATA_DIR_ENV",
     "FileBackend",
     "InvalidSessionId",
     "MemoryBackend",

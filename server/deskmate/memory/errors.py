@@ -12,11 +12,6 @@ class SessionIdRequired(SessionStoreError):
         super().__init__(f"A session id is required for {operation}.")
 
 
-class BackendRequired(SessionStoreError):
-    def __init__(self, operation: str = "this operation") -> None:
-        super().__init__(f"A memory backend is required for {operation}, and none is configured.")
-
-
 class InvalidSessionId(SessionStoreError):
     def __init__(self, session_id: object, reason: str) -> None:
         self.session_id = session_id

@@ -28,7 +28,6 @@ _BACKENDS = {
     "s3": (".s3_backend", "S3Backend", "s3", "boto3"),
 }
 
-SCHEMES = ("file", "postgresql", "redis", "rediss", "s3")
 
 
 _URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:(?://)?")
@@ -82,7 +81,7 @@ def check_url(url: str) -> str:
     if scheme not in _BACKENDS:
         raise StorageError(
             f"Unknown storage URL scheme {scheme!r} in {redact(url)!r}; "
-            f"use one of {', '.join(s + '://' for s in SCHEMES)}."
+            f"use one of {', '.join(s + '://' for s in _BACKENDS if s != 'postgres')}."
         )
     return url
 

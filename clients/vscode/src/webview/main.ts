@@ -177,7 +177,8 @@ function showSession(message: Extract<ToWebview, { type: 'session' }>): void {
   sessionSelect.replaceChildren();
   const choices = [...sessions];
   if (sessionId !== null && !choices.some((s) => s.sessionId === sessionId)) {
-    // The active session has no stored history yet, so it is not listed.
+    // The daemon lists each folder's active session, even before its first question; a session
+    // shown by id from elsewhere (another folder's, say) may not be in this listing: add it.
     choices.unshift({ sessionId, title: message.title || sessionId, messageCount: message.entries.length, active: true });
   }
   if (choices.length === 0) {
