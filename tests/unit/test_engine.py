@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from deskmate.engine.workspaces import GLOBAL_SESSION_ID
 
 from deskmate.engine import EngineError, ModelError, SessionBusy
+from deskmate.engine.workspaces import GLOBAL_SESSION_ID
 
 
 async def test_an_ask_stores_the_question_and_the_answer(engine, model):

@@ -1,0 +1,155 @@
+"""The LSP layer in-process: a server from create_server() with the fake model, fed JSON-RPC
+messages through pygls' own protocol, its replies and notifications read back from the writer."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from typing import Any
+
+import pytest
+
+from deskmate.engine import Settings
+from deskmate.lsp.server import create_server
+
+from .fakes import FakeModel
+
+
+class Wire:
+    """Stands where the transport would: feeds messages to the server, collects what it writes."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.sent: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+        server.protocol.set_writer(self)
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(json.loads(data.split(b"\r\n\r\n", 1)[1]))
+
+    def send(self, message: dict[str, Any]) -> None:
+        protocol = self.server.protocol
+        protocol.handle_message(json.loads(json.dumps(message), object_hook=protocol.structure_message))
+
+    def notify(self, method: str, params: Any) -> None:
+        self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    async def request(self, method: str, params: Any, *, msg_id: int | None = None) -> dict[str, Any]:
+        msg_id = msg_id or next(self._ids)
+        self.send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+        for _ in range(500):
+            for message in self.sent:
+                if message.get("id") == msg_id and ("result" in message or "error" in message):
+                    return message
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"no reply to {method}")
+
+    async def command(self, name: str, arguments: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+        params = {"command": name, "arguments": [arguments or {}]}
+        return await self.request("workspace/executeCommand", params, **kw)
+
+    def notifications(self, method: str) -> list[dict[str, Any]]:
+        return [m["params"] for m in self.sent if m.get("method") == method]
+
+
+@pytest.fixture
+async def wire(tmp_path, project, model):
+    def factory(settings: Settings) -> FakeModel:
+        model.settings = settings
+        return model
+
+    server = create_server(Settings(data_dir=str(tmp_path / "data")), model_factory=factory)
+    wire = Wire(server)
+    init = await wire.request(
+        "initialize",
+        {"capabilities": {}, "workspaceFolders": [{"uri": project.as_uri(), "name": "project"}]},
+    )
+    assert init["result"]["serverInfo"]["name"] == "deskmate"
+    wire.notify("initialized", {})
+    yield wire
+    await server.assistant.close()
+
+
+async def test_an_ask_streams_deltas_in_order_and_returns_the_answer(wire, model):
+    model.answer = "one two three"
+    reply = await wire.command("deskmate.ask", {"question": "count", "askId": "a"})
+    assert reply["result"]["answer"] == "one two three" and reply["result"]["interrupted"] is False
+    deltas = wire.notifications("deskmate/askDelta")
+    assert [d["index"] for d in deltas] == [0, 1, 2]
+    assert "".join(d["delta"] for d in deltas) == "one two three"
+    assert {d["askId"] for d in deltas} == {"a"} and deltas[0]["sessionId"] == reply["result"]["sessionId"]
+
+
+async def test_bad_arguments_are_invalid_params_naming_the_field(wire):
+    for arguments, fragment in (
+        ({}, '"question" is required'),
+        ({"question": "q", "sessionId": "aux.txt"}, '"sessionId": Invalid session id'),
+        (
+            {
+                "question": "q",
+                "context": {
+                    "uri": "file:///etc/passwd",
+                    "range": {"start": {"line": 0, "character": 0}, "end": {"line": 1, "character": 0}},
+                },
+            },
+            "outside every workspace folder",
+        ),
+    ):
+        reply = await wire.command("deskmate.ask", arguments)
+        assert reply["error"]["code"] == -32602 and fragment in reply["error"]["message"], reply
+
+
+async def test_cancel_request_stops_the_ask_and_keeps_the_partial_answer(wire, model):
+    model.answer, model.gate = "first second", asyncio.Event()
+    wire.send(
+        {
+            "jsonrpc": "2.0",
+            "id": 77,
+            "method": "workspace/executeCommand",
+            "params": {"command": "deskmate.ask", "arguments": [{"question": "q", "askId": "c"}]},
+        }
+    )
+    await asyncio.wait_for(model.started.wait(), 5)
+    wire.notify("$/cancelRequest", {"id": 77})
+    for _ in range(500):
+        if any(m.get("id") == 77 for m in wire.sent):
+            break
+        await asyncio.sleep(0.01)
+    reply = next(m for m in wire.sent if m.get("id") == 77)
+    assert reply["error"]["code"] == -32800  # RequestCancelled, as LSP says
+    # The partial answer is stored even so, a moment after the reply.
+    for _ in range(500):
+        messages = (await wire.command("deskmate.getSession", {}))["result"]["messages"]
+        if len(messages) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert [(m["content"], m.get("status")) for m in messages] == [("q", None), ("first ", "interrupted")]
+
+
+async def test_settings_from_did_change_configuration_reach_the_model(wire, model):
+    wire.notify(
+        "workspace/didChangeConfiguration", {"settings": {"deskmate": {"maxTokens": 7, "temperature": 3}}}
+    )
+    for _ in range(100):
+        if wire.server.assistant.settings.max_tokens == 7:
+            break
+        await asyncio.sleep(0.01)
+    await wire.command("deskmate.ask", {"question": "q"})
+    assert model.settings.max_tokens == 7 and model.settings.temperature is None  # 3 is refused...
+    warnings = [m["message"] for m in wire.notifications("window/showMessage")]
+    assert any("'temperature' must be between 0 and 2" in w for w in warnings)  # ...and said so
+
+
+async def test_two_servers_live_side_by_side_in_one_process(wire, tmp_path):
+    other = create_server(
+        Settings(data_dir=str(tmp_path / "other")), model_factory=lambda s: FakeModel(s, "other")
+    )
+    second = Wire(other)
+    await second.request("initialize", {"capabilities": {}})
+    reply = await second.command("deskmate.ask", {"question": "q", "sessionId": "s"})
+    assert reply["result"]["answer"] == "other"
+    assert (await wire.command("deskmate.listSessions", {"all": True}))["result"]["sessions"][0][
+        "sessionId"
+    ] != "s"
+    await other.assistant.close()
