@@ -297,3 +297,22 @@ async def test_non_utf8_file_is_moved_aside(backend):
     backend.path_of("latin").write_bytes(b'{"deskmate": "session"}\n{"role": "user", "content": "caf\xe9"}\n')
     loaded = await backend.load("latin")
     assert loaded.quarantined_to and loaded.messages == []
+
+
+async def test_lone_surrogates_are_stored_and_returned_as_replacement_characters(backend):
+    question = Message(
+        role="user", content="half \ud800 a pair", context={"uri": "file:///p", "text": "x\udfff"}
+    )
+    await backend.append("surrogates", [question], title="title \udc00")
+    await backend.save(
+        Session(id="saved", title="\ud83d", messages=[Message(role="assistant", content="\ud800\udc00")])
+    )
+    backend.path_of("surrogates").read_bytes().decode("utf-8")  # the file is UTF-8 text
+    fresh = FileBackend(backend.root)  # reads the file, not what the writer remembers
+    loaded = await fresh.load("surrogates")
+    assert loaded.messages[0].content == "half \ufffd a pair"
+    assert loaded.messages[0].context["text"] == "x\ufffd"
+    assert loaded.title == "title \ufffd"
+    saved = await fresh.load("saved")
+    assert (saved.title, saved.messages[0].content) == ("\ufffd", "\ufffd\ufffd")
+    assert {info.title for info in await fresh.list()} == {"title \ufffd", "\ufffd"}

@@ -3,28 +3,58 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from .errors import StorageError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 
-def ensure_private_dir(path: Path) -> Path:
+def ensure_private_dir(path: Path, *, inside: Path | None = None) -> Path:
     """Create ``path`` (and missing parents) if needed; every directory we create is 0700.
 
-    Directories that already exist keep their mode: they are the user's.
+    Directories that already exist keep their mode: they are the user's. With
+    ``inside`` (an ancestor of ``path``), the directories below it down to
+    ``path`` are the caller's own: one that is a symbolic link or not a
+    directory raises StorageError instead of being followed. ``inside`` itself
+    and the directories above it may be links (the user's choice).
     """
-    if path.is_dir():
+    own = inside is not None and inside in path.parents
+    if own:
+        if is_real_dir(path):
+            return path
+    elif path.is_dir():
         return path
-    ensure_private_dir(path.parent)
+    ensure_private_dir(path.parent, inside=inside)
     try:
         path.mkdir(mode=DIR_MODE)
     except FileExistsError:
-        return path  # another thread or process made it first
+        # Another thread or process made it first (or put something else there).
+        if own:
+            is_real_dir(path)
+        return path
     # mkdir's mode is filtered by the umask; make it exact.
     os.chmod(path, DIR_MODE)
     return path
+
+
+def is_real_dir(path: Path) -> bool:
+    """True if ``path`` is a directory (not a link to one), False if it is missing; else StorageError."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(mode):
+        return True
+    if stat.S_ISLNK(mode):
+        raise StorageError(
+            f"{path} is a symbolic link; deskmate does not follow links inside its data directory. "
+            "Remove the link (to keep sessions elsewhere, point dataDir there instead)."
+        )
+    raise StorageError(f"{path} is not a directory; deskmate needs a directory there. Move it away.")
 
 
 def fsync_dir(path: Path) -> None:
@@ -53,21 +83,25 @@ def replace_atomically(path: Path, data: bytes) -> None:
 
     A uniquely named temp file in the same directory is written, synced and
     renamed over ``path``; then the directory is synced so the rename sticks.
+    The temp file is created exclusively and never through a symbolic link, and
+    ``os.replace`` replaces a link at ``path`` itself, never its target. If
+    anything fails before the rename (a full disk: OSError ENOSPC), the temp file
+    is removed and ``path`` is untouched.
     """
     directory = path.parent
     fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, FILE_MODE)
-        write_all(fd, data)
-        sync_fd(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(temp_name)
-        raise
-    os.close(fd)
-    try:
+        try:
+            os.fchmod(fd, FILE_MODE)
+            write_all(fd, data)
+            sync_fd(fd)
+        finally:
+            os.close(fd)  # may itself report a full disk (NFS): still before the rename
         os.replace(temp_name, path)
     except BaseException:
-        os.unlink(temp_name)
+        try:
+            os.unlink(temp_name)
+        except FileNotFoundError:
+            pass
         raise
     fsync_dir(directory)

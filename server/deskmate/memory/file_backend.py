@@ -4,36 +4,56 @@ Layout of ``<root>/sessions/<id>.jsonl`` (described for users in docs/storage.md
 
 - line 1, the header: ``{"deskmate": "session", "version": 1, "id": ..., "title": ...,
   "workspaceUri": ..., "createdAt": ..., "tags": [...]}``
-- then one message per line, each with ``"n"``: the message count once it is added.
-  Messages appended together are one transaction: every line of it but the last
-  carries ``"more": true``, so a reader drops a transaction a crash cut short.
+- then one message per line, ending with ``"timestamp"`` and ``"n"``: the message
+  count once it is added. Messages appended together are one transaction: every
+  line of it but the last ends with ``"more": true``, so a reader drops a
+  transaction a crash cut short. Ending each line with those keys lets a listing
+  (and an append) read them from the file's last bytes however long the line is.
 
 Appends are one ``write`` of whole lines followed by ``fdatasync``; a tail left
 by a crash (a line without its newline, or lines still marked ``more``) is
-ignored on load and cut off by the next append. Whole-file writes go through
-``replace_atomically``. A lock file per session (``locking.exclusive_lock``) orders
-writers across threads and processes; readers need no lock.
+ignored on load and cut off by the next append, and a failed append (a full
+disk) cuts off what it wrote. Whole-file writes go through ``replace_atomically``.
+A lock file per session (``locking.exclusive_lock``) orders writers across threads
+and processes; readers need no lock.
+
+Files are opened without following symbolic links and without blocking, and
+only regular files are read: a link, FIFO or device under a session's name is
+reported, never followed, read or moved.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
+import re
+import stat as stat_module
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from .atomic import FILE_MODE, ensure_private_dir, fsync_dir, replace_atomically, sync_fd, write_all
-from .errors import StorageError
+from .atomic import (
+    FILE_MODE,
+    ensure_private_dir,
+    fsync_dir,
+    is_real_dir,
+    replace_atomically,
+    sync_fd,
+    write_all,
+)
+from .codec import dumps_bytes
+from .errors import StorageError, StorageFull
 from .ids import validate_session_id
+from .limits import clip_title
 from .locking import LockTimeout, exclusive_lock
 from .models import Message, Session, SessionInfo, now_iso
 
@@ -42,40 +62,151 @@ log = logging.getLogger(__name__)
 SUFFIX = ".jsonl"
 FORMAT_VERSION = 1
 LOCK_TIMEOUT_SECONDS = 30.0
-_HEAD_BLOCK = 8192
 SNAPSHOT_LIMIT = 32  # sessions kept parsed in memory
-_TAIL_BLOCK = 4096  # most records fit; longer ones make _find_tail read further back
+DAMAGED_TITLE = "(damaged session file)"
+LIST_HEAD_LIMIT = 65536  # bytes of line 1 a listing reads: a longer header is listed untitled
+LIST_TAIL_LIMIT = 1 << 20  # bytes a listing reads back from the end of a file, at most
+_HEAD_BLOCK = 8192  # most headers fit
+_TAIL_BLOCK = 4096  # the last line's end: where "timestamp" and "n" are
+_MAX_BLOCK = 65536  # backward scans for a line's start read at most this much at a time
+_SEPARATORS = (", ", ": ")  # the file format's, readable by a person
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows: there an lstat comes first
+_OPEN_FLAGS = _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_LINK_ERRNOS = {errno.ELOOP, errno.EMLINK}  # O_NOFOLLOW on a link: Linux and macOS, FreeBSD
+_FULL_ERRNOS = {errno.ENOSPC} | ({errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
+# The end of every message line deskmate writes, so a reader need not parse (or even
+# find the start of) a long line: `..., "timestamp": "<time>", "n": 12}` with
+# `, "more": true` before the brace on a transaction's unfinished lines. Inside a
+# JSON string every quote is escaped, so a string cannot end a line in this shape.
+_END_KEYS = re.compile(
+    rb'(?:\{|, )"timestamp": ("(?:[^"\\\x00-\x1f]|\\.)*"), "n": (0|[1-9][0-9]{0,17})(, "more": true)?\}\Z'
+)
+# Lines written before "timestamp" moved to the end still end with "n".
+_END_COUNT = re.compile(rb'(?:\{|, )"n": (0|[1-9][0-9]{0,17})(, "more": true)?\}\Z')
 
 
 class CorruptSessionFile(ValueError):
     """The file's committed content does not parse; the message says where."""
 
 
-@dataclass
-class _Tail:
-    """The last committed record of a file and the offset just after it."""
+class _TooLong(Exception):
+    """A listing would have to read further back than LIST_TAIL_LIMIT."""
 
-    end: int
-    record: dict[str, Any]
+
+class SpecialSessionFile(StorageError):
+    """A session's name in the store is a symbolic link, FIFO, device or directory: not followed or read."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        self.path = path
+        self.kind = kind
+        super().__init__(
+            f"Session file {path} is {kind}, not a regular file; deskmate does not follow links "
+            "or read special files in its store. Move it out of the sessions folder (for a "
+            "link, a copy of the file it points to may take its place)."
+        )
+
+
+def _kind_of(mode: int) -> str:
+    if stat_module.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat_module.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat_module.S_ISDIR(mode):
+        return "a directory"
+    if stat_module.S_ISCHR(mode) or stat_module.S_ISBLK(mode):
+        return "a device"
+    if stat_module.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _open_regular(path: Path, flags: int) -> tuple[int, os.stat_result]:
+    """Open ``path`` and fstat it; raises SpecialSessionFile unless it is a regular file.
+
+    Never follows a symbolic link (O_NOFOLLOW) and never blocks or reads a FIFO
+    or device (O_NONBLOCK, then the fstat every caller needs anyway), so this
+    costs no system call more than a plain open. FileNotFoundError if missing.
+    """
+    if not _NOFOLLOW and os.path.islink(path):
+        raise SpecialSessionFile(path, "a symbolic link")
+    try:
+        fd = os.open(path, flags | _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno in _LINK_ERRNOS and os.path.islink(path):
+            raise SpecialSessionFile(path, "a symbolic link") from None
+        if exc.errno == errno.EISDIR:
+            raise SpecialSessionFile(path, "a directory") from None
+        raise
+    try:
+        stat = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat_module.S_ISREG(stat.st_mode):
+        os.close(fd)
+        raise SpecialSessionFile(path, _kind_of(stat.st_mode))
+    return fd, stat
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
 
 
 @dataclass(frozen=True)
-class _Snapshot:
-    """A parsed session and the exact file state it was parsed from.
+class _Header:
+    """Line 1, every field checked: what a load and a listing take from it."""
 
-    Kept only for files that ended cleanly (no torn or uncommitted tail), so
-    ``size`` is a record boundary and bytes past it are whole new records.
+    record: dict[str, Any]  # as stored, keys this version does not know kept
+    title: str  # clipped to MAX_TITLE_LENGTH
+    workspace_uri: str | None
+    created_at: str | None
+    tags: list[str] = field(default_factory=list)
+
+
+def _check_header(record: Any) -> _Header:
+    """The header's fields if each has the type the format says; CorruptSessionFile otherwise.
+
+    The one place header fields are checked, so a damaged field is a damaged
+    file everywhere (a load moves it aside, a listing lists it as damaged)
+    instead of a TypeError somewhere.
     """
+    if type(record) is not dict or record.get("deskmate") != "session":
+        raise CorruptSessionFile('line 1 is not a deskmate session header ({"deskmate": "session", ...})')
+    get = record.get
+    version = get("version", 1)
+    if type(version) is not int:
+        raise CorruptSessionFile(f"the header's version must be a whole number, not {_json_type(version)}")
+    if version > FORMAT_VERSION:
+        raise CorruptSessionFile(f"format version {version} is newer than this deskmate understands")
+    title, workspace_uri, created_at, tags = get("title"), get("workspaceUri"), get("createdAt"), get("tags")
+    for key, value in (("title", title), ("workspaceUri", workspace_uri), ("createdAt", created_at)):
+        if value is not None and type(value) is not str:
+            raise CorruptSessionFile(f"the header's {key} must be a string or null, not {_json_type(value)}")
+    if tags is None:
+        tags = []
+    elif type(tags) is not list or not all(type(tag) is str for tag in tags):
+        raise CorruptSessionFile("the header's tags must be a list of strings")
+    return _Header(record, clip_title(title or ""), workspace_uri, created_at or None, list(tags))
 
-    inode: int
-    size: int
-    mtime_ns: int
-    last_line: bytes  # the file's last line, checked again before trusting the prefix
-    session: Session  # never handed out: callers get session.copy()
+
+def _count_of(value: Any) -> int | None:
+    """A line's "n" if it is a count, else None (hand-written lines may lack it)."""
+    return value if type(value) is int and value >= 0 else None
 
 
 def _encode(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, ensure_ascii=False, separators=(", ", ": ")).encode() + b"\n"
+    # The shared encoder: a lone surrogate is stored (and read back) as U+FFFD.
+    return dumps_bytes(record, separators=_SEPARATORS) + b"\n"
 
 
 def _header(
@@ -85,7 +216,7 @@ def _header(
         "deskmate": "session",
         "version": FORMAT_VERSION,
         "id": session_id,
-        "title": title,
+        "title": clip_title(title),
         "workspaceUri": workspace_uri,
         "createdAt": created_at,
         "tags": tags,
@@ -97,6 +228,8 @@ def _message_lines(messages: Sequence[Message], count_before: int) -> bytes:
     lines = []
     for index, message in enumerate(messages):
         record = message.to_dict()
+        # "timestamp" and "n" (then "more") end the line: see _END_KEYS.
+        record["timestamp"] = record.pop("timestamp")
         record["n"] = count_before + index + 1
         if index < last:
             record["more"] = True
@@ -114,14 +247,13 @@ def _last_line(data: bytes) -> bytes:
     return data[data.rfind(b"\n", 0, -1) + 1 :]
 
 
-def _check_header(record: Any) -> dict[str, Any]:
-    if not isinstance(record, dict) or record.get("deskmate") != "session":
-        raise CorruptSessionFile('line 1 is not a deskmate session header ({"deskmate": "session", ...})')
-    if record.get("version", 1) > FORMAT_VERSION:
-        raise CorruptSessionFile(
-            f"format version {record.get('version')} is newer than this deskmate understands"
-        )
-    return record
+def _loads(line: bytes | str, where: str) -> Any:
+    try:
+        return json.loads(line)
+    except RecursionError:
+        raise CorruptSessionFile(f"{where} is not valid JSON (nested too deeply)") from None
+    except ValueError as exc:
+        raise CorruptSessionFile(f"{where} is not valid JSON ({exc})") from None
 
 
 def _decode_records(data: bytes) -> list[Any]:
@@ -135,8 +267,15 @@ def _decode_records(data: bytes) -> list[Any]:
     try:
         # One parser call for the whole file is several times faster than one per line.
         return json.loads("[" + complete.replace("\n", ",") + "]")
-    except ValueError:
+    except (ValueError, RecursionError):
         return _parse_lines(complete.split("\n"))  # blank lines, or a damaged line to point at
+
+
+def _message(record: Any, where: str) -> Message:
+    try:
+        return Message.from_dict(record)
+    except (ValueError, TypeError) as exc:  # any field of the wrong shape is damage, not a crash
+        raise CorruptSessionFile(f"{where}: {exc}") from None
 
 
 def _committed_messages(records: list[Any], first_number: int) -> tuple[list[Message], int]:
@@ -144,10 +283,7 @@ def _committed_messages(records: list[Any], first_number: int) -> tuple[list[Mes
     messages: list[Message] = []
     pending: list[Message] = []
     for number, record in enumerate(records, start=first_number):
-        try:
-            message = Message.from_dict(record)
-        except ValueError as exc:
-            raise CorruptSessionFile(f"record {number}: {exc}") from None
+        message = _message(record, f"record {number}")
         if record.get("more") is True:
             pending.append(message)
             continue
@@ -159,7 +295,7 @@ def _committed_messages(records: list[Any], first_number: int) -> tuple[list[Mes
 
 
 def parse_session(data: bytes, session_id: str) -> Session:
-    """Parse a whole session file; a torn tail is ignored, anything else bad raises."""
+    """Parse a whole session file; a torn tail is ignored, anything else bad raises CorruptSessionFile."""
     records = _decode_records(data)
     if not records:
         raise CorruptSessionFile("the file has no header line")
@@ -167,10 +303,10 @@ def parse_session(data: bytes, session_id: str) -> Session:
     messages, _ = _committed_messages(records[1:], 2)
     return Session(
         id=session_id,
-        title=str(header.get("title") or ""),
-        workspace_uri=header.get("workspaceUri"),
-        created_at=str(header.get("createdAt") or now_iso()),
-        tags=[str(tag) for tag in header.get("tags") or []],
+        title=header.title,
+        workspace_uri=header.workspace_uri,
+        created_at=header.created_at or now_iso(),
+        tags=header.tags,
         messages=messages,
     )
 
@@ -180,65 +316,149 @@ def _parse_lines(lines: list[str]) -> list[Any]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            records.append(json.loads(line))
-        except ValueError as exc:
-            raise CorruptSessionFile(f"line {number} is not valid JSON ({exc})") from None
+        records.append(_loads(line, f"line {number}"))
     return records
 
 
-def _find_tail(fd: int, size: int) -> _Tail:
-    """Find the last committed record by reading backwards from the end: O(last record)."""
-    block = _TAIL_BLOCK
-    while True:
-        start = max(0, size - block)
-        data = os.pread(fd, size - start, start)
-        lines = data.split(b"\n")
-        offset = size - len(lines.pop())  # just after the last newline
-        # When the block starts mid-file its first piece may be a partial line.
-        first = 0 if start == 0 else 1
-        for line in reversed(lines[first:]):
-            line_end = offset
-            offset -= len(line) + 1
-            if not line.strip():
-                continue
+def _iso(ns: int) -> str:
+    return (
+        datetime.fromtimestamp(ns / 1e9, timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+@dataclass
+class _Tail:
+    """The last committed record of a file: where it ends and what it says."""
+
+    end: int  # the offset just after it
+    count: int | None  # its "n" (0 for the header); None if the line has none
+    timestamp: str | None = None  # a message's time, when it has one
+    header: _Header | None = None  # set when the last committed record is line 1
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A parsed session and the exact file state it was parsed from.
+
+    Kept only for files that ended cleanly (no torn or uncommitted tail), so
+    ``size`` is a record boundary and bytes past it are whole new records.
+    """
+
+    inode: int
+    size: int
+    mtime_ns: int
+    last_line: bytes  # the file's last line, checked again before trusting the prefix
+    session: Session  # never handed out: callers get session.copy()
+
+
+class _Backwards:
+    """Reads a file from its end, one cached block at a time, never further back than ``limit``."""
+
+    def __init__(self, fd: int, size: int, limit: int | None, head: bytes = b"") -> None:
+        self.fd = fd
+        self.size = size
+        self.limit = limit
+        # A small file's head read holds all of it: no second read.
+        self._start, self._data = (0, head) if len(head) == size else (size, b"")
+
+    def read(self, start: int, end: int) -> bytes:
+        if self._start <= start and end <= self._start + len(self._data):
+            return self._data[start - self._start : end - self._start]
+        if self.limit is not None and self.size - start > self.limit:
+            raise _TooLong
+        data = os.pread(self.fd, end - start, start)
+        if len(data) < end - start:
+            raise CorruptSessionFile("the file was cut shorter while it was read")
+        self._start, self._data = start, data
+        return data
+
+    def rfind_newline(self, before: int) -> int:
+        """The offset of the last newline before ``before``; -1 if there is none."""
+        block = _TAIL_BLOCK
+        while before > 0:
+            start = max(0, before - block)
+            found = self.read(start, before).rfind(b"\n")
+            if found >= 0:
+                return start + found
+            before = start
+            block = min(block * 4, _MAX_BLOCK)  # memory stays bounded however long the line
+        return -1
+
+
+def _find_tail(fd: int, size: int, limit: int | None = None, head: bytes = b"") -> _Tail:
+    """Find the last committed record by reading backwards from the end of the file.
+
+    A line deskmate wrote says what a caller needs in its last bytes (_END_KEYS),
+    however long it is; a short line, or a long one in another shape (written by
+    hand), is parsed whole. With ``limit``, raises _TooLong rather than read more
+    than that many bytes from the end (a listing); without, reads what it must
+    (an append has to know exactly where the committed records end).
+    """
+    reader = _Backwards(fd, size, limit)
+    line_end = reader.rfind_newline(size) + 1  # anything after it is a write a crash cut short
+    while line_end > 0:
+        where = f"the line ending at byte {line_end}"  # for error messages
+        chunk_start = max(0, line_end - _TAIL_BLOCK)
+        chunk = reader.read(chunk_start, line_end)
+        newline = chunk.rfind(b"\n", 0, -1)
+        line: bytes | None
+        if newline >= 0 or chunk_start == 0:
+            start, line = chunk_start + newline + 1, chunk[newline + 1 :]
+        else:  # longer than the block: its last bytes usually say all we need
+            ending = chunk.rstrip()
+            counted = None
+            found = _END_KEYS.search(ending)
+            if found and not found[3]:
+                timestamp = _loads(found[1], where)
+                return _Tail(line_end, int(found[2]), timestamp if type(timestamp) is str else None)
+            unfinished = bool(found)
+            if not found:  # written before "timestamp" moved to the end, or by hand
+                counted = _END_COUNT.search(ending)
+                unfinished = bool(counted and counted[2])
             try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise CorruptSessionFile(
-                    f"the line ending at byte {line_end} is not valid JSON ({exc})"
-                ) from None
-            if not isinstance(record, dict):
-                raise CorruptSessionFile(f"the line ending at byte {line_end} is not a JSON object")
+                start = reader.rfind_newline(chunk_start) + 1
+                # An unfinished transaction's line is skipped unread; another shape is read whole.
+                line = None if unfinished else reader.read(start, line_end)
+            except _TooLong:
+                if counted and not unfinished:
+                    return _Tail(line_end, int(counted[1]))  # too long to read for its time
+                raise
+        if line is not None and line.strip():
+            if start == 0:
+                return _Tail(line_end, 0, header=_check_header(_loads(line, "line 1")))
+            record = _loads(line, where)
+            message = _message(record, where)
             if record.get("more") is not True:
-                return _Tail(end=line_end, record=record)
-        if start == 0:
-            raise CorruptSessionFile("the file has no header line")
-        block *= 4
+                has_time = type(record.get("timestamp")) is str
+                return _Tail(line_end, _count_of(record.get("n")), message.timestamp if has_time else None)
+        line_end = start
+    raise CorruptSessionFile("the file has no header line")
 
 
-def _read_head(fd: int) -> dict[str, Any]:
+def _read_head(fd: int) -> tuple[_Header, bytes]:
+    """Line 1, checked, and the bytes read; reads at most LIST_HEAD_LIMIT bytes (_TooLong past them)."""
     block = _HEAD_BLOCK
     while True:
         data = os.pread(fd, block, 0)
         newline = data.find(b"\n")
         if newline >= 0:
-            try:
-                return _check_header(json.loads(data[:newline]))
-            except ValueError as exc:
-                if isinstance(exc, CorruptSessionFile):
-                    raise
-                raise CorruptSessionFile(f"line 1 is not valid JSON ({exc})") from None
+            return _check_header(_loads(data[:newline], "line 1")), data
         if len(data) < block:
             raise CorruptSessionFile("the file has no complete header line")
-        block *= 4
+        if block >= LIST_HEAD_LIMIT:
+            raise _TooLong
+        block = LIST_HEAD_LIMIT
 
 
 class FileBackend:
     """The default session store: files under ``<root>/sessions``.
 
     ``root`` is usually ``default_data_dir()``. Directories are created on first
-    write with mode 0700, session files with mode 0600.
+    write with mode 0700, session files with mode 0600. ``root`` may be a
+    symbolic link; ``sessions`` and ``sessions/.locks`` below it, the session
+    files and the lock files must not be (StorageError names the one that is).
     """
 
     def __init__(self, root: str | os.PathLike[str], *, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
@@ -246,6 +466,7 @@ class FileBackend:
         self.directory = self.root / "sessions"
         self.lock_timeout = lock_timeout
         self._locks_ready = False
+        self._directory_checked = False  # sessions/ is known to be a directory, not a link
         # Parsed sessions by id, to read only what was appended since (see _refresh).
         self._snapshots: dict[str, _Snapshot] = {}
         self._snapshots_lock = threading.Lock()
@@ -274,6 +495,12 @@ class FileBackend:
         """The file that holds ``session_id`` (validated first)."""
         return self.directory / f"{validate_session_id(session_id)}{SUFFIX}"
 
+    def _directory_exists(self) -> bool:
+        """Whether ``sessions/`` exists; StorageError if it is a link or not a directory."""
+        if not self._directory_checked:
+            self._directory_checked = is_real_dir(self.directory)
+        return self._directory_checked
+
     @contextmanager
     def _locked(self, session_id: str) -> Iterator[None]:
         """Hold the session's lock file: writers in every thread and process take turns.
@@ -281,17 +508,40 @@ class FileBackend:
         Creates the store's directories on first use.
         """
         if not self._locks_ready:
-            ensure_private_dir(self.directory / ".locks")
-            self._locks_ready = True
+            ensure_private_dir(self.directory / ".locks", inside=self.root)
+            self._locks_ready = self._directory_checked = True
         lock_path = os.path.join(self.directory, ".locks", f"{session_id}.lock")
+        acquired = False
         try:
             with exclusive_lock(lock_path, self.lock_timeout, FILE_MODE):
+                acquired = True
                 yield
         except LockTimeout:
             raise StorageError(
                 f"Session {session_id!r} is locked by another process for more than "
                 f"{self.lock_timeout:.0f} s (lock file {lock_path})."
             ) from None
+        except OSError as exc:
+            if acquired or exc.errno not in _LINK_ERRNOS:
+                raise
+            raise StorageError(
+                f"The lock file {lock_path} is a symbolic link; deskmate does not follow links "
+                "in its store. Delete it: lock files hold no data."
+            ) from None
+
+    @contextmanager
+    def _saving(self, session_id: str) -> Iterator[None]:
+        """Report a full disk or an exhausted quota as StorageFull (the writers leave nothing behind)."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno not in _FULL_ERRNOS:
+                raise
+            full = "is full" if exc.errno == errno.ENOSPC else "is full (the disk quota is used up)"
+            raise StorageFull(
+                f"The disk holding {self.directory} {full}: session {session_id} could not be saved "
+                "(nothing was written). Free some space; deskmate keeps the turn and saves it when it can."
+            ) from exc
 
     # -- MemoryBackend ---------------------------------------------------------
 
@@ -330,14 +580,15 @@ class FileBackend:
 
     def _load(self, session_id: str, path: Path) -> Session | None:
         try:
-            fd = os.open(path, os.O_RDONLY)
+            if not self._directory_exists():
+                raise FileNotFoundError(path)
+            fd, stat = _open_regular(path, os.O_RDONLY)
         except FileNotFoundError:
             self._snapshots.pop(session_id, None)
             return None
         except OSError as exc:
             raise StorageError(f"Cannot read session file {path}: {exc.strerror}.") from None
         try:
-            stat = os.fstat(fd)
             snapshot = self._snapshots.get(session_id)
             if snapshot is not None and snapshot.inode == stat.st_ino:
                 session = self._refresh(session_id, fd, stat, snapshot)
@@ -396,9 +647,13 @@ class FileBackend:
         # Decide again under the lock: a writer may have replaced the file meanwhile.
         with self._locked(session_id):
             try:
-                data = path.read_bytes()
+                fd, stat = _open_regular(path, os.O_RDONLY)
             except FileNotFoundError:
                 return None
+            try:
+                data = os.pread(fd, stat.st_size, 0)
+            finally:
+                os.close(fd)
             try:
                 return parse_session(data, session_id)
             except CorruptSessionFile as exc:
@@ -409,7 +664,7 @@ class FileBackend:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         target = path.with_name(f"{path.name}.corrupt-{stamp}")
         counter = 1
-        while target.exists():
+        while os.path.lexists(target):
             counter += 1
             target = path.with_name(f"{path.name}.corrupt-{stamp}-{counter}")
         os.rename(path, target)
@@ -425,22 +680,22 @@ class FileBackend:
         title: str,
         workspace_uri: str | None,
     ) -> None:
-        with self._locked(session_id):
+        with self._saving(session_id), self._locked(session_id):
             try:
-                fd = os.open(path, os.O_RDWR | os.O_APPEND)
+                fd, stat = _open_regular(path, os.O_RDWR | os.O_APPEND)
             except FileNotFoundError:
                 _new_file(
                     path, _header(session_id, title, workspace_uri, messages[0].timestamp, []), messages
                 )
                 return
             try:
-                stat = os.fstat(fd)
                 known = self._ends.get(session_id)
                 if known is not None and known[:3] == (stat.st_ino, stat.st_size, stat.st_mtime_ns):
-                    count = known[3]  # our own last append: the file ends where we left it
+                    end, count = stat.st_size, known[3]  # our own last append: the file ends where we left it
                 else:
                     try:
                         tail = _find_tail(fd, stat.st_size)
+                        count = tail.count if tail.count is not None else self._count(fd, stat, session_id)
                     except CorruptSessionFile as exc:
                         os.close(fd)
                         fd = -1
@@ -448,19 +703,24 @@ class FileBackend:
                         header = _header(session_id, title, workspace_uri, messages[0].timestamp, [])
                         _new_file(path, header, messages)
                         return
-                    if "role" not in tail.record and title and not tail.record.get("title"):
+                    if tail.header is not None and title and not tail.header.title:
                         # An empty, untitled session (e.g. just made by newSession) takes the
                         # first question's title: rewriting a header-only file is O(1).
-                        header = {**tail.record, "title": title}
+                        header = {**tail.header.record, "title": clip_title(title)}
                         header["workspaceUri"] = header.get("workspaceUri") or workspace_uri
                         _new_file(path, header, messages)
                         return
-                    if tail.end < stat.st_size:
+                    end = tail.end
+                    if end < stat.st_size:
                         # Cut off what a crash left half-written before adding to the file.
-                        os.ftruncate(fd, tail.end)
-                    count = int(tail.record.get("n", 0)) if "role" in tail.record else 0
-                write_all(fd, _message_lines(messages, count))
-                sync_fd(fd)
+                        os.ftruncate(fd, end)
+                try:
+                    write_all(fd, _message_lines(messages, count))
+                    sync_fd(fd)
+                except BaseException:
+                    self._ends.pop(session_id, None)
+                    _cut_back(fd, end, path)
+                    raise
                 after = os.fstat(fd)
                 self._ends[session_id] = (
                     after.st_ino,
@@ -472,11 +732,22 @@ class FileBackend:
                 if fd >= 0:
                     os.close(fd)
 
+    @staticmethod
+    def _count(fd: int, stat: os.stat_result, session_id: str) -> int:
+        """The message count of a file whose last line has no "n" (written by hand): parse it all."""
+        return len(parse_session(os.pread(fd, stat.st_size, 0), session_id).messages)
+
     def _save(self, session: Session, path: Path) -> None:
         header = _header(
             session.id, session.title, session.workspace_uri, session.created_at, list(session.tags)
         )
-        with self._locked(session.id):
+        with self._saving(session.id), self._locked(session.id):
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                mode = stat_module.S_IFREG
+            if not stat_module.S_ISREG(mode):
+                raise SpecialSessionFile(path, _kind_of(mode))  # replacing a link would hide it
             _new_file(path, header, session.messages)
 
     def _delete(self, session_id: str, path: Path) -> bool:
@@ -486,7 +757,7 @@ class FileBackend:
         self._snapshots.pop(session_id, None)
         with self._locked(session_id):
             try:
-                path.unlink()
+                path.unlink()  # a link is removed, never its target
             except FileNotFoundError:
                 return False
             fsync_dir(self.directory)
@@ -494,6 +765,8 @@ class FileBackend:
 
     def _list(self) -> list[SessionInfo]:
         try:
+            if not self._directory_exists():
+                return []
             paths = [p for p in self.directory.iterdir() if p.name.endswith(SUFFIX)]
         except FileNotFoundError:
             return []
@@ -502,31 +775,75 @@ class FileBackend:
         return infos
 
     def _summarise(self, path: Path) -> SessionInfo | None:
-        """A session's summary from its header line and last record only."""
+        """A session's summary from the first and last bytes of its file only.
+
+        Reads at most LIST_HEAD_LIMIT bytes of the header and LIST_TAIL_LIMIT
+        from the end, whatever the file holds: a listing stays small and quick.
+        """
         session_id = path.name[: -len(SUFFIX)]
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd, stat = _open_regular(path, os.O_RDONLY)
         except FileNotFoundError:
             return None  # deleted while we listed
+        except SpecialSessionFile as exc:
+            log.warning("Not listing %s: it is %s, which deskmate neither follows nor reads", path, exc.kind)
+            return None
+        except OSError as exc:
+            log.warning("Not listing %s: %s", path, exc.strerror)
+            return None
+        header: _Header | None = None
+        head = b""
+        tail: _Tail | None = None
         try:
-            size = os.fstat(fd).st_size
             try:
-                header = _read_head(fd)
-                tail = _find_tail(fd, size)
-            except CorruptSessionFile as exc:
-                log.warning("Session file %s is damaged (%s); it will be moved aside when opened", path, exc)
-                return SessionInfo(id=session_id, title="(damaged session file)")
+                header, head = _read_head(fd)
+            except _TooLong:
+                log.warning(
+                    "Session file %s has a header line over %d bytes; listed untitled", path, LIST_HEAD_LIMIT
+                )
+            try:
+                tail = _find_tail(fd, stat.st_size, LIST_TAIL_LIMIT, head)
+            except _TooLong:
+                log.warning(
+                    "Session file %s ends in a line over %d bytes that deskmate did not write; "
+                    "listed without its message count",
+                    path,
+                    LIST_TAIL_LIMIT,
+                )
+        except CorruptSessionFile as exc:
+            log.warning("Session file %s is damaged (%s); it will be moved aside when opened", path, exc)
+            return SessionInfo(id=session_id, title=DAMAGED_TITLE)
         finally:
             os.close(fd)
-        created_at = str(header.get("createdAt") or "")
-        last = tail.record
-        is_message = "role" in last
+        created_at = (header.created_at if header else None) or ""
+        if tail is None:
+            count, updated_at = 0, _iso(stat.st_mtime_ns)
+        elif tail.header is not None:
+            count, updated_at = 0, created_at
+        else:
+            # Lines written before "timestamp" ended them may say only "n": the file's time is close.
+            count, updated_at = tail.count or 0, tail.timestamp or _iso(stat.st_mtime_ns)
         return SessionInfo(
             id=session_id,
-            title=str(header.get("title") or ""),
-            workspace_uri=header.get("workspaceUri"),
+            title=header.title if header else "",
+            workspace_uri=header.workspace_uri if header else None,
             created_at=created_at,
-            updated_at=str(last.get("timestamp") or created_at) if is_message else created_at,
-            message_count=int(last.get("n", 0)) if is_message else 0,
-            tags=[str(tag) for tag in header.get("tags") or []],
+            updated_at=updated_at,
+            message_count=count,
+            tags=header.tags if header else [],
+        )
+
+
+def _cut_back(fd: int, end: int, path: Path) -> None:
+    """Undo a failed append: the file ends where it did before (readers skip the partial lines meanwhile)."""
+    try:
+        os.ftruncate(fd, end)
+        sync_fd(fd)
+    except OSError as exc:
+        log.warning(
+            "Could not cut %s back to %d bytes after a failed append (%s); "
+            "a load ignores the partial lines and the next append cuts them off",
+            path,
+            end,
+            exc.strerror,
         )

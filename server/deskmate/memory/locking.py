@@ -18,6 +18,15 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 POLL_SECONDS = 0.001
+# A lock file that is a symbolic link is refused (ELOOP), not followed: flags cost
+# no system call. O_NONBLOCK: a FIFO planted under the lock's name never blocks the open.
+_OPEN_FLAGS = (
+    os.O_RDWR
+    | os.O_CREAT
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 class LockTimeout(Exception):
@@ -28,8 +37,9 @@ class LockTimeout(Exception):
 def exclusive_lock(path: str, timeout: float, mode: int = 0o600) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created with ``mode`` if missing) for the block.
 
-    Raises LockTimeout after ``timeout`` seconds. The lock file is left in place:
-    unlinking it would race with the next waiter.
+    Raises LockTimeout after ``timeout`` seconds, and OSError (ELOOP) if ``path``
+    is a symbolic link: the lock never follows one. The lock file is left in
+    place: unlinking it would race with the next waiter.
     """
     if fcntl is None:
         from filelock import FileLock, Timeout
@@ -40,7 +50,7 @@ def exclusive_lock(path: str, timeout: float, mode: int = 0o600) -> Iterator[Non
         except Timeout:
             raise LockTimeout(path) from None
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+    fd = os.open(path, _OPEN_FLAGS, mode)
     try:
         deadline = None
         while True:
