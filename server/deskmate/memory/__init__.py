@@ -13,6 +13,7 @@ from .errors import (
     SessionNotFound,
     SessionStoreError,
     StorageError,
+    StorageFull,
 )
 from .file_backend import FileBackend
 from .ids import validate_session_id
@@ -43,6 +44,7 @@ __all__ = [
     "SessionNotFound",
     "SessionStoreError",
     "StorageError",
+    "StorageFull",
     "default_data_dir",
     "now_iso",
     "validate_session_id",
