@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from deskmate.memory.postgres_backend import PostgresBackend
+from deskmate.memory.backends.postgres import PostgresBackend
 
 from . import services
 

@@ -132,7 +132,7 @@ async def test_hand_edited_file_with_blank_lines_and_crlf_still_loads(backend):
 async def test_list_reads_only_head_and_tail(backend, monkeypatch):
     for i in range(3):
         await backend.append(f"s{i}", turn(i))
-    import deskmate.memory.file_backend as fb
+    import deskmate.memory.backends.file.store as fb
 
     def fail(*args, **kwargs):
         raise AssertionError("list() must not parse whole histories")
@@ -232,7 +232,7 @@ def test_sigkill_at_random_moments_never_tears_or_loses(data_dir):
 
 async def test_a_lock_held_too_long_is_reported_clearly(data_dir):
     from deskmate.memory import StorageError
-    from deskmate.memory.locking import exclusive_lock
+    from deskmate.memory.backends.file.locking import exclusive_lock
 
     backend = FileBackend(data_dir, lock_timeout=0.2)
     await backend.append("held", turn(0))
@@ -247,7 +247,7 @@ async def test_reload_reads_only_what_another_writer_appended(data_dir, monkeypa
     reader, writer = FileBackend(data_dir), FileBackend(data_dir)
     await writer.append("shared", turn(0))
     assert len((await reader.load("shared")).messages) == 2
-    import deskmate.memory.file_backend as fb
+    import deskmate.memory.backends.file.store as fb
 
     monkeypatch.setattr(fb, "parse_session", lambda *a: (_ for _ in ()).throw(AssertionError("full parse")))
     await writer.append("shared", turn(1))

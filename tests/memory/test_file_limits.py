@@ -12,7 +12,7 @@ import tracemalloc
 import pytest
 
 from deskmate.memory import FileBackend, Message, Session
-from deskmate.memory.file_backend import LIST_HEAD_LIMIT, LIST_TAIL_LIMIT
+from deskmate.memory.backends.file.store import LIST_HEAD_LIMIT, LIST_TAIL_LIMIT
 from deskmate.memory.limits import MAX_TITLE_LENGTH
 
 HUGE = 64 * 1024 * 1024

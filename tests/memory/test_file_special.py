@@ -75,7 +75,7 @@ async def test_listing_skips_links_and_special_files_and_says_so(backend, outsid
     await backend.append("mine", turn(0), title="Mine")
     backend.path_of("linked").symlink_to(outside)
     backend.path_of("folder").mkdir()  # FIFOs: test_a_fifo_under_a_session_name_never_blocks
-    with caplog.at_level(logging.WARNING, logger="deskmate.memory.file_backend"):
+    with caplog.at_level(logging.WARNING, logger="deskmate.memory.backends.file.store"):
         infos = await backend.list()
     assert [(info.id, info.title) for info in infos] == [("mine", "Mine")]
     logged = caplog.text

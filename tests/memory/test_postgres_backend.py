@@ -10,9 +10,9 @@ import pytest
 from psycopg import sql
 
 from deskmate.memory import Message, Session, StorageError
-from deskmate.memory import postgres_backend as pg
+from deskmate.memory.backends import postgres as pg
+from deskmate.memory.backends.postgres import PostgresBackend
 from deskmate.memory.errors import BackendUnavailable
-from deskmate.memory.postgres_backend import PostgresBackend
 from deskmate.memory.urls import open_backend
 
 from . import store_postgres

@@ -13,8 +13,8 @@ import redis
 from redis.crc import key_slot
 
 from deskmate.memory import Message, Session, StorageError
+from deskmate.memory.backends.redis import RedisBackend
 from deskmate.memory.errors import BackendUnavailable
-from deskmate.memory.redis_backend import RedisBackend
 from deskmate.memory.urls import open_backend
 
 from . import store_redis

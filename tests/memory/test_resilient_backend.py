@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from deskmate.memory import BackendUnavailable, Message, Session, SessionStoreError
-from deskmate.memory.locking import exclusive_lock
+from deskmate.memory.backends.file.locking import exclusive_lock
 from deskmate.memory.resilient import ResilientBackend
 from deskmate.memory.urls import open_backend, redact
 

@@ -11,8 +11,8 @@ from collections import Counter
 import pytest
 
 from deskmate.memory import Message, Session, StorageError
+from deskmate.memory.backends.s3 import S3Backend
 from deskmate.memory.errors import BackendUnavailable
-from deskmate.memory.s3_backend import S3Backend
 from deskmate.memory.urls import open_backend
 from memory import store_s3
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from .backend import MemoryBackend
+from .backends.file import FileBackend
 from .errors import (
     BackendUnavailable,
     InvalidSessionId,
@@ -15,7 +16,6 @@ from .errors import (
     StorageError,
     StorageFull,
 )
-from .file_backend import FileBackend
 from .ids import validate_session_id
 from .models import Message, Session, SessionInfo, now_iso
 

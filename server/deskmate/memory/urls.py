@@ -14,20 +14,19 @@ from itertools import groupby
 from pathlib import Path
 
 from .backend import MemoryBackend
+from .backends.file import FileBackend
 from .errors import StorageError
-from .file_backend import FileBackend
 from .resilient import ResilientBackend
 
 # scheme -> (module, class, pip extra, the package the module needs)
 _BACKENDS = {
-    "file": (".file_backend", "FileBackend", None, None),
-    "postgresql": (".postgres_backend", "PostgresBackend", "postgres", "psycopg"),
-    "postgres": (".postgres_backend", "PostgresBackend", "postgres", "psycopg"),
-    "redis": (".redis_backend", "RedisBackend", "redis", "redis"),
-    "rediss": (".redis_backend", "RedisBackend", "redis", "redis"),
-    "s3": (".s3_backend", "S3Backend", "s3", "boto3"),
+    "file": (".backends.file", "FileBackend", None, None),
+    "postgresql": (".backends.postgres", "PostgresBackend", "postgres", "psycopg"),
+    "postgres": (".backends.postgres", "PostgresBackend", "postgres", "psycopg"),
+    "redis": (".backends.redis", "RedisBackend", "redis", "redis"),
+    "rediss": (".backends.redis", "RedisBackend", "redis", "redis"),
+    "s3": (".backends.s3", "S3Backend", "s3", "boto3"),
 }
-
 
 
 _URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:(?://)?")

@@ -32,11 +32,11 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from .codec import REPLACEMENT, dumps, storable
-from .errors import BackendUnavailable, SessionStoreError, StorageError
-from .ids import validate_session_id
-from .models import Message, Session, SessionInfo
-from .urls import redact
+from ..codec import REPLACEMENT, dumps, storable
+from ..errors import BackendUnavailable, SessionStoreError, StorageError
+from ..ids import validate_session_id
+from ..models import Message, Session, SessionInfo
+from ..urls import redact
 
 log = logging.getLogger(__name__)
 

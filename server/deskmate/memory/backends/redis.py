@@ -42,11 +42,11 @@ from redis.exceptions import NoPermissionError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from .codec import dumps, storable
-from .errors import BackendUnavailable, SessionStoreError, StorageError
-from .ids import validate_session_id
-from .models import Message, Session, SessionInfo, now_iso
-from .urls import redact
+from ..codec import dumps, storable
+from ..errors import BackendUnavailable, SessionStoreError, StorageError
+from ..ids import validate_session_id
+from ..models import Message, Session, SessionInfo, now_iso
+from ..urls import redact
 
 log = logging.getLogger(__name__)
 

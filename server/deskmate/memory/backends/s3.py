@@ -52,11 +52,11 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from .codec import dumps_bytes
-from .errors import BackendUnavailable, SessionStoreError, StorageError
-from .ids import validate_session_id
-from .models import Message, Session, SessionInfo
-from .urls import redact
+from ..codec import dumps_bytes
+from ..errors import BackendUnavailable, SessionStoreError, StorageError
+from ..ids import validate_session_id
+from ..models import Message, Session, SessionInfo
+from ..urls import redact
 
 log = logging.getLogger(__name__)
 

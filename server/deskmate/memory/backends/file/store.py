@@ -41,6 +41,11 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from ...codec import dumps_bytes
+from ...errors import StorageError, StorageFull
+from ...ids import validate_session_id
+from ...limits import clip_title
+from ...models import Message, Session, SessionInfo, now_iso
 from .atomic import (
     FILE_MODE,
     ensure_private_dir,
@@ -50,12 +55,7 @@ from .atomic import (
     sync_fd,
     write_all,
 )
-from .codec import dumps_bytes
-from .errors import StorageError, StorageFull
-from .ids import validate_session_id
-from .limits import clip_title
 from .locking import LockTimeout, exclusive_lock
-from .models import Message, Session, SessionInfo, now_iso
 
 log = logging.getLogger(__name__)
 
