@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
-
 HEADER = {
     "deskmate": "session",
     "version": 1,
@@ -34,27 +32,24 @@ DAMAGE = {
 }
 
 
-@pytest.mark.parametrize("damage", list(DAMAGE), ids=list(DAMAGE))
-async def test_one_damaged_session_leaves_the_listing_whole(start_daemon, project, data_dir, damage):
-    header, messages = DAMAGE[damage]
+async def test_one_damaged_session_leaves_the_listing_whole(start_daemon, project, data_dir):
     write_session(data_dir, "healthy", {"title": "healthy one"}, MESSAGE)
-    write_session(data_dir, "damaged", header, *messages)
+    for damage, (header, messages) in DAMAGE.items():
+        write_session(data_dir, damage, header, *messages)
     daemon = await start_daemon(folders=[project])
 
     listed = await daemon.run("deskmate.listSessions", {"all": True})
-    ids = {s["sessionId"] for s in listed["sessions"]}
-    assert "healthy" in ids
-    # Opening the damaged one moves it aside, warns, and starts afresh: never a traceback.
-    session = await daemon.run("deskmate.getSession", {"sessionId": "damaged"})
-    assert session["messages"] == []
-    for _ in range(100):
-        if any("damaged" in m.message for m in daemon.client.messages):
-            break
-        await asyncio.sleep(0.05)
-    assert any('session "damaged" was damaged' in m.message for m in daemon.client.messages)
-    assert list((data_dir / "sessions").glob("damaged.jsonl.corrupt-*")), (
-        "the damaged file was not kept aside"
-    )
+    assert "healthy" in {s["sessionId"] for s in listed["sessions"]}
+    for damage in DAMAGE:
+        # Opening a damaged one moves it aside, warns, and starts afresh: never a traceback.
+        session = await daemon.run("deskmate.getSession", {"sessionId": damage})
+        assert session["messages"] == [], damage
+        for _ in range(100):
+            if any(f'session "{damage}" was damaged' in m.message for m in daemon.client.messages):
+                break
+            await asyncio.sleep(0.05)
+        assert any(f'session "{damage}" was damaged' in m.message for m in daemon.client.messages), damage
+        assert list((data_dir / "sessions").glob(f"{damage}.jsonl.corrupt-*")), f"{damage} was not kept aside"
     healthy = await daemon.run("deskmate.getSession", {"sessionId": "healthy"})
     assert [m["content"] for m in healthy["messages"]] == ["hi"]
     for text in [m.message for m in daemon.client.messages] + [m.message for m in daemon.client.log_messages]:

@@ -210,26 +210,24 @@ async def test_unsetting_a_setting_falls_back_to_the_environment(start_daemon, p
     assert (await daemon.run("deskmate.status", {}))["model"] == "from-env"
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
+async def test_a_bad_session_id_is_invalid_params_naming_the_field(start_daemon, project):
+    daemon = await start_daemon(folders=[project])
+    commands = (
         "deskmate.getSession",
         "deskmate.switchSession",
         "deskmate.deleteSession",
         "deskmate.saveSession",
         "deskmate.loadSession",
         "deskmate.exportSession",
-    ],
-)
-async def test_a_bad_session_id_is_invalid_params_naming_the_field(start_daemon, project, command):
-    daemon = await start_daemon(folders=[project])
-    for bad in ("../etc", "nul.txt", "x" * 129):
-        await expect_error(
-            daemon.run(command, {"sessionId": bad}),
-            INVALID_PARAMS,
-            command,
-            '"sessionId": Invalid session id',
-        )
+    )
+    for command in commands:
+        for bad in ("../etc", "nul.txt", "x" * 129):
+            await expect_error(
+                daemon.run(command, {"sessionId": bad}),
+                INVALID_PARAMS,
+                command,
+                '"sessionId": Invalid session id',
+            )
 
 
 async def test_a_long_title_is_refused(start_daemon, project):
