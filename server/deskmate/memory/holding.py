@@ -77,9 +77,7 @@ class HoldingBackend:
         if session is None or session.quarantined_to:
             first = next(entry for entry in self._held if entry.session_id == session_id)
             session = Session(id=session_id, title=first.title, workspace_uri=first.workspace_uri)
-        held = {m.id for m in session.messages}
-        session.messages.extend(m for m in waiting if m.id not in held)
-        session.updated_at = session.messages[-1].timestamp
+        session.add_unseen(waiting)
         return session
 
     async def append(

@@ -190,6 +190,15 @@ class Session:
             self.messages.extend(messages)
             self.updated_at = messages[-1].timestamp
 
+    def add_unseen(self, messages: list[Message]) -> None:
+        """Append those of ``messages`` this session does not hold yet (by id): how turns that
+        wait outside the store join a history read from it."""
+        held = {m.id for m in self.messages}
+        fresh = [m for m in messages if m.id not in held]
+        if fresh:
+            self.messages.extend(fresh)
+            self.updated_at = fresh[-1].timestamp
+
     def info(self) -> SessionInfo:
         return SessionInfo(
             id=self.id,

@@ -384,9 +384,5 @@ def _with_messages(session: Session | None, session_id: str, waiting: list[Messa
         return session
     if session is None:
         session = Session(id=session_id)
-    held = {m.id for m in session.messages}
-    fresh = [m for m in waiting if m.id not in held]
-    if fresh:
-        session.messages.extend(fresh)
-        session.updated_at = fresh[-1].timestamp
+    session.add_unseen(waiting)
     return session
