@@ -11,7 +11,8 @@ from collections import Counter
 import pytest
 
 from deskmate.memory import Message, Session, StorageError
-from deskmate.memory.backends.s3 import S3Backend
+from deskmate.memory.backends.s3 import AFTER_SEGMENT_PUT, BEFORE_MANIFEST_SWAP, Hooks, S3Backend
+from deskmate.memory.backends.s3.layout import Damaged
 from deskmate.memory.errors import BackendUnavailable
 from deskmate.memory.urls import open_backend
 from memory import store_s3
@@ -28,11 +29,9 @@ def namespace():
     store_s3.cleanup(name)
 
 
-def open_s3(namespace: str, **tuning: int) -> S3Backend:
-    backend = S3Backend.from_url(store_s3.url_for(namespace))
-    for name, value in tuning.items():
-        setattr(backend, name, value)
-    return backend
+def open_s3(namespace: str, **options) -> S3Backend:
+    """An S3Backend on ``namespace``; ``options``: compaction sizes, ``hooks``."""
+    return S3Backend.from_url(store_s3.url_for(namespace), **options)
 
 
 @pytest.fixture
@@ -61,7 +60,7 @@ def objects(namespace: str) -> dict[str, str]:
 def count_requests(backend: S3Backend) -> Counter:
     """Counts the requests ``backend`` sends from now on, by operation."""
     counts: Counter = Counter()
-    backend._s3().meta.events.register(
+    backend.client.boto().meta.events.register(
         "before-call.s3", lambda event_name, **_: counts.update([event_name.rsplit(".", 1)[1]])
     )
     return counts
@@ -88,17 +87,11 @@ def check_turns(ids: list[str]) -> list[tuple[str, int]]:
     return turns
 
 
-def interrupt_after_segment(backend: S3Backend, action) -> None:
-    """Run ``action`` once, right after ``backend`` writes a segment and before it counts it."""
-    place = backend._place
-
-    def placed_then_interrupted(*args, **kwargs):
-        result = place(*args, **kwargs)
-        backend._place = place
-        action()
-        return result
-
-    backend._place = placed_then_interrupted
+def on_loop(coroutine_function):
+    """A hook action that, from the request thread the hook runs in, runs ``coroutine_function()``
+    on the test's event loop and waits for it: a writer racing there. Call it in the test."""
+    loop = asyncio.get_running_loop()
+    return lambda session_id: asyncio.run_coroutine_threadsafe(coroutine_function(), loop).result()
 
 
 # -- layout ------------------------------------------------------------------------
@@ -234,15 +227,16 @@ async def test_writer_with_a_stale_manifest_does_not_reuse_a_compacted_number(na
 
 
 async def test_segment_counted_by_another_writer_is_not_appended_twice(namespace):
-    first = open_s3(namespace, segments_per_chunk=4, chunks_per_merge=4)
     second = open_s3(namespace, segments_per_chunk=4, chunks_per_merge=4)
-    await first.append("s", turn("a", 0))
 
-    def others_count_and_compact_it() -> None:
+    async def others_count_and_compact_it() -> None:
         for i in range(10):
-            second._append("s", turn("b", i), "", None)
+            await second.append("s", turn("b", i))
 
-    interrupt_after_segment(first, others_count_and_compact_it)
+    hooks = Hooks()
+    first = open_s3(namespace, segments_per_chunk=4, chunks_per_merge=4, hooks=hooks)
+    await first.append("s", turn("a", 0))
+    hooks.once(AFTER_SEGMENT_PUT, on_loop(others_count_and_compact_it))
     await first.append("s", turn("a", 1))
     loaded = await second.load("s")
     assert check_turns([m.id for m in loaded.messages]) == [("a", 0), ("a", 1)] + [
@@ -253,16 +247,17 @@ async def test_segment_counted_by_another_writer_is_not_appended_twice(namespace
 
 @pytest.mark.parametrize("include_the_turn", [False, True])
 async def test_save_between_segment_and_manifest(namespace, include_the_turn):
-    appender, saver = open_s3(namespace), open_s3(namespace)
+    hooks = Hooks()
+    appender, saver = open_s3(namespace, hooks=hooks), open_s3(namespace)
     await appender.append("s", turn("a", 0))
 
-    def save_meanwhile() -> None:
+    async def save_meanwhile() -> None:
         messages = [Message(role="system", content="reset", id="reset")]
         if include_the_turn:  # the saver had loaded the turn being written
-            messages += saver._load("s").messages[2:]
-        saver._save(Session(id="s", title="Saved", messages=messages))
+            messages += (await saver.load("s")).messages[2:]
+        await saver.save(Session(id="s", title="Saved", messages=messages))
 
-    interrupt_after_segment(appender, save_meanwhile)
+    hooks.once(AFTER_SEGMENT_PUT, on_loop(save_meanwhile))
     await appender.append("s", turn("a", 1))
     loaded = await saver.load("s")
     assert [m.id for m in loaded.messages] == ["reset", "a-1-q", "a-1-a"]  # once, either way
@@ -272,9 +267,10 @@ async def test_save_between_segment_and_manifest(namespace, include_the_turn):
 
 
 async def test_delete_between_segment_and_manifest_leaves_the_new_turn(namespace):
-    appender, deleter = open_s3(namespace), open_s3(namespace)
+    hooks = Hooks()
+    appender, deleter = open_s3(namespace, hooks=hooks), open_s3(namespace)
     await appender.append("s", turn("a", 0), title="Old")
-    interrupt_after_segment(appender, lambda: deleter._delete("s"))
+    hooks.once(AFTER_SEGMENT_PUT, on_loop(lambda: deleter.delete("s")))
     await appender.append("s", turn("a", 1), title="New")
     loaded = await deleter.load("s")
     assert [m.id for m in loaded.messages] == ["a-1-q", "a-1-a"]
@@ -334,13 +330,14 @@ async def test_segment_written_by_a_writer_that_crashed_is_loaded_then_counted(b
 
 
 async def test_crash_before_the_manifest_update_loses_no_written_turn(namespace):
-    crashing = open_s3(namespace)
+    hooks = Hooks()
+    crashing = open_s3(namespace, hooks=hooks)
     await crashing.append("s", turn("a", 0), title="T")
 
-    def crash() -> None:
+    def crash(session_id: str) -> None:
         raise Crash
 
-    interrupt_after_segment(crashing, crash)
+    hooks.once(AFTER_SEGMENT_PUT, crash)
     with pytest.raises(Crash):
         await crashing.append("s", turn("a", 1))
     survivor = open_s3(namespace)
@@ -348,6 +345,25 @@ async def test_crash_before_the_manifest_update_loses_no_written_turn(namespace)
     await survivor.append("s", turn("b", 0))
     assert manifest(namespace, "s")["messageCount"] == 6
     assert next(i for i in await survivor.list() if i.id == "s").message_count == 6
+
+
+async def test_crash_before_the_manifest_swap_of_a_save_keeps_the_session_as_it_was(namespace):
+    hooks = Hooks()
+    crashing = open_s3(namespace, hooks=hooks)
+    await crashing.append("s", turn("a", 0), title="Old")
+
+    def crash(session_id: str) -> None:
+        raise Crash
+
+    hooks.once(BEFORE_MANIFEST_SWAP, crash)
+    with pytest.raises(Crash):
+        await crashing.save(Session(id="s", title="New", messages=turn("x", 0)))
+    survivor = open_s3(namespace)
+    loaded = await survivor.load("s")
+    assert ([m.id for m in loaded.messages], loaded.title) == (["a-0-q", "a-0-a"], "Old")
+    await survivor.append("s", turn("a", 1))
+    assert check_turns([m.id for m in (await survivor.load("s")).messages]) == [("a", 0), ("a", 1)]
+    await survivor.close()
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -444,7 +460,7 @@ def test_url_options():
     backend = S3Backend.from_url("s3://K%2B:S%2F@my.bucket/a/b/?endpoint=https://minio:9000&region=eu-west-1")
     assert (backend.bucket, backend.prefix, backend.endpoint) == ("my.bucket", "a/b/", "https://minio:9000")
     assert (backend.region, backend.addressing) == ("eu-west-1", "path")
-    assert backend._credentials == ("K+", "S/")
+    assert backend.client.credentials == ("K+", "S/")
     assert repr(backend) == "S3Backend('s3://my.bucket/a/b/?endpoint=https://minio:9000')"
     aws = S3Backend.from_url("s3://bucket")
     assert (aws.prefix, aws.addressing, aws.name) == ("", "auto", "S3 bucket 'bucket' at AWS")
@@ -509,5 +525,5 @@ async def test_a_damaged_manifest_field_is_listed_as_damaged_and_refused_on_load
     assert any("'not a session'" in w and "not a session id" in w for w in warnings)
     with pytest.raises(StorageError, match="Session 'hurt'") as caught:
         await open_s3(namespace).load("hurt")
-    assert why in str(caught.value) and type(caught.value).__name__ == "_Damaged"
+    assert why in str(caught.value) and isinstance(caught.value, Damaged)
     assert len((await open_s3(namespace).load("fine")).messages) == 2
