@@ -132,4 +132,4 @@ async def test_changing_the_model_lets_a_streaming_answer_finish(engine, model):
 
 def test_status_masks_a_password_in_the_base_url(engine):
     engine._settings = engine.settings.merged({"baseUrl": "http://me:Zx81pw@proxy:8080/v1"})[0]
-    assert engine.status()["baseUrl"] == "http://me:***@proxy:8080/v1"
+    assert engine.status().base_url == "http://me:***@proxy:8080/v1"

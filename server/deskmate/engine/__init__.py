@@ -1,7 +1,7 @@
 """The engine: asking, sessions, prompts and model calls. Knows nothing of LSP."""
 
 from .asking import AskResult, AskRunner
-from .assistant import Assistant
+from .assistant import Assistant, EngineStatus
 from .errors import EngineError, SessionBusy
 from .model_client import ConfigurationError, ModelClient, ModelError, Usage
 from .sessions import SessionRef, Sessions, SessionView
@@ -13,6 +13,7 @@ __all__ = [
     "Assistant",
     "ConfigurationError",
     "EngineError",
+    "EngineStatus",
     "ModelClient",
     "ModelError",
     "SessionBusy",

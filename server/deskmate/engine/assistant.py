@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
 from .. import __version__
 from ..logs import register_secret, register_url_secrets
@@ -31,6 +32,20 @@ def _register_secrets(settings: Settings) -> None:
     register_secret(settings.api_key)
     register_secret(settings.resolved_api_key())
     register_url_secrets(settings.storage_url)
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    version: str
+    model: str
+    base_url: str | None
+    api_key_configured: bool
+    data_dir: Path
+    data_dir_writable: bool
+    storage: str | None  # the storageUrl, secrets masked; None: files in data_dir
+    storage_unavailable: str | None
+    unsaved_messages: int
+    auto_save: bool
 
 
 class Assistant:
@@ -81,7 +96,8 @@ class Assistant:
         await self.asks.models.close()
         await self.store.close()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> EngineStatus:
+        """Facts for health checks; URLs come with their secrets masked."""
         settings = self._settings
         data_dir = self.store.data_dir
         probe = data_dir
@@ -89,15 +105,15 @@ class Assistant:
             probe = probe.parent
         opened = self.store.opened
         down = getattr(opened, "unavailable", None)  # why a shared store cannot be reached now
-        return {
-            "version": __version__,
-            "model": settings.model,
-            "baseUrl": redact(settings.base_url) if settings.base_url else None,
-            "apiKeyConfigured": settings.resolved_api_key() is not None,
-            "dataDir": str(data_dir),
-            "dataDirWritable": os.access(probe, os.W_OK),
-            "storage": redact(settings.storage_url) if settings.storage_url else f"file://{data_dir}",
-            "storageUnavailable": str(down) if down else None,
-            "unsavedMessages": getattr(opened, "held_messages", 0),
-            "autoSave": settings.auto_save,
-        }
+        return EngineStatus(
+            version=__version__,
+            model=settings.model,
+            base_url=redact(settings.base_url) if settings.base_url else None,
+            api_key_configured=settings.resolved_api_key() is not None,
+            data_dir=data_dir,
+            data_dir_writable=os.access(probe, os.W_OK),
+            storage=redact(settings.storage_url) if settings.storage_url else None,
+            storage_unavailable=str(down) if down else None,
+            unsaved_messages=getattr(opened, "held_messages", 0),
+            auto_save=settings.auto_save,
+        )

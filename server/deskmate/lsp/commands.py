@@ -10,13 +10,14 @@ from typing import Any
 from pygls.exceptions import JsonRpcException
 
 from ..engine import EngineError, ModelError
-from ..memory import InvalidSessionId, Message, Session, SessionIdRequired, SessionStoreError
+from ..memory import InvalidSessionId, SessionIdRequired, SessionStoreError
 from ..memory.limits import MAX_QUESTION_LENGTH, MAX_TITLE_LENGTH
 from .arguments import Arguments, check_context, invalid
 from .context import fill_context
 from .errors import internal_error, request_failed
 from .progress import AskReporter
 from .server import DeskmateServer
+from .wire import ask_result, listing_entry, session_result, status_result
 
 log = logging.getLogger(__name__)
 
@@ -78,20 +79,6 @@ def _answering(name: str, handler: Handler) -> Callable[..., Awaitable[dict[str,
     return run
 
 
-def message_json(message: Message) -> dict[str, Any]:
-    return message.to_dict()
-
-
-def session_json(session: Session) -> dict[str, Any]:
-    return {
-        "sessionId": session.id or None,
-        "title": session.title,
-        "workspaceUri": session.workspace_uri,
-        "createdAt": session.created_at,
-        "updatedAt": session.messages[-1].timestamp if session.messages else session.updated_at,
-    }
-
-
 def session_ref(ls: DeskmateServer, arguments: Arguments):
     return ls.assistant.sessions.resolve(
         session_id=arguments.session_id(), workspace_uri=arguments.text("workspaceUri")
@@ -124,15 +111,7 @@ async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     finally:
         reporter.end(outcome)
         ls.asks_by_request.pop(request_id, None)
-    answer: dict[str, Any] = {
-        "sessionId": result.session_id,
-        "askId": result.ask_id,
-        "answer": result.answer,
-        "interrupted": result.interrupted,
-    }
-    if result.usage is not None:
-        answer["usage"] = result.usage.to_dict()
-    return answer
+    return ask_result(result)
 
 
 @command("deskmate.cancel")
@@ -146,25 +125,14 @@ async def cancel(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
 async def list_sessions(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """The workspace's sessions (or every session with ``all``), most recent first."""
     listed = await ls.assistant.sessions.list(arguments.text("workspaceUri"), all=arguments.flag("all"))
-    sessions = []
-    for info, active in listed:
-        entry = info.to_dict()
-        entry.pop("tags")
-        entry["active"] = active
-        sessions.append(entry)
-    return {"sessions": sessions}
+    return {"sessions": [listing_entry(info, active) for info, active in listed]}
 
 
 @command("deskmate.getSession")
 async def get_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """A session's history, to show when a chat view opens."""
     view = await ls.assistant.sessions.get(session_ref(ls, arguments))
-    return {
-        **session_json(view.session),
-        "active": view.active,
-        "persisted": view.persisted,
-        "messages": [message_json(m) for m in view.session.messages],
-    }
+    return session_result(view.session, active=view.active, persisted=view.persisted)
 
 
 @command("deskmate.newSession")
@@ -215,4 +183,4 @@ async def export_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, 
 @command("deskmate.status")
 async def status(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Version, model and storage facts, for health checks."""
-    return ls.assistant.status()
+    return status_result(ls.assistant.status())

@@ -1,0 +1,94 @@
+"""The protocol's result objects (docs/protocol.md), built from the engine's and the store's models.
+
+The wire format is the LSP layer's own: camelCase keys, ``null`` for what is
+absent, nothing a store keeps for itself. A change to how sessions are stored
+never changes what a client receives, and the other way round.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine import AskResult, EngineStatus, Usage
+from ..memory import Message, Session, SessionInfo
+
+
+def usage_result(usage: Usage) -> dict[str, int]:
+    return {
+        "promptTokens": usage.prompt_tokens,
+        "completionTokens": usage.completion_tokens,
+        "totalTokens": usage.total_tokens,
+    }
+
+
+def message_result(message: Message) -> dict[str, Any]:
+    """``{id, role, content, timestamp, model?, usage?, status?, context?}``."""
+    result: dict[str, Any] = {
+        "id": message.id,
+        "role": message.role,
+        "content": message.content,
+        "timestamp": message.timestamp,
+    }
+    if message.model is not None:
+        result["model"] = message.model
+    if message.usage is not None:
+        result["usage"] = dict(message.usage)
+    if message.status != "complete":
+        result["status"] = message.status
+    if message.context is not None:
+        result["context"] = dict(message.context)
+    return result
+
+
+def listing_entry(info: SessionInfo, active: bool) -> dict[str, Any]:
+    """One ``deskmate.listSessions`` entry."""
+    return {
+        "sessionId": info.id,
+        "title": info.title,
+        "workspaceUri": info.workspace_uri,
+        "createdAt": info.created_at,
+        "updatedAt": info.updated_at,
+        "messageCount": info.message_count,
+        "active": active,
+    }
+
+
+def session_result(session: Session, *, active: bool, persisted: bool) -> dict[str, Any]:
+    """``deskmate.getSession``'s result: the session's facts and its messages."""
+    return {
+        "sessionId": session.id or None,
+        "title": session.title,
+        "workspaceUri": session.workspace_uri,
+        "createdAt": session.created_at,
+        "updatedAt": session.messages[-1].timestamp if session.messages else session.updated_at,
+        "active": active,
+        "persisted": persisted,
+        "messages": [message_result(m) for m in session.messages],
+    }
+
+
+def ask_result(result: AskResult) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "sessionId": result.session_id,
+        "askId": result.ask_id,
+        "answer": result.answer,
+        "interrupted": result.interrupted,
+    }
+    if result.usage is not None:
+        answer["usage"] = usage_result(result.usage)
+    return answer
+
+
+def status_result(status: EngineStatus) -> dict[str, Any]:
+    return {
+        "version": status.version,
+        "model": status.model,
+        "baseUrl": status.base_url,
+        "apiKeyConfigured": status.api_key_configured,
+        "dataDir": str(status.data_dir),
+        "dataDirWritable": status.data_dir_writable,
+        "storage": status.storage if status.storage else status.data_dir.absolute().as_uri(),
+        "storageUnavailable": status.storage_unavailable,
+        "unsavedMessages": status.unsaved_messages,
+        "autoSave": status.auto_save,
+    }
