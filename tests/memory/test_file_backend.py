@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from deskmate.memory import FileBackend, Message, Session, default_data_dir
+from helpers import turn
 
 WRITER = Path(__file__).with_name("append_writer.py")
 
@@ -21,10 +22,6 @@ WRITER = Path(__file__).with_name("append_writer.py")
 def backend(data_dir):
     """These tests are about files: a FileBackend only (the conformance suite runs every store)."""
     return FileBackend(data_dir)
-
-
-def turn(i: int) -> list[Message]:
-    return [Message(role="user", content=f"q{i}"), Message(role="assistant", content=f"a{i}")]
 
 
 def writer_env() -> dict[str, str]:
@@ -232,7 +229,7 @@ def test_sigkill_at_random_moments_never_tears_or_loses(data_dir):
 
 async def test_a_lock_held_too_long_is_reported_clearly(data_dir):
     from deskmate.memory import StorageError
-    from deskmate.memory.backends.file.locking import exclusive_lock
+    from deskmate.memory.locking import exclusive_lock
 
     backend = FileBackend(data_dir, lock_timeout=0.2)
     await backend.append("held", turn(0))

@@ -17,22 +17,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from deskmate.memory import BackendUnavailable, Message, Session, SessionStoreError
-from deskmate.memory.backends.file.locking import exclusive_lock
+from deskmate.memory import BackendUnavailable, Session, SessionStoreError
+from deskmate.memory.locking import exclusive_lock
 from deskmate.memory.resilient import ResilientBackend
 from deskmate.memory.urls import open_backend, redact
+from helpers import turn
 
 from . import store_postgres, store_redis
 from .tcp_proxy import CuttableProxy
 
 WRITER = Path(__file__).with_name("resilient_writer.py")
-
-
-def turn(i: int) -> list[Message]:
-    return [
-        Message(role="user", content=f"q{i}", id=f"q{i}"),
-        Message(role="assistant", content=f"a{i}", id=f"a{i}"),
-    ]
 
 
 @pytest.fixture(params=["redis", "postgres"])
@@ -98,11 +92,11 @@ async def eventually(condition, timeout: float = 10.0) -> None:
 async def test_turns_wait_while_the_backend_is_down_and_are_stored_when_it_is_back(
     resilient, direct, proxy, notices
 ):
-    await resilient.append("s", turn(0), title="Outage", workspace_uri="file:///w")
+    await resilient.append("s", turn(0, ids=True), title="Outage", workspace_uri="file:///w")
     assert len((await resilient.load("s")).messages) == 2
     proxy.cut()
-    await resilient.append("s", turn(1))  # returns: the turn is safe in the outbox
-    await resilient.append("s", turn(2))
+    await resilient.append("s", turn(1, ids=True))  # returns: the turn is safe in the outbox
+    await resilient.append("s", turn(2, ids=True))
     assert resilient.unavailable is not None
     assert len(notices) == 1 and " at 127.0.0.1:" in notices[0] and "unreachable" in notices[0]
     assert resilient.outbox.path.exists()
@@ -117,13 +111,13 @@ async def test_turns_wait_while_the_backend_is_down_and_are_stored_when_it_is_ba
     assert [m.id for m in stored.messages] == ["q0", "a0", "q1", "a1", "q2", "a2"]
     assert stored.title == "Outage"
     assert not resilient.outbox.path.exists()
-    await resilient.append("s", turn(3))  # and straight through again
+    await resilient.append("s", turn(3, ids=True))  # and straight through again
     assert len((await direct.load("s")).messages) == 8
 
 
 async def test_a_session_first_seen_during_the_outage_is_created_when_it_is_back(resilient, direct, proxy):
     proxy.cut()
-    await resilient.append("new", turn(0), title="Born offline", workspace_uri="file:///w")
+    await resilient.append("new", turn(0, ids=True), title="Born offline", workspace_uri="file:///w")
     assert [m.id for m in (await resilient.load("new")).messages] == ["q0", "a0"]
     proxy.restore()
     assert await resilient.flush() is True
@@ -135,7 +129,7 @@ async def test_a_session_first_seen_during_the_outage_is_created_when_it_is_back
 async def test_save_delete_and_a_first_listing_fail_naming_the_backend(resilient, proxy):
     proxy.cut()
     for call in (
-        lambda: resilient.save(Session(id="x", messages=turn(0))),
+        lambda: resilient.save(Session(id="x", messages=turn(0, ids=True))),
         lambda: resilient.delete("x"),
         lambda: resilient.list(),
     ):
@@ -146,19 +140,19 @@ async def test_save_delete_and_a_first_listing_fail_naming_the_backend(resilient
 
 
 async def test_listing_during_the_outage_is_the_last_one_read_with_local_turns(resilient, proxy):
-    await resilient.append("a", turn(0), title="A")
+    await resilient.append("a", turn(0, ids=True), title="A")
     assert [i.id for i in await resilient.list()] == ["a"]
     proxy.cut()
-    await resilient.append("b", turn(0), title="B")
+    await resilient.append("b", turn(0, ids=True), title="B")
     infos = {info.id: info for info in await resilient.list()}
     assert set(infos) == {"a", "b"} and infos["b"].message_count == 2
 
 
 async def test_a_replay_cut_short_stores_nothing_twice(resilient, direct, proxy):
     proxy.cut()
-    await resilient.append("s", turn(0))
-    await resilient.append("s", turn(1))
-    await direct.append("s", turn(0))  # as if a replay stored the first entry, then crashed
+    await resilient.append("s", turn(0, ids=True))
+    await resilient.append("s", turn(1, ids=True))
+    await direct.append("s", turn(0, ids=True))  # as if a replay stored the first entry, then crashed
     proxy.restore()
     assert await resilient.flush() is True
     assert [m.id for m in (await direct.load("s")).messages] == ["q0", "a0", "q1", "a1"]
@@ -169,10 +163,10 @@ async def test_a_deleted_session_is_not_brought_back_by_the_replay(proxied_url, 
         open_backend(proxied_url), tmp_path / "outbox", name=redact(proxied_url), retry_initial=3600
     )
     try:
-        await backend.append("keep", turn(0))
+        await backend.append("keep", turn(0, ids=True))
         proxy.cut()
-        await backend.append("doomed", turn(1))
-        await backend.append("keep", turn(1))
+        await backend.append("doomed", turn(1, ids=True))
+        await backend.append("keep", turn(1, ids=True))
         proxy.restore()
         assert await backend.delete("doomed") is False  # never reached the store...
         assert await backend.flush() is True  # ...and is not created by the replay
@@ -219,18 +213,18 @@ async def test_a_second_daemon_lists_what_the_first_wrote_up_to_date(store_url, 
         for name in ("first", "second")
     )
     try:
-        await first.append("s", turn(0), title="S")
-        await first.append("t", turn(0), title="T")
+        await first.append("s", turn(0, ids=True), title="S")
+        await first.append("t", turn(0, ids=True), title="T")
         assert [i.id for i in await first.list()] == ["t", "s"]
         await first.load("s")  # the first daemon now holds copies of both
         await first.load("t")
         await asyncio.sleep(0.002)
-        await second.append("s", turn(1))
-        await second.append("s", turn(2))
+        await second.append("s", turn(1, ids=True))
+        await second.append("s", turn(2, ids=True))
         assert await second.delete("t") is True
         infos = await first.list()
         assert [(i.id, i.message_count) for i in infos] == [("s", 6)]
-        await second.save(Session(id="s", title="Renamed", messages=turn(7)))
+        await second.save(Session(id="s", title="Renamed", messages=turn(7, ids=True)))
         assert [(i.id, i.title, i.message_count) for i in await first.list()] == [("s", "Renamed", 2)]
     finally:
         await first.close()
@@ -242,13 +236,13 @@ async def test_listing_while_turns_wait_counts_them_once(proxied_url, direct, pr
     earlier = ResilientBackend(
         open_backend(proxied_url), outbox, name=redact(proxied_url), retry_initial=3600
     )
-    await earlier.append("s", turn(0), title="S")
+    await earlier.append("s", turn(0, ids=True), title="S")
     proxy.cut()
-    await earlier.append("s", turn(1))
-    await earlier.append("new", turn(0), title="New")
+    await earlier.append("s", turn(1, ids=True))
+    await earlier.append("new", turn(0, ids=True), title="New")
     await earlier.close()  # the daemon stops with two appends waiting
     proxy.restore()
-    await direct.append("other", turn(0), title="Other")  # another daemon, meanwhile
+    await direct.append("other", turn(0, ids=True), title="Other")  # another daemon, meanwhile
     backend = ResilientBackend(
         open_backend(proxied_url), outbox, name=redact(proxied_url), retry_initial=3600
     )
@@ -267,10 +261,10 @@ async def test_listing_while_turns_wait_counts_them_once(proxied_url, direct, pr
 
 async def test_an_unsafe_session_id_is_refused_and_never_queued(resilient, proxy):
     proxy.cut()
-    await resilient.append("s", turn(0))  # the store is known to be down now
+    await resilient.append("s", turn(0, ids=True))  # the store is known to be down now
     for bad_id in ("../x", "", "a/b"):
         with pytest.raises(SessionStoreError):
-            await resilient.append(bad_id, turn(1))
+            await resilient.append(bad_id, turn(1, ids=True))
         with pytest.raises(SessionStoreError):
             await resilient.load(bad_id)
     assert [entry.session_id for entry in resilient.outbox.read()] == ["s"]

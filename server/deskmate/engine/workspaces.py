@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ..memory.backends.file.atomic import FILE_MODE, ensure_private_dir, replace_atomically
-from ..memory.backends.file.locking import exclusive_lock
+from ..memory.atomic import FILE_MODE, ensure_private_dir, replace_atomically
+from ..memory.locking import exclusive_lock
 
 log = logging.getLogger(__name__)
 

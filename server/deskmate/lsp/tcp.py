@@ -23,7 +23,7 @@ from typing import Any
 
 from pygls.io_ import run_async
 
-from ..memory.backends.file.atomic import ensure_private_dir, replace_atomically
+from ..memory.atomic import ensure_private_dir, replace_atomically
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backends.file.atomic import FILE_MODE, ensure_private_dir, replace_atomically, sync_fd, write_all
-from .backends.file.locking import LockTimeout, exclusive_lock
+from .atomic import FILE_MODE, ensure_private_dir, replace_atomically, sync_fd, write_all
 from .codec import dumps_bytes
 from .errors import SessionStoreError, StorageError
 from .ids import validate_session_id
+from .locking import LockTimeout, exclusive_lock
 from .models import Message
 
 log = logging.getLogger(__name__)

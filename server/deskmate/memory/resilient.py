@@ -27,9 +27,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from .backend import MemoryBackend
-from .backends.file.locking import LockTimeout, exclusive_lock
 from .errors import BackendUnavailable
 from .ids import validate_session_id
+from .locking import LockTimeout, exclusive_lock
 from .models import Message, Session, SessionInfo
 from .outbox import Outbox, PendingAppend, pending_for
 

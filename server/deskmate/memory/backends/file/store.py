@@ -41,12 +41,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from ...codec import dumps_bytes
-from ...errors import StorageError, StorageFull
-from ...ids import validate_session_id
-from ...limits import clip_title
-from ...models import Message, Session, SessionInfo, now_iso
-from .atomic import (
+from ...atomic import (
     FILE_MODE,
     ensure_private_dir,
     fsync_dir,
@@ -55,7 +50,12 @@ from .atomic import (
     sync_fd,
     write_all,
 )
-from .locking import LockTimeout, exclusive_lock
+from ...codec import dumps_bytes
+from ...errors import StorageError, StorageFull
+from ...ids import validate_session_id
+from ...limits import clip_title
+from ...locking import LockTimeout, exclusive_lock
+from ...models import Message, Session, SessionInfo, now_iso
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from ...errors import StorageError
+from .errors import StorageError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
