@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 
@@ -11,6 +10,7 @@ from deskmate.memory import FileBackend, Message, Session
 from deskmate.memory.migrate import content_hash
 from deskmate.memory.migrate import migrate as migrate_sessions
 from deskmate.memory.urls import open_backend
+from helpers import kill_after
 
 
 def migrate(*args: str, check_code: int | None = 0) -> subprocess.CompletedProcess[str]:
@@ -98,13 +98,7 @@ async def test_killed_part_way_then_run_again_copies_everything(tmp_path):
     proc = subprocess.Popen(
         command, env=clean_env(), stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
-    copied = 0
-    for line in proc.stderr:
-        copied += line.startswith("copied")
-        if copied == 40:
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after(proc, proc.stderr, "copied", 40)
     again = migrate("--from", str(tmp_path / "from"), "--to", str(tmp_path / "to"))
     assert "150 copied" not in again.stdout and "already there" in again.stdout
     assert "0 conflicts; 3000 messages verified" in again.stdout

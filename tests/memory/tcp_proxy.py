@@ -7,8 +7,9 @@ loop (or a daemon subprocess) waits on the connections it carries.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
+
+from helpers import free_port
 
 
 class CuttableProxy:
@@ -16,9 +17,7 @@ class CuttableProxy:
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        with socket.socket() as probe:  # a free port, reused by every restore()
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()  # reused by every restore()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()

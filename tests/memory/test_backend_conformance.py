@@ -13,15 +13,9 @@ from deskmate.memory import (
     Session,
     SessionIdRequired,
 )
+from helpers import turn
 
 WRITER = Path(__file__).with_name("append_writer.py")
-
-
-def turn(i: int) -> list[Message]:
-    return [
-        Message(role="user", content=f"question {i}"),
-        Message(role="assistant", content=f"answer {i}", model="m", usage={"totalTokens": i}),
-    ]
 
 
 def test_is_a_memory_backend(backend):
@@ -29,7 +23,9 @@ def test_is_a_memory_backend(backend):
 
 
 async def test_save_and_load(backend):
-    session = Session(id="alpha", title="Alpha", workspace_uri="file:///p", messages=turn(1), tags=["x"])
+    session = Session(
+        id="alpha", title="Alpha", workspace_uri="file:///p", messages=turn(1, metadata=True), tags=["x"]
+    )
     await backend.save(session)
     loaded = await backend.load("alpha")
     assert loaded is not None
@@ -42,10 +38,10 @@ async def test_load_missing_session_returns_none(backend):
 
 
 async def test_append_creates_then_extends(backend):
-    await backend.append("s", turn(0), title="First", workspace_uri="file:///w")
-    await backend.append("s", turn(1), title="ignored")
+    await backend.append("s", turn(0, metadata=True), title="First", workspace_uri="file:///w")
+    await backend.append("s", turn(1, metadata=True), title="ignored")
     loaded = await backend.load("s")
-    assert [m.content for m in loaded.messages] == ["question 0", "answer 0", "question 1", "answer 1"]
+    assert [m.content for m in loaded.messages] == ["q0", "a0", "q1", "a1"]
     assert loaded.title == "First"
     assert loaded.updated_at == loaded.messages[-1].timestamp
 
@@ -60,7 +56,7 @@ async def test_interrupted_status_and_metadata_survive(backend):
 
 
 async def test_delete(backend):
-    await backend.append("gone", turn(0))
+    await backend.append("gone", turn(0, metadata=True))
     assert await backend.delete("gone") is True
     assert await backend.load("gone") is None
     assert "gone" not in [info.id for info in await backend.list()]
@@ -71,8 +67,8 @@ async def test_delete_missing_session_returns_false(backend):
 
 
 async def test_list(backend):
-    await backend.append("one", turn(0), title="One", workspace_uri="file:///a")
-    await backend.append("two", turn(0) + turn(1), title="Two")
+    await backend.append("one", turn(0, metadata=True), title="One", workspace_uri="file:///a")
+    await backend.append("two", turn(0, metadata=True) + turn(1, metadata=True), title="Two")
     await backend.save(Session(id="empty", title="Empty"))
     infos = {info.id: info for info in await backend.list()}
     assert set(infos) == {"one", "two", "empty"}
@@ -84,9 +80,9 @@ async def test_list(backend):
 
 
 async def test_list_is_most_recent_first(backend):
-    await backend.append("older", turn(0))
+    await backend.append("older", turn(0, metadata=True))
     await asyncio.sleep(0.01)
-    await backend.append("newer", turn(0))
+    await backend.append("newer", turn(0, metadata=True))
     assert [info.id for info in await backend.list()][:2] == ["newer", "older"]
 
 
@@ -123,7 +119,7 @@ async def test_concurrent_saves_leave_one_whole_version(backend):
 
 
 async def test_concurrent_loads(backend):
-    await backend.append("read-me", turn(0) + turn(1))
+    await backend.append("read-me", turn(0, metadata=True) + turn(1, metadata=True))
     results = await asyncio.gather(*(backend.load("read-me") for _ in range(50)))
     assert all(len(r.messages) == 4 for r in results)
 
@@ -132,22 +128,22 @@ async def test_concurrent_loads(backend):
 async def test_empty_session_id_is_refused(backend, operation):
     with pytest.raises(SessionIdRequired, match="session id is required"):
         if operation == "append":
-            await backend.append("", turn(0))
+            await backend.append("", turn(0, metadata=True))
         else:
             await getattr(backend, operation)("")
 
 
 async def test_save_overwrites(backend):
-    await backend.save(Session(id="ow", messages=turn(0) + turn(1)))
-    await backend.save(Session(id="ow", title="Second", messages=turn(7)))
+    await backend.save(Session(id="ow", messages=turn(0, metadata=True) + turn(1, metadata=True)))
+    await backend.save(Session(id="ow", title="Second", messages=turn(7, metadata=True)))
     loaded = await backend.load("ow")
-    assert [m.content for m in loaded.messages] == ["question 7", "answer 7"]
+    assert [m.content for m in loaded.messages] == ["q7", "a7"]
     assert loaded.title == "Second"
 
 
 async def test_append_after_save_continues_the_count(backend):
-    await backend.save(Session(id="mix", messages=turn(0)))
-    await backend.append("mix", turn(1))
+    await backend.save(Session(id="mix", messages=turn(0, metadata=True)))
+    await backend.append("mix", turn(1, metadata=True))
     info = next(i for i in await backend.list() if i.id == "mix")
     assert info.message_count == 4
     assert len((await backend.load("mix")).messages) == 4
@@ -191,7 +187,7 @@ async def test_unicode_content_round_trips(backend):
 async def test_unsafe_session_ids_are_refused(backend, bad_id):
     for call in (
         lambda: backend.load(bad_id),
-        lambda: backend.append(bad_id, turn(0)),
+        lambda: backend.append(bad_id, turn(0, metadata=True)),
         lambda: backend.save(Session(id=bad_id)),
         lambda: backend.delete(bad_id),
     ):
@@ -201,8 +197,8 @@ async def test_unsafe_session_ids_are_refused(backend, bad_id):
 
 async def test_first_append_titles_an_empty_untitled_session(backend):
     await backend.save(Session(id="fresh", workspace_uri="file:///w"))
-    await backend.append("fresh", turn(0), title="First question")
-    await backend.append("fresh", turn(1), title="ignored now")
+    await backend.append("fresh", turn(0, metadata=True), title="First question")
+    await backend.append("fresh", turn(1, metadata=True), title="ignored now")
     loaded = await backend.load("fresh")
     assert loaded.title == "First question" and loaded.workspace_uri == "file:///w"
     assert len(loaded.messages) == 4
@@ -242,7 +238,7 @@ async def test_large_message_round_trips(backend):
 
 async def test_list_counts_and_order_after_many_sessions(backend):
     for i in range(30):
-        await backend.append(f"s{i:02d}", turn(i)[: 1 + i % 2], title=f"Session {i}")
+        await backend.append(f"s{i:02d}", turn(i, metadata=True)[: 1 + i % 2], title=f"Session {i}")
         await asyncio.sleep(0.002)  # timestamps have millisecond resolution
     infos = await backend.list()
     assert [info.id for info in infos] == [f"s{i:02d}" for i in reversed(range(30))]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from deskmate.memory import FileBackend, Message
+from helpers import write_jsonl
 
 DAMAGED = "(damaged session file)"
 GOOD_HEADER = {
@@ -28,10 +29,7 @@ def backend(data_dir):
 
 
 def write_session(backend: FileBackend, session_id: str, *records: object) -> bytes:
-    backend.directory.mkdir(parents=True, exist_ok=True)
-    data = b"".join(json.dumps(record).encode() + b"\n" for record in records)
-    backend.path_of(session_id).write_bytes(data)
-    return data
+    return write_jsonl(backend.path_of(session_id), records)
 
 
 async def a_good_session(backend: FileBackend) -> None:

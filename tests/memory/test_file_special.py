@@ -14,7 +14,8 @@ import textwrap
 
 import pytest
 
-from deskmate.memory import FileBackend, Message, Session, StorageError
+from deskmate.memory import FileBackend, Session, StorageError
+from helpers import turn, write_jsonl
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="POSIX links and FIFOs")
 
@@ -28,7 +29,6 @@ def backend(data_dir):
 def outside(tmp_path):
     """A valid session file outside the store, which a link in the store points to."""
     path = tmp_path / "elsewhere" / "secret.jsonl"
-    path.parent.mkdir()
     header = {
         "deskmate": "session",
         "version": 1,
@@ -37,12 +37,8 @@ def outside(tmp_path):
         "createdAt": "2026-01-01T00:00:00Z",
     }
     message = {"role": "user", "content": "private", "timestamp": "2026-01-01T00:00:00Z", "n": 1}
-    path.write_text(json.dumps(header) + "\n" + json.dumps(message) + "\n")
+    write_jsonl(path, [header, message])
     return path
-
-
-def turn(i: int) -> list[Message]:
-    return [Message(role="user", content=f"q{i}"), Message(role="assistant", content=f"a{i}")]
 
 
 async def test_a_linked_session_file_is_not_loaded_appended_to_or_replaced(backend, outside):

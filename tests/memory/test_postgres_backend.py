@@ -1,9 +1,7 @@
 """PostgresBackend-specific guarantees, on a real server: schema and migrations, outages, bad URLs, odd data."""
 
 import asyncio
-import socket
 import time
-import uuid
 
 import psycopg
 import pytest
@@ -14,23 +12,19 @@ from deskmate.memory.backends import postgres as pg
 from deskmate.memory.backends.postgres import PostgresBackend
 from deskmate.memory.errors import BackendUnavailable
 from deskmate.memory.urls import open_backend
+from helpers import free_port, namespace_in, turn
 
 from . import store_postgres
 
 SECRET = "s3cret-Pa55"
 
 
-def turn(i: int) -> list[Message]:
-    return [Message(role="user", content=f"q{i}"), Message(role="assistant", content=f"a{i}")]
-
-
 @pytest.fixture
 def schema():
     """A schema name of this test's own, dropped afterwards."""
     store_postgres.require_server()
-    name = f"t{uuid.uuid4().hex[:12]}"
-    yield name
-    store_postgres.cleanup(name)
+    with namespace_in(store_postgres) as name:
+        yield name
 
 
 @pytest.fixture
@@ -77,17 +71,11 @@ async def versions(admin, schema: str) -> list[tuple]:
     return await cur.fetchall()
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # nothing listens once the socket is closed
-
-
 # -- schema creation and migration ------------------------------------------------
 
 
 async def test_constructing_never_connects():
-    backend = PostgresBackend.from_url(f"postgresql://u:{SECRET}@127.0.0.1:{closed_port()}/db")
+    backend = PostgresBackend.from_url(f"postgresql://u:{SECRET}@127.0.0.1:{free_port()}/db")
     await backend.close()  # nothing was opened, nothing to fail
 
 
@@ -167,7 +155,7 @@ async def test_a_role_without_create_privileges_uses_a_prepared_schema(url, sche
 
 
 async def test_closed_port_is_unavailable_fast_naming_the_server_not_the_password():
-    port = closed_port()
+    port = free_port()
     backend = open_backend(f"postgresql://deskmate:{SECRET}@127.0.0.1:{port}/test?schema=x")
     started = time.monotonic()
     for call in (lambda: backend.load("s"), lambda: backend.append("s", turn(0)), backend.list):

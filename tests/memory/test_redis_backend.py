@@ -4,34 +4,28 @@ damaged data, and the key layout."""
 
 import asyncio
 import json
-import socket
 import time
-import uuid
 
 import pytest
 import redis
 from redis.crc import key_slot
 
-from deskmate.memory import Message, Session, StorageError
+from deskmate.memory import Session, StorageError
 from deskmate.memory.backends.redis import RedisBackend
 from deskmate.memory.errors import BackendUnavailable
 from deskmate.memory.urls import open_backend
+from helpers import free_port, namespace_in, turn
 
 from . import store_redis
 
 PASSWORD = "s3cret-Pa55word"
 
 
-def turn(i: int) -> list[Message]:
-    return [Message(role="user", content=f"q{i}"), Message(role="assistant", content=f"a{i}")]
-
-
 @pytest.fixture
 def namespace():
     store_redis.require_server()
-    name = f"t{uuid.uuid4().hex[:12]}"
-    yield name
-    store_redis.cleanup(name)
+    with namespace_in(store_redis) as name:
+        yield name
 
 
 @pytest.fixture
@@ -50,12 +44,6 @@ async def backend(namespace):
     opened = RedisBackend.from_url(url(namespace))
     yield opened
     await opened.close()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # nothing listens once the socket is closed
 
 
 # -- expiry -------------------------------------------------------------------------
@@ -118,7 +106,7 @@ async def test_a_write_without_ttl_keeps_the_session_for_good(namespace, server)
 
 
 async def test_unreachable_server_is_backend_unavailable_naming_it_without_the_password():
-    port = closed_port()
+    port = free_port()
     backend = open_backend(f"redis://deskmate:{PASSWORD}@127.0.0.1:{port}/3?prefix=x")
     calls = {
         "load": lambda: backend.load("s"),
@@ -142,7 +130,7 @@ async def test_unreachable_server_is_backend_unavailable_naming_it_without_the_p
 
 
 def test_constructing_never_connects():
-    backend = RedisBackend.from_url(f"redis://127.0.0.1:{closed_port()}/0")
+    backend = RedisBackend.from_url(f"redis://127.0.0.1:{free_port()}/0")
     assert backend.name.startswith("Redis at 127.0.0.1:")
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from deskmate.memory import BackendUnavailable, Session, SessionStoreError
 from deskmate.memory.locking import exclusive_lock
 from deskmate.memory.resilient import ResilientBackend
 from deskmate.memory.urls import open_backend, redact
-from helpers import turn
+from helpers import eventually, kill_after, turn
 
 from . import store_postgres, store_redis
 from .tcp_proxy import CuttableProxy
@@ -80,13 +79,6 @@ async def direct(store_url):
     backend = open_backend(store_url)
     yield backend
     await backend.close()
-
-
-async def eventually(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_turns_wait_while_the_backend_is_down_and_are_stored_when_it_is_back(
@@ -186,13 +178,7 @@ async def test_turns_waiting_when_the_process_is_killed_are_stored_by_the_next_o
         stdout=subprocess.PIPE,
         text=True,
     )
-    acknowledged = 0
-    for line in writer.stdout:
-        acknowledged += line.startswith("ok ")
-        if acknowledged == 30:
-            break
-    writer.send_signal(signal.SIGKILL)
-    writer.wait()
+    kill_after(writer, writer.stdout, "ok ", 30)
     proxy.restore()
     backend = ResilientBackend(
         open_backend(proxied_url), outbox, name=redact(proxied_url), retry_initial=0.05

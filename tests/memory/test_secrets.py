@@ -9,13 +9,13 @@ message, repr and log record is searched for the secret and for every 3-characte
 from __future__ import annotations
 
 import logging
-import socket
 from urllib.parse import quote
 
 import pytest
 
 from deskmate.memory import Message, Session, SessionStoreError
 from deskmate.memory.urls import open_store, redact
+from helpers import free_port, pieces
 
 from . import store_redis, store_s3
 
@@ -32,19 +32,9 @@ SECRETS = [
 ]
 
 
-def pieces(secret: str) -> set[str]:
-    return {secret[i : i + 3] for i in range(len(secret) - 2)}
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def assert_hidden(secret: str, texts: list[str]) -> None:
     for text in texts:
-        leaked = sorted(piece for piece in pieces(secret) | {secret} if piece in text)
+        leaked = sorted(piece for piece in pieces(secret, size=3) | {secret} if piece in text)
         assert not leaked, f"{leaked} of the secret shown in: {text}"
 
 
@@ -135,7 +125,7 @@ async def test_no_piece_of_a_secret_is_ever_shown(store, secret, tmp_path, caplo
     if store == "redis":
         store_redis.require_server()
     caplog.set_level(logging.DEBUG)
-    port = closed_port()
+    port = free_port()
     urls = {"redis": redis_urls, "postgres": postgres_urls, "s3": s3_urls}[store](secret, port)
     texts = []
     for url in urls:
