@@ -41,6 +41,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+import msgspec
+
 from ...atomic import (
     FILE_MODE,
     ensure_private_dir,
@@ -55,7 +57,7 @@ from ...errors import StorageError, StorageFull
 from ...ids import validate_session_id
 from ...limits import clip_title
 from ...locking import LockTimeout, exclusive_lock
-from ...models import Message, Session, SessionInfo, now_iso
+from ...models import Message, Role, Session, SessionInfo, Status, _check_context, new_message_id, now_iso
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +258,77 @@ def _loads(line: bytes | str, where: str) -> Any:
         raise CorruptSessionFile(f"{where} is not valid JSON ({exc})") from None
 
 
+class _Line(msgspec.Struct, gc=False):
+    """A message line as the fast decoder takes it: only the field types ``Message.from_dict`` accepts.
+
+    A line of any other shape (or JSON that only the json module reads: NaN, an
+    escaped lone surrogate) fails here, and the whole file then goes through
+    ``json`` and ``Message.from_dict``, which accept or reject it and word the
+    error. So this must never accept more than from_dict: narrow it with it.
+    """
+
+    role: Role
+    content: str
+    id: str | None = None
+    timestamp: str | None = None
+    model: str | None = None
+    usage: dict[Any, Any] | None = None
+    status: Status = "complete"
+    context: dict[Any, Any] | None = None
+    more: Any = None
+
+
+_LINES = msgspec.json.Decoder(_Line)
+
+
+def _fast_messages(body: bytes | memoryview) -> tuple[list[Message], int] | None:
+    """What ``_committed_messages(_decode_records(body))`` returns, decoded by msgspec straight
+    from the bytes (about 4x faster on a long history); None if any line needs the full path.
+
+    ``body`` holds complete lines only. Blank lines are skipped, as there.
+    """
+    try:
+        lines = _LINES.decode_lines(body)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError included; invalid UTF-8 too
+        return None
+    messages: list[Message] = []
+    pending: list[Message] = []
+    for line in lines:
+        if line.context is not None:
+            try:
+                _check_context(line.context)  # from_dict's own check of a context
+            except ValueError:
+                return None
+        message = Message(
+            line.role,
+            line.content,
+            line.id or new_message_id(),
+            line.timestamp or now_iso(),
+            line.model,
+            line.usage,
+            line.status,
+            line.context,
+        )
+        if line.more is True:
+            pending.append(message)
+            continue
+        if pending:
+            messages.extend(pending)
+            pending.clear()
+        messages.append(message)
+    return messages, len(pending)
+
+
+def _committed_lines(body: bytes, first_number: int) -> tuple[list[Message], int]:
+    """The messages of the complete transactions in ``body``'s complete lines, numbered from
+    ``first_number`` for errors, and how many trail uncommitted; CorruptSessionFile if damaged."""
+    complete = memoryview(body)[: body.rfind(b"\n") + 1]
+    fast = _fast_messages(complete)
+    if fast is not None:
+        return fast
+    return _committed_messages(_decode_records(body), first_number)
+
+
 def _decode_records(data: bytes) -> list[Any]:
     """The JSON records of the complete lines in ``data``; the part after the last newline is dropped."""
     try:
@@ -296,11 +369,25 @@ def _committed_messages(records: list[Any], first_number: int) -> tuple[list[Mes
 
 def parse_session(data: bytes, session_id: str) -> Session:
     """Parse a whole session file; a torn tail is ignored, anything else bad raises CorruptSessionFile."""
+    first_end = data.find(b"\n") + 1
+    if first_end:
+        try:
+            header = _check_header(json.loads(data[:first_end].decode("utf-8")))
+        except (ValueError, RecursionError):  # CorruptSessionFile and UnicodeDecodeError included
+            pass  # the full path below says what is wrong
+        else:
+            fast = _fast_messages(memoryview(data)[first_end : data.rfind(b"\n") + 1])
+            if fast is not None:
+                return _session(session_id, header, fast[0])
     records = _decode_records(data)
     if not records:
         raise CorruptSessionFile("the file has no header line")
     header = _check_header(records[0])
     messages, _ = _committed_messages(records[1:], 2)
+    return _session(session_id, header, messages)
+
+
+def _session(session_id: str, header: _Header, messages: list[Message]) -> Session:
     return Session(
         id=session_id,
         title=header.title,
@@ -623,7 +710,7 @@ class FileBackend:
         if not added.endswith(b"\n"):
             return None  # a torn or in-flight write: the full parse knows how to skip it
         try:
-            messages, uncommitted = _committed_messages(_decode_records(added), 0)
+            messages, uncommitted = _committed_lines(added, 0)
         except CorruptSessionFile:
             return None
         if uncommitted:
