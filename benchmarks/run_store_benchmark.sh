@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Session-store benchmark: deskmate's FileBackend against LangChain's
-# FileChatMessageHistory and the OpenAI Agents SDK's SQLiteSession, in one run.
+# FileChatMessageHistory, the OpenAI Agents SDK's SQLiteSession and a bare
+# os.write + os.fdatasync of the same bytes (the floor), in one run.
 #
 # The peers are installed only into benchmarks/.venv (gitignored), never into the
 # project's dependencies. Usage, from anywhere:

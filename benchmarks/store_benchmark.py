@@ -9,7 +9,8 @@ Measures, for histories of 10, 100, 1,000 and 10,000 messages:
 
 for deskmate's ``FileBackend``, LangChain's ``FileChatMessageHistory``
 (langchain-community) and the OpenAI Agents SDK's ``SQLiteSession``
-(openai-agents). Then it times ``FileBackend.list()`` over 1,000 sessions against
+(openai-agents), beside the floor of a durable append: a bare ``os.write`` +
+``os.fdatasync`` of the bytes a ``FileBackend`` append writes. Then it times ``FileBackend.list()`` over 1,000 sessions against
 loading those 1,000 sessions. It prints plain-text tables; it is not a test and
 asserts nothing, though it says which of the issue's targets the run met.
 
