@@ -6,16 +6,18 @@ import sys
 from conftest import clean_env
 
 
-def deskmate(*args, cwd, model_server, data_dir, check=True):
-    env = clean_env(
-        DESKMATE_BASE_URL=model_server.base_url,
-        DESKMATE_MODEL="test-model",
-        DESKMATE_DATA_DIR=str(data_dir),
+def cli_env(model_server, data_dir) -> dict[str, str]:
+    """The CLI's environment: the test model server, the test data dir, nothing from the machine."""
+    return clean_env(
+        DESKMATE_BASE_URL=model_server.base_url, DESKMATE_MODEL="test-model", DESKMATE_DATA_DIR=str(data_dir)
     )
+
+
+def deskmate(*args, cwd, model_server, data_dir, check=True):
     proc = subprocess.run(
         [sys.executable, "-m", "deskmate", *args],
         cwd=cwd,
-        env=env,
+        env=cli_env(model_server, data_dir),
         capture_output=True,
         text=True,
         timeout=60,
@@ -107,11 +109,12 @@ def deskmate_on_a_terminal(*args, cwd, model_server, data_dir) -> bytes:
     import pty
 
     main, child = pty.openpty()
-    env = clean_env(
-        DESKMATE_BASE_URL=model_server.base_url, DESKMATE_MODEL="test-model", DESKMATE_DATA_DIR=str(data_dir)
-    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deskmate", *args], cwd=cwd, env=env, stdout=child, stderr=subprocess.PIPE
+        [sys.executable, "-m", "deskmate", *args],
+        cwd=cwd,
+        env=cli_env(model_server, data_dir),
+        stdout=child,
+        stderr=subprocess.PIPE,
     )
     os.close(child)
     seen = b""

@@ -1,16 +1,12 @@
 """Streaming, cancelling, concurrency and context of deskmate.ask against the real daemon."""
 
 import asyncio
-import json
 
 import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-
-def stored(data_dir, session_id):
-    path = data_dir / "sessions" / f"{session_id}.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()[1:]]
+from helpers import eventually, stored_messages
 
 
 async def wait_for_deltas(daemon, ask_id, count, timeout=10.0):
@@ -51,7 +47,7 @@ async def test_no_progress_for_clients_without_support(start_daemon, project):
     assert result["answer"] and daemon.client.progress_reports.get("deskmate-ask-np") in (None, [])
 
 
-async def test_cancel_mid_stream_keeps_the_partial_answer(start_daemon, project, data_dir):
+async def test_cancel_mid_stream_keeps_the_partial_answer(start_daemon, project):
     daemon = await start_daemon(folders=[project])
     asking = asyncio.ensure_future(daemon.ask("[[tokens:500]] [[rate:50]]", askId="slow"))
     await wait_for_deltas(daemon, "slow", 5)
@@ -60,14 +56,14 @@ async def test_cancel_mid_stream_keeps_the_partial_answer(start_daemon, project,
     assert result["interrupted"] is True
     shown = "".join(d["delta"] for d in daemon.deltas_of("slow"))
     assert result["answer"] == shown and 0 < len(shown) < len("t0 ") * 500
-    answer = stored(data_dir, result["sessionId"])[-1]
+    answer = (await stored_messages(daemon, result["sessionId"]))[-1]
     assert answer["status"] == "interrupted" and answer["content"] == shown
     assert await daemon.run("deskmate.cancel", {"askId": "slow"}) == {"cancelled": False}
     # the session is free again
     assert "I see 2 earlier messages" in (await daemon.ask("next"))["answer"]
 
 
-async def test_cancel_request_stops_the_ask_and_keeps_the_partial_answer(start_daemon, project, data_dir):
+async def test_cancel_request_stops_the_ask_and_keeps_the_partial_answer(start_daemon, project):
     daemon = await start_daemon(folders=[project])
     protocol = daemon.client.protocol
     params = types.ExecuteCommandParams(
@@ -81,11 +77,12 @@ async def test_cancel_request_stops_the_ask_and_keeps_the_partial_answer(start_d
     with pytest.raises(JsonRpcException, match="cancel"):
         await request
     session_id = daemon.deltas_of("rq")[0]["sessionId"]
-    for _ in range(100):
-        messages = stored(data_dir, session_id)
-        if len(messages) == 2:
-            break
-        await asyncio.sleep(0.05)
+
+    async def both_stored():
+        session = await daemon.run("deskmate.getSession", {"sessionId": session_id})
+        return session["persisted"] and len(session["messages"]) == 2 and session["messages"]
+
+    messages = await eventually(both_stored, timeout=5)
     assert messages[-1]["status"] == "interrupted" and messages[-1]["content"].startswith("t0 t1 t2 t3 t4 ")
     assert len(messages[-1]["content"]) < len("t0 ") * 500
 

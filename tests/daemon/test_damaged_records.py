@@ -4,7 +4,8 @@ client: the real daemon over session files damaged by hand, field by field."""
 from __future__ import annotations
 
 import asyncio
-import json
+
+from helpers import write_jsonl
 
 HEADER = {
     "deskmate": "session",
@@ -17,10 +18,9 @@ MESSAGE = {"id": "m1", "role": "user", "content": "hi", "timestamp": "2026-01-01
 
 
 def write_session(data_dir, session_id, header, *messages):
-    directory = data_dir / "sessions"
-    directory.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({**HEADER, "id": session_id, **header})] + [json.dumps(m) for m in messages]
-    (directory / f"{session_id}.jsonl").write_text("\n".join(lines) + "\n")
+    write_jsonl(
+        data_dir / "sessions" / f"{session_id}.jsonl", [{**HEADER, "id": session_id, **header}, *messages]
+    )
 
 
 DAMAGE = {

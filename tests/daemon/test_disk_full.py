@@ -4,43 +4,9 @@ keeps it in memory and stores it once space returns (a real, small tmpfs filled 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import subprocess
-from pathlib import Path
-
-import pytest
 
 from deskmate.memory import FileBackend
-
-
-@contextlib.contextmanager
-def small_disk(path: Path, size: str = "1m"):
-    path.mkdir(parents=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        if os.environ.get("CI"):
-            raise AssertionError(f"cannot mount a tmpfs on CI: {mounted.stderr.decode()}")
-        pytest.skip(f"mounting a tmpfs needs root: {mounted.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return filler
+from helpers import Filler, tmpfs
 
 
 async def wait_for_message(daemon, fragment: str) -> str:
@@ -55,11 +21,11 @@ async def wait_for_message(daemon, fragment: str) -> str:
 async def test_a_full_disk_keeps_the_turn_and_stores_it_when_space_returns(
     start_daemon, project, tmp_path, model_server
 ):
-    with small_disk(tmp_path / "disk") as disk:
+    with tmpfs(tmp_path / "disk", "1m") as disk:
         data_dir = disk / "data"
         daemon = await start_daemon(folders=[project], settings={"dataDir": str(data_dir)})
         await daemon.ask("before the disk filled", sessionId="s")
-        filler = fill(disk)
+        filler = Filler(disk)
 
         # Longer than the slack in the session file's last page, which a tmpfs would still take.
         question = "[[answer:kept safe]] while full " + "x" * 10_000
@@ -75,9 +41,11 @@ async def test_a_full_disk_keeps_the_turn_and_stores_it_when_space_returns(
         listed = await daemon.run("deskmate.listSessions", {"all": True})
         assert {s["sessionId"]: s["messageCount"] for s in listed["sessions"]}["s"] == 4
         await daemon.ask("[[answer:third]] still full", sessionId="s")
+        # On disk (here and below), not what the daemon reports: nothing of the unsaved turns may have
+        # reached the file while it was full, and all of them must reach it once there is space.
         assert len(FileBackend(data_dir).path_of("s").read_text().splitlines()) == 3  # header + first turn
 
-        filler.unlink()
+        filler.remove()
         await wait_for_message(daemon, "there is space again")
         stored = await FileBackend(data_dir).load("s")
         assert [m.content for m in stored.messages] == [

@@ -1,18 +1,13 @@
 """Bad input and model failures: clear messages, nothing lost, the daemon keeps serving."""
 
-import json
-
 import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
+from helpers import stored_messages
+
 REQUEST_FAILED = -32803
 INVALID_PARAMS = -32602
-
-
-def stored(data_dir, session_id):
-    path = data_dir / "sessions" / f"{session_id}.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()[1:]]
 
 
 async def expect_error(call, code, *fragments):
@@ -121,15 +116,15 @@ async def test_a_transient_failure_is_retried_by_the_sdk(start_daemon, project):
     assert result["answer"].startswith("You asked: flaky")
 
 
-async def test_timeout_keeps_the_question_and_marks_the_answer_interrupted(start_daemon, project, data_dir):
+async def test_timeout_keeps_the_question_and_marks_the_answer_interrupted(start_daemon, project):
     daemon = await start_daemon(folders=[project], settings={"requestTimeout": 0.5})
     await expect_error(daemon.ask("[[hang]]"), REQUEST_FAILED, "did not answer within 0.5 s")
     session_id = (await daemon.run("deskmate.getSession", {}))["sessionId"]
-    question, answer = stored(data_dir, session_id)
+    question, answer = await stored_messages(daemon, session_id)
     assert question["content"] == "[[hang]]" and answer["status"] == "interrupted"
 
 
-async def test_connection_lost_mid_stream_keeps_the_partial_answer(start_daemon, project, data_dir):
+async def test_connection_lost_mid_stream_keeps_the_partial_answer(start_daemon, project):
     daemon = await start_daemon(folders=[project])
     await expect_error(
         daemon.ask("[[tokens:50]] [[disconnect-after:5]]", askId="dc"), REQUEST_FAILED, "model server"
@@ -137,18 +132,19 @@ async def test_connection_lost_mid_stream_keeps_the_partial_answer(start_daemon,
     shown = "".join(d["delta"] for d in daemon.deltas_of("dc"))
     assert shown == "t0 t1 t2 t3 t4 "
     session_id = daemon.deltas_of("dc")[0]["sessionId"]
-    assert stored(data_dir, session_id)[-1] == {
-        **stored(data_dir, session_id)[-1],
+    last = (await stored_messages(daemon, session_id))[-1]
+    assert last == {
+        **last,
         "content": shown,
         "status": "interrupted",
     }
 
 
-async def test_stalled_stream_times_out(start_daemon, project, data_dir):
+async def test_stalled_stream_times_out(start_daemon, project):
     daemon = await start_daemon(folders=[project], settings={"requestTimeout": 0.5})
     await expect_error(daemon.ask("[[tokens:50]] [[hang-after:3]]", askId="st"), REQUEST_FAILED, "0.5 s")
     session_id = daemon.deltas_of("st")[0]["sessionId"]
-    assert stored(data_dir, session_id)[-1]["content"] == "t0 t1 t2 "
+    assert (await stored_messages(daemon, session_id))[-1]["content"] == "t0 t1 t2 "
 
 
 async def test_unreachable_server(start_daemon, project):

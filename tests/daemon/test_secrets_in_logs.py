@@ -3,7 +3,6 @@ searched for a planted API key, token and storage passwords."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -11,29 +10,12 @@ import time
 import pytest
 
 from conftest import clean_env
+from helpers import command, frame, pieces
 
 API_KEY = "sk-Qz8vX4mN2pL7wE"
 ENV_KEY = "sk-Jw3Rt9Yh6Bc1uO"
 REDIS_PASSWORD = "Kd#Wp/Zx?Vq@5Yr"  # unencoded '#', '/', '?' and '@'
 PG_PASSWORD = "Mf7Gh2Tn8Ls4"
-
-
-def frame(message: dict) -> bytes:
-    body = json.dumps(message).encode()
-    return b"Content-Length: %d\r\n\r\n" % len(body) + body
-
-
-def command(msg_id: int, name: str, arguments: dict | None = None) -> dict:
-    return {
-        "jsonrpc": "2.0",
-        "id": msg_id,
-        "method": "workspace/executeCommand",
-        "params": {"command": name, "arguments": [arguments or {}]},
-    }
-
-
-def pieces(secret: str, size: int = 5) -> set[str]:
-    return {secret[i : i + size] for i in range(len(secret) - size + 1)}
 
 
 def run_session(tmp_path, model_server, verbose: bool) -> tuple[str, str]:
@@ -98,7 +80,7 @@ def test_no_secret_in_any_log_or_message(tmp_path, model_server, verbose):
     assert "Content-Length" in out  # the session ran and answered
     assert "Redis" in out and "PostgreSQL" in out  # the failing stores were reported...
     for secret in (API_KEY, ENV_KEY, REDIS_PASSWORD, PG_PASSWORD):
-        for piece in pieces(secret):
+        for piece in pieces(secret, size=5):
             assert piece not in err, f"{piece!r} of a secret is in stderr"
             assert piece not in out, f"{piece!r} of a secret was sent to the client"
     if verbose:

@@ -6,19 +6,21 @@ import json
 import pytest
 from pygls.exceptions import JsonRpcException
 
+from helpers import eventually, stored_messages
 
-def stored_messages(data_dir, session_id):
+
+def records_on_disk(data_dir, session_id):
+    """The message records of a session file, parsed by hand: only for tests of where the file is and
+    what is in it that the daemon does not report; history is read through deskmate.getSession."""
     path = data_dir / "sessions" / f"{session_id}.jsonl"
-    if not path.exists():
-        return None
     return [json.loads(line) for line in path.read_text().splitlines()[1:]]
 
 
-async def test_session_id_given_by_the_client_is_used_and_stored(start_daemon, project, data_dir):
+async def test_session_id_given_by_the_client_is_used_and_stored(start_daemon, project):
     daemon = await start_daemon(folders=[project])
     result = await daemon.ask("hello", sessionId="my-session")
     assert result["sessionId"] == "my-session"
-    assert [m["role"] for m in stored_messages(data_dir, "my-session")] == ["user", "assistant"]
+    assert [m["role"] for m in await stored_messages(daemon, "my-session")] == ["user", "assistant"]
     session = await daemon.run("deskmate.getSession", {"sessionId": "my-session"})
     assert session["messages"][1]["content"] == result["answer"]
 
@@ -42,35 +44,43 @@ async def test_default_backend_is_files_under_the_data_dir_from_the_environment(
         folders=[project], settings={"dataDir": None}, env={"DESKMATE_DATA_DIR": str(env_dir)}
     )
     result = await daemon.ask("where do you keep this?")
-    assert stored_messages(env_dir, result["sessionId"]) is not None
+    assert len(await stored_messages(daemon, result["sessionId"])) == 2
+    # On disk: that the file is under the data dir the environment names is what this test is about.
+    assert (env_dir / "sessions" / f"{result['sessionId']}.jsonl").is_file()
     status = await daemon.run("deskmate.status", {})
     assert status["dataDir"] == str(env_dir) and status["dataDirWritable"] is True
 
 
-async def test_auto_save_off_keeps_history_in_memory_until_saved(start_daemon, project, data_dir):
+async def test_auto_save_off_keeps_history_in_memory_until_saved(start_daemon, project):
     daemon = await start_daemon(folders=[project], settings={"autoSave": False})
     first = await daemon.ask("one")
     second = await daemon.ask("two")
     assert "I see 2 earlier messages" in second["answer"]
-    assert stored_messages(data_dir, first["sessionId"]) is None
     session = await daemon.run("deskmate.getSession", {})
     assert len(session["messages"]) == 4 and session["persisted"] is False
+    # A second daemon holds nothing in memory: it sees only what is stored, which is nothing yet.
+    other = await start_daemon(folders=[project])
+    stored = await other.run("deskmate.getSession", {"sessionId": first["sessionId"]})
+    assert stored["messages"] == [] and stored["persisted"] is False
     saved = await daemon.run("deskmate.saveSession", {})
     assert saved == {"sessionId": first["sessionId"], "messageCount": 4}
-    assert len(stored_messages(data_dir, first["sessionId"])) == 4
+    # Through the second daemon again: the first goes on serving its copy in memory, and calls
+    # that not persisted even now.
+    assert len(await stored_messages(other, first["sessionId"])) == 4
 
 
-async def test_turning_auto_save_on_saves_what_was_in_memory(start_daemon, project, data_dir):
+async def test_turning_auto_save_on_saves_what_was_in_memory(start_daemon, project):
     daemon = await start_daemon(folders=[project], settings={"autoSave": False})
     first = await daemon.ask("kept in memory")
     daemon.client.workspace_did_change_configuration(
         __import__("lsprotocol").types.DidChangeConfigurationParams(settings={"deskmate": {"autoSave": True}})
     )
-    for _ in range(50):
-        if stored_messages(data_dir, first["sessionId"]):
-            break
-        await asyncio.sleep(0.05)
-    assert len(stored_messages(data_dir, first["sessionId"])) == 2
+
+    async def saved():
+        session = await daemon.run("deskmate.getSession", {"sessionId": first["sessionId"]})
+        return session["persisted"] and session["messages"]
+
+    assert len(await eventually(saved, timeout=2.5)) == 2
 
 
 async def test_save_and_load_need_a_session_id(start_daemon):
@@ -106,11 +116,12 @@ async def test_load_replaces_memory_with_the_stored_history(start_daemon, projec
         await daemon.run("deskmate.loadSession", {"sessionId": "nope"})
 
 
-async def test_delete(start_daemon, project, data_dir):
+async def test_delete(start_daemon, project):
     daemon = await start_daemon(folders=[project])
     result = await daemon.ask("to be deleted")
     assert await daemon.run("deskmate.deleteSession", {"sessionId": result["sessionId"]}) == {"deleted": True}
-    assert stored_messages(data_dir, result["sessionId"]) is None
+    gone = await daemon.run("deskmate.getSession", {"sessionId": result["sessionId"]})
+    assert gone["messages"] == [] and gone["persisted"] is False  # nothing stored, nothing in memory
     assert (await daemon.run("deskmate.getSession", {}))["messages"] == []
     assert await daemon.run("deskmate.deleteSession", {"sessionId": result["sessionId"]}) == {
         "deleted": False
@@ -189,6 +200,8 @@ async def test_without_a_workspace_answers_in_memory_only(start_daemon, data_dir
     first = await daemon.ask("no project open")
     second = await daemon.ask("still here?")
     assert first["sessionId"] is None and "I see 2 earlier messages" in second["answer"]
+    # On disk: a session without an id cannot be asked for by id; no sessions folder at all shows
+    # that nothing was written.
     assert not (data_dir / "sessions").exists()
     session = await daemon.run("deskmate.getSession", {})
     assert session["sessionId"] is None and len(session["messages"]) == 4
@@ -253,7 +266,10 @@ async def test_two_daemons_on_one_workspace_share_the_history(start_daemon, proj
     assert "I see 2 earlier messages" in reply["answer"]
     # at the same time, in the same session: nothing lost, nothing torn
     await asyncio.gather(*(d.ask(f"together {i}") for i, d in enumerate((one, two))))
-    messages = stored_messages(data_dir, reply["sessionId"])
+    assert len(await stored_messages(two, reply["sessionId"])) == 8
+    # On disk: the record numbers ``n`` are written only there; 1 to 8 without a gap or a repeat shows
+    # that the two processes' appends took turns under the file lock.
+    messages = records_on_disk(data_dir, reply["sessionId"])
     assert len(messages) == 8 and [m["n"] for m in messages] == list(range(1, 9))
     assert {m["content"] for m in messages if m["role"] == "user"} >= {"together 0", "together 1"}
 
@@ -273,6 +289,7 @@ async def test_multi_root_workspace_gives_each_folder_its_session(start_daemon, 
 async def test_damaged_history_is_moved_aside_and_the_user_warned(start_daemon, project, data_dir):
     daemon = await start_daemon(folders=[project])
     result = await daemon.ask("soon damaged")
+    # On disk: the damage is done to the file by hand, and the file is what is moved aside.
     path = data_dir / "sessions" / f"{result['sessionId']}.jsonl"
     path.write_text(path.read_text().replace('"role": "user"', '"role": "usr"'))
     await daemon.ask("after the damage")

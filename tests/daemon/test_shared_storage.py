@@ -3,13 +3,12 @@ answering on through an outage without losing the turn it could not store."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from deskmate.memory.urls import open_backend
+from helpers import eventually
 from memory.tcp_proxy import CuttableProxy
 
 
@@ -23,14 +22,6 @@ async def stored_in(redis_url):
 
     yield load
     await backend.close()
-
-
-async def eventually(check, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
-    return result
 
 
 async def test_sessions_go_to_the_store_the_storage_url_names(
@@ -80,9 +71,13 @@ async def test_answers_go_on_through_an_outage_and_the_turn_is_stored_after_it(
         assert len((await stored_in(session_id)).messages) == 2
 
         proxy.restore()
-        session = await eventually(lambda: _with_messages(stored_in(session_id), 4))
+        session = await eventually(lambda: _with_messages(stored_in(session_id), 4), timeout=15, interval=0.1)
         assert [m.content for m in session.messages][::2] == ["before the outage", "during the outage"]
-        await eventually(_async(lambda: any("reachable again" in m.message for m in daemon.client.messages)))
+        await eventually(
+            lambda: any("reachable again" in m.message for m in daemon.client.messages),
+            timeout=15,
+            interval=0.1,
+        )
     finally:
         proxy.close()
 
@@ -92,16 +87,9 @@ async def test_a_bad_storage_url_is_reported_and_the_store_kept(start_daemon, pr
     warnings = [m.message for m in daemon.client.messages]
     assert any("'storageUrl'" in w and "Unknown storage URL scheme 'mongodb'" in w for w in warnings)
     await daemon.ask("still stored in files")
-    assert any((data_dir / "sessions").glob("*.jsonl"))
+    assert any((data_dir / "sessions").glob("*.jsonl"))  # on disk: which store took it is the point
 
 
 async def _with_messages(loading, count: int):
     session = await loading
     return session if session is not None and len(session.messages) == count else None
-
-
-def _async(predicate):
-    async def check():
-        return predicate()
-
-    return check

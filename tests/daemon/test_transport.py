@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import json
 import socket
 import stat
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 from lsprotocol import types
 
 from conftest import clean_env
+from helpers import command, frame, free_port, read_message
 
 
 async def test_settings_pulled_when_the_client_sends_none(start_daemon, project, model_server):
@@ -45,28 +45,6 @@ async def test_settings_pushed_in_the_notification(start_daemon, project):
             break
         await asyncio.sleep(0.05)
     assert status["model"] == "pushed-model" and status["autoSave"] is False
-
-
-def frame(message: dict) -> bytes:
-    body = json.dumps(message).encode()
-    return b"Content-Length: %d\r\n\r\n" % len(body) + body
-
-
-def read_message(sock: socket.socket) -> dict:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(1)
-    length = int(data.split(b"Content-Length:")[1].split(b"\r\n")[0])
-    body = b""
-    while len(body) < length:
-        body += sock.recv(length - len(body))
-    return json.loads(body)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -150,15 +128,7 @@ def test_tcp_serves_the_client_that_sends_the_token(tmp_path):
             },
             "first message must be initialize",
         ),
-        (
-            {
-                "jsonrpc": "2.0",
-                "id": 3,
-                "method": "workspace/executeCommand",
-                "params": {"command": "deskmate.status", "arguments": [{}]},
-            },
-            "first message must be initialize",
-        ),
+        (command(3, "deskmate.status"), "first message must be initialize"),
     ],
 )
 def test_tcp_refuses_clients_without_the_token(tmp_path, first, why):
