@@ -64,9 +64,11 @@ async def test_auto_save_off_keeps_history_in_memory_until_saved(start_daemon, p
     assert stored["messages"] == [] and stored["persisted"] is False
     saved = await daemon.run("deskmate.saveSession", {})
     assert saved == {"sessionId": first["sessionId"], "messageCount": 4}
-    # Through the second daemon again: the first goes on serving its copy in memory, and calls
-    # that not persisted even now.
+    # Stored now, as the second daemon sees; the first says so too, until its next turn.
     assert len(await stored_messages(other, first["sessionId"])) == 4
+    assert (await daemon.run("deskmate.getSession", {}))["persisted"] is True
+    await daemon.ask("three")
+    assert (await daemon.run("deskmate.getSession", {}))["persisted"] is False
 
 
 async def test_turning_auto_save_on_saves_what_was_in_memory(start_daemon, project):

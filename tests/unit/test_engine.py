@@ -133,3 +133,17 @@ async def test_changing_the_model_lets_a_streaming_answer_finish(engine, model):
 def test_status_masks_a_password_in_the_base_url(engine):
     engine._settings = engine.settings.merged({"baseUrl": "http://me:Zx81pw@proxy:8080/v1"})[0]
     assert engine.status().base_url == "http://me:***@proxy:8080/v1"
+
+
+async def test_autosave_off_a_saved_session_reads_as_persisted_until_changed(engine, model):
+    await engine.update_settings(engine.settings.merged({"autoSave": False})[0])
+    ref = engine.sessions.resolve()
+    await engine.asks.ask("one", ref=ref)
+    assert not (await engine.sessions.get(ref)).persisted
+    await engine.sessions.save(ref)
+    assert (await engine.sessions.get(ref)).persisted
+    await engine.asks.ask("two", ref=ref)
+    assert not (await engine.sessions.get(ref)).persisted  # a new turn, not saved yet
+    await engine.sessions.load(ref)  # back to what is stored
+    view = await engine.sessions.get(ref)
+    assert view.persisted and len(view.session.messages) == 2

@@ -67,8 +67,8 @@ class SessionStore:
         return self.sessions, session_id
 
     def unsaved(self, session_id: str | None) -> bool:
-        """Whether the session is served from memory rather than the store."""
-        return session_id is None or (self.overlay is not None and self.overlay.holds(session_id))
+        """Whether the session holds turns the store does not have (autoSave off, not saved yet)."""
+        return session_id is None or (self.overlay is not None and self.overlay.has_changes(session_id))
 
     async def reconfigure(self, settings: Settings) -> None:
         """Follow new settings: reopen the store if they moved it; save what is in memory when

@@ -19,13 +19,19 @@ class UnsavedOverlay:
     def __init__(self, inner: MemoryBackend | None, sessions: dict[str, Session] | None = None) -> None:
         self.inner = inner
         self.sessions: dict[str, Session] = sessions if sessions is not None else {}
+        self.changed: set[str] = set()  # sessions whose memory copy differs from the store's
 
     def __repr__(self) -> str:
         return f"UnsavedOverlay({self.inner!r}, {len(self.sessions)} in memory)"
 
     def holds(self, session_id: str) -> bool:
-        """Whether ``session_id`` is served from memory (so not what the store holds)."""
+        """Whether ``session_id`` is served from memory."""
         return session_id in self.sessions
+
+    def has_changes(self, session_id: str) -> bool:
+        """Whether the session in memory holds what the store does not (it was changed since
+        it was read or committed, or the store never had it)."""
+        return session_id in self.changed
 
     async def _held(self, session_id: str) -> Session | None:
         session = self.sessions.get(session_id)
@@ -53,12 +59,15 @@ class UnsavedOverlay:
         if session is None or session.quarantined_to:
             session = self.sessions[session_id] = Session(id=session_id)
         session.add(list(messages), title=title, workspace_uri=workspace_uri)
+        self.changed.add(session_id)
 
     async def save(self, session: Session) -> None:
         self.sessions[session.id] = session.copy()
+        self.changed.add(session.id)
 
     async def delete(self, session_id: str) -> bool:
         held = self.sessions.pop(session_id, None) is not None
+        self.changed.discard(session_id)
         stored = await self.inner.delete(session_id) if self.inner is not None else False
         return stored or held
 
@@ -79,11 +88,13 @@ class UnsavedOverlay:
             raise SessionNotFound(session_id)
         if self.inner is not None:
             await self.inner.save(session)
+            self.changed.discard(session_id)
         return session.copy()
 
     async def reload(self, session_id: str) -> Session | None:
         """Replace the copy in memory with what the store holds (None: the store has none)."""
         self.sessions.pop(session_id, None)
+        self.changed.discard(session_id)
         return await self.load(session_id)
 
     async def commit_all(self) -> None:
