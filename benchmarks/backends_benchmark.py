@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from deskmate.memory import Message, Session  # noqa: E402
-from deskmate.memory.urls import open_backend  # noqa: E402
+from deskmate.memory.urls import backend_for_url  # noqa: E402
 from store_benchmark import fmt, table  # noqa: E402
 
 POSTGRES = os.environ.get("DESKMATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -108,7 +108,7 @@ class Stores:
 async def per_size(url: str, size: int, appends: int) -> dict[str, float]:
     """Median / p95 ms of a durable 2-message append after ``size`` messages, and load times."""
     session_id = f"n{size}"
-    backend = open_backend(url)
+    backend = backend_for_url(url)
     try:
         await backend.save(Session(id=session_id, title="bench", messages=[message(i) for i in range(size)]))
         await backend.append(session_id, [message(0), message(1)])  # connections warm
@@ -128,7 +128,7 @@ async def per_size(url: str, size: int, appends: int) -> dict[str, float]:
         await backend.close()
     cold = []
     for _ in range(3):  # a new backend object: a daemon that just started (connection included)
-        fresh = open_backend(url)
+        fresh = backend_for_url(url)
         try:
             await fresh.list()  # connect first: the load is what is measured
             start = time.perf_counter()
@@ -166,7 +166,7 @@ def throughput(url: str, writers: int, seconds: float) -> float:
 
 
 async def writer(url: str, session_id: str, start_at: float, seconds: float) -> None:
-    backend = open_backend(url)
+    backend = backend_for_url(url)
     try:
         await backend.append(session_id, [message(0)])  # connect before the clock starts
         await asyncio.sleep(max(0.0, start_at - time.time()))

@@ -9,7 +9,7 @@ from conftest import clean_env
 from deskmate.memory import FileBackend, Message, Session
 from deskmate.memory.migrate import content_hash
 from deskmate.memory.migrate import migrate as migrate_sessions
-from deskmate.memory.urls import open_backend
+from deskmate.memory.urls import backend_for_url
 from helpers import kill_after
 
 
@@ -34,7 +34,7 @@ def conversation(n: int, tag: str) -> list[Message]:
 
 
 async def hashes(url: str) -> dict[str, tuple[int, str]]:
-    backend = open_backend(url)
+    backend = backend_for_url(url)
     try:
         result = {}
         for info in await backend.list():
@@ -124,7 +124,7 @@ async def test_a_file_holding_lone_surrogates_is_copied_and_verified(tmp_path, r
     path.write_bytes(path.read_bytes().replace(b"SURROGATE", b"\\ud83d"))
     original = await source.load("odd")
     assert "\ud83d" in original.title
-    target = open_backend(redis_url)
+    target = backend_for_url(redis_url)
     try:
         report = await migrate_sessions(source, target)
         assert (report.copied, report.conflicts) == (["odd"], [])

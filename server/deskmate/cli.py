@@ -209,10 +209,10 @@ async def run_migrate(source_url: str | None, target_url: str) -> int:
     from .engine import settings_from_environment
     from .memory import default_data_dir
     from .memory.migrate import migrate
-    from .memory.urls import open_backend, redact
+    from .memory.urls import backend_for_url, redact
 
     source_url = source_url or settings_from_environment().storage_url or str(default_data_dir())
-    source, target = open_backend(source_url), open_backend(target_url)
+    source, target = backend_for_url(source_url), backend_for_url(target_url)
 
     def progress(outcome: str, session_id: str, session) -> None:
         print(f"{outcome:14} {session_id}  ({len(session.messages)} messages)", file=sys.stderr)

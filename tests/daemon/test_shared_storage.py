@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from deskmate.memory.urls import open_backend
+from deskmate.memory.urls import backend_for_url
 from helpers import eventually
 from memory.tcp_proxy import CuttableProxy
 
@@ -15,7 +15,7 @@ from memory.tcp_proxy import CuttableProxy
 @pytest.fixture
 async def stored_in(redis_url):
     """What the store really holds for a session."""
-    backend = open_backend(redis_url)
+    backend = backend_for_url(redis_url)
 
     async def load(session_id: str):
         return await backend.load(session_id)

@@ -9,11 +9,11 @@ import asyncio
 import sys
 
 from deskmate.memory import Message
-from deskmate.memory.urls import open_backend
+from deskmate.memory.urls import backend_for_url
 
 
 async def main(storage: str, session_id: str, tag: str, count: int) -> None:
-    backend = open_backend(storage)
+    backend = backend_for_url(storage)
     try:
         for i in range(count):
             turn = [

@@ -4,8 +4,8 @@ Each ``store_<kind>.py`` beside this file adds one store. It provides
 ``url_for(namespace, tmp_path) -> str``, a storage URL for a namespace no other
 test uses (skipping or failing through ``services.require`` when its server is
 missing), and ``cleanup(namespace)`` to remove what the test stored. It may
-provide ``open_backend(url, tmp_path)`` to open the URL otherwise than
-``urls.open_backend`` does (``store_resilient_*``: wrapped as the daemon wraps it).
+provide ``backend_for_url(url, tmp_path)`` to open the URL otherwise than
+``urls.backend_for_url`` does (``store_resilient_*``: wrapped as the daemon wraps it).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from deskmate.memory.urls import open_backend
+from deskmate.memory.urls import backend_for_url
 
 STORES = {
     path.stem.removeprefix("store_"): importlib.import_module(f"memory.{path.stem}")
@@ -48,9 +48,9 @@ def backend_url(store_kind, tmp_path):
 async def backend(store_kind, backend_url, tmp_path):
     store = STORES[store_kind]
     opened = (
-        store.open_backend(backend_url, tmp_path)
-        if hasattr(store, "open_backend")
-        else open_backend(backend_url)
+        store.backend_for_url(backend_url, tmp_path)
+        if hasattr(store, "backend_for_url")
+        else backend_for_url(backend_url)
     )
     yield opened
     await opened.close()

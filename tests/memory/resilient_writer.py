@@ -10,11 +10,11 @@ from pathlib import Path
 
 from deskmate.memory import Message
 from deskmate.memory.resilient import ResilientBackend
-from deskmate.memory.urls import open_backend, redact
+from deskmate.memory.urls import backend_for_url, redact
 
 
 async def main(url: str, outbox_dir: str, session_id: str, count: int) -> None:
-    backend = ResilientBackend(open_backend(url), Path(outbox_dir), name=redact(url), retry_initial=0.05)
+    backend = ResilientBackend(backend_for_url(url), Path(outbox_dir), name=redact(url), retry_initial=0.05)
     for i in range(count):
         await backend.append(session_id, [Message(role="user", content=f"q{i}", id=f"q{i}")])
         await backend.append(session_id, [Message(role="assistant", content=f"a{i}", id=f"a{i}")])

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deskmate.memory.backend import MemoryBackend
-from deskmate.memory.urls import open_store
+from deskmate.memory.urls import daemon_store
 
 from . import store_redis
 
@@ -16,6 +16,6 @@ url_for = store_redis.url_for
 cleanup = store_redis.cleanup
 
 
-def open_backend(url: str, tmp_path: Path) -> MemoryBackend:
+def backend_for_url(url: str, tmp_path: Path) -> MemoryBackend:
     """What the daemon opens for ``url``: the backend inside a ResilientBackend."""
-    return open_store(url, tmp_path / "data")
+    return daemon_store(url, tmp_path / "data")

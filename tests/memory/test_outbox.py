@@ -10,7 +10,7 @@ import pytest
 from deskmate.memory import Message, StorageError
 from deskmate.memory.outbox import Outbox, PendingAppend
 from deskmate.memory.resilient import ResilientBackend
-from deskmate.memory.urls import open_backend, redact
+from deskmate.memory.urls import backend_for_url, redact
 
 DAMAGED = [
     b"not json\n",
@@ -108,7 +108,7 @@ async def test_a_damaged_line_does_not_fail_the_first_ask_after_start_up(tmp_pat
     outbox = Outbox(tmp_path / "outbox", redact(redis_url))
     damage(outbox)  # what an earlier daemon left, damaged since
     backend = ResilientBackend(
-        open_backend(redis_url), tmp_path / "outbox", name=redact(redis_url), notify=notices.append
+        backend_for_url(redis_url), tmp_path / "outbox", name=redact(redis_url), notify=notices.append
     )
     try:
         loaded = await backend.load("s")  # the first ask: replays what waits

@@ -11,7 +11,7 @@ from deskmate.memory import Message, Session, StorageError
 from deskmate.memory.backends import postgres as pg
 from deskmate.memory.backends.postgres import PostgresBackend
 from deskmate.memory.errors import BackendUnavailable
-from deskmate.memory.urls import open_backend
+from deskmate.memory.urls import backend_for_url
 from helpers import free_port, namespace_in, turn
 
 from . import store_postgres
@@ -80,7 +80,7 @@ async def test_constructing_never_connects():
 
 
 async def test_several_daemons_initialise_a_fresh_schema_at_once(url, schema, admin):
-    backends = [open_backend(url) for _ in range(6)]
+    backends = [backend_for_url(url) for _ in range(6)]
     try:
         await asyncio.gather(*(b.append(f"s{i}", turn(i)) for i, b in enumerate(backends)))
         assert [v for v, _ in await versions(admin, schema)] == list(range(1, len(pg.MIGRATIONS) + 1))
@@ -90,24 +90,24 @@ async def test_several_daemons_initialise_a_fresh_schema_at_once(url, schema, ad
 
 
 async def test_version_is_recorded_and_opening_again_changes_nothing(url, schema, admin):
-    first = open_backend(url)
+    first = backend_for_url(url)
     await first.append("s", turn(0))
     await first.close()
     recorded = await versions(admin, schema)
     assert [v for v, _ in recorded] == [len(pg.MIGRATIONS)]
-    again = open_backend(url)
+    again = backend_for_url(url)
     assert len((await again.load("s")).messages) == 2
     await again.close()
     assert await versions(admin, schema) == recorded  # same rows, same applied_at
 
 
 async def test_a_store_made_by_an_older_version_is_migrated(url, schema, admin, monkeypatch):
-    old = open_backend(url)
+    old = backend_for_url(url)
     await old.append("kept", turn(0), title="Kept")
     await old.close()
     extra = "ALTER TABLE {schema}.sessions ADD COLUMN pinned boolean NOT NULL DEFAULT false"
     monkeypatch.setattr(pg, "MIGRATIONS", [*pg.MIGRATIONS, extra])
-    newer = [open_backend(url) for _ in range(3)]
+    newer = [backend_for_url(url) for _ in range(3)]
     try:
         loaded = await asyncio.gather(*(b.load("kept") for b in newer))
         assert all(s.title == "Kept" and len(s.messages) == 2 for s in loaded)
@@ -119,19 +119,19 @@ async def test_a_store_made_by_an_older_version_is_migrated(url, schema, admin, 
 
 
 async def test_a_store_from_a_newer_deskmate_is_refused(url, schema, admin):
-    backend = open_backend(url)
+    backend = backend_for_url(url)
     await backend.list()
     await admin.execute(
         sql.SQL("INSERT INTO {}.schema_version (version) VALUES (99)").format(sql.Identifier(schema))
     )
-    newer = open_backend(url)
+    newer = backend_for_url(url)
     with pytest.raises(StorageError, match="version 99, newer than this deskmate"):
         await newer.list()
     await asyncio.gather(backend.close(), newer.close())
 
 
 async def test_a_role_without_create_privileges_uses_a_prepared_schema(url, schema, admin, role):
-    prepared = open_backend(url)  # as the administrator: creates the schema
+    prepared = backend_for_url(url)  # as the administrator: creates the schema
     await prepared.list()
     await prepared.close()
     ident = sql.Identifier(schema)
@@ -141,7 +141,7 @@ async def test_a_role_without_create_privileges_uses_a_prepared_schema(url, sche
             ident, sql.Identifier(role)
         )
     )
-    backend = open_backend(url_as(role, schema))
+    backend = backend_for_url(url_as(role, schema))
     try:
         await backend.append("s", turn(0), title="T")
         await backend.save(Session(id="s", title="T2", messages=turn(1)))
@@ -156,7 +156,7 @@ async def test_a_role_without_create_privileges_uses_a_prepared_schema(url, sche
 
 async def test_closed_port_is_unavailable_fast_naming_the_server_not_the_password():
     port = free_port()
-    backend = open_backend(f"postgresql://deskmate:{SECRET}@127.0.0.1:{port}/test?schema=x")
+    backend = backend_for_url(f"postgresql://deskmate:{SECRET}@127.0.0.1:{port}/test?schema=x")
     started = time.monotonic()
     for call in (lambda: backend.load("s"), lambda: backend.append("s", turn(0)), backend.list):
         with pytest.raises(BackendUnavailable) as caught:
@@ -170,7 +170,7 @@ async def test_closed_port_is_unavailable_fast_naming_the_server_not_the_passwor
 
 async def test_unknown_role_is_unavailable_without_the_password():
     store_postgres.require_server()
-    backend = open_backend(url_as("no_such_role_here", "x"))
+    backend = backend_for_url(url_as("no_such_role_here", "x"))
     with pytest.raises(BackendUnavailable, match="no_such_role_here") as caught:
         await backend.list()
     assert SECRET not in str(caught.value)
@@ -179,7 +179,7 @@ async def test_unknown_role_is_unavailable_without_the_password():
 
 async def test_server_gone_mid_operation_is_unavailable_and_writes_nothing(url, schema, admin):
     app = f"dm-{schema}"
-    backend = open_backend(f"{url}&application_name={app}")
+    backend = backend_for_url(f"{url}&application_name={app}")
     await backend.append("s", turn(0))
     async with admin.transaction():
         # Hold the session row so the next append waits inside the server, then cut it off.
@@ -210,7 +210,7 @@ async def test_login_refused_after_start_is_unavailable_then_recovers(url, schem
             sql.Identifier(admin.info.dbname), sql.Identifier(role)
         )
     )
-    backend = open_backend(url_as(role, schema))
+    backend = backend_for_url(url_as(role, schema))
     await backend.append("s", turn(0))
     await admin.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role)))
     await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
@@ -244,7 +244,7 @@ async def test_login_refused_after_start_is_unavailable_then_recovers(url, schem
 )
 async def test_bad_urls_are_refused_naming_the_problem_not_the_password(bad_url, problem):
     try:
-        backend = open_backend(bad_url)
+        backend = backend_for_url(bad_url)
     except StorageError as exc:
         assert problem in str(exc)
         assert SECRET not in str(exc)
@@ -304,7 +304,7 @@ def test_url_parts_and_defaults():
 
 
 async def test_nul_characters_round_trip_in_messages(url):
-    backend = open_backend(url)
+    backend = backend_for_url(url)
     odd = Message(
         role="assistant",
         content="before\0after \0\0 end",
@@ -328,7 +328,7 @@ async def test_nul_characters_round_trip_in_messages(url):
 
 async def test_lone_surrogates_round_trip_in_messages(url):
     # As in every store (codec.dumps): the replacement character, in messages and labels alike.
-    backend = open_backend(url)
+    backend = backend_for_url(url)
     text = "half a pair: \ud83d, and 日本語"
     await backend.append("sur", [Message(role="user", content=text)], title=text)
     loaded = await backend.load("sur")
@@ -339,7 +339,7 @@ async def test_lone_surrogates_round_trip_in_messages(url):
 
 @pytest.mark.parametrize("bad_data", ["{not json", '{"role": "robot", "content": "x"}', "[1, 2]"])
 async def test_a_malformed_row_is_reported_and_left_alone(url, schema, admin, bad_data):
-    backend = open_backend(url)
+    backend = backend_for_url(url)
     await backend.append("hurt", turn(0) + turn(1))
     await admin.execute(
         sql.SQL("UPDATE {}.messages SET data = %s WHERE session_id = 'hurt' AND seq = 3").format(
@@ -360,7 +360,7 @@ async def test_a_malformed_row_is_reported_and_left_alone(url, schema, admin, ba
 
 
 async def test_appends_number_messages_without_gaps(url, schema, admin):
-    backend = open_backend(url)
+    backend = backend_for_url(url)
     await asyncio.gather(*(backend.append("seq", turn(i)) for i in range(25)))
     await backend.save(Session(id="other", messages=turn(0)))
     cur = await admin.execute(
@@ -373,7 +373,7 @@ async def test_appends_number_messages_without_gaps(url, schema, admin):
 
 
 async def test_closed_backend_refuses_work(url):
-    backend = open_backend(url)
+    backend = backend_for_url(url)
     await backend.list()
     await backend.close()
     await backend.close()
@@ -382,7 +382,7 @@ async def test_closed_backend_refuses_work(url):
 
 
 async def test_rows_that_are_not_sessions_do_not_break_the_listing(url, schema, admin, caplog):
-    backend = open_backend(url)
+    backend = backend_for_url(url)
     await backend.append("good", turn(0), title="Good")
     await backend.save(Session(id="tagged", title="Tagged", tags=["a", "b"], messages=turn(1)))
     sessions = sql.Identifier(schema, "sessions")

@@ -13,7 +13,7 @@ from redis.crc import key_slot
 from deskmate.memory import Session, StorageError
 from deskmate.memory.backends.redis import RedisBackend
 from deskmate.memory.errors import BackendUnavailable
-from deskmate.memory.urls import open_backend
+from deskmate.memory.urls import backend_for_url
 from helpers import free_port, namespace_in, turn
 
 from . import store_redis
@@ -107,7 +107,7 @@ async def test_a_write_without_ttl_keeps_the_session_for_good(namespace, server)
 
 async def test_unreachable_server_is_backend_unavailable_naming_it_without_the_password():
     port = free_port()
-    backend = open_backend(f"redis://deskmate:{PASSWORD}@127.0.0.1:{port}/3?prefix=x")
+    backend = backend_for_url(f"redis://deskmate:{PASSWORD}@127.0.0.1:{port}/3?prefix=x")
     calls = {
         "load": lambda: backend.load("s"),
         "append": lambda: backend.append("s", turn(0)),

@@ -19,7 +19,7 @@ import pytest
 from deskmate.memory import BackendUnavailable, Session, SessionStoreError
 from deskmate.memory.locking import exclusive_lock
 from deskmate.memory.resilient import ResilientBackend
-from deskmate.memory.urls import open_backend, redact
+from deskmate.memory.urls import backend_for_url, redact
 from helpers import eventually, kill_after, turn
 
 from . import store_postgres, store_redis
@@ -62,7 +62,7 @@ def notices():
 @pytest.fixture
 async def resilient(proxied_url, tmp_path, notices):
     backend = ResilientBackend(
-        open_backend(proxied_url),
+        backend_for_url(proxied_url),
         tmp_path / "outbox",
         name=redact(proxied_url),
         notify=notices.append,
@@ -76,7 +76,7 @@ async def resilient(proxied_url, tmp_path, notices):
 @pytest.fixture
 async def direct(store_url):
     """The same store, not through the proxy: what really got stored."""
-    backend = open_backend(store_url)
+    backend = backend_for_url(store_url)
     yield backend
     await backend.close()
 
@@ -152,7 +152,7 @@ async def test_a_replay_cut_short_stores_nothing_twice(resilient, direct, proxy)
 
 async def test_a_deleted_session_is_not_brought_back_by_the_replay(proxied_url, direct, proxy, tmp_path):
     backend = ResilientBackend(
-        open_backend(proxied_url), tmp_path / "outbox", name=redact(proxied_url), retry_initial=3600
+        backend_for_url(proxied_url), tmp_path / "outbox", name=redact(proxied_url), retry_initial=3600
     )
     try:
         await backend.append("keep", turn(0, ids=True))
@@ -181,7 +181,7 @@ async def test_turns_waiting_when_the_process_is_killed_are_stored_by_the_next_o
     kill_after(writer, writer.stdout, "ok ", 30)
     proxy.restore()
     backend = ResilientBackend(
-        open_backend(proxied_url), outbox, name=redact(proxied_url), retry_initial=0.05
+        backend_for_url(proxied_url), outbox, name=redact(proxied_url), retry_initial=0.05
     )
     try:
         await backend.load("killed")  # first use: replays what the killed process left
@@ -195,7 +195,7 @@ async def test_turns_waiting_when_the_process_is_killed_are_stored_by_the_next_o
 async def test_a_second_daemon_lists_what_the_first_wrote_up_to_date(store_url, tmp_path):
     # Two daemons on two machines (two outboxes) sharing one store.
     first, second = (
-        ResilientBackend(open_backend(store_url), tmp_path / name, name=redact(store_url))
+        ResilientBackend(backend_for_url(store_url), tmp_path / name, name=redact(store_url))
         for name in ("first", "second")
     )
     try:
@@ -220,7 +220,7 @@ async def test_a_second_daemon_lists_what_the_first_wrote_up_to_date(store_url, 
 async def test_listing_while_turns_wait_counts_them_once(proxied_url, direct, proxy, tmp_path):
     outbox = tmp_path / "outbox"
     earlier = ResilientBackend(
-        open_backend(proxied_url), outbox, name=redact(proxied_url), retry_initial=3600
+        backend_for_url(proxied_url), outbox, name=redact(proxied_url), retry_initial=3600
     )
     await earlier.append("s", turn(0, ids=True), title="S")
     proxy.cut()
@@ -230,7 +230,7 @@ async def test_listing_while_turns_wait_counts_them_once(proxied_url, direct, pr
     proxy.restore()
     await direct.append("other", turn(0, ids=True), title="Other")  # another daemon, meanwhile
     backend = ResilientBackend(
-        open_backend(proxied_url), outbox, name=redact(proxied_url), retry_initial=3600
+        backend_for_url(proxied_url), outbox, name=redact(proxied_url), retry_initial=3600
     )
     try:
         # Another process is storing the outbox: the store answers, the turns still wait.

@@ -14,7 +14,7 @@ from deskmate.memory import Message, Session, StorageError
 from deskmate.memory.backends.s3 import AFTER_SEGMENT_PUT, BEFORE_MANIFEST_SWAP, Hooks, S3Backend
 from deskmate.memory.backends.s3.layout import Damaged
 from deskmate.memory.errors import BackendUnavailable
-from deskmate.memory.urls import open_backend
+from deskmate.memory.urls import backend_for_url
 from memory import store_s3
 
 
@@ -394,7 +394,7 @@ async def every_operation(backend: S3Backend) -> list[Exception]:
 async def test_unreachable_endpoint_is_unavailable_fast_and_named_without_the_secret():
     port = closed_port()
     started = time.monotonic()
-    backend = open_backend(f"s3://AKIAKEY:Top%2Fsecret@deskmate-test/p?endpoint=http://127.0.0.1:{port}")
+    backend = backend_for_url(f"s3://AKIAKEY:Top%2Fsecret@deskmate-test/p?endpoint=http://127.0.0.1:{port}")
     assert "secret" not in repr(backend)
     for error in await every_operation(backend):
         assert error.backend == f"S3 bucket 'deskmate-test' at http://127.0.0.1:{port}"
@@ -404,14 +404,14 @@ async def test_unreachable_endpoint_is_unavailable_fast_and_named_without_the_se
 
 
 async def test_unknown_host_is_unavailable():
-    backend = open_backend("s3://k:secret@deskmate-test/p?endpoint=http://deskmate-test-host.invalid:9000")
+    backend = backend_for_url("s3://k:secret@deskmate-test/p?endpoint=http://deskmate-test-host.invalid:9000")
     for error in await every_operation(backend):
         assert "deskmate-test-host.invalid" in error.backend and "secret" not in str(error)
 
 
 async def test_missing_bucket_is_unavailable(namespace):
     url = store_s3.url_for(namespace).replace(store_s3.BUCKET, "no-such-deskmate-bucket")
-    for error in await every_operation(open_backend(url)):
+    for error in await every_operation(backend_for_url(url)):
         assert error.reason == "the bucket does not exist"
         assert "'no-such-deskmate-bucket'" in error.backend and store_s3.SECRET not in str(error)
 
@@ -419,7 +419,7 @@ async def test_missing_bucket_is_unavailable(namespace):
 async def test_refused_credentials_are_unavailable():
     # A second moto server that checks signatures: the dummy key is unknown to it.
     _, endpoint = store_s3.start_server(INITIAL_NO_AUTH_ACTION_COUNT="0")
-    backend = open_backend(f"s3://AKIAUNKNOWN:wrong-secret@deskmate-test/p?endpoint={endpoint}")
+    backend = backend_for_url(f"s3://AKIAUNKNOWN:wrong-secret@deskmate-test/p?endpoint={endpoint}")
     for error in await every_operation(backend):
         assert error.reason == "the credentials were refused (InvalidAccessKeyId)"
         assert "wrong-secret" not in str(error)
@@ -431,7 +431,7 @@ async def test_missing_credentials_are_unavailable(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    backend = open_backend(f"s3://deskmate-test/p?endpoint={store_s3.endpoint()}")
+    backend = backend_for_url(f"s3://deskmate-test/p?endpoint={store_s3.endpoint()}")
     with pytest.raises(BackendUnavailable, match="no AWS credentials found"):
         await backend.load("s")
     await backend.close()
@@ -452,7 +452,7 @@ async def test_missing_credentials_are_unavailable(monkeypatch, tmp_path):
 )
 def test_bad_urls_are_refused_saying_why(url, problem):
     with pytest.raises(StorageError, match=problem) as caught:
-        open_backend(url)
+        backend_for_url(url)
     assert "s3cr3t" not in str(caught.value) and "AKIA" not in str(caught.value)
 
 

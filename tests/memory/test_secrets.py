@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from deskmate.memory import Message, Session, SessionStoreError
-from deskmate.memory.urls import open_store, redact
+from deskmate.memory.urls import daemon_store, redact
 from helpers import free_port, pieces
 
 from . import store_redis, store_s3
@@ -42,7 +42,7 @@ async def drive(url: str, tmp_path) -> list[str]:
     """Every message, repr and log line opening ``url`` and using it produces."""
     texts = []
     try:
-        backend = open_store(url, tmp_path / "data", notify=texts.append)
+        backend = daemon_store(url, tmp_path / "data", notify=texts.append)
     except SessionStoreError as exc:
         return [str(exc), repr(exc)]
     texts.append(repr(backend))

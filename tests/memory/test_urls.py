@@ -3,7 +3,7 @@
 import pytest
 
 from deskmate.memory import FileBackend, StorageError
-from deskmate.memory.urls import check_url, open_backend, redact
+from deskmate.memory.urls import backend_for_url, check_url, redact
 
 
 @pytest.mark.parametrize(
@@ -28,10 +28,10 @@ def test_redact_hides_passwords_and_secret_parameters(url, shown):
 
 
 def test_a_path_or_file_url_opens_a_file_backend(tmp_path):
-    assert open_backend(str(tmp_path)).root == tmp_path
+    assert backend_for_url(str(tmp_path)).root == tmp_path
     with_space = tmp_path / "with space"
-    assert open_backend(with_space.as_uri()).root == with_space
-    assert isinstance(open_backend("~/x"), FileBackend)
+    assert backend_for_url(with_space.as_uri()).root == with_space
+    assert isinstance(backend_for_url("~/x"), FileBackend)
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_a_path_or_file_url_opens_a_file_backend(tmp_path):
 )
 def test_bad_urls_are_named(url, problem):
     with pytest.raises(StorageError, match=problem):
-        open_backend(url)
+        backend_for_url(url)
 
 
 def test_check_url_accepts_every_documented_scheme():

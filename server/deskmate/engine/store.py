@@ -8,7 +8,7 @@ from pathlib import Path
 from ..memory import MemoryBackend, default_data_dir
 from ..memory.holding import HoldingBackend
 from ..memory.unsaved import UnsavedOverlay
-from ..memory.urls import open_store
+from ..memory.urls import daemon_store
 from .settings import Settings
 
 SCRATCH_ID = ""  # the conversation of a window with no folder: never stored
@@ -43,7 +43,7 @@ class SessionStore:
     def backend(self) -> MemoryBackend:
         """The real store; raises StorageError if the settings name one that cannot be opened."""
         if self._backend is None:
-            opened = open_store(self._settings.storage_url, self.data_dir, notify=self._warn)
+            opened = daemon_store(self._settings.storage_url, self.data_dir, notify=self._warn)
             self._backend = HoldingBackend(opened, notify=self._warn)
         return self._backend
 

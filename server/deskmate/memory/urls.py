@@ -85,7 +85,7 @@ def check_url(url: str) -> str:
     return url
 
 
-def open_backend(url: str) -> MemoryBackend:
+def backend_for_url(url: str) -> MemoryBackend:
     """The backend ``url`` names. Does not connect: the first operation does.
 
     Raises StorageError for an unknown scheme, a malformed URL, or a backend
@@ -113,7 +113,7 @@ def _scheme(url: str) -> str:
     return url.split("://", 1)[0].lower()
 
 
-def open_store(
+def daemon_store(
     url: str | None, data_dir: Path, *, notify: Callable[[str], None] | None = None
 ) -> MemoryBackend:
     """The backend a daemon uses: files under ``data_dir`` when ``url`` is None, else ``url``'s.
@@ -124,7 +124,7 @@ def open_store(
     """
     if not url:
         return FileBackend(data_dir)
-    backend = open_backend(url)
+    backend = backend_for_url(url)
     if isinstance(backend, FileBackend):
         return backend
     return ResilientBackend(backend, data_dir / "outbox", name=redact(url), notify=notify)
