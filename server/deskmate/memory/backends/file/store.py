@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import json
 import logging
 import os
@@ -40,8 +41,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
-
-import msgspec
 
 from ...atomic import (
     FILE_MODE,
@@ -258,27 +257,32 @@ def _loads(line: bytes | str, where: str) -> Any:
         raise CorruptSessionFile(f"{where} is not valid JSON ({exc})") from None
 
 
-class _Line(msgspec.Struct, gc=False):
-    """A message line as the fast decoder takes it: only the field types ``Message.from_dict`` accepts.
+@functools.cache
+def _line_decoder() -> tuple[Any, Any]:
+    """msgspec's decoder of message lines and its error class, made on first use (importing
+    msgspec would add 5-10 ms to every start of the daemon, loading or not)."""
+    import msgspec
 
-    A line of any other shape (or JSON that only the json module reads: NaN, an
-    escaped lone surrogate) fails here, and the whole file then goes through
-    ``json`` and ``Message.from_dict``, which accept or reject it and word the
-    error. So this must never accept more than from_dict: narrow it with it.
-    """
+    class _Line(msgspec.Struct, gc=False):
+        """A message line as the fast decoder takes it: only the field types ``Message.from_dict`` accepts.
 
-    role: Role
-    content: str
-    id: str | None = None
-    timestamp: str | None = None
-    model: str | None = None
-    usage: dict[Any, Any] | None = None
-    status: Status = "complete"
-    context: dict[Any, Any] | None = None
-    more: Any = None
+        A line of any other shape (or JSON that only the json module reads: NaN, an
+        escaped lone surrogate) fails here, and the whole file then goes through
+        ``json`` and ``Message.from_dict``, which accept or reject it and word the
+        error. So this must never accept more than from_dict: narrow it with it.
+        """
 
+        role: Role
+        content: str
+        id: str | None = None
+        timestamp: str | None = None
+        model: str | None = None
+        usage: dict[Any, Any] | None = None
+        status: Status = "complete"
+        context: dict[Any, Any] | None = None
+        more: Any = None
 
-_LINES = msgspec.json.Decoder(_Line)
+    return msgspec.json.Decoder(_Line), msgspec.DecodeError
 
 
 def _fast_messages(body: bytes | memoryview) -> tuple[list[Message], int] | None:
@@ -287,9 +291,10 @@ def _fast_messages(body: bytes | memoryview) -> tuple[list[Message], int] | None
 
     ``body`` holds complete lines only. Blank lines are skipped, as there.
     """
+    decoder, decode_error = _line_decoder()
     try:
-        lines = _LINES.decode_lines(body)
-    except (msgspec.DecodeError, RecursionError):  # ValidationError included; invalid UTF-8 too
+        lines = decoder.decode_lines(body)
+    except (decode_error, RecursionError):  # ValidationError included; invalid UTF-8 too
         return None
     messages: list[Message] = []
     pending: list[Message] = []
