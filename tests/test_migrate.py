@@ -9,6 +9,7 @@ from conftest import clean_env
 from deskmate.memory import FileBackend, Message, Session
 from deskmate.memory.migrate import content_hash
 from deskmate.memory.migrate import migrate as migrate_sessions
+from deskmate.memory.models import SessionMeta
 from deskmate.memory.urls import backend_for_url
 from helpers import kill_after
 
@@ -49,7 +50,7 @@ async def test_files_to_redis_and_back_again_unchanged(tmp_path, redis_url):
     source = FileBackend(tmp_path / "laptop")
     await source.save(
         Session(
-            id="alpha", title="Alpha", workspace_uri="file:///a", tags=["x"], messages=conversation(6, "a")
+            id="alpha", title="Alpha", workspace_uri="file:///a", meta=SessionMeta(tags=["x"]), messages=conversation(6, "a")
         )
     )
     await source.append("beta", conversation(3, "b"), title="Beta")

@@ -174,8 +174,11 @@ async def test_list_sessions_of_the_workspace_and_all(start_daemon, project, tmp
         "createdAt",
         "updatedAt",
         "messageCount",
+        "tags",
+        "pinned",
         "active",
     }
+    assert (entry["tags"], entry["pinned"]) == ([], False)
     everything = (await daemon.run("deskmate.listSessions", {"all": True}))["sessions"]
     assert len(everything) == 2
     theirs = (await daemon.run("deskmate.listSessions", {"workspaceUri": other.as_uri()}))["sessions"]

@@ -13,6 +13,7 @@ from deskmate.memory import (
     Session,
     SessionIdRequired,
 )
+from deskmate.memory.models import SessionMeta
 from helpers import turn
 
 WRITER = Path(__file__).with_name("append_writer.py")
@@ -24,13 +25,17 @@ def test_is_a_memory_backend(backend):
 
 async def test_save_and_load(backend):
     session = Session(
-        id="alpha", title="Alpha", workspace_uri="file:///p", messages=turn(1, metadata=True), tags=["x"]
+        id="alpha",
+        title="Alpha",
+        workspace_uri="file:///p",
+        messages=turn(1, metadata=True),
+        meta=SessionMeta(tags=["x"]),
     )
     await backend.save(session)
     loaded = await backend.load("alpha")
     assert loaded is not None
     assert [m.to_dict() for m in loaded.messages] == [m.to_dict() for m in session.messages]
-    assert (loaded.title, loaded.workspace_uri, loaded.tags) == ("Alpha", "file:///p", ["x"])
+    assert (loaded.title, loaded.workspace_uri, loaded.meta.tags) == ("Alpha", "file:///p", ["x"])
 
 
 async def test_load_missing_session_returns_none(backend):
@@ -260,7 +265,23 @@ async def test_lone_surrogates_are_stored_as_the_replacement_character(backend):
     assert appended.title == kept
     assert next(i for i in await backend.list() if i.id == "sur").title == kept
 
-    await backend.save(Session(id="sur-saved", title=odd, tags=[odd], messages=[question]))
+    await backend.save(Session(id="sur-saved", title=odd, meta=SessionMeta(tags=[odd]), messages=[question]))
     saved = await backend.load("sur-saved")
-    assert (saved.title, saved.tags) == (kept, [kept])
+    assert (saved.title, saved.meta.tags) == (kept, [kept])
     assert saved.messages[0].content == kept and saved.messages[0].context["text"] == kept
+
+
+async def test_session_metadata_round_trips_every_field(backend):
+    """Every SessionMeta field, and a field a newer deskmate wrote, survive save, load, list and append."""
+    meta = SessionMeta(
+        tags=["api", "ünïcode"], pinned=True, extra={"forkedFrom": {"sessionId": "src", "messageId": "m"}}
+    )
+    await backend.save(Session(id="meta", title="Meta", messages=turn(0), meta=meta))
+    await backend.append("meta", turn(1))  # an append keeps the record as it is
+    loaded = await backend.load("meta")
+    assert loaded.meta == meta and len(loaded.messages) == 4
+    listed = {info.id: info for info in await backend.list()}
+    assert listed["meta"].meta == meta
+    await backend.append("plain", turn(0), title="Plain")  # created by an append: the defaults
+    plain = await backend.load("plain")
+    assert plain.meta == SessionMeta() and not plain.meta.pinned

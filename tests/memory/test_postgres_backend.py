@@ -11,6 +11,7 @@ from deskmate.memory import Message, Session, StorageError
 from deskmate.memory.backends import postgres as pg
 from deskmate.memory.backends.postgres import PostgresBackend
 from deskmate.memory.errors import BackendUnavailable
+from deskmate.memory.models import SessionMeta
 from deskmate.memory.urls import backend_for_url
 from helpers import free_port, namespace_in, turn
 
@@ -94,7 +95,7 @@ async def test_version_is_recorded_and_opening_again_changes_nothing(url, schema
     await first.append("s", turn(0))
     await first.close()
     recorded = await versions(admin, schema)
-    assert [v for v, _ in recorded] == [len(pg.MIGRATIONS)]
+    assert [v for v, _ in recorded] == list(range(1, len(pg.MIGRATIONS) + 1))  # each applied once
     again = backend_for_url(url)
     assert len((await again.load("s")).messages) == 2
     await again.close()
@@ -116,6 +117,36 @@ async def test_a_store_made_by_an_older_version_is_migrated(url, schema, admin, 
     assert [v for v, _ in await versions(admin, schema)] == list(range(1, len(pg.MIGRATIONS) + 1))
     cur = await admin.execute(sql.SQL("SELECT pinned FROM {}.sessions").format(sql.Identifier(schema)))
     assert await cur.fetchall() == [(False,)]
+
+
+async def test_sessions_of_a_version_1_store_keep_their_tags_after_migration_2(url, schema, admin):
+    """A store the previous release made (tags in their column, no metadata record) reads whole."""
+    ident = sql.Identifier(schema)
+    await admin.execute(sql.SQL("CREATE SCHEMA {}").format(ident))
+    await admin.execute(
+        sql.SQL(
+            "CREATE TABLE {}.schema_version (version integer PRIMARY KEY, applied_at timestamptz "
+            "NOT NULL DEFAULT now())"
+        ).format(ident)
+    )
+    await admin.execute(sql.SQL(pg.MIGRATIONS[0]).format(schema=ident))
+    await admin.execute(sql.SQL("INSERT INTO {}.schema_version (version) VALUES (1)").format(ident))
+    await admin.execute(
+        sql.SQL(
+            "INSERT INTO {}.sessions VALUES ('old', 'Old', NULL, '2026-01-01', '2026-01-01', "
+            "ARRAY['a','b'], 0)"
+        ).format(ident)
+    )
+    backend = backend_for_url(url)
+    try:
+        assert (await backend.load("old")).meta == SessionMeta(tags=["a", "b"])
+        assert [(i.id, i.meta.tags) for i in await backend.list()] == [("old", ["a", "b"])]
+        await backend.save(Session(id="old", title="Old", meta=SessionMeta(tags=["c"], pinned=True)))
+        assert (await backend.load("old")).meta == SessionMeta(tags=["c"], pinned=True)
+    finally:
+        await backend.close()
+    cur = await admin.execute(sql.SQL("SELECT tags, meta FROM {}.sessions").format(ident))
+    assert await cur.fetchall() == [(["c"], '{"tags":["c"],"pinned":true}')]  # the column follows
 
 
 async def test_a_store_from_a_newer_deskmate_is_refused(url, schema, admin):
@@ -320,9 +351,10 @@ async def test_nul_characters_round_trip_in_messages(url):
     assert loaded.messages[0].content == "\0"
     # Labels cannot hold NUL in PostgreSQL and need not: it becomes U+FFFD there.
     assert loaded.title == "t\ufffdt"
-    await backend.save(Session(id="nul2", title="a\0", tags=["x\0"], messages=[odd]))
+    await backend.save(Session(id="nul2", title="a\0", meta=SessionMeta(tags=["x\0"]), messages=[odd]))
     saved = await backend.load("nul2")
-    assert (saved.title, saved.tags, saved.messages[0].to_dict()) == ("a\ufffd", ["x\ufffd"], odd.to_dict())
+    # Tags live in the metadata record, JSON that escapes NUL: kept exactly, as in every store.
+    assert (saved.title, saved.meta.tags, saved.messages[0].to_dict()) == ("a\ufffd", ["x\0"], odd.to_dict())
     await backend.close()
 
 
@@ -384,23 +416,30 @@ async def test_closed_backend_refuses_work(url):
 async def test_rows_that_are_not_sessions_do_not_break_the_listing(url, schema, admin, caplog):
     backend = backend_for_url(url)
     await backend.append("good", turn(0), title="Good")
-    await backend.save(Session(id="tagged", title="Tagged", tags=["a", "b"], messages=turn(1)))
+    await backend.save(
+        Session(id="tagged", title="Tagged", meta=SessionMeta(tags=["a", "b"]), messages=turn(1))
+    )
     sessions = sql.Identifier(schema, "sessions")
     for bad_id in ("../../etc/passwd", "été", "-dash", "x" * 300, "new\nline"):
         await admin.execute(
             sql.SQL("INSERT INTO {} VALUES (%s, 'hand-made', NULL, 'c', 'z', '{{}}', 0)").format(sessions),
             (bad_id,),
         )
-    await admin.execute(sql.SQL("UPDATE {} SET tags = ARRAY['a', NULL] WHERE id = 'tagged'").format(sessions))
+    await admin.execute(
+        sql.SQL("""UPDATE {} SET meta = '{{"tags": 5}}' WHERE id = 'tagged'""").format(sessions)
+    )
     infos = await backend.list()
-    assert [(i.id, i.title, i.tags) for i in infos] == [("tagged", "Tagged", ["a"]), ("good", "Good", [])]
+    assert [(i.id, i.title, i.meta.tags) for i in infos] == [
+        ("tagged", "Tagged", []),
+        ("good", "Good", []),
+    ]
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 6
     assert any("'../../etc/passwd'" in w and f"{schema}.sessions" in w for w in warnings)
     assert any("'new\\nline'" in w for w in warnings) and not any("\n" in w for w in warnings)
-    assert any("Session 'tagged'" in w and "NULL" in w for w in warnings)
+    assert any("Session 'tagged'" in w and "its meta" in w and "tags must be a list" in w for w in warnings)
     await backend.list()
     assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 6  # once, not every listing
-    with pytest.raises(StorageError, match="Session 'tagged' on PostgreSQL at .* has a NULL among its tags"):
+    with pytest.raises(StorageError, match="Session 'tagged' on PostgreSQL at .* its meta .* cannot be read"):
         await backend.load("tagged")
     await backend.close()

@@ -13,6 +13,7 @@ from redis.crc import key_slot
 from deskmate.memory import Session, StorageError
 from deskmate.memory.backends.redis import RedisBackend
 from deskmate.memory.errors import BackendUnavailable
+from deskmate.memory.models import SessionMeta
 from deskmate.memory.urls import backend_for_url
 from helpers import free_port, namespace_in, turn
 
@@ -286,13 +287,13 @@ async def test_a_newer_format_is_refused(backend, server, namespace):
         await backend.load("future")
 
 
-async def test_damaged_tags_are_a_storage_error(backend, server, namespace):
-    await backend.save(Session(id="tagged", tags=["a"]))
-    server.hset(f"{namespace}:session:{{tagged}}", "tags", "a,b")
-    with pytest.raises(StorageError, match="Session 'tagged' .* tags field is not a JSON list"):
+async def test_a_damaged_metadata_record_is_a_storage_error(backend, server, namespace):
+    await backend.save(Session(id="tagged", meta=SessionMeta(tags=["a"])))
+    server.hset(f"{namespace}:session:{{tagged}}", "meta", "a,b")
+    with pytest.raises(StorageError, match="Session 'tagged' .* its meta field cannot be read"):
         await backend.load("tagged")
     await backend.append("fine", turn(0))
-    assert {info.id: info.tags for info in await backend.list()} == {"tagged": [], "fine": []}
+    assert {info.id: info.meta.tags for info in await backend.list()} == {"tagged": [], "fine": []}
 
 
 @pytest.mark.parametrize(
@@ -322,8 +323,8 @@ async def test_damaged_session_keys_and_fields_do_not_break_the_listing(backend,
     server.set(meta.format("messages-string") + ":messages", "not a list")
     server.hset(meta.format("newer"), "version", "2")
     server.hset(meta.format("garbled"), "version", "\u00b2")  # isdigit(), yet no number int() reads
-    server.hset(meta.format("tags-int"), "tags", "5")
-    server.hset(meta.format("tags-mixed"), "tags", '["a", 1]')
+    server.hset(meta.format("tags-int"), "meta", '{"tags": 5}')
+    server.hset(meta.format("tags-mixed"), "meta", '{"tags": ["a", 1]}')
     server.hset(meta.format("tags-mixed"), b"\xff", b"\xfe")  # a field name that is not UTF-8
 
     infos = {info.id: info for info in await backend.list()}
@@ -340,7 +341,7 @@ async def test_damaged_session_keys_and_fields_do_not_break_the_listing(backend,
     for damaged in ("meta-string", "messages-string", "newer", "garbled"):
         assert infos[damaged].title == "(damaged session)"
     for session_id in ("tags-int", "tags-mixed"):
-        assert (infos[session_id].title, infos[session_id].tags, infos[session_id].message_count) == (
+        assert (infos[session_id].title, infos[session_id].meta.tags, infos[session_id].message_count) == (
             session_id,
             [],
             2,
@@ -354,8 +355,8 @@ async def test_damaged_session_keys_and_fields_do_not_break_the_listing(backend,
         ("messages-string", "WRONGTYPE"),
         ("newer", "format version '2', not one this deskmate understands"),
         ("garbled", "format version '\u00b2'"),
-        ("tags-int", "tags field is not a JSON list of strings: '5'"),
-        ("tags-mixed", "tags field is not a JSON list of strings"),
+        ("tags-int", "its meta field cannot be read (tags must be a list of strings, got int)"),
+        ("tags-mixed", "its meta field cannot be read (tags must be a list of strings, got list)"),
     ]:
         with pytest.raises(StorageError, match=f"session '{damaged}'|Session '{damaged}'") as caught:
             await backend.load(damaged)
@@ -373,7 +374,9 @@ async def test_keys_are_namespaced_by_prefix(namespace, server):
     mine, theirs = RedisBackend.from_url(url(namespace)), RedisBackend.from_url(url(other))
     try:
         await mine.append("same-id", turn(0), title="Mine", workspace_uri="file:///w")
-        await theirs.save(Session(id="same-id", title="Theirs", tags=["t"], messages=turn(5)))
+        await theirs.save(
+            Session(id="same-id", title="Theirs", meta=SessionMeta(tags=["t"]), messages=turn(5))
+        )
         assert (await mine.load("same-id")).title == "Mine"
         assert (await theirs.load("same-id")).title == "Theirs"
         assert await mine.delete("same-id") is True
@@ -403,7 +406,7 @@ async def test_stored_format(backend, server, namespace):
         "workspaceUri": "file:///w",
         "createdAt": first.timestamp,
         "updatedAt": second.timestamp,
-        "tags": "[]",
+        "meta": "{}",  # the metadata record (codec.encode_meta): all defaults
     }
     assert [json.loads(item) for item in server.lrange(messages_key, 0, -1)] == [
         first.to_dict(),
@@ -437,3 +440,12 @@ def test_usable_from_one_event_loop_after_another(namespace):
     loaded = asyncio.run(backend.load("loops"))
     asyncio.run(backend.close())
     assert len(loaded.messages) == 4
+
+
+async def test_a_session_from_before_the_metadata_record_keeps_its_tags(backend, server, namespace):
+    await backend.append("old", turn(0), title="Old")
+    key = f"{namespace}:session:{{old}}"
+    server.hdel(key, "meta")
+    server.hset(key, "tags", '["a", "b"]')  # as the previous release wrote it
+    assert (await backend.load("old")).meta == SessionMeta(tags=["a", "b"])
+    assert [(i.id, i.meta.tags) for i in await backend.list()] == [("old", ["a", "b"])]

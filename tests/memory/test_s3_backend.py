@@ -14,6 +14,7 @@ from deskmate.memory import Message, Session, StorageError
 from deskmate.memory.backends.s3 import AFTER_SEGMENT_PUT, BEFORE_MANIFEST_SWAP, Hooks, S3Backend
 from deskmate.memory.backends.s3.layout import Damaged
 from deskmate.memory.errors import BackendUnavailable
+from deskmate.memory.models import SessionMeta
 from deskmate.memory.urls import backend_for_url
 from memory import store_s3
 
@@ -115,7 +116,7 @@ async def test_append_writes_one_object_and_rewrites_no_segment(backend, namespa
 
 async def test_save_switches_generations_and_leaves_no_old_objects(backend, namespace):
     await backend.append("s", turn("w", 0))
-    await backend.save(Session(id="s", title="Saved", messages=turn("x", 0), tags=["t"]))
+    await backend.save(Session(id="s", title="Saved", messages=turn("x", 0), meta=SessionMeta(tags=["t"])))
     await backend.append("s", turn("w", 1))
     generation = manifest(namespace, "s")["generation"]
     directory = f"{namespace}/sessions/s/"
@@ -126,7 +127,7 @@ async def test_save_switches_generations_and_leaves_no_old_objects(backend, name
     ]
     loaded = await backend.load("s")
     assert [m.id for m in loaded.messages] == ["x-0-q", "x-0-a", "w-1-q", "w-1-a"]
-    assert (loaded.title, loaded.tags) == ("Saved", ["t"])
+    assert (loaded.title, loaded.meta.tags) == ("Saved", ["t"])
 
 
 async def test_delete_removes_every_object(backend, namespace):
@@ -493,8 +494,9 @@ async def test_malformed_objects_raise_naming_the_key_and_are_kept(backend, name
 @pytest.mark.parametrize(
     ("field", "value", "why"),
     [
-        ("tags", 5, "field 'tags' is not a list: 5"),
-        ("tags", ["a", 1], "field 'tags' is not a list of strings"),
+        ("meta", {"tags": 5}, "tags must be a list of strings, got int"),
+        ("meta", {"pinned": "yes"}, "pinned must be true or false, got str"),
+        ("meta", 5, "the session metadata must be a JSON object"),
         ("version", "2", "format version '2' is not one this deskmate understands"),
         ("version", 2, "format version 2 is not one this deskmate understands"),
         ("workspaceUri", 5, "field 'workspaceUri' is not a string: 5"),
@@ -516,7 +518,7 @@ async def test_a_damaged_manifest_field_is_listed_as_damaged_and_refused_on_load
     put(f"{namespace}/sessions/hurt/manifest.json", json.dumps(damaged).encode())
     put(f"{namespace}/sessions/not a session/manifest.json", b"{}")  # a prefix that is no session id
     infos = {i.id: i for i in await open_s3(namespace).list()}
-    assert {i: (info.title, info.workspace_uri, info.tags) for i, info in infos.items()} == {
+    assert {i: (info.title, info.workspace_uri, info.meta.tags) for i, info in infos.items()} == {
         "hurt": ("(damaged session manifest)", None, []),
         "fine": ("Fine", None, []),
     }

@@ -153,3 +153,18 @@ async def test_two_servers_live_side_by_side_in_one_process(wire, tmp_path):
         "sessionId"
     ] != "s"
     await other.assistant.close()
+
+
+async def test_listings_and_sessions_carry_the_stored_metadata(wire):
+    from deskmate.memory import Session
+    from deskmate.memory.models import SessionMeta
+
+    store = wire.server.assistant.store.backend
+    await store.save(Session(id="kept", title="Kept", meta=SessionMeta(tags=["api"], pinned=True)))
+    listed = (await wire.command("deskmate.listSessions", {"all": True}))["result"]["sessions"]
+    entry = next(s for s in listed if s["sessionId"] == "kept")
+    assert (entry["tags"], entry["pinned"]) == (["api"], True)
+    session = (await wire.command("deskmate.getSession", {"sessionId": "kept"}))["result"]
+    assert (session["tags"], session["pinned"]) == (["api"], True)
+    other = next(s for s in listed if s["sessionId"] != "kept")
+    assert (other["tags"], other["pinned"]) == ([], False)

@@ -49,6 +49,8 @@ def listing_entry(info: SessionInfo, active: bool) -> dict[str, Any]:
         "createdAt": info.created_at,
         "updatedAt": info.updated_at,
         "messageCount": info.message_count,
+        "tags": list(info.meta.tags),
+        "pinned": info.meta.pinned,
         "active": active,
     }
 
@@ -61,6 +63,8 @@ def session_result(session: Session, *, active: bool, persisted: bool) -> dict[s
         "workspaceUri": session.workspace_uri,
         "createdAt": session.created_at,
         "updatedAt": session.messages[-1].timestamp if session.messages else session.updated_at,
+        "tags": list(session.meta.tags),
+        "pinned": session.meta.pinned,
         "active": active,
         "persisted": persisted,
         "messages": [message_result(m) for m in session.messages],

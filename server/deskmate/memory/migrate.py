@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .backend import MemoryBackend
-from .codec import storable
+from .codec import encode_meta, storable
 from .errors import StorageError
 from .models import Session
 
@@ -26,7 +26,7 @@ def content_hash(session: Session) -> str:
         "title": session.title,
         "workspaceUri": session.workspace_uri,
         "createdAt": session.created_at,
-        "tags": session.tags,
+        "meta": encode_meta(session.meta),
         "messages": [m.to_dict() for m in session.messages],
     }
     encoded = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

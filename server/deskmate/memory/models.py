@@ -1,7 +1,7 @@
-"""The data a session store keeps: messages, sessions, and session summaries.
+"""The data a session store keeps: messages, sessions, their metadata, and session summaries.
 
-Every model converts to and from the plain JSON dict used both on disk and on
-the wire (camelCase keys), so the format is defined once, here.
+A message converts to and from the dict every store keeps (camelCase keys); the
+protocol's results are built separately, by the LSP layer (``lsp/wire.py``).
 """
 
 from __future__ import annotations
@@ -119,6 +119,35 @@ def _check_context(context: Any) -> None:
             raise ValueError("message context.range must be an LSP range")
 
 
+MetaKind = Literal["flag", "text", "strings", "object"]
+
+
+def meta_field(wire: str, kind: MetaKind, default: Any = None, *, factory: Any = None) -> Any:
+    """A SessionMeta field: its key in the stored record and the kind of JSON value it holds
+    (checked on every read by ``codec.decode_meta``)."""
+    metadata = {"wire": wire, "kind": kind}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class SessionMeta:
+    """What a session says about itself besides its id, title, workspace and times.
+
+    Every store keeps it as one record (``codec.encode_meta``/``decode_meta``), so a
+    new field is one line here, checked and round-tripped by every store at once.
+    ``extra`` keeps fields a newer deskmate wrote, so rewriting never drops them.
+    """
+
+    tags: list[str] = meta_field("tags", "strings", factory=list)
+    pinned: bool = meta_field("pinned", "flag", False)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def copy(self) -> SessionMeta:
+        return SessionMeta(list(self.tags), self.pinned, dict(self.extra))
+
+
 @dataclass
 class SessionInfo:
     """What a listing shows of a session, without its history."""
@@ -129,22 +158,11 @@ class SessionInfo:
     created_at: str = field(default_factory=now_iso)
     updated_at: str = ""
     message_count: int = 0
-    tags: list[str] = field(default_factory=list)
+    meta: SessionMeta = field(default_factory=SessionMeta)
 
     def __post_init__(self) -> None:
         if not self.updated_at:
             self.updated_at = self.created_at
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "sessionId": self.id,
-            "title": self.title,
-            "workspaceUri": self.workspace_uri,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-            "messageCount": self.message_count,
-            "tags": list(self.tags),
-        }
 
 
 @dataclass
@@ -160,7 +178,7 @@ class Session:
     workspace_uri: str | None = None
     created_at: str = field(default_factory=now_iso)
     updated_at: str = ""
-    tags: list[str] = field(default_factory=list)
+    meta: SessionMeta = field(default_factory=SessionMeta)
     messages: list[Message] = field(default_factory=list)
     quarantined_to: str | None = None
 
@@ -176,7 +194,7 @@ class Session:
             self.workspace_uri,
             self.created_at,
             self.updated_at,
-            list(self.tags),
+            self.meta.copy(),
             list(self.messages),
         )
 
@@ -207,5 +225,5 @@ class Session:
             created_at=self.created_at,
             updated_at=self.updated_at,
             message_count=len(self.messages),
-            tags=list(self.tags),
+            meta=self.meta.copy(),
         )

@@ -3,7 +3,7 @@
 Tables, in the schema the URL names (``deskmate`` unless ``?schema=``):
 
 - ``sessions``: one row per session with what a listing shows (title, workspace_uri,
-  created_at, updated_at, tags, message_count), so ``list`` never reads histories.
+  created_at, updated_at, tags, message_count, meta: the metadata record as JSON), so ``list`` never reads histories.
 - ``messages``: one row per message, primary key ``(session_id, seq)``, seq counting
   from 1; ``data`` is ``Message.to_dict()`` as JSON text (``codec.dumps``: lone surrogates
   become U+FFFD, as in every store), which escapes NUL (a ``text`` cannot hold one, nor can ``jsonb``).
@@ -32,10 +32,10 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ..codec import REPLACEMENT, dumps, storable
+from ..codec import REPLACEMENT, decode_meta, dumps, encode_meta, storable
 from ..errors import BackendUnavailable, SessionStoreError, StorageError
 from ..ids import validate_session_id
-from ..models import Message, Session, SessionInfo
+from ..models import Message, Session, SessionInfo, SessionMeta
 from ..urls import redact
 
 log = logging.getLogger(__name__)
@@ -67,14 +67,20 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (session_id, seq)
     );
     """,
+    # 2: the session's metadata record (codec.encode_meta) as JSON text; NULL in rows
+    # written before it, whose tags column is then all there is. tags stays, filled from
+    # the record, as the column a tag filter can index.
+    """
+    ALTER TABLE {schema}.sessions ADD COLUMN meta text;
+    """,
 ]
 
-_SESSION_COLUMNS = "id, title, workspace_uri, created_at, updated_at, tags, message_count"
+_SESSION_COLUMNS = "id, title, workspace_uri, created_at, updated_at, tags, message_count, meta"
 
 _APPEND = """
 WITH s AS (
     INSERT INTO {schema}.sessions AS s ({columns})
-    VALUES (%(id)s, %(title)s, %(workspace_uri)s, %(first)s, %(last)s, ARRAY[]::text[], %(n)s)
+    VALUES (%(id)s, %(title)s, %(workspace_uri)s, %(first)s, %(last)s, ARRAY[]::text[], %(n)s, '{{}}')
     ON CONFLICT (id) DO UPDATE SET
         message_count = s.message_count + excluded.message_count,
         updated_at = excluded.updated_at,
@@ -91,10 +97,12 @@ FROM s, unnest(%(data)b::text[]) WITH ORDINALITY AS m (data, n)
 
 _SAVE_SESSION = """
 INSERT INTO {schema}.sessions ({columns})
-VALUES (%(id)s, %(title)s, %(workspace_uri)s, %(created_at)s, %(updated_at)s, %(tags)s::text[], %(n)s)
+VALUES (%(id)s, %(title)s, %(workspace_uri)s, %(created_at)s, %(updated_at)s, %(tags)s::text[], %(n)s,
+        %(meta)s)
 ON CONFLICT (id) DO UPDATE SET
     title = excluded.title, workspace_uri = excluded.workspace_uri, created_at = excluded.created_at,
-    updated_at = excluded.updated_at, tags = excluded.tags, message_count = excluded.message_count
+    updated_at = excluded.updated_at, tags = excluded.tags, message_count = excluded.message_count,
+    meta = excluded.meta
 """
 
 _SAVE_MESSAGES = """
@@ -105,7 +113,7 @@ SELECT %(id)s, m.n, m.data FROM unnest(%(data)b::text[]) WITH ORDINALITY AS m (d
 # The messages come joined into one JSON array body: one parser call for the whole
 # history is several times faster than one per row. One statement, one snapshot.
 _LOAD = """
-SELECT s.title, s.workspace_uri, s.created_at, s.tags, m.joined, m.count
+SELECT s.title, s.workspace_uri, s.created_at, s.tags, s.meta, m.joined, m.count
 FROM {schema}.sessions s,
 LATERAL (SELECT string_agg(data, ',' ORDER BY seq) AS joined, count(*) AS count
          FROM {schema}.messages WHERE session_id = s.id) m
@@ -406,7 +414,7 @@ class PostgresBackend:
             row = await cur.fetchone()
             if row is None:
                 return None
-            title, workspace_uri, created_at, tags, joined, count = row
+            title, workspace_uri, created_at, tags, meta, joined, count = row
             try:
                 records = json.loads(f"[{joined or ''}]")
                 if len(records) != count:  # a row held more than one value
@@ -415,16 +423,28 @@ class PostgresBackend:
             except (ValueError, RecursionError):  # read row by row to name the one to blame
                 cur = await conn.execute(self._load_rows_sql, (session_id,))
                 messages = list(self._decode(session_id, await cur.fetchall()))
-        if None in tags:
+        if meta is None and None in tags:
             raise StorageError(f"{self._null_tag(session_id)}: it cannot be read. Nothing was changed.")
         return Session(
             id=session_id,
             title=title,
             workspace_uri=workspace_uri,
             created_at=created_at,
-            tags=list(tags),
+            meta=self._meta(session_id, meta, tags),
             messages=messages,
         )
+
+    def _meta(self, session_id: str, raw: str | None, tags: list[str | None]) -> SessionMeta:
+        """The row's metadata record; a row from before migration 2 has only its tags column."""
+        if raw is None:
+            return SessionMeta(tags=[tag for tag in tags if tag is not None])
+        try:
+            return decode_meta(json.loads(raw))
+        except (ValueError, RecursionError) as exc:
+            raise StorageError(
+                f"Session {session_id!r} on {self.name}: its meta in {self.schema}.sessions cannot be "
+                f"read ({exc}). Nothing was changed."
+            ) from None
 
     def _decode(self, session_id: str, rows: Iterable[tuple[int, str]]) -> Iterable[Message]:
         for seq, data in rows:
@@ -472,7 +492,8 @@ class PostgresBackend:
             "created_at": _text(session.created_at),
             # As a load computes it, not session.updated_at, which callers may not keep up to date.
             "updated_at": _text(messages[-1].timestamp if messages else session.created_at),
-            "tags": [_text(tag) for tag in session.tags],
+            "tags": [_text(tag) for tag in session.meta.tags],
+            "meta": _text(dumps(encode_meta(session.meta))),
             "n": len(messages),
             "data": [_encode(message) for message in messages],
         }
@@ -500,7 +521,7 @@ class PostgresBackend:
             cur = await conn.execute(self._list_sql)
             rows = await cur.fetchall()
         infos = []
-        for id_, title, workspace_uri, created_at, updated_at, tags, message_count in rows:
+        for id_, title, workspace_uri, created_at, updated_at, tags, message_count, meta in rows:
             try:
                 validate_session_id(id_)
             except SessionStoreError:
@@ -509,8 +530,13 @@ class PostgresBackend:
                     "its id is not a session id."
                 )
                 continue
-            if None in tags:
+            if meta is None and None in tags:
                 self._warn(f"{self._null_tag(id_)}; it is listed without them.")
+            try:
+                listed_meta = self._meta(id_, meta, tags)
+            except StorageError as exc:
+                self._warn(f"{exc}; it is listed without tags or pin.")
+                listed_meta = SessionMeta()
             infos.append(
                 SessionInfo(
                     id=id_,
@@ -519,7 +545,7 @@ class PostgresBackend:
                     created_at=created_at,
                     updated_at=updated_at,
                     message_count=message_count,
-                    tags=[tag for tag in tags if tag is not None],
+                    meta=listed_meta,
                 )
             )
         return infos

@@ -8,7 +8,8 @@ the URL, ``$REDIS_PASSWORD`` is used if set.
 Keys, all under ``<prefix>:``; a session's two keys share the hash tag ``{<id>}``:
 
 - ``<prefix>:session:{<id>}`` - hash: version, title, workspaceUri, createdAt,
-  updatedAt (the last message's timestamp), tags (a JSON list)
+  updatedAt (the last message's timestamp), meta (the metadata record, JSON: tags, pinned, ...;
+  sessions written before it have a `tags` JSON list instead)
 - ``<prefix>:session:{<id>}:messages`` - list: one message's JSON per element
 - ``<prefix>:sessions`` - sorted set of session ids scored by updatedAt (epoch ms),
   so ``list`` reads no histories
@@ -42,10 +43,10 @@ from redis.exceptions import NoPermissionError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from ..codec import dumps, storable
+from ..codec import decode_meta, dumps, encode_meta, storable
 from ..errors import BackendUnavailable, SessionStoreError, StorageError
 from ..ids import validate_session_id
-from ..models import Message, Session, SessionInfo, now_iso
+from ..models import Message, Session, SessionInfo, SessionMeta, now_iso
 from ..urls import redact
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ _APPEND = """
 local meta, msgs, index = KEYS[1], KEYS[2], KEYS[3]
 local title, uri = ARGV[2], ARGV[3]
 if redis.call('EXISTS', meta) == 0 then
-  redis.call('HSET', meta, 'version', '1', 'title', title, 'createdAt', ARGV[4], 'tags', '[]')
+  redis.call('HSET', meta, 'version', '1', 'title', title, 'createdAt', ARGV[4], 'meta', '{}')
   if uri ~= '' then redis.call('HSET', meta, 'workspaceUri', uri) end
 elseif title ~= '' and redis.call('LLEN', msgs) == 0 and (redis.call('HGET', meta, 'title') or '') == '' then
   -- an empty, untitled session (e.g. just made by newSession) takes the first question's title
@@ -99,12 +100,12 @@ return 1
 """
 
 # KEYS: meta, messages, index. ARGV: id, title, workspaceUri, createdAt, updatedAt,
-# score, ttl, tags (JSON), then the messages' JSON.
+# score, ttl, the metadata record (JSON), then the messages' JSON.
 _SAVE = """
 local meta, msgs, index = KEYS[1], KEYS[2], KEYS[3]
 redis.call('UNLINK', meta, msgs)
 redis.call('HSET', meta, 'version', '1', 'title', ARGV[2], 'createdAt', ARGV[4],
-  'updatedAt', ARGV[5], 'tags', ARGV[8])
+  'updatedAt', ARGV[5], 'meta', ARGV[8])
 if ARGV[3] ~= '' then redis.call('HSET', meta, 'workspaceUri', ARGV[3]) end
 for i = 9, #ARGV, 1000 do
   redis.call('RPUSH', msgs, unpack(ARGV, i, math.min(i + 999, #ARGV)))
@@ -138,7 +139,7 @@ return removed
 """
 
 # What a listing reads of each session's hash (the message count comes from LLEN).
-_LISTED_FIELDS = ("version", "title", "workspaceUri", "createdAt", "updatedAt", "tags")
+_LISTED_FIELDS = ("version", "title", "workspaceUri", "createdAt", "updatedAt", "meta", "tags")
 DAMAGED_TITLE = "(damaged session)"
 
 _ENCODE_HINT = (
@@ -334,7 +335,7 @@ class RedisBackend:
             workspace_uri=fields.get("workspaceUri") or None,
             created_at=fields.get("createdAt") or now_iso(),
             updated_at=fields.get("updatedAt", ""),
-            tags=self._tags(session_id, fields.get("tags")),
+            meta=self._meta(session_id, fields.get("meta"), fields.get("tags")),
             messages=self._messages(session_id, items),
         )
 
@@ -379,7 +380,7 @@ class RedisBackend:
             storable(updated_at),
             _score(updated_at),
             self.ttl or 0,
-            dumps([str(tag) for tag in session.tags]),
+            dumps(encode_meta(session.meta)),
             *_encoded(messages),
         ]
         try:
@@ -485,24 +486,26 @@ class RedisBackend:
                 raise StorageError(
                     f"Session {session_id!r} in {self.name}: {messages_key} cannot be read ({count})"
                 )
-            version, title, uri, created_at, updated_at, tags = map(_text, fields)
+            version, title, uri, created_at, updated_at, meta, tags = (
+                None if value is None else _text(value) for value in fields
+            )
             self._check_version(session_id, version or None)
         except StorageError as exc:
             self._warn(f"{exc}; it is listed as {DAMAGED_TITLE!r}.")
             return SessionInfo(id=session_id, title=DAMAGED_TITLE)
         try:
-            listed_tags = self._tags(session_id, tags)
+            listed_meta = self._meta(session_id, meta, tags)
         except StorageError as exc:
-            self._warn(f"{exc}; it is listed without tags.")
-            listed_tags = []
+            self._warn(f"{exc}; it is listed without tags or pin.")
+            listed_meta = SessionMeta()
         return SessionInfo(
             id=session_id,
-            title=title,
+            title=title or "",
             workspace_uri=uri or None,
-            created_at=created_at,
-            updated_at=updated_at,
+            created_at=created_at or "",
+            updated_at=updated_at or "",
             message_count=int(count),
-            tags=listed_tags,
+            meta=listed_meta,
         )
 
     def _warn(self, message: str) -> None:
@@ -521,19 +524,19 @@ class RedisBackend:
                 "or it is damaged."
             )
 
-    def _tags(self, session_id: str, raw: str | None) -> list[str]:
-        if not raw:
-            return []
+    def _meta(self, session_id: str, raw: str | None, legacy_tags: str | None) -> SessionMeta:
+        """The session's metadata record (``meta``; sessions written before it have only ``tags``)."""
+        field, text = ("meta", raw) if raw is not None else ("tags", legacy_tags)
+        if not text:
+            return SessionMeta()
         try:
-            tags = json.loads(raw)
-        except (ValueError, RecursionError):
-            tags = None
-        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+            record = json.loads(text)
+            return decode_meta(record if field == "meta" else {"tags": record})
+        except (ValueError, RecursionError) as exc:
             raise StorageError(
-                f"Session {session_id!r} in {self.name}: its tags field is not a JSON list of strings: "
-                f"{_shown(raw)}."
-            )
-        return tags
+                f"Session {session_id!r} in {self.name}: its {field} field cannot be read ({exc}): "
+                f"{_shown(text)}."
+            ) from None
 
 
 def _shown(value: str | bytes) -> str:

@@ -3,7 +3,8 @@
 Layout of ``<root>/sessions/<id>.jsonl`` (described for users in docs/storage.md):
 
 - line 1, the header: ``{"deskmate": "session", "version": 1, "id": ..., "title": ...,
-  "workspaceUri": ..., "createdAt": ..., "tags": [...]}``
+  "workspaceUri": ..., "createdAt": ..., "tags": [...], ...}`` — every key besides the first six
+  is the session's metadata record (``codec.encode_meta``)
 - then one message per line, ending with ``"timestamp"`` and ``"n"``: the message
   count once it is added. Messages appended together are one transaction: every
   line of it but the last ends with ``"more": true``, so a reader drops a
@@ -51,12 +52,22 @@ from ...atomic import (
     sync_fd,
     write_all,
 )
-from ...codec import dumps_bytes
+from ...codec import decode_meta, dumps_bytes, encode_meta
 from ...errors import StorageError, StorageFull
 from ...ids import validate_session_id
 from ...limits import clip_title
 from ...locking import LockTimeout, exclusive_lock
-from ...models import Message, Role, Session, SessionInfo, Status, _check_context, new_message_id, now_iso
+from ...models import (
+    Message,
+    Role,
+    Session,
+    SessionInfo,
+    SessionMeta,
+    Status,
+    _check_context,
+    new_message_id,
+    now_iso,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +182,7 @@ class _Header:
     title: str  # clipped to MAX_TITLE_LENGTH
     workspace_uri: str | None
     created_at: str | None
-    tags: list[str] = field(default_factory=list)
+    meta: SessionMeta = field(default_factory=SessionMeta)
 
 
 def _check_header(record: Any) -> _Header:
@@ -189,15 +200,15 @@ def _check_header(record: Any) -> _Header:
         raise CorruptSessionFile(f"the header's version must be a whole number, not {_json_type(version)}")
     if version > FORMAT_VERSION:
         raise CorruptSessionFile(f"format version {version} is newer than this deskmate understands")
-    title, workspace_uri, created_at, tags = get("title"), get("workspaceUri"), get("createdAt"), get("tags")
+    title, workspace_uri, created_at = get("title"), get("workspaceUri"), get("createdAt")
     for key, value in (("title", title), ("workspaceUri", workspace_uri), ("createdAt", created_at)):
         if value is not None and type(value) is not str:
             raise CorruptSessionFile(f"the header's {key} must be a string or null, not {_json_type(value)}")
-    if tags is None:
-        tags = []
-    elif type(tags) is not list or not all(type(tag) is str for tag in tags):
-        raise CorruptSessionFile("the header's tags must be a list of strings")
-    return _Header(record, clip_title(title or ""), workspace_uri, created_at or None, list(tags))
+    try:  # every other field is the session's metadata record
+        meta = decode_meta({key: value for key, value in record.items() if key not in _HEADER_KEYS})
+    except ValueError as exc:
+        raise CorruptSessionFile(f"the header's {exc}") from None
+    return _Header(record, clip_title(title or ""), workspace_uri, created_at or None, meta)
 
 
 def _count_of(value: Any) -> int | None:
@@ -210,8 +221,11 @@ def _encode(record: dict[str, Any]) -> bytes:
     return dumps_bytes(record, separators=_SEPARATORS) + b"\n"
 
 
+_HEADER_KEYS = frozenset(("deskmate", "version", "id", "title", "workspaceUri", "createdAt"))
+
+
 def _header(
-    session_id: str, title: str, workspace_uri: str | None, created_at: str, tags: list[str]
+    session_id: str, title: str, workspace_uri: str | None, created_at: str, meta: SessionMeta | None = None
 ) -> dict[str, Any]:
     return {
         "deskmate": "session",
@@ -220,7 +234,8 @@ def _header(
         "title": clip_title(title),
         "workspaceUri": workspace_uri,
         "createdAt": created_at,
-        "tags": tags,
+        "tags": [],  # always written, so a deskmate from before the metadata record reads it too
+        **encode_meta(meta or SessionMeta()),
     }
 
 
@@ -398,7 +413,7 @@ def _session(session_id: str, header: _Header, messages: list[Message]) -> Sessi
         title=header.title,
         workspace_uri=header.workspace_uri,
         created_at=header.created_at or now_iso(),
-        tags=header.tags,
+        meta=header.meta,
         messages=messages,
     )
 
@@ -776,9 +791,7 @@ class FileBackend:
             try:
                 fd, stat = _open_regular(path, os.O_RDWR | os.O_APPEND)
             except FileNotFoundError:
-                _new_file(
-                    path, _header(session_id, title, workspace_uri, messages[0].timestamp, []), messages
-                )
+                _new_file(path, _header(session_id, title, workspace_uri, messages[0].timestamp), messages)
                 return
             try:
                 known = self._ends.get(session_id)
@@ -792,7 +805,7 @@ class FileBackend:
                         os.close(fd)
                         fd = -1
                         self._move_aside(path, str(exc))
-                        header = _header(session_id, title, workspace_uri, messages[0].timestamp, [])
+                        header = _header(session_id, title, workspace_uri, messages[0].timestamp)
                         _new_file(path, header, messages)
                         return
                     if tail.header is not None and title and not tail.header.title:
@@ -830,9 +843,7 @@ class FileBackend:
         return len(parse_session(os.pread(fd, stat.st_size, 0), session_id).messages)
 
     def _save(self, session: Session, path: Path) -> None:
-        header = _header(
-            session.id, session.title, session.workspace_uri, session.created_at, list(session.tags)
-        )
+        header = _header(session.id, session.title, session.workspace_uri, session.created_at, session.meta)
         with self._saving(session.id), self._locked(session.id):
             try:
                 mode = os.lstat(path).st_mode
@@ -922,7 +933,7 @@ class FileBackend:
             created_at=created_at,
             updated_at=updated_at,
             message_count=count,
-            tags=header.tags if header else [],
+            meta=header.meta if header else SessionMeta(),
         )
 
 

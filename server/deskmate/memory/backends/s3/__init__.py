@@ -2,7 +2,8 @@
 
 Objects under ``<prefix>sessions/<id>/`` (described for users in docs/storage.md):
 
-- ``manifest.json``: title, workspaceUri, createdAt, updatedAt, tags, messageCount, and where
+- ``manifest.json``: title, workspaceUri, createdAt, updatedAt, meta (the metadata record; tags too,
+  for older readers), messageCount, and where
   the history is: ``generation`` (a directory that ``save`` replaces whole), ``baseMessages``
   (how many messages its ``base.json`` holds), ``chunks`` and ``next``.
 - ``<generation>/base.json``: the messages a ``save`` wrote.

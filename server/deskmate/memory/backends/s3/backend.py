@@ -232,7 +232,7 @@ class S3Backend:
                 workspace_uri=session.workspace_uri,
                 created_at=session.created_at,
                 updated_at=session.messages[-1].timestamp if session.messages else session.created_at,
-                tags=tuple(session.tags),
+                meta=session.meta.copy(),
                 message_count=len(session.messages),
                 base_messages=len(session.messages),
                 etag=None if current is None else current.etag,

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ...codec import dumps_bytes
-from ...models import SessionInfo
+from ...codec import decode_meta, dumps_bytes, encode_meta
+from ...models import SessionInfo, SessionMeta
 from .client import S3Client
 from .hooks import BEFORE_MANIFEST_SWAP, Hooks
 from .layout import FORMAT_VERSION, Damaged, Keys, read, shown
@@ -46,7 +46,7 @@ class Manifest:
     workspace_uri: str | None = None
     created_at: str = ""
     updated_at: str = ""
-    tags: tuple[str, ...] = ()
+    meta: SessionMeta = field(default_factory=SessionMeta)
     message_count: int = 0
     base_messages: int = 0
     chunks: tuple[tuple[int, int], ...] = ()  # segment ranges [from, to), in order, from 0
@@ -92,7 +92,8 @@ class Manifest:
                 "workspaceUri": self.workspace_uri,
                 "createdAt": self.created_at,
                 "updatedAt": self.updated_at,
-                "tags": list(self.tags),
+                "tags": list(self.meta.tags),  # as a deskmate before the metadata record reads them
+                "meta": encode_meta(self.meta),
                 "messageCount": self.message_count,
                 "generation": self.generation,
                 "baseMessages": self.base_messages,
@@ -119,16 +120,20 @@ class Manifest:
         if any(end <= start for start, end in chunks):
             raise ValueError("a chunk range is empty")
         created_at = _field(data, "createdAt", str, "")
-        tags = _field(data, "tags", list, [])
-        if not all(isinstance(tag, str) for tag in tags):
-            raise ValueError(f"field 'tags' is not a list of strings: {shown(tags)}")
+        if "meta" in data:
+            meta = decode_meta(data["meta"])
+        else:  # written before the metadata record: only tags
+            tags = _field(data, "tags", list, [])
+            if not all(isinstance(tag, str) for tag in tags):
+                raise ValueError(f"field 'tags' is not a list of strings: {shown(tags)}")
+            meta = SessionMeta(tags=list(tags))
         return cls(
             generation=generation,
             title=_field(data, "title", str, ""),
             workspace_uri=_field(data, "workspaceUri", str, None),
             created_at=created_at,
             updated_at=_field(data, "updatedAt", str, "") or created_at,
-            tags=tuple(tags),
+            meta=meta,
             message_count=_field(data, "messageCount", int, 0),
             base_messages=_field(data, "baseMessages", int, 0),
             chunks=tuple(chunks),
@@ -144,7 +149,7 @@ class Manifest:
             created_at=self.created_at,
             updated_at=self.updated_at,
             message_count=self.message_count,
-            tags=list(self.tags),
+            meta=self.meta.copy(),
         )
 
 

@@ -108,7 +108,7 @@ class Reader:
             title=counted.title,
             workspace_uri=counted.workspace_uri,
             created_at=manifest.created_at,
-            tags=list(manifest.tags),
+            meta=manifest.meta.copy(),
             messages=[message for messages, _, _ in parts for message in messages],
         )
 
