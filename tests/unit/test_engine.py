@@ -80,7 +80,7 @@ async def test_deleting_while_answering_leaves_nothing_behind(engine, model):
 def test_resolve_picks_the_session_a_request_means(engine, project, tmp_path):
     folder = project.as_uri()
     default = engine.sessions.resolve()
-    assert default.folder == folder and default.id.startswith("project-")
+    assert default.workspace_uri == folder and default.id.startswith("project-")
     assert engine.sessions.resolve(session_id="mine").id == "mine"
     inside = engine.sessions.resolve(context_uri=(project / "main.py").as_uri())
     assert inside.id == default.id

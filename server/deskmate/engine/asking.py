@@ -170,7 +170,7 @@ class AskRunner:
         title = session.title or title_from(question_text)
         store, key = self.sessions.store.for_session(ref.id)
         stored_question = asyncio.ensure_future(
-            store.append(key, [question], title=title, workspace_uri=ref.folder)
+            store.append(key, [question], title=title, workspace_uri=ref.workspace_uri)
         )
 
         pieces: list[str] = []

@@ -20,7 +20,7 @@ class SessionRef:
     """Which session a request is about. ``id`` None: the unsaved in-memory conversation."""
 
     id: str | None
-    folder: str | None = None
+    workspace_uri: str | None = None  # the workspace folder it belongs to
 
 
 @dataclass
@@ -97,7 +97,7 @@ class Sessions:
         session = await self.stored(ref.id)
         persisted = session is not None and not session.quarantined_to and not self.store.unsaved(ref.id)
         if session is None or session.quarantined_to:
-            session = Session(id=ref.id or "", workspace_uri=ref.folder)
+            session = Session(id=ref.id or "", workspace_uri=ref.workspace_uri)
         return session, persisted
 
     async def list(
@@ -108,7 +108,7 @@ class Sessions:
         active = self.active_ids()
         if workspace_uri:
             ref = self.resolve(workspace_uri=workspace_uri)
-            folders = {ref.folder} if ref.folder else set()
+            folders = {ref.workspace_uri} if ref.workspace_uri else set()
             if ref.id:
                 active = {ref.id}
         else:
@@ -138,7 +138,7 @@ class Sessions:
     # -- changing -----------------------------------------------------------------
 
     def _check_folder_may_change_session(self, ref: SessionRef, action: str) -> None:
-        if ref.folder is None:
+        if ref.workspace_uri is None:
             raise EngineError(f"There is no workspace folder to {action} in; open a folder first.")
         pinned = self._settings().session_id
         if pinned:
@@ -150,9 +150,11 @@ class Sessions:
         """Start an empty session and make it the folder's active one."""
         ref = self.resolve(workspace_uri=workspace_uri)
         self._check_folder_may_change_session(ref, "start a new session")
-        session = Session(id=fresh_session_id(ref.folder), title=title, workspace_uri=ref.folder)
+        session = Session(
+            id=fresh_session_id(ref.workspace_uri), title=title, workspace_uri=ref.workspace_uri
+        )
         await self.store.sessions.save(session)
-        await asyncio.to_thread(self.workspaces.set_active, ref.folder, session.id)
+        await asyncio.to_thread(self.workspaces.set_active, ref.workspace_uri, session.id)
         return session
 
     async def switch(self, session_id: str, workspace_uri: str | None = None) -> Session:
@@ -162,7 +164,7 @@ class Sessions:
         session = await self.stored(session_id)
         if session is None:
             raise SessionNotFound(session_id)
-        await asyncio.to_thread(self.workspaces.set_active, ref.folder, session_id)
+        await asyncio.to_thread(self.workspaces.set_active, ref.workspace_uri, session_id)
         return session
 
     async def delete(self, session_id: str) -> bool:
