@@ -54,7 +54,7 @@ class HoldingBackend:
         self.retry_max = retry_max
         self._held: list[_Held] = []
         self._retry_task: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()  # one writer of held entries at a time, in order
+        self._lock = asyncio.Lock()  # one flush, save or delete of held entries at a time
 
     def __repr__(self) -> str:
         return f"HoldingBackend({self.inner!r})"
@@ -91,23 +91,24 @@ class HoldingBackend:
         if not messages:
             return
         entry = _Held(session_id, list(messages), title, workspace_uri)
-        async with self._lock:
-            if any(held.session_id == session_id for held in self._held):
-                self._held.append(entry)  # behind the turns already waiting: order is kept
-                return
-            try:
-                await self.inner.append(session_id, messages, title=title, workspace_uri=workspace_uri)
-                return
-            except Exception as exc:
-                if not is_disk_full(exc):
-                    raise
-                first = not self._held
-                self._held.append(entry)
-                if first:
-                    self.notify(
-                        f"deskmate: {_reason(exc)} Until then it is kept in memory only: it would be "
-                        "lost if deskmate stopped first."
-                    )
+        if any(held.session_id == session_id for held in self._held):
+            self._held.append(entry)  # behind the turns already waiting: order is kept
+            return
+        # No lock on the way through: a session's appends come one after another, and a
+        # flush keeps an entry listed until it is stored, so later turns queue behind it.
+        try:
+            await self.inner.append(session_id, messages, title=title, workspace_uri=workspace_uri)
+            return
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            first = not self._held
+            self._held.append(entry)
+            if first:
+                self.notify(
+                    f"deskmate: {_reason(exc)} Until then it is kept in memory only: it would be "
+                    "lost if deskmate stopped first."
+                )
         self._start_retrying()
 
     async def save(self, session: Session) -> None:
