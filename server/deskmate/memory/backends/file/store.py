@@ -312,31 +312,28 @@ def _fast_messages(body: bytes | memoryview) -> tuple[list[Message], int] | None
     except (decode_error, RecursionError):  # ValidationError included; invalid UTF-8 too
         return None
     messages: list[Message] = []
-    pending: list[Message] = []
+    committed = 0
     for line in lines:
         if line.context is not None:
             try:
                 _check_context(line.context)  # from_dict's own check of a context
             except ValueError:
                 return None
-        message = Message(
-            line.role,
-            line.content,
-            line.id or new_message_id(),
-            line.timestamp or now_iso(),
-            line.model,
-            line.usage,
-            line.status,
-            line.context,
+        messages.append(
+            Message(
+                line.role,
+                line.content,
+                line.id or new_message_id(),
+                line.timestamp or now_iso(),
+                line.model,
+                line.usage,
+                line.status,
+                line.context,
+            )
         )
-        if line.more is True:
-            pending.append(message)
-            continue
-        if pending:
-            messages.extend(pending)
-            pending.clear()
-        messages.append(message)
-    return messages, len(pending)
+        if line.more is not True:
+            committed = len(messages)
+    return _transactions(messages, committed)
 
 
 def _committed_lines(body: bytes, first_number: int) -> tuple[list[Message], int]:
@@ -374,17 +371,24 @@ def _message(record: Any, where: str) -> Message:
 def _committed_messages(records: list[Any], first_number: int) -> tuple[list[Message], int]:
     """Messages of the complete transactions in ``records``, and how many records trail uncommitted."""
     messages: list[Message] = []
-    pending: list[Message] = []
+    committed = 0
     for number, record in enumerate(records, start=first_number):
-        message = _message(record, f"record {number}")
-        if record.get("more") is True:
-            pending.append(message)
-            continue
-        if pending:
-            messages.extend(pending)
-            pending.clear()
-        messages.append(message)
-    return messages, len(pending)
+        messages.append(_message(record, f"record {number}"))
+        if record.get("more") is not True:
+            committed = len(messages)
+    return _transactions(messages, committed)
+
+
+def _transactions(messages: list[Message], committed: int) -> tuple[list[Message], int]:
+    """The messages of whole transactions, and how many trail uncommitted.
+
+    Every line of a transaction but its last says ``"more": true``; ``committed`` counts
+    the messages up to the last line that did not, so a transaction a crash cut short
+    is left out whole.
+    """
+    if committed == len(messages):
+        return messages, 0
+    return messages[:committed], len(messages) - committed
 
 
 def parse_session(data: bytes, session_id: str) -> Session:
