@@ -52,7 +52,8 @@ from ...atomic import (
     sync_fd,
     write_all,
 )
-from ...codec import decode_meta, dumps_bytes, encode_meta
+from ...backend import MetaChange
+from ...codec import decode_message, decode_meta, dumps_bytes, encode_message, encode_meta, is_encoded
 from ...errors import StorageError, StorageFull
 from ...ids import validate_session_id
 from ...limits import clip_title
@@ -243,7 +244,7 @@ def _message_lines(messages: Sequence[Message], count_before: int) -> bytes:
     last = len(messages) - 1
     lines = []
     for index, message in enumerate(messages):
-        record = message.to_dict()
+        record = encode_message(message)
         # "timestamp" and "n" (then "more") end the line: see _END_KEYS.
         record["timestamp"] = record.pop("timestamp")
         record["n"] = count_before + index + 1
@@ -296,6 +297,7 @@ def _line_decoder() -> tuple[Any, Any]:
         status: Status = "complete"
         context: dict[Any, Any] | None = None
         more: Any = None
+        enc: Any = None  # an encoded record: the full path decodes it
 
     return msgspec.json.Decoder(_Line), msgspec.DecodeError
 
@@ -314,6 +316,8 @@ def _fast_messages(body: bytes | memoryview) -> tuple[list[Message], int] | None
     messages: list[Message] = []
     committed = 0
     for line in lines:
+        if line.enc is not None:
+            return None
         if line.context is not None:
             try:
                 _check_context(line.context)  # from_dict's own check of a context
@@ -363,7 +367,7 @@ def _decode_records(data: bytes) -> list[Any]:
 
 def _message(record: Any, where: str) -> Message:
     try:
-        return Message.from_dict(record)
+        return decode_message(record)
     except (ValueError, TypeError) as exc:  # any field of the wrong shape is damage, not a crash
         raise CorruptSessionFile(f"{where}: {exc}") from None
 
@@ -540,10 +544,12 @@ def _find_tail(fd: int, size: int, limit: int | None = None, head: bytes = b"") 
             if start == 0:
                 return _Tail(line_end, 0, header=_check_header(_loads(line, "line 1")))
             record = _loads(line, where)
-            message = _message(record, where)
+            # Checked unless encoded: reading that would need its encoding, and a listing must not.
+            message = None if is_encoded(record) else _message(record, where)
             if record.get("more") is not True:
-                has_time = type(record.get("timestamp")) is str
-                return _Tail(line_end, _count_of(record.get("n")), message.timestamp if has_time else None)
+                time = record.get("timestamp")
+                timestamp = (message.timestamp if message else time) if type(time) is str else None
+                return _Tail(line_end, _count_of(record.get("n")), timestamp)
         line_end = start
     raise CorruptSessionFile("the file has no header line")
 
@@ -676,6 +682,12 @@ class FileBackend:
     async def save(self, session: Session) -> None:
         path = self.path_of(session.id)
         await asyncio.to_thread(self._save, session, path)
+
+    async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
+        """Rewrites the header line; the message lines are copied byte for byte, so this costs
+        the file's size (renames and tags are rare, appends stay O(1))."""
+        path = self.path_of(session_id)
+        return await asyncio.to_thread(self._update, session_id, path, change)
 
     async def delete(self, session_id: str) -> bool:
         path = self.path_of(session_id)
@@ -812,13 +824,6 @@ class FileBackend:
                         header = _header(session_id, title, workspace_uri, messages[0].timestamp)
                         _new_file(path, header, messages)
                         return
-                    if tail.header is not None and title and not tail.header.title:
-                        # An empty, untitled session (e.g. just made by newSession) takes the
-                        # first question's title: rewriting a header-only file is O(1).
-                        header = {**tail.header.record, "title": clip_title(title)}
-                        header["workspaceUri"] = header.get("workspaceUri") or workspace_uri
-                        _new_file(path, header, messages)
-                        return
                     end = tail.end
                     if end < stat.st_size:
                         # Cut off what a crash left half-written before adding to the file.
@@ -856,6 +861,35 @@ class FileBackend:
             if not stat_module.S_ISREG(mode):
                 raise SpecialSessionFile(path, _kind_of(mode))  # replacing a link would hide it
             _new_file(path, header, session.messages)
+
+    def _update(self, session_id: str, path: Path, change: MetaChange) -> SessionInfo | None:
+        if not self._directory_exists():
+            return None
+        with self._saving(session_id), self._locked(session_id):
+            try:
+                fd, stat = _open_regular(path, os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+            try:
+                data = os.pread(fd, stat.st_size, 0)
+                tail = _find_tail(fd, len(data))
+                session = parse_session(data, session_id)
+            except CorruptSessionFile as exc:
+                raise StorageError(
+                    f"Session file {path} is damaged ({exc}); nothing was changed. Open the session "
+                    "to move the damaged file aside."
+                ) from None
+            finally:
+                os.close(fd)
+            title, meta = change(session.info())
+            header = _header(session_id, title, session.workspace_uri, session.created_at, meta)
+            # Only whole transactions are kept: what a crash left half-written goes, as an append would cut it.
+            body = data[data.find(b"\n") + 1 : tail.end] if tail.header is None else b""
+            self._ends.pop(session_id, None)
+            self._snapshots.pop(session_id, None)
+            replace_atomically(path, _encode(header) + body)
+            session.title, session.meta = clip_title(title), meta
+            return session.info()
 
     def _delete(self, session_id: str, path: Path) -> bool:
         if not self.directory.is_dir():
