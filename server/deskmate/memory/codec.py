@@ -9,6 +9,7 @@ U+FFFD, the replacement character, so what one store returns another returns too
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -40,8 +41,21 @@ def dumps(record: Any, *, separators: tuple[str, str] = COMPACT) -> str:
 
 
 def dumps_bytes(record: Any, *, separators: tuple[str, str] = COMPACT) -> bytes:
-    """``dumps`` encoded as UTF-8."""
+    """``dumps`` encoded as UTF-8. Compact records go through msgspec, several times faster
+    than ``json`` (an append's whole CPU cost was mostly this); the same bytes either way."""
+    if separators == COMPACT:
+        try:
+            return _fast_encoder()(record)
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the json path below replaces it
     return dumps(record, separators=separators).encode()
+
+
+@functools.cache
+def _fast_encoder() -> Callable[[Any], bytes]:
+    import msgspec  # on first use: importing it would add to every start of the daemon
+
+    return msgspec.json.Encoder().encode
 
 
 # -- the session metadata record -------------------------------------------------

@@ -82,20 +82,20 @@ LIST_TAIL_LIMIT = 1 << 20  # bytes a listing reads back from the end of a file, 
 _HEAD_BLOCK = 8192  # most headers fit
 _TAIL_BLOCK = 4096  # the last line's end: where "timestamp" and "n" are
 _MAX_BLOCK = 65536  # backward scans for a line's start read at most this much at a time
-_SEPARATORS = (", ", ": ")  # the file format's, readable by a person
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows: there an lstat comes first
 _OPEN_FLAGS = _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _LINK_ERRNOS = {errno.ELOOP, errno.EMLINK}  # O_NOFOLLOW on a link: Linux and macOS, FreeBSD
 _FULL_ERRNOS = {errno.ENOSPC} | ({errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
 # The end of every message line deskmate writes, so a reader need not parse (or even
-# find the start of) a long line: `..., "timestamp": "<time>", "n": 12}` with
-# `, "more": true` before the brace on a transaction's unfinished lines. Inside a
-# JSON string every quote is escaped, so a string cannot end a line in this shape.
+# find the start of) a long line: `...,"timestamp":"<time>","n":12}` with
+# `,"more":true` before the brace on a transaction's unfinished lines (lines written
+# before deskmate wrote compact JSON have a space after each comma and colon). Inside
+# a JSON string every quote is escaped, so a string cannot end a line in this shape.
 _END_KEYS = re.compile(
-    rb'(?:\{|, )"timestamp": ("(?:[^"\\\x00-\x1f]|\\.)*"), "n": (0|[1-9][0-9]{0,17})(, "more": true)?\}\Z'
+    rb'(?:\{|, ?)"timestamp": ?("(?:[^"\\\x00-\x1f]|\\.)*"), ?"n": ?(0|[1-9][0-9]{0,17})(, ?"more": ?true)?\}\Z'
 )
 # Lines written before "timestamp" moved to the end still end with "n".
-_END_COUNT = re.compile(rb'(?:\{|, )"n": (0|[1-9][0-9]{0,17})(, "more": true)?\}\Z')
+_END_COUNT = re.compile(rb'(?:\{|, ?)"n": ?(0|[1-9][0-9]{0,17})(, ?"more": ?true)?\}\Z')
 
 
 class CorruptSessionFile(ValueError):
@@ -218,8 +218,8 @@ def _count_of(value: Any) -> int | None:
 
 
 def _encode(record: dict[str, Any]) -> bytes:
-    # The shared encoder: a lone surrogate is stored (and read back) as U+FFFD.
-    return dumps_bytes(record, separators=_SEPARATORS) + b"\n"
+    # The shared encoder: compact JSON; a lone surrogate is stored (and read back) as U+FFFD.
+    return dumps_bytes(record) + b"\n"
 
 
 _HEADER_KEYS = frozenset(("deskmate", "version", "id", "title", "workspaceUri", "createdAt"))
