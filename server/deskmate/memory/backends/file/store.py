@@ -76,6 +76,7 @@ SUFFIX = ".jsonl"
 FORMAT_VERSION = 1
 LOCK_TIMEOUT_SECONDS = 30.0
 SNAPSHOT_LIMIT = 32  # sessions kept parsed in memory
+_PATHS_KEPT = 4096
 DAMAGED_TITLE = "(damaged session file)"
 LIST_HEAD_LIMIT = 65536  # bytes of line 1 a listing reads: a longer header is listed untitled
 LIST_TAIL_LIMIT = 1 << 20  # bytes a listing reads back from the end of a file, at most
@@ -590,6 +591,8 @@ class FileBackend:
         # Where our own last append left each file (inode, size, mtime, message count):
         # the next append need not read the tail again.
         self._ends: dict[str, tuple[int, int, int, int]] = {}
+        self._paths: dict[str, Path] = {}  # validated session ids and their files
+        self._lock_dir = os.path.join(self.directory, ".locks", "")
 
     def __repr__(self) -> str:
         return f"FileBackend({str(self.root)!r})"
@@ -610,7 +613,13 @@ class FileBackend:
 
     def path_of(self, session_id: str) -> Path:
         """The file that holds ``session_id`` (validated first)."""
-        return self.directory / f"{validate_session_id(session_id)}{SUFFIX}"
+        path = self._paths.get(session_id)
+        if path is None:  # made once per session: every append starts here
+            path = self.directory / f"{validate_session_id(session_id)}{SUFFIX}"
+            if len(self._paths) >= _PATHS_KEPT:
+                self._paths.clear()
+            self._paths[session_id] = path
+        return path
 
     def _directory_exists(self) -> bool:
         """Whether ``sessions/`` exists; StorageError if it is a link or not a directory."""
@@ -627,7 +636,7 @@ class FileBackend:
         if not self._locks_ready:
             ensure_private_dir(self.directory / ".locks", inside=self.root)
             self._locks_ready = self._directory_checked = True
-        lock_path = os.path.join(self.directory, ".locks", f"{session_id}.lock")
+        lock_path = f"{self._lock_dir}{session_id}.lock"
         acquired = False
         try:
             with exclusive_lock(lock_path, self.lock_timeout, FILE_MODE):
