@@ -64,19 +64,19 @@ M.subcommands = {
   fork = {
     help = "fork [title]: in the chat, a new session up to the message under the cursor",
     run = function(args)
-      require("deskmate.forks").fork(args ~= "" and args or nil)
+      deskmate().fork(args ~= "" and args or nil)
     end,
   },
   edit = {
     help = "edit: in the chat, edit the question under the cursor; :w resends it in a fork",
     run = function()
-      require("deskmate.forks").edit()
+      deskmate().edit()
     end,
   },
   retry = {
     help = "retry: ask the question of the answer under the cursor (or the last one) again, in a fork",
     run = function()
-      require("deskmate.forks").retry()
+      deskmate().retry()
     end,
   },
   cancel = {
