@@ -121,7 +121,7 @@ H.test(":Deskmate retry on an answer asks its question again in a fork; both ans
     return #calls == 1
   end)
   local forks_shown = vim.tbl_filter(function(line)
-    return line:find("⑂ fork of " .. source.sessionId, 1, true) ~= nil
+    return line:find("fork of " .. source.sessionId, 1, true) ~= nil
   end, calls[1].shown)
   H.eq(3, #forks_shown, "forks marked in the session picker")
 end)

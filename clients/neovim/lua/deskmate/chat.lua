@@ -81,11 +81,11 @@ local function winbar(chat)
     table.insert(parts, (title:gsub("%%", "%%%%")))
   end
   if chat.forked_from then
-    local from = ("⑂ fork of %s"):format(chat.forked_from.sessionId)
+    local from = ("fork of %s"):format(chat.forked_from.sessionId)
     table.insert(parts, "%#DeskmateLineage#" .. from:gsub("%%", "%%%%") .. "%*")
   end
   if (chat.fork_count or 0) > 0 then
-    local forks = ("⑂ %d fork%s"):format(chat.fork_count, chat.fork_count == 1 and "" or "s")
+    local forks = ("%d fork%s"):format(chat.fork_count, chat.fork_count == 1 and "" or "s")
     table.insert(parts, "%#DeskmateLineage#" .. forks .. "%*")
   end
   if chat.status ~= "" then

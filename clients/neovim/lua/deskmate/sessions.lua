@@ -72,7 +72,7 @@ end
 function M.format(s)
   local title = (s.title ~= vim.NIL and s.title ~= "") and s.title or s.sessionId
   local count = tonumber(s.messageCount) or 0
-  local fork = type(s.forkedFrom) == "table" and (" · ⑂ fork of " .. s.forkedFrom.sessionId) or ""
+  local fork = type(s.forkedFrom) == "table" and (" · fork of " .. s.forkedFrom.sessionId) or ""
   return ("%s%s · %s · %d message%s%s"):format(
     s.active and "● " or "  ",
     title,
