@@ -169,8 +169,9 @@ class AskRunner:
         )
         title = session.title or title_from(question_text)
         store, key = self.sessions.store.for_session(ref.id)
+        untitled = not session.messages and not session.title
         stored_question = asyncio.ensure_future(
-            store.append(key, [question], title=title, workspace_uri=ref.workspace_uri)
+            self.sessions.add_question(store, key, question, title, ref.workspace_uri, untitled=untitled)
         )
 
         pieces: list[str] = []

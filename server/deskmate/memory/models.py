@@ -26,6 +26,12 @@ def new_message_id() -> str:
     return uuid.uuid4().hex
 
 
+def updated_at_of(messages: list[Message], created_at: str) -> str:
+    """A session's updatedAt, as every store keeps and lists it: its last message's time, or
+    its creation time while it has none. Renaming or tagging a session does not change it."""
+    return messages[-1].timestamp if messages else created_at
+
+
 @dataclass(slots=True)
 class Message:
     """One message of a conversation.
@@ -187,7 +193,7 @@ class Session:
 
     def __post_init__(self) -> None:
         if not self.updated_at:
-            self.updated_at = self.messages[-1].timestamp if self.messages else self.created_at
+            self.updated_at = updated_at_of(self.messages, self.created_at)
 
     def copy(self) -> Session:
         """A copy whose lists callers may change without touching this one (messages are never mutated)."""
@@ -201,12 +207,8 @@ class Session:
             list(self.messages),
         )
 
-    def add(self, messages: list[Message], *, title: str = "", workspace_uri: str | None = None) -> None:
-        """Append ``messages`` as a store's ``append`` does: an empty, untitled session (e.g. one
-        just made by newSession) takes ``title``, and ``workspace_uri`` if it has none."""
-        if not self.messages and not self.title and title:
-            self.title = title
-            self.workspace_uri = self.workspace_uri or workspace_uri
+    def add(self, messages: list[Message]) -> None:
+        """Append ``messages`` as a store's ``append`` does."""
         if messages:
             self.messages.extend(messages)
             self.updated_at = messages[-1].timestamp
