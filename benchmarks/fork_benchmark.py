@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import sys
 import tempfile
@@ -44,6 +45,7 @@ async def cold_load(url: str, session_id: str) -> tuple[float, Session | None]:
     fresh = backend_for_url(url)
     try:
         await fresh.list()
+        gc.collect()  # the garbage of the step before is not this load's cost
         start = time.perf_counter()
         loaded = await fresh.load(session_id)
         return (time.perf_counter() - start) * 1000, loaded
@@ -77,10 +79,12 @@ async def measure(url: str, size: int, rounds: int) -> dict[str, float]:
         for round_number in range(rounds):
             times["load"].append((await cold_load(url, "source"))[0])
             copy = Session(id="copy", title="bench", workspace_uri=folder, messages=history)
+            gc.collect()
             start = time.perf_counter()
             await backend.save(copy)  # what a fork writes, alone
             times["save"].append((time.perf_counter() - start) * 1000)
             await backend.delete("copy")
+            gc.collect()
             start = time.perf_counter()
             fork, _ = await assistant.forks.fork(ref, last)
             times["fork"].append((time.perf_counter() - start) * 1000)
@@ -100,7 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stores", default="file,postgres,redis,s3")
     parser.add_argument("--messages", type=int, default=10_000, help="length of the forked session")
-    parser.add_argument("--rounds", type=int, default=7, help="timed rounds (median reported)")
+    parser.add_argument("--rounds", type=int, default=15, help="timed rounds (median reported)")
     args = parser.parse_args()
     stores = Stores(args.stores.split(","))
     try:
