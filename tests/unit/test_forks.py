@@ -39,6 +39,19 @@ async def test_a_fork_copies_the_history_up_to_the_message_and_becomes_active(en
     ]
 
 
+async def test_a_fork_never_takes_a_stored_sessions_id_and_a_fork_of_a_fork_keeps_one_suffix(
+    engine, model, monkeypatch
+):
+    ref, source = await _conversation(engine, model, "one")
+    first, _ = await engine.forks.fork(ref, source.messages[1].id)
+    offered = iter([first.id, source.id, "project-fresh-1"])  # two taken ids, then a free one
+    monkeypatch.setattr("deskmate.engine.forks.fresh_session_id", lambda folder: next(offered))
+    second, _ = await engine.forks.fork(engine.sessions.resolve(session_id=first.id), first.messages[0].id)
+    assert second.id == "project-fresh-1" and second.title == "one (fork)"
+    assert _turns(await engine.sessions.stored(first.id)) == _turns(first)  # not replaced
+    assert _turns(await engine.sessions.stored(source.id)) == _turns(source)
+
+
 async def test_a_fork_can_be_titled_and_unknown_sessions_or_messages_are_refused(engine, model):
     ref, source = await _conversation(engine, model, "one")
     fork, _ = await engine.forks.fork(ref, source.messages[0].id, "my branch")

@@ -67,8 +67,13 @@ class Edit:
     context: dict | None
 
 
+FORK_SUFFIX = " (fork)"
+
+
 def fork_title(source: Session) -> str:
-    return clip_title(f"{source.title or source.id} (fork)")
+    """ "<title> (fork)"; a fork of a fork keeps its one suffix."""
+    title = source.title or source.id
+    return clip_title(title if title.endswith(FORK_SUFFIX) else title + FORK_SUFFIX)
 
 
 class Forks:
@@ -100,7 +105,7 @@ class Forks:
     ) -> Session:
         folder = ref.workspace_uri
         fork = Session(
-            id=fresh_session_id(folder or source.workspace_uri),
+            id=await self._unused_id(folder or source.workspace_uri),
             title=clip_title(title) if title else fork_title(source),
             workspace_uri=source.workspace_uri or folder,
             meta=SessionMeta(tags=list(source.meta.tags), forked_from=lineage.to_record()),
@@ -110,6 +115,13 @@ class Forks:
         await self.sessions.store.sessions.save(fork)
         await self._make_active(folder, fork.id)
         return fork
+
+    async def _unused_id(self, folder: str | None) -> str:
+        """A fresh id no stored session has: a save under a taken one would replace that history."""
+        while True:
+            session_id = fresh_session_id(folder)
+            if await self.sessions.store.sessions.load(session_id) is None:
+                return session_id
 
     async def _make_active(self, folder: str | None, session_id: str) -> None:
         """The fork becomes the folder's active session, unless the sessionId setting pins every
