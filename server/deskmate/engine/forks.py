@@ -14,7 +14,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from ..memory import Message, Session, SessionInfo, SessionNotFound, StorageError, now_iso
+from ..memory import Message, Session, SessionInfo, SessionNotFound, StorageError
 from ..memory.limits import clip_title
 from ..memory.models import SessionMeta
 from .errors import EngineError
@@ -111,7 +111,6 @@ class Forks:
             meta=SessionMeta(tags=list(source.meta.tags), forked_from=lineage.to_record()),
             messages=messages,
         )
-        fork.updated_at = fork.created_at = now_iso()  # a new session: listed first, whatever it holds
         await self.sessions.store.sessions.save(fork)
         await self._make_active(folder, fork.id)
         return fork
