@@ -176,9 +176,10 @@ async def test_list_sessions_of_the_workspace_and_all(start_daemon, project, tmp
         "messageCount",
         "tags",
         "pinned",
+        "forkedFrom",
         "active",
     }
-    assert (entry["tags"], entry["pinned"]) == ([], False)
+    assert (entry["tags"], entry["pinned"], entry["forkedFrom"]) == ([], False, None)
     everything = (await daemon.run("deskmate.listSessions", {"all": True}))["sessions"]
     assert len(everything) == 2
     theirs = (await daemon.run("deskmate.listSessions", {"workspaceUri": other.as_uri()}))["sessions"]
