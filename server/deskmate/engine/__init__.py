@@ -2,7 +2,7 @@
 
 from .asking import AskResult, AskRunner
 from .assistant import Assistant, EngineStatus
-from .errors import EngineError, SessionBusy
+from .errors import EngineError, InvalidArgument, SessionBusy
 from .model_client import ConfigurationError, ModelClient, ModelError, Usage
 from .sessions import SessionRef, Sessions, SessionView
 from .settings import Settings, SettingsError, settings_from_environment
@@ -13,6 +13,7 @@ __all__ = [
     "Assistant",
     "ConfigurationError",
     "EngineError",
+    "InvalidArgument",
     "EngineStatus",
     "ModelClient",
     "ModelError",

@@ -21,6 +21,7 @@ from ..memory import MemoryBackend
 from ..memory.urls import redact
 from .asking import AskRunner, ModelClients
 from .forks import Edit, Forks
+from .labels import Labels
 from .model_client import ModelClient
 from .sessions import SessionRef, Sessions
 from .settings import Settings
@@ -74,6 +75,7 @@ class Assistant:
         self.sessions = Sessions(lambda: self._settings, self.store, self.warn)
         self.asks = AskRunner(self.sessions, ModelClients(model_factory), lambda: self._settings)
         self.forks = Forks(self.sessions)
+        self.labels = Labels(self.sessions)
 
     @property
     def settings(self) -> Settings:

@@ -7,3 +7,11 @@ class EngineError(Exception):
 
 class SessionBusy(EngineError):
     """The session is still answering another question."""
+
+
+class InvalidArgument(EngineError):
+    """A value the user gave is not acceptable; ``field`` names it (InvalidParams on the wire)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f'"{field}" {problem}')

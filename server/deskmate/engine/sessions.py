@@ -129,9 +129,16 @@ class Sessions:
         return session, persisted
 
     async def list(
-        self, workspace_uri: str | None = None, all: bool = False
+        self,
+        workspace_uri: str | None = None,
+        all: bool = False,
+        *,
+        tag: str | None = None,
+        pinned: bool | None = None,
     ) -> list[tuple[SessionInfo, bool]]:
-        """Sessions with an ``active`` flag, most recent first; by default only this workspace's."""
+        """Sessions with an ``active`` flag, pinned ones first, then most recent first; by default
+        only this workspace's; ``tag`` and ``pinned`` keep only sessions with that tag (any case)
+        or pin state."""
         infos = {info.id: info for info in await self.store.sessions.list()}
         active = self.active_ids()
         if workspace_uri:
@@ -141,16 +148,22 @@ class Sessions:
                 active = {ref.id}
         else:
             folders = set(self.workspaces.folders)
-        pinned = self._settings().session_id
+        fixed_id = self._settings().session_id
         for folder in folders:  # a folder's active session is listed even before its first question
-            session_id = pinned or self.workspaces.active_session(folder)
+            session_id = fixed_id or self.workspaces.active_session(folder)
             infos.setdefault(session_id, SessionInfo(id=session_id, workspace_uri=folder))
         chosen = [
             info
             for info in infos.values()
             if all or info.id in active or (info.workspace_uri and folder_key(info.workspace_uri) in folders)
         ]
+        if tag is not None:
+            wanted = tag.casefold()
+            chosen = [info for info in chosen if any(t.casefold() == wanted for t in info.meta.tags)]
+        if pinned is not None:
+            chosen = [info for info in chosen if info.meta.pinned == pinned]
         chosen.sort(key=lambda info: info.updated_at, reverse=True)
+        chosen.sort(key=lambda info: not info.meta.pinned)  # stable: pinned first, each most recent first
         for info in chosen:  # whatever a store holds, a listing stays small
             info.title = clip_title(info.title)
         return [(info, info.id in active) for info in chosen]

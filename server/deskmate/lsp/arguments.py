@@ -71,6 +71,25 @@ class Arguments:
     def flag(self, key: str) -> bool:
         return bool(self._get(key, (bool,), "true or false", False))
 
+    def boolean(self, key: str, *, required: bool = False) -> bool | None:
+        """true, false, or None when absent and not required."""
+        return self._get(key, (bool,), "true or false", required)
+
+    def strings(self, key: str, *, max_items: int = 100) -> list[str]:
+        """A list of strings (empty when absent)."""
+        value = self._get(key, (list,), "a list of strings", False) or []
+        if not all(isinstance(item, str) for item in value):
+            raise invalid(self.command, f'"{key}" must be a list of strings')
+        if len(value) > max_items:
+            raise invalid(self.command, f'"{key}" holds {len(value)} items; the limit is {max_items}')
+        return value
+
+    def integer(self, key: str, *, minimum: int, maximum: int) -> int | None:
+        value = self._get(key, (int,), f"a whole number from {minimum} to {maximum}", False)
+        if value is not None and not minimum <= value <= maximum:
+            raise invalid(self.command, f'"{key}" must be from {minimum} to {maximum}, got {value}')
+        return value
+
     def object(self, key: str) -> dict[str, Any] | None:
         return self._get(key, (dict,), "an object", False)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pygls.exceptions import JsonRpcException
 
-from ..engine import EngineError, ModelError
+from ..engine import EngineError, InvalidArgument, ModelError
 from ..memory import InvalidSessionId, SessionIdRequired, SessionStoreError
 from ..memory.limits import MAX_QUESTION_LENGTH, MAX_TITLE_LENGTH
 from .arguments import Arguments, check_context, check_resend, invalid
@@ -56,7 +56,7 @@ def _answering(name: str, handler: Handler) -> Callable[..., Awaitable[dict[str,
         arguments = Arguments.of(name, args)
         try:
             return await handler(ls, arguments)
-        except (InvalidSessionId, SessionIdRequired) as exc:
+        except (InvalidSessionId, SessionIdRequired, InvalidArgument) as exc:
             raise invalid(name, str(exc)) from None
         except (EngineError, ModelError, SessionStoreError) as exc:
             log.info("%s failed: %s", name, exc)
@@ -128,9 +128,35 @@ async def cancel(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
 
 @command("deskmate.listSessions")
 async def list_sessions(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
-    """The workspace's sessions (or every session with ``all``), most recent first."""
-    listed = await ls.assistant.sessions.list(arguments.text("workspaceUri"), all=arguments.flag("all"))
-    return {"sessions": [listing_entry(info, active) for info, active in listed]}
+    """The workspace's sessions (or every session with ``all``), pinned first, then most recent
+    first; ``tag``/``pinned`` filter, ``limit``/``cursor`` page."""
+    limit = arguments.integer("limit", minimum=1, maximum=MAX_PAGE)
+    start = page_start(arguments)
+    listed = await ls.assistant.sessions.list(
+        arguments.text("workspaceUri"),
+        all=arguments.flag("all"),
+        tag=arguments.text("tag"),
+        pinned=arguments.boolean("pinned"),
+    )
+    end = len(listed) if limit is None else start + limit
+    page = listed[start:end]
+    return {
+        "sessions": [listing_entry(info, active) for info, active in page],
+        "nextCursor": str(end) if end < len(listed) else None,
+    }
+
+
+MAX_PAGE = 1000
+
+
+def page_start(arguments: Arguments) -> int:
+    """Where a ``cursor`` (a previous page's ``nextCursor``) says the next page starts."""
+    cursor = arguments.text("cursor")
+    if cursor is None:
+        return 0
+    if not cursor.isdigit() or len(cursor) > 12:
+        raise invalid(arguments.command, '"cursor" must be a nextCursor from an earlier listing')
+    return int(cursor)
 
 
 @command("deskmate.getSession")
@@ -193,6 +219,33 @@ async def export_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, 
     """The session as a Markdown document."""
     session, markdown = await ls.assistant.sessions.export(session_ref(ls, arguments))
     return {"sessionId": session.id or None, "title": session.title, "markdown": markdown}
+
+
+@command("deskmate.renameSession")
+async def rename_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """Give a session the user's title; automatic titles never replace it."""
+    session_id = arguments.session_id(required=True)
+    title = arguments.text("title", required=True, max_length=MAX_TITLE_LENGTH)
+    info = await ls.assistant.labels.rename(session_id, title)
+    return {"sessionId": info.id, "title": info.title}
+
+
+@command("deskmate.tagSession")
+async def tag_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """Add and remove a session's tags."""
+    session_id = arguments.session_id(required=True)
+    add, remove = arguments.strings("add"), arguments.strings("remove")
+    info = await ls.assistant.labels.tag(session_id, add, remove)
+    return {"sessionId": info.id, "tags": list(info.meta.tags)}
+
+
+@command("deskmate.pinSession")
+async def pin_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """Pin a session to the top of every listing, or unpin it."""
+    session_id = arguments.session_id(required=True)
+    pinned = arguments.boolean("pinned", required=True)
+    info = await ls.assistant.labels.pin(session_id, pinned)
+    return {"sessionId": info.id, "pinned": info.meta.pinned}
 
 
 @command("deskmate.status")

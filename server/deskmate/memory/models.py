@@ -6,6 +6,7 @@ protocol's results are built separately, by the LSP layer (``lsp/wire.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -156,11 +157,15 @@ class SessionMeta:
     pinned: bool = meta_field("pinned", "flag", False)
     # Where a fork came from: {"sessionId": ..., "messageId": ...}; None for a session that is no fork.
     forked_from: dict[str, Any] | None = meta_field("forkedFrom", "object", None)
+    # The user named the session (renameSession): no automatic title replaces theirs.
+    user_title: bool = meta_field("userTitle", "flag", False)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def copy(self) -> SessionMeta:
         forked_from = dict(self.forked_from) if self.forked_from is not None else None
-        return SessionMeta(list(self.tags), self.pinned, forked_from, dict(self.extra))
+        return dataclasses.replace(
+            self, tags=list(self.tags), forked_from=forked_from, extra=dict(self.extra)
+        )
 
 
 @dataclass
