@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--session", help="session id (default: this project's active session)")
     ask.add_argument("--file", type=Path, help="a file to send along as context")
 
-    sessions = commands.add_parser("sessions", help="list, show, fork, delete, export or migrate sessions")
+    sessions = commands.add_parser(
+        "sessions", help="list, show, search, rename, tag, pin, fork, delete, export or migrate sessions"
+    )
     verbs = sessions.add_subparsers(dest="verb", required=True)
     listing = verbs.add_parser("list", help="this project's sessions (--all: every session)")
     listing.add_argument("--all", action="store_true")
@@ -68,6 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     fork.add_argument("session", nargs="?", help="session id (default: active)")
     fork.add_argument("--at", required=True, metavar="MESSAGE_ID", help="the last message the fork holds")
     fork.add_argument("--title", help='the fork\'s title (default: "<title> (fork)")')
+    rename = verbs.add_parser("rename", help="give a session your title (automatic titles never replace it)")
+    rename.add_argument("session", help="session id")
+    rename.add_argument("title", nargs="+")
+    tag = verbs.add_parser("tag", help="add tags to a session (--remove to take tags off)")
+    tag.add_argument("session", help="session id")
+    tag.add_argument("tags", nargs="*", metavar="TAG", help="tags to add")
+    tag.add_argument("--remove", nargs="+", default=[], metavar="TAG", help="tags to take off")
+    pin = verbs.add_parser("pin", help="pin a session to the top of every listing (--off to unpin)")
+    pin.add_argument("session", help="session id")
+    pin.add_argument("--off", action="store_true", help="unpin it")
+    search = verbs.add_parser("search", help='search messages and titles: words and "exact phrases"')
+    search.add_argument("query", nargs="+")
+    search.add_argument("--all", action="store_true", help="every project's sessions, not only this one's")
+    search.add_argument("--tag", help="only sessions with this tag")
+    search.add_argument("--role", choices=("user", "assistant"), help="only questions or only answers")
+    search.add_argument("--limit", type=int, default=20)
     migrate = verbs.add_parser(
         "migrate",
         help="copy every session to another store, verified by counts and hashes (run again to resume)",
@@ -194,6 +212,10 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
                 f"{mark} {info.id:40} {info.updated_at:24} {info.message_count:5} msgs  {strip_controls(info.title)}"
             )
         return 0
+    if args.verb in ("rename", "tag", "pin"):
+        return await terminal_labels(assistant, args)
+    if args.verb == "search":
+        return await terminal_search(assistant, args, folder)
     if args.verb == "delete":
         deleted = await assistant.delete_session(args.session)
         print(f"Deleted {args.session}." if deleted else f"No session {args.session!r}.")
@@ -214,6 +236,42 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
     if not session.messages:
         print(f"Session {session.id} has no messages.")
     return 0
+
+
+async def terminal_labels(assistant, args: argparse.Namespace) -> int:
+    from .terminal import strip_controls
+
+    if args.verb == "rename":
+        info = await assistant.labels.rename(args.session, " ".join(args.title))
+        print(f"Renamed {info.id} to {strip_controls(info.title)!r}.")
+    elif args.verb == "tag":
+        info = await assistant.labels.tag(args.session, args.tags, args.remove)
+        print(f"{info.id} is tagged: {', '.join(strip_controls(t) for t in info.meta.tags) or '(no tags)'}.")
+    else:
+        info = await assistant.labels.pin(args.session, not args.off)
+        print(f"{'Pinned' if info.meta.pinned else 'Unpinned'} {info.id}.")
+    return 0
+
+
+async def terminal_search(assistant, args: argparse.Namespace, folder: str) -> int:
+    from .engine.search import SearchRequest
+    from .terminal import SafeWriter
+
+    found = await assistant.search.search(
+        SearchRequest(
+            query=" ".join(args.query),
+            workspace_uri=None if args.all else folder,
+            tag=args.tag,
+            role=args.role,
+            limit=args.limit,
+        )
+    )
+    out = SafeWriter(sys.stdout)
+    for hit in found.results:
+        where = f"{hit.session_id} {hit.message_id or '(title)'}"
+        out.write(f"{hit.timestamp or '':24} {where}  {hit.title}\n    {hit.snippet}\n")
+    print(f"{found.total} match{'es' if found.total != 1 else ''}.")
+    return 0 if found.results else 1
 
 
 async def terminal_fork(assistant, ref, args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from .asking import AskRunner, ModelClients
 from .forks import Edit, Forks
 from .labels import Labels
 from .model_client import ModelClient
+from .search import Search
 from .sessions import SessionRef, Sessions
 from .settings import Settings
 from .store import SessionStore
@@ -76,6 +77,7 @@ class Assistant:
         self.asks = AskRunner(self.sessions, ModelClients(model_factory), lambda: self._settings)
         self.forks = Forks(self.sessions)
         self.labels = Labels(self.sessions)
+        self.search = Search(self.sessions)
 
     @property
     def settings(self) -> Settings:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-from ..memory import MemoryBackend, default_data_dir
+from ..memory import MemoryBackend, StorageError, default_data_dir
 from ..memory.holding import HoldingBackend
+from ..memory.indexing import IndexedBackend, Progress
 from ..memory.unsaved import UnsavedOverlay
 from ..memory.urls import daemon_store
 from .settings import Settings
@@ -16,6 +18,15 @@ SCRATCH_ID = ""  # the conversation of a window with no folder: never stored
 
 def data_dir_of(settings: Settings) -> Path:
     return Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
+
+
+def index_path_of(data_dir: Path, storage_url: str | None) -> Path:
+    """The search index of a store: in the data dir, one file per store (named by a hash of
+    its URL, so no secret is in a file name)."""
+    if not storage_url:
+        return data_dir / "search" / "files.sqlite3"
+    digest = hashlib.sha256(storage_url.encode()).hexdigest()[:16]
+    return data_dir / "search" / f"store-{digest}.sqlite3"
 
 
 class SessionStore:
@@ -38,14 +49,31 @@ class SessionStore:
         self._warn = warn
         self.overlay: UnsavedOverlay | None = None if settings.auto_save else UnsavedOverlay(None)
         self.scratch = UnsavedOverlay(None)
+        self.index_progress: Progress | None = None  # told how a search index catch-up goes
 
     @property
     def backend(self) -> MemoryBackend:
         """The real store; raises StorageError if the settings name one that cannot be opened."""
         if self._backend is None:
             opened = daemon_store(self._settings.storage_url, self.data_dir, notify=self._warn)
-            self._backend = HoldingBackend(opened, notify=self._warn)
+            self._backend = IndexedBackend(
+                HoldingBackend(opened, notify=self._warn),
+                index_path_of(self.data_dir, self._settings.storage_url),
+                progress=self._index_progress,
+            )
         return self._backend
+
+    def _index_progress(self, done: int, total: int) -> None:
+        if self.index_progress is not None:
+            self.index_progress(done, total)
+
+    @property
+    def searchable(self) -> IndexedBackend:
+        """The store's search index (opening the store, and the index, on first use)."""
+        backend = self.backend
+        if not isinstance(backend, IndexedBackend):
+            raise StorageError("This store was given without a search index.")
+        return backend
 
     @property
     def opened(self) -> MemoryBackend | None:

@@ -5,6 +5,7 @@ Every problem becomes InvalidParams with a message naming the command and the fi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +93,19 @@ class Arguments:
 
     def object(self, key: str) -> dict[str, Any] | None:
         return self._get(key, (dict,), "an object", False)
+
+
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?Z?)?")
+
+
+def check_time(arguments: Arguments, key: str) -> str | None:
+    """A UTC date or time as stored messages carry them: ``2026-11-24`` or ``2026-11-24T04:47:16Z``."""
+    value = arguments.text(key)
+    if value is not None and not _TIME.fullmatch(value):
+        raise invalid(
+            arguments.command, f'"{key}" must be a UTC date or time such as 2026-11-24 or 2026-11-24T04:47Z'
+        )
+    return value.rstrip("Z") if value else None
 
 
 def check_resend(arguments: Arguments) -> tuple[str | None, bool]:

@@ -10,14 +10,15 @@ from typing import Any
 from pygls.exceptions import JsonRpcException
 
 from ..engine import EngineError, InvalidArgument, ModelError
+from ..engine.search import MAX_QUERY_LENGTH, MAX_RESULTS, SearchRequest
 from ..memory import InvalidSessionId, SessionIdRequired, SessionStoreError
 from ..memory.limits import MAX_QUESTION_LENGTH, MAX_TITLE_LENGTH
-from .arguments import Arguments, check_context, check_resend, invalid
+from .arguments import Arguments, check_context, check_resend, check_time, invalid
 from .context import fill_context
 from .errors import internal_error, request_failed
 from .progress import AskReporter
 from .server import DeskmateServer
-from .wire import ask_result, fork_result, listing_entry, session_result, status_result
+from .wire import ask_result, fork_result, listing_entry, search_hit, session_result, status_result
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,26 @@ async def pin_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any
     pinned = arguments.boolean("pinned", required=True)
     info = await ls.assistant.labels.pin(session_id, pinned)
     return {"sessionId": info.id, "pinned": info.meta.pinned}
+
+
+@command("deskmate.searchSessions")
+async def search_sessions(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """Ranked full-text search over messages and titles: this workspace's sessions, or all."""
+    role = arguments.text("role")
+    if role is not None and role not in ("user", "assistant", "system"):
+        raise invalid(arguments.command, '"role" must be "user", "assistant" or "system"')
+    request = SearchRequest(
+        query=arguments.text("query", required=True, max_length=MAX_QUERY_LENGTH) or "",
+        workspace_uri=arguments.text("workspaceUri"),
+        all=arguments.flag("all"),
+        tag=arguments.text("tag"),
+        role=role,
+        after=check_time(arguments, "after"),
+        before=check_time(arguments, "before"),
+        limit=arguments.integer("limit", minimum=1, maximum=MAX_RESULTS) or 20,
+    )
+    found = await ls.assistant.search.search(request)
+    return {"results": [search_hit(hit) for hit in found.results], "total": found.total}
 
 
 @command("deskmate.status")

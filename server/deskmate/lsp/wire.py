@@ -12,6 +12,8 @@ from typing import Any
 from ..engine import AskResult, EngineStatus, Usage
 from ..engine.forks import ForkInfo, Lineage
 from ..memory import Message, Session, SessionInfo
+from ..memory.limits import clip_title
+from ..memory.search_index import Hit
 
 
 def usage_result(usage: Usage) -> dict[str, int]:
@@ -54,6 +56,18 @@ def listing_entry(info: SessionInfo, active: bool) -> dict[str, Any]:
         "pinned": info.meta.pinned,
         "forkedFrom": lineage_result(Lineage.of(info.meta)),
         "active": active,
+    }
+
+
+def search_hit(hit: Hit) -> dict[str, Any]:
+    """One ``deskmate.searchSessions`` result; ``messageId`` and ``role`` are null for a title match."""
+    return {
+        "sessionId": hit.session_id,
+        "title": clip_title(hit.title),
+        "messageId": hit.message_id,
+        "role": hit.role,
+        "timestamp": hit.timestamp,
+        "snippet": hit.snippet,
     }
 
 

@@ -15,5 +15,7 @@ def clip_title(title: str) -> str:
     if len(title) <= MAX_TITLE_LENGTH:
         return title
     return title[: MAX_TITLE_LENGTH - 1] + "…"
+
+
 MAX_TAG_LENGTH = 50  # characters in one tag
 MAX_TAGS = 20  # tags on one session

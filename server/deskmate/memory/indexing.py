@@ -1,0 +1,210 @@
+"""IndexedBackend: a store whose writes also feed the search index, off their critical path.
+
+Every write goes to the store first and returns as soon as the store has it; the index
+is then updated on its own thread, in the order the writes happened. A failure of the
+index is logged and repaired by the next catch-up, never reported as a failed write:
+the index is derived data and can never be the reason a turn is lost.
+
+A catch-up compares the store's listing with what the index holds and re-indexes the
+sessions that differ (all of them when the index file was deleted, damaged or made
+by another version), reporting progress. One runs when the store is first used, and
+again before a search when the last is older than ``CATCH_UP_EVERY`` seconds, so
+writes by other processes (the CLI, another daemon on a shared store) are found too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .backend import MemoryBackend, MetaChange
+from .errors import StorageError
+from .models import Message, Session, SessionInfo
+from .search_index import Filters, Hit, SearchIndex
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_EVERY = 60.0  # seconds
+Progress = Callable[[int, int], None]  # (sessions done, sessions to index)
+
+
+class IndexedBackend:
+    """Wraps ``inner``; keeps the index at ``index_path`` in step with it."""
+
+    def __init__(self, inner: MemoryBackend, index_path: Path, *, progress: Progress | None = None) -> None:
+        self.inner = inner
+        self.index_path = index_path
+        self.progress = progress
+        self._index: SearchIndex | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deskmate-index")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deskmate-search")
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._writes: dict[str, int] = {}  # a count of live writes per session, to spot races with a catch-up
+        self._catch_up: asyncio.Task[None] | None = None
+        self._caught_up_at = 0.0
+        self.indexing: tuple[int, int] | None = None  # (done, total) while a catch-up runs
+
+    def __repr__(self) -> str:
+        return f"IndexedBackend({self.inner!r})"
+
+    def __getattr__(self, name: str) -> Any:  # what wrappers below expose (unavailable, held_messages)
+        return getattr(self.inner, name)
+
+    # -- the store ------------------------------------------------------------------
+
+    async def load(self, session_id: str) -> Session | None:
+        self.start()
+        return await self.inner.load(session_id)
+
+    async def list(self) -> list[SessionInfo]:
+        self.start()
+        return await self.inner.list()
+
+    async def append(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        title: str = "",
+        workspace_uri: str | None = None,
+    ) -> None:
+        await self.inner.append(session_id, messages, title=title, workspace_uri=workspace_uri)
+        self._later(session_id, "add_messages", session_id, list(messages), title, workspace_uri)
+
+    async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
+        info = await self.inner.update(session_id, change)
+        if info is not None:
+            self._later(session_id, "put_session", info)
+        return info
+
+    async def save(self, session: Session) -> None:
+        await self.inner.save(session)
+        self._later(session.id, "replace", session.copy())
+
+    async def delete(self, session_id: str) -> bool:
+        deleted = await self.inner.delete(session_id)
+        self._later(session_id, "remove", session_id)
+        return deleted
+
+    async def close(self) -> None:
+        if self._catch_up is not None:
+            self._catch_up.cancel()
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(self._writer, self._close_index)
+        self._writer.shutdown(wait=False)
+        self._reader.shutdown(wait=False)
+        await self.inner.close()
+
+    # -- the index --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the index and catch up with the store, in the background (once)."""
+        if self._catch_up is None:
+            self._catch_up = asyncio.ensure_future(self._catch_up_now())
+
+    async def search(self, query: str, filters: Filters, limit: int) -> tuple[list[Hit], int]:
+        """Search the index once it has caught up and every write made so far is in it."""
+        self.start()
+        assert self._catch_up is not None
+        if not self._catch_up.done():
+            await asyncio.shield(self._catch_up)
+        elif time.monotonic() - self._caught_up_at > CATCH_UP_EVERY:
+            self._catch_up = asyncio.ensure_future(self._catch_up_now())  # answers meanwhile from what it has
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, _nothing)  # every write queued so far is indexed
+        index = self._index
+        if index is None:
+            raise StorageError(f"The search index {self.index_path} could not be opened; see the log.")
+        return await loop.run_in_executor(self._reader, index.search, query, filters, limit)
+
+    def _later(self, session_id: str, operation: str, *args: Any) -> None:
+        self._writes[session_id] = self._writes.get(session_id, 0) + 1
+        future = asyncio.get_running_loop().run_in_executor(self._writer, self._apply, operation, args)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+
+    def _apply(self, operation: str, args: tuple[Any, ...]) -> None:
+        index = self._index
+        if index is None:
+            return  # not open (yet, or it failed): the catch-up after opening indexes the store
+        try:
+            getattr(index, operation)(*args)
+        except Exception as exc:  # derived data: the next catch-up repairs it
+            log.warning(
+                "The search index missed a change (%s: %s); it is repaired at the next catch-up.",
+                operation,
+                exc,
+            )
+            self._caught_up_at = 0.0
+
+    def _open_index(self) -> None:
+        if self._index is None:
+            self._index = SearchIndex(self.index_path)
+
+    def _close_index(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    async def _catch_up_now(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._writer, self._open_index)
+            index = self._index
+            assert index is not None
+            listed = {info.id: info for info in await self.inner.list()}
+            held = await loop.run_in_executor(self._writer, index.indexed)
+            stale = [
+                info for session_id, info in listed.items() if held.get(session_id) != index.summary_of(info)
+            ]
+            gone = [session_id for session_id in held if session_id not in listed]
+            for session_id in gone:
+                self._later(session_id, "remove", session_id)
+            total = len(stale)
+            if total:
+                log.info("Indexing %d session(s) for search in %s", total, self.index_path)
+            for done, info in enumerate(stale, 1):
+                self._report(done - 1, total)
+                await self._reindex(info, held.get(info.id))
+            self._report(total, total)
+            await loop.run_in_executor(self._writer, _nothing)
+            self._caught_up_at = time.monotonic()
+        except Exception as exc:
+            log.warning("Could not bring the search index %s up to date: %s", self.index_path, exc)
+        finally:
+            self.indexing = None
+
+    async def _reindex(self, info: SessionInfo, held: tuple[str, int, str, str] | None) -> None:
+        assert self._index is not None
+        if held is not None and held[:2] == self._index.summary_of(info)[:2]:
+            self._later(info.id, "put_session", info)  # only its title or tags changed
+            return
+        for _ in range(3):
+            writes = self._writes.get(info.id, 0)
+            try:
+                session = await self.inner.load(info.id)
+            except StorageError as exc:
+                log.warning("Session %r could not be indexed: %s", info.id, exc)
+                return
+            if self._writes.get(info.id, 0) == writes:  # no write raced the load: queue it now
+                if session is None or session.quarantined_to:
+                    self._later(info.id, "remove", info.id)
+                else:
+                    self._later(info.id, "replace", session)
+                await asyncio.get_running_loop().run_in_executor(self._writer, _nothing)
+                return
+
+    def _report(self, done: int, total: int) -> None:
+        self.indexing = (done, total) if done < total else None
+        if self.progress is not None and total:
+            self.progress(done, total)
+
+
+def _nothing() -> None:
+    pass
