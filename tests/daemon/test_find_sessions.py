@@ -1,0 +1,111 @@
+"""Rename, tags, pins and search through the real daemon, on every store.
+
+A rename survives a restart; tags and pins round-trip and order listings; search finds the
+right message, ranks, matches phrases and Unicode; the index, deleted, is rebuilt; a deleted
+session leaves no results.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from pygls.exceptions import JsonRpcException
+
+from memory.conftest import STORES
+
+SHARED = ("postgres", "redis", "s3")
+
+
+@pytest.fixture(params=["file", *SHARED])
+def store_settings(request, tmp_path):
+    if request.param == "file":
+        yield {}
+        return
+    store = STORES[request.param]
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    yield {"storageUrl": store.url_for(namespace, tmp_path)}
+    store.cleanup(namespace)
+
+
+async def new_session(daemon, *questions: str) -> str:
+    made = await daemon.run("deskmate.newSession", {})
+    for question in questions:
+        await daemon.ask(question)
+    return made["sessionId"]
+
+
+async def test_rename_tag_pin_and_search_on_every_store(start_daemon, project, store_settings, data_dir):
+    daemon = await start_daemon(folders=[project], settings=store_settings)
+    parser = await new_session(daemon, "How does parse_args read --verbose?", "Und die Größe der Datei?")
+    other = await new_session(daemon, "Where is the config file loaded?")
+    history = await daemon.run("deskmate.getSession", {"sessionId": parser})
+    question_id = history["messages"][0]["id"]
+
+    assert await daemon.run("deskmate.renameSession", {"sessionId": parser, "title": "Parser notes"}) == {
+        "sessionId": parser,
+        "title": "Parser notes",
+    }
+    tagged = await daemon.run("deskmate.tagSession", {"sessionId": parser, "add": ["cli", "Work"]})
+    assert tagged == {"sessionId": parser, "tags": ["cli", "Work"]}
+    assert await daemon.run("deskmate.pinSession", {"sessionId": parser, "pinned": True}) == {
+        "sessionId": parser,
+        "pinned": True,
+    }
+    await daemon.ask("one more in the parser session", sessionId=parser)  # the title stays the user's
+
+    found = await daemon.run("deskmate.searchSessions", {"query": "PARSE_ARGS"})
+    assert found["total"] == 2  # the question, and the test model's answer that repeats it
+    assert found["results"][0] | {"timestamp": None} == {
+        "sessionId": parser,
+        "title": "Parser notes",
+        "messageId": question_id,
+        "role": "user",
+        "timestamp": None,
+        "snippet": "How does **parse_args** read --verbose?",
+    }
+    assert (await daemon.run("deskmate.searchSessions", {"query": '"config file"'}))["results"][0][
+        "sessionId"
+    ] == other
+    assert (await daemon.run("deskmate.searchSessions", {"query": '"file config"'}))["total"] == 0
+    assert (await daemon.run("deskmate.searchSessions", {"query": "GRÖßE", "role": "user"}))["total"] == 1
+    assert (await daemon.run("deskmate.searchSessions", {"query": "config", "tag": "work"}))["total"] == 0
+
+    async def check(client) -> None:
+        listed = (await client.run("deskmate.listSessions", {}))["sessions"]
+        assert listed[0]["sessionId"] == parser  # pinned first, though not the latest
+        assert (listed[0]["title"], listed[0]["tags"], listed[0]["pinned"]) == (
+            "Parser notes",
+            ["cli", "Work"],
+            True,
+        )
+        assert [
+            s["sessionId"] for s in (await client.run("deskmate.listSessions", {"tag": "cli"}))["sessions"]
+        ] == [parser]
+        hits = await client.run("deskmate.searchSessions", {"query": "verbose", "role": "user"})
+        assert [(h["sessionId"], h["messageId"]) for h in hits["results"]] == [(parser, question_id)]
+
+    await check(daemon)
+    await daemon.stop()
+    for index in (data_dir / "search").glob("*.sqlite3*"):
+        index.unlink()  # derived data: the next daemon rebuilds it from the sessions
+    restarted = await start_daemon(folders=[project], settings=store_settings)
+    await check(restarted)
+
+    await restarted.run("deskmate.deleteSession", {"sessionId": parser})
+    assert (await restarted.run("deskmate.searchSessions", {"query": "verbose", "all": True}))["total"] == 0
+
+
+async def test_bad_arguments_and_unknown_sessions(start_daemon, project):
+    daemon = await start_daemon(folders=[project])
+    for name, arguments, code in (
+        ("deskmate.renameSession", {"sessionId": "nope", "title": "t"}, -32803),
+        ("deskmate.tagSession", {"sessionId": "nope", "add": ["t"]}, -32803),
+        ("deskmate.pinSession", {"sessionId": "nope", "pinned": True}, -32803),
+        ("deskmate.renameSession", {"sessionId": "nope", "title": "x" * 201}, -32602),
+        ("deskmate.tagSession", {"sessionId": "nope", "add": ["a b"]}, -32602),
+        ("deskmate.searchSessions", {"query": ""}, -32602),
+    ):
+        with pytest.raises(JsonRpcException) as failure:
+            await daemon.run(name, arguments)
+        assert failure.value.code == code, (name, failure.value.message)
