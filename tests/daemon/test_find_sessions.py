@@ -56,14 +56,19 @@ async def test_rename_tag_pin_and_search_on_every_store(start_daemon, project, s
 
     found = await daemon.run("deskmate.searchSessions", {"query": "PARSE_ARGS"})
     assert found["total"] == 2  # the question, and the test model's answer that repeats it
-    assert found["results"][0] | {"timestamp": None} == {
+    best = found["results"][0]
+    assert best | {"timestamp": None, "snippet": None} == {
         "sessionId": parser,
         "title": "Parser notes",
         "messageId": question_id,
         "role": "user",
         "timestamp": None,
-        "snippet": "How does **parse_args** read --verbose?",
+        "snippet": None,
     }
+    # Highlighted: the file store marks the identifier whole, PostgreSQL each of its words.
+    assert "**parse" in best["snippet"] and best["snippet"].replace("**", "").startswith(
+        "How does parse_args read --verbose"
+    )
     assert (await daemon.run("deskmate.searchSessions", {"query": '"config file"'}))["results"][0][
         "sessionId"
     ] == other

@@ -48,6 +48,8 @@ class IndexedBackend:
         self._catch_up: asyncio.Task[None] | None = None
         self._caught_up_at = 0.0
         self.indexing: tuple[int, int] | None = None  # (done, total) while a catch-up runs
+        # A store that searches itself (PostgreSQL): no local index is kept or consulted.
+        self.server_side = _searcher_in(inner)
 
     def __repr__(self) -> str:
         return f"IndexedBackend({self.inner!r})"
@@ -96,7 +98,8 @@ class IndexedBackend:
             self._catch_up.cancel()
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
-        await asyncio.get_running_loop().run_in_executor(self._writer, self._close_index)
+        if self._index is not None:
+            await asyncio.get_running_loop().run_in_executor(self._writer, self._close_index)
         self._writer.shutdown(wait=False)
         self._reader.shutdown(wait=False)
         await self.inner.close()
@@ -105,11 +108,13 @@ class IndexedBackend:
 
     def start(self) -> None:
         """Open the index and catch up with the store, in the background (once)."""
-        if self._catch_up is None:
+        if self._catch_up is None and self.server_side is None:
             self._catch_up = asyncio.ensure_future(self._catch_up_now())
 
     async def search(self, query: str, filters: Filters, limit: int) -> tuple[list[Hit], int]:
         """Search the index once it has caught up and every write made so far is in it."""
+        if self.server_side is not None:
+            return await self.server_side.search(query, filters, limit)
         self.start()
         assert self._catch_up is not None
         if not self._catch_up.done():
@@ -124,6 +129,8 @@ class IndexedBackend:
         return await loop.run_in_executor(self._reader, index.search, query, filters, limit)
 
     def _later(self, session_id: str, operation: str, *args: Any) -> None:
+        if self.server_side is not None:
+            return
         self._writes[session_id] = self._writes.get(session_id, 0) + 1
         future = asyncio.get_running_loop().run_in_executor(self._writer, self._apply, operation, args)
         self._pending.add(future)
@@ -208,3 +215,12 @@ class IndexedBackend:
 
 def _nothing() -> None:
     pass
+
+
+def _searcher_in(backend: Any) -> Any:
+    """The store under the wrappers, if it searches by itself (has ``search``)."""
+    while backend is not None:
+        if callable(getattr(type(backend), "search", None)):
+            return backend
+        backend = getattr(backend, "inner", None)
+    return None

@@ -59,29 +59,36 @@ _PHRASE_OR_WORD = re.compile(r'"([^"]*)"|(\S+)')
 _WORD_CHARS = re.compile(r"[\w]+", re.UNICODE)
 
 
-def match_expression(query: str) -> str:
-    """The user's query as an FTS5 MATCH expression: every word and every "exact phrase" must
-    occur; the last bare word also matches as a prefix (search as you type). Each part is
-    quoted, so no FTS5 syntax in the query can do anything."""
-    parts: list[str] = []
+def parse_query(query: str) -> tuple[list[list[str]], bool]:
+    """The query's parts, each a list of words that must occur in that order (an "exact
+    phrase", or one word, which may itself split into several: ``parse_args()``), and
+    whether the last part is a bare word (then also matched as a prefix: search as you type).
+    BadQuery when it holds no word at all."""
+    parts: list[list[str]] = []
     bare_last = False
     for phrase, word in _PHRASE_OR_WORD.findall(query):
-        text = phrase if phrase else word
-        words = _WORD_CHARS.findall(text)
+        words = _WORD_CHARS.findall(phrase if phrase else word)
         if not words:
             continue
-        quoted = '"' + " ".join(words).replace('"', '""') + '"'
         if phrase:
-            parts.append(quoted)
-            bare_last = False
+            parts.append(words)
         else:
-            parts.extend(f'"{w}"' for w in words)
-            bare_last = True
+            parts.extend([w] for w in words)
+        bare_last = not phrase
     if not parts:
         raise BadQuery("the query holds no words to search for")
+    return parts, bare_last
+
+
+def match_expression(query: str) -> str:
+    """The user's query as an FTS5 MATCH expression: every word and every "exact phrase" must
+    occur; the last bare word also matches as a prefix. Each part is quoted, so no FTS5
+    syntax in the query can do anything."""
+    parts, bare_last = parse_query(query)
+    quoted = ['"' + " ".join(words).replace('"', '""') + '"' for words in parts]
     if bare_last:
-        parts[-1] += "*"
-    return " AND ".join(parts)
+        quoted[-1] += "*"
+    return " AND ".join(quoted)
 
 
 @dataclass

@@ -49,7 +49,9 @@ from ..errors import BackendUnavailable, SessionStoreError, StorageError
 from ..ids import validate_session_id
 from ..limits import clip_title
 from ..models import Message, Session, SessionInfo, SessionMeta, updated_at_of
+from ..search_index import Filters, Hit
 from ..urls import redact
+from . import postgres_search
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,22 @@ MIGRATIONS: list[str] = [
     # the record, as the column a tag filter can index.
     """
     ALTER TABLE {schema}.sessions ADD COLUMN meta text;
+    """,
+    # 3: full-text search in the database (backends/postgres_search.py): every message's
+    # text as a tsvector kept by the server itself, and the titles, each under a GIN index.
+    # A record that is not plain JSON with a content (a transform's, or damaged) has none.
+    """
+    CREATE FUNCTION {schema}.message_text(data text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    BEGIN
+        RETURN (data::jsonb) ->> 'content';
+    EXCEPTION WHEN others THEN
+        RETURN NULL;
+    END $$;
+    ALTER TABLE {schema}.messages ADD COLUMN search tsvector
+        GENERATED ALWAYS AS (to_tsvector('simple', coalesce({schema}.message_text(data), ''))) STORED;
+    CREATE INDEX messages_search ON {schema}.messages USING gin (search);
+    CREATE INDEX sessions_title_search ON {schema}.sessions USING gin (to_tsvector('simple', title));
     """,
 ]
 
@@ -596,6 +614,11 @@ class PostgresBackend:
                 )
             )
         return infos
+
+    async def search(self, query: str, filters: Filters, limit: int) -> tuple[list[Hit], int]:
+        """Full-text search done by the server (``postgres_search.py``): what every daemon sees."""
+        async with self._connection("search sessions") as conn:
+            return await postgres_search.search(conn, self.schema, query, filters, limit)
 
     def _null_tag(self, session_id: str) -> str:
         return f"Session {session_id!r} on {self.name} has a NULL among its tags in {self.schema}.sessions"

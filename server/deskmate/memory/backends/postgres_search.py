@@ -1,0 +1,108 @@
+"""Full-text search in PostgreSQL: the query the PostgresBackend sends for ``search``.
+
+The server keeps every message's words in a tsvector column with a GIN index (schema
+migration 3) and the titles under an expression index, so every daemon of a team sees
+the same results at once and no daemon keeps an index of its own. The ``simple``
+configuration: words lower-cased (Unicode-aware, by the database's ctype), no stemming
+and no stop words, so code identifiers and any language match as written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+
+from ..search_index import MARK, Filters, Hit, parse_query
+
+TITLE_BONUS = 1.0  # added to a message's ts_rank_cd (higher is better) when its session's title matches
+HEADLINE = f"StartSel={MARK}, StopSel={MARK}, MaxWords=24, MinWords=10, ShortWord=2, MaxFragments=1, FragmentDelimiter=…"
+
+
+def _prefix(word: str) -> str:
+    """A tsquery prefix term for a bare word, quoted so nothing in it is tsquery syntax."""
+    return "'" + word.lower().replace("\\", "\\\\").replace("'", "''") + "':*"
+
+
+def tsquery(query: str) -> tuple[sql.Composable, list[Any]]:
+    """The query as a tsquery expression and its parameters: every word and phrase ANDed."""
+    parts, bare_last = parse_query(query)
+    pieces: list[sql.Composable] = []
+    params: list[Any] = []
+    for number, words in enumerate(parts):
+        if bare_last and number == len(parts) - 1 and len(words) == 1:
+            pieces.append(sql.SQL("to_tsquery('simple', %s)"))
+            params.append(_prefix(words[0]))
+        else:
+            pieces.append(sql.SQL("phraseto_tsquery('simple', %s)"))
+            params.append(" ".join(words))
+    return sql.SQL("(") + sql.SQL(" && ").join(pieces) + sql.SQL(")"), params
+
+
+def _filters(filters: Filters) -> tuple[list[sql.Composable], list[Any]]:
+    where: list[sql.Composable] = []
+    params: list[Any] = []
+    if filters.folders is not None:
+        where.append(sql.SQL("(rtrim(s.workspace_uri, '/') = ANY(%s) OR s.id = ANY(%s))"))
+        params.extend([[f.rstrip("/") for f in filters.folders], list(filters.session_ids)])
+    if filters.tag:
+        where.append(sql.SQL("EXISTS (SELECT FROM unnest(s.tags) t WHERE lower(t) = lower(%s))"))
+        params.append(filters.tag)
+    return where, params
+
+
+async def search(conn: Any, schema: str, query: str, filters: Filters, limit: int) -> tuple[list[Hit], int]:
+    """The best ``limit`` hits and how many there are in all, from one connection."""
+    quoted = sql.Identifier(schema)
+    q, q_params = tsquery(query)
+    session_where, session_params = _filters(filters)
+    message_where = [*session_where, sql.SQL("m.search @@ q.q")]
+    message_params = list(session_params)
+    for key, condition in (
+        ("role", "(m.data::jsonb ->> 'role') = %s"),
+        ("after", "(m.data::jsonb ->> 'timestamp') >= %s"),
+        ("before", "(m.data::jsonb ->> 'timestamp') < %s"),
+    ):
+        value = getattr(filters, key)
+        if value:
+            message_where.append(sql.SQL(condition))
+            message_params.append(value)
+    matches = sql.SQL(
+        "FROM {schema}.messages m JOIN {schema}.sessions s ON s.id = m.session_id, (SELECT {q} AS q) q WHERE "
+    ).format(schema=quoted, q=q) + sql.SQL(" AND ").join(message_where)
+    ranked = (
+        sql.SQL(
+            "WITH hits AS (SELECT m.session_id, m.seq, m.data, s.title, "
+            "ts_rank_cd(m.search, q.q, 2) + CASE WHEN to_tsvector('simple', s.title) @@ q.q THEN {bonus} ELSE 0 END AS rank "
+        ).format(bonus=sql.Literal(TITLE_BONUS))
+        + matches
+        + sql.SQL(
+            " ORDER BY rank DESC, m.session_id, m.seq DESC LIMIT %s) "
+            "SELECT h.session_id, h.title, h.data::jsonb ->> 'id', h.data::jsonb ->> 'role', "
+            "h.data::jsonb ->> 'timestamp', ts_headline('simple', {schema}.message_text(h.data), q.q, {headline}) "
+            "FROM hits h, (SELECT {q} AS q) q ORDER BY h.rank DESC, h.session_id, h.seq DESC"
+        ).format(schema=quoted, q=q, headline=sql.Literal(HEADLINE))
+    )
+    rows = await (await conn.execute(ranked, [*q_params, *message_params, limit, *q_params])).fetchall()
+    hits = [Hit(*row) for row in rows]
+    counted = await (
+        await conn.execute(sql.SQL("SELECT count(*) ") + matches, [*q_params, *message_params])
+    ).fetchone()
+    total = counted[0] if counted else 0
+    if not (filters.role or filters.after or filters.before):
+        titled = (
+            sql.SQL(
+                "SELECT s.id, s.title, s.updated_at, ts_headline('simple', s.title, q.q, {headline}) "
+                "FROM {schema}.sessions s, (SELECT {q} AS q) q WHERE "
+            ).format(schema=quoted, q=q, headline=sql.Literal(HEADLINE))
+            + sql.SQL(" AND ").join([*session_where, sql.SQL("to_tsvector('simple', s.title) @@ q.q")])
+            + sql.SQL(
+                " AND NOT EXISTS (SELECT FROM {schema}.messages m WHERE m.session_id = s.id AND m.search @@ q.q)"
+                " ORDER BY ts_rank_cd(to_tsvector('simple', s.title), q.q) DESC, s.updated_at DESC"
+            ).format(schema=quoted)
+        )
+        title_rows = await (await conn.execute(titled, [*q_params, *session_params])).fetchall()
+        total += len(title_rows)
+        for session_id, title, updated_at, marked in title_rows[: max(0, limit - len(hits))]:
+            hits.append(Hit(session_id, title, None, None, updated_at, marked))
+    return hits, total
