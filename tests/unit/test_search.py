@@ -103,6 +103,7 @@ async def test_an_index_deleted_or_damaged_is_rebuilt_from_the_sessions(tmp_path
 
     first = assistant()
     session_id = await ask_in_new_session(first, "Keep", "durable words")
+    assert (await first.search.search(SearchRequest("durable"))).total == 1
     await first.close()
     index = tmp_path / "data" / "search" / "files.sqlite3"
     for damage in (lambda: index.unlink(), lambda: index.write_bytes(b"not a database" * 100)):

@@ -30,6 +30,7 @@ from .search_index import Filters, Hit, SearchIndex
 log = logging.getLogger(__name__)
 
 CATCH_UP_EVERY = 60.0  # seconds
+BATCH_MESSAGES = 5000  # a catch-up indexes about this many messages per transaction
 Progress = Callable[[int, int], None]  # (sessions done, sessions to index)
 
 
@@ -167,19 +168,20 @@ class IndexedBackend:
             assert index is not None
             listed = {info.id: info for info in await self.inner.list()}
             held = await loop.run_in_executor(self._writer, index.indexed)
-            stale = [
-                info for session_id, info in listed.items() if held.get(session_id) != index.summary_of(info)
-            ]
             gone = [session_id for session_id in held if session_id not in listed]
             for session_id in gone:
                 self._later(session_id, "remove", session_id)
-            total = len(stale)
-            if total:
-                log.info("Indexing %d session(s) for search in %s", total, self.index_path)
-            for done, info in enumerate(stale, 1):
-                self._report(done - 1, total)
-                await self._reindex(info, held.get(info.id))
-            self._report(total, total)
+            stale = []
+            for session_id, info in listed.items():
+                summary = held.get(session_id)
+                if summary == index.summary_of(info):
+                    continue
+                if summary is not None and summary[:2] == index.summary_of(info)[:2]:
+                    self._later(session_id, "put_session", info)  # only its title or tags changed
+                else:
+                    stale.append(info)
+            stale.sort(key=lambda info: info.updated_at)  # oldest first: later rows are the recent ones
+            await self._reindex(stale)
             await loop.run_in_executor(self._writer, _nothing)
             self._caught_up_at = time.monotonic()
         except Exception as exc:
@@ -187,25 +189,50 @@ class IndexedBackend:
         finally:
             self.indexing = None
 
-    async def _reindex(self, info: SessionInfo, held: tuple[str, int, str, str] | None) -> None:
-        assert self._index is not None
-        if held is not None and held[:2] == self._index.summary_of(info)[:2]:
-            self._later(info.id, "put_session", info)  # only its title or tags changed
-            return
-        for _ in range(3):
-            writes = self._writes.get(info.id, 0)
-            try:
-                session = await self.inner.load(info.id)
-            except StorageError as exc:
-                log.warning("Session %r could not be indexed: %s", info.id, exc)
-                return
-            if self._writes.get(info.id, 0) == writes:  # no write raced the load: queue it now
+    async def _reindex(self, stale: list[SessionInfo]) -> None:
+        """Load the stale sessions and index them afresh, in batches: the next batch loads while
+        the index thread writes the last. A session written to while it loaded is loaded again."""
+        total = len(stale)
+        if total:
+            log.info("Indexing %d session(s) for search in %s", total, self.index_path)
+        loop = asyncio.get_running_loop()
+        writing: asyncio.Future[Any] | None = None
+        done = 0
+        queue = list(stale)
+        while queue:
+            batch, queue, size = [], queue, 0
+            while queue and size < BATCH_MESSAGES:
+                info = queue.pop(0)
+                writes = self._writes.get(info.id, 0)
+                try:
+                    session = await self.inner.load(info.id)
+                except StorageError as exc:
+                    log.warning("Session %r could not be indexed: %s", info.id, exc)
+                    done += 1
+                    continue
+                if self._writes.get(info.id, 0) != writes:
+                    queue.append(info)  # a write raced the load: load it again later
+                    continue
                 if session is None or session.quarantined_to:
                     self._later(info.id, "remove", info.id)
-                else:
-                    self._later(info.id, "replace", session)
-                await asyncio.get_running_loop().run_in_executor(self._writer, _nothing)
-                return
+                    done += 1
+                    continue
+                batch.append((session, writes))
+                size += len(session.messages) + 1
+            if writing is not None:
+                await writing
+            self._report(done, total)
+            # Queued with no await since this check: later writes are applied after it.
+            fresh = [session for session, writes in batch if self._writes.get(session.id, 0) == writes]
+            queue.extend(
+                session.info() for session, writes in batch if self._writes.get(session.id, 0) != writes
+            )
+            if fresh:
+                writing = loop.run_in_executor(self._writer, self._apply, "replace_many", (fresh,))
+                done += len(fresh)
+        if writing is not None:
+            await writing
+        self._report(total, total)
 
     def _report(self, done: int, total: int) -> None:
         self.indexing = (done, total) if done < total else None

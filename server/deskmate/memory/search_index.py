@@ -13,6 +13,7 @@ connection and one reader connection, so a search never waits behind a long writ
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import sqlite3
@@ -24,31 +25,60 @@ from .models import Message, Session, SessionInfo
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 TOKENIZER = "unicode61 remove_diacritics 2 tokenchars '_'"
 TAG_SEPARATOR = "\x1f"
 TITLE_BONUS = 5.0  # subtracted from a message's BM25 rank (lower is better) when its session's title matches
 SNIPPET_TOKENS = 16
 MARK = "**"  # the snippet's highlight around each match (Markdown bold)
+RANKED_AT_MOST = 5000  # a query matching more messages ranks the most recently indexed this many
 
+# Each message is one row of ``messages``: its text, and in ``scope`` a token for each thing a
+# search can be limited to (its folder, its session, its role, each tag of its session), so
+# filters are part of the full-text match itself and cost no look-up per matching row.
+# ``keys`` finds a session's rows (a delete, a re-tag) and keeps a message from being indexed twice.
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS facts(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions(
     id TEXT PRIMARY KEY, title TEXT NOT NULL, folder TEXT, tags TEXT NOT NULL,
     updated_at TEXT NOT NULL, message_count INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS messages(
+CREATE TABLE IF NOT EXISTS keys(
     rowid INTEGER PRIMARY KEY, session_id TEXT NOT NULL, message_id TEXT NOT NULL,
-    role TEXT NOT NULL, timestamp TEXT NOT NULL, content TEXT NOT NULL,
     UNIQUE(session_id, message_id));
-CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
-    content, content='messages', content_rowid='rowid', tokenize="{TOKENIZER}");
-CREATE VIRTUAL TABLE IF NOT EXISTS titles_fts USING fts5(
+CREATE VIRTUAL TABLE IF NOT EXISTS messages USING fts5(
+    content, scope, session_id UNINDEXED, message_id UNINDEXED, role UNINDEXED, timestamp UNINDEXED,
+    tokenize="{TOKENIZER}");
+CREATE VIRTUAL TABLE IF NOT EXISTS titles USING fts5(
     title, session_id UNINDEXED, tokenize="{TOKENIZER}");
-CREATE TRIGGER IF NOT EXISTS messages_added AFTER INSERT ON messages BEGIN
-    INSERT INTO messages_fts(rowid, content) VALUES (new.rowid, new.content); END;
-CREATE TRIGGER IF NOT EXISTS messages_removed AFTER DELETE ON messages BEGIN
-    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content); END;
 """
+
+
+def _token(kind: str, value: str) -> str:
+    """A scope token: one word the tokenizer keeps whole, naming ``kind`` and ``value``."""
+    return kind + hashlib.sha1(value.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+
+
+def folder_token(folder: str) -> str:
+    return _token("f", folder.rstrip("/"))
+
+
+def session_token(session_id: str) -> str:
+    return _token("s", session_id)
+
+
+def tag_token(tag: str) -> str:
+    return _token("t", tag.casefold())
+
+
+def role_token(role: str) -> str:
+    return "r" + role
+
+
+def _scope(session_id: str, folder: str | None, tags: Iterable[str], role: str) -> str:
+    words = [session_token(session_id), role_token(role), *(tag_token(t) for t in tags)]
+    if folder:
+        words.append(folder_token(folder))
+    return " ".join(words)
 
 
 class BadQuery(ValueError):
@@ -177,29 +207,44 @@ class SearchIndex:
     # -- writing (the writer thread) ------------------------------------------------
 
     def put_session(self, info: SessionInfo) -> None:
-        """Record a session's title, folder, tags and times (its messages are untouched)."""
+        """Record a session's title, folder, tags and times; a change of tags re-scopes its rows."""
         db = self._writer
         with _transaction(db):
             self._put_session(db, info)
 
     def _put_session(self, db: sqlite3.Connection, info: SessionInfo) -> None:
+        old = db.execute("SELECT title, tags, folder FROM sessions WHERE id = ?", (info.id,)).fetchone()
+        tags, folder = _tags(info.meta.tags), _folder(info.workspace_uri)
         db.execute(
             "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
             "title=excluded.title, folder=excluded.folder, tags=excluded.tags, "
             "updated_at=excluded.updated_at, message_count=excluded.message_count",
-            (
-                info.id,
-                info.title,
-                _folder(info.workspace_uri),
-                _tags(info.meta.tags),
-                info.updated_at,
-                info.message_count,
-            ),
+            (info.id, info.title, folder, tags, info.updated_at, info.message_count),
         )
-        old = db.execute("SELECT title FROM titles_fts WHERE session_id = ?", (info.id,)).fetchone()
         if old is None or old[0] != info.title:
-            db.execute("DELETE FROM titles_fts WHERE session_id = ?", (info.id,))
-            db.execute("INSERT INTO titles_fts(title, session_id) VALUES (?, ?)", (info.title, info.id))
+            db.execute("DELETE FROM titles WHERE session_id = ?", (info.id,))
+            db.execute("INSERT INTO titles(title, session_id) VALUES (?, ?)", (info.title, info.id))
+        if old is not None and (old[1] != tags or old[2] != folder):
+            self._rescope(db, info.id, folder, info.meta.tags)
+
+    def _rescope(self, db: sqlite3.Connection, session_id: str, folder: str | None, tags: list[str]) -> None:
+        rowids = [row[0] for row in db.execute("SELECT rowid FROM keys WHERE session_id = ?", (session_id,))]
+        for start in range(0, len(rowids), 500):
+            chunk = rowids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = db.execute(
+                f"SELECT rowid, content, message_id, role, timestamp FROM messages WHERE rowid IN ({marks})",
+                chunk,
+            ).fetchall()
+            db.execute(f"DELETE FROM messages WHERE rowid IN ({marks})", chunk)
+            db.executemany(
+                "INSERT INTO messages(rowid, content, scope, session_id, message_id, role, timestamp) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (rowid, content, _scope(session_id, folder, tags, role), session_id, message_id, role, ts)
+                    for rowid, content, message_id, role, ts in rows
+                ],
+            )
 
     def add_messages(
         self, session_id: str, messages: Sequence[Message], title: str, workspace_uri: str | None
@@ -214,36 +259,79 @@ class SearchIndex:
                 (session_id, title, _folder(workspace_uri), _tags(()), messages[-1].timestamp),
             )
             if db.execute("SELECT changes()").fetchone()[0]:
-                db.execute("INSERT INTO titles_fts(title, session_id) VALUES (?, ?)", (title, session_id))
-            self._insert(db, session_id, messages)
+                db.execute("INSERT INTO titles(title, session_id) VALUES (?, ?)", (title, session_id))
+            folder, tags = db.execute(
+                "SELECT folder, tags FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+            marks = ",".join("?" * len(messages))
+            held = {
+                row[0]
+                for row in db.execute(
+                    f"SELECT message_id FROM keys WHERE session_id = ? AND message_id IN ({marks})",
+                    (session_id, *(m.id for m in messages)),
+                )
+            }
+            fresh = [m for m in messages if m.id not in held]
+            self._insert(db, session_id, fresh, folder, [t for t in tags.split(TAG_SEPARATOR) if t])
             db.execute(
-                "UPDATE sessions SET updated_at = ?, "
-                "message_count = (SELECT count(*) FROM messages WHERE session_id = ?) WHERE id = ?",
-                (messages[-1].timestamp, session_id, session_id),
+                "UPDATE sessions SET updated_at = ?, message_count = message_count + ? WHERE id = ?",
+                (messages[-1].timestamp, len(fresh), session_id),
             )
 
     @staticmethod
-    def _insert(db: sqlite3.Connection, session_id: str, messages: Iterable[Message]) -> None:
+    def _insert(
+        db: sqlite3.Connection,
+        session_id: str,
+        messages: Sequence[Message],
+        folder: str | None,
+        tags: list[str],
+    ) -> None:
+        if not messages:
+            return
+        first = db.execute("SELECT coalesce(max(rowid), 0) + 1 FROM keys").fetchone()[0]
+        rowids = range(first, first + len(messages))
         db.executemany(
-            "INSERT OR IGNORE INTO messages(session_id, message_id, role, timestamp, content) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(session_id, m.id, m.role, m.timestamp, m.content) for m in messages],
+            "INSERT INTO keys(rowid, session_id, message_id) VALUES (?, ?, ?)",
+            [(rowid, session_id, m.id) for rowid, m in zip(rowids, messages, strict=True)],
+        )
+        scopes = {role: _scope(session_id, folder, tags, role) for role in ("user", "assistant", "system")}
+        db.executemany(
+            "INSERT INTO messages(rowid, content, scope, session_id, message_id, role, timestamp) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (rowid, m.content, scopes[m.role], session_id, m.id, m.role, m.timestamp)
+                for rowid, m in zip(rowids, messages, strict=True)
+            ],
         )
 
     def replace(self, session: Session) -> None:
         """Index a whole session afresh (a save, or a rebuild)."""
+        self.replace_many([session])
+
+    def replace_many(self, sessions: Sequence[Session]) -> None:
+        """Index whole sessions afresh, in one transaction."""
         db = self._writer
         with _transaction(db):
-            db.execute("DELETE FROM messages WHERE session_id = ?", (session.id,))
-            self._insert(db, session.id, session.messages)
-            self._put_session(db, session.info())
+            for session in sessions:
+                self._remove(db, session.id)
+                self._put_session(db, session.info())
+                folder = _folder(session.workspace_uri)
+                self._insert(db, session.id, session.messages, folder, session.meta.tags)
 
     def remove(self, session_id: str) -> None:
         db = self._writer
         with _transaction(db):
-            db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
-            db.execute("DELETE FROM titles_fts WHERE session_id = ?", (session_id,))
+            self._remove(db, session_id)
+            db.execute("DELETE FROM titles WHERE session_id = ?", (session_id,))
             db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+    @staticmethod
+    def _remove(db: sqlite3.Connection, session_id: str) -> None:
+        rowids = [row[0] for row in db.execute("SELECT rowid FROM keys WHERE session_id = ?", (session_id,))]
+        for start in range(0, len(rowids), 500):
+            chunk = rowids[start : start + 500]
+            db.execute(f"DELETE FROM messages WHERE rowid IN ({','.join('?' * len(chunk))})", chunk)
+        db.execute("DELETE FROM keys WHERE session_id = ?", (session_id,))
 
     def indexed(self) -> dict[str, tuple[str, int, str, str]]:
         """Each indexed session's (updated_at, message count, title, tags), to compare with a listing."""
@@ -258,70 +346,114 @@ class SearchIndex:
     # -- searching (the reader thread) -------------------------------------------------
 
     def search(self, query: str, filters: Filters, limit: int) -> tuple[list[Hit], int]:
-        """The best ``limit`` hits and how many there are in all."""
-        expression = match_expression(query)
-        where, params = _where(filters)
+        """The best ``limit`` hits and how many there are in all.
+
+        The filters are part of the match (scope tokens), so counting every match and
+        ranking the best stay inside FTS5. BM25 ranks all matches, or, when there are
+        more than RANKED_AT_MOST, the most recently indexed RANKED_AT_MOST of them; the
+        messages of sessions whose title matches too get a bonus.
+        """
+        text = match_expression(query)
+        scope = _scope_expression(filters)
+        expression = f"content : ({text})" + (f" AND scope : ({scope})" if scope else "")
         db = self._reader
-        titled = {
-            row[0]
-            for row in db.execute("SELECT session_id FROM titles_fts WHERE titles_fts MATCH ?", (expression,))
-        }
-        message_where = where + ["messages_fts MATCH ?"]
-        message_params = [*params, expression]
-        role_sql = ""
-        if filters.role:
-            role_sql = " AND m.role = ?"
-            message_params.append(filters.role)
+        times, time_params = "", []
         if filters.after:
-            role_sql += " AND m.timestamp >= ?"
-            message_params.append(filters.after)
+            times += " AND timestamp >= ?"
+            time_params.append(filters.after)
         if filters.before:
-            role_sql += " AND m.timestamp < ?"
-            message_params.append(filters.before)
-        joined = (
-            " FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid "
-            "JOIN sessions s ON s.id = m.session_id WHERE " + " AND ".join(message_where) + role_sql
-        )
-        bonus = ",".join("?" for _ in titled)
-        rank = f"bm25(messages_fts) - (CASE WHEN m.session_id IN ({bonus}) THEN {TITLE_BONUS} ELSE 0 END)"
-        rows = db.execute(
-            f"SELECT m.session_id, s.title, m.message_id, m.role, m.timestamp, "
-            f"snippet(messages_fts, 0, '{MARK}', '{MARK}', '…', {SNIPPET_TOKENS})"
-            f"{joined} ORDER BY {rank if titled else 'bm25(messages_fts)'}, m.timestamp DESC LIMIT ?",
-            [*message_params, *titled, limit],
+            times += " AND timestamp < ?"
+            time_params.append(filters.before)
+        where = "messages MATCH ?" + times
+        total = db.execute(
+            f"SELECT count(*) FROM messages WHERE {where}", (expression, *time_params)
+        ).fetchone()[0]
+        window, window_params = "", []
+        if total > RANKED_AT_MOST:
+            floor = db.execute(
+                f"SELECT rowid FROM messages WHERE {where} ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+                (expression, *time_params, RANKED_AT_MOST - 1),
+            ).fetchone()
+            if floor:
+                window, window_params = " AND rowid >= ?", [floor[0]]
+        candidates = db.execute(
+            f"SELECT rowid, session_id, bm25(messages, 1.0, 0.0) FROM messages WHERE {where}{window} "
+            "ORDER BY bm25(messages, 1.0, 0.0) LIMIT ?",
+            (expression, *time_params, *window_params, limit * 3),
         ).fetchall()
-        total = db.execute(f"SELECT count(*){joined}", message_params).fetchone()[0]
-        hits = [Hit(*row) for row in rows]
+        titled = _titled(db, text, filters)
+        ranked = sorted(
+            candidates, key=lambda row: (row[2] - (TITLE_BONUS if row[1] in titled else 0.0), -row[0])
+        )
+        chosen = [row[0] for row in ranked[:limit]]
+        hits: list[Hit] = []
+        if chosen:
+            marks = ",".join("?" * len(chosen))
+            details = {
+                row[0]: row[1:]
+                for row in db.execute(
+                    "SELECT m.rowid, m.session_id, s.title, m.message_id, m.role, m.timestamp, "
+                    f"snippet(messages, 0, '{MARK}', '{MARK}', '…', {SNIPPET_TOKENS}) "
+                    "FROM messages m JOIN sessions s ON s.id = m.session_id "
+                    f"WHERE messages MATCH ? AND m.rowid IN ({marks})",
+                    (expression, *chosen),
+                )
+            }
+            hits = [Hit(*details[rowid]) for rowid in chosen if rowid in details]
         if titled and not (filters.role or filters.after or filters.before):
-            with_messages = {hit.session_id for hit in hits}
-            title_rows = db.execute(
-                "SELECT s.id, s.title, s.updated_at, "
-                f"highlight(titles_fts, 0, '{MARK}', '{MARK}') FROM titles_fts "
-                "JOIN sessions s ON s.id = titles_fts.session_id WHERE "
-                + " AND ".join(where + ["titles_fts MATCH ?"])
-                + " ORDER BY bm25(titles_fts)",
-                [*params, expression],
-            ).fetchall()
-            title_only = [row for row in title_rows if row[0] not in with_messages]
+            marks = ",".join("?" * len(titled))
+            with_messages = {
+                row[0]
+                for row in db.execute(
+                    f"SELECT DISTINCT session_id FROM messages WHERE messages MATCH ? AND session_id IN ({marks})",
+                    (expression, *titled),
+                )
+            }
+            title_only = [session_id for session_id in titled if session_id not in with_messages]
             total += len(title_only)
-            for session_id, title, updated_at, marked in title_only[: max(0, limit - len(hits))]:
-                hits.append(Hit(session_id, title, None, None, updated_at, marked))
+            if title_only and len(hits) < limit:
+                marks = ",".join("?" * len(title_only))
+                for session_id, title, updated_at, marked in db.execute(
+                    f"SELECT s.id, s.title, s.updated_at, highlight(titles, 0, '{MARK}', '{MARK}') FROM titles "
+                    f"JOIN sessions s ON s.id = titles.session_id WHERE titles MATCH ? AND s.id IN ({marks}) "
+                    "ORDER BY bm25(titles) LIMIT ?",
+                    (f"title : ({text})", *title_only, limit - len(hits)),
+                ):
+                    hits.append(Hit(session_id, title, None, None, updated_at, marked))
         return hits, total
 
 
-def _where(filters: Filters) -> tuple[list[str], list[object]]:
-    where: list[str] = []
-    params: list[object] = []
+def _scope_expression(filters: Filters) -> str:
+    """The filters as a match on the scope column (empty: no filter)."""
+    parts = []
     if filters.folders is not None:
-        places = ",".join("?" for _ in filters.folders) or "NULL"
-        ids = ",".join("?" for _ in filters.session_ids) or "NULL"
+        places = [folder_token(f) for f in filters.folders] + [session_token(i) for i in filters.session_ids]
+        parts.append("(" + " OR ".join(places or ["fnowhere"]) + ")")
+    if filters.role:
+        parts.append(role_token(filters.role))
+    if filters.tag:
+        parts.append(tag_token(filters.tag))
+    return " AND ".join(parts)
+
+
+def _titled(db: sqlite3.Connection, text: str, filters: Filters) -> list[str]:
+    """The sessions, within the filters, whose title matches."""
+    where, params = [], []
+    if filters.folders is not None:
+        places = ",".join("?" * len(filters.folders)) or "NULL"
+        ids = ",".join("?" * len(filters.session_ids)) or "NULL"
         where.append(f"(s.folder IN ({places}) OR s.id IN ({ids}))")
         params.extend(f.rstrip("/") for f in filters.folders)
         params.extend(filters.session_ids)
     if filters.tag:
         where.append("instr(s.tags, ?) > 0")
         params.append(TAG_SEPARATOR + filters.tag.casefold() + TAG_SEPARATOR)
-    return where, params
+    rows = db.execute(
+        "SELECT s.id FROM titles JOIN sessions s ON s.id = titles.session_id WHERE titles MATCH ?"
+        + "".join(" AND " + w for w in where),
+        (f"title : ({text})", *params),
+    )
+    return [row[0] for row in rows]
 
 
 class _transaction:

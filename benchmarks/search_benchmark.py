@@ -1,0 +1,358 @@
+"""Search across sessions: the index against ``rg -i -F`` over the same files, and what the
+index costs an append and a rebuild; first listing pages.
+
+On 1,000 sessions x 100 messages of code-heavy text (about 100,000 messages) in the file
+store, measured in the same run:
+
+- search p50 over a set of queries: the file store's local SQLite FTS5 index
+  (``memory/search_index.py``, through ``IndexedBackend``) and, with ``--stores
+  file,postgres``, PostgreSQL's server-side search, against ``rg -i -F`` over the
+  session files (targets: <= 0.5x rg and <= 20 ms);
+- a durable append (2 messages) with and without the index (target: +10% at most);
+  "indexed" is the time until the index holds the turn too, which the append does not wait for;
+- a full rebuild of the index against one cold load of every session (target: <= 2x);
+- the first page of 50 of 100,000 sessions against listing them all (file store;
+  target <= 50 ms and <= 1/100 of the whole listing).
+
+Usage, with the project's venv (``rg`` on PATH):
+
+    python benchmarks/search_benchmark.py [--stores file,postgres] [--sessions 1000] [--messages 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from backends_benchmark import POSTGRES  # noqa: E402
+from deskmate.memory import FileBackend, Message, Session  # noqa: E402
+from deskmate.memory.indexing import IndexedBackend  # noqa: E402
+from deskmate.memory.search_index import Filters  # noqa: E402
+from deskmate.memory.urls import backend_for_url  # noqa: E402
+from store_benchmark import fmt, table  # noqa: E402
+
+QUERIES = [
+    "parse_config",  # an identifier
+    "merge_with_backoff",
+    "timeout",  # a topic word, in about a tenth of the messages
+    '"connection refused"',  # a phrase
+    "deadlock transaction",  # two words
+    "ConnectionResetError",
+    "the",  # the commonest word there is
+    '"raise RuntimeError"',
+]
+ROUNDS = 7
+
+PROSE = (
+    "the function returns a value when the caller passes an argument and otherwise raises an error "
+    "because the configuration file is missing so we retry the request and log it before the cache "
+    "is cleared then the thread pool picks the next job from the queue while the event loop waits "
+    "for the socket to become readable which can take longer than the default if the server is busy"
+).split()
+TOPICS = (
+    "timeout connection refused database migration cache invalidation schema index transaction "
+    "deadlock memory leak segmentation fault unicode decode error permission denied rate limit "
+    "pagination serializer middleware websocket coroutine generator decorator fixture mock"
+).split()
+IDENTIFIERS = [
+    f"{verb}_{noun}"
+    for verb in ("parse", "load", "save", "retry", "fetch", "build", "render", "close", "open", "merge")
+    for noun in (
+        "config",
+        "session",
+        "request",
+        "with_backoff",
+        "index",
+        "token",
+        "payload",
+        "row",
+        "user",
+        "cache",
+    )
+]
+ERRORS = ("KeyError", "ValueError", "TimeoutError", "ConnectionResetError", "PermissionError", "IndexError")
+
+
+def code_block(rng: random.Random) -> str:
+    name, other, third = rng.choice(IDENTIFIERS), rng.choice(IDENTIFIERS), rng.choice(IDENTIFIERS)
+    error = rng.choice(ERRORS)
+    variable = rng.choice(("data", "rows", "result", "payload", "items", "value"))
+    lines = rng.choice(
+        [
+            [
+                f"def {name}({variable}, *, retries=3):",
+                f"    for attempt in range(retries):",
+                f"        {variable} = {other}({variable})",
+                f"    return {variable}",
+            ],
+            [
+                f"async def {name}(self, path: str) -> dict:",
+                "    try:",
+                f"        {variable} = await self.{other}(path)",
+                f"    except {error} as exc:",
+                f"        raise RuntimeError(path) from exc",
+                f"    return {variable}",
+            ],
+            [
+                f"class {name.title().replace('_', '')}:",
+                f"    def __init__(self, {variable}):",
+                f"        self.{variable} = {third}({variable})",
+            ],
+            [
+                f"const {variable} = await {other}(req.body);",
+                f"if (!{variable}) throw new Error('{name} failed');",
+                f"return res.json({variable});",
+            ],
+            [
+                f"SELECT id, {variable} FROM {rng.choice(IDENTIFIERS)} WHERE created_at > now() - interval '1 day';"
+            ],
+        ]
+    )
+    return "```\n" + "\n".join(lines) + "\n```"
+
+
+def text(rng: random.Random) -> str:
+    prose = " ".join(rng.choice(PROSE) for _ in range(rng.randint(15, 50)))
+    topic = " ".join(rng.sample(TOPICS, 2))
+    if rng.random() < 0.6:
+        return f"{prose} {topic} in {rng.choice(IDENTIFIERS)}\n{code_block(rng)}"
+    return f"{prose} {topic}"
+
+
+def corpus(sessions: int, messages: int, folder: str) -> list[Session]:
+    rng = random.Random(13)
+    made = []
+    for s in range(sessions):
+        history = [
+            Message(
+                role="user" if i % 2 == 0 else "assistant",
+                content=text(rng),
+                timestamp=f"2026-11-{1 + s % 28:02d}T{i % 24:02d}:00:00.000Z",
+            )
+            for i in range(messages)
+        ]
+        made.append(Session(id=f"s{s:05d}", title=f"session {s}", workspace_uri=folder, messages=history))
+    return made
+
+
+def timed_ms(action) -> float:
+    start = time.perf_counter()
+    action()
+    return (time.perf_counter() - start) * 1000
+
+
+async def atimed_ms(action) -> float:
+    start = time.perf_counter()
+    await action()
+    return (time.perf_counter() - start) * 1000
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+async def search_p50(backend, queries: list[str]) -> tuple[float, dict[str, int]]:
+    times, totals = [], {}
+    for query in queries:  # warm
+        totals[query] = (await backend.search(query, Filters(), 20))[1]
+    for _ in range(ROUNDS):
+        for query in queries:
+            times.append(await atimed_ms(lambda q=query: backend.search(q, Filters(), 20)))
+    return p50(times), totals
+
+
+def rg_p50(directory: Path, queries: list[str]) -> float:
+    rg = shutil.which("rg")
+    if rg is None:
+        raise SystemExit("rg (ripgrep) is not on PATH")
+    times = []
+    for _ in range(ROUNDS):
+        for query in queries:
+            literal = query.strip('"')
+            times.append(
+                timed_ms(
+                    lambda q=literal: subprocess.run(
+                        [rg, "-i", "-F", "-c", q, str(directory)], capture_output=True
+                    )
+                )
+            )
+    return p50(times)
+
+
+async def append_costs(data_dir: Path, rounds: int = 200) -> dict[str, float]:
+    """Medians (ms) of a durable 2-message append: plain, through the index wrapper (what the
+    caller waits for), and until the index holds it too."""
+    plain = FileBackend(data_dir / "plain")
+    indexed = IndexedBackend(FileBackend(data_dir / "indexed"), data_dir / "indexed-search.sqlite3")
+    rng = random.Random(1)
+    results: dict[str, list[float]] = {"plain": [], "indexed": [], "index holds it": []}
+    for backend in (plain, indexed):
+        await backend.append("warm", [Message("user", "warm")], title="warm")
+    await asyncio.sleep(0.2)
+    for i in range(rounds):
+        turn = [Message("user", text(rng)), Message("assistant", text(rng))]
+        results["plain"].append(await atimed_ms(lambda t=turn: plain.append(f"p{i % 20}", t, title="t")))
+        start = time.perf_counter()
+        await indexed.append(f"i{i % 20}", turn, title="t")
+        results["indexed"].append((time.perf_counter() - start) * 1000)
+        await asyncio.get_running_loop().run_in_executor(indexed._writer, lambda: None)
+        results["index holds it"].append((time.perf_counter() - start) * 1000)
+    await plain.close()
+    await indexed.close()
+    return {key: p50(values) for key, values in results.items()}
+
+
+async def cold_load_all(directory: Path) -> float:
+    backend = FileBackend(directory)
+    try:
+        start = time.perf_counter()
+        for info in await backend.list():
+            await backend.load(info.id)
+        return (time.perf_counter() - start) * 1000
+    finally:
+        await backend.close()
+
+
+async def rebuild(directory: Path, index_path: Path) -> float:
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(index_path) + suffix).unlink(missing_ok=True)
+    backend = IndexedBackend(FileBackend(directory), index_path)
+    try:
+        start = time.perf_counter()
+        backend.start()
+        assert backend._catch_up is not None
+        await backend._catch_up
+        return (time.perf_counter() - start) * 1000
+    finally:
+        await backend.close()
+
+
+def write_many_sessions(directory: Path, count: int) -> None:
+    """``count`` small session files, made by copying one the FileBackend wrote (with its id
+    changed), without an fsync each: the listing, not the writing, is measured."""
+    asyncio.run(
+        FileBackend(directory).save(Session(id="model0", title="t", messages=[Message("user", "hello")]))
+    )
+    sessions = directory / "sessions"
+    model = (sessions / "model0.jsonl").read_bytes()
+    for i in range(count):
+        (sessions / f"m{i:06d}.jsonl").write_bytes(model.replace(b'"model0"', f'"m{i:06d}"'.encode(), 1))
+    (sessions / "model0.jsonl").unlink()
+
+
+async def listing_costs(directory: Path) -> tuple[float, float]:
+    """Medians (ms) of listing every session and of the engine's first page of 50."""
+    from deskmate.engine import Assistant, Settings
+
+    assistant = Assistant(Settings(data_dir=str(directory)))
+    try:
+        whole, page = [], []
+        for _ in range(3):
+            whole.append(await atimed_ms(lambda: assistant.store.sessions.list()))
+            page.append(await atimed_ms(lambda: assistant.sessions.list(all=True)))
+        return p50(whole), p50(page)
+    finally:
+        await assistant.close()
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="deskmate-search-bench-"))
+    folder = (tmp / "project").as_uri()
+    try:
+        sessions = corpus(args.sessions, args.messages, folder)
+        files = FileBackend(tmp / "files")
+        for session in sessions:
+            await files.save(session)
+        await files.close()
+        session_dir = tmp / "files" / "sessions"
+        size = sum(p.stat().st_size for p in session_dir.glob("*.jsonl")) / 1e6
+        print(f"{args.sessions} sessions x {args.messages} messages, {size:.0f} MB of session files\n")
+
+        index_path = tmp / "search.sqlite3"
+        rebuild_ms = await rebuild(tmp / "files", index_path)
+        load_ms = await cold_load_all(tmp / "files")
+        rows = []
+        indexed = IndexedBackend(FileBackend(tmp / "files"), index_path)
+        index_p50, totals = await search_p50(indexed, QUERIES)
+        await indexed.close()
+        rg = rg_p50(session_dir, QUERIES)
+        rows.append(["file (SQLite FTS5)", fmt(index_p50), fmt(rg), f"{index_p50 / rg:.2f}x"])
+        if "postgres" in args.stores:
+            url = f"{POSTGRES}{'&' if '?' in POSTGRES else '?'}schema=searchbench{random.randrange(10**6)}"
+            pg = backend_for_url(url)
+            try:
+                for session in sessions:
+                    await pg.save(session)
+                pg_p50, _ = await search_p50(pg, QUERIES)
+                rows.append(["PostgreSQL (server-side)", fmt(pg_p50), fmt(rg), f"{pg_p50 / rg:.2f}x"])
+            finally:
+                await pg.close()
+                import psycopg
+
+                with psycopg.connect(POSTGRES.split("?")[0], autocommit=True) as connection:
+                    connection.execute(f'DROP SCHEMA IF EXISTS "{url.rsplit("=", 1)[1]}" CASCADE')
+        print("Search p50 (ms) over", len(QUERIES), "queries x", ROUNDS, "rounds; matches:", totals)
+        print(table(["store", "search p50", "rg -i -F p50", "search / rg (<= 0.5x, <= 20 ms)"], rows))
+
+        costs = await append_costs(tmp / "append")
+        print("\nDurable append of one turn (2 messages), median of 200 (ms)")
+        print(
+            table(
+                ["plain", "with index", "overhead (<= 10%)", "until indexed"],
+                [
+                    [
+                        fmt(costs["plain"]),
+                        fmt(costs["indexed"]),
+                        f"{(costs['indexed'] / costs['plain'] - 1) * 100:+.1f}%",
+                        fmt(costs["index holds it"]),
+                    ]
+                ],
+            )
+        )
+        print("\nFull rebuild of the index (ms)")
+        print(
+            table(
+                ["rebuild", "cold load of every session", "rebuild / load (<= 2x)"],
+                [[fmt(rebuild_ms), fmt(load_ms), f"{rebuild_ms / load_ms:.2f}x"]],
+            )
+        )
+        if args.listing:
+            many = tmp / "many"
+            write_many_sessions(many, args.listing)
+            whole, page = await listing_costs(many)
+            print(f"\nListing {args.listing:,} sessions (file store, ms)")
+            print(
+                table(
+                    ["list all", "first page of 50", "page / all (<= 1/100)", "page (<= 50 ms)"],
+                    [[fmt(whole), fmt(page), f"1/{whole / page:.1f}", fmt(page)]],
+                )
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stores", default="file", help="file and optionally postgres, comma-separated")
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=100)
+    parser.add_argument(
+        "--listing", type=int, default=0, help="also time listing this many sessions (e.g. 100000)"
+    )
+    args = parser.parse_args()
+    args.stores = args.stores.split(",")
+    asyncio.run(main_async(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
