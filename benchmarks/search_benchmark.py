@@ -90,7 +90,7 @@ def code_block(rng: random.Random) -> str:
         [
             [
                 f"def {name}({variable}, *, retries=3):",
-                f"    for attempt in range(retries):",
+                "    for attempt in range(retries):",
                 f"        {variable} = {other}({variable})",
                 f"    return {variable}",
             ],
@@ -99,7 +99,7 @@ def code_block(rng: random.Random) -> str:
                 "    try:",
                 f"        {variable} = await self.{other}(path)",
                 f"    except {error} as exc:",
-                f"        raise RuntimeError(path) from exc",
+                "        raise RuntimeError(path) from exc",
                 f"    return {variable}",
             ],
             [
@@ -200,7 +200,7 @@ async def append_costs(data_dir: Path, rounds: int = 200) -> dict[str, float]:
     await asyncio.sleep(0.2)
     for i in range(rounds):
         turn = [Message("user", text(rng)), Message("assistant", text(rng))]
-        results["plain"].append(await atimed_ms(lambda t=turn: plain.append(f"p{i % 20}", t, title="t")))
+        results["plain"].append(await atimed_ms(lambda t=turn, n=i: plain.append(f"p{n % 20}", t, title="t")))
         start = time.perf_counter()
         await indexed.append(f"i{i % 20}", turn, title="t")
         results["indexed"].append((time.perf_counter() - start) * 1000)

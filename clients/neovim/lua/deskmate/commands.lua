@@ -85,6 +85,30 @@ M.subcommands = {
       deskmate().cancel()
     end,
   },
+  search = {
+    help = "search {query}: search this workspace's sessions (! searches all); open a result at its message",
+    run = function(args, opts)
+      deskmate().search(args, opts.bang)
+    end,
+  },
+  rename = {
+    help = "rename [title]: rename the session",
+    run = function(args)
+      deskmate().rename(args ~= "" and args or nil)
+    end,
+  },
+  tag = {
+    help = "tag {tag}…: tag the session (-tag removes a tag)",
+    run = function(args)
+      deskmate().tag(args)
+    end,
+  },
+  pin = {
+    help = "pin: pin the session to the top of every listing; ! unpins it",
+    run = function(_, opts)
+      deskmate().pin(not opts.bang)
+    end,
+  },
   export = {
     help = "export: the session as Markdown in a new buffer",
     run = function()

@@ -118,6 +118,29 @@ function M.cancel()
   require("deskmate.ask").cancel(root())
 end
 
+--- Searches this workspace's sessions (`all`: every session); a chosen result opens at its message.
+---@param query string?
+---@param all boolean?
+function M.search(query, all)
+  require("deskmate.find").search(root(), query, { all = all })
+end
+
+---@param title string?
+function M.rename(title)
+  require("deskmate.find").rename(root(), title)
+end
+
+--- `words`: tags to add, and -tag to remove.
+---@param words string
+function M.tag(words)
+  require("deskmate.find").tag(root(), words)
+end
+
+---@param pinned boolean
+function M.pin(pinned)
+  require("deskmate.find").pin(root(), pinned)
+end
+
 function M.export()
   require("deskmate.sessions").export(root())
 end

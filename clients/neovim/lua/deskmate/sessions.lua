@@ -73,13 +73,16 @@ function M.format(s)
   local title = (s.title ~= vim.NIL and s.title ~= "") and s.title or s.sessionId
   local count = tonumber(s.messageCount) or 0
   local fork = type(s.forkedFrom) == "table" and (" · fork of " .. s.forkedFrom.sessionId) or ""
-  return ("%s%s · %s · %d message%s%s"):format(
+  local tags = type(s.tags) == "table" and #s.tags > 0 and (" · #" .. table.concat(s.tags, " #")) or ""
+  return ("%s%s%s · %s · %d message%s%s%s"):format(
     s.active and "● " or "  ",
+    s.pinned == true and "📌 " or "",
     title,
     M.age(s.updatedAt),
     count,
     count == 1 and "" or "s",
-    fork
+    fork,
+    tags
   )
 end
 

@@ -91,9 +91,10 @@ MIGRATIONS: list[str] = [
     # 3: full-text search in the database (backends/postgres_search.py): every message's
     # text as a tsvector kept by the server itself, and the titles, each under a GIN index.
     # A record that is not plain JSON with a content (a transform's, or damaged) has none.
+    # message_text catches what it cannot parse, which takes a subtransaction: not parallel safe.
     """
     CREATE FUNCTION {schema}.message_text(data text) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    LANGUAGE plpgsql IMMUTABLE AS $$
     BEGIN
         RETURN (data::jsonb) ->> 'content';
     EXCEPTION WHEN others THEN
