@@ -104,6 +104,8 @@ async def start_daemon(model_server: ModelServer, data_dir: Path) -> AsyncIterat
             "dataDir": str(data_dir),
             "maxRetries": 0,
             "requestTimeout": 10,
+            # Automatic titles race with tests that read titles; their own tests turn them on.
+            "autoTitle": False,
             **(settings or {}),
         }
         folders = folders or []

@@ -12,6 +12,8 @@ import uuid
 import pytest
 from pygls.exceptions import JsonRpcException
 
+from deskmate.engine.titles import clean_title
+from helpers import eventually
 from memory.conftest import STORES
 
 SHARED = ("postgres", "redis", "s3")
@@ -114,3 +116,28 @@ async def test_bad_arguments_and_unknown_sessions(start_daemon, project):
         with pytest.raises(JsonRpcException) as failure:
             await daemon.run(name, arguments)
         assert failure.value.code == code, (name, failure.value.message)
+
+
+async def test_automatic_titles_never_replace_a_users_title_on_every_store(
+    start_daemon, project, store_settings
+):
+    settings = {**store_settings, "autoTitle": True}
+    daemon = await start_daemon(folders=[project], settings=settings)
+    first = await new_session(daemon, "How do I read a file?\nSecond line")
+
+    async def titled(session_id: str, expected: str) -> bool:
+        listed = (await daemon.run("deskmate.listSessions", {"all": True}))["sessions"]
+        return any(s["sessionId"] == session_id and s["title"] == expected for s in listed)
+
+    # The test model answers "You asked: …": that is the title it gives, in the background.
+    model_title = "You asked: How do I read a file?\nSecond line. I see 0 earlier messages."
+    await eventually(lambda: titled(first, clean_title(model_title)), timeout=15, interval=0.1)
+
+    named = await new_session(daemon)
+    await daemon.run("deskmate.renameSession", {"sessionId": named, "title": "Mine"})
+    await daemon.ask("What is this project?")
+    await daemon.stop()
+    restarted = await start_daemon(folders=[project], settings=settings)
+    listed = {s["sessionId"]: s for s in (await restarted.run("deskmate.listSessions", {}))["sessions"]}
+    assert listed[named]["title"] == "Mine"  # the user's title survives the automatic one and a restart
+    assert listed[first]["title"] == clean_title(model_title)

@@ -26,7 +26,10 @@ async def engine(tmp_path: Path, model: FakeModel, project: Path):
         return model
 
     assistant = Assistant(
-        Settings(data_dir=str(tmp_path / "data")), warn=warnings.append, model_factory=factory
+        # Automatic titles are tested on their own (test_titles.py); elsewhere titles stay put.
+        Settings(data_dir=str(tmp_path / "data"), auto_title=False),
+        warn=warnings.append,
+        model_factory=factory,
     )
     assistant.warnings = warnings  # type: ignore[attr-defined]
     assistant.sessions.workspaces.set_folders([project.as_uri()])

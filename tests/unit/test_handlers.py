@@ -59,7 +59,7 @@ async def wire(tmp_path, project, model):
         model.settings = settings
         return model
 
-    server = create_server(Settings(data_dir=str(tmp_path / "data")), model_factory=factory)
+    server = create_server(Settings(data_dir=str(tmp_path / "data"), auto_title=False), model_factory=factory)
     wire = Wire(server)
     init = await wire.request(
         "initialize",

@@ -45,6 +45,8 @@ function H.setup(overrides)
       maxRetries = 0,
       requestTimeout = 20,
       dataDir = H.env.data_dir,
+      -- Automatic titles race with specs that read titles (the daemon's tests cover them).
+      autoTitle = false,
     },
   }, overrides or {})
   require("deskmate").setup(opts)

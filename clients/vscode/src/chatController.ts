@@ -10,6 +10,7 @@ import {
   Commands,
   type ExportResult,
   type ForkResult,
+  type SearchResult,
   type SessionSummary,
   type SessionView,
   type StoredMessage,
@@ -284,6 +285,39 @@ export class ChatController {
     const result = await this.daemon.execute<{ deleted: boolean }>(Commands.deleteSession, { sessionId });
     await this.refresh();
     return result.deleted;
+  }
+
+  /** Searches this workspace's sessions (`all`: every session), best first. */
+  async searchSessions(query: string, all = false): Promise<SearchResult> {
+    return this.daemon.execute<SearchResult>(Commands.searchSessions, {
+      query,
+      ...this.where(),
+      ...(all ? { all: true } : {}),
+      limit: 50,
+    });
+  }
+
+  /** Shows session `sessionId` (making it the folder's active one), scrolled to `messageId`. */
+  async openAt(sessionId: string, messageId: string | null): Promise<void> {
+    if (this.shown.sessionId !== sessionId) await this.switchSession(sessionId);
+    if (messageId) this.host.post({ type: 'reveal', messageId });
+  }
+
+  async renameSession(sessionId: string, title: string): Promise<string> {
+    const result = await this.daemon.execute<{ title: string }>(Commands.renameSession, { sessionId, title });
+    await this.refresh();
+    return result.title;
+  }
+
+  async tagSession(sessionId: string, add: string[], remove: string[]): Promise<string[]> {
+    const result = await this.daemon.execute<{ tags: string[] }>(Commands.tagSession, { sessionId, add, remove });
+    return result.tags;
+  }
+
+  async pinSession(sessionId: string, pinned: boolean): Promise<boolean> {
+    const result = await this.daemon.execute<{ pinned: boolean }>(Commands.pinSession, { sessionId, pinned });
+    await this.refresh();
+    return result.pinned;
   }
 
   async exportSession(): Promise<ExportResult> {

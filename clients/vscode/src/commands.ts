@@ -9,6 +9,7 @@ import { toDeskmateError } from './errors';
 import { exportFileName } from './exportName';
 import type { AskContext, SessionSummary } from './protocol';
 import { API_KEY_SECRET } from './secrets';
+import { showSessions } from './sessionSearch';
 import type { WorkspaceTracker } from './workspace';
 
 export const CommandIds = {
@@ -23,6 +24,8 @@ export const CommandIds = {
   clearApiKey: 'deskmate.chat.clearApiKey',
   restartDaemon: 'deskmate.chat.restartDaemon',
   showLog: 'deskmate.chat.showLog',
+  sessions: 'deskmate.chat.sessions',
+  searchAllSessions: 'deskmate.chat.searchAllSessions',
 } as const;
 
 interface Parts {
@@ -129,6 +132,9 @@ export function registerCommands(context: vscode.ExtensionContext, parts: Parts)
       await context.secrets.delete(API_KEY_SECRET);
       void vscode.window.showInformationMessage('deskmate: API key removed.');
     }),
+
+    run(CommandIds.sessions, () => showSessions(controller)),
+    run(CommandIds.searchAllSessions, () => showSessions(controller, true)),
 
     run(CommandIds.restartDaemon, () => daemon.restart()),
     run(CommandIds.showLog, () => output.show()),

@@ -47,7 +47,9 @@ export type ToWebview =
   | { type: 'askFinished'; askId: string; answer: string; interrupted: boolean }
   | { type: 'askFailed'; askId: string; message: string }
   | { type: 'error'; message: string }
-  | { type: 'focusPrompt' };
+  | { type: 'focusPrompt' }
+  /** Scroll the message with this id into view and mark it for a moment (a search result opened). */
+  | { type: 'reveal'; messageId: string };
 
 export type FromWebview =
   | { type: 'ready' }

@@ -72,8 +72,26 @@ export interface SessionSummary {
   createdAt: string;
   updatedAt: string;
   messageCount: number;
+  tags?: string[];
+  pinned?: boolean;
   forkedFrom?: Lineage | null;
   active: boolean;
+}
+
+/** One `deskmate.searchSessions` result; `messageId` and `role` are null for a title match. */
+export interface SearchHit {
+  sessionId: string;
+  title: string;
+  messageId: string | null;
+  role: string | null;
+  timestamp: string | null;
+  /** The matching text, each match between `**`. */
+  snippet: string;
+}
+
+export interface SearchResult {
+  results: SearchHit[];
+  total: number;
 }
 
 export interface StoredMessage {
@@ -113,6 +131,10 @@ export const Commands = {
   forkSession: 'deskmate.forkSession',
   deleteSession: 'deskmate.deleteSession',
   exportSession: 'deskmate.exportSession',
+  renameSession: 'deskmate.renameSession',
+  tagSession: 'deskmate.tagSession',
+  pinSession: 'deskmate.pinSession',
+  searchSessions: 'deskmate.searchSessions',
   status: 'deskmate.status',
 } as const;
 

@@ -13,6 +13,7 @@ export const DAEMON_SETTINGS = {
   maxHistoryTokens: 'number',
   maxTokens: 'number',
   autoSave: 'boolean',
+  autoTitle: 'boolean',
   sessionId: 'string',
   dataDir: 'string',
   storageUrl: 'string',

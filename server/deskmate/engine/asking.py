@@ -8,12 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..memory import Message
+from ..memory import MemoryBackend, Message
 from .errors import EngineError, SessionBusy
 from .model_client import ModelClient, ModelError, Usage
 from .prompt import build_messages
 from .sessions import SessionRef, Sessions
 from .settings import Settings
+from .titles import give_title
 
 TITLE_LENGTH = 60
 
@@ -92,6 +93,7 @@ class AskRunner:
         self._settings = settings
         self._busy: dict[str | None, RunningAsk] = {}
         self._asks: dict[str, RunningAsk] = {}
+        self.titling: set[asyncio.Task[str | None]] = set()  # automatic titles being made
 
     def running(self) -> list[RunningAsk]:
         return list(self._asks.values())
@@ -208,7 +210,23 @@ class AskRunner:
             raise outer_cancel
         if failure is not None:
             raise failure
+        if untitled and not interrupted and settings.auto_title and ref.id is not None:
+            self._title_later(store, ref.id, model, question_text, title)
         return AskResult(ref.id, running.ask_id, answer.content, usage, interrupted)
+
+    def _title_later(
+        self, store: MemoryBackend, session_id: str, model: ModelClient, question: str, first_line: str
+    ) -> None:
+        """Name a session after its first answer, in the background (``titles.py``)."""
+        task = asyncio.ensure_future(give_title(store, session_id, model, question, first_line))
+        self.titling.add(task)
+        task.add_done_callback(self.titling.discard)
+
+    async def close(self) -> None:
+        """Stop naming sessions (a title not stored yet leaves the first line)."""
+        for task in list(self.titling):
+            task.cancel()
+        await asyncio.gather(*self.titling, return_exceptions=True)
 
 
 async def _pump(

@@ -109,6 +109,7 @@ class Assistant:
         return await self.sessions.delete(session_id)
 
     async def close(self) -> None:
+        await self.asks.close()
         await self.asks.models.close()
         await self.store.close()
 

@@ -117,6 +117,8 @@ class Settings:
     # Longest answer the model may write (sent as max_tokens); None: the server's own limit.
     max_tokens: int | None = setting("maxTokens", _integer(1), None)
     auto_save: bool = setting("autoSave", _bool, True)
+    # After a session's first answer, the model names it (the first line stays on failure).
+    auto_title: bool = setting("autoTitle", _bool, True)
     session_id: str | None = setting("sessionId", _checked_by(validate_session_id), None)
     data_dir: str | None = setting("dataDir", _string, None)
     # Where sessions are stored: file:// (default: <dataDir>), postgresql://, redis://, s3://.

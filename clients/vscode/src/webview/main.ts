@@ -374,8 +374,22 @@ window.addEventListener('message', (event: MessageEvent<ToWebview>) => {
     case 'focusPrompt':
       prompt.focus();
       break;
+    case 'reveal':
+      reveal(message.messageId);
+      break;
   }
 });
+
+/** Scrolls a message into view and marks it (a search result was opened). */
+function reveal(messageId: string): void {
+  const entry = Array.from(transcript.querySelectorAll<HTMLElement>(':scope > .message')).find(
+    (e) => e.dataset.id === messageId,
+  );
+  if (!entry) return;
+  for (const old of transcript.querySelectorAll('.message.found')) old.classList.remove('found');
+  entry.classList.add('found');
+  entry.scrollIntoView({ block: 'start' });
+}
 
 // ---- what the user does ------------------------------------------------------------
 

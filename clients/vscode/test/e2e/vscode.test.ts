@@ -124,6 +124,8 @@ describe('the extension in a real VS Code (code-server)', () => {
       'deskmate.model': 'test-model',
       'deskmate.dataDir': dataDir,
       'deskmate.maxRetries': 0,
+      // Automatic titles race with steps that read titles (the daemon's tests cover them).
+      'deskmate.autoTitle': false,
       'workbench.startupEditor': 'none',
       'workbench.tips.enabled': false,
       'workbench.enableExperiments': false,
@@ -500,5 +502,70 @@ describe('the extension in a real VS Code (code-server)', () => {
 
     await backToSource();
     assert.match(await chat().locator('#lineage').innerText(), /3 forks made from this session/);
+  });
+  step('Sessions quick pick: search as you type opens the session at the message; rename, pin and tag from its rows', async () => {
+    const quickInput = page.locator('.quick-input-widget input');
+    const rows = page.locator('.quick-input-list .monaco-list-row');
+    const openSessions = async () => {
+      await runCommand('deskmate: Sessions: Search, Rename, Tag, Pin');
+      await quickInput.waitFor({ state: 'visible' });
+    };
+    await chat().locator('#new-session').click();
+    await eventually(async () => (await chat().locator('#transcript').innerText()).includes('No messages yet'), 'an empty session');
+    await ask('Where is the needle in the haystack?');
+    await waitForAnswer('You asked: Where is the needle');
+    const found = await chat().locator('#session-select').inputValue();
+    await chat().locator('#new-session').click();
+    await eventually(async () => (await chat().locator('#transcript').innerText()).includes('No messages yet'), 'another empty session');
+    await ask('Something else entirely');
+    await waitForAnswer('You asked: Something else entirely');
+
+    await openSessions();
+    await quickInput.fill('needl');
+    const hit = rows.filter({ hasText: 'Where is the needle in the haystack?' }).first();
+    await hit.waitFor({ state: 'visible', timeout: 15_000 });
+    assert.match(await page.locator('.quick-input-widget').innerText(), /question/);
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'vscode-search.png') });
+    if (process.env.DESKMATE_SEARCH_SCREENSHOT) {
+      mkdirSync(dirname(process.env.DESKMATE_SEARCH_SCREENSHOT), { recursive: true });
+      copyFileSync(join(artifacts, 'vscode-search.png'), process.env.DESKMATE_SEARCH_SCREENSHOT);
+    }
+    await hit.click();
+    await eventually(async () => (await chat().locator('#session-select').inputValue()) === found, 'the found session shown');
+    await eventually(
+      async () => (await chat().locator('.message.found').innerText()).includes('Where is the needle in the haystack?'),
+      'the found message marked and scrolled to',
+    );
+
+    // Rename, pin and tag from the rows of the listing (an empty query lists the sessions).
+    const row = () => rows.filter({ hasText: 'Where is the needle' }).first();
+    const press = async (target: () => ReturnType<typeof row>, icon: string) => {
+      await target().hover();
+      await target().locator(`.action-label.codicon-${icon}`).click();
+    };
+    await openSessions();
+    await row().waitFor({ state: 'visible', timeout: 15_000 });
+    await press(row, 'edit');
+    await eventually(async () => (await quickInput.inputValue()).includes('Where is the needle'), 'the rename box with the title');
+    await quickInput.fill('Needle hunt');
+    await quickInput.press('Enter');
+    const renamed = () => rows.filter({ hasText: 'Needle hunt' }).first();
+    await openSessions();
+    await renamed().waitFor({ state: 'visible', timeout: 15_000 });
+    await press(renamed, 'pin');
+    await eventually(async () => (await renamed().locator('.codicon-pinned').count()) > 0, 'the pinned mark');
+    assert.match(await rows.first().innerText(), /Needle hunt/, 'pinned first');
+    await press(renamed, 'tag');
+    await eventually(async () => (await page.locator('.quick-input-widget').innerText()).includes('Tags separated by spaces'), 'the tags box');
+    await quickInput.fill('search e2e');
+    await quickInput.press('Enter');
+    await openSessions();
+    await eventually(async () => (await renamed().innerText()).includes('#search #e2e'), 'the tags in the row');
+    await page.keyboard.press('Escape');
+    await eventually(
+      async () => (await sessionOptions()).some((o) => o.value === found && o.label.includes('Needle hunt')),
+      'the new title in the chat view',
+    );
   });
 });
