@@ -197,3 +197,28 @@ def test_sessions_fork_at_a_message_shown_by_show(project, model_server, data_di
 
     missing = run("sessions", "fork", source_id, "--at", "nope", check=False)
     assert missing.returncode == 1 and f'Session "{source_id}" has no message "nope"' in missing.stderr
+
+
+def test_sessions_rename_tag_pin_and_search(project, model_server, data_dir):
+    def run(*args, check=True):
+        return deskmate(*args, cwd=project, model_server=model_server, data_dir=data_dir, check=check)
+
+    run("ask", "How does parse_args read --verbose?")
+    session_id = run("sessions", "list").stdout.split()[1]
+    assert (
+        f"Renamed {session_id} to 'Parser notes'."
+        in run("sessions", "rename", session_id, "Parser", "notes").stdout
+    )
+    assert "tagged: cli, work." in run("sessions", "tag", session_id, "cli", "work").stdout
+    assert "tagged: cli." in run("sessions", "tag", session_id, "--remove", "work").stdout
+    assert f"Pinned {session_id}." in run("sessions", "pin", session_id).stdout
+    listing = run("sessions", "list").stdout
+    assert "Parser notes  (pinned) #cli" in listing
+
+    found = run("sessions", "search", "PARSE_ARGS", "--role", "user").stdout
+    assert session_id in found and "**parse_args**" in found and found.endswith("1 match.\n")
+    assert run("sessions", "search", '"verbose parse_args"', check=False).returncode == 1
+    refused = run("sessions", "rename", session_id, "x" * 201, check=False)
+    assert refused.returncode == 1 and '"title" is 201 characters long' in refused.stderr
+    missing = run("sessions", "pin", "no-such-session", check=False)
+    assert missing.returncode == 1 and "'no-such-session' does not exist" in missing.stderr

@@ -208,8 +208,12 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
             print("No sessions yet.")
         for info, active in rows:
             mark = "*" if active else " "
+            labels = ("  (pinned)" if info.meta.pinned else "") + "".join(
+                f" #{strip_controls(tag)}" for tag in info.meta.tags
+            )
             print(
-                f"{mark} {info.id:40} {info.updated_at:24} {info.message_count:5} msgs  {strip_controls(info.title)}"
+                f"{mark} {info.id:40} {info.updated_at:24} {info.message_count:5} msgs  "
+                f"{strip_controls(info.title)}{labels}"
             )
         return 0
     if args.verb in ("rename", "tag", "pin"):
