@@ -141,3 +141,37 @@ async def test_automatic_titles_never_replace_a_users_title_on_every_store(
     listed = {s["sessionId"]: s for s in (await restarted.run("deskmate.listSessions", {}))["sessions"]}
     assert listed[named]["title"] == "Mine"  # the user's title survives the automatic one and a restart
     assert listed[first]["title"] == clean_title(model_title)
+
+
+async def test_pages_list_what_the_whole_listing_lists_on_every_store(start_daemon, project, store_settings):
+    daemon = await start_daemon(folders=[project], settings=store_settings)
+    made = [await new_session(daemon, f"question {i}") for i in range(5)]
+    await daemon.run("deskmate.pinSession", {"sessionId": made[1], "pinned": True})
+    await daemon.run("deskmate.tagSession", {"sessionId": made[3], "add": ["Odd"]})
+    await daemon.run("deskmate.tagSession", {"sessionId": made[1], "add": ["odd"]})
+    await daemon.run("deskmate.newSession", {})  # the folder's active session, not stored yet
+    await daemon.run("deskmate.searchSessions", {"query": "question"})  # the index has caught up
+
+    async def paged(arguments: dict) -> list[dict]:
+        sessions, cursor = [], None
+        while True:
+            page = await daemon.run(
+                "deskmate.listSessions", {**arguments, "limit": 2, **({"cursor": cursor} if cursor else {})}
+            )
+            assert len(page["sessions"]) <= 2
+            sessions += page["sessions"]
+            cursor = page["nextCursor"]
+            if cursor is None:
+                return sessions
+
+    for arguments in ({}, {"all": True}, {"tag": "ODD"}, {"pinned": True}, {"pinned": False}):
+        whole = (await daemon.run("deskmate.listSessions", arguments))["sessions"]
+        assert [s["sessionId"] for s in await paged(arguments)] == [s["sessionId"] for s in whole], arguments
+    whole = (await daemon.run("deskmate.listSessions", {}))["sessions"]
+    assert whole[0]["sessionId"] == made[1] and len(whole) == 6
+    assert [
+        s["sessionId"] for s in (await daemon.run("deskmate.listSessions", {"tag": "odd"}))["sessions"]
+    ] == [
+        made[1],
+        made[3],
+    ]

@@ -20,6 +20,7 @@ from ..memory import (
 from ..memory.backend import MetaChange
 from ..memory.limits import clip_title
 from ..memory.models import SessionMeta
+from ..memory.search_index import ListQuery
 from .errors import EngineError
 from .export import session_to_markdown
 from .settings import Settings
@@ -167,6 +168,62 @@ class Sessions:
         for info in chosen:  # whatever a store holds, a listing stays small
             info.title = clip_title(info.title)
         return [(info, info.id in active) for info in chosen]
+
+    async def page(
+        self,
+        workspace_uri: str | None = None,
+        all: bool = False,
+        *,
+        tag: str | None = None,
+        pinned: bool | None = None,
+        start: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[tuple[SessionInfo, bool]], bool]:
+        """One page of ``list``'s sessions, in its order, and whether more follow. Read from the
+        store's own pages (PostgreSQL, or the search index of the other stores) without reading
+        every session when it can; else from the whole listing."""
+        store = self.store
+        pager = getattr(store.backend, "list_page", None) if store.overlay is None else None
+        if pager is not None:
+            active = self.active_ids()
+            folders: list[str] | None = None
+            if not all:
+                if workspace_uri:
+                    ref = self.resolve(workspace_uri=workspace_uri)
+                    folders = [ref.workspace_uri] if ref.workspace_uri else []
+                    active = {ref.id} if ref.id else set()
+                else:
+                    folders = list(self.workspaces.folders)
+            query = ListQuery(folders, sorted(active), tag, pinned)
+            infos = await pager(query, start, limit + 1)
+            if infos is not None:
+                more = len(infos) > limit
+                infos = infos[:limit]
+                if start == 0 and not all and tag is None and pinned is not True:
+                    infos = await self._with_unstored_active(pager, infos, folders or [])
+                for info in infos:
+                    info.title = clip_title(info.title)
+                return [(info, info.id in active) for info in infos], more
+        listed = await self.list(workspace_uri, all, tag=tag, pinned=pinned)
+        return listed[start : start + limit], start + limit < len(listed)
+
+    async def _with_unstored_active(
+        self, pager, infos: list[SessionInfo], folders: list[str]
+    ) -> list[SessionInfo]:
+        """The first page with each folder's active session that is not stored yet, as ``list``
+        shows it (it sorts as new: after the pinned ones, before the rest)."""
+        fixed_id = self._settings().session_id
+        wanted = {fixed_id or self.workspaces.active_session(folder): folder for folder in folders}
+        missing = {session_id for session_id in wanted if all(info.id != session_id for info in infos)}
+        if not missing:
+            return infos
+        stored = await pager(ListQuery(None, (), None, None, only_ids=sorted(missing)), 0, len(missing))
+        missing -= {info.id for info in stored}
+        placeholders = [
+            SessionInfo(id=session_id, workspace_uri=wanted[session_id]) for session_id in sorted(missing)
+        ]
+        pinned = [info for info in infos if info.meta.pinned]
+        return pinned + placeholders + [info for info in infos if not info.meta.pinned]
 
     async def get(self, ref: SessionRef) -> SessionView:
         session, persisted = await self.current(ref)

@@ -133,17 +133,22 @@ async def list_sessions(ls: DeskmateServer, arguments: Arguments) -> dict[str, A
     first; ``tag``/``pinned`` filter, ``limit``/``cursor`` page."""
     limit = arguments.integer("limit", minimum=1, maximum=MAX_PAGE)
     start = page_start(arguments)
-    listed = await ls.assistant.sessions.list(
-        arguments.text("workspaceUri"),
-        all=arguments.flag("all"),
-        tag=arguments.text("tag"),
-        pinned=arguments.boolean("pinned"),
-    )
-    end = len(listed) if limit is None else start + limit
-    page = listed[start:end]
+    where = {
+        "all": arguments.flag("all"),
+        "tag": arguments.text("tag"),
+        "pinned": arguments.boolean("pinned"),
+    }
+    workspace_uri = arguments.text("workspaceUri")
+    if limit is None:
+        listed = await ls.assistant.sessions.list(workspace_uri, **where)
+        return {
+            "sessions": [listing_entry(info, active) for info, active in listed[start:]],
+            "nextCursor": None,
+        }
+    page, more = await ls.assistant.sessions.page(workspace_uri, **where, start=start, limit=limit)
     return {
         "sessions": [listing_entry(info, active) for info, active in page],
-        "nextCursor": str(end) if end < len(listed) else None,
+        "nextCursor": str(start + limit) if more else None,
     }
 
 

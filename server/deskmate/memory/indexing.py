@@ -25,7 +25,7 @@ from typing import Any
 from .backend import MemoryBackend, MetaChange
 from .errors import StorageError
 from .models import Message, Session, SessionInfo
-from .search_index import Filters, Hit, SearchIndex
+from .search_index import Filters, Hit, ListQuery, SearchIndex
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,22 @@ class IndexedBackend:
         """Open the index and catch up with the store, in the background (once)."""
         if self._catch_up is None and self.server_side is None:
             self._catch_up = asyncio.ensure_future(self._catch_up_now())
+
+    async def list_page(self, query: ListQuery, offset: int, limit: int) -> list[SessionInfo] | None:
+        """A page of the listing, from the store itself when it pages (PostgreSQL), else from the
+        index once it has caught up with the store; None when neither can answer yet."""
+        if self.server_side is not None:
+            pager = getattr(self.server_side, "list_page", None)
+            return await pager(query, offset, limit) if pager is not None else None
+        self.start()
+        assert self._catch_up is not None
+        if self._catch_up.done() and time.monotonic() - self._caught_up_at > CATCH_UP_EVERY:
+            self._catch_up = asyncio.ensure_future(self._catch_up_now())
+        if self._index is None or not self._caught_up_at:
+            return None  # not caught up (yet, or since a change it missed): the caller lists the store
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, _nothing)  # every write queued so far is in it
+        return await loop.run_in_executor(self._reader, self._index.page, query, offset, limit)
 
     async def search(self, query: str, filters: Filters, limit: int) -> tuple[list[Hit], int]:
         """Search the index once it has caught up and every write made so far is in it."""

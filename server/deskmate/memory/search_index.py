@@ -14,6 +14,7 @@ connection and one reader connection, so a search never waits behind a long writ
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import sqlite3
@@ -21,11 +22,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models import Message, Session, SessionInfo
+from .codec import decode_meta, dumps, encode_meta
+from .models import Message, Session, SessionInfo, SessionMeta
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 TOKENIZER = "unicode61 remove_diacritics 2 tokenchars '_'"
 TAG_SEPARATOR = "\x1f"
 TITLE_BONUS = 5.0  # subtracted from a message's BM25 rank (lower is better) when its session's title matches
@@ -41,7 +43,9 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS facts(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions(
     id TEXT PRIMARY KEY, title TEXT NOT NULL, folder TEXT, tags TEXT NOT NULL,
-    updated_at TEXT NOT NULL, message_count INTEGER NOT NULL);
+    updated_at TEXT NOT NULL, message_count INTEGER NOT NULL,
+    workspace_uri TEXT, created_at TEXT NOT NULL, pinned INTEGER NOT NULL, meta TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_listed ON sessions(pinned DESC, updated_at DESC, id);
 CREATE TABLE IF NOT EXISTS keys(
     rowid INTEGER PRIMARY KEY, session_id TEXT NOT NULL, message_id TEXT NOT NULL,
     UNIQUE(session_id, message_id));
@@ -216,10 +220,23 @@ class SearchIndex:
         old = db.execute("SELECT title, tags, folder FROM sessions WHERE id = ?", (info.id,)).fetchone()
         tags, folder = _tags(info.meta.tags), _folder(info.workspace_uri)
         db.execute(
-            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
             "title=excluded.title, folder=excluded.folder, tags=excluded.tags, "
-            "updated_at=excluded.updated_at, message_count=excluded.message_count",
-            (info.id, info.title, folder, tags, info.updated_at, info.message_count),
+            "updated_at=excluded.updated_at, message_count=excluded.message_count, "
+            "workspace_uri=excluded.workspace_uri, created_at=excluded.created_at, "
+            "pinned=excluded.pinned, meta=excluded.meta",
+            (
+                info.id,
+                info.title,
+                folder,
+                tags,
+                info.updated_at,
+                info.message_count,
+                info.workspace_uri,
+                info.created_at,
+                int(info.meta.pinned),
+                dumps(encode_meta(info.meta)),
+            ),
         )
         if old is None or old[0] != info.title:
             db.execute("DELETE FROM titles WHERE session_id = ?", (info.id,))
@@ -255,8 +272,16 @@ class SearchIndex:
         db = self._writer
         with _transaction(db):
             db.execute(
-                "INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?, 0)",
-                (session_id, title, _folder(workspace_uri), _tags(()), messages[-1].timestamp),
+                "INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?, 0, ?, ?, 0, '{}')",
+                (
+                    session_id,
+                    title,
+                    _folder(workspace_uri),
+                    _tags(()),
+                    messages[-1].timestamp,
+                    workspace_uri,
+                    messages[0].timestamp,
+                ),
             )
             if db.execute("SELECT changes()").fetchone()[0]:
                 db.execute("INSERT INTO titles(title, session_id) VALUES (?, ?)", (title, session_id))
@@ -334,14 +359,36 @@ class SearchIndex:
         db.execute("DELETE FROM keys WHERE session_id = ?", (session_id,))
 
     def indexed(self) -> dict[str, tuple[str, int, str, str]]:
-        """Each indexed session's (updated_at, message count, title, tags), to compare with a listing."""
-        rows = self._writer.execute("SELECT id, updated_at, message_count, title, tags FROM sessions")
+        """Each indexed session's (updated_at, message count, title, metadata), to compare with a listing."""
+        rows = self._writer.execute("SELECT id, updated_at, message_count, title, meta FROM sessions")
         return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
 
     @staticmethod
     def summary_of(info: SessionInfo) -> tuple[str, int, str, str]:
         """What ``indexed`` holds for a session, as a listing shows it."""
-        return (info.updated_at, info.message_count, info.title, _tags(info.meta.tags))
+        return (info.updated_at, info.message_count, info.title, dumps(encode_meta(info.meta)))
+
+    # -- listing (the reader thread) ---------------------------------------------------
+
+    def page(self, query: ListQuery, offset: int, limit: int) -> list[SessionInfo]:
+        """Summaries of the sessions ``query`` chooses, pinned first, then most recent first."""
+        where, params = _listing_where(query)
+        rows = self._reader.execute(
+            "SELECT id, title, workspace_uri, created_at, updated_at, message_count, meta FROM sessions s"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY pinned DESC, updated_at DESC, id LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        ).fetchall()
+        infos = []
+        for session_id, title, workspace_uri, created_at, updated_at, count, meta in rows:
+            try:
+                decoded = decode_meta(json.loads(meta))
+            except ValueError:
+                decoded = SessionMeta()
+            infos.append(
+                SessionInfo(session_id, title, workspace_uri, created_at, updated_at, count, decoded)
+            )
+        return infos
 
     # -- searching (the reader thread) -------------------------------------------------
 
@@ -421,6 +468,38 @@ class SearchIndex:
                 ):
                     hits.append(Hit(session_id, title, None, None, updated_at, marked))
         return hits, total
+
+
+@dataclass
+class ListQuery:
+    """Which sessions a listing page holds; None means any."""
+
+    folders: Sequence[str] | None = None  # workspace folder URIs (without trailing slash)
+    session_ids: Sequence[str] = ()  # listed whatever their folder (a folder's active session)
+    tag: str | None = None
+    pinned: bool | None = None
+    only_ids: Sequence[str] | None = None  # just these sessions (which of them are stored)
+
+
+def _listing_where(query: ListQuery) -> tuple[list[str], list[object]]:
+    where: list[str] = []
+    params: list[object] = []
+    if query.folders is not None:
+        places = ",".join("?" * len(query.folders)) or "NULL"
+        ids = ",".join("?" * len(query.session_ids)) or "NULL"
+        where.append(f"(s.folder IN ({places}) OR s.id IN ({ids}))")
+        params.extend(f.rstrip("/") for f in query.folders)
+        params.extend(query.session_ids)
+    if query.tag:
+        where.append("instr(s.tags, ?) > 0")
+        params.append(TAG_SEPARATOR + query.tag.casefold() + TAG_SEPARATOR)
+    if query.pinned is not None:
+        where.append("s.pinned = ?")
+        params.append(int(query.pinned))
+    if query.only_ids is not None:
+        where.append(f"s.id IN ({','.join('?' * len(query.only_ids)) or 'NULL'})")
+        params.extend(query.only_ids)
+    return where, params
 
 
 def _scope_expression(filters: Filters) -> str:

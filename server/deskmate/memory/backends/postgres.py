@@ -49,7 +49,7 @@ from ..errors import BackendUnavailable, SessionStoreError, StorageError
 from ..ids import validate_session_id
 from ..limits import clip_title
 from ..models import Message, Session, SessionInfo, SessionMeta, updated_at_of
-from ..search_index import Filters, Hit
+from ..search_index import Filters, Hit, ListQuery
 from ..urls import redact
 from . import postgres_search
 
@@ -104,6 +104,14 @@ MIGRATIONS: list[str] = [
         GENERATED ALWAYS AS (to_tsvector('simple', coalesce({schema}.message_text(data), ''))) STORED;
     CREATE INDEX messages_search ON {schema}.messages USING gin (search);
     CREATE INDEX sessions_title_search ON {schema}.sessions USING gin (to_tsvector('simple', title));
+    CREATE FUNCTION {schema}.meta_pinned(meta text) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE AS $$
+    BEGIN
+        RETURN coalesce((meta::jsonb ->> 'pinned')::boolean, false);
+    EXCEPTION WHEN others THEN
+        RETURN false;
+    END $$;
+    CREATE INDEX sessions_listed ON {schema}.sessions ({schema}.meta_pinned(meta) DESC, updated_at DESC, id);
     """,
 ]
 
@@ -615,6 +623,24 @@ class PostgresBackend:
                 )
             )
         return infos
+
+    async def list_page(self, query: ListQuery, offset: int, limit: int) -> list[SessionInfo]:
+        """A page of summaries, pinned first, then most recent first, read through an index in
+        that order: the first page of 100,000 sessions reads about a page of rows."""
+        statement, params = postgres_search.list_page(self.schema, query, offset, limit)
+        async with self._connection("list sessions") as conn:
+            rows = await (await conn.execute(statement, params)).fetchall()
+        return [info for info in map(self._listed, rows) if info is not None]
+
+    def _listed(self, row: tuple[Any, ...]) -> SessionInfo | None:
+        id_, title, workspace_uri, created_at, updated_at, tags, message_count, meta = row
+        try:
+            validate_session_id(id_)
+            listed_meta = self._meta(id_, meta, tags)
+        except SessionStoreError as exc:
+            self._warn(f"{exc}; it is left out of the page.")
+            return None
+        return SessionInfo(id_, title, workspace_uri, created_at, updated_at, message_count, listed_meta)
 
     async def search(self, query: str, filters: Filters, limit: int) -> tuple[list[Hit], int]:
         """Full-text search done by the server (``postgres_search.py``): what every daemon sees."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from psycopg import sql
 
-from ..search_index import MARK, Filters, Hit, parse_query
+from ..search_index import MARK, Filters, Hit, ListQuery, parse_query
 
 TITLE_BONUS = 1.0  # added to a message's ts_rank_cd (higher is better) when its session's title matches
 HEADLINE = f"StartSel={MARK}, StopSel={MARK}, MaxWords=24, MinWords=10, ShortWord=2, MaxFragments=1, FragmentDelimiter=…"
@@ -106,3 +106,26 @@ async def search(conn: Any, schema: str, query: str, filters: Filters, limit: in
         for session_id, title, updated_at, marked in title_rows[: max(0, limit - len(hits))]:
             hits.append(Hit(session_id, title, None, None, updated_at, marked))
     return hits, total
+
+
+def list_page(schema: str, query: ListQuery, offset: int, limit: int) -> tuple[sql.Composed, list[Any]]:
+    """The statement for a page of the sessions listing and its parameters."""
+    quoted = sql.Identifier(schema)
+    where, params = _filters(Filters(folders=query.folders, session_ids=query.session_ids, tag=query.tag))
+    if query.pinned is not None:
+        where.append(sql.SQL("{schema}.meta_pinned(s.meta) = %s").format(schema=quoted))
+        params.append(query.pinned)
+    if query.only_ids is not None:
+        where.append(sql.SQL("s.id = ANY(%s)"))
+        params.append(list(query.only_ids))
+    statement = (
+        sql.SQL(
+            "SELECT s.id, s.title, s.workspace_uri, s.created_at, s.updated_at, s.tags, s.message_count, s.meta "
+            "FROM {schema}.sessions s"
+        ).format(schema=quoted)
+        + (sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""))
+        + sql.SQL(
+            " ORDER BY {schema}.meta_pinned(s.meta) DESC, s.updated_at DESC, s.id LIMIT %s OFFSET %s"
+        ).format(schema=quoted)
+    )
+    return statement, [*params, limit, offset]
