@@ -72,23 +72,21 @@ async def search(conn: Any, schema: str, query: str, filters: Filters, limit: in
     ).format(schema=quoted, q=q) + sql.SQL(" AND ").join(message_where)
     ranked = (
         sql.SQL(
-            "WITH hits AS (SELECT m.session_id, m.seq, m.data, s.title, "
+            "WITH hits AS (SELECT m.session_id, m.seq, m.data, s.title, count(*) OVER () AS total, "
             "ts_rank_cd(m.search, q.q, 2) + CASE WHEN to_tsvector('simple', s.title) @@ q.q THEN {bonus} ELSE 0 END AS rank "
         ).format(bonus=sql.Literal(TITLE_BONUS))
         + matches
         + sql.SQL(
             " ORDER BY rank DESC, m.session_id, m.seq DESC LIMIT %s) "
             "SELECT h.session_id, h.title, h.data::jsonb ->> 'id', h.data::jsonb ->> 'role', "
-            "h.data::jsonb ->> 'timestamp', ts_headline('simple', {schema}.message_text(h.data), q.q, {headline}) "
-            "FROM hits h, (SELECT {q} AS q) q ORDER BY h.rank DESC, h.session_id, h.seq DESC"
+            "h.data::jsonb ->> 'timestamp', ts_headline('simple', {schema}.message_text(h.data), q.q, {headline}), "
+            "h.total FROM hits h, (SELECT {q} AS q) q ORDER BY h.rank DESC, h.session_id, h.seq DESC"
         ).format(schema=quoted, q=q, headline=sql.Literal(HEADLINE))
     )
+    # One scan ranks the matches and counts them all (the window is computed before the LIMIT).
     rows = await (await conn.execute(ranked, [*q_params, *message_params, limit, *q_params])).fetchall()
-    hits = [Hit(*row) for row in rows]
-    counted = await (
-        await conn.execute(sql.SQL("SELECT count(*) ") + matches, [*q_params, *message_params])
-    ).fetchone()
-    total = counted[0] if counted else 0
+    hits = [Hit(*row[:6]) for row in rows]
+    total = rows[0][6] if rows else 0
     if not (filters.role or filters.after or filters.before):
         titled = (
             sql.SQL(
