@@ -175,3 +175,28 @@ async def test_pages_list_what_the_whole_listing_lists_on_every_store(start_daem
         made[1],
         made[3],
     ]
+
+
+async def test_rebuilding_the_index_shows_progress(start_daemon, project, data_dir):
+    daemon = await start_daemon(folders=[project])
+    for i in range(3):
+        await new_session(daemon, f"rebuild me {i}")
+    await daemon.stop()
+    for index in (data_dir / "search").glob("*.sqlite3*"):
+        index.unlink()
+    restarted = await start_daemon(folders=[project])
+    found = await restarted.run("deskmate.searchSessions", {"query": "rebuild"})
+    assert found["total"] == 6  # each question, and the answer repeating it
+
+    def indexing_ended():
+        for reports in restarted.client.progress_reports.values():
+            titles = [getattr(r, "title", None) for r in reports]
+            if (
+                "deskmate: indexing sessions for search" in titles
+                and type(reports[-1]).__name__ == "WorkDoneProgressEnd"
+            ):
+                return reports
+        return None
+
+    reports = await eventually(indexing_ended, timeout=10)
+    assert reports[0].message.endswith("/3")

@@ -85,3 +85,59 @@ class AskReporter:
             progress = self.server.work_done_progress
             progress.end(self._token, types.WorkDoneProgressEnd(message=message))
             progress.tokens.pop(self._token, None)
+
+
+class IndexingReporter:
+    """Shows a search-index catch-up as work-done progress ("Indexing sessions for search:
+    120/1000"), when the client supports it; always in the log."""
+
+    def __init__(self, server: DeskmateServer) -> None:
+        self.server = server
+        self._token: str | None = None
+        self._creating: asyncio.Task[None] | None = None
+        self._last = (0, 0)
+        self._last_report = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        self._last = (done, total)
+        if done >= total:
+            log.info("Search index: %d session(s) indexed", total)
+            self._end()
+            return
+        if self._token is None and self._creating is None and self.server.supports_work_done_progress():
+            self._creating = asyncio.ensure_future(self._begin())
+        now = time.monotonic()
+        if self._token is not None and now - self._last_report >= REPORT_INTERVAL_SECONDS:
+            self._last_report = now
+            self.server.work_done_progress.report(
+                self._token,
+                types.WorkDoneProgressReport(message=f"{done}/{total}", percentage=done * 100 // total),
+            )
+
+    async def _begin(self) -> None:
+        token = f"deskmate-index-{time.monotonic_ns()}"
+        progress = self.server.work_done_progress
+        try:
+            await progress.create_async(token)
+        except Exception as exc:
+            log.info("Client refused work done progress: %s", exc)
+            self._creating = None
+            return
+        done, total = self._last
+        progress.begin(
+            token,
+            types.WorkDoneProgressBegin(
+                title="deskmate: indexing sessions for search", message=f"{done}/{total}", percentage=0
+            ),
+        )
+        self._token = token
+        self._creating = None
+        if done >= total:
+            self._end()
+
+    def _end(self) -> None:
+        if self._token is not None:
+            progress = self.server.work_done_progress
+            progress.end(self._token, types.WorkDoneProgressEnd(message="done"))
+            progress.tokens.pop(self._token, None)
+            self._token = None

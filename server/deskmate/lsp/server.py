@@ -134,6 +134,9 @@ async def on_initialize(ls: DeskmateServer, params: types.InitializeParams) -> N
 
 async def on_initialized(ls: DeskmateServer, params: types.InitializedParams) -> None:
     ls.initialized = True
+    from .progress import IndexingReporter
+
+    ls.assistant.store.index_progress = IndexingReporter(ls)
     # Import the model SDK now, off the event loop, so the first question does not wait for it.
     asyncio.ensure_future(asyncio.to_thread(__import__, "openai"))
 
