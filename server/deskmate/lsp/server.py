@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -42,16 +43,22 @@ class ClientLogHandler(logging.Handler):
     def __init__(self, server: DeskmateServer, *, tracebacks: bool = False) -> None:
         super().__init__(logging.WARNING)
         self.server = server
+        self._sending = threading.local()  # per thread: is this thread forwarding a record now
         self.addFilter(SecretMasker(tracebacks))
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.server.initialized:
+        if not self.server.initialized or getattr(self._sending, "active", False):
             return
+        # Once the client is gone, sending fails and pygls logs that failure: forwarding that
+        # record would fail and log again, without end (a daemon spinning after exit).
+        self._sending.active = True
         try:
             kind = self.LEVELS.get(record.levelno, types.MessageType.Warning)
             self.server.window_log_message(types.LogMessageParams(type=kind, message=self.format(record)))
         except Exception:  # never let logging break the server
             pass
+        finally:
+            self._sending.active = False
 
 
 class DeskmateServer(LanguageServer):

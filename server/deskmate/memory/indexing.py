@@ -49,6 +49,7 @@ class IndexedBackend:
         self._catch_up: asyncio.Task[None] | None = None
         self._caught_up_at = 0.0
         self.indexing: tuple[int, int] | None = None  # (done, total) while a catch-up runs
+        self._closed = False
         # A store that searches itself (PostgreSQL): no local index is kept or consulted.
         self.server_side = _searcher_in(inner)
 
@@ -95,6 +96,7 @@ class IndexedBackend:
         return deleted
 
     async def close(self) -> None:
+        self._closed = True
         if self._catch_up is not None:
             self._catch_up.cancel()
         if self._pending:
@@ -109,7 +111,7 @@ class IndexedBackend:
 
     def start(self) -> None:
         """Open the index and catch up with the store, in the background (once)."""
-        if self._catch_up is None and self.server_side is None:
+        if self._catch_up is None and self.server_side is None and not self._closed:
             self._catch_up = asyncio.ensure_future(self._catch_up_now())
 
     async def list_page(self, query: ListQuery, offset: int, limit: int) -> list[SessionInfo] | None:
@@ -118,6 +120,8 @@ class IndexedBackend:
         if self.server_side is not None:
             pager = getattr(self.server_side, "list_page", None)
             return await pager(query, offset, limit) if pager is not None else None
+        if self._closed:
+            return None
         self.start()
         assert self._catch_up is not None
         if self._catch_up.done() and time.monotonic() - self._caught_up_at > CATCH_UP_EVERY:
@@ -132,6 +136,8 @@ class IndexedBackend:
         """Search the index once it has caught up and every write made so far is in it."""
         if self.server_side is not None:
             return await self.server_side.search(query, filters, limit)
+        if self._closed:
+            raise StorageError("The search index was closed (the settings moved the store); search again.")
         self.start()
         assert self._catch_up is not None
         if not self._catch_up.done():
@@ -146,8 +152,8 @@ class IndexedBackend:
         return await loop.run_in_executor(self._reader, index.search, query, filters, limit)
 
     def _later(self, session_id: str, operation: str, *args: Any) -> None:
-        if self.server_side is not None:
-            return
+        if self.server_side is not None or self._closed:
+            return  # closed: a write still finishing on the old store (the settings moved it)
         self._writes[session_id] = self._writes.get(session_id, 0) + 1
         future = asyncio.get_running_loop().run_in_executor(self._writer, self._apply, operation, args)
         self._pending.add(future)
