@@ -6,17 +6,23 @@ the editor should get its ``initialize`` answer without waiting for it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
+from .completion_stream import DONE, EventSplitter, decode_chunk
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Sent to local servers (Ollama, llama.cpp, vLLM...) that want no key: the SDK insists on one.
 LOCAL_PLACEHOLDER_KEY = "no-key"
+DRAIN_SECONDS = 0.1  # how long the end of a finished body may take before its connection is dropped
 
 
 class ModelError(Exception):
@@ -91,9 +97,10 @@ class ModelClient:
             options["temperature"] = settings.temperature
         if settings.max_tokens is not None:
             options["max_tokens"] = settings.max_tokens
-        stream = None
         try:
-            stream = await client.chat.completions.create(
+            # The SDK builds and sends the request (auth, retries, timeouts, HTTP errors); the
+            # streamed body is read raw and decoded by completion_stream, not the SDK's chunk models.
+            async with client.chat.completions.with_streaming_response.create(
                 model=settings.model,
                 # The SDK walks every message through its type transforms (about 0.1 ms each,
                 # tens of ms for a long history) before sending; our messages are plain JSON
@@ -103,27 +110,89 @@ class ModelClient:
                 stream=True,
                 stream_options={"include_usage": True},
                 **options,
-            )
-            async for chunk in stream:
-                for choice in chunk.choices:
-                    text = choice.delta.content if choice.delta else None
-                    if text:
-                        yield text
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                    yield Usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
+            ) as response:
+                # Leaving the block closes the response, which tells the server to stop (a cancel).
+                async with contextlib.aclosing(_read_answer(response, settings)) as answer:
+                    async for item in answer:
+                        yield item
         except openai.APIError as exc:
             raise ModelError(explain(exc, settings)) from exc
         except ModelError:
             raise
         except Exception as exc:  # the stream's transport failing under the SDK (e.g. a reset)
+            if _is_timeout(exc):
+                raise ModelError(_timed_out(settings)) from exc
             raise ModelError(
                 f"The connection to the model server was lost in the middle of the answer ({describe(exc)})."
             ) from exc
-        finally:
-            if stream is not None:
-                # Closing the response tells the server to stop (e.g. after a cancel).
-                await stream.close()
+
+
+async def _read_answer(response: Any, settings: Settings) -> AsyncIterator[str | Usage]:
+    """The text of every chunk as it arrives, then the usage; the body is read to its end after
+    ``[DONE]`` (briefly) so the connection can serve the next request."""
+    events = EventSplitter()
+    usage: Usage | None = None
+    done = False
+    body = response.iter_bytes()
+    async for data in body:
+        for event, payload in events.feed(data):
+            if payload.startswith(DONE):
+                done = True
+                break
+            try:
+                chunk = decode_chunk(payload)
+            except msgspec.DecodeError as exc:
+                raise ModelError(
+                    f"The model server at {settings.base_url or 'the OpenAI API'} sent a chunk deskmate "
+                    f"cannot read ({exc})."
+                ) from exc
+            if chunk.error is not None or event == b"error":
+                raise ModelError(_stream_error(chunk.error, settings))
+            text = chunk.text()
+            if text:
+                yield text
+            if chunk.usage is not None:
+                found = chunk.usage
+                usage = Usage(found.prompt_tokens or 0, found.completion_tokens or 0, found.total_tokens or 0)
+        if done:
+            break
+    if usage is not None:
+        yield usage
+    if done:
+        await _drain(body)
+
+
+async def _drain(body: AsyncIterator[bytes]) -> None:
+    """Read what follows ``[DONE]`` (normally just the end of the body) for at most 0.1 s."""
+
+    async def rest() -> None:
+        async for _ in body:
+            pass
+
+    try:
+        await asyncio.wait_for(rest(), DRAIN_SECONDS)
+    except Exception:  # the answer is complete; a connection that cannot be reused is closed
+        pass
+
+
+def _stream_error(error: Any, settings: Settings) -> str:
+    where = settings.base_url or "the OpenAI API"
+    message = error.get("message") if isinstance(error, dict) else error
+    return f"The model server at {where} failed in the middle of the answer: {message or 'no message'}"
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    # httpx and httpx2 (whichever the SDK uses) both name their timeout base class so.
+    return any(cls.__name__ == "TimeoutException" for cls in type(exc).__mro__)
+
+
+def _timed_out(settings: Settings) -> str:
+    where = settings.base_url or "the OpenAI API"
+    retries = f" after {settings.max_retries} retries" if settings.max_retries else ""
+    return (
+        f"The model server at {where} did not answer within {settings.request_timeout:g} s{retries} "
+        "(setting deskmate.requestTimeout)."
+    )
 
 
 def describe(exc: BaseException) -> str:
@@ -173,10 +242,7 @@ def _explain(exc: Exception, settings: Settings) -> str:
             f"{_server_message(exc)} Wait a moment and ask again."
         )
     if isinstance(exc, openai.APITimeoutError):
-        return (
-            f"The model server at {where} did not answer within {settings.request_timeout:g} s{retries} "
-            "(setting deskmate.requestTimeout)."
-        )
+        return _timed_out(settings)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
         detail = describe(cause) if cause else describe(exc)
