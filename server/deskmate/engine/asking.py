@@ -128,8 +128,10 @@ class AskRunner:
     ) -> AskResult:
         """Answer ``question`` in the session ``ref``, streaming pieces to ``on_delta``.
 
-        The question is stored as soon as it is asked (without delaying the
-        stream) and the answer once it ends; both are stored before this returns.
+        The question's write starts beside the model request (the first piece never
+        waits for it) and the answer is stored once it ends; the question is stored
+        before any of the answer and both before this returns. If the question
+        cannot be stored, the answer is stopped and the store's error raised.
         A cancelled answer returns ``interrupted=True``; a failed one is stored as
         interrupted and raises ModelError.
         """
@@ -169,21 +171,33 @@ class AskRunner:
         )
         title = session.title or title_from(question_text)
         store, key = self.sessions.store.for_session(ref.id)
-        stored_question = asyncio.ensure_future(
-            store.append(key, [question], title=title, workspace_uri=ref.workspace_uri)
-        )
 
         pieces: list[str] = []
         usage: Usage | None = None
         failure: ModelError | None = None
         outer_cancel: asyncio.CancelledError | None = None
+        question_failed = False
+        # The model request goes out first and the question's durable write runs beside it, so
+        # the first token never waits for a disk (or a network store). The write must succeed
+        # before any of the answer is stored and before the result is returned (below).
         running.task = asyncio.ensure_future(_pump(model, prompt, pieces, on_delta))
+        stored_question = asyncio.ensure_future(
+            store.append(key, [question], title=title, workspace_uri=ref.workspace_uri)
+        )
+
+        def question_written(write: asyncio.Future[None]) -> None:
+            nonlocal question_failed
+            if not write.cancelled() and write.exception() is not None and running.task is not None:
+                question_failed = True  # the ask fails with the store's error: stop the answer now
+                running.task.cancel()
+
+        stored_question.add_done_callback(question_written)
         if running.cancelled:
             running.task.cancel()
         try:
             usage = await running.task
         except asyncio.CancelledError as exc:
-            if not running.cancelled:
+            if not running.cancelled and not question_failed:
                 outer_cancel = exc  # the ask itself was cancelled: store what we have, then stop
         except ModelError as exc:
             failure = exc
@@ -200,7 +214,8 @@ class AskRunner:
             # the delete runs, and the answer must not bring the session back.
             await asyncio.gather(asyncio.shield(stored_question), return_exceptions=True)
         else:
-            # Shielded: a cancelled ask must still finish storing what the user saw.
+            # Shielded: a cancelled ask must still finish storing what the user saw. A failed
+            # question write raises here: the ask fails with it and no answer is stored.
             await asyncio.shield(stored_question)
             await asyncio.shield(store.append(key, [answer]))
         if outer_cancel is not None:

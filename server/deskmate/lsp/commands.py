@@ -101,7 +101,13 @@ async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     )
     request_id = ls.protocol.msg_id
     ls.asks_by_request[request_id] = ask_id
-    reporter = AskReporter(ls, ask_id, ref.id, on_cancel=lambda: ls.assistant.asks.cancel(ask_id))
+    reporter = AskReporter(
+        ls,
+        ask_id,
+        ref.id,
+        on_cancel=lambda: ls.assistant.asks.cancel(ask_id),
+        window=ls.assistant.settings.delta_window_ms / 1000,
+    )
     outcome = "Failed"
     try:
         result = await ls.assistant.asks.ask(
