@@ -125,8 +125,10 @@ class AskRunner:
         context: dict[str, Any] | None = None,
         ask_id: str | None = None,
         on_delta: Callable[[str], None] = lambda delta: None,
+        on_streamed: Callable[[], None] = lambda: None,
     ) -> AskResult:
-        """Answer ``question`` in the session ``ref``, streaming pieces to ``on_delta``.
+        """Answer ``question`` in the session ``ref``, streaming pieces to ``on_delta``;
+        ``on_streamed`` is called once the model stream has ended, before anything is stored.
 
         The question's write starts beside the model request (the first piece never
         waits for it) and the answer is stored once it ends; the question is stored
@@ -147,7 +149,7 @@ class AskRunner:
         self._busy[ref.id] = running
         self._asks[ask_id] = running
         try:
-            return await self._ask(question, ref, context, running, on_delta)
+            return await self._ask(question, ref, context, running, on_delta, on_streamed)
         finally:
             del self._busy[ref.id]
             del self._asks[ask_id]
@@ -160,6 +162,7 @@ class AskRunner:
         context: dict[str, Any] | None,
         running: RunningAsk,
         on_delta: Callable[[str], None],
+        on_streamed: Callable[[], None],
     ) -> AskResult:
         settings = self._settings()
         model = self.models.get(settings)
@@ -201,6 +204,7 @@ class AskRunner:
                 outer_cancel = exc  # the ask itself was cancelled: store what we have, then stop
         except ModelError as exc:
             failure = exc
+        on_streamed()
         interrupted = running.cancelled or failure is not None or outer_cancel is not None
         answer = Message(
             role="assistant",
