@@ -16,6 +16,8 @@ from .sessions import SessionRef, Sessions
 from .settings import Settings
 
 TITLE_LENGTH = 60
+# The question's durable write starts when the answer's first piece is out, or after this long.
+QUESTION_WRITE_DELAY = 0.02
 
 
 @dataclass
@@ -180,13 +182,21 @@ class AskRunner:
         failure: ModelError | None = None
         outer_cancel: asyncio.CancelledError | None = None
         question_failed = False
-        # The model request goes out first and the question's durable write runs beside it, so
-        # the first token never waits for a disk (or a network store). The write must succeed
-        # before any of the answer is stored and before the result is returned (below).
-        running.task = asyncio.ensure_future(_pump(model, prompt, pieces, on_delta))
-        stored_question = asyncio.ensure_future(
-            store.append(key, [question], title=title, workspace_uri=ref.workspace_uri)
-        )
+        # The model request goes out first and the question's durable write runs beside it,
+        # starting once the first piece is out (or QUESTION_WRITE_DELAY without one): the first
+        # token never waits for a disk, a network store, or the worker thread the write wakes.
+        # The write must succeed before any of the answer is stored and before the result is
+        # returned (below).
+        first_piece_out = asyncio.Event()
+        write_anyway = asyncio.get_running_loop().call_later(QUESTION_WRITE_DELAY, first_piece_out.set)
+        running.task = asyncio.ensure_future(_pump(model, prompt, pieces, on_delta, first_piece_out))
+
+        async def write_question() -> None:
+            await first_piece_out.wait()
+            write_anyway.cancel()
+            await store.append(key, [question], title=title, workspace_uri=ref.workspace_uri)
+
+        stored_question = asyncio.ensure_future(write_question())
 
         def question_written(write: asyncio.Future[None]) -> None:
             nonlocal question_failed
@@ -230,13 +240,21 @@ class AskRunner:
 
 
 async def _pump(
-    model: ModelClient, prompt: list[dict[str, str]], pieces: list[str], on_delta: Callable[[str], None]
+    model: ModelClient,
+    prompt: list[dict[str, str]],
+    pieces: list[str],
+    on_delta: Callable[[str], None],
+    first_piece_out: asyncio.Event,
 ) -> Usage | None:
     usage = None
-    async for item in model.stream(prompt):
-        if isinstance(item, str):
-            pieces.append(item)
-            on_delta(item)
-        else:
-            usage = item
+    try:
+        async for item in model.stream(prompt):
+            if isinstance(item, str):
+                pieces.append(item)
+                on_delta(item)
+                first_piece_out.set()
+            else:
+                usage = item
+    finally:
+        first_piece_out.set()  # no piece at all (a failure, a cancel): the question is written now
     return usage
