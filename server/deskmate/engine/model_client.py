@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -113,7 +115,7 @@ class ModelClient:
             response = await client.post(
                 "/chat/completions",
                 cast_to=_raw_response_type(),
-                content=msgspec.json.encode(body),
+                **{_bytes_parameter(client): msgspec.json.encode(body)},
                 options={"headers": {"Content-Type": "application/json"}},
                 stream=True,
             )
@@ -210,6 +212,17 @@ def _timed_out(settings: Settings) -> str:
         f"The model server at {where} did not answer within {settings.request_timeout:g} s{retries} "
         "(setting deskmate.requestTimeout)."
     )
+
+
+@functools.cache
+def _bytes_parameter_of(post: Any) -> str:
+    return "content" if "content" in inspect.signature(post).parameters else "body"
+
+
+def _bytes_parameter(client: Any) -> str:
+    """How the SDK's ``post`` takes a body of bytes: ``content`` (newer SDKs; ``body=bytes``
+    is deprecated there) or ``body`` (older ones)."""
+    return _bytes_parameter_of(type(client).post)
 
 
 def _raw_response_type() -> type:
