@@ -1,7 +1,8 @@
 """Talking to an OpenAI-compatible model server through the official ``openai`` SDK.
 
-The SDK is imported on first use: it is the heaviest import of the daemon and
-the editor should get its ``initialize`` answer without waiting for it.
+The SDK (and msgspec, with the stream reader) is imported on first use: it is the
+heaviest import of the daemon and the editor should get its ``initialize`` answer
+without waiting for it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
-from .completion_stream import DONE, EventSplitter, decode_chunk
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,6 +23,15 @@ log = logging.getLogger(__name__)
 # Sent to local servers (Ollama, llama.cpp, vLLM...) that want no key: the SDK insists on one.
 LOCAL_PLACEHOLDER_KEY = "no-key"
 DRAIN_SECONDS = 0.1  # how long the end of a finished body may take before its connection is dropped
+
+
+def preload() -> None:
+    """Import what a first question needs (the SDK, msgspec and the stream reader): slow
+    imports, meant for a worker thread once the editor is served."""
+    import msgspec  # noqa: F401
+    import openai  # noqa: F401
+
+    from . import completion_stream  # noqa: F401
 
 
 class ModelError(Exception):
@@ -92,6 +99,7 @@ class ModelClient:
         Raises ModelError with a message meant for the user.
         """
         client = self._sdk_client()
+        import msgspec
         import openai
 
         settings = self.settings
@@ -140,6 +148,10 @@ class ModelClient:
 async def _read_answer(body: AsyncIterator[bytes], settings: Settings) -> AsyncIterator[str | Usage]:
     """The text of every chunk as it arrives, then the usage; the body is read to its end after
     ``[DONE]`` (briefly) so the connection can serve the next request."""
+    import msgspec
+
+    from .completion_stream import DONE, EventSplitter, decode_chunk
+
     events = EventSplitter()
     usage: Usage | None = None
     done = False
