@@ -54,3 +54,23 @@ async def backend(store_kind, backend_url, tmp_path):
     )
     yield opened
     await opened.close()
+
+
+@pytest.fixture
+async def reopen(store_kind, backend_url, tmp_path):
+    """Opens another backend on the test's store, as a second daemon would (no shared caches)."""
+    store = STORES[store_kind]
+    opened = []
+
+    def open_again():
+        backend = (
+            store.backend_for_url(backend_url, tmp_path)
+            if hasattr(store, "backend_for_url")
+            else backend_for_url(backend_url)
+        )
+        opened.append(backend)
+        return backend
+
+    yield open_again
+    for backend in opened:
+        await backend.close()

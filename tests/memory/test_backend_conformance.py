@@ -1,6 +1,7 @@
 """Behaviour every MemoryBackend must show. Backends are added to the ``backend`` fixture."""
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from deskmate.memory import (
     Session,
     SessionIdRequired,
 )
+from deskmate.memory.codec import RecordEncoding, UnknownEncoding, forget_encoding, writing_with
 from deskmate.memory.models import SessionMeta
 from helpers import turn
 
@@ -195,19 +197,85 @@ async def test_unsafe_session_ids_are_refused(backend, bad_id):
         lambda: backend.append(bad_id, turn(0, metadata=True)),
         lambda: backend.save(Session(id=bad_id)),
         lambda: backend.delete(bad_id),
+        lambda: backend.update(bad_id, lambda info: (info.title, info.meta)),
     ):
         with pytest.raises(InvalidSessionId, match="Invalid session id"):
             await call()
 
 
-async def test_first_append_titles_an_empty_untitled_session(backend):
+async def test_append_keeps_the_title_of_an_existing_session(backend):
+    # Titles are the engine's to decide (engine.sessions.first_title), through update.
     await backend.save(Session(id="fresh", workspace_uri="file:///w"))
-    await backend.append("fresh", turn(0, metadata=True), title="First question")
-    await backend.append("fresh", turn(1, metadata=True), title="ignored now")
+    await backend.append("fresh", turn(0, metadata=True), title="First question", workspace_uri="file:///x")
     loaded = await backend.load("fresh")
-    assert loaded.title == "First question" and loaded.workspace_uri == "file:///w"
-    assert len(loaded.messages) == 4
-    assert next(i for i in await backend.list() if i.id == "fresh").message_count == 4
+    assert (loaded.title, loaded.workspace_uri, len(loaded.messages)) == ("", "file:///w", 2)
+
+
+async def test_update_of_a_missing_session_changes_nothing(backend):
+    def change(info):
+        raise AssertionError("change must not be called for a session that does not exist")
+
+    assert await backend.update("nobody", change) is None
+    assert await backend.load("nobody") is None
+
+
+async def test_update_changes_title_and_metadata_only(backend):
+    await backend.append("u", turn(0, metadata=True), title="Old", workspace_uri="file:///w")
+    await backend.append("u", turn(1, metadata=True))
+    before = await backend.load("u")
+    seen = []
+
+    def change(info):
+        seen.append((info.title, info.message_count, info.meta))
+        return "New ünïcode title", SessionMeta(tags=["a", "b"], pinned=True, extra={"later": 1})
+
+    info = await backend.update("u", change)
+    assert seen[-1] == ("Old", 4, SessionMeta())
+    assert (info.title, info.message_count, info.meta.tags, info.meta.pinned) == (
+        "New ünïcode title",
+        4,
+        ["a", "b"],
+        True,
+    )
+    after = await backend.load("u")
+    assert [m.to_dict() for m in after.messages] == [m.to_dict() for m in before.messages]
+    assert (after.title, after.workspace_uri, after.created_at) == (
+        "New ünïcode title",
+        "file:///w",
+        before.created_at,
+    )
+    assert after.updated_at == before.updated_at  # a rename does not reorder listings
+    assert after.meta == SessionMeta(tags=["a", "b"], pinned=True, extra={"later": 1})
+    listed = next(i for i in await backend.list() if i.id == "u")
+    assert (listed.title, listed.message_count, listed.meta.pinned) == ("New ünïcode title", 4, True)
+    await backend.append("u", turn(2, metadata=True))  # appends go on after an update
+    again = await backend.load("u")
+    assert len(again.messages) == 6 and again.title == "New ünïcode title" and again.meta.pinned
+
+
+async def test_update_of_an_empty_session(backend):
+    await backend.save(Session(id="empty", workspace_uri="file:///w"))
+    info = await backend.update("empty", lambda info: ("Named", info.meta))
+    assert (info.title, info.message_count) == ("Named", 0)
+    await backend.append("empty", turn(0, metadata=True))
+    loaded = await backend.load("empty")
+    assert (loaded.title, len(loaded.messages)) == ("Named", 2)
+
+
+async def test_concurrent_updates_and_appends_lose_nothing(backend):
+    """Tag additions racing each other and appends: every tag and every message is kept."""
+    await backend.append("race", turn(0, metadata=True), title="Race")
+
+    def add_tag(tag):
+        return lambda info: (info.title, SessionMeta(tags=[*info.meta.tags, tag], pinned=info.meta.pinned))
+
+    await asyncio.gather(
+        *(backend.update("race", add_tag(f"t{i}")) for i in range(8)),
+        *(backend.append("race", turn(i + 1, metadata=True)) for i in range(8)),
+    )
+    loaded = await backend.load("race")
+    assert sorted(loaded.meta.tags) == sorted(f"t{i}" for i in range(8))
+    assert len(loaded.messages) == 18 and loaded.title == "Race"
 
 
 async def test_appends_from_several_processes_keep_one_order(backend, backend_url):
@@ -285,3 +353,46 @@ async def test_session_metadata_round_trips_every_field(backend):
     await backend.append("plain", turn(0), title="Plain")  # created by an append: the defaults
     plain = await backend.load("plain")
     assert plain.meta == SessionMeta() and not plain.meta.pinned
+
+
+# A transform as compression or encryption would be one: the record's fields, unreadable as stored.
+REVERSED = RecordEncoding(
+    "test-reversed",
+    encode=lambda record: {"data": json.dumps(record)[::-1]},
+    decode=lambda record: json.loads(record["data"][::-1]),
+)
+
+
+async def test_records_in_a_new_encoding_read_beside_plain_ones(backend, reopen):
+    """Each record names its encoding: a history written before a transform was turned on, and
+    after it was turned off again, reads whole."""
+    await backend.append("enc", turn(0, metadata=True), title="Enc")
+    with writing_with(REVERSED):
+        await backend.append("enc", turn(1, metadata=True))
+        await backend.save(Session(id="enc-saved", title="Saved", messages=turn(5, metadata=True)))
+    await backend.append("enc", turn(2, metadata=True))
+    for reader in (backend, reopen()):
+        loaded = await reader.load("enc")
+        assert [m.content for m in loaded.messages] == ["q0", "a0", "q1", "a1", "q2", "a2"]
+        assert loaded.messages[3].usage and loaded.updated_at == loaded.messages[-1].timestamp
+        saved = await reader.load("enc-saved")
+        assert [m.content for m in saved.messages] == ["q5", "a5"] and saved.title == "Saved"
+        listed = {info.id: info for info in await reader.list()}
+        assert listed["enc"].message_count == 6 and listed["enc-saved"].message_count == 2
+
+
+async def test_a_record_in_an_unknown_encoding_is_refused_by_name_and_left_alone(backend, reopen):
+    with writing_with(REVERSED):
+        await backend.append("later", turn(0, metadata=True), title="Later")
+    forget_encoding(REVERSED.name)  # as a deskmate that does not know it would find it
+    try:
+        reader = reopen()
+        with pytest.raises(UnknownEncoding, match="test-reversed"):
+            await reader.load("later")
+        listed = {info.id: info for info in await reader.list()}  # the listing is not broken by it
+        assert listed["later"].title == "Later" and listed["later"].message_count == 2
+    finally:
+        with writing_with(REVERSED):  # registers it again
+            pass
+    loaded = await reopen().load("later")  # nothing was moved aside or changed
+    assert [m.content for m in loaded.messages] == ["q0", "a0"] and not loaded.quarantined_to

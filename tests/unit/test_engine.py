@@ -177,6 +177,23 @@ async def test_autosave_off_a_saved_session_reads_as_persisted_until_changed(eng
     assert view.persisted and len(view.session.messages) == 2
 
 
+@pytest.mark.parametrize("auto_save", [True, False])
+async def test_a_new_untitled_session_takes_its_first_questions_title(engine, model, auto_save):
+    # The title rule lives in the engine (sessions.first_title); stores only keep what they are given.
+    if not auto_save:
+        await engine.update_settings(engine.settings.merged({"autoSave": False})[0])
+    fresh = await engine.sessions.new()
+    ref = engine.sessions.resolve()
+    assert ref.id == fresh.id
+    await engine.asks.ask("How do the tests start the model server?\nsecond line", ref=ref)
+    await engine.asks.ask("a later question", ref=ref)
+    session = (await engine.sessions.get(ref)).session
+    assert session.title == "How do the tests start the model server?"
+    assert len(session.messages) == 4
+    listed = {info.id: info for info, _ in await engine.sessions.list()}
+    assert listed[fresh.id].title == "How do the tests start the model server?"
+
+
 async def test_the_answer_streams_while_the_question_is_written_and_is_stored_after_it(watched, model):
     engine, store = watched
     store.question_gate = asyncio.Event()  # the question's write does not finish until we say so

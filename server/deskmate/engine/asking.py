@@ -176,6 +176,7 @@ class AskRunner:
         )
         title = session.title or title_from(question_text)
         store, key = self.sessions.store.for_session(ref.id)
+        untitled = not session.messages and not session.title
 
         pieces: list[str] = []
         usage: Usage | None = None
@@ -194,7 +195,9 @@ class AskRunner:
         async def write_question() -> None:
             await first_piece_out.wait()
             write_anyway.cancel()
-            await store.append(key, [question], title=title, workspace_uri=ref.workspace_uri)
+            await self.sessions.add_question(
+                store, key, question, title, ref.workspace_uri, untitled=untitled
+            )
 
         stored_question = asyncio.ensure_future(write_question())
 

@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..memory import Session, SessionIdRequired, SessionInfo, SessionNotFound, validate_session_id
+from ..memory import (
+    MemoryBackend,
+    Message,
+    Session,
+    SessionIdRequired,
+    SessionInfo,
+    SessionNotFound,
+    SessionStoreError,
+    validate_session_id,
+)
+from ..memory.backend import MetaChange
 from ..memory.limits import clip_title
+from ..memory.models import SessionMeta
 from .errors import EngineError
 from .export import session_to_markdown
 from .settings import Settings
 from .store import SessionStore
 from .workspaces import GLOBAL_SESSION_ID, Workspaces, folder_key, fresh_session_id
+
+log = logging.getLogger(__name__)
+
+
+def first_title(title: str) -> MetaChange:
+    """The title rule: a session with no messages and no title yet (e.g. one just made by
+    newSession) takes its first question's; any other keeps its own."""
+
+    def change(info: SessionInfo) -> tuple[str, SessionMeta]:
+        return (info.title or title if info.message_count == 0 else info.title), info.meta
+
+    return change
 
 
 @dataclass
@@ -136,6 +160,25 @@ class Sessions:
         return session, session_to_markdown(session)
 
     # -- changing -----------------------------------------------------------------
+
+    async def add_question(
+        self,
+        store: MemoryBackend,
+        key: str,
+        question: Message,
+        title: str,
+        workspace_uri: str | None,
+        *,
+        untitled: bool,
+    ) -> None:
+        """Store a question; a new session is created with ``title``, and one that exists but is
+        still empty and ``untitled`` takes it first."""
+        if untitled:
+            try:
+                await store.update(key, first_title(title))
+            except SessionStoreError as exc:  # the question matters more than its title
+                log.warning("Could not title session %r: %s", key, exc)
+        await store.append(key, [question], title=title, workspace_uri=workspace_uri)
 
     def _check_folder_may_change_session(self, ref: SessionRef, action: str) -> None:
         if ref.workspace_uri is None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from .models import Message, Session, SessionInfo
+from .models import Message, Session, SessionInfo, SessionMeta
+
+# Given a stored session's summary, the title and metadata record it should have.
+MetaChange = Callable[[SessionInfo], tuple[str, SessionMeta]]
 
 
 @runtime_checkable
@@ -41,9 +44,19 @@ class MemoryBackend(Protocol):
         """Durably add ``messages`` to the end of the session, all or none.
 
         Creates the session (with ``title`` and ``workspace_uri``) if it does not
-        exist yet, and gives an existing session that has no messages and no
-        title yet that ``title``; otherwise those two are ignored. Costs O(1) in
-        the length of the history.
+        exist yet; an existing session keeps its own (the engine decides titles,
+        through ``update``). Costs O(1) in the length of the history.
+        """
+        ...
+
+    async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
+        """Durably replace the session's title and metadata record with ``change(summary)``.
+
+        Atomic against every other writer: ``change`` sees the stored summary and its
+        result is written only if nothing changed them meanwhile, so it may be called
+        more than once and must have no side effects. Messages, times and the message
+        count are untouched. Returns the new summary, or None (``change`` not called)
+        when there is no such session.
         """
         ...
 

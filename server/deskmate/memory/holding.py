@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .backend import MemoryBackend
+from .backend import MemoryBackend, MetaChange
 from .errors import StorageFull
 from .models import Message, Session, SessionInfo
 
@@ -116,6 +116,15 @@ class HoldingBackend:
             await self.inner.save(session)
             # The whole session was written, held turns of it included or superseded.
             self._held = [entry for entry in self._held if entry.session_id != session.id]
+
+    async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
+        info = await self.inner.update(session_id, change)
+        if info is None and any(entry.session_id == session_id for entry in self._held):
+            raise StorageFull(
+                f"Session {session_id} is not stored yet (the disk is full): it cannot be changed until "
+                "its turns are saved."
+            )
+        return info
 
     async def delete(self, session_id: str) -> bool:
         async with self._lock:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import FILE_MODE, ensure_private_dir, replace_atomically, sync_fd, write_all
-from .codec import dumps_bytes
+from .codec import UnknownEncoding, decode_message, dumps_bytes, encode_message
 from .errors import SessionStoreError, StorageError
 from .ids import validate_session_id
 from .locking import LockTimeout, exclusive_lock
@@ -46,7 +46,7 @@ class PendingAppend:
             "sessionId": self.session_id,
             "title": self.title,
             "workspaceUri": self.workspace_uri,
-            "messages": [m.to_dict() for m in self.messages],
+            "messages": [encode_message(m) for m in self.messages],
         }
         return dumps_bytes(record) + b"\n"
 
@@ -75,7 +75,7 @@ class PendingAppend:
             raise ValueError("its messages are not a list")
         if type(title) is not str or (workspace_uri is not None and type(workspace_uri) is not str):
             raise ValueError("its title or workspaceUri is not a string")
-        return cls(session_id, [Message.from_dict(m) for m in messages], title, workspace_uri, line)
+        return cls(session_id, [decode_message(m) for m in messages], title, workspace_uri, line)
 
 
 class Outbox:
@@ -207,7 +207,7 @@ def _parse(data: bytes) -> tuple[list[PendingAppend], list[tuple[int, bytes, str
     for number, line in enumerate(_whole_lines(data), 1):
         try:
             entries.append(PendingAppend.from_line(line))
-        except ValueError as exc:  # includes bad JSON and bad UTF-8
+        except (ValueError, UnknownEncoding) as exc:  # includes bad JSON and bad UTF-8
             damaged.append((number, line, str(exc)[:200]))
     return entries, damaged
 

@@ -10,7 +10,7 @@ While the wrapped backend is unreachable (it raises ``BackendUnavailable``):
 - ``list`` serves the last listing it read, updated with what it saw since. While the
   backend answers, ``list`` is the backend's own (plus what waits in the outbox), so a
   daemon sees what the others wrote.
-- ``save`` and ``delete`` raise: the user asked for them and must know they failed.
+- ``save``, ``update`` and ``delete`` raise: the user asked for them and must know they failed.
 
 ``notify`` hears once when the backend goes away and once when it is back.
 Replays skip messages already stored (by message id), so replaying twice after
@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from .backend import MemoryBackend
-from .errors import BackendUnavailable
+from .backend import MemoryBackend, MetaChange
+from .errors import BackendUnavailable, StorageError
 from .ids import validate_session_id
 from .locking import LockTimeout, exclusive_lock
 from .models import Message, Session, SessionInfo
@@ -137,6 +137,32 @@ class ResilientBackend:
             raise
         self._remember(session.id, session)
         self._poke()
+
+    async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
+        await self._start()
+        try:
+            info = await self._unless_down(self.inner.update(session_id, change))
+        except BackendUnavailable as exc:
+            self._went_down(exc)
+            raise
+        if (
+            info is None
+            and self._waiting
+            and pending_for(await asyncio.to_thread(self.outbox.read), session_id)
+        ):
+            # Born during an outage, its first turns still wait: it is not stored yet.
+            raise StorageError(
+                f"Session {session_id!r} is not in {self.name} yet: its first turns wait in "
+                f"{self.outbox.path} until they are stored. Try again once they are."
+            )
+        if info is not None:
+            cached = self._sessions.get(session_id)
+            if cached is not None:
+                cached.title, cached.meta = info.title, info.meta.copy()
+            if self._listing is not None and session_id in self._listing:
+                self._listing[session_id] = info
+        self._poke()
+        return info
 
     async def delete(self, session_id: str) -> bool:
         await self._start()
@@ -343,11 +369,7 @@ class ResilientBackend:
             if self._down is None:
                 return  # nothing cached to keep current; the backend has it
             session = Session(id=session_id, title=title, workspace_uri=workspace_uri)
-        elif not session.messages and not session.title:
-            session.title = title
-            session.workspace_uri = session.workspace_uri or workspace_uri
-        session.messages.extend(messages)
-        session.updated_at = messages[-1].timestamp
+        session.add(list(messages))
         self._remember(session_id, session)
 
 
@@ -371,8 +393,6 @@ def _with_pending(infos: list[SessionInfo], waiting: Sequence[PendingAppend]) ->
                 workspace_uri=entry.workspace_uri,
                 created_at=entry.messages[0].timestamp,
             )
-        elif info.message_count == 0 and not info.title:
-            info.title, info.workspace_uri = entry.title, info.workspace_uri or entry.workspace_uri
         info.message_count += len(entry.messages)
         info.updated_at = max(info.updated_at, entry.messages[-1].timestamp)
     return list(listed.values())

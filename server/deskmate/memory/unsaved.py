@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .backend import MemoryBackend
+from .backend import MemoryBackend, MetaChange
 from .errors import SessionNotFound
+from .limits import clip_title
 from .models import Message, Session, SessionInfo
 
 
@@ -57,9 +58,20 @@ class UnsavedOverlay:
     ) -> None:
         session = await self._held(session_id)
         if session is None or session.quarantined_to:
-            session = self.sessions[session_id] = Session(id=session_id)
-        session.add(list(messages), title=title, workspace_uri=workspace_uri)
+            session = Session(id=session_id, title=title, workspace_uri=workspace_uri)
+            self.sessions[session_id] = session
+        session.add(list(messages))
         self.changed.add(session_id)
+
+    async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
+        """Change the copy in memory, like a turn: the store gets it when the session is saved."""
+        session = await self._held(session_id)
+        if session is None or session.quarantined_to:
+            return None
+        title, meta = change(session.info())
+        session.title, session.meta = clip_title(title), meta.copy()
+        self.changed.add(session_id)
+        return session.info()
 
     async def save(self, session: Session) -> None:
         self.sessions[session.id] = session.copy()

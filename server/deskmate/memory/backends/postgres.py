@@ -22,8 +22,9 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -32,10 +33,22 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ..codec import REPLACEMENT, decode_meta, dumps, encode_meta, storable
+from ..backend import MetaChange
+from ..codec import (
+    REPLACEMENT,
+    BadRecord,
+    decode_message,
+    decode_messages,
+    decode_meta,
+    dumps,
+    encode_message,
+    encode_meta,
+    storable,
+)
 from ..errors import BackendUnavailable, SessionStoreError, StorageError
 from ..ids import validate_session_id
-from ..models import Message, Session, SessionInfo, SessionMeta
+from ..limits import clip_title
+from ..models import Message, Session, SessionInfo, SessionMeta, updated_at_of
 from ..urls import redact
 
 log = logging.getLogger(__name__)
@@ -83,11 +96,7 @@ WITH s AS (
     VALUES (%(id)s, %(title)s, %(workspace_uri)s, %(first)s, %(last)s, ARRAY[]::text[], %(n)s, '{{}}')
     ON CONFLICT (id) DO UPDATE SET
         message_count = s.message_count + excluded.message_count,
-        updated_at = excluded.updated_at,
-        -- An empty, untitled session (e.g. made by newSession) takes the first question's title.
-        title = CASE WHEN s.message_count = 0 AND s.title = '' THEN excluded.title ELSE s.title END,
-        workspace_uri = CASE WHEN s.message_count = 0 AND s.title = '' AND excluded.title <> ''
-            THEN coalesce(s.workspace_uri, excluded.workspace_uri) ELSE s.workspace_uri END
+        updated_at = excluded.updated_at
     RETURNING message_count
 )
 INSERT INTO {schema}.messages (session_id, seq, data)
@@ -120,6 +129,11 @@ LATERAL (SELECT string_agg(data, ',' ORDER BY seq) AS joined, count(*) AS count
 WHERE s.id = %s
 """
 
+# The row locked until the transaction ends: updates of one session take turns.
+_LOCK_SESSION = "SELECT {columns} FROM {schema}.sessions WHERE id = %s FOR UPDATE"
+
+_UPDATE = "UPDATE {schema}.sessions SET title = %(title)s, tags = %(tags)s::text[], meta = %(meta)s WHERE id = %(id)s"
+
 _LOAD_ROWS = "SELECT seq, data FROM {schema}.messages WHERE session_id = %s ORDER BY seq"
 
 
@@ -134,7 +148,7 @@ def _text(value: str) -> str:
 
 
 def _encode(message: Message) -> str:
-    return dumps(message.to_dict())
+    return dumps(encode_message(message))
 
 
 def _shown(value: str) -> str:
@@ -224,6 +238,8 @@ class PostgresBackend:
         self._save_messages_sql = statement(_SAVE_MESSAGES)
         self._load_sql = statement(_LOAD)
         self._load_rows_sql = statement(_LOAD_ROWS)
+        self._lock_session_sql = statement(_LOCK_SESSION)
+        self._update_sql = statement(_UPDATE)
         self._delete_messages_sql = statement("DELETE FROM {schema}.messages WHERE session_id = %s")
         self._delete_sql = statement("DELETE FROM {schema}.sessions WHERE id = %s")
         self._list_sql = statement(
@@ -419,10 +435,10 @@ class PostgresBackend:
                 records = json.loads(f"[{joined or ''}]")
                 if len(records) != count:  # a row held more than one value
                     raise ValueError
-                messages = [Message.from_dict(record) for record in records]
+                messages = [decode_message(record) for record in records]
             except (ValueError, RecursionError):  # read row by row to name the one to blame
                 cur = await conn.execute(self._load_rows_sql, (session_id,))
-                messages = list(self._decode(session_id, await cur.fetchall()))
+                messages = self._decode(session_id, await cur.fetchall())
         if meta is None and None in tags:
             raise StorageError(f"{self._null_tag(session_id)}: it cannot be read. Nothing was changed.")
         return Session(
@@ -446,16 +462,15 @@ class PostgresBackend:
                 f"read ({exc}). Nothing was changed."
             ) from None
 
-    def _decode(self, session_id: str, rows: Iterable[tuple[int, str]]) -> Iterable[Message]:
-        for seq, data in rows:
-            try:
-                yield Message.from_dict(json.loads(data))
-            except (ValueError, RecursionError) as exc:
-                # Refuse rather than repair: the row stays for someone to look at.
-                raise StorageError(
-                    f"Session {session_id!r} on {self.name} cannot be read: message seq {seq} in "
-                    f"{self.schema}.messages is not a valid message ({exc}). Nothing was changed."
-                ) from None
+    def _decode(self, session_id: str, rows: list[tuple[int, str]]) -> list[Message]:
+        try:
+            return decode_messages([data for _, data in rows])
+        except BadRecord as bad:
+            # Refuse rather than repair: the row stays for someone to look at.
+            raise StorageError(
+                f"Session {session_id!r} on {self.name} cannot be read: message seq {rows[bad.index][0]} in "
+                f"{self.schema}.messages is not a valid message ({bad.reason}). Nothing was changed."
+            ) from None
 
     async def append(
         self,
@@ -491,7 +506,7 @@ class PostgresBackend:
             "workspace_uri": None if session.workspace_uri is None else _text(session.workspace_uri),
             "created_at": _text(session.created_at),
             # As a load computes it, not session.updated_at, which callers may not keep up to date.
-            "updated_at": _text(messages[-1].timestamp if messages else session.created_at),
+            "updated_at": _text(updated_at_of(messages, session.created_at)),
             "tags": [_text(tag) for tag in session.meta.tags],
             "meta": _text(dumps(encode_meta(session.meta))),
             "n": len(messages),
@@ -503,6 +518,38 @@ class PostgresBackend:
             await conn.execute(self._delete_messages_sql, (session.id,))
             if messages:
                 await conn.execute(self._save_messages_sql, params)
+
+    async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
+        """Change the title and metadata in one transaction that holds the session's row."""
+        validate_session_id(session_id, "update")
+        async with self._connection(f"update session {session_id!r}") as conn, conn.transaction():
+            cur = await conn.execute(self._lock_session_sql, (session_id,))
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            _, title, workspace_uri, created_at, updated_at, tags, message_count, meta = row
+            if meta is None and None in tags:
+                raise StorageError(
+                    f"{self._null_tag(session_id)}: it cannot be changed. Nothing was changed."
+                )
+            info = SessionInfo(
+                id=session_id,
+                title=title,
+                workspace_uri=workspace_uri,
+                created_at=created_at,
+                updated_at=updated_at,
+                message_count=message_count,
+                meta=self._meta(session_id, meta, tags),  # damaged: raises, nothing is written
+            )
+            new_title, new_meta = change(info)
+            params = {
+                "id": session_id,
+                "title": _text(clip_title(new_title)),
+                "tags": [_text(tag) for tag in new_meta.tags],
+                "meta": _text(dumps(encode_meta(new_meta))),
+            }
+            await conn.execute(self._update_sql, params)
+        return replace(info, title=params["title"], meta=decode_meta(json.loads(params["meta"])))
 
     async def delete(self, session_id: str) -> bool:
         """Remove the session and its messages; False if there was none."""

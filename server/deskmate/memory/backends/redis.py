@@ -29,6 +29,7 @@ import logging
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -43,10 +44,12 @@ from redis.exceptions import NoPermissionError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from ..codec import decode_meta, dumps, encode_meta, storable
+from ..backend import MetaChange
+from ..codec import BadRecord, decode_messages, decode_meta, dumps, encode_message, encode_meta, storable
 from ..errors import BackendUnavailable, SessionStoreError, StorageError
 from ..ids import validate_session_id
-from ..models import Message, Session, SessionInfo, SessionMeta, now_iso
+from ..limits import clip_title
+from ..models import Message, Session, SessionInfo, SessionMeta, now_iso, updated_at_of
 from ..urls import redact
 
 log = logging.getLogger(__name__)
@@ -80,12 +83,6 @@ local title, uri = ARGV[2], ARGV[3]
 if redis.call('EXISTS', meta) == 0 then
   redis.call('HSET', meta, 'version', '1', 'title', title, 'createdAt', ARGV[4], 'meta', '{}')
   if uri ~= '' then redis.call('HSET', meta, 'workspaceUri', uri) end
-elseif title ~= '' and redis.call('LLEN', msgs) == 0 and (redis.call('HGET', meta, 'title') or '') == '' then
-  -- an empty, untitled session (e.g. just made by newSession) takes the first question's title
-  redis.call('HSET', meta, 'title', title)
-  if uri ~= '' and not redis.call('HGET', meta, 'workspaceUri') then
-    redis.call('HSET', meta, 'workspaceUri', uri)
-  end
 end
 for i = 8, #ARGV, 1000 do
   redis.call('RPUSH', msgs, unpack(ARGV, i, math.min(i + 999, #ARGV)))
@@ -115,6 +112,23 @@ local ttl = tonumber(ARGV[7])
 if ttl > 0 then
   redis.call('EXPIRE', meta, ttl)
   redis.call('EXPIRE', msgs, ttl)  -- no-op for a session without messages
+end
+return 1
+"""
+
+# KEYS: meta, messages. ARGV: the title and meta fields as read ('' for none), the new
+# title and meta, ttl. Compare and set: 1 written, 0 changed since read, -1 no session.
+_UPDATE = """
+local meta = KEYS[1]
+if redis.call('EXISTS', meta) == 0 then return -1 end
+if (redis.call('HGET', meta, 'title') or '') ~= ARGV[1] or (redis.call('HGET', meta, 'meta') or '') ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', meta, 'title', ARGV[3], 'meta', ARGV[4])
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then
+  redis.call('EXPIRE', meta, ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
 end
 return 1
 """
@@ -150,7 +164,8 @@ _ENCODE_HINT = (
 _OPTION_ERROR = re.compile(r"Invalid value for '[a-z_]+' in connection URL\.?")
 
 _REFUSED_BY_ACL = ("can't run this command", "No permissions to access")
-_SCRIPTS = {"append": _APPEND, "save": _SAVE, "delete": _DELETE, "prune": _PRUNE}
+_SCRIPTS = {"append": _APPEND, "save": _SAVE, "update": _UPDATE, "delete": _DELETE, "prune": _PRUNE}
+UPDATE_ATTEMPTS = 10
 
 
 def _score(timestamp: str) -> int:
@@ -166,7 +181,7 @@ def _score(timestamp: str) -> int:
 
 def _encoded(messages: Sequence[Message]) -> list[str]:
     """Each message's JSON, as every store encodes it (lone surrogates become U+FFFD)."""
-    return [dumps(message.to_dict()) for message in messages]
+    return [dumps(encode_message(message)) for message in messages]
 
 
 def _text(value: bytes | None) -> str:
@@ -371,7 +386,7 @@ class RedisBackend:
         """Replace the whole session in one script run: readers see the old or the new one."""
         meta_key, messages_key = self.keys_of(session.id)
         messages = session.messages
-        updated_at = messages[-1].timestamp if messages else session.created_at
+        updated_at = updated_at_of(messages, session.created_at)
         args = [
             session.id,
             storable(session.title),
@@ -387,6 +402,46 @@ class RedisBackend:
             await self._run("save", [meta_key, messages_key, self.index_key], args)
         except (RedisError, OSError) as exc:
             raise self._failure(exc, f"save session {session.id!r}") from None
+
+    async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
+        """Read the title and metadata, then write ``change``'s only if they are still as read."""
+        meta_key, messages_key = self.keys_of(session_id)
+        try:
+            for _ in range(UPDATE_ATTEMPTS):
+                async with self._redis().pipeline(transaction=True) as pipe:
+                    pipe.exists(meta_key)
+                    pipe.hmget(meta_key, *_LISTED_FIELDS)
+                    pipe.llen(messages_key)
+                    exists, fields, count = await pipe.execute()
+                if not exists:
+                    return None
+                version, title, uri, created_at, updated_at, meta_raw, tags = (
+                    None if value is None else _text(value) for value in fields
+                )
+                self._check_version(session_id, version)
+                info = SessionInfo(
+                    id=session_id,
+                    title=title or "",
+                    workspace_uri=uri or None,
+                    created_at=created_at or "",
+                    updated_at=updated_at or "",
+                    message_count=int(count),
+                    meta=self._meta(session_id, meta_raw, tags),  # damaged: raises, nothing is written
+                )
+                title, meta = change(info)
+                title = clip_title(title)
+                args = [info.title, meta_raw or "", storable(title), dumps(encode_meta(meta)), self.ttl or 0]
+                written = int(await self._run("update", [meta_key, messages_key], args))
+                if written < 0:
+                    return None
+                if written:
+                    return replace(info, title=storable(title), meta=decode_meta(encode_meta(meta)))
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"update session {session_id!r}") from None
+        raise StorageError(
+            f"Could not update session {session_id!r} in {self.name}: other writers changed it "
+            f"{UPDATE_ATTEMPTS} times while it was updated."
+        )
 
     async def delete(self, session_id: str) -> bool:
         """Remove the session's keys and its listing entry; False if it did not exist."""
@@ -441,24 +496,13 @@ class RedisBackend:
 
     def _messages(self, session_id: str, items: list[bytes]) -> list[Message]:
         try:
-            # One parser call for the whole list is much faster than one per element.
-            records = json.loads(b"[" + b",".join(items) + b"]")
-            if len(records) != len(items):  # an element held more than one value
-                raise ValueError
-            return [Message.from_dict(record) for record in records]
-        except (ValueError, RecursionError):
-            pass  # find the element to blame
-        messages = []
-        for index, item in enumerate(items):
-            try:
-                messages.append(Message.from_dict(json.loads(item)))
-            except (ValueError, RecursionError) as exc:  # includes bad UTF-8 and bad JSON
-                raise StorageError(
-                    f"Session {session_id!r} in {self.name}: the message at index {index} of "
-                    f"{self.keys_of(session_id)[1]} cannot be read ({exc}). Nothing was changed; "
-                    "fix or remove that element."
-                ) from None
-        return messages
+            return decode_messages(items)
+        except BadRecord as bad:
+            raise StorageError(
+                f"Session {session_id!r} in {self.name}: the message at index {bad.index} of "
+                f"{self.keys_of(session_id)[1]} cannot be read ({bad.reason}). Nothing was changed; "
+                "fix or remove that element."
+            ) from None
 
     def _listed_id(self, raw: bytes) -> str | None:
         """The session id a sorted-set member names, or None (and a warning) if it names none."""

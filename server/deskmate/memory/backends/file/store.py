@@ -52,7 +52,8 @@ from ...atomic import (
     sync_fd,
     write_all,
 )
-from ...codec import decode_meta, dumps_bytes, encode_meta
+from ...backend import MetaChange
+from ...codec import decode_message, decode_meta, dumps_bytes, encode_message, encode_meta, is_encoded
 from ...errors import StorageError, StorageFull
 from ...ids import validate_session_id
 from ...limits import clip_title
@@ -75,26 +76,27 @@ SUFFIX = ".jsonl"
 FORMAT_VERSION = 1
 LOCK_TIMEOUT_SECONDS = 30.0
 SNAPSHOT_LIMIT = 32  # sessions kept parsed in memory
+_PATHS_KEPT = 4096
 DAMAGED_TITLE = "(damaged session file)"
 LIST_HEAD_LIMIT = 65536  # bytes of line 1 a listing reads: a longer header is listed untitled
 LIST_TAIL_LIMIT = 1 << 20  # bytes a listing reads back from the end of a file, at most
 _HEAD_BLOCK = 8192  # most headers fit
 _TAIL_BLOCK = 4096  # the last line's end: where "timestamp" and "n" are
 _MAX_BLOCK = 65536  # backward scans for a line's start read at most this much at a time
-_SEPARATORS = (", ", ": ")  # the file format's, readable by a person
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows: there an lstat comes first
 _OPEN_FLAGS = _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _LINK_ERRNOS = {errno.ELOOP, errno.EMLINK}  # O_NOFOLLOW on a link: Linux and macOS, FreeBSD
 _FULL_ERRNOS = {errno.ENOSPC} | ({errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
 # The end of every message line deskmate writes, so a reader need not parse (or even
-# find the start of) a long line: `..., "timestamp": "<time>", "n": 12}` with
-# `, "more": true` before the brace on a transaction's unfinished lines. Inside a
-# JSON string every quote is escaped, so a string cannot end a line in this shape.
+# find the start of) a long line: `...,"timestamp":"<time>","n":12}` with
+# `,"more":true` before the brace on a transaction's unfinished lines (lines written
+# before deskmate wrote compact JSON have a space after each comma and colon). Inside
+# a JSON string every quote is escaped, so a string cannot end a line in this shape.
 _END_KEYS = re.compile(
-    rb'(?:\{|, )"timestamp": ("(?:[^"\\\x00-\x1f]|\\.)*"), "n": (0|[1-9][0-9]{0,17})(, "more": true)?\}\Z'
+    rb'(?:\{|, ?)"timestamp": ?("(?:[^"\\\x00-\x1f]|\\.)*"), ?"n": ?(0|[1-9][0-9]{0,17})(, ?"more": ?true)?\}\Z'
 )
 # Lines written before "timestamp" moved to the end still end with "n".
-_END_COUNT = re.compile(rb'(?:\{|, )"n": (0|[1-9][0-9]{0,17})(, "more": true)?\}\Z')
+_END_COUNT = re.compile(rb'(?:\{|, ?)"n": ?(0|[1-9][0-9]{0,17})(, ?"more": ?true)?\}\Z')
 
 
 class CorruptSessionFile(ValueError):
@@ -217,8 +219,8 @@ def _count_of(value: Any) -> int | None:
 
 
 def _encode(record: dict[str, Any]) -> bytes:
-    # The shared encoder: a lone surrogate is stored (and read back) as U+FFFD.
-    return dumps_bytes(record, separators=_SEPARATORS) + b"\n"
+    # The shared encoder: compact JSON; a lone surrogate is stored (and read back) as U+FFFD.
+    return dumps_bytes(record) + b"\n"
 
 
 _HEADER_KEYS = frozenset(("deskmate", "version", "id", "title", "workspaceUri", "createdAt"))
@@ -243,7 +245,7 @@ def _message_lines(messages: Sequence[Message], count_before: int) -> bytes:
     last = len(messages) - 1
     lines = []
     for index, message in enumerate(messages):
-        record = message.to_dict()
+        record = encode_message(message)
         # "timestamp" and "n" (then "more") end the line: see _END_KEYS.
         record["timestamp"] = record.pop("timestamp")
         record["n"] = count_before + index + 1
@@ -296,16 +298,48 @@ def _line_decoder() -> tuple[Any, Any]:
         status: Status = "complete"
         context: dict[Any, Any] | None = None
         more: Any = None
+        enc: Any = None  # an encoded record: the full path decodes it
 
     return msgspec.json.Decoder(_Line), msgspec.DecodeError
 
 
+@functools.cache
+def _message_decoder() -> Any:
+    """msgspec's decoder of message lines straight into ``Message`` (a Struct): the keys a line
+    adds, "n" and "more", are skipped. Its types never accept more than ``from_dict``."""
+    import msgspec
+
+    return msgspec.json.Decoder(Message)
+
+
 def _fast_messages(body: bytes | memoryview) -> tuple[list[Message], int] | None:
     """What ``_committed_messages(_decode_records(body))`` returns, decoded by msgspec straight
-    from the bytes (about 4x faster on a long history); None if any line needs the full path.
+    from the bytes (several times faster on a long history); None if any line needs the full path.
 
     ``body`` holds complete lines only. Blank lines are skipped, as there.
     """
+    ending = bytes(body[-_TAIL_BLOCK:]).rstrip()
+    found = _END_KEYS.search(ending)
+    if ending and (found is None or found[3]):
+        # The last line may leave a transaction unfinished (or was written by hand): the
+        # decoder that reads each line's "more" finds where the committed ones end.
+        return _fast_lines(body)
+    _, decode_error = _line_decoder()
+    try:
+        messages = _message_decoder().decode_lines(body)
+    except (decode_error, RecursionError):  # ValidationError included; invalid UTF-8 too
+        return None
+    try:
+        for message in [m for m in messages if m.context is not None]:
+            _check_context(message.context)  # from_dict's own check of a context
+    except ValueError:
+        return None
+    return messages, 0
+
+
+def _fast_lines(body: bytes | memoryview) -> tuple[list[Message], int] | None:
+    """``_fast_messages`` line by line, each line's "more" read: for a body whose last line may
+    leave a transaction unfinished."""
     decoder, decode_error = _line_decoder()
     try:
         lines = decoder.decode_lines(body)
@@ -314,6 +348,8 @@ def _fast_messages(body: bytes | memoryview) -> tuple[list[Message], int] | None
     messages: list[Message] = []
     committed = 0
     for line in lines:
+        if line.enc is not None:
+            return None
         if line.context is not None:
             try:
                 _check_context(line.context)  # from_dict's own check of a context
@@ -363,7 +399,7 @@ def _decode_records(data: bytes) -> list[Any]:
 
 def _message(record: Any, where: str) -> Message:
     try:
-        return Message.from_dict(record)
+        return decode_message(record)
     except (ValueError, TypeError) as exc:  # any field of the wrong shape is damage, not a crash
         raise CorruptSessionFile(f"{where}: {exc}") from None
 
@@ -540,10 +576,12 @@ def _find_tail(fd: int, size: int, limit: int | None = None, head: bytes = b"") 
             if start == 0:
                 return _Tail(line_end, 0, header=_check_header(_loads(line, "line 1")))
             record = _loads(line, where)
-            message = _message(record, where)
+            # Checked unless encoded: reading that would need its encoding, and a listing must not.
+            message = None if is_encoded(record) else _message(record, where)
             if record.get("more") is not True:
-                has_time = type(record.get("timestamp")) is str
-                return _Tail(line_end, _count_of(record.get("n")), message.timestamp if has_time else None)
+                time = record.get("timestamp")
+                timestamp = (message.timestamp if message else time) if type(time) is str else None
+                return _Tail(line_end, _count_of(record.get("n")), timestamp)
         line_end = start
     raise CorruptSessionFile("the file has no header line")
 
@@ -584,6 +622,8 @@ class FileBackend:
         # Where our own last append left each file (inode, size, mtime, message count):
         # the next append need not read the tail again.
         self._ends: dict[str, tuple[int, int, int, int]] = {}
+        self._paths: dict[str, Path] = {}  # validated session ids and their files
+        self._lock_dir = os.path.join(self.directory, ".locks", "")
 
     def __repr__(self) -> str:
         return f"FileBackend({str(self.root)!r})"
@@ -604,7 +644,13 @@ class FileBackend:
 
     def path_of(self, session_id: str) -> Path:
         """The file that holds ``session_id`` (validated first)."""
-        return self.directory / f"{validate_session_id(session_id)}{SUFFIX}"
+        path = self._paths.get(session_id)
+        if path is None:  # made once per session: every append starts here
+            path = self.directory / f"{validate_session_id(session_id)}{SUFFIX}"
+            if len(self._paths) >= _PATHS_KEPT:
+                self._paths.clear()
+            self._paths[session_id] = path
+        return path
 
     def _directory_exists(self) -> bool:
         """Whether ``sessions/`` exists; StorageError if it is a link or not a directory."""
@@ -621,7 +667,7 @@ class FileBackend:
         if not self._locks_ready:
             ensure_private_dir(self.directory / ".locks", inside=self.root)
             self._locks_ready = self._directory_checked = True
-        lock_path = os.path.join(self.directory, ".locks", f"{session_id}.lock")
+        lock_path = f"{self._lock_dir}{session_id}.lock"
         acquired = False
         try:
             with exclusive_lock(lock_path, self.lock_timeout, FILE_MODE):
@@ -676,6 +722,12 @@ class FileBackend:
     async def save(self, session: Session) -> None:
         path = self.path_of(session.id)
         await asyncio.to_thread(self._save, session, path)
+
+    async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
+        """Rewrites the header line; the message lines are copied byte for byte, so this costs
+        the file's size (renames and tags are rare, appends stay O(1))."""
+        path = self.path_of(session_id)
+        return await asyncio.to_thread(self._update, session_id, path, change)
 
     async def delete(self, session_id: str) -> bool:
         path = self.path_of(session_id)
@@ -812,13 +864,6 @@ class FileBackend:
                         header = _header(session_id, title, workspace_uri, messages[0].timestamp)
                         _new_file(path, header, messages)
                         return
-                    if tail.header is not None and title and not tail.header.title:
-                        # An empty, untitled session (e.g. just made by newSession) takes the
-                        # first question's title: rewriting a header-only file is O(1).
-                        header = {**tail.header.record, "title": clip_title(title)}
-                        header["workspaceUri"] = header.get("workspaceUri") or workspace_uri
-                        _new_file(path, header, messages)
-                        return
                     end = tail.end
                     if end < stat.st_size:
                         # Cut off what a crash left half-written before adding to the file.
@@ -856,6 +901,35 @@ class FileBackend:
             if not stat_module.S_ISREG(mode):
                 raise SpecialSessionFile(path, _kind_of(mode))  # replacing a link would hide it
             _new_file(path, header, session.messages)
+
+    def _update(self, session_id: str, path: Path, change: MetaChange) -> SessionInfo | None:
+        if not self._directory_exists():
+            return None
+        with self._saving(session_id), self._locked(session_id):
+            try:
+                fd, stat = _open_regular(path, os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+            try:
+                data = os.pread(fd, stat.st_size, 0)
+                tail = _find_tail(fd, len(data))
+                session = parse_session(data, session_id)
+            except CorruptSessionFile as exc:
+                raise StorageError(
+                    f"Session file {path} is damaged ({exc}); nothing was changed. Open the session "
+                    "to move the damaged file aside."
+                ) from None
+            finally:
+                os.close(fd)
+            title, meta = change(session.info())
+            header = _header(session_id, title, session.workspace_uri, session.created_at, meta)
+            # Only whole transactions are kept: what a crash left half-written goes, as an append would cut it.
+            body = data[data.find(b"\n") + 1 : tail.end] if tail.header is None else b""
+            self._ends.pop(session_id, None)
+            self._snapshots.pop(session_id, None)
+            replace_atomically(path, _encode(header) + body)
+            session.title, session.meta = clip_title(title), meta
+            return session.info()
 
     def _delete(self, session_id: str, path: Path) -> bool:
         if not self.directory.is_dir():

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ...codec import dumps_bytes
+from ...codec import dumps_bytes, encode_message
 from ...errors import StorageError
 from ...models import Message
 from .client import MAX_ATTEMPTS, Declined, S3Client, pause
@@ -18,10 +18,10 @@ from .manifest import Manifest, Manifests, Summary
 
 
 def _summary(record: dict[str, Any]) -> Summary:
-    """(message count, last timestamp, title, workspace) of a segment record, for the manifest."""
+    """(message count, last timestamp) of a segment record, for the manifest."""
     messages = record["messages"]
     last = messages[-1].get("timestamp") if messages and isinstance(messages[-1], dict) else ""
-    return len(messages), str(last or ""), str(record.get("title") or ""), record.get("workspaceUri")
+    return len(messages), str(last or "")
 
 
 class Appender:
@@ -45,11 +45,10 @@ class Appender:
 
     def append(self, session_id: str, messages: list[Message], title: str, workspace_uri: str | None) -> None:
         """Store ``messages`` as one segment and count it; StorageError if other writers always win."""
-        record: dict[str, Any] = {"token": uuid.uuid4().hex, "messages": [m.to_dict() for m in messages]}
-        if title:
-            record["title"] = title
-        if workspace_uri:
-            record["workspaceUri"] = workspace_uri
+        record: dict[str, Any] = {
+            "token": uuid.uuid4().hex,
+            "messages": [encode_message(m) for m in messages],
+        }
         body = dumps_bytes({"deskmate": "segment", "version": FORMAT_VERSION, **record})
         for attempt in range(MAX_ATTEMPTS):
             manifest = self._manifests.get(session_id, cached=True)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ...codec import dumps_bytes
+from ...backend import MetaChange
+from ...codec import dumps_bytes, encode_message
 from ...errors import StorageError
 from ...ids import validate_session_id
-from ...models import Message, Session, SessionInfo
+from ...limits import clip_title
+from ...models import Message, Session, SessionInfo, updated_at_of
 from ...urls import redact
 from .appends import Appender
 from .client import MAX_ATTEMPTS, Declined, S3Client, pause
@@ -187,6 +190,12 @@ class S3Backend:
         async with self._writer(session.id):
             await asyncio.to_thread(self._save, session)
 
+    async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
+        """Write a manifest with the new title and metadata over the one ``change`` saw."""
+        validate_session_id(session_id)
+        async with self._writer(session_id):
+            return await asyncio.to_thread(self._update, session_id, change)
+
     async def delete(self, session_id: str) -> bool:
         """Remove the session's every object; return False if there was no session."""
         validate_session_id(session_id)
@@ -216,7 +225,7 @@ class S3Backend:
             base = {
                 "deskmate": "base",
                 "version": FORMAT_VERSION,
-                "messages": [m.to_dict() for m in session.messages],
+                "messages": [encode_message(m) for m in session.messages],
             }
             self.client.put(self._keys.base(session.id, generation), dumps_bytes(base))
         replaced: set[str] = set()
@@ -231,7 +240,7 @@ class S3Backend:
                 title=session.title,
                 workspace_uri=session.workspace_uri,
                 created_at=session.created_at,
-                updated_at=session.messages[-1].timestamp if session.messages else session.created_at,
+                updated_at=updated_at_of(session.messages, session.created_at),
                 meta=session.meta.copy(),
                 message_count=len(session.messages),
                 base_messages=len(session.messages),
@@ -247,6 +256,24 @@ class S3Backend:
                 f"Could not save session {session.id!r} in {self.name}: other writers won {MAX_ATTEMPTS} times."
             )
         self._collect_garbage(session.id, keep=generation, dead=replaced)
+
+    def _update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
+        for attempt in range(MAX_ATTEMPTS):
+            manifest = self._manifests.get(session_id)
+            if manifest is None:
+                return None
+            title, meta = change(manifest.info(session_id))
+            try:
+                written = self._manifests.swap(
+                    session_id, replace(manifest, title=clip_title(title), meta=meta.copy())
+                )
+            except Declined:
+                pause(attempt)  # an append or another update got there first: look again
+                continue
+            return written.info(session_id)
+        raise StorageError(
+            f"Could not update session {session_id!r} in {self.name}: other writers won {MAX_ATTEMPTS} times."
+        )
 
     def _delete(self, session_id: str) -> bool:
         key = self._keys.manifest(session_id)

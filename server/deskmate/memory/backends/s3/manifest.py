@@ -18,8 +18,8 @@ from .layout import FORMAT_VERSION, Damaged, Keys, read, shown
 
 _CACHED_MANIFESTS = 128
 
-# A segment's (message count, last timestamp, title, workspace), as counted into a manifest.
-Summary = tuple[int, str, str, "str | None"]
+# A segment's (message count, last timestamp), as counted into a manifest.
+Summary = tuple[int, str]
 
 
 def _is_count(value: Any) -> bool:
@@ -59,28 +59,12 @@ class Manifest:
 
     def counting(self, summaries: Iterable[Summary], next_seq: int) -> Manifest:
         """This manifest once the segments summarised are counted, as append defines it."""
-        title, workspace_uri, count, updated_at = (
-            self.title,
-            self.workspace_uri,
-            self.message_count,
-            self.updated_at,
-        )
-        for n, last, segment_title, segment_workspace in summaries:
-            if not n:
-                continue
-            if count == 0 and not title and segment_title:
-                # An empty, untitled session takes the first question's title.
-                title, workspace_uri = segment_title, workspace_uri or segment_workspace
-            count += n
-            updated_at = last or updated_at
-        return replace(
-            self,
-            title=title,
-            workspace_uri=workspace_uri,
-            message_count=count,
-            updated_at=updated_at,
-            next=next_seq,
-        )
+        count, updated_at = self.message_count, self.updated_at
+        for n, last in summaries:
+            if n:
+                count += n
+                updated_at = last or updated_at
+        return replace(self, message_count=count, updated_at=updated_at, next=next_seq)
 
     def encode(self, session_id: str) -> bytes:
         return dumps_bytes(

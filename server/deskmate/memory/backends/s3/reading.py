@@ -7,6 +7,7 @@ import logging
 import threading
 from collections import OrderedDict
 
+from ...codec import decode_message
 from ...errors import SessionStoreError, StorageError
 from ...ids import validate_session_id
 from ...models import Message, Session, SessionInfo
@@ -20,7 +21,7 @@ LOAD_ATTEMPTS = 10  # a load retries only when compaction or a save moved object
 CACHED_MESSAGES = 50_000  # parsed messages of immutable objects kept for the next load
 
 # A parsed object's messages, and the title and workspace its append carried (segments only).
-Part = tuple[list[Message], str, "str | None"]
+Part = list[Message]
 
 
 def _is_session_id(name: str) -> bool:
@@ -101,7 +102,7 @@ class Reader:
         uncounted = parts[len(parts) - (start + len(segments) - manifest.next) :]
         # Segments past `next` (a writer in flight, or one that crashed) count as append would.
         counted = manifest.counting(
-            ((len(m), m[-1].timestamp if m else "", t, w) for m, t, w in uncounted), manifest.next
+            ((len(m), m[-1].timestamp if m else "") for m in uncounted), manifest.next
         )
         return Session(
             id=session_id,
@@ -109,7 +110,7 @@ class Reader:
             workspace_uri=counted.workspace_uri,
             created_at=manifest.created_at,
             meta=manifest.meta.copy(),
-            messages=[message for messages, _, _ in parts for message in messages],
+            messages=[message for messages in parts for message in messages],
         )
 
     def _part(self, key: str, etag: str, kind: str) -> Part:
@@ -127,18 +128,18 @@ class Reader:
         messages: list[Message] = []
         try:
             for record in records:
-                messages += map(Message.from_dict, record["messages"])
+                messages += map(decode_message, record["messages"])
         except (ValueError, TypeError, KeyError) as exc:
             raise Damaged(
                 f"Stored object s3://{self._client.bucket}/{key} cannot be read: message {len(messages) + 1}: "
                 f"{exc}. It was left as it is."
             ) from None
-        part = (messages, str(data.get("title") or ""), data.get("workspaceUri"))
+        part = messages
         with self._lock:
             self._parts[(key, etag)] = part
             self._cached_messages += len(messages)
             while self._cached_messages > CACHED_MESSAGES and len(self._parts) > 1:
-                _, (dropped, _, _) = self._parts.popitem(last=False)
+                _, dropped = self._parts.popitem(last=False)
                 self._cached_messages -= len(dropped)
         return part
 
