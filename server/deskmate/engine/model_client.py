@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from .settings import Settings
 
@@ -84,7 +85,7 @@ class ModelClient:
                 base_url=settings.base_url,
                 timeout=settings.request_timeout,
                 max_retries=settings.max_retries,
-                http_client=_aiohttp_client(openai),
+                http_client=_aiohttp_client(openai, settings.base_url),
             )
         return self._client
 
@@ -250,14 +251,17 @@ def _raw_response_type() -> type:
         return httpx.Response
 
 
-def _aiohttp_client(openai: Any) -> Any:
+def _aiohttp_client(openai: Any, base_url: str | None) -> Any:
     """The SDK's aiohttp transport (``openai[aiohttp]``), or None for its default (httpx).
 
     Every read of a streamed answer through httpx goes through anyio and h11 in Python;
     aiohttp's reader is C. Measured with the daemon benchmark at 2,000 chunks/s: the
     daemon's CPU drops from about 23% to 11% of a core. Proxies, TLS settings and
-    timeouts are the SDK's as before.
+    timeouts are the SDK's as before. A base URL with credentials in it stays on httpx:
+    aiohttp refuses a URL's user:password beside the SDK's Authorization header.
     """
+    if base_url and urlsplit(base_url).username is not None:
+        return None
     make = getattr(openai, "DefaultAioHttpClient", None)
     if make is None:  # an SDK older than its aiohttp transport
         return None
