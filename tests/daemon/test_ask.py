@@ -115,6 +115,19 @@ async def test_cancelling_the_progress_cancels_the_ask(start_daemon, project):
     assert daemon.client.progress_reports[token][-1].message == "Cancelled"
 
 
+async def test_a_model_slow_to_its_first_token_still_gets_a_cancellable_progress(start_daemon, project):
+    # The progress is created after the first delta, or after 0.1 s without one.
+    daemon = await start_daemon(folders=[project])
+    asking = asyncio.ensure_future(daemon.ask("[[hang]] thinking", askId="slowstart"))
+    token = "deskmate-ask-slowstart"
+    await eventually(lambda: daemon.client.progress_reports.get(token), timeout=5)
+    assert daemon.deltas_of("slowstart") == []
+    daemon.client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
+    result = await asyncio.wait_for(asking, 10)
+    assert result["interrupted"] is True and result["answer"] == ""
+    assert daemon.client.progress_reports[token][-1].message == "Cancelled"
+
+
 async def test_a_second_ask_in_a_busy_session_is_refused(start_daemon, project):
     daemon = await start_daemon(folders=[project])
     first = asyncio.ensure_future(daemon.ask("[[tokens:100]] [[rate:50]]", askId="busy"))
