@@ -154,10 +154,13 @@ class SessionMeta:
 
     tags: list[str] = meta_field("tags", "strings", factory=list)
     pinned: bool = meta_field("pinned", "flag", False)
+    # Where a fork came from: {"sessionId": ..., "messageId": ...}; None for a session that is no fork.
+    forked_from: dict[str, Any] | None = meta_field("forkedFrom", "object", None)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def copy(self) -> SessionMeta:
-        return SessionMeta(list(self.tags), self.pinned, dict(self.extra))
+        forked_from = dict(self.forked_from) if self.forked_from is not None else None
+        return SessionMeta(list(self.tags), self.pinned, forked_from, dict(self.extra))
 
 
 @dataclass
