@@ -19,6 +19,7 @@ export const DAEMON_SETTINGS = {
   storageUrl: 'string',
   requestTimeout: 'number',
   maxRetries: 'number',
+  deltaWindowMs: 'number',
 } as const;
 
 export type DaemonSettings = Record<string, unknown>;
