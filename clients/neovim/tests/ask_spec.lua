@@ -130,7 +130,7 @@ H.test(":Deskmate with no or unknown subcommand lists the commands; completion o
   H.truthy(#H.notified(":Deskmate ask {question}") == 1, "usage shown")
   vim.cmd("Deskmate frobnicate")
   H.truthy(#H.notified('unknown subcommand "frobnicate"', vim.log.levels.ERROR) == 1, "unknown reported")
-  H.eq({ "sessions", "switch" }, vim.fn.getcompletion("Deskmate s", "cmdline"), "completion")
+  H.eq({ "search", "sessions", "switch" }, vim.fn.getcompletion("Deskmate s", "cmdline"), "completion")
   H.eq({ "cancel", "chat" }, vim.fn.getcompletion("Deskmate c", "cmdline"), "completion")
 end)
 
