@@ -27,7 +27,7 @@ from .models import Message, Session, SessionInfo, SessionMeta
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 TOKENIZER = "unicode61 remove_diacritics 2 tokenchars '_'"
 TAG_SEPARATOR = "\x1f"
 TITLE_BONUS = 5.0  # subtracted from a message's BM25 rank (lower is better) when its session's title matches
@@ -239,8 +239,7 @@ class SearchIndex:
             ),
         )
         if old is None or old[0] != info.title:
-            db.execute("DELETE FROM titles WHERE session_id = ?", (info.id,))
-            db.execute("INSERT INTO titles(title, session_id) VALUES (?, ?)", (info.title, info.id))
+            _set_title(db, info.id, info.title)
         if old is not None and (old[1] != tags or old[2] != folder):
             self._rescope(db, info.id, folder, info.meta.tags)
 
@@ -284,7 +283,7 @@ class SearchIndex:
                 ),
             )
             if db.execute("SELECT changes()").fetchone()[0]:
-                db.execute("INSERT INTO titles(title, session_id) VALUES (?, ?)", (title, session_id))
+                _set_title(db, session_id, title)
             folder, tags = db.execute(
                 "SELECT folder, tags FROM sessions WHERE id = ?", (session_id,)
             ).fetchone()
@@ -347,7 +346,9 @@ class SearchIndex:
         db = self._writer
         with _transaction(db):
             self._remove(db, session_id)
-            db.execute("DELETE FROM titles WHERE session_id = ?", (session_id,))
+            row = db.execute("SELECT rowid FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            if row is not None:
+                db.execute("DELETE FROM titles WHERE rowid = ?", row)
             db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
     @staticmethod
@@ -533,6 +534,14 @@ def _titled(db: sqlite3.Connection, text: str, filters: Filters) -> list[str]:
         (f"title : ({text})", *params),
     )
     return [row[0] for row in rows]
+
+
+def _set_title(db: sqlite3.Connection, session_id: str, title: str) -> None:
+    """A session's title row in ``titles`` has its ``sessions`` row's rowid, so replacing it is a
+    look-up, not a scan of every title."""
+    (rowid,) = db.execute("SELECT rowid FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    db.execute("DELETE FROM titles WHERE rowid = ?", (rowid,))
+    db.execute("INSERT INTO titles(rowid, title, session_id) VALUES (?, ?, ?)", (rowid, title, session_id))
 
 
 class _transaction:
