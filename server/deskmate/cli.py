@@ -160,7 +160,13 @@ async def terminal_ask(assistant, args: argparse.Namespace) -> int:
     ref = assistant.sessions.resolve(session_id=args.session)
     out = SafeWriter(sys.stdout)
     task = asyncio.ensure_future(
-        assistant.asks.ask(" ".join(args.question), ref=ref, context=context, on_delta=out.write)
+        assistant.asks.ask(
+            " ".join(args.question),
+            ref=ref,
+            context=context,
+            on_delta=out.write,
+            on_redacted=lambda found: print(found.notice(), file=sys.stderr),
+        )
     )
     try:
         result = await asyncio.shield(task)

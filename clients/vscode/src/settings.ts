@@ -18,6 +18,7 @@ export const DAEMON_SETTINGS = {
   storageUrl: 'string',
   requestTimeout: 'number',
   maxRetries: 'number',
+  redactSecrets: 'boolean',
 } as const;
 
 export type DaemonSettings = Record<string, unknown>;

@@ -123,6 +123,9 @@ class Settings:
     storage_url: str | None = setting("storageUrl", _checked_by(check_url), None)
     request_timeout: float = setting("requestTimeout", _number(0.1, None), 60.0, rebuilds_model=True)
     max_retries: int = setting("maxRetries", _integer(0), 2, rebuilds_model=True)
+    # Replace API keys, tokens, private keys and passwords in a question and its context with
+    # "[redacted: <kind>]" before it is stored or sent (engine/redaction.py).
+    redact_secrets: bool = setting("redactSecrets", _bool, True)
 
     def resolved_api_key(self) -> str | None:
         """The API key to send: the ``apiKey`` setting, else the variable named by ``apiKeyEnv``."""

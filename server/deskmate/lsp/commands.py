@@ -105,7 +105,12 @@ async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     outcome = "Failed"
     try:
         result = await ls.assistant.asks.ask(
-            question, ref=ref, context=context, ask_id=ask_id, on_delta=reporter.delta
+            question,
+            ref=ref,
+            context=context,
+            ask_id=ask_id,
+            on_delta=reporter.delta,
+            on_redacted=lambda found: ls.inform_user(found.notice()),
         )
         outcome = "Cancelled" if result.interrupted else "Done"
     finally:

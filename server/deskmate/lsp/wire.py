@@ -80,6 +80,8 @@ def ask_result(result: AskResult) -> dict[str, Any]:
     }
     if result.usage is not None:
         answer["usage"] = usage_result(result.usage)
+    if result.redacted:
+        answer["redacted"] = result.redacted.kinds()
     return answer
 
 
