@@ -66,7 +66,11 @@ def test_ordinary_code_is_left_alone():
     """No false positives on deskmate's own sources (Python, TypeScript, Lua: 300+ KB)."""
     sources = [
         path
-        for pattern in ("server/deskmate/**/*.py", "clients/vscode/src/**/*.ts", "clients/neovim/**/*.lua")
+        for pattern in (
+            "server/deskmate/**/*.py",
+            "clients/vscode/src/**/*.ts",
+            "clients/neovim/lua/**/*.lua",
+        )
         for path in sorted(REPO.glob(pattern))
         if path.name != "redaction.py"
     ]

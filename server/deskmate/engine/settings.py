@@ -77,6 +77,16 @@ def _integer(low: int):
     return check
 
 
+def _choice(*allowed: str):
+    def check(key: str, value: Any) -> str:
+        if value not in allowed:
+            choices = " or ".join(repr(choice) for choice in allowed)
+            raise SettingsError(f"setting {key!r} must be {choices}, got {value!r}")
+        return value
+
+    return check
+
+
 def _checked_by(validate):
     """A setting that is a string ``validate`` accepts (a session id, a storage URL)."""
 
@@ -126,6 +136,9 @@ class Settings:
     # Replace API keys, tokens, private keys and passwords in a question and its context with
     # "[redacted: <kind>]" before it is stored or sent (engine/redaction.py).
     redact_secrets: bool = setting("redactSecrets", _bool, True)
+    # Encrypt what is stored (AES-256-GCM, keys from memory/keys.py) and compress message records.
+    encryption: str = setting("encryption", _choice("off", "on"), "off")
+    compression: str = setting("compression", _choice("off", "zstd"), "off")
 
     def resolved_api_key(self) -> str | None:
         """The API key to send: the ``apiKey`` setting, else the variable named by ``apiKeyEnv``."""
@@ -169,12 +182,15 @@ MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata[
 
 
 def settings_from_environment() -> Settings:
-    """Defaults overridden by DESKMATE_MODEL, DESKMATE_BASE_URL / OPENAI_BASE_URL, DESKMATE_DATA_DIR
-    and DESKMATE_STORAGE_URL."""
+    """Defaults overridden by DESKMATE_MODEL, DESKMATE_BASE_URL / OPENAI_BASE_URL, DESKMATE_DATA_DIR,
+    DESKMATE_STORAGE_URL, DESKMATE_ENCRYPTION and DESKMATE_COMPRESSION (a bad value of the last two
+    is refused, naming the variable: storing in the clear by mistake is worse than not starting)."""
     env = os.environ
     return Settings(
         model=env.get("DESKMATE_MODEL") or DEFAULT_MODEL,
         base_url=env.get("DESKMATE_BASE_URL") or env.get("OPENAI_BASE_URL") or None,
         data_dir=env.get("DESKMATE_DATA_DIR") or None,
         storage_url=env.get("DESKMATE_STORAGE_URL") or None,
+        encryption=_choice("off", "on")("DESKMATE_ENCRYPTION", env.get("DESKMATE_ENCRYPTION") or "off"),
+        compression=_choice("off", "zstd")("DESKMATE_COMPRESSION", env.get("DESKMATE_COMPRESSION") or "off"),
     )
