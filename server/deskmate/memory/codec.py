@@ -243,7 +243,11 @@ def is_encoded(record: Any) -> bool:
 def decode_message(record: Any) -> Message:
     """The message a stored record holds. ValueError naming the field that is wrong (damage);
     UnknownEncoding for a record tagged with an encoding this deskmate does not know."""
-    if is_encoded(record):
+    if not is_encoded(record):
+        seen = _observed.get()
+        if seen is not None:
+            seen.add(("plain", None))
+    else:
         encoding = _encodings.get(record[ENCODING_KEY]) if type(record[ENCODING_KEY]) is str else None
         if encoding is None and record[ENCODING_KEY] in _BUILT_IN:
             from . import sealing  # noqa: F401  registers compression and encryption on first need

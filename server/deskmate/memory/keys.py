@@ -95,6 +95,14 @@ def _parse(text: str, where: str) -> tuple[bytes, ...]:
     )
 
 
+def load_keys_from_file(path: Path) -> tuple[bytes, ...]:
+    return _from_file(path).keys
+
+
+def keychain_keys() -> tuple[bytes, ...]:
+    return _from_keychain().keys
+
+
 def _from_file(path: Path) -> KeyRing:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
