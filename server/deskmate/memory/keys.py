@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import os
 import secrets
@@ -81,11 +82,12 @@ class KeyRing:
     def ids(self) -> list[str]:
         return [key_id(key) for key in self.keys]
 
+    @functools.cached_property
+    def _by_id(self) -> dict[str, bytes]:
+        return {key_id(key): key for key in reversed(self.keys)}
+
     def by_id(self, wanted: str) -> bytes | None:
-        for key in self.keys:
-            if key_id(key) == wanted:
-                return key
-        return None
+        return self._by_id.get(wanted)
 
 
 def _parse(text: str, where: str) -> tuple[bytes, ...]:

@@ -53,7 +53,15 @@ from ...atomic import (
     write_all,
 )
 from ...backend import MetaChange
-from ...codec import decode_message, decode_meta, dumps_bytes, encode_message, encode_meta, is_encoded
+from ...codec import (
+    decode_message,
+    decode_meta,
+    dumps_bytes,
+    encode_message,
+    encode_meta,
+    is_encoded,
+    open_record,
+)
 from ...errors import StorageError, StorageFull
 from ...ids import validate_session_id
 from ...limits import clip_title
@@ -289,8 +297,8 @@ def _line_decoder() -> tuple[Any, Any]:
         error. So this must never accept more than from_dict: narrow it with it.
         """
 
-        role: Role
-        content: str
+        role: Role | None = None  # None only on an encoded line: checked below
+        content: str | None = None
         id: str | None = None
         timestamp: str | None = None
         model: str | None = None
@@ -298,7 +306,9 @@ def _line_decoder() -> tuple[Any, Any]:
         status: Status = "complete"
         context: dict[Any, Any] | None = None
         more: Any = None
-        enc: Any = None  # an encoded record: the full path decodes it
+        enc: Any = None  # an encoded record (compressed, encrypted): its fields are these two
+        kid: Any = None
+        data: bytes | None = None  # base64 in the line: msgspec decodes it in C
 
     return msgspec.json.Decoder(_Line), msgspec.DecodeError
 
@@ -317,7 +327,21 @@ def _fast_messages(body: bytes | memoryview) -> tuple[list[Message], int] | None
     messages: list[Message] = []
     committed = 0
     for line in lines:
+        more = line.more
         if line.enc is not None:
+            # Opened by the codec (which knows the encoding, or says it does not), then decoded
+            # here like a plain line; an encoding without raw bytes goes through the full path.
+            record = {"enc": line.enc, "timestamp": line.timestamp, "kid": line.kid, "data": line.data}
+            try:
+                raw = open_record(record)
+                if raw is None:
+                    return None
+                line = decoder.decode(raw)
+            except (decode_error, ValueError, TypeError, RecursionError):
+                return None  # damage: the full path finds it and words the error
+            if line.enc is not None:
+                return None
+        if line.role is None or line.content is None:
             return None
         if line.context is not None:
             try:
@@ -336,7 +360,7 @@ def _fast_messages(body: bytes | memoryview) -> tuple[list[Message], int] | None
                 line.context,
             )
         )
-        if line.more is not True:
+        if more is not True:
             committed = len(messages)
     return _transactions(messages, committed)
 
