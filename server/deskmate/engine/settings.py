@@ -183,14 +183,23 @@ MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata[
 
 def settings_from_environment() -> Settings:
     """Defaults overridden by DESKMATE_MODEL, DESKMATE_BASE_URL / OPENAI_BASE_URL, DESKMATE_DATA_DIR,
-    DESKMATE_STORAGE_URL, DESKMATE_ENCRYPTION and DESKMATE_COMPRESSION (a bad value of the last two
-    is refused, naming the variable: storing in the clear by mistake is worse than not starting)."""
+    DESKMATE_STORAGE_URL, DESKMATE_ENCRYPTION and DESKMATE_COMPRESSION."""
     env = os.environ
     return Settings(
         model=env.get("DESKMATE_MODEL") or DEFAULT_MODEL,
         base_url=env.get("DESKMATE_BASE_URL") or env.get("OPENAI_BASE_URL") or None,
         data_dir=env.get("DESKMATE_DATA_DIR") or None,
         storage_url=env.get("DESKMATE_STORAGE_URL") or None,
-        encryption=_choice("off", "on")("DESKMATE_ENCRYPTION", env.get("DESKMATE_ENCRYPTION") or "off"),
-        compression=_choice("off", "zstd")("DESKMATE_COMPRESSION", env.get("DESKMATE_COMPRESSION") or "off"),
+        # A value that is neither: logged, and encryption taken as on (fail closed: with no key
+        # nothing is stored, and the user is told) rather than store in the clear by mistake.
+        encryption=_from_env("DESKMATE_ENCRYPTION", ("off", "on"), fallback="on"),
+        compression=_from_env("DESKMATE_COMPRESSION", ("off", "zstd"), fallback="off"),
     )
+
+
+def _from_env(name: str, allowed: tuple[str, ...], *, fallback: str) -> str:
+    value = os.environ.get(name) or allowed[0]
+    if value in allowed:
+        return value
+    log.error("%s must be %s, not %r; using %r", name, " or ".join(allowed), value, fallback)
+    return fallback
