@@ -151,3 +151,18 @@ async def test_encrypt_killed_then_resumed_then_rekey_killed_then_resumed(store,
     key_env.write_text(key_env.read_text().splitlines()[0] + "\n")  # the old key dropped
     hashes, sealed_by = await read_all(url)
     assert hashes == original and all(kids == {new_kid} for kids in sealed_by.values())
+
+
+async def test_migrating_an_encrypted_store_elsewhere_keeps_it_encrypted(tmp_path, key_env, redis_url):
+    env = clean_env(**{keys.ENV_KEY_FILE: str(key_env), "DESKMATE_ENCRYPTION": "on"})
+    deskmate("keys", "init", "--file", str(key_env), env=env)
+    source = (tmp_path / "files").as_uri()
+    original = await fill(source)
+    deskmate("sessions", "migrate", "--encrypt", env={**env, "DESKMATE_STORAGE_URL": source})
+    copied = deskmate("sessions", "migrate", "--from", source, "--to", redis_url, env=env)
+    assert f"{SESSIONS} copied" in copied.stdout
+    hashes, sealed_by = await read_all(redis_url)
+    assert hashes == original and all(len(kids) == 1 and None not in kids for kids in sealed_by.values())
+    prefix = redis_url.rsplit("prefix=", 1)[1]
+    stored = store_redis.stored_bytes(prefix)
+    assert b"SECRETQ" not in stored and b"SECRETTITLE" not in stored and b"SECRETTAG" not in stored

@@ -255,8 +255,20 @@ async def run_migrate(source_url: str | None, target_url: str) -> int:
     from .memory.migrate import migrate
     from .memory.urls import backend_for_url, redact
 
-    source_url = source_url or settings_from_environment().storage_url or str(default_data_dir())
-    source, target = backend_for_url(source_url), backend_for_url(target_url)
+    from .engine.store import apply_record_encoding
+    from .memory.sealed import SealedLabels
+
+    settings = settings_from_environment()
+    source_url = source_url or settings.storage_url or str(default_data_dir())
+    # Sessions are read opened and written as the encryption and compression settings say
+    # (DESKMATE_ENCRYPTION, DESKMATE_COMPRESSION), never left half encrypted by a copy.
+    problem = apply_record_encoding(settings)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    seal = settings.encryption == "on"
+    source = SealedLabels(backend_for_url(source_url), seal=seal)
+    target = SealedLabels(backend_for_url(target_url), seal=seal)
 
     def progress(outcome: str, session_id: str, session) -> None:
         print(f"{outcome:14} {session_id}  ({len(session.messages)} messages)", file=sys.stderr)
