@@ -251,12 +251,11 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
 
 async def run_migrate(source_url: str | None, target_url: str) -> int:
     from .engine import settings_from_environment
+    from .engine.store import apply_record_encoding
     from .memory import default_data_dir
     from .memory.migrate import migrate
-    from .memory.urls import backend_for_url, redact
-
-    from .engine.store import apply_record_encoding
     from .memory.sealed import SealedLabels
+    from .memory.urls import backend_for_url, redact
 
     settings = settings_from_environment()
     source_url = source_url or settings.storage_url or str(default_data_dir())
