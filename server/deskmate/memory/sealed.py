@@ -50,6 +50,10 @@ class SealedLabels:
     def __init__(self, inner: MemoryBackend, *, seal: bool) -> None:
         self.inner = inner
         self.seal = seal
+        # Appends pass the session's title and workspace each time (the store keeps them only
+        # when it creates the session): sealed once per session and key, not once per turn (so
+        # two sessions never share a ciphertext, and a session's own labels are sealed once).
+        self._appended_labels: dict[tuple[str, str, str | None, str | None], tuple[str, str | None]] = {}
 
     def __repr__(self) -> str:
         return f"SealedLabels({self.inner!r}, seal={self.seal})"
@@ -120,9 +124,20 @@ class SealedLabels:
         title: str = "",
         workspace_uri: str | None = None,
     ) -> None:
-        await self.inner.append(
-            session_id, messages, title=self._title(title), workspace_uri=self._workspace(workspace_uri)
-        )
+        if self.seal:
+            from . import keys
+
+            cache_key = (session_id, title, workspace_uri, keys.keys().current_id)
+            sealed = self._appended_labels.get(cache_key)
+            if sealed is None:
+                if len(self._appended_labels) >= 256:
+                    self._appended_labels.clear()
+                sealed = self._appended_labels[cache_key] = (
+                    self._title(title),
+                    self._workspace(workspace_uri),
+                )
+            title, workspace_uri = sealed
+        await self.inner.append(session_id, messages, title=title, workspace_uri=workspace_uri)
 
     async def save(self, session: Session) -> None:
         sealed = session.copy()
