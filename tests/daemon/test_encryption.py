@@ -6,6 +6,8 @@ import os
 import pytest
 from pygls.exceptions import JsonRpcException
 
+from deskmate.memory import keys
+
 KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
@@ -22,9 +24,14 @@ async def test_with_encryption_on_nothing_readable_is_stored(start_daemon, proje
     listed = await daemon.run("deskmate.listSessions", {"workspaceUri": project.as_uri()})
     entry = next(s for s in listed["sessions"] if s["sessionId"] == result["sessionId"])
     assert entry["title"] == "What does PLAINMARK do?" and entry["messageCount"] == 4
+    status = await daemon.run("deskmate.status")
+    assert (status["encryption"], status["compression"]) == ("on", "zstd")
+    assert status["encryptionKeyId"] == keys.key_id(base64.urlsafe_b64decode(KEY)) and KEY not in str(status)
     stored = b"".join(p.read_bytes() for p in (data_dir / "sessions").rglob("*") if p.is_file())
-    assert stored and b"PLAINMARK" not in stored and project.name.encode() not in stored.replace(
-        result["sessionId"].encode(), b""
+    assert (
+        stored
+        and b"PLAINMARK" not in stored
+        and project.name.encode() not in stored.replace(result["sessionId"].encode(), b"")
     )
 
 

@@ -97,4 +97,7 @@ def status_result(status: EngineStatus) -> dict[str, Any]:
         "storageUnavailable": status.storage_unavailable,
         "unsavedMessages": status.unsaved_messages,
         "autoSave": status.auto_save,
+        "encryption": status.encryption,
+        "encryptionKeyId": status.encryption_key_id,
+        "compression": status.compression,
     }
