@@ -60,6 +60,7 @@ async def test_every_command_is_advertised(start_daemon):
         "deskmate.getSession",
         "deskmate.newSession",
         "deskmate.switchSession",
+        "deskmate.forkSession",
         "deskmate.deleteSession",
         "deskmate.saveSession",
         "deskmate.loadSession",

@@ -342,7 +342,10 @@ async def test_lone_surrogates_are_stored_as_the_replacement_character(backend):
 async def test_session_metadata_round_trips_every_field(backend):
     """Every SessionMeta field, and a field a newer deskmate wrote, survive save, load, list and append."""
     meta = SessionMeta(
-        tags=["api", "ünïcode"], pinned=True, extra={"forkedFrom": {"sessionId": "src", "messageId": "m"}}
+        tags=["api", "ünïcode"],
+        pinned=True,
+        forked_from={"sessionId": "src", "messageId": "m"},
+        extra={"colour": {"name": "teal"}},
     )
     await backend.save(Session(id="meta", title="Meta", messages=turn(0), meta=meta))
     await backend.append("meta", turn(1))  # an append keeps the record as it is
@@ -353,6 +356,35 @@ async def test_session_metadata_round_trips_every_field(backend):
     await backend.append("plain", turn(0), title="Plain")  # created by an append: the defaults
     plain = await backend.load("plain")
     assert plain.meta == SessionMeta() and not plain.meta.pinned
+
+
+async def test_a_fork_keeps_its_lineage_and_its_source_stays_as_it_was(backend):
+    """A fork is one save of a prefix of its source with ``forkedFrom`` set: the lineage survives
+    load, list, appends to the fork and to the source, and a session that is no fork has none."""
+    await backend.append("source", turn(0) + turn(1) + turn(2), title="Source", workspace_uri="file:///w")
+    source = await backend.load("source")
+    at = source.messages[3]
+    lineage = {"sessionId": "source", "messageId": at.id}
+    fork = Session(
+        id="source-fork",
+        title="Source (fork)",
+        workspace_uri="file:///w",
+        meta=SessionMeta(forked_from=lineage),
+        messages=source.messages[:4],
+    )
+    await backend.save(fork)
+    await backend.append("source-fork", turn(9))
+    await backend.append("source", turn(3))
+    loaded = await backend.load("source-fork")
+    assert loaded.meta.forked_from == lineage
+    assert [m.to_dict() for m in loaded.messages[:4]] == [m.to_dict() for m in source.messages[:4]]
+    assert [m.content for m in loaded.messages] == ["q0", "a0", "q1", "a1", "q9", "a9"]
+    again = await backend.load("source")
+    assert [m.content for m in again.messages] == ["q0", "a0", "q1", "a1", "q2", "a2", "q3", "a3"]
+    assert again.meta.forked_from is None
+    listed = {info.id: info for info in await backend.list()}
+    assert listed["source-fork"].meta.forked_from == lineage and listed["source-fork"].message_count == 6
+    assert listed["source"].meta.forked_from is None
 
 
 # A transform as compression or encryption would be one: the record's fields, unreadable as stored.

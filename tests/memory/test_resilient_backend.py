@@ -123,12 +123,26 @@ async def test_save_delete_and_a_first_listing_fail_naming_the_backend(resilient
     for call in (
         lambda: resilient.save(Session(id="x", messages=turn(0, ids=True))),
         lambda: resilient.delete("x"),
+        lambda: resilient.update("x", lambda info: ("renamed", info.meta)),
         lambda: resilient.list(),
     ):
         with pytest.raises(
             BackendUnavailable, match=r"(Redis|PostgreSQL) at 127\.0\.0\.1:\d+/\w+ is unreachable"
         ):
             await call()
+
+
+async def test_a_session_born_in_an_outage_is_changed_once_stored(resilient, direct, proxy):
+    proxy.cut()
+    await resilient.append("born", turn(0, ids=True), title="Born")
+    proxy.restore()
+    rename = lambda info: ("Renamed", info.meta)  # noqa: E731
+    with pytest.raises(BackendUnavailable):  # known down until the retry finds it back: said, not queued
+        await resilient.update("born", rename)
+    await eventually(lambda: resilient.unavailable is None)  # back, its turns stored first
+    assert (await resilient.update("born", rename)).title == "Renamed"
+    stored = await direct.load("born")
+    assert (stored.title, len(stored.messages)) == ("Renamed", 2)
 
 
 async def test_listing_during_the_outage_is_the_last_one_read_with_local_turns(resilient, proxy):

@@ -54,6 +54,10 @@ export function chatPageHtml(resources: PageResources): string {
   <button id="new-session" type="button" title="Start a new session">New</button>
   <button id="delete-session" type="button" title="Delete this session">Delete…</button>
 </header>
+<div id="lineage" class="lineage" hidden>
+  <span id="lineage-text"></span>
+  <button id="lineage-source" type="button" class="link" title="Go to the session this one was forked from" hidden></button>
+</div>
 <div id="confirm-delete" class="confirm" role="alertdialog" aria-labelledby="confirm-text" hidden>
   <p id="confirm-text"></p>
   <button id="confirm-delete-yes" type="button" class="danger">Delete</button>

@@ -13,14 +13,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..logs import register_secret, register_url_secrets
 from ..memory import MemoryBackend
 from ..memory.urls import redact
 from .asking import AskRunner, ModelClients
+from .forks import Edit, Forks
 from .model_client import ModelClient
-from .sessions import Sessions
+from .sessions import SessionRef, Sessions
 from .settings import Settings
 from .store import SessionStore
 
@@ -74,6 +76,7 @@ class Assistant:
         self.store = SessionStore(settings, backend=backend, warn=self.warn)
         self.sessions = Sessions(lambda: self._settings, self.store, self.warn)
         self.asks = AskRunner(self.sessions, ModelClients(model_factory), lambda: self._settings)
+        self.forks = Forks(self.sessions)
 
     @property
     def settings(self) -> Settings:
@@ -89,6 +92,15 @@ class Assistant:
         self._settings = settings
         await self.store.reconfigure(settings)
         self.sessions.moved()
+
+    async def fork_for_edit(
+        self, ref: SessionRef, edit_message_id: str, question: str | None, context: dict[str, Any] | None
+    ) -> Edit:
+        """The fork an edited (``question`` given) or regenerated (None) question
+        ``edit_message_id`` of ``ref`` is asked in: it holds what came before that question,
+        and the source session is untouched. Ask ``edit.question`` in ``edit.ref``."""
+        self.asks.models.get(self._settings).check_configured()  # no fork for a request never sent
+        return await self.forks.edit(ref, edit_message_id, question, context)
 
     async def delete_session(self, session_id: str) -> bool:
         """Delete a session everywhere; an answer running in it is cancelled and not stored."""

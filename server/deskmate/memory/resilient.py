@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .backend import MemoryBackend, MetaChange
-from .errors import BackendUnavailable
+from .errors import BackendUnavailable, StorageError
 from .ids import validate_session_id
 from .locking import LockTimeout, exclusive_lock
 from .models import Message, Session, SessionInfo
@@ -151,7 +151,10 @@ class ResilientBackend:
             and pending_for(await asyncio.to_thread(self.outbox.read), session_id)
         ):
             # Born during an outage, its first turns still wait: it is not stored yet.
-            raise BackendUnavailable(self.name, "the session's first turns are still waiting to be stored")
+            raise StorageError(
+                f"Session {session_id!r} is not in {self.name} yet: its first turns wait in "
+                f"{self.outbox.path} until they are stored. Try again once they are."
+            )
         if info is not None:
             cached = self._sessions.get(session_id)
             if cached is not None:
