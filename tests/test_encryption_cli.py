@@ -3,8 +3,11 @@ with SIGKILL part way and run again: nothing lost, everything sealed with the cu
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,23 +19,30 @@ from deskmate.memory.reseal import _sealed_with
 from deskmate.memory.sealed import SealedLabels
 from deskmate.memory.urls import backend_for_url
 from helpers import kill_after
-from memory import store_file, store_redis  # noqa: E402
+from memory import store_file, store_postgres, store_redis  # noqa: E402
 
 SESSIONS = 60
 
 
-def deskmate(*args: str, env: dict[str, str], code: int | None = 0) -> subprocess.CompletedProcess[str]:
+def deskmate(
+    *args: str, env: dict[str, str], code: int | None = 0, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "deskmate", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "deskmate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
     )
     if code is not None:
         assert proc.returncode == code, proc.stderr
     return proc
 
 
-@pytest.fixture(params=["file", "redis"])
+@pytest.fixture(params=["file", "postgres", "redis"])
 def store(request, tmp_path):
-    module = {"file": store_file, "redis": store_redis}[request.param]
+    module = {"file": store_file, "postgres": store_postgres, "redis": store_redis}[request.param]
     namespace = f"t{tmp_path.name[-8:].replace('_', '')}x"
     url = module.url_for(namespace, tmp_path)
     yield url, module, namespace
@@ -166,3 +176,41 @@ async def test_migrating_an_encrypted_store_elsewhere_keeps_it_encrypted(tmp_pat
     prefix = redis_url.rsplit("prefix=", 1)[1]
     stored = store_redis.stored_bytes(prefix)
     assert b"SECRETQ" not in stored and b"SECRETTITLE" not in stored and b"SECRETTAG" not in stored
+
+
+def keychain_env(tmp_path, **extra: str) -> dict[str, str]:
+    """An environment whose OS keychain is keyring's JSON-file test backend (tests/keyring_file_backend.py)."""
+    tests = str(Path(__file__).parent)
+    return clean_env(
+        PYTHON_KEYRING_BACKEND="keyring_file_backend.JsonFileKeyring",
+        DESKMATE_TEST_KEYRING_FILE=str(tmp_path / "keychain.json"),
+        PYTHONPATH=os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")])),
+        **extra,
+    )
+
+
+def test_keys_init_puts_the_key_in_the_keychain_and_ask_uses_it(tmp_path, project, model_server, data_dir):
+    env = keychain_env(
+        tmp_path,
+        DESKMATE_ENCRYPTION="on",
+        DESKMATE_BASE_URL=model_server.base_url,
+        DESKMATE_MODEL="test-model",
+        DESKMATE_DATA_DIR=str(data_dir),
+    )
+    made = deskmate("keys", "init", env=env)
+    assert "in the OS keychain" in made.stdout
+    stored = json.loads((tmp_path / "keychain.json").read_text())
+    key = stored[f"{keys.KEYRING_SERVICE}\0{keys.KEYRING_ENTRY}"].strip()
+    kid = keys.key_id(keys.decode_key(key, "test"))
+    assert f"current key: {kid}" in deskmate("keys", "status", env=env).stdout
+    assert "already holds key" in deskmate("keys", "init", env=env, code=1).stderr
+
+    asked = deskmate("ask", "what is KEYCHAINMARK?", env=env, cwd=project)
+    assert "KEYCHAINMARK" in asked.stdout  # the answer echoes the question
+    on_disk = b"".join(p.read_bytes() for p in (data_dir / "sessions").glob("*.jsonl"))
+    assert on_disk and b"KEYCHAINMARK" not in on_disk and f'"kid":"{kid}"'.encode() in on_disk
+
+    rotated = deskmate("keys", "init", "--rotate", env=env)
+    assert f"Older key(s) {kid} are kept" in rotated.stdout
+    shown = deskmate("sessions", "show", env=env, cwd=project)
+    assert "KEYCHAINMARK" in shown.stdout  # opened with the older key
