@@ -19,7 +19,7 @@ from deskmate.memory.reseal import _sealed_with
 from deskmate.memory.sealed import SealedLabels
 from deskmate.memory.urls import backend_for_url
 from helpers import kill_after
-from memory import store_file, store_postgres, store_redis  # noqa: E402
+from memory import store_file, store_postgres, store_redis, store_s3  # noqa: E402
 
 SESSIONS = 60
 
@@ -40,9 +40,11 @@ def deskmate(
     return proc
 
 
-@pytest.fixture(params=["file", "postgres", "redis"])
+@pytest.fixture(params=["file", "postgres", "redis", "s3"])
 def store(request, tmp_path):
-    module = {"file": store_file, "postgres": store_postgres, "redis": store_redis}[request.param]
+    module = {"file": store_file, "postgres": store_postgres, "redis": store_redis, "s3": store_s3}[
+        request.param
+    ]
     namespace = f"t{tmp_path.name[-8:].replace('_', '')}x"
     url = module.url_for(namespace, tmp_path)
     yield url, module, namespace
