@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .errors import StorageError
-from .models import Message, SessionMeta
+from .models import Message, SessionMeta, _check_context
 
 REPLACEMENT = "\ufffd"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -273,8 +273,31 @@ def decode_message(record: Any) -> Message:
         if seen is not None:
             seen.add(("plain", None))
     else:
-        record = _encoding_of(record).decode(record)
+        encoding = _encoding_of(record)
+        if encoding.open is None:
+            record = encoding.decode(record)
+        else:  # the opened record's JSON straight into a Message, as the file store reads lines
+            raw = encoding.open(record)
+            decode, decode_error = _typed_message_decoder()
+            try:
+                message = decode(raw)
+            except decode_error:
+                try:
+                    record = json.loads(raw)  # from_dict below words what is wrong
+                except ValueError:
+                    raise UnreadableRecord("an opened record is not JSON") from None
+            else:
+                if message.context is not None:
+                    _check_context(message.context)  # from_dict's own check
+                return message
     return Message.from_dict(record)
+
+
+@functools.cache
+def _typed_message_decoder() -> tuple[Callable[[bytes], Message], type[Exception]]:
+    import msgspec
+
+    return msgspec.json.Decoder(Message).decode, msgspec.DecodeError
 
 
 class BadRecord(ValueError):
