@@ -428,3 +428,35 @@ async def test_a_record_in_an_unknown_encoding_is_refused_by_name_and_left_alone
             pass
     loaded = await reopen().load("later")  # nothing was moved aside or changed
     assert [m.content for m in loaded.messages] == ["q0", "a0"] and not loaded.quarantined_to
+
+
+async def test_save_copy_stores_what_save_would(backend):
+    """A fork's save: the prefix of the source as read, whether the store copies it or writes it."""
+    source = Session(id="src", title="Source", messages=turn(0, metadata=True) + turn(1, metadata=True))
+    await backend.save(source)
+    await backend.append("src", turn(2, metadata=True))
+    stored = await backend.load("src")
+    fork = Session(
+        id="fork",
+        title="Source (fork)",
+        workspace_uri="file:///w",
+        meta=SessionMeta(forked_from={"sessionId": "src", "messageId": stored.messages[3].id}),
+        messages=stored.messages[:4],
+    )
+    await backend.save_copy(fork, "src")
+    copied = await backend.load("fork")
+    assert [m.to_dict() for m in copied.messages] == [m.to_dict() for m in stored.messages[:4]]
+    assert (copied.title, copied.workspace_uri, copied.meta) == (fork.title, fork.workspace_uri, fork.meta)
+    assert copied.updated_at == stored.messages[3].timestamp
+    await backend.append("fork", turn(3, metadata=True))  # a fork goes on like any session
+    assert len((await backend.load("fork")).messages) == 6
+    assert len((await backend.load("src")).messages) == 6  # the source is untouched
+
+    # The source replaced meanwhile (or never stored): what was given is what is stored.
+    await backend.save(Session(id="src", messages=turn(7, metadata=True)))
+    given = Session(id="fork2", messages=stored.messages[:2])
+    await backend.save_copy(given, "src")
+    await backend.save_copy(Session(id="fork3", messages=stored.messages[:2]), "nowhere")
+    for session_id in ("fork2", "fork3"):
+        loaded = await backend.load(session_id)
+        assert [m.to_dict() for m in loaded.messages] == [m.to_dict() for m in stored.messages[:2]]

@@ -1,6 +1,7 @@
 """Forks: a new session that starts as a copy of another's history up to one message.
 
-A fork copies its history (one ``save`` of the prefix) rather than sharing it with
+A fork copies its history (one ``save_copy`` of the prefix: a save, which a store may do by
+copying the source's records inside itself) rather than sharing it with
 its source: every store can do that with the primitives it has, a fork loads exactly
 as fast as any session of its length, and deleting or damaging the source never
 reaches its forks. Messages keep their ids, so a fork and its source can be
@@ -111,7 +112,8 @@ class Forks:
             meta=SessionMeta(tags=list(source.meta.tags), forked_from=lineage.to_record()),
             messages=messages,
         )
-        await self.sessions.store.sessions.save(fork)
+        # The store may copy the prefix from the source inside itself (PostgreSQL does).
+        await self.sessions.store.sessions.save_copy(fork, source.id)
         await self._make_active(folder, fork.id)
         return fork
 

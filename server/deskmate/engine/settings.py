@@ -133,6 +133,9 @@ class Settings:
     storage_url: str | None = setting("storageUrl", _checked_by(check_url), None)
     request_timeout: float = setting("requestTimeout", _number(0.1, None), 60.0, rebuilds_model=True)
     max_retries: int = setting("maxRetries", _integer(0), 2, rebuilds_model=True)
+    # After an answer's first deskmate/askDelta, text arriving within this many milliseconds goes
+    # out as one delta (editors redraw ~60 times a second); 0: every model chunk on its own.
+    delta_window_ms: float = setting("deltaWindowMs", _number(0, 1000), 16.0)
     # Replace API keys, tokens, private keys and passwords in a question and its context with
     # "[redacted: <kind>]" before it is stored or sent (engine/redaction.py).
     redact_secrets: bool = setting("redactSecrets", _bool, True)

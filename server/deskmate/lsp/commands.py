@@ -106,7 +106,13 @@ async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
         ref, question, context, lineage = edit.ref, edit.question, edit.context, edit.lineage
     request_id = ls.protocol.msg_id
     ls.asks_by_request[request_id] = ask_id
-    reporter = AskReporter(ls, ask_id, ref.id, on_cancel=lambda: ls.assistant.asks.cancel(ask_id))
+    reporter = AskReporter(
+        ls,
+        ask_id,
+        ref.id,
+        on_cancel=lambda: ls.assistant.asks.cancel(ask_id),
+        window=ls.assistant.settings.delta_window_ms / 1000,
+    )
     outcome = "Failed"
     try:
         result = await ls.assistant.asks.ask(
@@ -115,6 +121,7 @@ async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
             context=context,
             ask_id=ask_id,
             on_delta=reporter.delta,
+            on_streamed=reporter.flush,  # the last text need not wait for its window nor the store
             on_redacted=lambda found: ls.inform_user(found.notice()),
         )
         outcome = "Cancelled" if result.interrupted else "Done"

@@ -138,6 +138,16 @@ class ResilientBackend:
         self._remember(session.id, session)
         self._poke()
 
+    async def save_copy(self, session: Session, source_id: str) -> None:
+        await self._start()
+        try:
+            await self.inner.save_copy(session, source_id)
+        except BackendUnavailable as exc:
+            self._went_down(exc)
+            raise
+        self._remember(session.id, session)
+        self._poke()
+
     async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
         await self._start()
         try:

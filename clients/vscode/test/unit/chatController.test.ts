@@ -132,6 +132,22 @@ describe('ChatController', () => {
     controller = new ChatController(daemon, host, () => `ask-${++ids}`);
   });
 
+  it('passes coalesced deltas (several lines each) to the view as they are; the text is their concatenation', async () => {
+    const answer = deferred<unknown>();
+    daemon.onAsk = () => answer.promise;
+    const asking = controller.ask('Many lines?');
+    await tick();
+    const full = Array.from({ length: 30 }, (_, i) => `line ${i + 1}: \`code\``).join('\n');
+    const deltas = [full.slice(0, 5), full.slice(5, 200), full.slice(200)];
+    deltas.forEach((delta, index) => controller.onAskDelta({ askId: 'ask-1', sessionId: 's', delta, index }));
+    assert.deepEqual(
+      host.posted.filter((m) => m.type === 'askDelta').map((m) => (m as { delta: string }).delta),
+      deltas,
+    );
+    answer.resolve({ sessionId: 's', askId: 'ask-1', answer: full, interrupted: false });
+    assert.equal((await asking)?.answer, full);
+  });
+
   it('streams an answer into the view in order, then shows the stored history', async () => {
     const answer = deferred<unknown>();
     daemon.onAsk = () => answer.promise;

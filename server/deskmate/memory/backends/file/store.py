@@ -752,6 +752,11 @@ class FileBackend:
         path = self.path_of(session.id)
         await asyncio.to_thread(self._save, session, path)
 
+    async def save_copy(self, session: Session, source_id: str) -> None:
+        """A save: measured, writing the copy costs about one load here (a fork stays within
+        twice a load), so copying inside the store would buy little."""
+        await self.save(session)
+
     async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
         """Rewrites the header line; the message lines are copied byte for byte, so this costs
         the file's size (renames and tags are rare, appends stay O(1))."""
