@@ -116,6 +116,14 @@ async def test_sessions_round_trip_exactly_and_leave_no_plaintext(store_kind, na
         await backend.append("grown", [Message(role="user", content="short APPENDMARK")])
         info = await backend.update("saved", lambda info: ("RENAMEMARK " + info.title, info.meta))
         assert info.title == "RENAMEMARK TITLEMARK saved" and info.meta.tags == ["TAGMARK"]
+        fork = Session(
+            id="fork",
+            title="TITLEMARK fork",
+            workspace_uri="file:///home/me/WSMARK",
+            meta=SessionMeta(tags=["TAGMARK"], forked_from={"sessionId": "saved", "messageId": "TAGMARK"}),
+            messages=conversation(0),
+        )
+        await backend.save_copy(fork, "saved")  # a fork: a store may copy the records inside itself
     finally:
         await backend.close()
 
@@ -129,6 +137,9 @@ async def test_sessions_round_trip_exactly_and_leave_no_plaintext(store_kind, na
             "file:///home/me/WSMARK",
         )
         assert loaded.meta == saved.meta
+        forked = await reader.load("fork")
+        assert [m.to_dict() for m in forked.messages] == [m.to_dict() for m in conversation(0)]
+        assert (forked.title, forked.meta) == ("TITLEMARK fork", fork.meta)
         grown = await reader.load("grown")
         assert [m.content for m in grown.messages][-1] == "short APPENDMARK"
         assert (grown.title, grown.workspace_uri) == ("TITLEMARK grown", "file:///WSMARK/2")

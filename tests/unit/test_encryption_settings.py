@@ -61,3 +61,15 @@ async def test_encryption_on_without_a_key_stores_nothing_and_warns(engine, tmp_
     finally:
         keys.forget_loaded_keys()
         codec.set_writing(None)
+
+
+async def test_a_fork_of_an_encrypted_session_is_sealed_too(engine, tmp_path, key):
+    await engine.update_settings(dataclasses.replace(engine.settings, encryption="on"))
+    ref = engine.sessions.resolve()
+    await engine.asks.ask("FORKSOURCE question", ref=ref)
+    source = (await engine.sessions.get(ref)).session
+    fork, _ = await engine.forks.fork(ref, source.messages[-1].id, "FORKTITLE")
+    stored = session_bytes(tmp_path)
+    assert b"FORKSOURCE" not in stored and b"FORKTITLE" not in stored and b"forkedFrom" not in stored
+    listed = {info.id: info for info in await engine.store.sessions.list()}
+    assert listed[fork.id].title == "FORKTITLE" and listed[fork.id].meta.forked_from["sessionId"] == source.id

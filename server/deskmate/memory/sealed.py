@@ -139,12 +139,19 @@ class SealedLabels:
             title, workspace_uri = sealed
         await self.inner.append(session_id, messages, title=title, workspace_uri=workspace_uri)
 
-    async def save(self, session: Session) -> None:
+    def _sealed_session(self, session: Session) -> Session:
         sealed = session.copy()
         sealed.title = self._title(session.title)
         sealed.workspace_uri = self._workspace(session.workspace_uri)
         sealed.meta = self._meta(session.title, session.workspace_uri, session.meta)
-        await self.inner.save(sealed)
+        return sealed
+
+    async def save(self, session: Session) -> None:
+        await self.inner.save(self._sealed_session(session))
+
+    async def save_copy(self, session: Session, source_id: str) -> None:
+        # Labels sealed as by save; the messages are copied as stored (sealed as the source's are).
+        await self.inner.save_copy(self._sealed_session(session), source_id)
 
     async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
         def sealed_change(stored: SessionInfo) -> tuple[str, SessionMeta]:
