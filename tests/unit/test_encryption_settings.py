@@ -73,3 +73,17 @@ async def test_a_fork_of_an_encrypted_session_is_sealed_too(engine, tmp_path, ke
     assert b"FORKSOURCE" not in stored and b"FORKTITLE" not in stored and b"forkedFrom" not in stored
     listed = {info.id: info for info in await engine.store.sessions.list()}
     assert listed[fork.id].title == "FORKTITLE" and listed[fork.id].meta.forked_from["sessionId"] == source.id
+
+
+def test_sealed_labels_defines_every_store_method_itself():
+    """A MemoryBackend method SealedLabels lacked would reach the store through __getattr__ with
+    its labels in the clear (as save_copy once did): each must be written here."""
+    from deskmate.memory.backend import MemoryBackend
+    from deskmate.memory.sealed import SealedLabels
+
+    methods = {
+        name
+        for name in vars(MemoryBackend)
+        if not name.startswith("_") and callable(getattr(MemoryBackend, name))
+    }
+    assert methods and methods <= set(vars(SealedLabels)), methods - set(vars(SealedLabels))
