@@ -77,6 +77,16 @@ def _integer(low: int):
     return check
 
 
+def _choice(*allowed: str):
+    def check(key: str, value: Any) -> str:
+        if value not in allowed:
+            choices = " or ".join(repr(choice) for choice in allowed)
+            raise SettingsError(f"setting {key!r} must be {choices}, got {value!r}")
+        return value
+
+    return check
+
+
 def _checked_by(validate):
     """A setting that is a string ``validate`` accepts (a session id, a storage URL)."""
 
@@ -128,6 +138,12 @@ class Settings:
     # After an answer's first deskmate/askDelta, text arriving within this many milliseconds goes
     # out as one delta (editors redraw ~60 times a second); 0: every model chunk on its own.
     delta_window_ms: float = setting("deltaWindowMs", _number(0, 1000), 16.0)
+    # Replace API keys, tokens, private keys and passwords in a question and its context with
+    # "[redacted: <kind>]" before it is stored or sent (engine/redaction.py).
+    redact_secrets: bool = setting("redactSecrets", _bool, True)
+    # Encrypt what is stored (AES-256-GCM, keys from memory/keys.py) and compress message records.
+    encryption: str = setting("encryption", _choice("off", "on"), "off")
+    compression: str = setting("compression", _choice("off", "zstd"), "off")
 
     def resolved_api_key(self) -> str | None:
         """The API key to send: the ``apiKey`` setting, else the variable named by ``apiKeyEnv``."""
@@ -171,12 +187,24 @@ MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata[
 
 
 def settings_from_environment() -> Settings:
-    """Defaults overridden by DESKMATE_MODEL, DESKMATE_BASE_URL / OPENAI_BASE_URL, DESKMATE_DATA_DIR
-    and DESKMATE_STORAGE_URL."""
+    """Defaults overridden by DESKMATE_MODEL, DESKMATE_BASE_URL / OPENAI_BASE_URL, DESKMATE_DATA_DIR,
+    DESKMATE_STORAGE_URL, DESKMATE_ENCRYPTION and DESKMATE_COMPRESSION."""
     env = os.environ
     return Settings(
         model=env.get("DESKMATE_MODEL") or DEFAULT_MODEL,
         base_url=env.get("DESKMATE_BASE_URL") or env.get("OPENAI_BASE_URL") or None,
         data_dir=env.get("DESKMATE_DATA_DIR") or None,
         storage_url=env.get("DESKMATE_STORAGE_URL") or None,
+        # A value that is neither: logged, and encryption taken as on (fail closed: with no key
+        # nothing is stored, and the user is told) rather than store in the clear by mistake.
+        encryption=_from_env("DESKMATE_ENCRYPTION", ("off", "on"), fallback="on"),
+        compression=_from_env("DESKMATE_COMPRESSION", ("off", "zstd"), fallback="off"),
     )
+
+
+def _from_env(name: str, allowed: tuple[str, ...], *, fallback: str) -> str:
+    value = os.environ.get(name) or allowed[0]
+    if value in allowed:
+        return value
+    log.error("%s must be %s, not %r; using %r", name, " or ".join(allowed), value, fallback)
+    return fallback

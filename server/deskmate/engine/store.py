@@ -6,9 +6,10 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-from ..memory import MemoryBackend, StorageError, default_data_dir
+from ..memory import MemoryBackend, StorageError, codec, default_data_dir
 from ..memory.holding import HoldingBackend
 from ..memory.indexing import IndexedBackend, Progress
+from ..memory.sealed import SealedLabels
 from ..memory.unsaved import UnsavedOverlay
 from ..memory.urls import daemon_store
 from .settings import Settings
@@ -27,6 +28,29 @@ def index_path_of(data_dir: Path, storage_url: str | None) -> Path:
         return data_dir / "search" / "files.sqlite3"
     digest = hashlib.sha256(storage_url.encode()).hexdigest()[:16]
     return data_dir / "search" / f"store-{digest}.sqlite3"
+
+
+def apply_record_encoding(settings: Settings) -> str | None:
+    """Records written from now on are encrypted and/or compressed as the settings say (every
+    store, the outbox included, encodes message records through memory/codec.py). Returns a
+    problem to tell the user: encryption on without a key (every write then fails, naming
+    it, rather than store anything in the clear)."""
+    from ..memory import keys, sealing
+
+    encrypt, compress = settings.encryption == "on", settings.compression == "zstd"
+    codec.set_writing(sealing.encoding_for(encrypt=encrypt, compress=compress))
+    if not encrypt:
+        return None
+    try:
+        ring = keys.keys()
+    except keys.KeysUnavailable as exc:
+        return f"deskmate: encryption is on, but {exc} Nothing will be stored until a key is there."
+    if ring.current is None:
+        return (
+            "deskmate: encryption is on but there is no key: run `deskmate keys init`, or set "
+            f"{keys.ENV_KEY} or {keys.ENV_KEY_FILE}. Nothing will be stored until a key is there."
+        )
+    return None
 
 
 class SessionStore:
@@ -55,11 +79,15 @@ class SessionStore:
     def backend(self) -> MemoryBackend:
         """The real store; raises StorageError if the settings name one that cannot be opened."""
         if self._backend is None:
+            self._apply_encoding(self._settings)
             opened = daemon_store(self._settings.storage_url, self.data_dir, notify=self._warn)
+            sealed = SealedLabels(opened, seal=self._settings.encryption == "on")
             self._backend = IndexedBackend(
-                HoldingBackend(opened, notify=self._warn),
+                HoldingBackend(sealed, notify=self._warn),
                 index_path_of(self.data_dir, self._settings.storage_url),
                 progress=self._index_progress,
+                # Encrypted sessions are not copied into an index in the clear.
+                enabled=self._settings.encryption != "on",
             )
         return self._backend
 
@@ -103,6 +131,12 @@ class SessionStore:
         autoSave is turned on."""
         old, self._settings = self._settings, settings
         moved = settings.data_dir != old.data_dir or settings.storage_url != old.storage_url
+        encoding_changed = (settings.encryption, settings.compression) != (old.encryption, old.compression)
+        if encoding_changed and not moved and self._backend is not None and not self._given:
+            self._apply_encoding(settings)
+            self._sealed().seal = settings.encryption == "on"
+            if isinstance(self._backend, IndexedBackend):  # no index in the clear of encrypted sessions
+                self._backend.enabled = settings.encryption != "on"
         if moved and not self._given:
             self.data_dir = data_dir_of(settings)
             if self._backend is not None:
@@ -114,6 +148,17 @@ class SessionStore:
             self.overlay = None
         elif not settings.auto_save and self.overlay is None:
             self.overlay = UnsavedOverlay(None)
+
+    def _apply_encoding(self, settings: Settings) -> None:
+        problem = apply_record_encoding(settings)
+        if problem:
+            self._warn(problem)
+
+    def _sealed(self) -> SealedLabels:
+        indexed = self._backend
+        assert isinstance(indexed, IndexedBackend) and isinstance(indexed.inner, HoldingBackend)
+        assert isinstance(indexed.inner.inner, SealedLabels)
+        return indexed.inner.inner
 
     async def close(self) -> None:
         if self._backend is not None and not self._given:

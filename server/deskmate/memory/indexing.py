@@ -37,7 +37,14 @@ Progress = Callable[[int, int], None]  # (sessions done, sessions to index)
 class IndexedBackend:
     """Wraps ``inner``; keeps the index at ``index_path`` in step with it."""
 
-    def __init__(self, inner: MemoryBackend, index_path: Path, *, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        inner: MemoryBackend,
+        index_path: Path,
+        *,
+        progress: Progress | None = None,
+        enabled: bool = True,
+    ) -> None:
         self.inner = inner
         self.index_path = index_path
         self.progress = progress
@@ -50,6 +57,8 @@ class IndexedBackend:
         self._caught_up_at = 0.0
         self.indexing: tuple[int, int] | None = None  # (done, total) while a catch-up runs
         self._closed = False
+        # Off (encryption on): no copy of the messages in the clear; searches are refused.
+        self.enabled = enabled
         # A store that searches itself (PostgreSQL): no local index is kept or consulted.
         self.server_side = _searcher_in(inner)
 
@@ -111,7 +120,7 @@ class IndexedBackend:
 
     def start(self) -> None:
         """Open the index and catch up with the store, in the background (once)."""
-        if self._catch_up is None and self.server_side is None and not self._closed:
+        if self._catch_up is None and self.server_side is None and not self._closed and self.enabled:
             self._catch_up = asyncio.ensure_future(self._catch_up_now())
 
     async def list_page(self, query: ListQuery, offset: int, limit: int) -> list[SessionInfo] | None:
@@ -120,7 +129,7 @@ class IndexedBackend:
         if self.server_side is not None:
             pager = getattr(self.server_side, "list_page", None)
             return await pager(query, offset, limit) if pager is not None else None
-        if self._closed:
+        if self._closed or not self.enabled:
             return None
         self.start()
         assert self._catch_up is not None
@@ -138,6 +147,11 @@ class IndexedBackend:
             return await self.server_side.search(query, filters, limit)
         if self._closed:
             raise StorageError("The search index was closed (the settings moved the store); search again.")
+        if not self.enabled:
+            raise StorageError(
+                "Search is not available while encryption is on: deskmate keeps no index of your "
+                "messages in the clear (docs/protocol.md, Search)."
+            )
         self.start()
         assert self._catch_up is not None
         if not self._catch_up.done():
@@ -152,7 +166,7 @@ class IndexedBackend:
         return await loop.run_in_executor(self._reader, index.search, query, filters, limit)
 
     def _later(self, session_id: str, operation: str, *args: Any) -> None:
-        if self.server_side is not None or self._closed:
+        if self.server_side is not None or self._closed or not self.enabled:
             return  # closed: a write still finishing on the old store (the settings moved it)
         self._writes[session_id] = self._writes.get(session_id, 0) + 1
         future = asyncio.get_running_loop().run_in_executor(self._writer, self._apply, operation, args)
