@@ -88,6 +88,10 @@ class SessionStore:
                 progress=self._index_progress,
                 # Encrypted sessions are not copied into an index in the clear.
                 enabled=self._settings.encryption != "on",
+                on_damaged=lambda session_id, moved_to: self._warn(
+                    f'deskmate: the history of session "{session_id}" was damaged; it was moved to '
+                    f"{moved_to} and a new history starts."
+                ),
             )
         return self._backend
 

@@ -44,6 +44,7 @@ class IndexedBackend:
         *,
         progress: Progress | None = None,
         enabled: bool = True,
+        on_damaged: Callable[[str, str], None] | None = None,
     ) -> None:
         self.inner = inner
         self.index_path = index_path
@@ -57,6 +58,8 @@ class IndexedBackend:
         self._caught_up_at = 0.0
         self.indexing: tuple[int, int] | None = None  # (done, total) while a catch-up runs
         self._closed = False
+        # A catch-up's load of a damaged history moves it aside as any load does: the user is told.
+        self.on_damaged = on_damaged
         # Off (encryption on): no copy of the messages in the clear; searches are refused.
         self.enabled = enabled
         # A store that searches itself (PostgreSQL): no local index is kept or consulted.
@@ -249,6 +252,8 @@ class IndexedBackend:
                 if self._writes.get(info.id, 0) != writes:
                     queue.append(info)  # a write raced the load: load it again later
                     continue
+                if session is not None and session.quarantined_to and self.on_damaged is not None:
+                    self.on_damaged(info.id, session.quarantined_to)
                 if session is None or session.quarantined_to:
                     self._later(info.id, "remove", info.id)
                     done += 1
