@@ -210,7 +210,8 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
         out.write(f"(forked from {lineage.session_id} at message {lineage.message_id})\n\n")
     for message in session.messages:
         flag = " (interrupted)" if message.status == "interrupted" else ""
-        out.write(f"[{message.timestamp}] {message.id} {message.role}{flag}:\n{message.content}\n\n")
+        failed = f"(failed: {message.error})\n" if message.error is not None else ""
+        out.write(f"[{message.timestamp}] {message.id} {message.role}{flag}:\n{message.content}\n{failed}\n")
     if not session.messages:
         print(f"Session {session.id} has no messages.")
     return 0

@@ -241,3 +241,26 @@ async def test_a_long_title_is_refused(start_daemon, project):
         INVALID_PARAMS,
         '"title" is 201 characters long; the limit is 200',
     )
+
+
+async def test_a_failed_answer_keeps_its_reason_and_is_not_sent_again(start_daemon, project, model_server):
+    daemon = await start_daemon(folders=[project])
+    message = await expect_error(daemon.ask("[[fail:401]] first"), REQUEST_FAILED, "HTTP 401")
+    await expect_error(
+        daemon.ask("[[tokens:9]] [[error-after:2]]", askId="mid"),
+        REQUEST_FAILED,
+        "Simulated failure mid-answer",
+    )
+    session_id = daemon.deltas_of("mid")[0]["sessionId"]
+    await daemon.stop()
+    again = await start_daemon(folders=[project])  # the reason survives a restart
+    messages = await stored_messages(again, session_id)
+    assert [(m["role"], m["content"], m.get("status"), m.get("error")) for m in messages][1::2] == [
+        ("assistant", "", "interrupted", message),
+        ("assistant", "t0 t1 ", "interrupted", messages[3]["error"]),
+    ]
+    assert "in the middle of the answer: Simulated failure mid-answer." in messages[3]["error"]
+    model_server.clear_requests()
+    await again.ask("next")
+    sent = [m["content"] for m in model_server.requests[-1]["messages"][1:]]
+    assert sent == ["[[tokens:9]] [[error-after:2]]", "t0 t1 ", "next"]  # the empty failure left out

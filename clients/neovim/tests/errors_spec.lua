@@ -8,7 +8,16 @@ H.test("a failing answer shows the daemon's message at ERROR level", function()
   H.truthy(err and err.message and err.message ~= "", "an error with a message")
   local errors = H.notified(err.message, vim.log.levels.ERROR)
   H.eq(1, #errors, "one ERROR notification with the daemon's message")
-  H.contains(H.chat_text(), "*(failed: ", "the chat says it failed")
+  local failed = "*(failed: " .. err.message:gsub("\n", " ") .. ")*"
+  H.contains(H.chat_text(), failed, "the chat says it failed, and why")
+  -- Reloaded from the stored history, the failure reads the same.
+  vim.cmd("Deskmate chat") -- closes
+  require("deskmate.chat").find(H.root()).loaded = nil
+  vim.cmd("Deskmate chat") -- opens and reloads history
+  H.wait("history reloaded", function()
+    return H.chat_text():find("this will fail", 1, true)
+  end)
+  H.contains(H.chat_text(), failed, "the stored reason, after a reload")
   -- The next question still works.
   local ok = H.ask("[[answer:recovered]] again")
   H.eq("recovered", ok.answer, "answer after a failure")

@@ -228,6 +228,7 @@ class AskRunner:
             model=settings.model,
             usage=usage.to_dict() if usage else None,
             status="interrupted" if interrupted else "complete",
+            error=str(failure) if failure is not None else None,
         )
         if running.discarded:
             # The session is being deleted: the question must be stored (or have failed) before

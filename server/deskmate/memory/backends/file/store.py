@@ -297,6 +297,7 @@ def _line_decoder() -> tuple[Any, Any]:
         usage: dict[Any, Any] | None = None
         status: Status = "complete"
         context: dict[Any, Any] | None = None
+        error: str | None = None
         more: Any = None
         enc: Any = None  # an encoded record: the full path decodes it
 
@@ -365,6 +366,7 @@ def _fast_lines(body: bytes | memoryview) -> tuple[list[Message], int] | None:
                 line.usage,
                 line.status,
                 line.context,
+                line.error,
             )
         )
         if line.more is not True:
