@@ -197,3 +197,37 @@ def test_sessions_fork_at_a_message_shown_by_show(project, model_server, data_di
 
     missing = run("sessions", "fork", source_id, "--at", "nope", check=False)
     assert missing.returncode == 1 and f'Session "{source_id}" has no message "nope"' in missing.stderr
+
+
+def run_cli(*args, cwd, env):
+    return subprocess.run(
+        [sys.executable, "-m", "deskmate", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_terminal_errors_name_environment_variables_not_editor_settings(project, model_server, data_dir):
+    no_server = run_cli("ask", "hi", cwd=project, env=clean_env(DESKMATE_DATA_DIR=str(data_dir)))
+    assert no_server.returncode == 1
+    assert "$DESKMATE_BASE_URL" in no_server.stderr and "$DESKMATE_API_KEY_ENV" in no_server.stderr
+    assert "deskmate.baseUrl" not in no_server.stderr and "deskmate.apiKeyEnv" not in no_server.stderr
+    root = model_server.base_url.removesuffix("/v1")
+    env = {**cli_env(model_server, data_dir), "DESKMATE_BASE_URL": root}
+    missing_v1 = run_cli("ask", "hi", cwd=project, env=env)
+    assert missing_v1.returncode == 1 and "likely missing /v1" in missing_v1.stderr
+    assert f"Set $DESKMATE_BASE_URL to {root}/v1." in missing_v1.stderr
+
+
+def test_terminal_settings_come_from_the_environment(project, model_server, data_dir):
+    env = {**cli_env(model_server, data_dir), "DESKMATE_MAX_TOKENS": "3"}
+    model_server.clear_requests()
+    proc = run_cli("ask", "[[tokens:9]] [[length:3]] count", cwd=project, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert model_server.requests[-1]["max_tokens"] == 3
+    assert proc.stdout == "t0 t1 t2 \n\n(cut off at the length limit)\n"
+    bad = run_cli("ask", "hi", cwd=project, env={**env, "DESKMATE_MAX_TOKENS": "lots"})
+    assert "Ignoring $DESKMATE_MAX_TOKENS must be a number, got 'lots'" in bad.stderr

@@ -128,6 +128,7 @@ def run_tcp(server, args: argparse.Namespace) -> int:
 
 async def run_terminal(args: argparse.Namespace) -> int:
     from .engine import Assistant, EngineError, ModelError, settings_from_environment
+    from .engine.settings import for_terminal
     from .engine.workspaces import path_to_uri, project_root
     from .memory import SessionStoreError
 
@@ -137,7 +138,9 @@ async def run_terminal(args: argparse.Namespace) -> int:
         except SessionStoreError as exc:
             print(f"deskmate: {exc}", file=sys.stderr)
             return 1
-    assistant = Assistant(settings_from_environment(), warn=lambda message: print(message, file=sys.stderr))
+    assistant = Assistant(
+        settings_from_environment(), warn=lambda message: print(for_terminal(message), file=sys.stderr)
+    )
     folder = path_to_uri(project_root(Path.cwd()))
     assistant.sessions.workspaces.set_folders([folder])
     try:
@@ -145,7 +148,7 @@ async def run_terminal(args: argparse.Namespace) -> int:
             return await terminal_ask(assistant, args)
         return await terminal_sessions(assistant, args, folder)
     except (EngineError, ModelError, SessionStoreError) as exc:
-        print(f"deskmate: {exc}", file=sys.stderr)
+        print(f"deskmate: {for_terminal(str(exc))}", file=sys.stderr)
         return 1
     finally:
         await assistant.close()

@@ -91,8 +91,20 @@ async def test_key_from_a_named_environment_variable(start_daemon, project, mode
 async def test_unknown_model(start_daemon, project):
     daemon = await start_daemon(folders=[project], settings={"model": "missing-model"})
     await expect_error(
-        daemon.ask("hi"), REQUEST_FAILED, "does not know the model 'missing-model'", "HTTP 404"
+        daemon.ask("hi"),
+        REQUEST_FAILED,
+        "does not know the model 'missing-model'",
+        "HTTP 404",
+        "It serves: test-model.",
+        "Set deskmate.model",
     )
+
+
+async def test_a_base_url_without_v1_is_named_as_the_likely_mistake(start_daemon, project, model_server):
+    root = model_server.base_url.removesuffix("/v1")
+    daemon = await start_daemon(folders=[project], settings={"baseUrl": root})
+    message = await expect_error(daemon.ask("hi"), REQUEST_FAILED, "HTTP 404", "likely missing /v1")
+    assert f"Set deskmate.baseUrl to {root}/v1." in message and "does not know the model" not in message
 
 
 @pytest.mark.parametrize(

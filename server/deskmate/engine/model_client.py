@@ -104,6 +104,37 @@ class ModelClient:
         """A window the server named in an error (it knows best)."""
         self._windows[self.settings.model] = window
 
+    async def _served_models(self, url: str) -> list[str] | None:
+        """The model ids a ``/models`` URL lists, or None when it lists none (or fails)."""
+        options = {"timeout": PROBE_SECONDS, "max_retries": 0}
+        try:
+            response = await self._sdk_client().get(url, cast_to=_raw_response_type(), options=options)
+            data = response.json().get("data")
+        except Exception as exc:
+            log.debug("no model list at %s: %s", url, describe(exc))
+            return None
+        if not isinstance(data, list):
+            return None
+        return [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+
+    async def _not_found(self, exc: Any) -> str:
+        """Why the server answered 404, found by asking it what it serves: a base URL missing
+        its ``/v1`` (the most common slip), or a model it does not have."""
+        settings = self.settings
+        base = (settings.base_url or "").rstrip("/")
+        served = await self._served_models(f"{base}/models") if base else None
+        if base and served is None and not base.endswith("/v1"):
+            if await self._served_models(f"{base}/v1/models") is not None:
+                return (
+                    f"The model server at {base} answered HTTP 404: the base URL is likely missing /v1 "
+                    f"(the server answers at {base}/v1). Set deskmate.baseUrl to {base}/v1."
+                )
+        listed = f" It serves: {', '.join(served[:10])}." if served else ""
+        return (
+            f"The model server at {base or 'the OpenAI API'} does not know the model {settings.model!r} "
+            f"(HTTP 404: {_server_message(exc)}).{listed} Set deskmate.model to a model it serves."
+        )
+
     async def _probe_window(self, model: str) -> int | None:
         root = server_root(self.settings.base_url or "")
         client = self._sdk_client()
@@ -130,7 +161,7 @@ class ModelClient:
         if settings.resolved_api_key() is None and settings.base_url is None:
             raise ConfigurationError(
                 f"No API key is configured. Set the environment variable {settings.api_key_env} "
-                "(or name another one in the deskmate.apiKeyEnv setting), or set deskmate.baseUrl "
+                "(or name another one in deskmate.apiKeyEnv), or set deskmate.baseUrl "
                 "to a local OpenAI-compatible server such as http://127.0.0.1:11434/v1 (Ollama)."
             )
 
@@ -194,6 +225,8 @@ class ModelClient:
                         yield item
             finally:
                 await response.aclose()  # closing it tells the server to stop (e.g. after a cancel)
+        except openai.NotFoundError as exc:
+            raise ModelError(await self._not_found(exc)) from exc
         except openai.BadRequestError as exc:
             message = _server_message(exc)
             if _OVERFLOW_RE.search(message) or _OVERFLOW_RE.search(str(getattr(exc, "code", "") or "")):
@@ -417,7 +450,7 @@ def _explain(exc: Exception, settings: Settings) -> str:
         if settings.api_key:
             check = "Check the API key your editor passes (in VS Code: the deskmate: Set API Key command)."
         else:
-            check = f"Check the key in {settings.api_key_env} or the deskmate.apiKeyEnv setting."
+            check = f"Check the key in {settings.api_key_env} (the variable named by deskmate.apiKeyEnv)."
         return f"The model server at {where} rejected the API key (HTTP 401: {_server_message(exc)}). {check}"
     if isinstance(exc, openai.PermissionDeniedError):
         return f"The API key may not use model {settings.model!r} (HTTP 403: {_server_message(exc)})."
