@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..memory.urls import redact
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,45 @@ class ModelClient:
         """A window the server named in an error (it knows best)."""
         self._windows[self.settings.model] = window
 
+    async def check_server(self) -> tuple[bool, str]:
+        """Whether the model server answers (``GET <baseUrl>/models``, PROBE_SECONDS at most),
+        and a sentence saying what was found or what failed."""
+        self.check_configured()
+        import openai
+
+        settings = self.settings
+        base = redact(settings.base_url or "https://api.openai.com/v1").rstrip("/")
+        options = {"timeout": PROBE_SECONDS, "max_retries": 0}
+        try:
+            response = await self._sdk_client().get("/models", cast_to=_raw_response_type(), options=options)
+            data = response.json().get("data")
+        except openai.NotFoundError as exc:
+            if not base.endswith("/v1") and await self._served_models("/v1/models") is not None:
+                return False, f"{base}/models answered HTTP 404: the base URL is likely missing /v1."
+            return False, f"{base}/models answered HTTP 404 ({_server_message(exc)})."
+        except openai.APIStatusError as exc:
+            return False, f"{base}/models answered HTTP {exc.status_code} ({_server_message(exc)})."
+        except openai.APIConnectionError as exc:
+            if _is_timeout(exc):
+                return False, f"{base} did not answer within {PROBE_SECONDS:g} s."
+            return False, f"cannot reach {base} ({describe(_causes(exc)[-1])}). Is it running?"
+        except Exception as exc:
+            return False, f"{base}/models sent something deskmate cannot read ({describe(exc)})."
+        served = (
+            [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+            if isinstance(data, list)
+            else []
+        )
+        if served and settings.model not in served:
+            return False, (
+                f"{base} answers but does not list the model {settings.model!r}; it serves: "
+                f"{', '.join(served[:10])}."
+            )
+        return True, f"{base} answers" + (f" and serves {settings.model!r}." if served else ".")
+
     async def _served_models(self, url: str) -> list[str] | None:
-        """The model ids a ``/models`` URL lists, or None when it lists none (or fails)."""
+        """The model ids a ``/models`` path under the base URL lists, or None when it lists
+        none (or fails)."""
         options = {"timeout": PROBE_SECONDS, "max_retries": 0}
         try:
             response = await self._sdk_client().get(url, cast_to=_raw_response_type(), options=options)
@@ -121,10 +159,10 @@ class ModelClient:
         """Why the server answered 404, found by asking it what it serves: a base URL missing
         its ``/v1`` (the most common slip), or a model it does not have."""
         settings = self.settings
-        base = (settings.base_url or "").rstrip("/")
-        served = await self._served_models(f"{base}/models") if base else None
+        base = redact(settings.base_url or "").rstrip("/")
+        served = await self._served_models("/models") if base else None
         if base and served is None and not base.endswith("/v1"):
-            if await self._served_models(f"{base}/v1/models") is not None:
+            if await self._served_models("/v1/models") is not None:
                 return (
                     f"The model server at {base} answered HTTP 404: the base URL is likely missing /v1 "
                     f"(the server answers at {base}/v1). Set deskmate.baseUrl to {base}/v1."
