@@ -129,9 +129,11 @@ class Sessions:
         return session, persisted
 
     async def list(
-        self, workspace_uri: str | None = None, all: bool = False
+        self, workspace_uri: str | None = None, all: bool = False, placeholders: bool = True
     ) -> list[tuple[SessionInfo, bool]]:
-        """Sessions with an ``active`` flag, most recent first; by default only this workspace's."""
+        """Sessions with an ``active`` flag, most recent first; by default only this workspace's.
+        ``placeholders``: a folder's active session is listed before it is stored (an editor's
+        chat shows it); the terminal lists only what is stored."""
         infos = {info.id: info for info in await self.store.sessions.list()}
         active = self.active_ids()
         if workspace_uri:
@@ -142,7 +144,7 @@ class Sessions:
         else:
             folders = set(self.workspaces.folders)
         pinned = self._settings().session_id
-        for folder in folders:  # a folder's active session is listed even before its first question
+        for folder in folders if placeholders else ():  # listed even before its first question
             session_id = pinned or self.workspaces.active_session(folder)
             infos.setdefault(session_id, SessionInfo(id=session_id, workspace_uri=folder))
         chosen = [
