@@ -1,5 +1,7 @@
 """Bad input and model failures: clear messages, nothing lost, the daemon keeps serving."""
 
+import asyncio
+
 import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -276,3 +278,23 @@ async def test_a_failed_answer_keeps_its_reason_and_is_not_sent_again(start_daem
     await again.ask("next")
     sent = [m["content"] for m in model_server.requests[-1]["messages"][1:]]
     assert sent == ["[[tokens:9]] [[error-after:2]]", "t0 t1 ", "next"]  # the empty failure left out
+
+
+async def test_status_checks_the_model_server_when_asked(start_daemon, project, model_server):
+    daemon = await start_daemon(folders=[project])
+    assert "modelServer" not in await daemon.run("deskmate.status")
+    found = (await daemon.run("deskmate.status", {"checkModel": True}))["modelServer"]
+    assert found == {"ok": True, "message": f"{model_server.base_url} answers and serves 'test-model'."}
+    root = model_server.base_url.removesuffix("/v1")
+    daemon.client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"deskmate": {"baseUrl": root}})
+    )
+    for _ in range(100):  # the change applies asynchronously
+        if (await daemon.run("deskmate.status"))["baseUrl"] == root:
+            break
+        await asyncio.sleep(0.05)
+    missing = (await daemon.run("deskmate.status", {"checkModel": True}))["modelServer"]
+    assert missing == {
+        "ok": False,
+        "message": f"{root}/models answered HTTP 404: the base URL is likely missing /v1.",
+    }

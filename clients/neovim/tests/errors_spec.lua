@@ -101,6 +101,17 @@ H.test("a daemon that dies mid-answer is reported; the next question starts a ne
   H.eq("back again", r.answer, "answer from a new daemon")
 end)
 
+H.test("errors name Neovim's settings, not VS Code's", function()
+  H.stop_daemons()
+  H.setup({ settings = { model = "missing-model" } })
+  local _, err = H.ask("hello")
+  H.contains(err.message, "Set deskmate.model", "the daemon's own wording")
+  local shown = H.notified("does not know the model", vim.log.levels.ERROR)
+  H.eq(1, #shown, "one notification")
+  H.contains(shown[1].msg, "Set settings.model to a model it serves", "named as set in setup()")
+  H.truthy(not shown[1].msg:find("deskmate.model", 1, true), "no VS Code setting name: " .. shown[1].msg)
+end)
+
 H.test("a missing daemon command is reported at ERROR level", function()
   H.stop_daemons()
   require("deskmate").setup({ cmd = { "deskmate-no-such-command", "lsp" } })
