@@ -51,6 +51,18 @@ H.test(":checkhealth deskmate says what failed when the model server is down", f
   H.truthy((vim.uv.hrtime() - started) / 1e9 < 10, "a short check")
 end)
 
+H.test(":checkhealth deskmate reports encryption on without a key as an error", function()
+  H.stop_daemons()
+  pcall(vim.cmd.tabclose)
+  vim.env.DESKMATE_ENCRYPTION_KEY_FILE = H.env.data_dir .. "/no-such.key"
+  H.setup({ settings = { encryption = "on", compression = "zstd" } })
+  local text = report()
+  vim.env.DESKMATE_ENCRYPTION_KEY_FILE = nil
+  H.contains(text, "ERROR encryption is on but the daemon has no key", "the missing key")
+  H.contains(text, "deskmate keys init", "what to do")
+  H.contains(text, "stored messages are compressed (zstd)", "compression")
+end)
+
 H.test(":checkhealth deskmate reports a missing daemon as an error", function()
   H.stop_daemons()
   pcall(vim.cmd.tabclose)

@@ -19,6 +19,9 @@ export const DAEMON_SETTINGS = {
   requestTimeout: 'number',
   maxRetries: 'number',
   deltaWindowMs: 'number',
+  redactSecrets: 'boolean',
+  encryption: 'string',
+  compression: 'string',
 } as const;
 
 export type DaemonSettings = Record<string, unknown>;
@@ -29,7 +32,16 @@ export type DaemonSettings = Record<string, unknown>;
  * from user (or remote machine) settings only, so a cloned repository's
  * .vscode/settings.json cannot point them elsewhere.
  */
-export const MACHINE_SETTINGS: readonly string[] = ['serverCommand', 'baseUrl', 'apiKeyEnv', 'dataDir', 'storageUrl'];
+export const MACHINE_SETTINGS: readonly string[] = [
+  'serverCommand',
+  'baseUrl',
+  'apiKeyEnv',
+  'dataDir',
+  'storageUrl',
+  // A cloned repository must not turn encryption off (or compression on) for your histories.
+  'encryption',
+  'compression',
+];
 
 export interface SettingValue {
   /** True when the user set it in a scope that counts for it. */

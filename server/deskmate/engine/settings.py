@@ -79,6 +79,16 @@ def _integer(low: int):
     return check
 
 
+def _choice(*allowed: str):
+    def check(key: str, value: Any) -> str:
+        if value not in allowed:
+            choices = " or ".join(repr(choice) for choice in allowed)
+            raise SettingsError(f"setting {key!r} must be {choices}, got {value!r}")
+        return value
+
+    return check
+
+
 def _checked_by(validate):
     """A setting that is a string ``validate`` accepts (a session id, a storage URL)."""
 
@@ -128,6 +138,12 @@ class Settings:
     # After an answer's first deskmate/askDelta, text arriving within this many milliseconds goes
     # out as one delta (editors redraw ~60 times a second); 0: every model chunk on its own.
     delta_window_ms: float = setting("deltaWindowMs", _number(0, 1000), 16.0)
+    # Replace API keys, tokens, private keys and passwords in a question and its context with
+    # "[redacted: <kind>]" before it is stored or sent (engine/redaction.py).
+    redact_secrets: bool = setting("redactSecrets", _bool, True)
+    # Encrypt what is stored (AES-256-GCM, keys from memory/keys.py) and compress message records.
+    encryption: str = setting("encryption", _choice("off", "on"), "off")
+    compression: str = setting("compression", _choice("off", "zstd"), "off")
 
     def resolved_api_key(self) -> str | None:
         """The API key to send: the ``apiKey`` setting, else the variable named by ``apiKeyEnv``."""
@@ -181,6 +197,8 @@ ENVIRONMENT = {
     "maxHistoryTokens": "DESKMATE_MAX_HISTORY_TOKENS",
     "maxTokens": "DESKMATE_MAX_TOKENS",
     "requestTimeout": "DESKMATE_REQUEST_TIMEOUT",
+    "encryption": "DESKMATE_ENCRYPTION",
+    "compression": "DESKMATE_COMPRESSION",
 }
 _SETTING_NAME_RE = re.compile(r"\bdeskmate\.([a-zA-Z]+)\b")
 
@@ -196,7 +214,7 @@ def for_terminal(message: str) -> str:
     return _SETTING_NAME_RE.sub(name, message)
 
 
-def _from_env(wire: str, text: str) -> Any:
+def _setting_from_env(wire: str, text: str) -> Any:
     """An environment variable's value for the setting ``wire``: a number where one is expected."""
     check = _BY_WIRE_NAME[wire].metadata["check"]
     value: Any = text
@@ -213,18 +231,32 @@ def _from_env(wire: str, text: str) -> Any:
 
 def settings_from_environment() -> Settings:
     """Defaults overridden by the variables of ENVIRONMENT (and OPENAI_BASE_URL); a variable
-    whose value deskmate cannot use is skipped with a warning naming it."""
+    whose value deskmate cannot use is skipped with a warning naming it (DESKMATE_ENCRYPTION
+    and DESKMATE_COMPRESSION: see _from_env)."""
     env = os.environ
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {
+        # A value that is neither: logged, and encryption taken as on (fail closed: with no key
+        # nothing is stored, and the user is told) rather than store in the clear by mistake.
+        "encryption": _from_env("DESKMATE_ENCRYPTION", ("off", "on"), fallback="on"),
+        "compression": _from_env("DESKMATE_COMPRESSION", ("off", "zstd"), fallback="off"),
+    }
     for wire, variable in ENVIRONMENT.items():
         text = env.get(variable) or (env.get("OPENAI_BASE_URL") if wire == "baseUrl" else None)
-        if not text:
+        if not text or wire in ("encryption", "compression"):
             continue
         if wire in ("storageUrl", "dataDir", "model", "baseUrl"):  # checked where they are used
             values[_BY_WIRE_NAME[wire].name] = text
             continue
         try:
-            values[_BY_WIRE_NAME[wire].name] = _from_env(wire, text)
+            values[_BY_WIRE_NAME[wire].name] = _setting_from_env(wire, text)
         except SettingsError as exc:
             log.warning("Ignoring %s", exc)
     return Settings(**values)
+
+
+def _from_env(name: str, allowed: tuple[str, ...], *, fallback: str) -> str:
+    value = os.environ.get(name) or allowed[0]
+    if value in allowed:
+        return value
+    log.error("%s must be %s, not %r; using %r", name, " or ".join(allowed), value, fallback)
+    return fallback

@@ -84,6 +84,11 @@ class DeskmateServer(LanguageServer):
         log.warning("%s", message)
         self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
 
+    def inform_user(self, message: str) -> None:
+        """A notification (never a modal) the editor shows: window/showMessage, type Info."""
+        log.info("%s", message)
+        self.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=message))
+
     def supports_work_done_progress(self) -> bool:
         window = self.client_capabilities.window
         return bool(window and window.work_done_progress)

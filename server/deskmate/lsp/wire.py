@@ -110,6 +110,8 @@ def ask_result(result: AskResult, forked_from: Lineage | None = None) -> dict[st
     }
     if result.usage is not None:
         answer["usage"] = usage_result(result.usage)
+    if result.redacted:
+        answer["redacted"] = result.redacted.kinds()
     return answer
 
 
@@ -125,4 +127,7 @@ def status_result(status: EngineStatus) -> dict[str, Any]:
         "storageUnavailable": status.storage_unavailable,
         "unsavedMessages": status.unsaved_messages,
         "autoSave": status.auto_save,
+        "encryption": status.encryption,
+        "encryptionKeyId": status.encryption_key_id,
+        "compression": status.compression,
     }

@@ -28,7 +28,15 @@ describe('package.json settings', () => {
   it('gives machine scope to the settings that choose the program, the model server, the key and the store', () => {
     // `machine`: VS Code ignores them in a workspace's or folder's settings.json,
     // so a cloned repository cannot redirect the API key or run its own daemon.
-    assert.deepEqual([...MACHINE_SETTINGS].sort(), ['apiKeyEnv', 'baseUrl', 'dataDir', 'serverCommand', 'storageUrl']);
+    assert.deepEqual([...MACHINE_SETTINGS].sort(), [
+      'apiKeyEnv',
+      'baseUrl',
+      'compression',
+      'dataDir',
+      'encryption',
+      'serverCommand',
+      'storageUrl',
+    ]);
     for (const key of MACHINE_SETTINGS) assert.equal(properties[`deskmate.${key}`].scope, 'machine', key);
     for (const [name, property] of Object.entries(properties)) {
       if (!MACHINE_SETTINGS.includes(name.replace(/^deskmate\./, ''))) assert.equal(property.scope, 'resource', name);
