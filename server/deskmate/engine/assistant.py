@@ -22,7 +22,7 @@ from ..memory.urls import redact
 from .asking import AskRunner, ModelClients
 from .forks import Edit, Forks
 from .labels import Labels
-from .model_client import ModelClient
+from .model_client import ModelClient, ModelError
 from .search import Search
 from .sessions import SessionRef, Sessions
 from .settings import Settings
@@ -115,6 +115,14 @@ class Assistant:
         await self.asks.close()
         await self.asks.models.close()
         await self.store.close()
+
+    async def check_model(self) -> tuple[bool, str]:
+        """Whether the configured model server answers, quickly (a health check), and what
+        was found or failed; the same sentence as an ask would give when it is not configured."""
+        try:
+            return await self.asks.models.get(self._settings).check_server()
+        except ModelError as exc:
+            return False, str(exc)
 
     def status(self) -> EngineStatus:
         """Facts for health checks; URLs come with their secrets masked."""

@@ -133,13 +133,15 @@ class Sessions:
         self,
         workspace_uri: str | None = None,
         all: bool = False,
+        placeholders: bool = True,
         *,
         tag: str | None = None,
         pinned: bool | None = None,
     ) -> list[tuple[SessionInfo, bool]]:
         """Sessions with an ``active`` flag, pinned ones first, then most recent first; by default
         only this workspace's; ``tag`` and ``pinned`` keep only sessions with that tag (any case)
-        or pin state."""
+        or pin state. ``placeholders``: a folder's active session is listed before it is stored
+        (an editor's chat shows it); the terminal lists only what is stored."""
         infos = {info.id: info for info in await self.store.sessions.list()}
         active = self.active_ids()
         if workspace_uri:
@@ -150,7 +152,7 @@ class Sessions:
         else:
             folders = set(self.workspaces.folders)
         fixed_id = self._settings().session_id
-        for folder in folders:  # a folder's active session is listed even before its first question
+        for folder in folders if placeholders else ():  # listed even before its first question
             session_id = fixed_id or self.workspaces.active_session(folder)
             infos.setdefault(session_id, SessionInfo(id=session_id, workspace_uri=folder))
         chosen = [

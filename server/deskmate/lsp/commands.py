@@ -289,4 +289,8 @@ async def search_sessions(ls: DeskmateServer, arguments: Arguments) -> dict[str,
 @command("deskmate.status")
 async def status(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Version, model and storage facts, for health checks."""
-    return status_result(ls.assistant.status())
+    result = status_result(ls.assistant.status())
+    if arguments.flag("checkModel"):  # a health check: ask the model server, briefly
+        ok, message = await ls.assistant.check_model()
+        result["modelServer"] = {"ok": ok, "message": message}
+    return result
