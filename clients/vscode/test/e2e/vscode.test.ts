@@ -541,10 +541,17 @@ describe('the extension in a real VS Code (code-server)', () => {
 
     // Rename, pin and tag from the rows of the listing (an empty query lists the sessions).
     const row = () => rows.filter({ hasText: 'Where is the needle' }).first();
-    const press = async (target: () => ReturnType<typeof row>, icon: string) => {
-      await target().hover();
-      await target().locator(`.action-label.codicon-${icon}`).click();
-    };
+    // A row's buttons show on hover; the list may be redrawn as the daemon answers, so retry.
+    const press = async (target: () => ReturnType<typeof row>, icon: string) =>
+      eventually(
+        async () => {
+          await target().hover();
+          await target().locator(`.action-label.codicon-${icon}`).click({ timeout: 2000 });
+          return true;
+        },
+        `the ${icon} button of the row`,
+        30_000,
+      );
     await openSessions();
     await row().waitFor({ state: 'visible', timeout: 15_000 });
     await press(row, 'edit');
