@@ -18,17 +18,27 @@ export const DAEMON_SETTINGS = {
   storageUrl: 'string',
   requestTimeout: 'number',
   maxRetries: 'number',
+  retentionDays: 'number',
+  trashDays: 'number',
 } as const;
 
 export type DaemonSettings = Record<string, unknown>;
 
 /**
- * Settings that choose the program that runs, where sessions are kept and where
- * the API key is sent. They have `machine` scope in package.json, and are read
+ * Settings that choose the program that runs, where sessions are kept, where
+ * the API key is sent and when sessions expire. They have `machine` scope in package.json, and are read
  * from user (or remote machine) settings only, so a cloned repository's
  * .vscode/settings.json cannot point them elsewhere.
  */
-export const MACHINE_SETTINGS: readonly string[] = ['serverCommand', 'baseUrl', 'apiKeyEnv', 'dataDir', 'storageUrl'];
+export const MACHINE_SETTINGS: readonly string[] = [
+  'serverCommand',
+  'baseUrl',
+  'apiKeyEnv',
+  'dataDir',
+  'storageUrl',
+  'retentionDays',
+  'trashDays',
+];
 
 export interface SettingValue {
   /** True when the user set it in a scope that counts for it. */

@@ -12,7 +12,7 @@ from ..memory import Message
 from .errors import EngineError, SessionBusy
 from .model_client import ModelClient, ModelError, Usage
 from .prompt import build_messages
-from .sessions import SessionRef, Sessions
+from .sessions import SessionRef, Sessions, refuse_trashed
 from .settings import Settings
 
 TITLE_LENGTH = 60
@@ -163,6 +163,7 @@ class AskRunner:
         model = self.models.get(settings)
         model.check_configured()  # before anything is stored: nothing to keep from a request never sent
         session, _ = await self.sessions.current(ref)
+        refuse_trashed(session.info())
         question = Message(role="user", content=question_text, context=context or None)
         prompt = build_messages(
             settings.system_prompt, session.messages, question, settings.max_history_tokens

@@ -8,21 +8,34 @@ the settings in force.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from .. import __version__
 from ..logs import register_secret, register_url_secrets
-from ..memory import MemoryBackend
+from ..memory import MemoryBackend, SessionInfo
 from ..memory.urls import redact
 from .asking import AskRunner, ModelClients
 from .model_client import ModelClient
 from .sessions import Sessions
 from .settings import Settings
 from .store import SessionStore
+from .trash import (
+    Clock,
+    DailyWarning,
+    SweepReport,
+    Trash,
+    describe_expiring,
+    describe_trashed,
+    iso,
+    purge_after,
+    utc_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +59,17 @@ class EngineStatus:
     storage_unavailable: str | None
     unsaved_messages: int
     auto_save: bool
+    retention_days: int | None = None
+    trash_days: int = 30
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What ``delete_session`` did: ``trashed`` (restorable until ``purge_after``) or deleted for good."""
+
+    deleted: bool
+    trashed: bool
+    purge_after: str | None = None
 
 
 class Assistant:
@@ -64,6 +88,7 @@ class Assistant:
         backend: MemoryBackend | None = None,
         warn: Callable[[str], None] | None = None,
         model_factory: Callable[[Settings], ModelClient] = ModelClient,
+        clock: Clock = utc_now,
     ) -> None:
         self._settings = settings
         self.warn = warn or (lambda message: log.warning("%s", message))
@@ -71,6 +96,7 @@ class Assistant:
         self.store = SessionStore(settings, backend=backend, warn=self.warn)
         self.sessions = Sessions(lambda: self._settings, self.store, self.warn)
         self.asks = AskRunner(self.sessions, ModelClients(model_factory), lambda: self._settings)
+        self.trash = Trash(lambda session_id: self.asks.running_ask(session_id) is not None, clock)
 
     @property
     def settings(self) -> Settings:
@@ -87,10 +113,65 @@ class Assistant:
         await self.store.reconfigure(settings)
         self.sessions.moved()
 
-    async def delete_session(self, session_id: str) -> bool:
-        """Delete a session everywhere; an answer running in it is cancelled and not stored."""
+    async def delete_session(self, session_id: str, *, permanent: bool = False) -> Deletion:
+        """Move a session to the trash, or (``permanent``) delete it everywhere at once; an
+        answer running in it is cancelled and not stored."""
         await self.asks.stop(session_id)
-        return await self.sessions.delete(session_id)
+        if permanent:
+            return Deletion(await self.sessions.delete(session_id), trashed=False)
+        info = await self.sessions.move_to_trash(session_id, self.trash.clock())
+        if info is None:
+            return Deletion(False, trashed=False)
+        due = purge_after(info, self._settings.trash_days)
+        return Deletion(True, trashed=True, purge_after=iso(due) if due else None)
+
+    async def restore_session(self, session_id: str) -> SessionInfo:
+        """Take a session out of the trash with all it held."""
+        return await self.sessions.restore(session_id, self.trash.clock())
+
+    def purge_after(self, info: SessionInfo) -> str | None:
+        due = purge_after(info, self._settings.trash_days)
+        return iso(due) if due else None
+
+    async def sweep(self, *, dry_run: bool = False) -> SweepReport:
+        """Apply retention and empty the trash of what is due (``dry_run``: only say what)."""
+        settings = self._settings
+        report = await self.trash.sweep(
+            self.store.backend,
+            retention_days=settings.retention_days,
+            trash_days=settings.trash_days,
+            dry_run=dry_run,
+        )
+        if not dry_run:
+            overlay = self.store.overlay
+            for info in report.trashed:
+                if overlay is not None:
+                    overlay.follow(info)
+                await asyncio.to_thread(self.sessions.leave, info.id)
+            for info in report.purged:
+                await asyncio.to_thread(self.sessions.forget, info.id)
+        return report
+
+    async def sweep_and_tell(self) -> SweepReport:
+        """A sweep, as the daemon runs it: the user hears what retention moved to the trash,
+        and (once a day) what it is about to."""
+        report = await self.sweep()
+        settings = self._settings
+        if report.trashed and settings.retention_days is not None:
+            self.warn(describe_trashed(report.trashed, settings.retention_days, settings.trash_days))
+        now = self.trash.clock()
+        warning = DailyWarning(self.store.data_dir / "retention-warned.json")
+        if report.expiring and settings.retention_days is not None and warning.due(now):
+            self.warn(describe_expiring(report.expiring, settings.retention_days, settings.trash_days, now))
+            await asyncio.to_thread(warning.shown, now)
+        return report
+
+    async def expiring_soon(self) -> list[tuple[SessionInfo, datetime]]:
+        """Sessions retention moves to the trash within 7 days (none unless retentionDays is set)."""
+        if self._settings.retention_days is None:
+            return []
+        infos = await self.store.backend.list()
+        return self.trash.expiring(infos, self._settings.retention_days)
 
     async def close(self) -> None:
         await self.asks.models.close()
@@ -116,4 +197,6 @@ class Assistant:
             storage_unavailable=str(down) if down else None,
             unsaved_messages=getattr(opened, "held_messages", 0),
             auto_save=settings.auto_save,
+            retention_days=settings.retention_days,
+            trash_days=settings.trash_days,
         )

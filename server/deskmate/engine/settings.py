@@ -123,6 +123,10 @@ class Settings:
     storage_url: str | None = setting("storageUrl", _checked_by(check_url), None)
     request_timeout: float = setting("requestTimeout", _number(0.1, None), 60.0, rebuilds_model=True)
     max_retries: int = setting("maxRetries", _integer(0), 2, rebuilds_model=True)
+    # Sessions nobody wrote to for this many days go to the trash; None: keep forever (engine/trash.py).
+    retention_days: int | None = setting("retentionDays", _integer(1), None)
+    # A deleted session stays in the trash this many days before it is purged.
+    trash_days: int = setting("trashDays", _integer(1), 30)
 
     def resolved_api_key(self) -> str | None:
         """The API key to send: the ``apiKey`` setting, else the variable named by ``apiKeyEnv``."""
@@ -166,12 +170,25 @@ MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata[
 
 
 def settings_from_environment() -> Settings:
-    """Defaults overridden by DESKMATE_MODEL, DESKMATE_BASE_URL / OPENAI_BASE_URL, DESKMATE_DATA_DIR
-    and DESKMATE_STORAGE_URL."""
+    """Defaults overridden by DESKMATE_MODEL, DESKMATE_BASE_URL / OPENAI_BASE_URL, DESKMATE_DATA_DIR,
+    DESKMATE_STORAGE_URL, DESKMATE_RETENTION_DAYS and DESKMATE_TRASH_DAYS."""
     env = os.environ
     return Settings(
         model=env.get("DESKMATE_MODEL") or DEFAULT_MODEL,
         base_url=env.get("DESKMATE_BASE_URL") or env.get("OPENAI_BASE_URL") or None,
         data_dir=env.get("DESKMATE_DATA_DIR") or None,
         storage_url=env.get("DESKMATE_STORAGE_URL") or None,
+        retention_days=_days_from(env, "DESKMATE_RETENTION_DAYS", None),
+        trash_days=_days_from(env, "DESKMATE_TRASH_DAYS", 30),
     )
+
+
+def _days_from(env: Any, name: str, default: int | None) -> int | None:
+    """A whole number of days from the environment; a bad value is logged and the default kept."""
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        log.warning("%s must be a whole number of days, at least 1; got %r: using %s", name, text, default)
+        return default
+    return int(text)

@@ -17,7 +17,7 @@ from .context import fill_context
 from .errors import internal_error, request_failed
 from .progress import AskReporter
 from .server import DeskmateServer
-from .wire import ask_result, listing_entry, session_result, status_result
+from .wire import ask_result, listing_entry, session_result, status_result, trash_entry
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,12 @@ async def cancel(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
 @command("deskmate.listSessions")
 async def list_sessions(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """The workspace's sessions (or every session with ``all``), most recent first."""
-    listed = await ls.assistant.sessions.list(arguments.text("workspaceUri"), all=arguments.flag("all"))
+    trash = arguments.flag("trash")
+    listed = await ls.assistant.sessions.list(
+        arguments.text("workspaceUri"), all=arguments.flag("all"), trash=trash
+    )
+    if trash:
+        return {"sessions": [trash_entry(info, ls.assistant.purge_after(info)) for info, _ in listed]}
     return {"sessions": [listing_entry(info, active) for info, active in listed]}
 
 
@@ -154,9 +159,21 @@ async def switch_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, 
 
 @command("deskmate.deleteSession")
 async def delete_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
-    """Delete a session; folders that used it go back to their default session."""
+    """Move a session to the trash (``permanent``: delete it at once); folders that used it move on."""
     session_id = arguments.session_id(required=True)
-    return {"deleted": await ls.assistant.delete_session(session_id)}
+    done = await ls.assistant.delete_session(session_id, permanent=arguments.flag("permanent"))
+    result: dict[str, Any] = {"deleted": done.deleted, "trashed": done.trashed}
+    if done.purge_after is not None:
+        result["purgeAfter"] = done.purge_after
+    return result
+
+
+@command("deskmate.restoreSession")
+async def restore_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """Take a session out of the trash, with every message, title and tag."""
+    session_id = arguments.session_id(required=True)
+    info = await ls.assistant.restore_session(session_id)
+    return {"sessionId": info.id, "title": info.title, "messageCount": info.message_count}
 
 
 @command("deskmate.saveSession")
@@ -183,4 +200,9 @@ async def export_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, 
 @command("deskmate.status")
 async def status(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Version, model and storage facts, for health checks."""
-    return status_result(ls.assistant.status())
+    try:
+        expiring: int | None = len(await ls.assistant.expiring_soon())
+    except SessionStoreError as exc:  # status must answer even when the store does not
+        log.info("deskmate.status could not list sessions: %s", exc)
+        expiring = None
+    return status_result(ls.assistant.status(), expiring)

@@ -55,6 +55,12 @@ def listing_entry(info: SessionInfo, active: bool) -> dict[str, Any]:
     }
 
 
+def trash_entry(info: SessionInfo, purge_after: str | None) -> dict[str, Any]:
+    """One ``deskmate.listSessions {trash: true}`` entry: a listing entry, and when it went to the
+    trash and when it will be purged."""
+    return {**listing_entry(info, False), "deletedAt": info.meta.deleted_at, "purgeAfter": purge_after}
+
+
 def session_result(session: Session, *, active: bool, persisted: bool) -> dict[str, Any]:
     """``deskmate.getSession``'s result: the session's facts and its messages."""
     return {
@@ -67,6 +73,7 @@ def session_result(session: Session, *, active: bool, persisted: bool) -> dict[s
         "pinned": session.meta.pinned,
         "active": active,
         "persisted": persisted,
+        "deletedAt": session.meta.deleted_at,
         "messages": [message_result(m) for m in session.messages],
     }
 
@@ -83,7 +90,9 @@ def ask_result(result: AskResult) -> dict[str, Any]:
     return answer
 
 
-def status_result(status: EngineStatus) -> dict[str, Any]:
+def status_result(status: EngineStatus, expiring_soon: int | None = None) -> dict[str, Any]:
+    """``deskmate.status``; ``expiring_soon``: sessions retention moves to the trash within 7 days
+    (None: the store could not be listed)."""
     return {
         "version": status.version,
         "model": status.model,
@@ -95,4 +104,7 @@ def status_result(status: EngineStatus) -> dict[str, Any]:
         "storageUnavailable": status.storage_unavailable,
         "unsavedMessages": status.unsaved_messages,
         "autoSave": status.auto_save,
+        "retentionDays": status.retention_days,
+        "trashDays": status.trash_days,
+        "expiringIn7Days": expiring_soon,
     }

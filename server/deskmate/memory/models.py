@@ -7,7 +7,7 @@ protocol's results are built separately, by the LSP layer (``lsp/wire.py``).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -148,10 +148,14 @@ class SessionMeta:
 
     tags: list[str] = meta_field("tags", "strings", factory=list)
     pinned: bool = meta_field("pinned", "flag", False)
+    # In the trash since this time (ISO 8601); None: not deleted (engine/trash.py).
+    deleted_at: str | None = meta_field("deletedAt", "text", None)
+    # A daemon claimed the purge of this trashed session at this time (engine/trash.py).
+    purging_at: str | None = meta_field("purgingAt", "text", None)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def copy(self) -> SessionMeta:
-        return SessionMeta(list(self.tags), self.pinned, dict(self.extra))
+        return replace(self, tags=list(self.tags), extra=dict(self.extra))
 
 
 @dataclass
