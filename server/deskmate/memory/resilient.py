@@ -178,7 +178,7 @@ class ResilientBackend:
         validate_session_id(session_id, "delete")
         async with self._flush_lock:  # a replay running now must not bring the session back
             try:
-                existed = await self._unless_down(self.inner.delete(session_id))
+                existed = await self.inner.delete(session_id)
             except BackendUnavailable as exc:
                 self._went_down(exc)
                 # Queued like an append: stored once the backend is back, after what waits before it.
