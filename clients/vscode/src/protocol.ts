@@ -69,6 +69,24 @@ export interface SessionView {
   messages: StoredMessage[];
 }
 
+export interface DeleteResult {
+  deleted: boolean;
+  trashed: boolean;
+  purgeAfter?: string;
+}
+
+/** A `deskmate.listSessions {trash: true}` entry. */
+export interface TrashedSession extends SessionSummary {
+  deletedAt: string;
+  purgeAfter: string | null;
+}
+
+export interface RestoreResult {
+  sessionId: string;
+  title: string;
+  messageCount: number;
+}
+
 export interface ExportResult {
   sessionId: string | null;
   title: string;
@@ -84,6 +102,7 @@ export const Commands = {
   newSession: 'deskmate.newSession',
   switchSession: 'deskmate.switchSession',
   deleteSession: 'deskmate.deleteSession',
+  restoreSession: 'deskmate.restoreSession',
   exportSession: 'deskmate.exportSession',
   status: 'deskmate.status',
 } as const;
