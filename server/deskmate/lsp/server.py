@@ -44,16 +44,22 @@ class ClientLogHandler(logging.Handler):
     def __init__(self, server: DeskmateServer, *, tracebacks: bool = False) -> None:
         super().__init__(logging.WARNING)
         self.server = server
+        self._emitting = False
         self.addFilter(SecretMasker(tracebacks))
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.server.initialized:
+        # Not while stopping, nor from inside itself: a send that fails once the client is gone
+        # is logged by pygls, and forwarding that log would fail and log again, without end.
+        if not self.server.initialized or self.server.stopping or self._emitting:
             return
+        self._emitting = True
         try:
             kind = self.LEVELS.get(record.levelno, types.MessageType.Warning)
             self.server.window_log_message(types.LogMessageParams(type=kind, message=self.format(record)))
         except Exception:  # never let logging break the server
             pass
+        finally:
+            self._emitting = False
 
 
 class DeskmateServer(LanguageServer):
@@ -78,6 +84,7 @@ class DeskmateServer(LanguageServer):
         )
         self.asks_by_request: dict[Any, str] = {}
         self.initialized = False
+        self.stopping = False  # shutdown received: nothing more is sent unasked
         self._sweep_now = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -85,6 +92,8 @@ class DeskmateServer(LanguageServer):
 
     def warn_user(self, message: str) -> None:
         log.warning("%s", message)
+        if self.stopping:
+            return
         self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
 
     # -- retention and the trash ----------------------------------------------------
@@ -195,6 +204,7 @@ def on_folders(ls: DeskmateServer, params: types.DidChangeWorkspaceFoldersParams
 
 
 async def on_shutdown(ls: DeskmateServer, params: None) -> None:
+    ls.stopping = True
     await ls.stop_sweeping()
     await ls.assistant.close()
 
