@@ -2,7 +2,7 @@
 
 Run from the repository with the project's venv active::
 
-    python benchmarks/daemon_benchmark.py            # full run, about 70 s on 2 CPUs
+    python benchmarks/daemon_benchmark.py            # full run, about 80 s on 2 CPUs
     python benchmarks/daemon_benchmark.py --quick    # smoke test, about 25 s, rough figures
 
 It measures, in one run and against the same local model server:
@@ -15,9 +15,12 @@ It measures, in one run and against the same local model server:
    daemon adds. Daemons: a persistent session whose history grows during the run
    (autoSave on, as for users), a fresh session per ask in a fresh data dir, and a
    session seeded with a long stored history.
-2. **Delta throughput.** ``[[tokens:10000]] [[rate:2000]]``: the arrival time of
-   every delta, its lag behind the schedule ``first + index / 2000``, and whether
-   that lag grows (backlog). Then unthrottled (``[[tokens:20000]]``) for the ceiling.
+2. **Throughput.** ``[[tokens:10000]] [[rate:2000]]``: the arrival time and text of
+   every piece (an SDK chunk, or a daemon delta, which coalesces chunks), the lag of
+   its last character behind the schedule ``first + chunk index / 2000``, whether that
+   lag grows (backlog), whether every character arrived in order, and the CPU of the
+   daemon against the SDK's alone. Then unthrottled (``[[tokens:20000]]``): characters
+   per second, daemon against the SDK alone.
 3. **Start-up.** Spawning ``python -m deskmate lsp`` until the ``initialize``
    result arrives, against ``python -c "import pygls.lsp.server"``.
 
@@ -28,13 +31,17 @@ send 2,000 chunks/s; for the throughput part the same server code runs in a seco
 process with a drift-free pacer (see ``serve_paced_model``). The benchmark prints
 the stock server's achieved rate so the reason stays visible.
 
-Nothing here changes the daemon or the tests; see docs/daemon.md for results.
+Every target is a ratio to something measured in the same run (TARGET_* below), so
+a verdict holds on any machine. Nothing here changes the daemon or the tests; see
+docs/daemon.md for results.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import itertools
 import json
 import os
 import platform
@@ -47,6 +54,7 @@ import time
 import types as pytypes
 import uuid
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,8 +64,11 @@ MODEL_SERVER = ROOT / "tests" / "model_server.py"
 DAEMON = [sys.executable, "-m", "deskmate", "lsp"]
 PEER_IMPORT = [sys.executable, "-c", "import pygls.lsp.server"]
 
-TARGET_ADDED_FIRST_TOKEN_MS = 2.0
-TARGET_STARTUP_RATIO = 1.5
+# The targets, each a ratio to what the same run measures (issue 18), so a verdict holds on any machine.
+TARGET_FIRST_TOKEN_RATIO = 1.2  # added first-token latency p50 / deskmate.status round trip p50
+TARGET_CPU_RATIO = 0.5  # daemon CPU at 2,000 chunks/s / the openai SDK's alone on the same stream
+TARGET_THROUGHPUT_RATIO = 1.0  # unthrottled characters/s: daemon / the openai SDK alone
+TARGET_STARTUP_RATIO = 1.2  # spawn to initialize result / python -c "import pygls.lsp.server"
 BACKLOG_LIMIT_MS = 5.0  # lag growth from the start to the end of a run that still counts as "no backlog"
 RATE_TOLERANCE = 0.99  # achieved rate must be within 1% of the nominal one
 
@@ -228,11 +239,21 @@ class ModelServerProcess:
 
 @dataclass
 class Stream:
-    """Arrival times (perf_counter) of the text pieces of one answer."""
+    """Arrival times (perf_counter) and text of the pieces of one answer (chunks or deltas)."""
 
     sent: float = 0.0
     arrivals: list[float] = field(default_factory=list)
+    pieces: list[str] = field(default_factory=list)
     out_of_order: int = 0
+
+    def add(self, text: str) -> None:
+        self.arrivals.append(time.perf_counter())
+        self.pieces.append(text)
+
+
+def expected_pieces(tokens: int) -> list[str]:
+    """The chunks tests/model_server.py streams for ``[[tokens:N]]``."""
+    return [f"t{i} " for i in range(tokens)]
 
 
 class SdkPeer:
@@ -252,11 +273,10 @@ class SdkPeer:
         response = await self.client.chat.completions.create(
             model="test-model", messages=messages, stream=True, stream_options={"include_usage": True}
         )
-        arrivals = stream.arrivals
         async for chunk in response:
             for choice in chunk.choices:
                 if choice.delta and choice.delta.content:
-                    arrivals.append(time.perf_counter())
+                    stream.add(choice.delta.content)
         return stream
 
     async def close(self) -> None:
@@ -284,13 +304,12 @@ class DaemonPeer:
 
         @client.feature("deskmate/askDelta")
         def on_delta(params: Any) -> None:
-            now = time.perf_counter()
             stream = streams.get(params.askId)
             if stream is None:
                 return
             if params.index != len(stream.arrivals):
                 stream.out_of_order += 1
-            stream.arrivals.append(now)
+            stream.add(params.delta)
 
         await client.initialize_session(
             types.InitializeParams(
@@ -420,9 +439,12 @@ def report_logged_errors(daemons: list[DaemonPeer]) -> None:
 class ThroughputRun:
     label: str
     nominal_rate: float | None
-    deltas: int
+    pieces: int  # chunks (SDK) or deltas (daemon) that arrived
+    chunks: int  # model chunks whose text arrived (a delta may carry many)
     expected: int
-    rate: float
+    exact: bool  # every character arrived, in order, and nothing else
+    rate: float  # model chunks per second, from the first arrival to the last
+    char_rate: float  # characters per second, likewise
     lag_p50: float = float("nan")
     lag_p99: float = float("nan")
     lag_max: float = float("nan")
@@ -433,7 +455,7 @@ class ThroughputRun:
 
     def keeps_up(self) -> bool:
         return (
-            self.deltas == self.expected
+            self.exact
             and self.out_of_order == 0
             and self.nominal_rate is not None
             and self.rate >= RATE_TOLERANCE * self.nominal_rate
@@ -441,13 +463,31 @@ class ThroughputRun:
         )
 
 
-def analyse(label: str, stream: Stream, expected: int, nominal: float | None) -> ThroughputRun:
+def analyse(label: str, stream: Stream, expected: list[str], nominal: float | None) -> ThroughputRun:
+    """Rates and lags of one stream. A piece's lag is judged by its last character: the arrival of
+    a delta minus when the server sent the chunk that ends it (first arrival + chunk index / rate)."""
+    ends = list(itertools.accumulate(len(piece) for piece in expected))
     times = stream.arrivals
+    received = list(itertools.accumulate(len(piece) for piece in stream.pieces))
+    # the chunk each piece ends with (pieces end on chunk boundaries; bisect keeps it honest if not)
+    last_chunk = [min(bisect.bisect_left(ends, count), len(ends) - 1) for count in received]
     span = times[-1] - times[0]
-    run = ThroughputRun(label, nominal, len(times), expected, (len(times) - 1) / span)
+    run = ThroughputRun(
+        label,
+        nominal,
+        pieces=len(times),
+        chunks=last_chunk[-1] + 1,
+        expected=len(expected),
+        exact="".join(stream.pieces) == "".join(expected),
+        rate=(last_chunk[-1] - last_chunk[0]) / span,
+        char_rate=(received[-1] - received[0]) / span,
+    )
     run.out_of_order = stream.out_of_order
     if nominal:
-        lags = [t - (times[0] + i / nominal) for i, t in enumerate(times)]
+        lags = [
+            t - (times[0] + (chunk - last_chunk[0]) / nominal)
+            for t, chunk in zip(times, last_chunk, strict=True)
+        ]
         window = max(1, len(lags) // 20)  # first and last 5% of the stream
         run.lag_p50 = statistics.median(lags)
         run.lag_p99 = percentile(lags, 0.99)
@@ -456,12 +496,13 @@ def analyse(label: str, stream: Stream, expected: int, nominal: float | None) ->
     return run
 
 
-async def measure_stream(peer: Any, question: str, expected: int, nominal: float | None) -> ThroughputRun:
+async def measure_stream(peer: Any, tokens: int, nominal: float | None) -> ThroughputRun:
+    question = f"[[tokens:{tokens}]] [[rate:{nominal:g}]]" if nominal else f"[[tokens:{tokens}]]"
     daemon = peer.pid if isinstance(peer, DaemonPeer) else None
     before = [process_cpu_seconds(daemon) if daemon else 0.0, time.process_time(), time.perf_counter()]
     stream = await peer.ask(question, session_id=None)
     wall = time.perf_counter() - before[2]
-    run = analyse(peer.label, stream, expected, nominal)
+    run = analyse(peer.label, stream, expected_pieces(tokens), nominal)
     if daemon:
         run.daemon_cpu = (process_cpu_seconds(daemon) - before[0]) / wall
     run.client_cpu = (time.process_time() - before[1]) / wall
@@ -612,7 +653,8 @@ async def benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         )
         start_ok = start_ratio <= TARGET_STARTUP_RATIO
         print(
-            f"\nratio {start_ratio:.2f}x (target <= {TARGET_STARTUP_RATIO}x): {'MET' if start_ok else 'MISSED'}"
+            f"\nstart-up {start_ratio:.2f}x the pygls import (target <= {TARGET_STARTUP_RATIO}x): "
+            f"{'MET' if start_ok else 'MISSED'}"
         )
         results["startup"] = {
             "daemon_ms": [t * 1000 for t in daemon_times],
@@ -651,23 +693,33 @@ async def benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         floor_times: list[float] = []
         await run_first_token(variants, args.asks, args.warmup, persistent, floor_times)
         reference = statistics.median(variants[0].times)
+        floor = statistics.median(floor_times)
         rows = []
         for variant in variants:
             median = statistics.median(variant.times)
-            added = "" if variant is variants[0] else f"{(median - reference) * 1000:+.2f}"
+            first = variant is variants[0]
             rows.append(
                 [
                     variant.label,
                     ms(median),
                     ms(percentile(variant.times, 0.9)),
                     ms(min(variant.times)),
-                    added,
+                    "" if first else f"{(median - reference) * 1000:+.2f}",
+                    "" if first else f"{(median - reference) / floor:.2f}x",
                     ms(statistics.median(variant.totals)),
                 ]
             )
         print(
             table(
-                ["path", "first delta p50 ms", "p90 ms", "min ms", "added p50 ms", "whole answer p50 ms"],
+                [
+                    "path",
+                    "first delta p50 ms",
+                    "p90 ms",
+                    "min ms",
+                    "added p50 ms",
+                    "added / round trip",
+                    "whole answer p50 ms",
+                ],
                 rows,
             )
         )
@@ -685,10 +737,11 @@ async def benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             f"p50 {ms(statistics.median(floor_times))} ms, p90 {ms(percentile(floor_times, 0.9))} ms."
         )
         added_ms = (statistics.median(variants[1].times) - reference) * 1000
-        first_ok = added_ms < TARGET_ADDED_FIRST_TOKEN_MS
+        first_ratio = added_ms / 1000 / floor
+        first_ok = first_ratio <= TARGET_FIRST_TOKEN_RATIO
         print(
-            f"added first-token latency (persistent session) {added_ms:.2f} ms "
-            f"(target < {TARGET_ADDED_FIRST_TOKEN_MS:g} ms): {'MET' if first_ok else 'MISSED'}"
+            f"added first-token latency (persistent session) {added_ms:.2f} ms = {first_ratio:.2f}x the "
+            f"deskmate.status round trip (target <= {TARGET_FIRST_TOKEN_RATIO}x): {'MET' if first_ok else 'MISSED'}"
         )
         results["first_token"] = {
             v.label: {"first_ms": [t * 1000 for t in v.times], "total_ms": [t * 1000 for t in v.totals]}
@@ -696,6 +749,7 @@ async def benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         }
         results["first_token"]["status_round_trip_ms"] = [t * 1000 for t in floor_times]
         results["first_token"]["added_ms"] = added_ms
+        results["first_token"]["ratio"] = first_ratio
         results["first_token"]["met"] = first_ok
         report_logged_errors([persistent, fresh, seeded])
         for daemon in (fresh, seeded):
@@ -713,16 +767,15 @@ async def benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         paced_sdk = SdkPeer(paced.base_url)
         paced_daemon = await DaemonPeer("daemon", paced.base_url, work / "data-throughput", folder).start()
         daemons.append(paced_daemon)
-        paced_question = f"[[tokens:{args.tokens}]] [[rate:{args.rate}]]"
-        free_question = f"[[tokens:{args.unthrottled_tokens}]]"
         await paced_sdk.ask("[[tokens:200]]")  # warm-up: connections, imports
         await paced_daemon.ask("[[tokens:200]]")
         runs: list[ThroughputRun] = []
         for _ in range(args.throughput_runs):
             for peer in (paced_sdk, paced_daemon):
-                runs.append(await measure_stream(peer, paced_question, args.tokens, float(args.rate)))
-        for peer in (paced_sdk, paced_daemon):
-            runs.append(await measure_stream(peer, free_question, args.unthrottled_tokens, None))
+                runs.append(await measure_stream(peer, args.tokens, float(args.rate)))
+        for _ in range(args.throughput_runs):
+            for peer in (paced_sdk, paced_daemon):
+                runs.append(await measure_stream(peer, args.unthrottled_tokens, None))
         await paced_sdk.close()
 
         def lag(value: float) -> str:
@@ -733,28 +786,32 @@ async def benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 [
                     "path",
                     "asked",
-                    "deltas",
-                    "rate /s",
+                    "pieces",
+                    "chunks /s",
+                    "chars /s",
                     "lag p50 ms",
                     "lag p99 ms",
                     "lag max ms",
                     "backlog ms",
                     "daemon CPU",
                     "client CPU",
+                    "exact",
                     "keeps up",
                 ],
                 [
                     [
                         run.label,
                         f"{run.nominal_rate:,.0f}/s" if run.nominal_rate else "unthrottled",
-                        f"{run.deltas:,}",
+                        f"{run.pieces:,}",
                         f"{run.rate:,.0f}",
+                        f"{run.char_rate:,.0f}",
                         lag(run.lag_p50),
                         lag(run.lag_p99),
                         lag(run.lag_max),
                         lag(run.backlog),
                         "" if run.daemon_cpu != run.daemon_cpu else f"{run.daemon_cpu * 100:.0f}%",
                         f"{run.client_cpu * 100:.0f}%",
+                        "yes" if run.exact and run.out_of_order == 0 else "NO",
                         ("yes" if run.keeps_up() else "NO") if run.nominal_rate else "",
                     ]
                     for run in runs
@@ -762,55 +819,100 @@ async def benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             )
         )
         print(
-            "\nlag: arrival at the client minus first arrival + index/rate; backlog: median lag of the "
-            "last 5% minus the first 5%.\nCPU: seconds of CPU per wall second, of the daemon and of this "
-            "process (the SDK itself, or the LSP client reading the daemon)."
+            "\npieces: chunks the SDK read, or deltas the daemon sent (it coalesces chunks arriving within "
+            "deltaWindowMs, 16 ms).\nlag: arrival at the client of a piece's last character minus when the "
+            "server sent that chunk (first arrival + chunk index/rate);\nbacklog: median lag of the last 5% "
+            "of pieces minus the first 5%. exact: every character arrived, in order, nothing else.\n"
+            "CPU: seconds of CPU per wall second, of the daemon and of this process (the SDK itself, or the "
+            "LSP client reading the daemon)."
         )
+
+        def median_of(label: str, paced: bool, value: Callable[[ThroughputRun], float]) -> float:
+            return statistics.median(
+                value(r) for r in runs if r.label == label and bool(r.nominal_rate) == paced
+            )
+
         daemon_paced = [r for r in runs if r.label == "daemon" and r.nominal_rate]
         # A daemon slower than the stream falls behind in every run; a stall of the machine
-        # hits one run. So the verdict takes the median run.
-        backlog = statistics.median(r.backlog for r in daemon_paced)
-        achieved = statistics.median(r.rate for r in daemon_paced)
-        throughput_ok = (
+        # hits one run. So the verdicts take the median run.
+        backlog = median_of("daemon", True, lambda r: r.backlog)
+        achieved = median_of("daemon", True, lambda r: r.rate)
+        no_backlog = (
             backlog < BACKLOG_LIMIT_MS / 1000
             and achieved >= RATE_TOLERANCE * args.rate
-            and all(r.deltas == r.expected and r.out_of_order == 0 for r in daemon_paced)
+            and all(r.exact and r.out_of_order == 0 for r in daemon_paced)
+        )
+        daemon_cpu = median_of("daemon", True, lambda r: r.daemon_cpu)
+        sdk_cpu = median_of(SdkPeer.label, True, lambda r: r.client_cpu)
+        cpu_ratio = daemon_cpu / sdk_cpu
+        cpu_ok = cpu_ratio <= TARGET_CPU_RATIO
+        daemon_chars = median_of("daemon", False, lambda r: r.char_rate)
+        sdk_chars = median_of(SdkPeer.label, False, lambda r: r.char_rate)
+        chars_ratio = daemon_chars / sdk_chars
+        chars_ok = chars_ratio >= TARGET_THROUGHPUT_RATIO and all(
+            r.exact for r in runs if r.label == "daemon" and not r.nominal_rate
         )
         print(
-            f"no backlog at {args.rate:,} deltas/s (median of the daemon's {len(daemon_paced)} runs: lag growth "
-            f"< {BACKLOG_LIMIT_MS:g} ms, rate within 1%, every delta in order): "
-            f"{'MET' if throughput_ok else 'MISSED'}"
+            f"\nat {args.rate:,} chunks/s, median of {len(daemon_paced)} runs each:\n"
+            f"  no backlog (lag growth < {BACKLOG_LIMIT_MS:g} ms, rate within 1%, every character in order): "
+            f"backlog {ms(backlog)} ms, {achieved:,.0f} chunks/s: {'MET' if no_backlog else 'MISSED'}\n"
+            f"  daemon CPU {daemon_cpu * 100:.0f}% = {cpu_ratio:.2f}x the openai SDK's alone ({sdk_cpu * 100:.0f}%) "
+            f"(target <= {TARGET_CPU_RATIO}x): {'MET' if cpu_ok else 'MISSED'}\n"
+            f"unthrottled: the daemon delivers {daemon_chars:,.0f} characters/s = {chars_ratio:.2f}x what the "
+            f"openai SDK alone reads ({sdk_chars:,.0f}/s) (target >= {TARGET_THROUGHPUT_RATIO}x): "
+            f"{'MET' if chars_ok else 'MISSED'}"
         )
         results["throughput"] = {
             "stock_server_rate": stock_rate,
             "runs": [vars(r) for r in runs],
-            "met": throughput_ok,
+            "no_backlog": no_backlog,
+            "cpu_ratio": cpu_ratio,
+            "characters_ratio": chars_ratio,
         }
 
         report_logged_errors([paced_daemon])
 
         section("Summary")
         print(
+            "Every target is a ratio to what this run measured, so the verdicts hold on any machine; "
+            f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}.\n"
+        )
+        print(
             table(
-                ["target", "measured", "result"],
+                ["target", "measured", "ratio", "result"],
                 [
                     [
-                        f"added first-token latency p50 < {TARGET_ADDED_FIRST_TOKEN_MS:g} ms",
-                        f"{added_ms:.2f} ms",
+                        f"added first-token latency p50 <= {TARGET_FIRST_TOKEN_RATIO}x the status round trip",
+                        f"{added_ms:.2f} ms vs {ms(floor)} ms",
+                        f"{first_ratio:.2f}x",
                         "met" if first_ok else "MISSED",
                     ],
                     [
-                        f"no backlog at {args.rate:,} deltas/s",
-                        f"backlog {ms(backlog)} ms, {achieved:,.0f}/s (median run)",
-                        "met" if throughput_ok else "MISSED",
+                        f"no backlog at {args.rate:,} chunks/s",
+                        f"backlog {ms(backlog)} ms, {achieved:,.0f}/s, in order",
+                        "",
+                        "met" if no_backlog else "MISSED",
                     ],
                     [
-                        f"start-up <= {TARGET_STARTUP_RATIO}x pygls import",
+                        f"daemon CPU at {args.rate:,} chunks/s <= {TARGET_CPU_RATIO}x the SDK's alone",
+                        f"{daemon_cpu * 100:.0f}% vs {sdk_cpu * 100:.0f}%",
+                        f"{cpu_ratio:.2f}x",
+                        "met" if cpu_ok else "MISSED",
+                    ],
+                    [
+                        f"unthrottled characters/s >= {TARGET_THROUGHPUT_RATIO}x the SDK's alone",
+                        f"{daemon_chars:,.0f} vs {sdk_chars:,.0f}",
+                        f"{chars_ratio:.2f}x",
+                        "met" if chars_ok else "MISSED",
+                    ],
+                    [
+                        f"start-up <= {TARGET_STARTUP_RATIO}x the pygls import",
+                        f"{ms(statistics.median(daemon_times))} ms vs {ms(statistics.median(peer_times))} ms",
                         f"{start_ratio:.2f}x",
                         "met" if start_ok else "MISSED",
                     ],
                 ],
-                right=set(),
+                right={2},
             )
         )
         return results

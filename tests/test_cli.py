@@ -1,5 +1,6 @@
 """The terminal CLI: same engine, same sessions as the daemon."""
 
+import re
 import subprocess
 import sys
 
@@ -215,3 +216,28 @@ def test_file_context_in_the_terminal_must_be_a_regular_file(project, model_serv
         check=False,
     )
     assert environ.returncode == 1 and "system file" in environ.stderr
+
+
+def test_sessions_fork_at_a_message_shown_by_show(project, model_server, data_dir):
+    def run(*args, check=True):
+        return deskmate(*args, cwd=project, model_server=model_server, data_dir=data_dir, check=check)
+
+    run("ask", "first")
+    run("ask", "second")
+    shown = run("sessions", "show").stdout
+    headers = re.findall(r"^\[[^\]]+\] ([0-9a-f]+) (user|assistant):$", shown, re.MULTILINE)
+    assert [role for _, role in headers] == ["user", "assistant", "user", "assistant"]
+    source_id = run("sessions", "list").stdout.split()[1]
+    first_answer = headers[1][0]
+
+    forked = run("sessions", "fork", source_id, "--at", first_answer).stdout
+    fork_id = re.search(r"into (\S+) \(2 messages, 'first \(fork\)'\)", forked).group(1)
+    listing = run("sessions", "list").stdout
+    assert f"* {fork_id}" in listing and f"  {source_id}" in listing  # the fork is the active one
+    fork_shown = run("sessions", "show").stdout
+    assert fork_shown.startswith(f"(forked from {source_id} at message {first_answer})\n")
+    assert "I see 2 earlier messages" in run("ask", "third").stdout  # continues after the first turn
+    assert len(re.findall(r"^\[", run("sessions", "show", source_id).stdout, re.MULTILINE)) == 4
+
+    missing = run("sessions", "fork", source_id, "--at", "nope", check=False)
+    assert missing.returncode == 1 and f'Session "{source_id}" has no message "nope"' in missing.stderr

@@ -50,18 +50,33 @@ async def test_files_to_redis_and_back_again_unchanged(tmp_path, redis_url):
     source = FileBackend(tmp_path / "laptop")
     await source.save(
         Session(
-            id="alpha", title="Alpha", workspace_uri="file:///a", meta=SessionMeta(tags=["x"]), messages=conversation(6, "a")
+            id="alpha",
+            title="Alpha",
+            workspace_uri="file:///a",
+            meta=SessionMeta(tags=["x"]),
+            messages=conversation(6, "a"),
         )
     )
     await source.append("beta", conversation(3, "b"), title="Beta")
     await source.save(Session(id="empty", title="Nothing yet"))
+    lineage = {"sessionId": "alpha", "messageId": "a-1"}  # a fork keeps where it came from
+    await source.save(
+        Session(
+            id="alpha-fork",
+            title="Alpha (fork)",
+            meta=SessionMeta(forked_from=lineage),
+            messages=conversation(2, "a"),
+        )
+    )
     first = migrate("--from", (tmp_path / "laptop").as_uri(), "--to", redis_url)
-    assert "3 copied, 0 already there, 0 conflicts; 9 messages verified" in first.stdout
+    assert "4 copied, 0 already there, 0 conflicts; 11 messages verified" in first.stdout
     assert await hashes(redis_url) == await hashes((tmp_path / "laptop").as_uri())
 
     back = migrate("--from", redis_url, "--to", str(tmp_path / "elsewhere"))
-    assert "3 copied" in back.stdout
+    assert "4 copied" in back.stdout
     assert await hashes((tmp_path / "elsewhere").as_uri()) == await hashes((tmp_path / "laptop").as_uri())
+    copied = await FileBackend(tmp_path / "elsewhere").load("alpha-fork")
+    assert copied.meta.forked_from == lineage and [m.id for m in copied.messages] == ["a-0", "a-1"]
 
 
 async def test_a_second_run_resumes_and_never_overwrites_what_it_would_lose(tmp_path):

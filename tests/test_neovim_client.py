@@ -114,6 +114,7 @@ def run_spec(name: str, *args: str, cwd: Path, env: dict[str, str]) -> str:
         "ask",  # streams into the buffer, final text matches, selection context, progress, export
         "cancel",  # q / <C-c> / :Deskmate cancel keep the partial answer
         "sessions",  # list, switch, delete after confirmation
+        "forks",  # :Deskmate fork / edit / retry at the message under the cursor, lineage in the winbar
         "errors",  # daemon errors via vim.notify ERROR, corrupt-history warning
         "health",  # :checkhealth deskmate
         "ui",  # no setup() needed, no forced keymaps, the prompt, following the answer, help tags

@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--session", help="session id (default: this project's active session)")
     ask.add_argument("--file", type=Path, help="a file to send along as context")
 
-    sessions = commands.add_parser("sessions", help="list, show, delete, restore, export or prune sessions")
+    sessions = commands.add_parser(
+        "sessions", help="list, show, fork, delete, restore, export, prune or migrate sessions"
+    )
     verbs = sessions.add_subparsers(dest="verb", required=True)
     listing = verbs.add_parser("list", help="this project's sessions (--all: every session)")
     listing.add_argument("--all", action="store_true")
@@ -69,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(DESKMATE_TRASH_DAYS, default 30), e.g. from cron",
     )
     prune.add_argument("--dry-run", action="store_true", help="only say what would be done")
+    fork = verbs.add_parser(
+        "fork", help="start a new session holding a session's history up to one message (see `show` for ids)"
+    )
+    fork.add_argument("session", nargs="?", help="session id (default: active)")
+    fork.add_argument("--at", required=True, metavar="MESSAGE_ID", help="the last message the fork holds")
+    fork.add_argument("--title", help='the fork\'s title (default: "<title> (fork)")')
     migrate = verbs.add_parser(
         "migrate",
         help="copy every session to another store, verified by counts and hashes (run again to resume)",
@@ -182,6 +190,7 @@ async def terminal_ask(assistant, args: argparse.Namespace) -> int:
 
 
 async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) -> int:
+    from .engine.forks import lineage_of
     from .terminal import SafeWriter, strip_controls
 
     if args.verb == "list":
@@ -225,14 +234,18 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
     if args.verb == "prune":
         return await prune(assistant, dry_run=args.dry_run)
     ref = assistant.sessions.resolve(session_id=args.session, workspace_uri=None if args.session else folder)
+    if args.verb == "fork":
+        return await terminal_fork(assistant, ref, args)
     session, markdown = await assistant.sessions.export(ref)
     if args.verb == "export":
         SafeWriter(sys.stdout).write(markdown)
         return 0
     out = SafeWriter(sys.stdout)
+    if lineage := lineage_of(session):
+        out.write(f"(forked from {lineage.session_id} at message {lineage.message_id})\n\n")
     for message in session.messages:
         flag = " (interrupted)" if message.status == "interrupted" else ""
-        out.write(f"[{message.timestamp}] {message.role}{flag}:\n{message.content}\n\n")
+        out.write(f"[{message.timestamp}] {message.id} {message.role}{flag}:\n{message.content}\n\n")
     if not session.messages:
         print(f"Session {session.id} has no messages.")
     return 0
@@ -269,6 +282,21 @@ async def prune(assistant, *, dry_run: bool) -> int:
     print(
         f"{len(report.trashed)} {would}moved to the trash, {len(report.purged)} {would}purged "
         f"(retention: {retention}; trash kept {settings.trash_days} days)."
+    )
+    return 0
+
+
+async def terminal_fork(assistant, ref, args: argparse.Namespace) -> int:
+    from .memory.limits import MAX_TITLE_LENGTH
+    from .terminal import strip_controls
+
+    if args.title is not None and not (0 < len(args.title.strip()) and len(args.title) <= MAX_TITLE_LENGTH):
+        print(f"deskmate: --title must be 1 to {MAX_TITLE_LENGTH} characters", file=sys.stderr)
+        return 2
+    fork, lineage = await assistant.forks.fork(ref, args.at, args.title)
+    print(
+        f"Forked {lineage.session_id} at message {lineage.message_id} into {fork.id} "
+        f"({len(fork.messages)} messages, {strip_controls(fork.title)!r}); it is now this project's active session."
     )
     return 0
 

@@ -19,13 +19,26 @@ async def wait_for_deltas(daemon, ask_id, count, timeout=10.0):
 
 async def test_deltas_arrive_in_order_and_make_the_answer(start_daemon, project):
     daemon = await start_daemon(folders=[project])
-    result = await daemon.ask("[[tokens:300]]", askId="ordered")
+    # 300 chunks about 1 ms apart: the first goes out alone, then one delta per 16 ms window.
+    result = await daemon.ask("[[tokens:300]] [[rate:1000]]", askId="ordered")
     deltas = daemon.deltas_of("ordered")
+    assert [d["index"] for d in deltas] == list(range(len(deltas)))
+    assert deltas[0]["delta"] == "t0 "
+    assert "".join(d["delta"] for d in deltas) == result["answer"] == "".join(f"t{i} " for i in range(300))
+    assert 1 < len(deltas) < 300, "chunks arriving within the window were not coalesced"
+    assert all(d["sessionId"] == result["sessionId"] for d in deltas)
+    assert result["usage"]["completionTokens"] == 300 and result["interrupted"] is False
+    stored = (await stored_messages(daemon, result["sessionId"]))[-1]
+    assert stored["content"] == result["answer"]
+
+
+async def test_a_zero_delta_window_sends_every_chunk_on_its_own(start_daemon, project):
+    daemon = await start_daemon(folders=[project], settings={"deltaWindowMs": 0})
+    result = await daemon.ask("[[tokens:300]]", askId="each")
+    deltas = daemon.deltas_of("each")
     assert [d["index"] for d in deltas] == list(range(300))
     assert [d["delta"] for d in deltas] == [f"t{i} " for i in range(300)]
     assert "".join(d["delta"] for d in deltas) == result["answer"]
-    assert all(d["sessionId"] == result["sessionId"] for d in deltas)
-    assert result["usage"]["completionTokens"] == 300 and result["interrupted"] is False
 
 
 async def test_progress_is_reported_when_the_client_supports_it(start_daemon, project):
@@ -99,6 +112,19 @@ async def test_cancelling_the_progress_cancels_the_ask(start_daemon, project):
     daemon.client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
     result = await asyncio.wait_for(asking, 10)
     assert result["interrupted"] is True
+    assert daemon.client.progress_reports[token][-1].message == "Cancelled"
+
+
+async def test_a_model_slow_to_its_first_token_still_gets_a_cancellable_progress(start_daemon, project):
+    # The progress is created after the first delta, or after 0.1 s without one.
+    daemon = await start_daemon(folders=[project])
+    asking = asyncio.ensure_future(daemon.ask("[[hang]] thinking", askId="slowstart"))
+    token = "deskmate-ask-slowstart"
+    await eventually(lambda: daemon.client.progress_reports.get(token), timeout=5)
+    assert daemon.deltas_of("slowstart") == []
+    daemon.client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
+    result = await asyncio.wait_for(asking, 10)
+    assert result["interrupted"] is True and result["answer"] == ""
     assert daemon.client.progress_reports[token][-1].message == "Cancelled"
 
 

@@ -60,6 +60,7 @@ async def test_every_command_is_advertised(start_daemon):
         "deskmate.getSession",
         "deskmate.newSession",
         "deskmate.switchSession",
+        "deskmate.forkSession",
         "deskmate.deleteSession",
         "deskmate.saveSession",
         "deskmate.loadSession",
@@ -145,6 +146,13 @@ async def test_stalled_stream_times_out(start_daemon, project):
     await expect_error(daemon.ask("[[tokens:50]] [[hang-after:3]]", askId="st"), REQUEST_FAILED, "0.5 s")
     session_id = daemon.deltas_of("st")[0]["sessionId"]
     assert (await stored_messages(daemon, session_id))[-1]["content"] == "t0 t1 t2 "
+
+
+async def test_a_base_url_with_credentials_in_it_still_answers(start_daemon, project, model_server):
+    # The SDK sends its Authorization header beside the URL's user:password (aiohttp would refuse).
+    url = model_server.base_url.replace("http://", "http://deskmate:s3cret@")
+    daemon = await start_daemon(folders=[project], settings={"baseUrl": url})
+    assert (await daemon.ask("through a proxy that wants a login"))["answer"].startswith("You asked")
 
 
 async def test_unreachable_server(start_daemon, project):

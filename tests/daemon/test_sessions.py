@@ -184,9 +184,10 @@ async def test_list_sessions_of_the_workspace_and_all(start_daemon, project, tmp
         "messageCount",
         "tags",
         "pinned",
+        "forkedFrom",
         "active",
     }
-    assert (entry["tags"], entry["pinned"]) == ([], False)
+    assert (entry["tags"], entry["pinned"], entry["forkedFrom"]) == ([], False, None)
     everything = (await daemon.run("deskmate.listSessions", {"all": True}))["sessions"]
     assert len(everything) == 2
     theirs = (await daemon.run("deskmate.listSessions", {"workspaceUri": other.as_uri()}))["sessions"]
@@ -304,7 +305,7 @@ async def test_damaged_history_is_moved_aside_and_the_user_warned(start_daemon, 
     result = await daemon.ask("soon damaged")
     # On disk: the damage is done to the file by hand, and the file is what is moved aside.
     path = data_dir / "sessions" / f"{result['sessionId']}.jsonl"
-    path.write_text(path.read_text().replace('"role": "user"', '"role": "usr"'))
+    path.write_text(path.read_text().replace('"role":"user"', '"role":"usr"'))
     await daemon.ask("after the damage")
     warnings = [m.message for m in daemon.client.messages if "damaged" in m.message]
     assert len(warnings) == 1 and ".corrupt-" in warnings[0]

@@ -342,7 +342,10 @@ async def test_lone_surrogates_are_stored_as_the_replacement_character(backend):
 async def test_session_metadata_round_trips_every_field(backend):
     """Every SessionMeta field, and a field a newer deskmate wrote, survive save, load, list and append."""
     meta = SessionMeta(
-        tags=["api", "ünïcode"], pinned=True, extra={"forkedFrom": {"sessionId": "src", "messageId": "m"}}
+        tags=["api", "ünïcode"],
+        pinned=True,
+        forked_from={"sessionId": "src", "messageId": "m"},
+        extra={"colour": {"name": "teal"}},
     )
     await backend.save(Session(id="meta", title="Meta", messages=turn(0), meta=meta))
     await backend.append("meta", turn(1))  # an append keeps the record as it is
@@ -353,6 +356,35 @@ async def test_session_metadata_round_trips_every_field(backend):
     await backend.append("plain", turn(0), title="Plain")  # created by an append: the defaults
     plain = await backend.load("plain")
     assert plain.meta == SessionMeta() and not plain.meta.pinned
+
+
+async def test_a_fork_keeps_its_lineage_and_its_source_stays_as_it_was(backend):
+    """A fork is one save of a prefix of its source with ``forkedFrom`` set: the lineage survives
+    load, list, appends to the fork and to the source, and a session that is no fork has none."""
+    await backend.append("source", turn(0) + turn(1) + turn(2), title="Source", workspace_uri="file:///w")
+    source = await backend.load("source")
+    at = source.messages[3]
+    lineage = {"sessionId": "source", "messageId": at.id}
+    fork = Session(
+        id="source-fork",
+        title="Source (fork)",
+        workspace_uri="file:///w",
+        meta=SessionMeta(forked_from=lineage),
+        messages=source.messages[:4],
+    )
+    await backend.save(fork)
+    await backend.append("source-fork", turn(9))
+    await backend.append("source", turn(3))
+    loaded = await backend.load("source-fork")
+    assert loaded.meta.forked_from == lineage
+    assert [m.to_dict() for m in loaded.messages[:4]] == [m.to_dict() for m in source.messages[:4]]
+    assert [m.content for m in loaded.messages] == ["q0", "a0", "q1", "a1", "q9", "a9"]
+    again = await backend.load("source")
+    assert [m.content for m in again.messages] == ["q0", "a0", "q1", "a1", "q2", "a2", "q3", "a3"]
+    assert again.meta.forked_from is None
+    listed = {info.id: info for info in await backend.list()}
+    assert listed["source-fork"].meta.forked_from == lineage and listed["source-fork"].message_count == 6
+    assert listed["source"].meta.forked_from is None
 
 
 # A transform as compression or encryption would be one: the record's fields, unreadable as stored.
@@ -396,3 +428,35 @@ async def test_a_record_in_an_unknown_encoding_is_refused_by_name_and_left_alone
             pass
     loaded = await reopen().load("later")  # nothing was moved aside or changed
     assert [m.content for m in loaded.messages] == ["q0", "a0"] and not loaded.quarantined_to
+
+
+async def test_save_copy_stores_what_save_would(backend):
+    """A fork's save: the prefix of the source as read, whether the store copies it or writes it."""
+    source = Session(id="src", title="Source", messages=turn(0, metadata=True) + turn(1, metadata=True))
+    await backend.save(source)
+    await backend.append("src", turn(2, metadata=True))
+    stored = await backend.load("src")
+    fork = Session(
+        id="fork",
+        title="Source (fork)",
+        workspace_uri="file:///w",
+        meta=SessionMeta(forked_from={"sessionId": "src", "messageId": stored.messages[3].id}),
+        messages=stored.messages[:4],
+    )
+    await backend.save_copy(fork, "src")
+    copied = await backend.load("fork")
+    assert [m.to_dict() for m in copied.messages] == [m.to_dict() for m in stored.messages[:4]]
+    assert (copied.title, copied.workspace_uri, copied.meta) == (fork.title, fork.workspace_uri, fork.meta)
+    assert copied.updated_at == stored.messages[3].timestamp
+    await backend.append("fork", turn(3, metadata=True))  # a fork goes on like any session
+    assert len((await backend.load("fork")).messages) == 6
+    assert len((await backend.load("src")).messages) == 6  # the source is untouched
+
+    # The source replaced meanwhile (or never stored): what was given is what is stored.
+    await backend.save(Session(id="src", messages=turn(7, metadata=True)))
+    given = Session(id="fork2", messages=stored.messages[:2])
+    await backend.save_copy(given, "src")
+    await backend.save_copy(Session(id="fork3", messages=stored.messages[:2]), "nowhere")
+    for session_id in ("fork2", "fork3"):
+        loaded = await backend.load(session_id)
+        assert [m.to_dict() for m in loaded.messages] == [m.to_dict() for m in stored.messages[:2]]

@@ -29,6 +29,7 @@ VARIANTS = [
         },
     },
     {**GOOD, "id": ""},
+    {**GOOD, "timestamp": ""},
     {**GOOD, "id": 7},
     {**GOOD, "role": "robot"},
     {**GOOD, "content": 5},
@@ -66,3 +67,13 @@ def test_the_fast_decoder_agrees_with_the_checked_path(record):
     assert [m.id for m in fast_messages if record.get("id")] == [
         m.id for m in slow_messages if record.get("id")
     ]
+
+
+@pytest.mark.parametrize("tail", [[{**GOOD, "more": True}], [{**GOOD, "more": True}, {**GOOD, "more": True}]])
+def test_an_unfinished_transaction_at_the_end_is_left_out_by_both_paths(tail):
+    records = [GOOD, {**GOOD, "id": "done"}, *tail]
+    body = "".join(json.dumps(record) + "\n" for record in records).encode()
+    fast, slow = _fast_messages(body), checked(body)
+    assert fast is not None and slow != "damaged"
+    assert [m.id for m in fast[0]] == [m.id for m in slow[0]] == ["m", "done"]
+    assert fast[1] == slow[1] == len(tail)

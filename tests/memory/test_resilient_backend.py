@@ -173,6 +173,19 @@ async def test_deletes_and_trash_moves_during_the_outage_wait_and_are_stored_in_
     assert [m.id for m in (await direct.load("reborn")).messages] == ["q5", "a5"]
 
 
+async def test_a_session_born_in_an_outage_is_changed_once_stored(resilient, direct, proxy):
+    proxy.cut()
+    await resilient.append("born", turn(0, ids=True), title="Born")
+    proxy.restore()
+    rename = lambda info: ("Renamed", info.meta)  # noqa: E731
+    with pytest.raises(BackendUnavailable):  # known down until the retry finds it back: said, not queued
+        await resilient.update("born", rename)
+    await eventually(lambda: resilient.unavailable is None)  # back, its turns stored first
+    assert (await resilient.update("born", rename)).title == "Renamed"
+    stored = await direct.load("born")
+    assert (stored.title, len(stored.messages)) == ("Renamed", 2)
+
+
 async def test_listing_during_the_outage_is_the_last_one_read_with_local_turns(resilient, proxy):
     await resilient.append("a", turn(0, ids=True), title="A")
     assert [i.id for i in await resilient.list()] == ["a"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from deskmate.engine import ModelError, Settings, Usage
 
@@ -12,7 +13,9 @@ class FakeModel:
     """Stands in for ``ModelClient``: ``answer`` is streamed word by word.
 
     ``gate``, when set, is awaited after the first piece, so a test can act while an
-    answer is half-way; ``fail`` raises ModelError after the pieces.
+    answer is half-way; ``pause`` sleeps that many seconds between pieces (a paced
+    stream); ``fail`` raises ModelError after the pieces. ``sent`` counts the pieces
+    streamed so far.
     """
 
     def __init__(self, settings: Settings, answer: str = "fake answer", *, fail: str | None = None) -> None:
@@ -20,6 +23,8 @@ class FakeModel:
         self.answer = answer
         self.fail = fail
         self.gate: asyncio.Event | None = None
+        self.pause = 0.0
+        self.sent = 0
         self.started = asyncio.Event()
         self.prompts: list[list[dict[str, str]]] = []
         self.closed = False
@@ -31,6 +36,9 @@ class FakeModel:
         self.prompts.append(messages)
         words = self.answer.split(" ")
         for index, word in enumerate(words):
+            if index and self.pause:
+                await asyncio.sleep(self.pause)
+            self.sent += 1
             yield word if index == len(words) - 1 else word + " "
             self.started.set()
             if self.gate is not None:
@@ -41,3 +49,28 @@ class FakeModel:
 
     async def close(self) -> None:
         self.closed = True
+
+
+class WatchedStore:
+    """A real store with its appends watched: ``events`` records each append's start and end
+    by role; ``question_gate``, when set, holds a question's append until it is set;
+    ``question_error`` makes a question's append fail with it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.events: list[str] = []
+        self.question_gate: asyncio.Event | None = None
+        self.question_error: Exception | None = None
+
+    async def append(self, session_id: str, messages: list[Any], **kw: Any) -> None:
+        role = messages[0].role
+        self.events.append(f"{role} write starts")
+        if role == "user" and self.question_gate is not None:
+            await self.question_gate.wait()
+        if role == "user" and self.question_error is not None:
+            raise self.question_error
+        await self.inner.append(session_id, messages, **kw)
+        self.events.append(f"{role} stored")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

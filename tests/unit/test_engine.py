@@ -6,8 +6,36 @@ import asyncio
 
 import pytest
 
-from deskmate.engine import EngineError, ModelError, SessionBusy
+from deskmate.engine import Assistant, EngineError, ModelError, SessionBusy, Settings
 from deskmate.engine.workspaces import GLOBAL_SESSION_ID
+from deskmate.memory import FileBackend, StorageError
+
+from .fakes import WatchedStore
+
+
+@pytest.fixture
+async def watched(tmp_path, model, project):
+    """An Assistant whose file store's appends are watched (and can be held or failed)."""
+    store = WatchedStore(FileBackend(tmp_path / "store"))
+
+    def factory(settings: Settings):
+        model.settings = settings
+        return model
+
+    assistant = Assistant(
+        Settings(data_dir=str(tmp_path / "data")), backend=store, warn=lambda _: None, model_factory=factory
+    )
+    assistant.sessions.workspaces.set_folders([project.as_uri()])
+    yield assistant, store
+    await assistant.close()
+
+
+async def until(condition, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.005)):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition never held")
 
 
 async def test_an_ask_stores_the_question_and_the_answer(engine, model):
@@ -177,3 +205,46 @@ async def test_a_new_untitled_session_takes_its_first_questions_title(engine, mo
     assert len(session.messages) == 4
     listed = {info.id: info for info, _ in await engine.sessions.list()}
     assert listed[fresh.id].title == "How do the tests start the model server?"
+
+
+async def test_the_answer_streams_while_the_question_is_written_and_is_stored_after_it(watched, model):
+    engine, store = watched
+    store.question_gate = asyncio.Event()  # the question's write does not finish until we say so
+    model.answer = "the whole answer"
+    ref = engine.sessions.resolve()
+    seen: list[str] = []
+    asking = asyncio.ensure_future(engine.asks.ask("q", ref=ref, on_delta=seen.append))
+    await until(lambda: "".join(seen) == "the whole answer")
+    # The model was asked and streamed all of it beside the question's write...
+    assert store.events == ["user write starts"]
+    # ...but no byte of the answer is stored, and no result returned, before the question is.
+    await asyncio.sleep(0.05)
+    assert not asking.done() and store.events == ["user write starts"]
+    store.question_gate.set()
+    result = await asyncio.wait_for(asking, 5)
+    assert result.answer == "the whole answer"
+    assert store.events == ["user write starts", "user stored", "assistant write starts", "assistant stored"]
+    stored = await store.inner.load(ref.id)
+    assert [(m.role, m.content) for m in stored.messages] == [
+        ("user", "q"),
+        ("assistant", "the whole answer"),
+    ]
+
+
+async def test_a_failed_question_write_fails_the_ask_and_stops_the_answer(watched, model):
+    engine, store = watched
+    store.question_gate = asyncio.Event()
+    store.question_error = StorageError("the disk is on fire")
+    model.answer, model.pause = " ".join(f"w{i}" for i in range(200)), 0.005
+    ref = engine.sessions.resolve()
+    asking = asyncio.ensure_future(engine.asks.ask("q", ref=ref))
+    await model.started.wait()
+    store.question_gate.set()
+    with pytest.raises(StorageError, match="the disk is on fire"):
+        await asyncio.wait_for(asking, 5)
+    assert model.sent < 200, "the answer went on streaming after its question could not be stored"
+    assert "assistant write starts" not in store.events
+    assert await store.inner.load(ref.id) is None
+    assert engine.asks.running() == []  # the session is free again
+    store.question_error = None
+    assert (await engine.asks.ask("again", ref=ref)).answer == model.answer

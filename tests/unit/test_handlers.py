@@ -22,11 +22,16 @@ class Wire:
     def __init__(self, server) -> None:
         self.server = server
         self.sent: list[dict[str, Any]] = []
+        self.times: list[float] = []  # when each message was written (the loop's clock)
         self._ids = itertools.count(1)
         server.protocol.set_writer(self)
 
     def write(self, data: bytes) -> None:
         self.sent.append(json.loads(data.split(b"\r\n\r\n", 1)[1]))
+        self.times.append(asyncio.get_running_loop().time())
+
+    def sent_at(self, message: dict[str, Any]) -> float:
+        return self.times[next(i for i, m in enumerate(self.sent) if m is message)]
 
     def send(self, message: dict[str, Any]) -> None:
         protocol = self.server.protocol
@@ -76,9 +81,66 @@ async def test_an_ask_streams_deltas_in_order_and_returns_the_answer(wire, model
     reply = await wire.command("deskmate.ask", {"question": "count", "askId": "a"})
     assert reply["result"]["answer"] == "one two three" and reply["result"]["interrupted"] is False
     deltas = wire.notifications("deskmate/askDelta")
-    assert [d["index"] for d in deltas] == [0, 1, 2]
-    assert "".join(d["delta"] for d in deltas) == "one two three"
+    # The first piece goes out alone at once; the rest came within the window: one delta.
+    assert [(d["index"], d["delta"]) for d in deltas] == [(0, "one "), (1, "two three")]
     assert {d["askId"] for d in deltas} == {"a"} and deltas[0]["sessionId"] == reply["result"]["sessionId"]
+
+
+async def test_a_fast_stream_is_coalesced_exact_and_in_order(wire, model):
+    words = [f"w{i}" for i in range(300)]
+    model.answer, model.pause = " ".join(words), 0.0005
+    reply = await wire.command("deskmate.ask", {"question": "many", "askId": "fast"})
+    assert reply["result"]["answer"] == model.answer
+    deltas = wire.notifications("deskmate/askDelta")
+    assert [d["index"] for d in deltas] == list(range(len(deltas)))
+    assert "".join(d["delta"] for d in deltas) == model.answer  # nothing lost, doubled or reordered
+    assert deltas[0]["delta"] == "w0 "  # the first piece did not wait for a window
+    assert 1 < len(deltas) < len(words)
+    # After a delta, the next waits for the window (16 ms by default) to end; only the text still
+    # held when the answer ends goes out at once.
+    messages = [m for m in wire.sent if m.get("method") == "deskmate/askDelta"]
+    times = [wire.sent_at(m) for m in messages[:-1]]
+    assert min(later - earlier for earlier, later in zip(times, times[1:], strict=False)) >= 0.016 - 0.001
+    # The result comes after the last delta.
+    result_at = wire.sent_at(next(m for m in wire.sent if m.get("result", {}) and m["result"].get("askId")))
+    assert result_at >= times[-1]
+
+
+async def test_the_first_delta_goes_out_before_the_next_piece_arrives(wire, model):
+    model.answer, model.gate = "first second", asyncio.Event()
+    asking = asyncio.ensure_future(wire.command("deskmate.ask", {"question": "q", "askId": "g"}))
+    await asyncio.wait_for(model.started.wait(), 5)
+    assert [d["delta"] for d in wire.notifications("deskmate/askDelta")] == ["first "]
+    model.gate.set()
+    await asking
+    assert [d["delta"] for d in wire.notifications("deskmate/askDelta")] == ["first ", "second"]
+
+
+async def test_a_zero_window_sends_every_piece_on_its_own(wire, model):
+    wire.notify("workspace/didChangeConfiguration", {"settings": {"deskmate": {"deltaWindowMs": 0}}})
+    for _ in range(100):
+        if wire.server.assistant.settings.delta_window_ms == 0:
+            break
+        await asyncio.sleep(0.01)
+    model.answer = "one two three"
+    await wire.command("deskmate.ask", {"question": "q"})
+    deltas = wire.notifications("deskmate/askDelta")
+    assert [(d["index"], d["delta"]) for d in deltas] == [(0, "one "), (1, "two "), (2, "three")]
+
+
+async def test_text_held_when_an_ask_is_cancelled_is_sent_and_stored(wire, model):
+    model.answer, model.pause = " ".join(f"w{i}" for i in range(2000)), 0.001
+    asking = asyncio.ensure_future(wire.command("deskmate.ask", {"question": "q", "askId": "stop"}))
+    for _ in range(500):
+        if len(wire.notifications("deskmate/askDelta")) >= 3:
+            break
+        await asyncio.sleep(0.01)
+    await wire.command("deskmate.cancel", {"askId": "stop"})
+    result = (await asking)["result"]
+    shown = "".join(d["delta"] for d in wire.notifications("deskmate/askDelta"))
+    assert result["interrupted"] is True and result["answer"] == shown
+    stored = (await wire.command("deskmate.getSession", {}))["result"]["messages"][-1]
+    assert stored["content"] == shown
 
 
 async def test_bad_arguments_are_invalid_params_naming_the_field(wire):

@@ -12,6 +12,7 @@ for group, target in pairs({
   DeskmateTitle = "Title",
   DeskmateStatus = "Comment",
   DeskmateHint = "Comment",
+  DeskmateLineage = "Special",
 }) do
   vim.api.nvim_set_hl(0, group, { link = target, default = true })
 end
@@ -22,7 +23,7 @@ end, {
   nargs = "*",
   range = true,
   bang = true,
-  desc = "deskmate: ask, chat, sessions, new, switch, delete, cancel, export",
+  desc = "deskmate: ask, chat, sessions, new, switch, delete, fork, edit, retry, cancel, export",
   complete = function(arglead, cmdline)
     return require("deskmate.commands").complete(arglead, cmdline)
   end,

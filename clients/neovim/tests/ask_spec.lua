@@ -160,4 +160,40 @@ H.test("a history load that returns while an answer streams does not wipe the an
   H.contains(text, "t0 t1 t2", "the start of the answer")
 end)
 
+H.test("coalesced deltas, several lines each, render exactly as the answer", function()
+  local root = H.root()
+  local deltas = {}
+  require("deskmate.client").subscribe("deskmate/askDelta", function(params)
+    table.insert(deltas, { index = params.index, delta = params.delta })
+  end)
+  -- 30 lines sent as fast as the server can: the daemon coalesces them into a few deltas.
+  local lines = {}
+  for i = 1, 30 do
+    table.insert(lines, ("line %d: `code` and **bold**"):format(i))
+  end
+  local answer = table.concat(lines, "\n")
+  local done = false
+  require("deskmate.ask").ask({
+    root = root,
+    question = "[[answer:" .. answer .. "]] many lines",
+    on_done = function()
+      done = true
+    end,
+  })
+  H.wait("the answer to end", function()
+    return done
+  end)
+  H.truthy(#deltas > 1 and #deltas < 30 * 4, ("coalesced into a few deltas (got %d)"):format(#deltas))
+  local streamed = {}
+  for i, d in ipairs(deltas) do
+    H.eq(i - 1, d.index, "deltas in index order")
+    table.insert(streamed, d.delta)
+  end
+  H.eq(answer, table.concat(streamed), "the deltas make the answer")
+  -- What streamed into the buffer is the answer itself: end_turn had nothing to repair.
+  H.eq(answer, table.concat(require("deskmate.chat").find(root).streamed), "streamed text")
+  -- The last answer section (the chat may have been redrawn from the stored history meanwhile).
+  H.eq(answer, H.chat_text(root):match(".*## Deskmate\n\n(.*)$"), "the last answer section")
+end)
+
 H.run()

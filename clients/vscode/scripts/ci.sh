@@ -7,7 +7,8 @@
 #
 # Tests: unit tests, the chat page in headless Chromium, and end to end in a
 # real VS Code (code-server) against the real daemon and the fake model server.
-# Set DESKMATE_SCREENSHOT=path to keep the end-to-end picture of the chat panel.
+# Set DESKMATE_SCREENSHOT=path to keep the end-to-end picture of the chat panel, and
+# DESKMATE_FORKS_SCREENSHOT=path for the one of its message actions on a fork.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(cd ../.. && pwd)

@@ -2,7 +2,7 @@
 // extension hands in a DaemonPort and a ChatHost, the unit tests hand in fakes.
 
 import { DeskmateError, toDeskmateError } from './errors';
-import type { ChatEntry, DaemonState, FromWebview, SessionChoice, ToWebview } from './messages';
+import type { ChatEntry, DaemonState, FromWebview, LineageView, SessionChoice, ToWebview } from './messages';
 import {
   type AskContext,
   type AskDelta,
@@ -10,9 +10,11 @@ import {
   Commands,
   type DeleteResult,
   type ExportResult,
+  type ForkResult,
   type RestoreResult,
   type SessionSummary,
   type SessionView,
+  type StoredMessage,
   type TrashedSession,
 } from './protocol';
 
@@ -46,15 +48,29 @@ interface RunningAsk {
   text: string;
 }
 
+/** An ask that edits or retries an earlier question: the daemon answers it in a new fork. */
+export interface Resend {
+  /** The question to replace (edit) or ask again (regenerate). */
+  messageId: string;
+  regenerate?: boolean;
+}
+
 export function randomAskId(): string {
   return `vscode-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
 export class ChatController {
   private running: RunningAsk | undefined;
-  /** What the view shows now: the session and the listing of the last refresh. */
-  private shown: { sessionId: string | null; sessions: SessionSummary[] } = { sessionId: null, sessions: [] };
   private status: { state: DaemonState; message?: string } = { state: 'starting' };
+  /**
+   * The session the view shows, its stored messages (what Fork, Edit and Retry name) and the
+   * listing of the last refresh (what Delete's Undo names).
+   */
+  private shown: { sessionId: string | null; messages: StoredMessage[]; sessions: SessionSummary[] } = {
+    sessionId: null,
+    messages: [],
+    sessions: [],
+  };
 
   constructor(
     private readonly daemon: DaemonPort,
@@ -114,6 +130,15 @@ export class ChatController {
       case 'deleteSession':
         await this.guard(() => this.deleteSession(message.sessionId));
         return;
+      case 'fork':
+        await this.guard(() => this.fork(message.messageId));
+        return;
+      case 'edit':
+        await this.ask(message.question, undefined, 'view', { messageId: message.messageId });
+        return;
+      case 'retry':
+        await this.retry(message.messageId);
+        return;
       case 'restart':
         return this.host.restartDaemon();
     }
@@ -126,7 +151,12 @@ export class ChatController {
    * or undefined when the ask failed (the error is shown inline and, for palette
    * asks, as a notification too).
    */
-  async ask(question: string, context?: AskContext, origin: AskOrigin = 'view'): Promise<AskResult | undefined> {
+  async ask(
+    question: string,
+    context?: AskContext,
+    origin: AskOrigin = 'view',
+    resend?: Resend,
+  ): Promise<AskResult | undefined> {
     question = question.trim();
     if (!question) return undefined;
     if (this.running) {
@@ -138,11 +168,20 @@ export class ChatController {
     const askId = this.newAskId();
     const running: RunningAsk = { askId, question, text: '' };
     this.running = running;
-    this.host.post({ type: 'askStarted', askId, question });
+    this.host.post({ type: 'askStarted', askId, question, ...(resend ? { replaceFrom: resend.messageId } : {}) });
     const args: Record<string, unknown> = { question, askId };
     const workspaceUri = this.host.workspaceUri();
     if (workspaceUri) args.workspaceUri = workspaceUri;
     if (context) args.context = context;
+    if (resend) {
+      // In the session shown, whichever is active now; the daemon makes the fork.
+      if (this.shown.sessionId) args.sessionId = this.shown.sessionId;
+      args.editMessageId = resend.messageId;
+      if (resend.regenerate) {
+        args.regenerate = true;
+        delete args.question;
+      }
+    }
     let failure: string | undefined;
     try {
       const result = await this.host.progress(
@@ -178,6 +217,31 @@ export class ChatController {
     }
   }
 
+  /** Asks the question of the answer `messageId` (or that question itself) again, in a fork. */
+  async retry(messageId: string): Promise<AskResult | undefined> {
+    const messages = this.shown.messages;
+    let index = messages.findIndex((m) => m.id === messageId);
+    while (index > 0 && messages[index].role !== 'user') index -= 1;
+    const question = messages[index];
+    if (!question || question.role !== 'user') {
+      this.host.post({ type: 'error', message: 'There is no question before that message to ask again.' });
+      return undefined;
+    }
+    return this.ask(question.content, undefined, 'view', { messageId: question.id, regenerate: true });
+  }
+
+  /** A new session holding the shown history up to `messageId`; it becomes the folder's active one. */
+  async fork(messageId: string): Promise<ForkResult> {
+    this.ensureIdle();
+    const result = await this.daemon.execute<ForkResult>(Commands.forkSession, {
+      ...this.where(),
+      ...(this.shown.sessionId ? { sessionId: this.shown.sessionId } : {}),
+      messageId,
+    });
+    await this.refresh();
+    return result;
+  }
+
   // ---- sessions -------------------------------------------------------------------------
 
   /** Sends the current session's history and the session list to the view. */
@@ -188,7 +252,7 @@ export class ChatController {
         this.daemon.execute<SessionView>(Commands.getSession, where),
         this.daemon.execute<{ sessions: SessionSummary[] }>(Commands.listSessions, where),
       ]);
-      this.shown = { sessionId: view.sessionId, sessions: list.sessions };
+      this.shown = { sessionId: view.sessionId, messages: view.messages, sessions: list.sessions };
       this.host.post({
         type: 'session',
         sessionId: view.sessionId,
@@ -196,6 +260,8 @@ export class ChatController {
         entries: this.entriesOf(view),
         sessions: list.sessions.map(toChoice),
         stored: view.sessionId !== null,
+        forkedFrom: lineageOf(view, list.sessions),
+        forkCount: view.forks?.length ?? 0,
       });
     } catch (error) {
       // Nothing to show before the daemon runs; the status line says why.
@@ -296,7 +362,12 @@ export class ChatController {
     const entries: ChatEntry[] = [];
     for (const message of view.messages) {
       if (message.role !== 'user' && message.role !== 'assistant') continue;
-      entries.push({ role: message.role, content: message.content, ...(message.status ? { status: message.status } : {}) });
+      entries.push({
+        id: message.id,
+        role: message.role,
+        content: message.content,
+        ...(message.status ? { status: message.status } : {}),
+      });
     }
     // The daemon stores a question when it is asked: while its answer streams,
     // the view shows that question itself (askStarted), so it is left out here.
@@ -304,6 +375,13 @@ export class ChatController {
     if (this.running && last?.role === 'user' && last.content === this.running.question) entries.pop();
     return entries;
   }
+}
+
+function lineageOf(view: SessionView, sessions: SessionSummary[]): LineageView | null {
+  const from = view.forkedFrom;
+  if (!from) return null;
+  const source = sessions.find((s) => s.sessionId === from.sessionId);
+  return { sessionId: from.sessionId, messageId: from.messageId, ...(source ? { title: source.title } : {}) };
 }
 
 function toChoice(session: SessionSummary): SessionChoice {

@@ -2,6 +2,8 @@
 // file, so it must stay free of `vscode` and of DOM types.
 
 export interface ChatEntry {
+  /** The stored message's id: what Fork, Edit and Retry name. */
+  id?: string;
   role: 'user' | 'assistant';
   content: string;
   /** "interrupted" for a stopped or failed answer, as the daemon stores it. */
@@ -13,6 +15,14 @@ export interface SessionChoice {
   title: string;
   messageCount: number;
   active: boolean;
+}
+
+/** Where the shown session was forked from, for the header's indicator. */
+export interface LineageView {
+  sessionId: string;
+  messageId: string;
+  /** The source's title, when the listing has it. */
+  title?: string;
 }
 
 export type DaemonState = 'starting' | 'running' | 'failed' | 'stopped';
@@ -27,8 +37,12 @@ export type ToWebview =
       sessions: SessionChoice[];
       /** false when there is no folder: the conversation is not stored. */
       stored: boolean;
+      forkedFrom?: LineageView | null;
+      /** How many forks were made from this session. */
+      forkCount?: number;
     }
-  | { type: 'askStarted'; askId: string; question: string }
+  /** `replaceFrom`: an edit or retry; the message with that id and all after it give way to the new turn. */
+  | { type: 'askStarted'; askId: string; question: string; replaceFrom?: string }
   | { type: 'askDelta'; askId: string; delta: string }
   | { type: 'askFinished'; askId: string; answer: string; interrupted: boolean }
   | { type: 'askFailed'; askId: string; message: string }
@@ -44,4 +58,7 @@ export type FromWebview =
   | { type: 'newSession' }
   | { type: 'switchSession'; sessionId: string }
   | { type: 'deleteSession'; sessionId: string }
+  | { type: 'fork'; messageId: string }
+  | { type: 'edit'; messageId: string; question: string }
+  | { type: 'retry'; messageId: string }
   | { type: 'restart' };

@@ -24,6 +24,28 @@ export interface AskArgs {
   workspaceUri?: string;
   context?: AskContext;
   askId?: string;
+  /** Edit and resend (with `question`) or, with `regenerate`, ask again: the answer goes to a new fork. */
+  editMessageId?: string;
+  regenerate?: boolean;
+}
+
+/** Where a fork came from: its source session and the message it was made at. */
+export interface Lineage {
+  sessionId: string;
+  messageId: string;
+}
+
+export interface ForkInfo {
+  sessionId: string;
+  messageId: string;
+  title: string;
+}
+
+export interface ForkResult {
+  sessionId: string;
+  title: string;
+  messageCount: number;
+  forkedFrom: Lineage;
 }
 
 export interface AskResult {
@@ -32,6 +54,8 @@ export interface AskResult {
   answer: string;
   interrupted: boolean;
   usage?: { promptTokens: number; completionTokens: number; totalTokens: number };
+  /** The source, when the ask made a fork (editMessageId). */
+  forkedFrom?: Lineage | null;
 }
 
 export interface AskDelta {
@@ -48,6 +72,7 @@ export interface SessionSummary {
   createdAt: string;
   updatedAt: string;
   messageCount: number;
+  forkedFrom?: Lineage | null;
   active: boolean;
 }
 
@@ -66,6 +91,8 @@ export interface SessionView {
   workspaceUri: string | null;
   active: boolean;
   persisted: boolean;
+  forkedFrom?: Lineage | null;
+  forks?: ForkInfo[];
   messages: StoredMessage[];
 }
 
@@ -101,6 +128,7 @@ export const Commands = {
   getSession: 'deskmate.getSession',
   newSession: 'deskmate.newSession',
   switchSession: 'deskmate.switchSession',
+  forkSession: 'deskmate.forkSession',
   deleteSession: 'deskmate.deleteSession',
   restoreSession: 'deskmate.restoreSession',
   exportSession: 'deskmate.exportSession',

@@ -18,6 +18,7 @@ export const DAEMON_SETTINGS = {
   storageUrl: 'string',
   requestTimeout: 'number',
   maxRetries: 'number',
+  deltaWindowMs: 'number',
   retentionDays: 'number',
   trashDays: 'number',
 } as const;

@@ -54,6 +54,10 @@ export function chatPageHtml(resources: PageResources): string {
   <button id="new-session" type="button" title="Start a new session">New</button>
   <button id="delete-session" type="button" title="Move this session to the trash (Undo in the notification)">Delete</button>
 </header>
+<div id="lineage" class="lineage" hidden>
+  <span id="lineage-text"></span>
+  <button id="lineage-source" type="button" class="link" title="Go to the session this one was forked from" hidden></button>
+</div>
 <div id="status" class="status" role="status" hidden>
   <span id="status-text"></span>
   <button id="restart" type="button" class="secondary" hidden>Retry</button>

@@ -16,6 +16,8 @@ from .sessions import SessionRef, Sessions, refuse_trashed
 from .settings import Settings
 
 TITLE_LENGTH = 60
+# The question's durable write starts when the answer's first piece is out, or after this long.
+QUESTION_WRITE_DELAY = 0.02
 
 
 @dataclass
@@ -125,11 +127,15 @@ class AskRunner:
         context: dict[str, Any] | None = None,
         ask_id: str | None = None,
         on_delta: Callable[[str], None] = lambda delta: None,
+        on_streamed: Callable[[], None] = lambda: None,
     ) -> AskResult:
-        """Answer ``question`` in the session ``ref``, streaming pieces to ``on_delta``.
+        """Answer ``question`` in the session ``ref``, streaming pieces to ``on_delta``;
+        ``on_streamed`` is called once the model stream has ended, before anything is stored.
 
-        The question is stored as soon as it is asked (without delaying the
-        stream) and the answer once it ends; both are stored before this returns.
+        The question's write starts beside the model request (the first piece never
+        waits for it) and the answer is stored once it ends; the question is stored
+        before any of the answer and both before this returns. If the question
+        cannot be stored, the answer is stopped and the store's error raised.
         A cancelled answer returns ``interrupted=True``; a failed one is stored as
         interrupted and raises ModelError.
         """
@@ -145,7 +151,7 @@ class AskRunner:
         self._busy[ref.id] = running
         self._asks[ask_id] = running
         try:
-            return await self._ask(question, ref, context, running, on_delta)
+            return await self._ask(question, ref, context, running, on_delta, on_streamed)
         finally:
             del self._busy[ref.id]
             del self._asks[ask_id]
@@ -158,6 +164,7 @@ class AskRunner:
         context: dict[str, Any] | None,
         running: RunningAsk,
         on_delta: Callable[[str], None],
+        on_streamed: Callable[[], None],
     ) -> AskResult:
         settings = self._settings()
         model = self.models.get(settings)
@@ -171,24 +178,47 @@ class AskRunner:
         title = session.title or title_from(question_text)
         store, key = self.sessions.store.for_session(ref.id)
         untitled = not session.messages and not session.title
-        stored_question = asyncio.ensure_future(
-            self.sessions.add_question(store, key, question, title, ref.workspace_uri, untitled=untitled)
-        )
 
         pieces: list[str] = []
         usage: Usage | None = None
         failure: ModelError | None = None
         outer_cancel: asyncio.CancelledError | None = None
-        running.task = asyncio.ensure_future(_pump(model, prompt, pieces, on_delta))
+        question_failed = False
+        # The model request goes out first and the question's durable write runs beside it,
+        # starting once the first piece is out (or QUESTION_WRITE_DELAY without one): the first
+        # token never waits for a disk, a network store, or the worker thread the write wakes.
+        # The write must succeed before any of the answer is stored and before the result is
+        # returned (below).
+        first_piece_out = asyncio.Event()
+        write_anyway = asyncio.get_running_loop().call_later(QUESTION_WRITE_DELAY, first_piece_out.set)
+        running.task = asyncio.ensure_future(_pump(model, prompt, pieces, on_delta, first_piece_out))
+
+        async def write_question() -> None:
+            await first_piece_out.wait()
+            write_anyway.cancel()
+            await self.sessions.add_question(
+                store, key, question, title, ref.workspace_uri, untitled=untitled
+            )
+
+        stored_question = asyncio.ensure_future(write_question())
+
+        def question_written(write: asyncio.Future[None]) -> None:
+            nonlocal question_failed
+            if not write.cancelled() and write.exception() is not None and running.task is not None:
+                question_failed = True  # the ask fails with the store's error: stop the answer now
+                running.task.cancel()
+
+        stored_question.add_done_callback(question_written)
         if running.cancelled:
             running.task.cancel()
         try:
             usage = await running.task
         except asyncio.CancelledError as exc:
-            if not running.cancelled:
+            if not running.cancelled and not question_failed:
                 outer_cancel = exc  # the ask itself was cancelled: store what we have, then stop
         except ModelError as exc:
             failure = exc
+        on_streamed()
         interrupted = running.cancelled or failure is not None or outer_cancel is not None
         answer = Message(
             role="assistant",
@@ -202,7 +232,8 @@ class AskRunner:
             # the delete runs, and the answer must not bring the session back.
             await asyncio.gather(asyncio.shield(stored_question), return_exceptions=True)
         else:
-            # Shielded: a cancelled ask must still finish storing what the user saw.
+            # Shielded: a cancelled ask must still finish storing what the user saw. A failed
+            # question write raises here: the ask fails with it and no answer is stored.
             await asyncio.shield(stored_question)
             await asyncio.shield(store.append(key, [answer]))
         if outer_cancel is not None:
@@ -213,13 +244,21 @@ class AskRunner:
 
 
 async def _pump(
-    model: ModelClient, prompt: list[dict[str, str]], pieces: list[str], on_delta: Callable[[str], None]
+    model: ModelClient,
+    prompt: list[dict[str, str]],
+    pieces: list[str],
+    on_delta: Callable[[str], None],
+    first_piece_out: asyncio.Event,
 ) -> Usage | None:
     usage = None
-    async for item in model.stream(prompt):
-        if isinstance(item, str):
-            pieces.append(item)
-            on_delta(item)
-        else:
-            usage = item
+    try:
+        async for item in model.stream(prompt):
+            if isinstance(item, str):
+                pieces.append(item)
+                on_delta(item)
+                first_piece_out.set()
+            else:
+                usage = item
+    finally:
+        first_piece_out.set()  # no piece at all (a failure, a cancel): the question is written now
     return usage

@@ -15,14 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..logs import register_secret, register_url_secrets
 from ..memory import MemoryBackend, SessionInfo
 from ..memory.urls import redact
 from .asking import AskRunner, ModelClients
+from .forks import Edit, Forks
 from .model_client import ModelClient
-from .sessions import Sessions
+from .sessions import SessionRef, Sessions
 from .settings import Settings
 from .store import SessionStore
 from .trash import (
@@ -96,6 +98,7 @@ class Assistant:
         self.store = SessionStore(settings, backend=backend, warn=self.warn)
         self.sessions = Sessions(lambda: self._settings, self.store, self.warn)
         self.asks = AskRunner(self.sessions, ModelClients(model_factory), lambda: self._settings)
+        self.forks = Forks(self.sessions)
         self.trash = Trash(lambda session_id: self.asks.running_ask(session_id) is not None, clock)
 
     @property
@@ -112,6 +115,15 @@ class Assistant:
         self._settings = settings
         await self.store.reconfigure(settings)
         self.sessions.moved()
+
+    async def fork_for_edit(
+        self, ref: SessionRef, edit_message_id: str, question: str | None, context: dict[str, Any] | None
+    ) -> Edit:
+        """The fork an edited (``question`` given) or regenerated (None) question
+        ``edit_message_id`` of ``ref`` is asked in: it holds what came before that question,
+        and the source session is untouched. Ask ``edit.question`` in ``edit.ref``."""
+        self.asks.models.get(self._settings).check_configured()  # no fork for a request never sent
+        return await self.forks.edit(ref, edit_message_id, question, context)
 
     async def delete_session(self, session_id: str, *, permanent: bool = False) -> Deletion:
         """Move a session to the trash, or (``permanent``) delete it everywhere at once; an

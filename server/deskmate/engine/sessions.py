@@ -108,6 +108,10 @@ class Sessions:
             return SessionRef(None)
         return SessionRef(self._settings().session_id or workspaces.active_session(folder), folder)
 
+    def pinned_session(self) -> str | None:
+        """The session the sessionId setting pins every folder to, if it is set."""
+        return self._settings().session_id
+
     def active_ids(self) -> set[str]:
         pinned = self._settings().session_id
         if pinned:

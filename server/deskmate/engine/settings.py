@@ -123,6 +123,9 @@ class Settings:
     storage_url: str | None = setting("storageUrl", _checked_by(check_url), None)
     request_timeout: float = setting("requestTimeout", _number(0.1, None), 60.0, rebuilds_model=True)
     max_retries: int = setting("maxRetries", _integer(0), 2, rebuilds_model=True)
+    # After an answer's first deskmate/askDelta, text arriving within this many milliseconds goes
+    # out as one delta (editors redraw ~60 times a second); 0: every model chunk on its own.
+    delta_window_ms: float = setting("deltaWindowMs", _number(0, 1000), 16.0)
     # Sessions nobody wrote to for this many days go to the trash; None: keep forever (engine/trash.py).
     retention_days: int | None = setting("retentionDays", _integer(1), None)
     # A deleted session stays in the trash this many days before it is purged.

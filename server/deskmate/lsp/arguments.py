@@ -75,6 +75,23 @@ class Arguments:
         return self._get(key, (dict,), "an object", False)
 
 
+def check_resend(arguments: Arguments) -> tuple[str | None, bool]:
+    """``deskmate.ask``'s ``editMessageId`` and ``regenerate``: regenerate needs the question to
+    ask again, and takes no new text."""
+    edit_message_id = arguments.text("editMessageId")
+    regenerate = arguments.flag("regenerate")
+    if regenerate and edit_message_id is None:
+        raise invalid(
+            arguments.command, '"editMessageId" is required with "regenerate" (the question to ask again)'
+        )
+    if regenerate and arguments.values.get("question") is not None:
+        raise invalid(
+            arguments.command,
+            '"question" must be left out with "regenerate": the question is asked again unchanged',
+        )
+    return edit_message_id, regenerate
+
+
 def check_position(command: str, field: str, value: Any) -> dict[str, int]:
     if (
         not isinstance(value, dict)

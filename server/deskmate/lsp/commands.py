@@ -12,12 +12,12 @@ from pygls.exceptions import JsonRpcException
 from ..engine import EngineError, ModelError
 from ..memory import InvalidSessionId, SessionIdRequired, SessionStoreError
 from ..memory.limits import MAX_QUESTION_LENGTH, MAX_TITLE_LENGTH
-from .arguments import Arguments, check_context, invalid
+from .arguments import Arguments, check_context, check_resend, invalid
 from .context import fill_context
 from .errors import internal_error, request_failed
 from .progress import AskReporter
 from .server import DeskmateServer
-from .wire import ask_result, listing_entry, session_result, status_result, trash_entry
+from .wire import ask_result, fork_result, listing_entry, session_result, status_result, trash_entry
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,8 @@ def session_ref(ls: DeskmateServer, arguments: Arguments):
 async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Answer a question in the workspace's session, streaming ``deskmate/askDelta`` notifications."""
     name = arguments.command
-    question = arguments.text("question", required=True, max_length=MAX_QUESTION_LENGTH)
+    edit_message_id, regenerate = check_resend(arguments)
+    question = arguments.text("question", required=not regenerate, max_length=MAX_QUESTION_LENGTH)
     context = check_context(name, arguments.object("context"))
     ask_id = arguments.text("askId") or uuid.uuid4().hex
     if context is not None:
@@ -99,19 +100,34 @@ async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
         workspace_uri=arguments.text("workspaceUri"),
         context_uri=context["uri"] if context else None,
     )
+    lineage = None
+    if edit_message_id is not None:  # edit and resend, or regenerate: the answer goes to a new fork
+        edit = await ls.assistant.fork_for_edit(ref, edit_message_id, question, context)
+        ref, question, context, lineage = edit.ref, edit.question, edit.context, edit.lineage
     request_id = ls.protocol.msg_id
     ls.asks_by_request[request_id] = ask_id
-    reporter = AskReporter(ls, ask_id, ref.id, on_cancel=lambda: ls.assistant.asks.cancel(ask_id))
+    reporter = AskReporter(
+        ls,
+        ask_id,
+        ref.id,
+        on_cancel=lambda: ls.assistant.asks.cancel(ask_id),
+        window=ls.assistant.settings.delta_window_ms / 1000,
+    )
     outcome = "Failed"
     try:
         result = await ls.assistant.asks.ask(
-            question, ref=ref, context=context, ask_id=ask_id, on_delta=reporter.delta
+            question,
+            ref=ref,
+            context=context,
+            ask_id=ask_id,
+            on_delta=reporter.delta,
+            on_streamed=reporter.flush,  # the last text need not wait for its window nor the store
         )
         outcome = "Cancelled" if result.interrupted else "Done"
     finally:
         reporter.end(outcome)
         ls.asks_by_request.pop(request_id, None)
-    return ask_result(result)
+    return ask_result(result, lineage)
 
 
 @command("deskmate.cancel")
@@ -137,7 +153,17 @@ async def list_sessions(ls: DeskmateServer, arguments: Arguments) -> dict[str, A
 async def get_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """A session's history, to show when a chat view opens."""
     view = await ls.assistant.sessions.get(session_ref(ls, arguments))
-    return session_result(view.session, active=view.active, persisted=view.persisted)
+    forks = await ls.assistant.forks.of(view.session.id) if view.session.id else []
+    return session_result(view.session, active=view.active, persisted=view.persisted, forks=forks)
+
+
+@command("deskmate.forkSession")
+async def fork_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """A new session holding the history up to a message; it becomes the folder's active one."""
+    message_id = arguments.text("messageId", required=True)
+    title = arguments.text("title", max_length=MAX_TITLE_LENGTH)
+    fork, lineage = await ls.assistant.forks.fork(session_ref(ls, arguments), message_id, title)
+    return fork_result(fork, lineage)
 
 
 @command("deskmate.newSession")

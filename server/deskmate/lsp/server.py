@@ -16,6 +16,7 @@ from pygls.protocol import LanguageServerProtocol
 
 from .. import __version__
 from ..engine import Assistant, ModelClient, Settings, SettingsError, settings_from_environment
+from ..engine.model_client import preload as preload_model_client
 from ..logs import SecretMasker
 from ..memory import MemoryBackend
 from .errors import quiet_expected_errors
@@ -185,7 +186,7 @@ async def on_initialized(ls: DeskmateServer, params: types.InitializedParams) ->
     ls.initialized = True
     ls.start_sweeping()
     # Import the model SDK now, off the event loop, so the first question does not wait for it.
-    asyncio.ensure_future(asyncio.to_thread(__import__, "openai"))
+    asyncio.ensure_future(asyncio.to_thread(preload_model_client))
 
 
 async def on_configuration(ls: DeskmateServer, params: types.DidChangeConfigurationParams) -> None:

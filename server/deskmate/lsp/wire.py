@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine import AskResult, EngineStatus, Usage
+from ..engine.forks import ForkInfo, Lineage
 from ..memory import Message, Session, SessionInfo
 
 
@@ -51,6 +52,7 @@ def listing_entry(info: SessionInfo, active: bool) -> dict[str, Any]:
         "messageCount": info.message_count,
         "tags": list(info.meta.tags),
         "pinned": info.meta.pinned,
+        "forkedFrom": lineage_result(Lineage.of(info.meta)),
         "active": active,
     }
 
@@ -61,8 +63,30 @@ def trash_entry(info: SessionInfo, purge_after: str | None) -> dict[str, Any]:
     return {**listing_entry(info, False), "deletedAt": info.meta.deleted_at, "purgeAfter": purge_after}
 
 
-def session_result(session: Session, *, active: bool, persisted: bool) -> dict[str, Any]:
-    """``deskmate.getSession``'s result: the session's facts and its messages."""
+def lineage_result(lineage: Lineage | None) -> dict[str, str] | None:
+    """``forkedFrom``: ``{sessionId, messageId}``, or null for a session that is no fork."""
+    return {"sessionId": lineage.session_id, "messageId": lineage.message_id} if lineage else None
+
+
+def fork_entry(fork: ForkInfo) -> dict[str, str]:
+    """One of ``getSession``'s ``forks``."""
+    return {"sessionId": fork.session_id, "messageId": fork.message_id, "title": fork.title}
+
+
+def fork_result(session: Session, lineage: Lineage) -> dict[str, Any]:
+    """``deskmate.forkSession``'s result."""
+    return {
+        "sessionId": session.id,
+        "title": session.title,
+        "messageCount": len(session.messages),
+        "forkedFrom": lineage_result(lineage),
+    }
+
+
+def session_result(
+    session: Session, *, active: bool, persisted: bool, forks: list[ForkInfo] | None = None
+) -> dict[str, Any]:
+    """``deskmate.getSession``'s result: the session's facts, lineage and messages."""
     return {
         "sessionId": session.id or None,
         "title": session.title,
@@ -71,6 +95,8 @@ def session_result(session: Session, *, active: bool, persisted: bool) -> dict[s
         "updatedAt": session.messages[-1].timestamp if session.messages else session.updated_at,
         "tags": list(session.meta.tags),
         "pinned": session.meta.pinned,
+        "forkedFrom": lineage_result(Lineage.of(session.meta)),
+        "forks": [fork_entry(fork) for fork in forks or []],
         "active": active,
         "persisted": persisted,
         "deletedAt": session.meta.deleted_at,
@@ -78,12 +104,14 @@ def session_result(session: Session, *, active: bool, persisted: bool) -> dict[s
     }
 
 
-def ask_result(result: AskResult) -> dict[str, Any]:
+def ask_result(result: AskResult, forked_from: Lineage | None = None) -> dict[str, Any]:
+    """``deskmate.ask``'s result; ``forkedFrom`` names the fork's source when the ask made one."""
     answer: dict[str, Any] = {
         "sessionId": result.session_id,
         "askId": result.ask_id,
         "answer": result.answer,
         "interrupted": result.interrupted,
+        "forkedFrom": lineage_result(forked_from),
     }
     if result.usage is not None:
         answer["usage"] = usage_result(result.usage)

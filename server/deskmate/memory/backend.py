@@ -49,6 +49,13 @@ class MemoryBackend(Protocol):
         """
         ...
 
+    async def save_copy(self, session: Session, source_id: str) -> None:
+        """``save(session)``, where ``session.messages`` are the first messages of the stored
+        session ``source_id`` as the caller read them (a fork): a store may copy them inside
+        itself rather than receive them again. The result is always what ``save`` would store:
+        if the source no longer starts with those messages, they are written as given."""
+        ...
+
     async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
         """Durably replace the session's title and metadata record with ``change(summary)``.
 

@@ -117,6 +117,14 @@ class HoldingBackend:
             # The whole session was written, held turns of it included or superseded.
             self._held = [entry for entry in self._held if entry.session_id != session.id]
 
+    async def save_copy(self, session: Session, source_id: str) -> None:
+        if any(entry.session_id == source_id for entry in self._held):
+            await self.save(session)  # the source's last turns are not in the store to copy
+            return
+        async with self._lock:
+            await self.inner.save_copy(session, source_id)
+            self._held = [entry for entry in self._held if entry.session_id != session.id]
+
     async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
         info = await self.inner.update(session_id, change)
         if info is None and any(entry.session_id == session_id for entry in self._held):

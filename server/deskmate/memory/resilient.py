@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .backend import MemoryBackend, MetaChange
-from .errors import BackendUnavailable
+from .errors import BackendUnavailable, StorageError
 from .ids import validate_session_id
 from .locking import LockTimeout, exclusive_lock
 from .models import Message, Session, SessionInfo
@@ -142,6 +142,16 @@ class ResilientBackend:
         self._remember(session.id, session)
         self._poke()
 
+    async def save_copy(self, session: Session, source_id: str) -> None:
+        await self._start()
+        try:
+            await self.inner.save_copy(session, source_id)
+        except BackendUnavailable as exc:
+            self._went_down(exc)
+            raise
+        self._remember(session.id, session)
+        self._poke()
+
     async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
         validate_session_id(session_id, "update")
         await self._start()
@@ -158,10 +168,11 @@ class ResilientBackend:
             and pending_for(await asyncio.to_thread(self.outbox.read), session_id)
         ):
             # Born during an outage, its first turns still wait: it is not stored yet.
-            unstored = BackendUnavailable(
-                self.name, "the session's first turns are still waiting to be stored"
+            unstored = StorageError(
+                f"Session {session_id!r} is not in {self.name} yet: its first turns wait in "
+                f"{self.outbox.path} until they are stored. Try again once they are."
             )
-            if isinstance(change, MetaPatch):
+            if isinstance(change, MetaPatch):  # a patch can wait behind them
                 return await self._queue_patch(session_id, change, unstored)
             raise unstored
         if info is not None:
@@ -360,7 +371,7 @@ class ResilientBackend:
         self._waiting = False
         return stored
 
-    async def _queue_patch(self, session_id: str, patch: MetaPatch, exc: BackendUnavailable) -> SessionInfo:
+    async def _queue_patch(self, session_id: str, patch: MetaPatch, exc: Exception) -> SessionInfo:
         """Queue ``patch`` for a session this daemon knows (else raise ``exc``: it may not
         exist), and show it at once in the copies kept for the outage."""
         known = await self._known(session_id)

@@ -89,6 +89,9 @@ class UnsavedOverlay:
         self.sessions[session.id] = session.copy()
         self.changed.add(session.id)
 
+    async def save_copy(self, session: Session, source_id: str) -> None:
+        await self.save(session)  # kept in memory, like any save while autoSave is off
+
     async def delete(self, session_id: str) -> bool:
         held = self.sessions.pop(session_id, None) is not None
         self.changed.discard(session_id)

@@ -96,9 +96,17 @@ local function context_note(context)
   return ("*(with %s)*"):format(name)
 end
 
+---@class deskmate.Resend an edited or retried question: the answer goes to a new fork
+---@field session_id string the session the question is in
+---@field message_id string the question (or, with regenerate, the answer) to ask again
+---@field regenerate boolean? ask it again unchanged (`question` is only shown)
+---@field index integer? where that question is in the chat: the view is cut there
+
 --- Asks `question` in the workspace `root` (default: the current buffer's) and streams the answer
 --- into its chat, opening the chat when it is closed. `context` is a deskmate.ask context.
----@param opts { question: string, root: string?, context: table?, on_done: fun(err: table?, result: table?)? }
+--- With `resend`, the question replaces an earlier one (edit) or is asked again (retry): the
+--- daemon answers in a new fork, which the chat then shows.
+---@param opts { question: string, root: string?, context: table?, resend: deskmate.Resend?, on_done: fun(err: table?, result: table?)? }
 function M.ask(opts)
   local root = opts.root or workspace.root(0)
   local question = vim.trim(opts.question or "")
@@ -125,10 +133,20 @@ function M.ask(opts)
   chat.open(root)
   chat.set_status(root, "starting…")
 
+  local resend = opts.resend
   local function send()
+    if resend then
+      chat.truncate(root, resend.index)
+    end
     chat.begin_turn(root, question, context_note(opts.context))
     chat.set_status(root, "answering…")
     local args = { question = question, askId = id, workspaceUri = workspace.uri(root), context = opts.context }
+    if resend then
+      args.sessionId, args.editMessageId = resend.session_id, resend.message_id
+      if resend.regenerate then
+        args.regenerate, args.question = true, nil
+      end
+    end
     client.exec(root, "deskmate.ask", args, function(err, result)
       if asks[id] ~= ask then
         return -- already ended (the daemon stopped)
@@ -148,13 +166,19 @@ function M.ask(opts)
         session_id = result.sessionId ~= vim.NIL and result.sessionId or nil,
       })
       answer_ended(root)
+      if type(result.forkedFrom) == "table" then
+        -- Now in the fork: show it as stored (message ids, lineage in the winbar).
+        return M.load(root, function()
+          done(nil, result)
+        end)
+      end
       done(nil, result)
     end)
   end
 
   -- Show the stored history first, so the new turn lands after it.
   local view = chat.get(root)
-  if view.session_id or view.loaded then
+  if view.session_id or view.loaded or resend then
     send()
   else
     M.load(root, function(err)

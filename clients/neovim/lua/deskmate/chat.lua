@@ -16,6 +16,15 @@ local group = vim.api.nvim_create_augroup("deskmate.chat", { clear = true })
 ---@field status string shown in the winbar
 ---@field answer_mark integer? extmark where the streaming answer starts
 ---@field streamed string[] pieces of the streaming answer
+---@field messages deskmate.ChatMessage[] the messages shown, in order, with where each starts
+---@field forked_from { sessionId: string, messageId: string }? where this session was forked from
+---@field fork_count integer forks made from this session
+
+---@class deskmate.ChatMessage
+---@field id string? nil for a turn streamed since the last load (the daemon knows its id)
+---@field role string
+---@field content string
+---@field line integer 0-based line of its heading
 
 ---@type table<string, deskmate.Chat>
 local chats = {}
@@ -70,6 +79,14 @@ local function winbar(chat)
   local title = (chat.title and chat.title ~= "") and chat.title or chat.session_id
   if title then
     table.insert(parts, (title:gsub("%%", "%%%%")))
+  end
+  if chat.forked_from then
+    local from = ("fork of %s"):format(chat.forked_from.sessionId)
+    table.insert(parts, "%#DeskmateLineage#" .. from:gsub("%%", "%%%%") .. "%*")
+  end
+  if (chat.fork_count or 0) > 0 then
+    local forks = ("%d fork%s"):format(chat.fork_count, chat.fork_count == 1 and "" or "s")
+    table.insert(parts, "%#DeskmateLineage#" .. forks .. "%*")
   end
   if chat.status ~= "" then
     table.insert(parts, "%#DeskmateStatus#" .. chat.status:gsub("%%", "%%%%") .. "%*")
@@ -226,7 +243,7 @@ local function create(root)
     end,
   })
 
-  local chat = { root = root, buf = buf, input = input, status = "", streamed = {} }
+  local chat = { root = root, buf = buf, input = input, status = "", streamed = {}, messages = {}, fork_count = 0 }
   vim.fn.prompt_setcallback(input, function(text)
     text = vim.trim(text or "")
     -- A prompt buffer keeps every entered line; the history buffer is the record.
@@ -291,13 +308,18 @@ function M.render(root, session)
   local chat = M.get(root)
   chat.session_id = session.sessionId ~= vim.NIL and session.sessionId or nil
   chat.title = session.title ~= vim.NIL and session.title or nil
+  local lineage = session.forkedFrom
+  chat.forked_from = type(lineage) == "table" and lineage or nil
+  chat.fork_count = type(session.forks) == "table" and #session.forks or 0
   chat.answer_mark = nil
+  chat.messages = {}
   local lines = {}
   for _, message in ipairs(session.messages or {}) do
     if message.role == "user" or message.role == "assistant" then
       if #lines > 0 then
         vim.list_extend(lines, { "", "" })
       end
+      table.insert(chat.messages, { id = message.id, role = message.role, content = message.content, line = #lines })
       vim.list_extend(lines, message_lines(message))
     end
   end
@@ -321,10 +343,46 @@ function M.begin_turn(root, question, note)
     vim.list_extend(lines, { "", note })
   end
   vim.list_extend(lines, { "", heading("assistant"), "", "" })
+  -- append_block starts the block on the first line of an empty buffer, else two lines below its end.
+  local first = is_empty(chat.buf) and 0 or vim.api.nvim_buf_line_count(chat.buf) + 1
+  table.insert(chat.messages, { role = "user", content = question, line = first })
+  table.insert(chat.messages, { role = "assistant", content = "", line = first + #lines - 3 })
   append_block(chat, lines)
   local last = vim.api.nvim_buf_line_count(chat.buf)
   chat.answer_mark = vim.api.nvim_buf_set_extmark(chat.buf, ns, last - 1, 0, { right_gravity = false })
   chat.streamed = {}
+end
+
+--- The index in `chat.messages` of the message shown at the 0-based `line`, if any.
+---@param root string
+---@param line integer
+---@return integer?
+function M.message_index(root, line)
+  local chat = chats[root]
+  local found
+  for index, message in ipairs(chat and chat.messages or {}) do
+    if message.line <= line then
+      found = index
+    end
+  end
+  return found
+end
+
+--- Removes the message at `index` and everything after it from the view (an edit or retry
+--- continues from there, in a fork).
+---@param root string
+---@param index integer?
+function M.truncate(root, index)
+  local chat = M.get(root)
+  local message = index and chat.messages[index]
+  local from = message and math.max(0, message.line - 2) or 0
+  for i = #chat.messages, (message and index or 1), -1 do
+    table.remove(chat.messages, i)
+  end
+  edit(chat.buf, function()
+    vim.api.nvim_buf_set_lines(chat.buf, from, -1, false, {})
+  end)
+  show_hint(chat)
 end
 
 --- Appends a piece of the streaming answer.

@@ -81,6 +81,24 @@ M.subcommands = {
       deskmate().trash()
     end,
   },
+  fork = {
+    help = "fork [title]: in the chat, a new session up to the message under the cursor",
+    run = function(args)
+      deskmate().fork(args ~= "" and args or nil)
+    end,
+  },
+  edit = {
+    help = "edit: in the chat, edit the question under the cursor; :w resends it in a fork",
+    run = function()
+      deskmate().edit()
+    end,
+  },
+  retry = {
+    help = "retry: ask the question of the answer under the cursor (or the last one) again, in a fork",
+    run = function()
+      deskmate().retry()
+    end,
+  },
   cancel = {
     help = "cancel: stop the answer being written",
     run = function()

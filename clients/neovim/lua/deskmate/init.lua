@@ -109,6 +109,22 @@ function M.switch(id)
   require("deskmate.sessions").switch(root(), id)
 end
 
+--- In the chat: a new session up to the message under the cursor (|:Deskmate-fork|).
+---@param title string?
+function M.fork(title)
+  require("deskmate.forks").fork(title)
+end
+
+--- In the chat: edit the question under the cursor; writing it resends it in a fork.
+function M.edit()
+  require("deskmate.forks").edit()
+end
+
+--- Ask the question of the answer under the cursor (or of the last answer) again, in a fork.
+function M.retry()
+  require("deskmate.forks").retry()
+end
+
 function M.cancel()
   require("deskmate.ask").cancel(root())
 end

@@ -74,12 +74,14 @@ end
 function M.format(s)
   local title = (s.title ~= vim.NIL and s.title ~= "") and s.title or s.sessionId
   local count = tonumber(s.messageCount) or 0
-  return ("%s%s · %s · %d message%s"):format(
+  local fork = type(s.forkedFrom) == "table" and (" · fork of " .. s.forkedFrom.sessionId) or ""
+  return ("%s%s · %s · %d message%s%s"):format(
     s.active and "● " or "  ",
     title,
     M.age(s.updatedAt),
     count,
-    count == 1 and "" or "s"
+    count == 1 and "" or "s",
+    fork
   )
 end
 

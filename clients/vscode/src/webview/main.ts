@@ -23,6 +23,9 @@ const deleteButton = $<HTMLButtonElement>('delete-session');
 const statusBox = $<HTMLElement>('status');
 const statusText = $<HTMLElement>('status-text');
 const restartButton = $<HTMLButtonElement>('restart');
+const lineageBox = $<HTMLElement>('lineage');
+const lineageText = $<HTMLElement>('lineage-text');
+const lineageSource = $<HTMLButtonElement>('lineage-source');
 
 /** The answer being streamed: its text so far and the element it renders into. */
 interface Streaming {
@@ -81,12 +84,113 @@ function markInterrupted(entry: HTMLElement, note: string): void {
   entry.append(mark);
 }
 
+/** The stored messages shown, by id: what the message actions act on. */
+const shownEntries = new Map<string, ChatEntry>();
+
+function actionButton(action: string, label: string, title: string): HTMLButtonElement {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'message-action secondary';
+  button.dataset.messageAction = action;
+  button.textContent = label;
+  button.title = title;
+  return button;
+}
+
+/** Copy, Fork from here, and Edit (questions) or Retry (answers), for a stored message. */
+function addActions(entry: HTMLElement, item: ChatEntry): void {
+  if (!item.id || !stored) return;
+  entry.dataset.id = item.id;
+  shownEntries.set(item.id, item);
+  const bar = document.createElement('div');
+  bar.className = 'message-actions';
+  bar.setAttribute('role', 'toolbar');
+  bar.setAttribute('aria-label', item.role === 'user' ? 'Question actions' : 'Answer actions');
+  bar.append(
+    actionButton('copy', 'Copy', 'Copy this message'),
+    actionButton('fork', 'Fork from here', 'A new session holding the conversation up to this message'),
+    item.role === 'user'
+      ? actionButton('edit', 'Edit', 'Edit this question and resend it in a fork')
+      : actionButton('retry', 'Retry', 'Ask this question again in a fork; this answer is kept'),
+  );
+  entry.append(bar);
+}
+
 function appendEntry(item: ChatEntry): HTMLElement {
   const { entry, body } = entryElement(item.role);
   fillBody(body, item.role, item.content);
   if (item.role === 'assistant' && item.status === 'interrupted') markInterrupted(entry, 'Answer interrupted.');
+  addActions(entry, item);
   transcript.append(entry);
   return entry;
+}
+
+/** Removes the message `id` and everything after it: an edit or retry continues from there. */
+function cutFrom(id: string): void {
+  const from = Array.from(transcript.querySelectorAll<HTMLElement>(':scope > .message')).find((e) => e.dataset.id === id);
+  if (!from) return;
+  while (from.nextSibling) from.nextSibling.remove();
+  from.remove();
+}
+
+// ---- editing a question in place ----------------------------------------------------
+
+function startEditing(entry: HTMLElement): void {
+  const item = entry.dataset.id ? shownEntries.get(entry.dataset.id) : undefined;
+  if (!item || streaming || entry.classList.contains('editing')) return;
+  const body = entry.querySelector<HTMLElement>('.message-body');
+  if (!body) return;
+  entry.classList.add('editing');
+  const box = document.createElement('textarea');
+  box.className = 'edit-box';
+  box.rows = Math.min(8, Math.max(2, item.content.split('\n').length));
+  box.value = item.content;
+  box.setAttribute('aria-label', 'Edit the question (Enter resends it in a fork, Escape cancels)');
+  const hint = document.createElement('div');
+  hint.className = 'message-note edit-hint';
+  hint.textContent = 'Enter resends it in a fork (this conversation is kept); Escape cancels.';
+  body.replaceChildren(box, hint);
+  box.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') {
+      event.stopPropagation();
+      stopEditing(entry, item);
+    } else if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      const question = box.value.trim();
+      if (!question || streaming || !item.id) return;
+      post({ type: 'edit', messageId: item.id, question });
+    }
+  });
+  box.focus();
+  box.setSelectionRange(box.value.length, box.value.length);
+}
+
+function stopEditing(entry: HTMLElement, item: ChatEntry): void {
+  entry.classList.remove('editing');
+  const body = entry.querySelector<HTMLElement>('.message-body');
+  if (body) fillBody(body, item.role, item.content);
+  entry.querySelector<HTMLButtonElement>('button[data-message-action="edit"]')?.focus();
+}
+
+// ---- where the session came from ---------------------------------------------------------
+
+function showLineage(message: Extract<ToWebview, { type: 'session' }>): void {
+  const from = message.forkedFrom;
+  const forks = message.forkCount ?? 0;
+  const forkNote = forks > 0 ? `${forks === 1 ? '1 fork' : `${forks} forks`} made from this session` : '';
+  if (from) {
+    lineageText.textContent = 'Forked from';
+    lineageSource.textContent = from.title || from.sessionId;
+    lineageSource.dataset.sessionId = from.sessionId;
+    lineageSource.hidden = false;
+    lineageBox.title = forkNote;
+  } else {
+    lineageText.textContent = forkNote ? `${forkNote}` : '';
+    lineageSource.hidden = true;
+    delete lineageSource.dataset.sessionId;
+    lineageBox.title = '';
+  }
+  lineageBox.hidden = !from && !forkNote;
 }
 
 function showEmpty(): void {
@@ -114,8 +218,9 @@ function clearTransientErrors(): void {
 
 // ---- streaming --------------------------------------------------------------------
 
-function startAnswer(askId: string, question: string): void {
+function startAnswer(askId: string, question: string, replaceFrom?: string): void {
   finishStreaming();
+  if (replaceFrom) cutFrom(replaceFrom);
   transcript.querySelector(':scope > .empty')?.remove();
   clearTransientErrors();
   appendEntry({ role: 'user', content: question });
@@ -190,6 +295,8 @@ function showSession(message: Extract<ToWebview, { type: 'session' }>): void {
     sessionSelect.append(option);
   }
   sessions = choices;
+  showLineage(message);
+  shownEntries.clear();
   transcript.replaceChildren();
   for (const entry of message.entries) appendEntry(entry);
   if (message.entries.length === 0) showEmpty();
@@ -222,7 +329,7 @@ window.addEventListener('message', (event: MessageEvent<ToWebview>) => {
       showSession(message);
       break;
     case 'askStarted':
-      startAnswer(message.askId, message.question);
+      startAnswer(message.askId, message.question, message.replaceFrom);
       break;
     case 'askDelta':
       if (streaming?.askId === message.askId) {
@@ -293,6 +400,8 @@ deleteButton.addEventListener('click', () => {
 });
 
 transcript.addEventListener('click', (event) => {
+  const action = (event.target as Element).closest('button.message-action') as HTMLButtonElement | null;
+  if (action) return messageAction(action);
   const button = (event.target as Element).closest('button.code-action') as HTMLButtonElement | null;
   if (!button) return;
   const text = codeOf(button);
@@ -303,6 +412,33 @@ transcript.addEventListener('click', (event) => {
   } else if (button.dataset.action === 'insert') {
     post({ type: 'insert', text });
   }
+});
+
+function messageAction(button: HTMLButtonElement): void {
+  const entry = button.closest('.message') as HTMLElement | null;
+  const id = entry?.dataset.id;
+  const item = id ? shownEntries.get(id) : undefined;
+  if (!entry || !id || !item) return;
+  switch (button.dataset.messageAction) {
+    case 'copy':
+      post({ type: 'copy', text: item.content });
+      flash(button, 'Copied');
+      break;
+    case 'fork':
+      if (!streaming) post({ type: 'fork', messageId: id });
+      break;
+    case 'edit':
+      startEditing(entry);
+      break;
+    case 'retry':
+      if (!streaming) post({ type: 'retry', messageId: id });
+      break;
+  }
+}
+
+lineageSource.addEventListener('click', () => {
+  const source = lineageSource.dataset.sessionId;
+  if (source && !streaming) post({ type: 'switchSession', sessionId: source });
 });
 
 function flash(button: HTMLButtonElement, label: string): void {

@@ -473,4 +473,63 @@ describe('the extension in a real VS Code (code-server)', () => {
     assert.equal(existsSync(join(tmp, 'evil-data')), false, 'nothing stored in the directory the workspace named');
     rmSync(vscodeDir, { recursive: true, force: true });
   });
+  step('Fork from here, Edit (Enter resends) and Retry in the chat view each make a fork; the header links back', async () => {
+    await chat().locator('#new-session').click();
+    await eventually(async () => (await chat().locator('#transcript').innerText()).includes('No messages yet'), 'an empty session');
+    await ask('alpha');
+    await waitForAnswer('You asked: alpha. I see 0 earlier messages.');
+    await ask('beta');
+    await waitForAnswer('You asked: beta. I see 2 earlier messages.');
+    const source = await chat().locator('#session-select').inputValue();
+    const sourceHistory = await messages();
+    assert.equal(sourceHistory.length, 4);
+    const waitIdle = () =>
+      eventually(async () => (await chat().locator('.message.assistant.streaming').count()) === 0, 'the answer to end');
+    const backToSource = async () => {
+      await chat().locator('#lineage-source').click();
+      await eventually(async () => (await chat().locator('#session-select').inputValue()) === source, 'the source session again');
+      assert.deepEqual(await messages(), sourceHistory, 'the source is untouched');
+    };
+
+    // Fork from here, on the first answer.
+    await chat().locator('.message.assistant').first().locator('button[data-message-action="fork"]').click();
+    await eventually(async () => (await chat().locator('#lineage-source').isVisible()) && (await messages()).length === 2, 'the fork shown');
+    assert.equal(await chat().locator('#lineage-source').innerText(), 'alpha');
+    assert.notEqual(await chat().locator('#session-select').inputValue(), source);
+    assert.deepEqual(await messages(), sourceHistory.slice(0, 2));
+    await backToSource();
+    assert.match(await chat().locator('#lineage').innerText(), /1 fork made from this session/);
+
+    // Edit the second question in place; Enter resends it in a fork.
+    const question = chat().locator('.message.user').nth(1);
+    await question.locator('button[data-message-action="edit"]').click();
+    const box = question.locator('textarea.edit-box');
+    await box.fill('beta, reworded');
+    await box.press('Enter');
+    await waitForAnswer('You asked: beta, reworded. I see 2 earlier messages.');
+    await eventually(async () => await chat().locator('#lineage-source').isVisible(), 'the edit shown as a fork');
+    assert.deepEqual((await messages()).slice(0, 3), [...sourceHistory.slice(0, 2), 'beta, reworded']);
+    await backToSource();
+
+    // Retry the second answer: the same question again, in another fork.
+    await chat().locator('.message.assistant').nth(1).locator('button[data-message-action="retry"]').click();
+    await waitIdle();
+    await eventually(async () => await chat().locator('#lineage-source').isVisible(), 'the retry shown as a fork');
+    await waitForAnswer('You asked: beta. I see 2 earlier messages.');
+    assert.deepEqual((await messages()).slice(0, 3), sourceHistory.slice(0, 3));
+    assert.notEqual(await chat().locator('#session-select').inputValue(), source);
+
+    // The picture of the message actions in the README: the fork, its header, an answer's actions.
+    await runCommand('View: Close All Editors');
+    await chat().locator('.message.assistant').last().hover();
+    mkdirSync(artifacts, { recursive: true });
+    await page.locator('.part.sidebar').screenshot({ path: join(artifacts, 'vscode-forks.png') });
+    if (process.env.DESKMATE_FORKS_SCREENSHOT) {
+      mkdirSync(dirname(process.env.DESKMATE_FORKS_SCREENSHOT), { recursive: true });
+      copyFileSync(join(artifacts, 'vscode-forks.png'), process.env.DESKMATE_FORKS_SCREENSHOT);
+    }
+
+    await backToSource();
+    assert.match(await chat().locator('#lineage').innerText(), /3 forks made from this session/);
+  });
 });

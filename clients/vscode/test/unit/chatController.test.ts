@@ -14,6 +14,8 @@ class FakeDaemon implements DaemonPort {
   messages: StoredMessage[] = [];
   sessions: SessionSummary[] = [];
   sessionId: string | null = 'project-1234abcd';
+  forkedFrom: { sessionId: string; messageId: string } | null = null;
+  forks: { sessionId: string; messageId: string; title: string }[] = [];
   /** Set by a test to control deskmate.ask. */
   onAsk: (args: Record<string, unknown>) => Promise<unknown> = async (args) => ({
     sessionId: this.sessionId,
@@ -32,7 +34,20 @@ class FakeDaemon implements DaemonPort {
       case 'deskmate.ask':
         return (await this.onAsk(record)) as T;
       case 'deskmate.getSession':
-        return { sessionId: this.sessionId, title: 'Project', messages: this.messages } as T;
+        return {
+          sessionId: this.sessionId,
+          title: 'Project',
+          messages: this.messages,
+          forkedFrom: this.forkedFrom,
+          forks: this.forks,
+        } as T;
+      case 'deskmate.forkSession':
+        return {
+          sessionId: 'fork-1',
+          title: 'Project (fork)',
+          messageCount: 2,
+          forkedFrom: { sessionId: this.sessionId, messageId: record.messageId },
+        } as T;
       case 'deskmate.listSessions':
         return { sessions: this.sessions } as T;
       case 'deskmate.cancel':
@@ -126,6 +141,22 @@ describe('ChatController', () => {
     host = new FakeHost();
     ids = 0;
     controller = new ChatController(daemon, host, () => `ask-${++ids}`);
+  });
+
+  it('passes coalesced deltas (several lines each) to the view as they are; the text is their concatenation', async () => {
+    const answer = deferred<unknown>();
+    daemon.onAsk = () => answer.promise;
+    const asking = controller.ask('Many lines?');
+    await tick();
+    const full = Array.from({ length: 30 }, (_, i) => `line ${i + 1}: \`code\``).join('\n');
+    const deltas = [full.slice(0, 5), full.slice(5, 200), full.slice(200)];
+    deltas.forEach((delta, index) => controller.onAskDelta({ askId: 'ask-1', sessionId: 's', delta, index }));
+    assert.deepEqual(
+      host.posted.filter((m) => m.type === 'askDelta').map((m) => (m as { delta: string }).delta),
+      deltas,
+    );
+    answer.resolve({ sessionId: 's', askId: 'ask-1', answer: full, interrupted: false });
+    assert.equal((await asking)?.answer, full);
   });
 
   it('streams an answer into the view in order, then shows the stored history', async () => {
@@ -273,11 +304,13 @@ describe('ChatController', () => {
       sessionId: 'project-1234abcd',
       title: 'Project',
       entries: [
-        { role: 'user', content: 'q' },
-        { role: 'assistant', content: 'half', status: 'interrupted' },
+        { id: '1', role: 'user', content: 'q' },
+        { id: '2', role: 'assistant', content: 'half', status: 'interrupted' },
       ],
       sessions: [{ sessionId: 'project-1234abcd', title: 'Project', messageCount: 2, active: true }],
       stored: true,
+      forkedFrom: null,
+      forkCount: 0,
     });
     assert.deepEqual(daemon.calls.map((c) => c.args), [{ workspaceUri: FOLDER }, { workspaceUri: FOLDER }]);
   });
@@ -383,5 +416,65 @@ describe('ChatController', () => {
     daemon.failures['deskmate.getSession'] = new DeskmateError('not running');
     await controller.refresh();
     assert.equal(host.last('error'), undefined);
+  });
+  describe('forks', () => {
+    const history = [
+      { id: 'q1', role: 'user', content: 'first', timestamp: 't' },
+      { id: 'a1', role: 'assistant', content: 'one', timestamp: 't' },
+      { id: 'q2', role: 'user', content: 'second', timestamp: 't' },
+      { id: 'a2', role: 'assistant', content: 'two', timestamp: 't' },
+    ];
+
+    beforeEach(async () => {
+      daemon.messages = history;
+      await controller.refresh();
+      daemon.calls = [];
+      host.posted = [];
+    });
+
+    it('Fork from here forks the shown session at that message and shows the fork with its source', async () => {
+      daemon.sessions = [
+        { sessionId: 'project-1234abcd', title: 'Project', workspaceUri: FOLDER, createdAt: 'c', updatedAt: 'u', messageCount: 4, active: false },
+      ];
+      await controller.handle({ type: 'fork', messageId: 'a1' });
+      assert.deepEqual(daemon.calls[0], {
+        command: 'deskmate.forkSession',
+        args: { workspaceUri: FOLDER, sessionId: 'project-1234abcd', messageId: 'a1' },
+      });
+      daemon.forkedFrom = { sessionId: 'project-1234abcd', messageId: 'a1' };
+      await controller.refresh();
+      assert.deepEqual(host.last('session')?.forkedFrom, { sessionId: 'project-1234abcd', messageId: 'a1', title: 'Project' });
+    });
+
+    it('Edit resends the new text with editMessageId; the view replaces the question and what followed', async () => {
+      await controller.handle({ type: 'edit', messageId: 'q2', question: 'second, better' });
+      assert.deepEqual(host.posted[0], { type: 'askStarted', askId: 'ask-1', question: 'second, better', replaceFrom: 'q2' });
+      assert.deepEqual(daemon.calls[0].args, {
+        question: 'second, better',
+        askId: 'ask-1',
+        workspaceUri: FOLDER,
+        sessionId: 'project-1234abcd',
+        editMessageId: 'q2',
+      });
+    });
+
+    it('Retry on an answer asks its question again with regenerate, without a question', async () => {
+      await controller.handle({ type: 'retry', messageId: 'a2' });
+      assert.deepEqual(host.posted[0], { type: 'askStarted', askId: 'ask-1', question: 'second', replaceFrom: 'q2' });
+      assert.deepEqual(daemon.calls[0].args, {
+        askId: 'ask-1',
+        workspaceUri: FOLDER,
+        sessionId: 'project-1234abcd',
+        editMessageId: 'q2',
+        regenerate: true,
+      });
+    });
+
+    it('the source shows how many forks were made from it', async () => {
+      daemon.forks = [{ sessionId: 'fork-1', messageId: 'a1', title: 'Project (fork)' }];
+      await controller.refresh();
+      assert.equal(host.last('session')?.forkCount, 1);
+      assert.equal(host.last('session')?.forkedFrom, null);
+    });
   });
 });

@@ -350,6 +350,66 @@ describe('chat page in Chromium', () => {
     assert.equal(await page.locator('#delete-session').isDisabled(), true);
   });
 
+  it('message actions: Copy, Fork from here, Edit in place (Enter resends, Escape cancels), Retry; the fork links to its source', async () => {
+    await send({ type: 'status', state: 'running' });
+    const entries = [
+      { id: 'q1', role: 'user' as const, content: 'first' },
+      { id: 'a1', role: 'assistant' as const, content: 'one' },
+      { id: 'q2', role: 'user' as const, content: 'second' },
+      { id: 'a2', role: 'assistant' as const, content: 'two' },
+    ];
+    await send({ type: 'session', sessionId: 'proj-1', title: 'Why is the build slow', entries, sessions: SESSIONS, stored: true, forkedFrom: null, forkCount: 2 });
+    assert.equal(await page.locator('#lineage').isVisible(), true);
+    assert.match(await text('#lineage'), /2 forks made from this session/);
+    const answer = page.locator('.message.assistant').first();
+    assert.deepEqual(await answer.locator('.message-action').allInnerTexts(), ['Copy', 'Fork from here', 'Retry']);
+    assert.deepEqual(await page.locator('.message.user').first().locator('.message-action').allInnerTexts(), ['Copy', 'Fork from here', 'Edit']);
+
+    await answer.locator('button[data-message-action="copy"]').click();
+    assert.deepEqual(await lastPosted(), { type: 'copy', text: 'one' });
+    await answer.locator('button[data-message-action="fork"]').click();
+    assert.deepEqual(await lastPosted(), { type: 'fork', messageId: 'a1' });
+    await page.locator('.message.assistant').nth(1).locator('button[data-message-action="retry"]').click();
+    assert.deepEqual(await lastPosted(), { type: 'retry', messageId: 'a2' });
+
+    // Edit: the question becomes a text box; Escape puts it back, Enter resends.
+    const question = page.locator('.message.user').nth(1);
+    await question.locator('button[data-message-action="edit"]').click();
+    const box = question.locator('textarea.edit-box');
+    assert.equal(await box.inputValue(), 'second');
+    await box.press('Escape');
+    assert.equal(await question.locator('textarea').count(), 0);
+    assert.equal(await question.locator('.message-body').innerText(), 'second');
+    await question.locator('button[data-message-action="edit"]').click();
+    await box.fill('second, reworded');
+    await box.press('Shift+Enter');
+    await box.press('Enter');
+    assert.deepEqual(await lastPosted(), { type: 'edit', messageId: 'q2', question: 'second, reworded' });
+
+    // The resent question replaces the old one and what followed; the answer streams below it.
+    await send({ type: 'askStarted', askId: 'r1', question: 'second, reworded', replaceFrom: 'q2' });
+    assert.deepEqual(await page.locator('.message .message-body').allInnerTexts(), ['first', 'one', 'second, reworded', '']);
+    assert.equal(await page.locator('.message-actions').first().isVisible(), false, 'no actions while an answer streams');
+    await send({ type: 'askFinished', askId: 'r1', answer: 'better', interrupted: false });
+
+    // Shown as a fork: the header names the source and goes back to it.
+    await send({
+      type: 'session',
+      sessionId: 'proj-4',
+      title: 'Why is the build slow (fork)',
+      entries: [entries[0], entries[1], { id: 'q3', role: 'user', content: 'second, reworded' }, { id: 'a3', role: 'assistant', content: 'better' }],
+      sessions: SESSIONS,
+      stored: true,
+      forkedFrom: { sessionId: 'proj-1', messageId: 'q2', title: 'Why is the build slow' },
+      forkCount: 0,
+    });
+    assert.match(await text('#lineage'), /Forked from\s+Why is the build slow/);
+    await page.click('#lineage-source');
+    assert.deepEqual(await lastPosted(), { type: 'switchSession', sessionId: 'proj-1' });
+    await send({ type: 'session', sessionId: 'proj-2', title: 'Parser bug', entries: [], sessions: SESSIONS, stored: true, forkedFrom: null, forkCount: 0 });
+    assert.equal(await page.locator('#lineage').isHidden(), true);
+  });
+
   it("uses VS Code's theme colours", async () => {
     await page.evaluate(() => {
       document.documentElement.style.setProperty('--vscode-button-background', 'rgb(1, 2, 3)');

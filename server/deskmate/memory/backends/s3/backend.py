@@ -190,6 +190,11 @@ class S3Backend:
         async with self._writer(session.id):
             await asyncio.to_thread(self._save, session)
 
+    async def save_copy(self, session: Session, source_id: str) -> None:
+        """A save: measured, writing the copy costs about one load here (a fork stays within
+        twice a load), so copying inside the store would buy little."""
+        await self.save(session)
+
     async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
         """Write a manifest with the new title and metadata over the one ``change`` saw."""
         validate_session_id(session_id)
