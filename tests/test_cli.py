@@ -218,6 +218,20 @@ def test_file_context_in_the_terminal_must_be_a_regular_file(project, model_serv
     assert environ.returncode == 1 and "system file" in environ.stderr
 
 
+def test_ask_redacts_secrets_and_says_so_on_stderr(project, model_server, data_dir):
+    env_file = project / ".env"
+    env_file.write_text("OPENAI_API_KEY=sk-proj-" + "Qx7" * 12 + "\nDEBUG=1\n")
+    result = deskmate(
+        "ask", "why is AKIAIOSFODNN7EXAMPLE refused?", "--file", str(env_file),
+        cwd=project, model_server=model_server, data_dir=data_dir,
+    )  # fmt: skip
+    assert "redacted 1 AWS key and 1 OpenAI key" in result.stderr
+    assert "[redacted: AWS key]" in result.stdout  # the test model echoes the question it received
+    stored = b"".join(path.read_bytes() for path in (data_dir / "sessions").glob("*.jsonl"))
+    assert b"AKIAIOSFODNN7EXAMPLE" not in stored and b"Qx7Qx7" not in stored
+    assert b"[redacted: OpenAI key]" in stored
+
+
 def test_sessions_fork_at_a_message_shown_by_show(project, model_server, data_dir):
     def run(*args, check=True):
         return deskmate(*args, cwd=project, model_server=model_server, data_dir=data_dir, check=check)

@@ -87,7 +87,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="storage URL to copy from (default: the configured store, $DESKMATE_STORAGE_URL or the data dir)",
     )
-    migrate.add_argument("--to", dest="target", metavar="URL", required=True, help="storage URL to copy to")
+    migrate.add_argument("--to", dest="target", metavar="URL", help="storage URL to copy to")
+    migrate.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="encrypt, in place, every session of the store stored in the clear (resumable: run it again)",
+    )
+    migrate.add_argument(
+        "--rekey",
+        action="store_true",
+        help="re-encrypt, in place, every session sealed with an older key with the current one (resumable)",
+    )
+
+    keys = commands.add_parser("keys", help="the encryption keys (docs/security.md)")
+    key_verbs = keys.add_subparsers(dest="verb", required=True)
+    init = key_verbs.add_parser("init", help="make a new key, in the OS keychain (or --file)")
+    init.add_argument(
+        "--file", type=Path, metavar="PATH", help="write the key to this file (mode 0600) instead"
+    )
+    init.add_argument(
+        "--rotate",
+        action="store_true",
+        help="add a new current key, keeping the old ones for reading until `sessions migrate --rekey`",
+    )
+    key_verbs.add_parser("status", help="where the keys come from and their ids (never the keys)")
     return parser
 
 
@@ -140,8 +163,23 @@ async def run_terminal(args: argparse.Namespace) -> int:
     from .engine.workspaces import path_to_uri, project_root
     from .memory import SessionStoreError
 
+    if args.command == "keys":
+        from .keys_cli import keys_command
+
+        return keys_command(args)
     if args.command == "sessions" and args.verb == "migrate":
         try:
+            if args.encrypt or args.rekey:
+                if args.target or args.source or (args.encrypt and args.rekey):
+                    print(
+                        "deskmate: --encrypt and --rekey work in place: use one, without --from or --to",
+                        file=sys.stderr,
+                    )
+                    return 2
+                return await run_reseal("rekey" if args.rekey else "encrypt")
+            if not args.target:
+                print("deskmate: sessions migrate needs --to URL (or --encrypt / --rekey)", file=sys.stderr)
+                return 2
             return await run_migrate(args.source, args.target)
         except SessionStoreError as exc:
             print(f"deskmate: {exc}", file=sys.stderr)
@@ -175,7 +213,13 @@ async def terminal_ask(assistant, args: argparse.Namespace) -> int:
     ref = assistant.sessions.resolve(session_id=args.session)
     out = SafeWriter(sys.stdout)
     task = asyncio.ensure_future(
-        assistant.asks.ask(" ".join(args.question), ref=ref, context=context, on_delta=out.write)
+        assistant.asks.ask(
+            " ".join(args.question),
+            ref=ref,
+            context=context,
+            on_delta=out.write,
+            on_redacted=lambda found: print(found.notice(), file=sys.stderr),
+        )
     )
     try:
         result = await asyncio.shield(task)
@@ -303,12 +347,23 @@ async def terminal_fork(assistant, ref, args: argparse.Namespace) -> int:
 
 async def run_migrate(source_url: str | None, target_url: str) -> int:
     from .engine import settings_from_environment
+    from .engine.store import apply_record_encoding
     from .memory import default_data_dir
     from .memory.migrate import migrate
+    from .memory.sealed import SealedLabels
     from .memory.urls import backend_for_url, redact
 
-    source_url = source_url or settings_from_environment().storage_url or str(default_data_dir())
-    source, target = backend_for_url(source_url), backend_for_url(target_url)
+    settings = settings_from_environment()
+    source_url = source_url or settings.storage_url or str(default_data_dir())
+    # Sessions are read opened and written as the encryption and compression settings say
+    # (DESKMATE_ENCRYPTION, DESKMATE_COMPRESSION), never left half encrypted by a copy.
+    problem = apply_record_encoding(settings)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    seal = settings.encryption == "on"
+    source = SealedLabels(backend_for_url(source_url), seal=seal)
+    target = SealedLabels(backend_for_url(target_url), seal=seal)
 
     def progress(outcome: str, session_id: str, session) -> None:
         print(f"{outcome:14} {session_id}  ({len(session.messages)} messages)", file=sys.stderr)
@@ -326,6 +381,51 @@ async def run_migrate(source_url: str | None, target_url: str) -> int:
     for session_id, why in report.conflicts:
         print(f"conflict: {session_id}: {why}", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+async def run_reseal(verb: str) -> int:
+    """``sessions migrate --encrypt`` / ``--rekey``: every session of the configured store sealed
+    with the current key, in place, one atomic save per session."""
+    from .engine import settings_from_environment
+    from .engine.store import apply_record_encoding, data_dir_of
+    from .memory import keys
+    from .memory.reseal import reseal
+    from .memory.sealed import SealedLabels
+    from .memory.urls import daemon_store, redact
+
+    settings = settings_from_environment()
+    ring = keys.keys()
+    if ring.current is None:
+        print("deskmate: there is no encryption key: run `deskmate keys init` first.", file=sys.stderr)
+        return 1
+    apply_record_encoding(replace_setting(settings, encryption="on"))
+    url = settings.storage_url or str(data_dir_of(settings))
+    store = SealedLabels(daemon_store(settings.storage_url, data_dir_of(settings)), seal=True)
+
+    def progress(outcome: str, session_id: str, messages: int) -> None:
+        print(f"{outcome:15} {session_id}  ({messages} messages)", file=sys.stderr, flush=True)
+
+    try:
+        report = await reseal(store, progress=progress)
+    finally:
+        await store.close()
+    done = "encrypted" if verb == "encrypt" else "re-encrypted"
+    print(
+        f"{len(report.resealed)} {done}, {len(report.already_sealed)} already sealed with key "
+        f"{ring.current_id}, {len(report.refused)} refused; {report.messages} messages verified in {redact(url)}."
+    )
+    for session_id, why in report.refused:
+        print(f"refused: {session_id}: {why}", file=sys.stderr)
+    if report.ok and len(ring.keys) > 1:
+        old = ", ".join(ring.ids()[1:])
+        print(f"Nothing in this store needs the older key(s) {old} any more.")
+    return 0 if report.ok else 1
+
+
+def replace_setting(settings, **changes):
+    import dataclasses
+
+    return dataclasses.replace(settings, **changes)
 
 
 if __name__ == "__main__":

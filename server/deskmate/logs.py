@@ -27,6 +27,7 @@ SECRET_ENV = (
     "PGPASSWORD",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "DESKMATE_ENCRYPTION_KEY",  # one key or several, comma-separated: each masked below too
 )
 
 _secrets: set[str] = set()
@@ -76,7 +77,10 @@ def register_url_secrets(url: str | None) -> None:
 
 def register_environment_secrets() -> None:
     for name in SECRET_ENV:
-        register_secret(os.environ.get(name))
+        value = os.environ.get(name)
+        register_secret(value)
+        for part in (value or "").split(",") if "," in (value or "") else ():
+            register_secret(part.strip())
 
 
 def mask(text: str) -> str:

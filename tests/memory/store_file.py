@@ -11,3 +11,9 @@ def url_for(namespace: str, tmp_path: Path) -> str:
 
 def cleanup(namespace: str) -> None:
     """Nothing to do: pytest removes tmp_path."""
+
+
+def stored_bytes(namespace: str, tmp_path: Path) -> bytes:
+    """Every byte the store keeps: each file under its directory, locks included."""
+    root = tmp_path / namespace
+    return b"".join(path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file())

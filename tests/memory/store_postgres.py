@@ -53,3 +53,21 @@ def cleanup(namespace: str) -> None:
     """Drop the test's schema and everything in it."""
     with psycopg.connect(server_url(), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(namespace)))
+
+
+def stored_bytes(namespace: str, tmp_path: Path | None = None) -> bytes:
+    """Every row of every table in the test's schema, as PostgreSQL prints it."""
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (namespace,)
+            )
+        ]
+        rows = []
+        for table in tables:
+            query = sql.SQL("SELECT t::text FROM {}.{} t").format(
+                sql.Identifier(namespace), sql.Identifier(table)
+            )
+            rows += [row[0] for row in conn.execute(query)]
+    return "\n".join(rows).encode()

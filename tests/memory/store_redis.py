@@ -64,3 +64,25 @@ def cleanup(namespace: str) -> None:
                 connection.unlink(*keys)
     except redis.ConnectionError:
         pass  # the test was skipped: nothing was stored
+
+
+def stored_bytes(namespace: str, tmp_path: Path | None = None) -> bytes:
+    """Every key under the prefix and every value it holds, whatever its type."""
+    out: list[bytes] = []
+    with client() as connection:
+        for key in sorted(connection.scan_iter(match=f"{namespace}:*", count=500)):
+            kind = connection.type(key)
+            out.append(key)
+            if kind == b"string":
+                out.append(connection.get(key) or b"")
+            elif kind == b"hash":
+                out += [item for pair in sorted(connection.hgetall(key).items()) for item in pair]
+            elif kind == b"list":
+                out += connection.lrange(key, 0, -1)
+            elif kind == b"zset":
+                out += [member for member, _ in connection.zrange(key, 0, -1, withscores=True)]
+            elif kind == b"set":
+                out += list(connection.smembers(key))
+            else:
+                out.append(connection.dump(key) or b"")
+    return b"\n".join(out)

@@ -19,3 +19,12 @@ cleanup = store_redis.cleanup
 def backend_for_url(url: str, tmp_path: Path) -> MemoryBackend:
     """What the daemon opens for ``url``: the backend inside a ResilientBackend."""
     return daemon_store(url, tmp_path / "data")
+
+
+def stored_bytes(namespace: str, tmp_path: Path) -> bytes:
+    """The store's bytes and the outbox's (under the data dir)."""
+    outbox = tmp_path / "data"
+    local = (
+        b"".join(p.read_bytes() for p in sorted(outbox.rglob("*")) if p.is_file()) if outbox.exists() else b""
+    )
+    return store_redis.stored_bytes(namespace, tmp_path) + local

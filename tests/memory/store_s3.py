@@ -95,3 +95,11 @@ def cleanup(namespace: str) -> None:
     s3 = client()
     for key in keys(namespace):
         s3.delete_object(Bucket=BUCKET, Key=key)
+
+
+def stored_bytes(namespace: str, tmp_path: Path | None = None) -> bytes:
+    """Every object under the namespace: its key and its body."""
+    s3 = client()
+    return b"\n".join(
+        key.encode() + b"\n" + s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in keys(namespace)
+    )

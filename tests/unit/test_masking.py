@@ -40,3 +40,12 @@ def test_the_filter_drops_tracebacks_unless_asked():
 def test_terminal_output_loses_control_sequences_but_keeps_text():
     raw = "a\x1b]52;c;cGF5\x07b\x1b[2Jc\x1b]0;title\x1b\\d\re\x9b1mf\tg\nh\x7f"
     assert strip_controls(raw) == "abcdef\tg\nh"
+
+
+def test_encryption_keys_in_the_environment_are_masked(monkeypatch):
+    from deskmate import logs
+
+    first, second = "Kq3vZ8xW2nR7tY1uP5sL9mB4cD6fG0hJ", "Wm2nB8vC4xZ6lK0jH3gF7dS9aQ1pO5iU"
+    monkeypatch.setenv("DESKMATE_ENCRYPTION_KEY", f"{first}, {second}")
+    logs.register_environment_secrets()
+    assert first not in logs.mask(f"key {first} and {second}") and second not in logs.mask(second)

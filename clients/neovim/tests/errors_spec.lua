@@ -14,6 +14,19 @@ H.test("a failing answer shows the daemon's message at ERROR level", function()
   H.eq("recovered", ok.answer, "answer after a failure")
 end)
 
+H.test("redacted secrets are reported once, as an INFO notification", function()
+  local before = #H.notified("redacted", vim.log.levels.INFO)
+  local result = H.ask("is AKIAIOSFODNN7EXAMPLE my key?")
+  H.contains(result.answer, "[redacted: AWS key]", "the model saw the redacted question")
+  H.eq("AWS key", result.redacted[1].kind, "the result says what was redacted")
+  H.wait("the notice", function()
+    return #H.notified("redacted", vim.log.levels.INFO) > before
+  end)
+  local notices = H.notified("redacted 1 AWS key", vim.log.levels.INFO)
+  H.eq(1, #notices, "one notice for the ask")
+  H.truthy(not notices[1].msg:find("AKIAIOSFODNN7EXAMPLE", 1, true), "the notice does not repeat the secret")
+end)
+
 H.test("an invalid request is reported with the daemon's message", function()
   local before = #H.notifications
   local done, e = false, nil

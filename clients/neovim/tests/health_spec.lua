@@ -35,6 +35,18 @@ H.test(":checkhealth deskmate shows no password, secret parameter or API key", f
   H.contains(text, "OK API key configured", "the key itself is never shown")
 end)
 
+H.test(":checkhealth deskmate reports encryption on without a key as an error", function()
+  H.stop_daemons()
+  pcall(vim.cmd.tabclose)
+  vim.env.DESKMATE_ENCRYPTION_KEY_FILE = H.env.data_dir .. "/no-such.key"
+  H.setup({ settings = { encryption = "on", compression = "zstd" } })
+  local text = report()
+  vim.env.DESKMATE_ENCRYPTION_KEY_FILE = nil
+  H.contains(text, "ERROR encryption is on but the daemon has no key", "the missing key")
+  H.contains(text, "deskmate keys init", "what to do")
+  H.contains(text, "stored messages are compressed (zstd)", "compression")
+end)
+
 H.test(":checkhealth deskmate reports a missing daemon as an error", function()
   H.stop_daemons()
   pcall(vim.cmd.tabclose)

@@ -19,6 +19,9 @@ export const DAEMON_SETTINGS = {
   requestTimeout: 'number',
   maxRetries: 'number',
   deltaWindowMs: 'number',
+  redactSecrets: 'boolean',
+  encryption: 'string',
+  compression: 'string',
   retentionDays: 'number',
   trashDays: 'number',
 } as const;
@@ -37,6 +40,9 @@ export const MACHINE_SETTINGS: readonly string[] = [
   'apiKeyEnv',
   'dataDir',
   'storageUrl',
+  // A cloned repository must not turn encryption off (or compression on) for your histories.
+  'encryption',
+  'compression',
   'retentionDays',
   'trashDays',
 ];

@@ -12,6 +12,7 @@ from ..memory import Message
 from .errors import EngineError, SessionBusy
 from .model_client import ModelClient, ModelError, Usage
 from .prompt import build_messages
+from .redaction import Redaction, redact_question
 from .sessions import SessionRef, Sessions, refuse_trashed
 from .settings import Settings
 
@@ -27,6 +28,7 @@ class AskResult:
     answer: str
     usage: Usage | None
     interrupted: bool
+    redacted: Redaction = field(default_factory=Redaction)  # secrets taken out of the question
 
 
 @dataclass
@@ -128,9 +130,13 @@ class AskRunner:
         ask_id: str | None = None,
         on_delta: Callable[[str], None] = lambda delta: None,
         on_streamed: Callable[[], None] = lambda: None,
+        on_redacted: Callable[[Redaction], None] = lambda found: None,
     ) -> AskResult:
         """Answer ``question`` in the session ``ref``, streaming pieces to ``on_delta``;
         ``on_streamed`` is called once the model stream has ended, before anything is stored.
+
+        With ``redactSecrets`` on, secrets in the question and its context are replaced
+        before anything is stored or sent, and ``on_redacted`` is told what, once.
 
         The question's write starts beside the model request (the first piece never
         waits for it) and the answer is stored once it ends; the question is stored
@@ -151,7 +157,7 @@ class AskRunner:
         self._busy[ref.id] = running
         self._asks[ask_id] = running
         try:
-            return await self._ask(question, ref, context, running, on_delta, on_streamed)
+            return await self._ask(question, ref, context, running, on_delta, on_streamed, on_redacted)
         finally:
             del self._busy[ref.id]
             del self._asks[ask_id]
@@ -165,10 +171,16 @@ class AskRunner:
         running: RunningAsk,
         on_delta: Callable[[str], None],
         on_streamed: Callable[[], None],
+        on_redacted: Callable[[Redaction], None],
     ) -> AskResult:
         settings = self._settings()
         model = self.models.get(settings)
         model.check_configured()  # before anything is stored: nothing to keep from a request never sent
+        redacted = Redaction()
+        if settings.redact_secrets:  # before the question is stored, titled or sent
+            question_text, context, redacted = redact_question(question_text, context)
+            if redacted:
+                on_redacted(redacted)
         session, _ = await self.sessions.current(ref)
         refuse_trashed(session.info())
         question = Message(role="user", content=question_text, context=context or None)
@@ -240,7 +252,7 @@ class AskRunner:
             raise outer_cancel
         if failure is not None:
             raise failure
-        return AskResult(ref.id, running.ask_id, answer.content, usage, interrupted)
+        return AskResult(ref.id, running.ask_id, answer.content, usage, interrupted, redacted)
 
 
 async def _pump(

@@ -61,6 +61,9 @@ class EngineStatus:
     storage_unavailable: str | None
     unsaved_messages: int
     auto_save: bool
+    encryption: str = "off"
+    encryption_key_id: str | None = None  # the key that seals new records; None: off, or no key
+    compression: str = "off"
     retention_days: int | None = None
     trash_days: int = 30
 
@@ -209,6 +212,18 @@ class Assistant:
             storage_unavailable=str(down) if down else None,
             unsaved_messages=getattr(opened, "held_messages", 0),
             auto_save=settings.auto_save,
+            encryption=settings.encryption,
+            encryption_key_id=_current_key_id() if settings.encryption == "on" else None,
+            compression=settings.compression,
             retention_days=settings.retention_days,
             trash_days=settings.trash_days,
         )
+
+
+def _current_key_id() -> str | None:
+    from ..memory import keys
+
+    try:
+        return keys.keys().current_id
+    except keys.KeysUnavailable:
+        return None

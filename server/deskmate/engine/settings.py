@@ -77,6 +77,16 @@ def _integer(low: int):
     return check
 
 
+def _choice(*allowed: str):
+    def check(key: str, value: Any) -> str:
+        if value not in allowed:
+            choices = " or ".join(repr(choice) for choice in allowed)
+            raise SettingsError(f"setting {key!r} must be {choices}, got {value!r}")
+        return value
+
+    return check
+
+
 def _checked_by(validate):
     """A setting that is a string ``validate`` accepts (a session id, a storage URL)."""
 
@@ -126,6 +136,12 @@ class Settings:
     # After an answer's first deskmate/askDelta, text arriving within this many milliseconds goes
     # out as one delta (editors redraw ~60 times a second); 0: every model chunk on its own.
     delta_window_ms: float = setting("deltaWindowMs", _number(0, 1000), 16.0)
+    # Replace API keys, tokens, private keys and passwords in a question and its context with
+    # "[redacted: <kind>]" before it is stored or sent (engine/redaction.py).
+    redact_secrets: bool = setting("redactSecrets", _bool, True)
+    # Encrypt what is stored (AES-256-GCM, keys from memory/keys.py) and compress message records.
+    encryption: str = setting("encryption", _choice("off", "on"), "off")
+    compression: str = setting("compression", _choice("off", "zstd"), "off")
     # Sessions nobody wrote to for this many days go to the trash; None: keep forever (engine/trash.py).
     retention_days: int | None = setting("retentionDays", _integer(1), None)
     # A deleted session stays in the trash this many days before it is purged.
@@ -174,16 +190,30 @@ MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata[
 
 def settings_from_environment() -> Settings:
     """Defaults overridden by DESKMATE_MODEL, DESKMATE_BASE_URL / OPENAI_BASE_URL, DESKMATE_DATA_DIR,
-    DESKMATE_STORAGE_URL, DESKMATE_RETENTION_DAYS and DESKMATE_TRASH_DAYS."""
+    DESKMATE_STORAGE_URL, DESKMATE_ENCRYPTION, DESKMATE_COMPRESSION, DESKMATE_RETENTION_DAYS and
+    DESKMATE_TRASH_DAYS."""
     env = os.environ
     return Settings(
         model=env.get("DESKMATE_MODEL") or DEFAULT_MODEL,
         base_url=env.get("DESKMATE_BASE_URL") or env.get("OPENAI_BASE_URL") or None,
         data_dir=env.get("DESKMATE_DATA_DIR") or None,
         storage_url=env.get("DESKMATE_STORAGE_URL") or None,
+        # A value that is neither: logged, and encryption taken as on (fail closed: with no key
+        # nothing is stored, and the user is told) rather than store in the clear by mistake.
+        encryption=_from_env("DESKMATE_ENCRYPTION", ("off", "on"), fallback="on"),
+        compression=_from_env("DESKMATE_COMPRESSION", ("off", "zstd"), fallback="off"),
         retention_days=_days_from(env, "DESKMATE_RETENTION_DAYS", None),
         trash_days=_days_from(env, "DESKMATE_TRASH_DAYS", 30),
     )
+
+
+def _from_env(name: str, allowed: tuple[str, ...], *, fallback: str) -> str:
+    value = os.environ.get(name) or allowed[0]
+    if value in allowed:
+        return value
+    log.error("%s must be %s, not %r; using %r", name, " or ".join(allowed), value, fallback)
+    return fallback
+
 
 
 def _days_from(env: Any, name: str, default: int | None) -> int | None:

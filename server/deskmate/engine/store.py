@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..memory import MemoryBackend, default_data_dir
+from ..memory import MemoryBackend, codec, default_data_dir
 from ..memory.holding import HoldingBackend
+from ..memory.sealed import SealedLabels
 from ..memory.unsaved import UnsavedOverlay
 from ..memory.urls import daemon_store
 from .settings import Settings
@@ -16,6 +17,29 @@ SCRATCH_ID = ""  # the conversation of a window with no folder: never stored
 
 def data_dir_of(settings: Settings) -> Path:
     return Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
+
+
+def apply_record_encoding(settings: Settings) -> str | None:
+    """Records written from now on are encrypted and/or compressed as the settings say (every
+    store, the outbox included, encodes message records through memory/codec.py). Returns a
+    problem to tell the user: encryption on without a key (every write then fails, naming
+    it, rather than store anything in the clear)."""
+    from ..memory import keys, sealing
+
+    encrypt, compress = settings.encryption == "on", settings.compression == "zstd"
+    codec.set_writing(sealing.encoding_for(encrypt=encrypt, compress=compress))
+    if not encrypt:
+        return None
+    try:
+        ring = keys.keys()
+    except keys.KeysUnavailable as exc:
+        return f"deskmate: encryption is on, but {exc} Nothing will be stored until a key is there."
+    if ring.current is None:
+        return (
+            "deskmate: encryption is on but there is no key: run `deskmate keys init`, or set "
+            f"{keys.ENV_KEY} or {keys.ENV_KEY_FILE}. Nothing will be stored until a key is there."
+        )
+    return None
 
 
 class SessionStore:
@@ -43,8 +67,10 @@ class SessionStore:
     def backend(self) -> MemoryBackend:
         """The real store; raises StorageError if the settings name one that cannot be opened."""
         if self._backend is None:
+            self._apply_encoding(self._settings)
             opened = daemon_store(self._settings.storage_url, self.data_dir, notify=self._warn)
-            self._backend = HoldingBackend(opened, notify=self._warn)
+            sealed = SealedLabels(opened, seal=self._settings.encryption == "on")
+            self._backend = HoldingBackend(sealed, notify=self._warn)
         return self._backend
 
     @property
@@ -75,6 +101,10 @@ class SessionStore:
         autoSave is turned on."""
         old, self._settings = self._settings, settings
         moved = settings.data_dir != old.data_dir or settings.storage_url != old.storage_url
+        encoding_changed = (settings.encryption, settings.compression) != (old.encryption, old.compression)
+        if encoding_changed and not moved and self._backend is not None and not self._given:
+            self._apply_encoding(settings)
+            self._sealed().seal = settings.encryption == "on"
         if moved and not self._given:
             self.data_dir = data_dir_of(settings)
             if self._backend is not None:
@@ -86,6 +116,15 @@ class SessionStore:
             self.overlay = None
         elif not settings.auto_save and self.overlay is None:
             self.overlay = UnsavedOverlay(None)
+
+    def _apply_encoding(self, settings: Settings) -> None:
+        problem = apply_record_encoding(settings)
+        if problem:
+            self._warn(problem)
+
+    def _sealed(self) -> SealedLabels:
+        assert isinstance(self._backend, HoldingBackend) and isinstance(self._backend.inner, SealedLabels)
+        return self._backend.inner
 
     async def close(self) -> None:
         if self._backend is not None and not self._given:

@@ -122,6 +122,7 @@ async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
             ask_id=ask_id,
             on_delta=reporter.delta,
             on_streamed=reporter.flush,  # the last text need not wait for its window nor the store
+            on_redacted=lambda found: ls.inform_user(found.notice()),
         )
         outcome = "Cancelled" if result.interrupted else "Done"
     finally:

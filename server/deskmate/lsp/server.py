@@ -97,6 +97,10 @@ class DeskmateServer(LanguageServer):
             return
         self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
 
+    def inform_user(self, message: str) -> None:
+        """A notification (never a modal) the editor shows: window/showMessage, type Info."""
+        log.info("%s", message)
+        self.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=message))
     # -- retention and the trash ----------------------------------------------------
 
     def start_sweeping(self) -> None:

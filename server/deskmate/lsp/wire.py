@@ -115,6 +115,8 @@ def ask_result(result: AskResult, forked_from: Lineage | None = None) -> dict[st
     }
     if result.usage is not None:
         answer["usage"] = usage_result(result.usage)
+    if result.redacted:
+        answer["redacted"] = result.redacted.kinds()
     return answer
 
 
@@ -132,6 +134,9 @@ def status_result(status: EngineStatus, expiring_soon: int | None = None) -> dic
         "storageUnavailable": status.storage_unavailable,
         "unsavedMessages": status.unsaved_messages,
         "autoSave": status.auto_save,
+        "encryption": status.encryption,
+        "encryptionKeyId": status.encryption_key_id,
+        "compression": status.compression,
         "retentionDays": status.retention_days,
         "trashDays": status.trash_days,
         "expiringIn7Days": expiring_soon,

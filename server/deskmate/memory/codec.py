@@ -8,6 +8,7 @@ U+FFFD, the replacement character, so what one store returns another returns too
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 import json
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .errors import StorageError
-from .models import Message, SessionMeta
+from .models import Message, SessionMeta, _check_context
 
 REPLACEMENT = "\ufffd"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -127,11 +128,15 @@ ENCODING_KEY = "enc"
 @dataclasses.dataclass(frozen=True)
 class RecordEncoding:
     """A transform of message records: ``encode`` turns a plain record into the fields stored
-    beside the tag, ``decode`` turns a tagged record (tag and timestamp included) back."""
+    beside the tag (or None: this record is stored plain, e.g. too small to compress; fields
+    may name another registered encoding in ENCODING_KEY, e.g. encrypted but not compressed),
+    ``decode`` turns a tagged record (tag and timestamp included) back."""
 
     name: str
-    encode: Callable[[dict[str, Any]], dict[str, Any]]
+    encode: Callable[[dict[str, Any]], dict[str, Any] | None]
     decode: Callable[[dict[str, Any]], Any]
+    # The plain record's JSON bytes, for a store's own fast decoder (None: only ``decode``).
+    open: Callable[[dict[str, Any]], bytes] | None = None
 
 
 class UnknownEncoding(StorageError):
@@ -146,8 +151,33 @@ class UnknownEncoding(StorageError):
         )
 
 
+class MissingKey(UnknownEncoding):
+    """A sealed record names a key this deskmate does not have. Not damage: left as it is."""
+
+    def __init__(self, key_id: Any, detail: str) -> None:
+        self.key_id = key_id
+        StorageError.__init__(
+            self,
+            f"This session is encrypted with key {str(key_id)[:16]}, which deskmate does not have ({detail}). "
+            "Give deskmate that key (DESKMATE_ENCRYPTION_KEY, DESKMATE_ENCRYPTION_KEY_FILE or the OS "
+            "keychain; `deskmate keys status` shows what it has). Nothing was changed.",
+        )
+
+
+class UnreadableRecord(UnknownEncoding):
+    """A transformed record does not decode (altered, cut short): refused, left as it is."""
+
+    def __init__(self, reason: str) -> None:
+        StorageError.__init__(self, f"A stored message cannot be read: {reason}. Nothing was changed.")
+
+
 _encodings: dict[str, RecordEncoding] = {}
+_BUILT_IN = frozenset(("aesgcm", "zstd", "zstd+aesgcm"))  # memory/sealing.py's, imported when met
 _writing: RecordEncoding | None = None
+# While a caller observes (``observing``): the (encoding, key id) of every tagged record decoded.
+_observed: contextvars.ContextVar[set[tuple[str, str | None]] | None] = contextvars.ContextVar(
+    "deskmate_observed_encodings", default=None
+)
 
 
 def register_encoding(encoding: RecordEncoding) -> None:
@@ -172,27 +202,102 @@ def writing_with(encoding: RecordEncoding | None) -> Iterator[None]:
         _writing = previous
 
 
+def set_writing(encoding: RecordEncoding | None) -> None:
+    """Encode every record written from now on with ``encoding`` (None: plain): the daemon's
+    store factory sets it from the ``encryption`` and ``compression`` settings."""
+    global _writing
+    if encoding is not None:
+        register_encoding(encoding)
+    _writing = encoding
+
+
+def writing() -> RecordEncoding | None:
+    return _writing
+
+
+@contextmanager
+def observing() -> Iterator[set[tuple[str, str | None]]]:
+    """Collect the (encoding, key id) of each tagged record decoded inside the block (worker
+    threads included: they run in a copy of this context, sharing the set)."""
+    seen: set[tuple[str, str | None]] = set()
+    token = _observed.set(seen)
+    try:
+        yield seen
+    finally:
+        _observed.reset(token)
+
+
 def encode_message(message: Message) -> dict[str, Any]:
     """The record every store keeps for ``message``."""
     record = message.to_dict()
     if _writing is None:
         return record
-    return {ENCODING_KEY: _writing.name, "timestamp": message.timestamp, **_writing.encode(record)}
+    fields = _writing.encode(record)
+    if fields is None:
+        return record
+    return {ENCODING_KEY: _writing.name, "timestamp": message.timestamp, **fields}
 
 
 def is_encoded(record: Any) -> bool:
     return type(record) is dict and ENCODING_KEY in record
 
 
+def _encoding_of(record: dict[str, Any]) -> RecordEncoding:
+    name = record[ENCODING_KEY]
+    encoding = _encodings.get(name) if type(name) is str else None
+    if encoding is None and name in _BUILT_IN:
+        from . import sealing  # noqa: F401  registers compression and encryption on first need
+
+        encoding = _encodings.get(name)
+    if encoding is None:
+        raise UnknownEncoding(name)
+    seen = _observed.get()
+    if seen is not None:
+        kid = record.get("kid")
+        seen.add((encoding.name, kid if type(kid) is str else None))
+    return encoding
+
+
+def open_record(record: dict[str, Any]) -> bytes | None:
+    """The JSON bytes of the plain record a tagged one holds, when its encoding can give them
+    (for a store's typed fast decoder); None: use ``decode_message``. Raises as that does."""
+    encoding = _encoding_of(record)
+    return encoding.open(record) if encoding.open is not None else None
+
+
 def decode_message(record: Any) -> Message:
     """The message a stored record holds. ValueError naming the field that is wrong (damage);
     UnknownEncoding for a record tagged with an encoding this deskmate does not know."""
-    if is_encoded(record):
-        encoding = _encodings.get(record[ENCODING_KEY]) if type(record[ENCODING_KEY]) is str else None
-        if encoding is None:
-            raise UnknownEncoding(record[ENCODING_KEY])
-        record = encoding.decode(record)
+    if not is_encoded(record):
+        seen = _observed.get()
+        if seen is not None:
+            seen.add(("plain", None))
+    else:
+        encoding = _encoding_of(record)
+        if encoding.open is None:
+            record = encoding.decode(record)
+        else:  # the opened record's JSON straight into a Message, as the file store reads lines
+            raw = encoding.open(record)
+            decode, decode_error = _typed_message_decoder()
+            try:
+                message = decode(raw)
+            except decode_error:
+                try:
+                    record = json.loads(raw)  # from_dict below words what is wrong
+                except ValueError:
+                    raise UnreadableRecord("an opened record is not JSON") from None
+            else:
+                if message.context is not None:
+                    _check_context(message.context)  # from_dict's own check
+                return message
     return Message.from_dict(record)
+
+
+@functools.cache
+def _typed_message_decoder() -> tuple[Callable[[bytes], Message], type[Exception]]:
+    import msgspec
+
+    return msgspec.json.Decoder(Message).decode, msgspec.DecodeError
 
 
 class BadRecord(ValueError):

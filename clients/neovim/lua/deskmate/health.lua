@@ -104,6 +104,19 @@ function M.check()
   if info.autoSave == false then
     health.info("autoSave is off: sessions are stored only on deskmate.saveSession")
   end
+  if info.encryption == "on" then
+    if type(info.encryptionKeyId) == "string" then
+      health.ok("sessions are encrypted with key " .. info.encryptionKeyId)
+    else
+      health.error(
+        "encryption is on but the daemon has no key: nothing can be stored",
+        { "Run `deskmate keys init`", "or set DESKMATE_ENCRYPTION_KEY / DESKMATE_ENCRYPTION_KEY_FILE" }
+      )
+    end
+  end
+  if info.compression == "zstd" then
+    health.info("stored messages are compressed (zstd)")
+  end
   local trash_days = tonumber(info.trashDays) or 30
   if type(info.retentionDays) == "number" then
     local soon = tonumber(info.expiringIn7Days)

@@ -31,7 +31,9 @@ describe('package.json settings', () => {
     assert.deepEqual([...MACHINE_SETTINGS].sort(), [
       'apiKeyEnv',
       'baseUrl',
+      'compression',
       'dataDir',
+      'encryption',
       'retentionDays',
       'serverCommand',
       'storageUrl',

@@ -53,7 +53,15 @@ from ...atomic import (
     write_all,
 )
 from ...backend import MetaChange
-from ...codec import decode_message, decode_meta, dumps_bytes, encode_message, encode_meta, is_encoded
+from ...codec import (
+    decode_message,
+    decode_meta,
+    dumps_bytes,
+    encode_message,
+    encode_meta,
+    is_encoded,
+    open_record,
+)
 from ...errors import StorageError, StorageFull
 from ...ids import validate_session_id
 from ...limits import clip_title
@@ -289,8 +297,8 @@ def _line_decoder() -> tuple[Any, Any]:
         error. So this must never accept more than from_dict: narrow it with it.
         """
 
-        role: Role
-        content: str
+        role: Role | None = None  # None only on an encoded line: checked below
+        content: str | None = None
         id: str | None = None
         timestamp: str | None = None
         model: str | None = None
@@ -298,7 +306,9 @@ def _line_decoder() -> tuple[Any, Any]:
         status: Status = "complete"
         context: dict[Any, Any] | None = None
         more: Any = None
-        enc: Any = None  # an encoded record: the full path decodes it
+        enc: Any = None  # an encoded record (compressed, encrypted): its fields are these two
+        kid: Any = None
+        data: bytes | None = None  # base64 in the line: msgspec decodes it in C
 
     return msgspec.json.Decoder(_Line), msgspec.DecodeError
 
@@ -328,7 +338,9 @@ def _fast_messages(body: bytes | memoryview) -> tuple[list[Message], int] | None
     try:
         messages = _message_decoder().decode_lines(body)
     except (decode_error, RecursionError):  # ValidationError included; invalid UTF-8 too
-        return None
+        # Encoded (compressed, encrypted) lines are not messages as they stand: the line
+        # decoder opens them. Damage fails there too, and goes to the full path.
+        return _fast_lines(body)
     try:
         for message in [m for m in messages if m.context is not None]:
             _check_context(message.context)  # from_dict's own check of a context
@@ -349,6 +361,23 @@ def _fast_lines(body: bytes | memoryview) -> tuple[list[Message], int] | None:
     committed = 0
     for line in lines:
         if line.enc is not None:
+            # Opened by the codec (which knows the encoding, or says it does not), then decoded
+            # straight into a Message; an encoding without raw bytes goes through the full path.
+            record = {"enc": line.enc, "timestamp": line.timestamp, "kid": line.kid, "data": line.data}
+            try:
+                raw = open_record(record)
+                if raw is None:
+                    return None
+                message = _message_decoder().decode(raw)
+                if message.context is not None:
+                    _check_context(message.context)
+            except (decode_error, ValueError, TypeError, RecursionError):
+                return None  # damage: the full path finds it and words the error
+            messages.append(message)
+            if line.more is not True:
+                committed = len(messages)
+            continue
+        if line.role is None or line.content is None:
             return None
         if line.context is not None:
             try:

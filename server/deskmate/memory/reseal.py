@@ -1,0 +1,95 @@
+"""Sealing every session of a store with the current key: ``deskmate sessions migrate
+--encrypt`` (plain sessions written before encryption was on) and ``--rekey`` (sessions
+sealed with an older key, after ``deskmate keys init --rotate``).
+
+Each session that is not wholly sealed with the current key is loaded (opened with whichever
+key sealed it), saved whole (atomic in every store: a kill leaves the old copy or the new,
+never a mix), read back and compared by content hash. Running it again resumes: sessions
+already sealed with the current key are skipped. Old keys must stay available until it
+reports that nothing uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import keys as key_source
+from .codec import UnknownEncoding, observing
+from .errors import StorageError
+from .migrate import content_hash
+from .models import Session
+from .sealed import SEALED_META_KEY, SealedLabels
+from .sealing import sealed_key_id
+
+
+@dataclass
+class ResealReport:
+    resealed: list[str] = field(default_factory=list)
+    already_sealed: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (session id, why)
+    messages: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+
+async def _sealed_with(store: SealedLabels, session_id: str) -> tuple[set[str | None], Session | None]:
+    """The key ids sealing the session's records and labels as stored (None: something plain)."""
+    with observing() as seen:
+        raw = await store.inner.load(session_id)
+    if raw is None:
+        return set(), None
+    kids: set[str | None] = {kid for _, kid in seen}
+    if raw.messages and not seen:  # no record decoded: all plain (or from a cache): seal again
+        kids.add(None)
+    sealed_meta = raw.meta.extra.get(SEALED_META_KEY)
+    kids.add(sealed_key_id(sealed_meta) if isinstance(sealed_meta, str) else None)
+    if raw.title:
+        kids.add(sealed_key_id(raw.title))
+    return kids, raw
+
+
+async def reseal(
+    store: SealedLabels,
+    *,
+    progress: Callable[[str, str, int], None] = lambda outcome, session_id, messages: None,
+) -> ResealReport:
+    """Seal every session of ``store`` with the current key; ``progress(outcome, id, messages)``
+    hears about each one (``resealed``, ``already sealed``, ``refused``)."""
+    current = key_source.keys().current_id
+    if current is None:
+        raise key_source.KeysUnavailable("there is no key to seal with: run `deskmate keys init` first.")
+    store.seal = True
+    report = ResealReport()
+    for info in reversed(await store.list()):  # oldest first
+        try:
+            kids, raw = await _sealed_with(store, info.id)
+            if raw is None:
+                continue  # deleted since the listing
+            if kids == {current}:
+                report.already_sealed.append(info.id)
+                report.messages += len(raw.messages)
+                progress("already sealed", info.id, len(raw.messages))
+                continue
+            session = await store.load(info.id)
+        except UnknownEncoding as exc:  # a key deskmate lacks, or a record it cannot read
+            report.refused.append((info.id, str(exc)))
+            progress("refused", info.id, 0)
+            continue
+        if session is None:
+            continue
+        wanted = content_hash(session)
+        await store.save(session)
+        kids, _ = await _sealed_with(store, info.id)
+        copy = await store.load(info.id)
+        if copy is None or content_hash(copy) != wanted or kids != {current}:
+            raise StorageError(
+                f"Session {info.id!r} reads back different after sealing it again; stopped there "
+                "(the session as read back is what the store holds)."
+            )
+        report.resealed.append(info.id)
+        report.messages += len(session.messages)
+        progress("resealed", info.id, len(session.messages))
+    return report

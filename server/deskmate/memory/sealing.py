@@ -1,0 +1,264 @@
+"""Record transforms: zstd compression and AES-256-GCM encryption of message records, and
+sealed strings for the labels a store keeps beside them (titles, workspace URIs, metadata).
+
+Every record gets a fresh 96-bit random nonce; its key id and encoding name are in the
+clear, and the associated data binds the ciphertext to its encoding and timestamp (a
+record's ``timestamp`` stays readable: listings sort by it), so a sealed field cannot be
+moved to another field or record unnoticed. ``cryptography`` and ``zstandard`` are imported
+on first use: a store that never meets a sealed or compressed record never loads them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import os
+import re
+from typing import Any
+
+from . import keys as key_source
+from .codec import MissingKey, RecordEncoding, UnreadableRecord, register_encoding
+from .errors import StorageError
+
+NONCE_BYTES = 12
+AES = "aesgcm"
+ZSTD = "zstd"
+ZSTD_AES = "zstd+aesgcm"
+COMPRESS_ABOVE = 256  # bytes of JSON: a smaller record gains less than zstd's frame costs
+
+_b64encode = base64.b64encode
+
+
+def _b64decode(text: Any) -> bytes:
+    # Not validate=True: that runs a regex over the text in Python; the GCM tag (or zstd's
+    # frame checks) refuses anything altered anyway.
+    if isinstance(text, bytes):
+        return text  # a store's decoder took the base64 off already (msgspec does, in C)
+    if not isinstance(text, str):
+        raise ValueError("not base64 text")
+    return binascii.a2b_base64(text)
+
+
+@functools.cache
+def _aesgcm(key: bytes):
+    try:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    except ImportError:
+        raise StorageError(
+            "Encrypted sessions need the cryptography package: pip install 'deskmate[encryption]'."
+        ) from None
+    return AESGCM(key)
+
+
+@functools.cache
+def _invalid_tag() -> type[Exception]:
+    from cryptography.exceptions import InvalidTag
+
+    return InvalidTag
+
+
+@functools.cache
+def _zstd():
+    try:
+        import zstandard
+    except ImportError:
+        raise StorageError(
+            "Compressed sessions need the zstandard package: pip install 'deskmate[compression]'."
+        ) from None
+    return zstandard.ZstdCompressor(level=3), zstandard.ZstdDecompressor()
+
+
+def _sealing_key() -> tuple[str, bytes]:
+    ring = key_source.keys()
+    if ring.current is None:
+        raise key_source.KeysUnavailable(
+            "encryption is on but deskmate has no key: run `deskmate keys init`, or set "
+            f"{key_source.ENV_KEY} or {key_source.ENV_KEY_FILE}. Nothing was written."
+        )
+    return ring.current_id, ring.current  # type: ignore[return-value]
+
+
+def _opening_key(kid: Any) -> bytes:
+    if not isinstance(kid, str) or not kid:
+        raise UnreadableRecord("an encrypted record names no key id")
+    try:
+        ring = key_source.keys()
+    except key_source.KeysUnavailable as exc:
+        raise MissingKey(kid, str(exc)) from None
+    key = ring.by_id(kid)
+    if key is None:
+        have = ", ".join(ring.ids()) or "none"
+        raise MissingKey(kid, f"the keys deskmate has ({ring.source}) are: {have}")
+    return key
+
+
+def seal_bytes(data: bytes, aad: bytes) -> tuple[str, str]:
+    """``data`` encrypted with the current key: (key id, base64 of nonce + ciphertext + tag)."""
+    kid, key = _sealing_key()
+    nonce = os.urandom(NONCE_BYTES)
+    return kid, _b64encode(nonce + _aesgcm(key).encrypt(nonce, data, aad)).decode()
+
+
+def open_bytes(kid: Any, sealed: Any, aad: bytes) -> bytes:
+    key = _opening_key(kid)
+    try:
+        raw = _b64decode(sealed)
+    except (binascii.Error, ValueError):
+        raise UnreadableRecord(f"a record sealed with key {str(kid)[:16]} is not base64") from None
+    view = memoryview(raw)
+    try:
+        return _aesgcm(key).decrypt(view[:NONCE_BYTES], view[NONCE_BYTES:], aad)
+    except (_invalid_tag(), ValueError):
+        raise UnreadableRecord(
+            f"a record sealed with key {kid} does not open with that key: it was altered, cut short "
+            "or moved from elsewhere"
+        ) from None
+
+
+# -- message records --------------------------------------------------------------
+
+
+def _json(record: dict[str, Any]) -> bytes:
+    from .codec import dumps_bytes
+
+    return dumps_bytes(record)
+
+
+@functools.cache
+def _fast_decode():
+    import msgspec
+
+    return msgspec.json.Decoder().decode, msgspec.DecodeError
+
+
+def _record(data: bytes) -> Any:
+    decode, decode_error = _fast_decode()
+    try:
+        return decode(data)
+    except decode_error:
+        import json
+
+        try:
+            return json.loads(data)  # what only json reads (NaN), as in a plain record
+        except ValueError:
+            raise UnreadableRecord("a decoded record is not JSON") from None
+
+
+def _aad(name: str, timestamp: Any) -> bytes:
+    return f"deskmate-record-v1\x00{name}\x00{timestamp}".encode()
+
+
+def _encode_aes(record: dict[str, Any]) -> dict[str, Any]:
+    kid, data = seal_bytes(_json(record), _aad(AES, record.get("timestamp")))
+    return {"kid": kid, "data": data}
+
+
+def _decode_aes(stored: dict[str, Any]) -> Any:
+    return _record(open_bytes(stored.get("kid"), stored.get("data"), _aad(AES, stored.get("timestamp"))))
+
+
+def _compress(data: bytes) -> bytes:
+    return _zstd()[0].compress(data)
+
+
+def _decompress(data: bytes) -> bytes:
+    import zstandard
+
+    try:
+        return _zstd()[1].decompress(data)
+    except zstandard.ZstdError as exc:
+        raise UnreadableRecord(f"a compressed record does not decompress ({exc})") from None
+
+
+def _encode_zstd(record: dict[str, Any]) -> dict[str, Any] | None:
+    data = _json(record)
+    if len(data) < COMPRESS_ABOVE:
+        return None  # stored plain
+    return {"data": _b64encode(_compress(data)).decode()}
+
+
+def _decode_zstd(stored: dict[str, Any]) -> Any:
+    try:
+        raw = _b64decode(stored.get("data"))
+    except (binascii.Error, ValueError):
+        raise UnreadableRecord("a compressed record is not base64") from None
+    return _record(_decompress(raw))
+
+
+def _encode_zstd_aes(record: dict[str, Any]) -> dict[str, Any]:
+    data = _json(record)
+    if len(data) < COMPRESS_ABOVE:  # encrypted only, and tagged so
+        kid, sealed = seal_bytes(data, _aad(AES, record.get("timestamp")))
+        return {"enc": AES, "kid": kid, "data": sealed}
+    kid, sealed = seal_bytes(_compress(data), _aad(ZSTD_AES, record.get("timestamp")))
+    return {"kid": kid, "data": sealed}
+
+
+def _decode_zstd_aes(stored: dict[str, Any]) -> Any:
+    aad = _aad(ZSTD_AES, stored.get("timestamp"))
+    return _record(_decompress(open_bytes(stored.get("kid"), stored.get("data"), aad)))
+
+
+def _open_aes(stored: dict[str, Any]) -> bytes:
+    return open_bytes(stored.get("kid"), stored.get("data"), _aad(AES, stored.get("timestamp")))
+
+
+def _open_zstd(stored: dict[str, Any]) -> bytes:
+    try:
+        raw = _b64decode(stored.get("data"))
+    except (binascii.Error, ValueError):
+        raise UnreadableRecord("a compressed record is not base64") from None
+    return _decompress(raw)
+
+
+def _open_zstd_aes(stored: dict[str, Any]) -> bytes:
+    aad = _aad(ZSTD_AES, stored.get("timestamp"))
+    return _decompress(open_bytes(stored.get("kid"), stored.get("data"), aad))
+
+
+ENCODINGS = {
+    AES: RecordEncoding(AES, _encode_aes, _decode_aes, _open_aes),
+    ZSTD: RecordEncoding(ZSTD, _encode_zstd, _decode_zstd, _open_zstd),
+    ZSTD_AES: RecordEncoding(ZSTD_AES, _encode_zstd_aes, _decode_zstd_aes, _open_zstd_aes),
+}
+for _encoding in ENCODINGS.values():  # always readable, whatever this process writes
+    register_encoding(_encoding)
+
+
+def encoding_for(*, encrypt: bool, compress: bool) -> RecordEncoding | None:
+    """The encoding new records are written in for these settings (None: plain)."""
+    if encrypt:
+        return ENCODINGS[ZSTD_AES if compress else AES]
+    return ENCODINGS[ZSTD] if compress else None
+
+
+# -- sealed labels: titles, workspace URIs, metadata ------------------------------
+#
+# A label is a string a store keeps in a column, field or header key of its own. Sealed, it
+# is "sealed:v1:<key id>:<base64>"; any other string is a plain label, as written before.
+
+SEALED_PREFIX = "sealed:v1:"
+_SEALED = re.compile(r"sealed:v1:([0-9a-f]{8}):([A-Za-z0-9+/=]+)")
+
+
+def seal_text(text: str, field: str) -> str:
+    kid, data = seal_bytes(text.encode(), f"deskmate-label-v1\x00{field}".encode())
+    return f"{SEALED_PREFIX}{kid}:{data}"
+
+
+def is_sealed(text: Any) -> bool:
+    return isinstance(text, str) and _SEALED.fullmatch(text) is not None
+
+
+def sealed_key_id(text: str) -> str | None:
+    match = _SEALED.fullmatch(text)
+    return match[1] if match else None
+
+
+def open_text(text: str, field: str) -> str:
+    """A label as written: a sealed one opened (MissingKey, UnreadableRecord), a plain one as it is."""
+    match = _SEALED.fullmatch(text)
+    if match is None:
+        return text
+    return open_bytes(match[1], match[2], f"deskmate-label-v1\x00{field}".encode()).decode()
