@@ -4,11 +4,15 @@ the engine over the ``backend`` fixture, with a clock the test moves."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 
 import pytest
 
 from deskmate.engine import Assistant, EngineError, Settings
+from deskmate.memory import keys
 from deskmate.memory.models import SessionMeta
+from deskmate.memory.sealed import SealedLabels
 from helpers import FakeClock, turn
 
 
@@ -133,3 +137,31 @@ async def test_a_restore_wins_over_a_purge_that_listed_before_it(backend, engine
     assert len((await backend.load("r")).messages) == 2
     with pytest.raises(EngineError, match="not in the trash"):
         await restorer.restore_session("r")
+
+
+async def test_an_encrypted_session_goes_to_the_trash_and_back_with_only_its_trash_state_in_the_clear(
+    backend, tmp_path, clock, monkeypatch
+):
+    monkeypatch.setenv(keys.ENV_KEY, base64.urlsafe_b64encode(os.urandom(32)).decode())
+    keys.forget_loaded_keys()
+    sealed = SealedLabels(backend, seal=True)
+    engine = Assistant(Settings(data_dir=str(tmp_path / "d")), backend=sealed, clock=clock, warn=print)
+    try:
+        await sealed.append("enc", turn(0), title="SECRETTITLE", workspace_uri="file:///w")
+        await sealed.update("enc", lambda info: (info.title, SessionMeta(tags=["SECRETTAG"])))
+        done = await engine.delete_session("enc")
+        assert (done.deleted, done.trashed) == (True, True)
+        [raw] = [info for info in await backend.list() if info.id == "enc"]  # what the store holds
+        assert raw.meta.deleted_at is not None and raw.meta.tags == []
+        assert "SECRET" not in f"{raw.title} {raw.meta}"
+        assert await ids(engine, trash=True) == ["enc"] and await ids(engine) == []
+        restored = await engine.restore_session("enc")
+        assert (restored.title, restored.meta.tags, restored.meta.deleted_at) == (
+            "SECRETTITLE",
+            ["SECRETTAG"],
+            None,
+        )
+        [raw] = [info for info in await backend.list() if info.id == "enc"]
+        assert raw.meta.deleted_at is None and "SECRET" not in f"{raw.title} {raw.meta}"
+    finally:
+        keys.forget_loaded_keys()

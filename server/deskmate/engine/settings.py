@@ -215,7 +215,6 @@ def _from_env(name: str, allowed: tuple[str, ...], *, fallback: str) -> str:
     return fallback
 
 
-
 def _days_from(env: Any, name: str, default: int | None) -> int | None:
     """A whole number of days from the environment; a bad value is logged and the default kept."""
     text = (env.get(name) or "").strip()

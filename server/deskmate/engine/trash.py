@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ..memory import MemoryBackend, SessionInfo
+from ..memory import MemoryBackend, SessionInfo, SessionStoreError
 from ..memory.atomic import ensure_private_dir, replace_atomically
 from ..memory.errors import BackendUnavailable
 from ..memory.models import SessionMeta
@@ -216,6 +216,11 @@ class Trash:
         except _Skip as why:
             report.skipped.append((info, str(why)))
             return
+        except SessionStoreError as exc:  # one session that cannot be changed never stops a sweep
+            if isinstance(exc, BackendUnavailable):
+                raise
+            report.skipped.append((info, str(exc)))
+            return
         if moved is not None:
             report.trashed.append(moved)
 
@@ -230,6 +235,11 @@ class Trash:
             claimed = await store.update(info.id, claim_change(trash_days, now))
         except _Skip as why:
             report.skipped.append((info, str(why)))
+            return
+        except SessionStoreError as exc:
+            if isinstance(exc, BackendUnavailable):
+                raise
+            report.skipped.append((info, str(exc)))
             return
         if claimed is None:
             return  # gone: another daemon purged it

@@ -101,6 +101,7 @@ class DeskmateServer(LanguageServer):
         """A notification (never a modal) the editor shows: window/showMessage, type Info."""
         log.info("%s", message)
         self.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=message))
+
     # -- retention and the trash ----------------------------------------------------
 
     def start_sweeping(self) -> None:
