@@ -16,6 +16,14 @@ or out-of-process (Lua, Node tests)::
 which prints ``READY http://127.0.0.1:PORT/v1`` once listening and serves until
 SIGTERM/SIGINT. ``GET /_requests`` returns the recorded bodies and
 ``DELETE /_requests`` clears them.
+
+``context_window=N`` (``--context-window N``) makes it a small local model: a prompt of
+more than N tokens (4 characters a token) is refused with HTTP 400 as llama.cpp does
+(``exceed_context_size_error``), and an answer stops with ``finish_reason: "length"``
+when prompt and answer fill the window. ``flavor`` says where the window is reported:
+``llama.cpp`` (``GET /props``), ``ollama`` (``POST /api/show``) or ``none``.
+``[[error-after:N]]`` fails mid-answer (an error event after N pieces, as llama.cpp
+sends); ``[[length:N]]`` cuts the answer after N pieces with ``finish_reason: "length"``.
 """
 
 from __future__ import annotations
@@ -45,6 +53,8 @@ KNOWN_DIRECTIVES = (
     "hang-after",
     "hang",
     "disconnect-after",
+    "error-after",
+    "length",
     "rate",
     "tokens",
     "answer",
@@ -55,6 +65,7 @@ DIRECTIVE_RE = re.compile(
     re.DOTALL,
 )
 WORD_RE = re.compile(r"\s*\S+\s*")
+FLAVORS = ("llama.cpp", "ollama", "none")
 ERROR_TYPES = {401: "invalid_request_error", 404: "invalid_request_error", 429: "requests"}
 ERROR_CODES = {429: "rate_limit_exceeded", 500: "server_error", 503: "service_unavailable"}
 
@@ -102,9 +113,20 @@ def simulated_error(status: int) -> web.Response:
 class ModelServer:
     """Fake OpenAI chat-completions server running in a background thread."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, chunk_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        chunk_delay: float = 0.0,
+        context_window: int | None = None,
+        flavor: str = "llama.cpp",
+    ) -> None:
         if host != "127.0.0.1":
             raise ValueError("ModelServer only listens on 127.0.0.1")
+        if flavor not in FLAVORS:
+            raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}")
+        self.context_window = context_window
+        self.flavor = flavor
         self.host = host
         self.port = port
         self.chunk_delay = chunk_delay
@@ -163,6 +185,10 @@ class ModelServer:
         app = web.Application(client_max_size=64 << 20)  # real servers take long prompts
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_get("/v1/models", self._models)
+        if self.context_window is not None and self.flavor == "llama.cpp":
+            app.router.add_get("/props", self._props)
+        if self.context_window is not None and self.flavor == "ollama":
+            app.router.add_post("/api/show", self._ollama_show)
         app.router.add_get("/_requests", self._get_requests)
         app.router.add_delete("/_requests", self._delete_requests)
         # handler_cancellation: a client hanging up cancels [[hang]] handlers;
@@ -178,6 +204,21 @@ class ModelServer:
     async def _models(self, request: web.Request) -> web.Response:
         model = {"id": "test-model", "object": "model", "created": 0, "owned_by": "deskmate-tests"}
         return web.json_response({"object": "list", "data": [model]})
+
+    async def _props(self, request: web.Request) -> web.Response:
+        """llama.cpp's server properties: the context size of its slots."""
+        return web.json_response(
+            {"default_generation_settings": {"n_ctx": self.context_window}, "total_slots": 1}
+        )
+
+    async def _ollama_show(self, request: web.Request) -> web.Response:
+        """Ollama's model details: the trained length, and the num_ctx it runs with."""
+        return web.json_response(
+            {
+                "parameters": f'num_ctx                        {self.context_window}\nstop "<|end|>"',
+                "model_info": {"general.architecture": "llama", "llama.context_length": 131072},
+            }
+        )
 
     async def _get_requests(self, request: web.Request) -> web.Response:
         return web.json_response({"requests": self.requests})
@@ -215,6 +256,20 @@ class ModelServer:
         directives, question = parse_directives(raw_text)
         # Reject e.g. [[fail:abc]] with a clear 400 instead of a 500 traceback.
         numeric = {k: v for k, v in directives.items() if k not in ("answer", "hang")}
+        prompt_tokens = max(1, sum(len(content_text(m.get("content"))) for m in messages) // 4)
+        if self.context_window is not None and prompt_tokens > self.context_window:
+            return web.json_response(
+                {
+                    "error": {
+                        "code": 400,
+                        "message": "the request exceeds the available context size, try increasing it",
+                        "type": "exceed_context_size_error",
+                        "n_prompt_tokens": prompt_tokens,
+                        "n_ctx": self.context_window,
+                    }
+                },
+                status=400,
+            )
         for name, value in numeric.items():
             if not re.fullmatch(r"\d+(\.\d+)?" if name == "rate" else r"\d+", value):
                 return error_response(
@@ -240,14 +295,20 @@ class ModelServer:
             earlier = sum(1 for m in messages[: last_user or 0] if m.get("role") in ("user", "assistant"))
             pieces = split_words(f"You asked: {question}. I see {earlier} earlier messages.")
 
-        prompt_chars = sum(len(content_text(m.get("content"))) for m in messages)
+        finish_reason = "stop"
+        limit = int(directives["length"]) if "length" in directives else None
+        if self.context_window is not None:  # the answer stops when the window is full
+            room = max(0, self.context_window - prompt_tokens)
+            limit = room if limit is None else min(limit, room)
+        if limit is not None and limit < len(pieces):
+            pieces, finish_reason = pieces[:limit], "length"
         usage = {
-            "prompt_tokens": max(1, prompt_chars // 4),
+            "prompt_tokens": prompt_tokens,
             "completion_tokens": len(pieces),
-            "total_tokens": max(1, prompt_chars // 4) + len(pieces),
+            "total_tokens": prompt_tokens + len(pieces),
         }
         if body.get("stream"):
-            return await self._stream(request, model, pieces, usage, directives, body)
+            return await self._stream(request, model, pieces, usage, directives, body, finish_reason)
         if "hang-after" in directives:
             await asyncio.Event().wait()
         if "disconnect-after" in directives:
@@ -264,7 +325,7 @@ class ModelServer:
                         "index": 0,
                         "message": {"role": "assistant", "content": "".join(pieces), "refusal": None},
                         "logprobs": None,
-                        "finish_reason": "stop",
+                        "finish_reason": finish_reason,
                     }
                 ],
                 "usage": usage,
@@ -279,6 +340,7 @@ class ModelServer:
         usage: dict[str, int],
         directives: dict[str, str],
         body: dict[str, Any],
+        finish_reason: str = "stop",
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -289,6 +351,7 @@ class ModelServer:
         delay = 1 / float(directives["rate"]) if "rate" in directives else self.chunk_delay
         hang_after = int(directives["hang-after"]) if "hang-after" in directives else None
         disconnect_after = int(directives["disconnect-after"]) if "disconnect-after" in directives else None
+        error_after = int(directives["error-after"]) if "error-after" in directives else None
 
         async def send(data: dict[str, Any] | str) -> None:
             text = data if isinstance(data, str) else json.dumps(data)
@@ -312,6 +375,8 @@ class ModelServer:
                     await asyncio.Event().wait()
                 if sent == disconnect_after:
                     break
+                if sent == error_after:
+                    break
                 if delay > 0:
                     await asyncio.sleep(delay)
                 await send(chunk({"content": piece}))
@@ -321,7 +386,19 @@ class ModelServer:
             if disconnect_after is not None:
                 request.transport.abort()  # type: ignore[union-attr]
                 return response
-            await send(chunk({}, "stop"))
+            if error_after is not None:  # llama.cpp reports a failure mid-answer as an error event
+                await send(
+                    {
+                        "error": {
+                            "code": 500,
+                            "message": "Simulated failure mid-answer.",
+                            "type": "server_error",
+                        }
+                    }
+                )
+                await response.write_eof()
+                return response
+            await send(chunk({}, finish_reason))
             if (body.get("stream_options") or {}).get("include_usage"):
                 await send({**chunk({}), "choices": [], "usage": usage})
             await send("[DONE]")
@@ -335,13 +412,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Fake OpenAI-compatible server for tests.")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--chunk-delay", type=float, default=0.0)
+    parser.add_argument("--context-window", type=int, default=None, help="refuse longer prompts (tokens)")
+    parser.add_argument("--flavor", choices=FLAVORS, default="llama.cpp", help="where the window is reported")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    with ModelServer(port=args.port, chunk_delay=args.chunk_delay) as server:
+    with ModelServer(
+        port=args.port, chunk_delay=args.chunk_delay, context_window=args.context_window, flavor=args.flavor
+    ) as server:
         print(f"READY {server.base_url}", flush=True)
         while not stopping.wait(0.5):  # timed wait so signals are handled promptly
             pass

@@ -255,3 +255,123 @@ def test_sessions_fork_at_a_message_shown_by_show(project, model_server, data_di
 
     missing = run("sessions", "fork", source_id, "--at", "nope", check=False)
     assert missing.returncode == 1 and f'Session "{source_id}" has no message "nope"' in missing.stderr
+
+
+def run_cli(*args, cwd, env):
+    return subprocess.run(
+        [sys.executable, "-m", "deskmate", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_terminal_errors_name_environment_variables_not_editor_settings(project, model_server, data_dir):
+    no_server = run_cli("ask", "hi", cwd=project, env=clean_env(DESKMATE_DATA_DIR=str(data_dir)))
+    assert no_server.returncode == 1
+    assert "$DESKMATE_BASE_URL" in no_server.stderr and "$DESKMATE_API_KEY_ENV" in no_server.stderr
+    assert "deskmate.baseUrl" not in no_server.stderr and "deskmate.apiKeyEnv" not in no_server.stderr
+    root = model_server.base_url.removesuffix("/v1")
+    env = {**cli_env(model_server, data_dir), "DESKMATE_BASE_URL": root}
+    missing_v1 = run_cli("ask", "hi", cwd=project, env=env)
+    assert missing_v1.returncode == 1 and "likely missing /v1" in missing_v1.stderr
+    assert f"Set $DESKMATE_BASE_URL to {root}/v1." in missing_v1.stderr
+
+
+def test_terminal_settings_come_from_the_environment(project, model_server, data_dir):
+    env = {**cli_env(model_server, data_dir), "DESKMATE_MAX_TOKENS": "3"}
+    model_server.clear_requests()
+    proc = run_cli("ask", "[[tokens:9]] [[length:3]] count", cwd=project, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert model_server.requests[-1]["max_tokens"] == 3
+    assert proc.stdout == "t0 t1 t2 \n\n(cut off at the length limit)\n"
+    bad = run_cli("ask", "hi", cwd=project, env={**env, "DESKMATE_MAX_TOKENS": "lots"})
+    assert "Ignoring $DESKMATE_MAX_TOKENS must be a number, got 'lots'" in bad.stderr
+
+
+def on_a_terminal(*args, cwd, env) -> tuple[bytes, subprocess.Popen]:
+    """Run deskmate with stdout and stderr on a real pseudo-terminal; returns what reached the
+    terminal and the finished process."""
+    import os
+    import pty
+
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deskmate", *args], cwd=cwd, env=env, stdout=child, stderr=child
+    )
+    os.close(child)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    proc.wait(timeout=60)
+    return seen, proc
+
+
+def test_a_terminal_shows_a_waiting_indicator_until_the_first_token(project, model_server, data_dir):
+    question = "[[answer:slow but here]] [[rate:4]] hi"
+    shown, proc = on_a_terminal("ask", question, cwd=project, env=cli_env(model_server, data_dir))
+    assert proc.returncode == 0, shown
+    before, _, answer = shown.partition(b"\r\x1b[K")  # the indicator's line is cleared first
+    assert b"waiting for the model" in before and b"slow" not in before
+    assert answer.replace(b"\r\n", b"\n") == b"slow but here\n"
+    piped = deskmate("ask", question, cwd=project, model_server=model_server, data_dir=data_dir)
+    assert piped.stdout == "slow but here\n" and "waiting" not in piped.stderr
+
+
+def test_lsp_on_a_terminal_says_it_waits_for_an_editor_on_stderr(project, model_server, data_dir):
+    import os
+    import pty
+
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deskmate", "lsp"],
+        cwd=project,
+        env=cli_env(model_server, data_dir),
+        stdin=child,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    os.close(child)
+    try:
+        line = proc.stderr.readline().decode()
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+        os.close(main)
+    assert "waiting for an editor on stdin/stdout" in line and "deskmate ask" in line
+    assert out == b""  # stdout is the protocol's: nothing else ever goes there
+
+
+def test_sessions_new_show_and_list_in_the_terminal(project, model_server, data_dir):
+    def run(*args, check=True):
+        return deskmate(*args, cwd=project, model_server=model_server, data_dir=data_dir, check=check)
+
+    assert run("sessions", "list").stdout == "No sessions yet.\n"  # no phantom for an unused folder
+    made = run("sessions", "new", "--title", "Build questions").stdout
+    session_id = re.match(r"New session (\S+); it is now this project's active session\.", made).group(1)
+    listing = run("sessions", "list").stdout
+    assert re.match(rf"\* {session_id} +\d{{4}}-\d\d-\d\d \d\d:\d\d +0 msgs  Build questions\n$", listing)
+    run("ask", "Explain main.py", "--file", "main.py")
+    shown = run("sessions", "show").stdout
+    assert f"--- context: {project / 'main.py'}\ndef add(a, b):" in shown
+    assert re.search(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d\] [0-9a-f]+ user:$", shown, re.MULTILINE)
+    unknown = run("sessions", "show", "no-such-session", check=False)
+    assert unknown.returncode == 1 and "there is no session 'no-such-session'" in unknown.stderr
+    assert unknown.stdout == ""
+
+
+def test_help_is_plain_text():
+    for args in ([], ["sessions"], ["sessions", "fork"]):
+        text = subprocess.run(
+            [sys.executable, "-m", "deskmate", *args, "--help"], capture_output=True, text=True, timeout=60
+        ).stdout
+        assert "usage: deskmate" in text and "``" not in text and "`" not in text

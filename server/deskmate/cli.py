@@ -18,8 +18,22 @@ def parse_tcp(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+DESCRIPTION = (
+    "deskmate: an editor assistant with per-project memory. 'deskmate lsp' is the daemon editors "
+    "start; 'deskmate ask' and 'deskmate sessions' use the same sessions from a terminal."
+)
+# Said on stderr when 'deskmate lsp' is started by hand: on stdio it waits for an editor.
+LSP_ON_A_TERMINAL = (
+    "deskmate: the language server is waiting for an editor on stdin/stdout (LSP); it prints "
+    "nothing itself. Editors start it on their own: VS Code with the deskmate extension, Neovim "
+    "with the deskmate.nvim plugin (see the README). To ask from this terminal instead: "
+    'deskmate ask "your question". Ctrl-C stops it.'
+)
+WAITING = "waiting for the model"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deskmate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="deskmate", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"deskmate {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -50,9 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--file", type=Path, help="a file to send along as context")
 
     sessions = commands.add_parser(
-        "sessions", help="list, show, fork, delete, restore, export, prune or migrate sessions"
+        "sessions", help="list, new, show, fork, delete, restore, export, prune or migrate sessions"
     )
     verbs = sessions.add_subparsers(dest="verb", required=True)
+    new = verbs.add_parser("new", help="start an empty session, this project's active one from now on")
+    new.add_argument("--title", help="its title (default: its first question's first line)")
     listing = verbs.add_parser("list", help="this project's sessions (--all: every session)")
     listing.add_argument("--all", action="store_true")
     for verb, text in (("show", "print a session"), ("export", "print as Markdown")):
@@ -72,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prune.add_argument("--dry-run", action="store_true", help="only say what would be done")
     fork = verbs.add_parser(
-        "fork", help="start a new session holding a session's history up to one message (see `show` for ids)"
+        "fork",
+        help="start a new session holding a session's history up to one message ('show' prints the ids)",
     )
     fork.add_argument("session", nargs="?", help="session id (default: active)")
     fork.add_argument("--at", required=True, metavar="MESSAGE_ID", help="the last message the fork holds")
@@ -132,6 +149,8 @@ def run_lsp(args: argparse.Namespace) -> int:
     logging.getLogger().addHandler(ClientLogHandler(server, tracebacks=args.verbose))
     if args.tcp:
         return run_tcp(server, args)
+    if sys.stdin.isatty():  # started by hand: say why nothing happens (stdout is the protocol's)
+        print(LSP_ON_A_TERMINAL, file=sys.stderr, flush=True)
     server.start_io()
     return 0
 
@@ -160,6 +179,7 @@ def run_tcp(server, args: argparse.Namespace) -> int:
 
 async def run_terminal(args: argparse.Namespace) -> int:
     from .engine import Assistant, EngineError, ModelError, settings_from_environment
+    from .engine.settings import for_terminal
     from .engine.workspaces import path_to_uri, project_root
     from .memory import SessionStoreError
 
@@ -184,7 +204,9 @@ async def run_terminal(args: argparse.Namespace) -> int:
         except SessionStoreError as exc:
             print(f"deskmate: {exc}", file=sys.stderr)
             return 1
-    assistant = Assistant(settings_from_environment(), warn=lambda message: print(message, file=sys.stderr))
+    assistant = Assistant(
+        settings_from_environment(), warn=lambda message: print(for_terminal(message), file=sys.stderr)
+    )
     folder = path_to_uri(project_root(Path.cwd()))
     assistant.sessions.workspaces.set_folders([folder])
     try:
@@ -192,7 +214,7 @@ async def run_terminal(args: argparse.Namespace) -> int:
             return await terminal_ask(assistant, args)
         return await terminal_sessions(assistant, args, folder)
     except (EngineError, ModelError, SessionStoreError) as exc:
-        print(f"deskmate: {exc}", file=sys.stderr)
+        print(f"deskmate: {for_terminal(str(exc))}", file=sys.stderr)
         return 1
     finally:
         await assistant.close()
@@ -212,13 +234,25 @@ async def terminal_ask(assistant, args: argparse.Namespace) -> int:
     # In a terminal the project is the current directory's, wherever --file lies.
     ref = assistant.sessions.resolve(session_id=args.session)
     out = SafeWriter(sys.stdout)
+    waiting = WaitingIndicator() if sys.stdout.isatty() and sys.stderr.isatty() else None
+
+    def on_delta(delta: str) -> None:
+        if waiting is not None:
+            waiting.stop()
+        out.write(delta)
+
+    def on_redacted(found) -> None:
+        if waiting is not None:
+            sys.stderr.write("\r\x1b[K")  # over the indicator's line; it redraws below
+        print(found.notice(), file=sys.stderr)
+
     task = asyncio.ensure_future(
         assistant.asks.ask(
             " ".join(args.question),
             ref=ref,
             context=context,
-            on_delta=out.write,
-            on_redacted=lambda found: print(found.notice(), file=sys.stderr),
+            on_delta=on_delta,
+            on_redacted=on_redacted,
         )
     )
     try:
@@ -227,10 +261,62 @@ async def terminal_ask(assistant, args: argparse.Namespace) -> int:
         if result_id := assistant.asks.running_ask(ref.id):
             assistant.asks.cancel(result_id)
         result = await task
+    finally:
+        if waiting is not None:
+            waiting.stop()
     sys.stdout.write("\n")
     if result.interrupted:
         print("(answer interrupted)", file=sys.stderr)
     return 0
+
+
+class WaitingIndicator:
+    """A spinner on the terminal (stderr) until the answer's first piece: the first token of a
+    local model may take seconds, and a silent terminal looks hung."""
+
+    FRAMES = "|/-\\"
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = asyncio.ensure_future(self._spin())
+
+    async def _spin(self) -> None:
+        frame = 0
+        while True:
+            sys.stderr.write(f"\r{self.FRAMES[frame % len(self.FRAMES)]} {WAITING}…")
+            sys.stderr.flush()
+            frame += 1
+            await asyncio.sleep(0.1)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+            sys.stderr.write("\r\x1b[K")  # the line is cleared before the answer is written
+            sys.stderr.flush()
+
+
+def when(timestamp: str) -> str:
+    """An ISO 8601 UTC time as the local 'YYYY-MM-DD HH:MM' a listing shows."""
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return timestamp
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def context_lines(context: dict) -> str:
+    """A question's context as 'show' prints it: where it came from, then its text."""
+    from .engine.prompt import display_path
+
+    where = display_path(context.get("uri", "")) or "the editor"
+    selection = context.get("range")
+    if selection:
+        where += f":{selection['start']['line'] + 1}-{selection['end']['line'] + 1}"
+    text = context.get("text")
+    note = f" ({context['note']})" if context.get("note") else ""
+    return f"--- context: {where}{note}\n{text}\n---\n" if text else f"--- context: {where}\n"
 
 
 async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) -> int:
@@ -238,15 +324,26 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
     from .terminal import SafeWriter, strip_controls
 
     if args.verb == "list":
-        rows = await assistant.sessions.list(folder, all=args.all)
+        rows = await assistant.sessions.list(folder, all=args.all, placeholders=False)
         if not rows:
             print("No sessions yet.")
         for info, active in rows:
             mark = "*" if active else " "
             print(
-                f"{mark} {info.id:40} {info.updated_at:24} {info.message_count:5} msgs  {strip_controls(info.title)}"
+                f"{mark} {info.id:40} {when(info.updated_at):16} {info.message_count:5} msgs  "
+                f"{strip_controls(info.title)}"
             )
         await warn_of_expiry(assistant)
+        return 0
+    if args.verb == "new":
+        from .memory.limits import MAX_TITLE_LENGTH
+
+        title = (args.title or "").strip()
+        if args.title is not None and not (title and len(args.title) <= MAX_TITLE_LENGTH):
+            print(f"deskmate: --title must be 1 to {MAX_TITLE_LENGTH} characters", file=sys.stderr)
+            return 2
+        session = await assistant.sessions.new(folder, title)
+        print(f"New session {session.id}; it is now this project's active session.")
         return 0
     if args.verb == "delete":
         done = await assistant.delete_session(args.session, permanent=args.permanent)
@@ -280,6 +377,12 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
     ref = assistant.sessions.resolve(session_id=args.session, workspace_uri=None if args.session else folder)
     if args.verb == "fork":
         return await terminal_fork(assistant, ref, args)
+    if args.session and await assistant.sessions.stored(args.session) is None:
+        print(
+            f"deskmate: there is no session {args.session!r} ('deskmate sessions list --all' lists them).",
+            file=sys.stderr,
+        )
+        return 1
     session, markdown = await assistant.sessions.export(ref)
     if args.verb == "export":
         SafeWriter(sys.stdout).write(markdown)
@@ -289,7 +392,12 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
         out.write(f"(forked from {lineage.session_id} at message {lineage.message_id})\n\n")
     for message in session.messages:
         flag = " (interrupted)" if message.status == "interrupted" else ""
-        out.write(f"[{message.timestamp}] {message.id} {message.role}{flag}:\n{message.content}\n\n")
+        failed = f"(failed: {message.error})\n" if message.error is not None else ""
+        context = context_lines(message.context) if message.context else ""
+        out.write(
+            f"[{when(message.timestamp)}] {message.id} {message.role}{flag}:\n{message.content}\n"
+            f"{context}{failed}\n"
+        )
     if not session.messages:
         print(f"Session {session.id} has no messages.")
     return 0

@@ -1,5 +1,7 @@
 """Bad input and model failures: clear messages, nothing lost, the daemon keeps serving."""
 
+import asyncio
+
 import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -91,8 +93,20 @@ async def test_key_from_a_named_environment_variable(start_daemon, project, mode
 async def test_unknown_model(start_daemon, project):
     daemon = await start_daemon(folders=[project], settings={"model": "missing-model"})
     await expect_error(
-        daemon.ask("hi"), REQUEST_FAILED, "does not know the model 'missing-model'", "HTTP 404"
+        daemon.ask("hi"),
+        REQUEST_FAILED,
+        "does not know the model 'missing-model'",
+        "HTTP 404",
+        "It serves: test-model.",
+        "Set deskmate.model",
     )
+
+
+async def test_a_base_url_without_v1_is_named_as_the_likely_mistake(start_daemon, project, model_server):
+    root = model_server.base_url.removesuffix("/v1")
+    daemon = await start_daemon(folders=[project], settings={"baseUrl": root})
+    message = await expect_error(daemon.ask("hi"), REQUEST_FAILED, "HTTP 404", "likely missing /v1")
+    assert f"Set deskmate.baseUrl to {root}/v1." in message and "does not know the model" not in message
 
 
 @pytest.mark.parametrize(
@@ -241,3 +255,46 @@ async def test_a_long_title_is_refused(start_daemon, project):
         INVALID_PARAMS,
         '"title" is 201 characters long; the limit is 200',
     )
+
+
+async def test_a_failed_answer_keeps_its_reason_and_is_not_sent_again(start_daemon, project, model_server):
+    daemon = await start_daemon(folders=[project])
+    message = await expect_error(daemon.ask("[[fail:401]] first"), REQUEST_FAILED, "HTTP 401")
+    await expect_error(
+        daemon.ask("[[tokens:9]] [[error-after:2]]", askId="mid"),
+        REQUEST_FAILED,
+        "Simulated failure mid-answer",
+    )
+    session_id = daemon.deltas_of("mid")[0]["sessionId"]
+    await daemon.stop()
+    again = await start_daemon(folders=[project])  # the reason survives a restart
+    messages = await stored_messages(again, session_id)
+    assert [(m["role"], m["content"], m.get("status"), m.get("error")) for m in messages][1::2] == [
+        ("assistant", "", "interrupted", message),
+        ("assistant", "t0 t1 ", "interrupted", messages[3]["error"]),
+    ]
+    assert "in the middle of the answer: Simulated failure mid-answer." in messages[3]["error"]
+    model_server.clear_requests()
+    await again.ask("next")
+    sent = [m["content"] for m in model_server.requests[-1]["messages"][1:]]
+    assert sent == ["[[tokens:9]] [[error-after:2]]", "t0 t1 ", "next"]  # the empty failure left out
+
+
+async def test_status_checks_the_model_server_when_asked(start_daemon, project, model_server):
+    daemon = await start_daemon(folders=[project])
+    assert "modelServer" not in await daemon.run("deskmate.status")
+    found = (await daemon.run("deskmate.status", {"checkModel": True}))["modelServer"]
+    assert found == {"ok": True, "message": f"{model_server.base_url} answers and serves 'test-model'."}
+    root = model_server.base_url.removesuffix("/v1")
+    daemon.client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"deskmate": {"baseUrl": root}})
+    )
+    for _ in range(100):  # the change applies asynchronously
+        if (await daemon.run("deskmate.status"))["baseUrl"] == root:
+            break
+        await asyncio.sleep(0.05)
+    missing = (await daemon.run("deskmate.status", {"checkModel": True}))["modelServer"]
+    assert missing == {
+        "ok": False,
+        "message": f"{root}/models answered HTTP 404: the base URL is likely missing /v1.",
+    }

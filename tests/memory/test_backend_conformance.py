@@ -62,6 +62,19 @@ async def test_interrupted_status_and_metadata_survive(backend):
     assert loaded.messages[1].id == partial.id
 
 
+async def test_a_failed_answer_keeps_its_reason(backend):
+    failed = Message(
+        role="assistant", content="", status="interrupted", error="Cannot reach the model server."
+    )
+    await backend.append("s", [Message(role="user", content="q"), failed])
+    loaded = (await backend.load("s")).messages[1]
+    assert (loaded.status, loaded.error, loaded.content) == (
+        "interrupted",
+        "Cannot reach the model server.",
+        "",
+    )
+
+
 async def test_delete(backend):
     await backend.append("gone", turn(0, metadata=True))
     assert await backend.delete("gone") is True

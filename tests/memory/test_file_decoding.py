@@ -18,6 +18,9 @@ GOOD = {"id": "m", "role": "user", "content": "hi", "timestamp": "2026-01-01T00:
 VARIANTS = [
     GOOD,
     {**GOOD, "model": "m1", "usage": {"totalTokens": 3}, "status": "interrupted"},
+    {**GOOD, "status": "interrupted", "error": "The model server failed (HTTP 500)."},
+    {**GOOD, "error": 5},
+    {**GOOD, "error": None},
     {
         **GOOD,
         "context": {

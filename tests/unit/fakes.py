@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from deskmate.engine import ModelError, Settings, Usage
+from deskmate.engine.model_client import ContextOverflow, Finished
 
 
 class FakeModel:
@@ -15,7 +16,10 @@ class FakeModel:
     ``gate``, when set, is awaited after the first piece, so a test can act while an
     answer is half-way; ``pause`` sleeps that many seconds between pieces (a paced
     stream); ``fail`` raises ModelError after the pieces. ``sent`` counts the pieces
-    streamed so far.
+    streamed so far. ``window`` makes it a small local model: the context window it
+    reports, and prompts over it (4 characters a token) refused as a server would
+    (``report_window=False``: refused, but not reported); ``finish`` is the finish reason
+    it gives (e.g. ``length``).
     """
 
     def __init__(self, settings: Settings, answer: str = "fake answer", *, fail: str | None = None) -> None:
@@ -28,13 +32,28 @@ class FakeModel:
         self.started = asyncio.Event()
         self.prompts: list[list[dict[str, str]]] = []
         self.closed = False
+        self.window: int | None = None
+        self.report_window = True
+        self.learned: int | None = None
+        self.finish: str | None = None
+
+    async def context_window(self) -> int | None:
+        return self.learned or (self.window if self.report_window else None)
+
+    def learn_window(self, window: int) -> None:
+        self.learned = window
 
     def check_configured(self) -> None:
         pass
 
     async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str | Usage]:
         self.prompts.append(messages)
-        words = self.answer.split(" ")
+        if self.window is not None and sum(len(m["content"]) for m in messages) // 4 > self.window:
+            raise ContextOverflow(
+                "the request exceeds the available context size",
+                self.learned or (self.window if self.report_window else None),
+            )
+        words = self.answer.split(" ") if self.answer else []
         for index, word in enumerate(words):
             if index and self.pause:
                 await asyncio.sleep(self.pause)
@@ -45,6 +64,8 @@ class FakeModel:
                 await self.gate.wait()
         if self.fail:
             raise ModelError(self.fail)
+        if self.finish:
+            yield Finished(self.finish)
         yield Usage(len(messages), len(words), len(messages) + len(words))
 
     async def close(self) -> None:

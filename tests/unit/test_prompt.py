@@ -45,3 +45,16 @@ def test_a_context_without_text_only_names_the_file():
 
 def test_fences_grow_around_text_that_holds_a_fence():
     assert "````" in with_context("q", {"uri": "file:///a.md", "text": "```\ncode\n```"})
+
+
+def test_a_failed_turn_that_produced_nothing_is_not_sent():
+    history = [
+        Message("user", "first"),
+        Message("assistant", "one"),
+        Message("user", "lost"),
+        Message("assistant", "", status="interrupted", error="Cannot reach the model server"),
+        Message("user", "cut"),
+        Message("assistant", "half an", status="interrupted", error="connection lost"),
+    ]
+    sent = build_messages("", history, Message("user", "now"), max_history_tokens=1000)
+    assert [m["content"] for m in sent] == ["first", "one", "cut", "half an", "now"]

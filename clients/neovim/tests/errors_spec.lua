@@ -8,7 +8,16 @@ H.test("a failing answer shows the daemon's message at ERROR level", function()
   H.truthy(err and err.message and err.message ~= "", "an error with a message")
   local errors = H.notified(err.message, vim.log.levels.ERROR)
   H.eq(1, #errors, "one ERROR notification with the daemon's message")
-  H.contains(H.chat_text(), "*(failed: ", "the chat says it failed")
+  local failed = "*(failed: " .. err.message:gsub("\n", " ") .. ")*"
+  H.contains(H.chat_text(), failed, "the chat says it failed, and why")
+  -- Reloaded from the stored history, the failure reads the same.
+  vim.cmd("Deskmate chat") -- closes
+  require("deskmate.chat").find(H.root()).loaded = nil
+  vim.cmd("Deskmate chat") -- opens and reloads history
+  H.wait("history reloaded", function()
+    return H.chat_text():find("this will fail", 1, true)
+  end)
+  H.contains(H.chat_text(), failed, "the stored reason, after a reload")
   -- The next question still works.
   local ok = H.ask("[[answer:recovered]] again")
   H.eq("recovered", ok.answer, "answer after a failure")
@@ -103,6 +112,17 @@ H.test("a daemon that dies mid-answer is reported; the next question starts a ne
   H.eq("the daemon stopped", err and err.message, "its error")
   local r = H.ask("[[answer:back again]] hello")
   H.eq("back again", r.answer, "answer from a new daemon")
+end)
+
+H.test("errors name Neovim's settings, not VS Code's", function()
+  H.stop_daemons()
+  H.setup({ settings = { model = "missing-model" } })
+  local _, err = H.ask("hello")
+  H.contains(err.message, "Set deskmate.model", "the daemon's own wording")
+  local shown = H.notified("does not know the model", vim.log.levels.ERROR)
+  H.eq(1, #shown, "one notification")
+  H.contains(shown[1].msg, "Set settings.model to a model it serves", "named as set in setup()")
+  H.truthy(not shown[1].msg:find("deskmate.model", 1, true), "no VS Code setting name: " .. shown[1].msg)
 end)
 
 H.test("a missing daemon command is reported at ERROR level", function()

@@ -367,6 +367,7 @@ export class ChatController {
         role: message.role,
         content: message.content,
         ...(message.status ? { status: message.status } : {}),
+        ...(message.error ? { error: message.error } : {}),
       });
     }
     // The daemon stores a question when it is asked: while its answer streams,

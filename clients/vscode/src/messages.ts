@@ -8,6 +8,8 @@ export interface ChatEntry {
   content: string;
   /** "interrupted" for a stopped or failed answer, as the daemon stores it. */
   status?: string;
+  /** Why the answer failed, as the daemon stores it: shown the same live and after a reload. */
+  error?: string;
 }
 
 export interface SessionChoice {

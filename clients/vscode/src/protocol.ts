@@ -83,6 +83,8 @@ export interface StoredMessage {
   timestamp: string;
   model?: string;
   status?: string;
+  /** Why a failed answer failed. */
+  error?: string;
 }
 
 export interface SessionView {

@@ -10,8 +10,8 @@ from typing import Any
 
 from ..memory import Message
 from .errors import EngineError, SessionBusy
-from .model_client import ModelClient, ModelError, Usage
-from .prompt import build_messages
+from .model_client import ContextOverflow, Finished, ModelClient, ModelError, Usage
+from .prompt import build_messages, estimate_tokens, history_budget
 from .redaction import Redaction, redact_question
 from .sessions import SessionRef, Sessions, refuse_trashed
 from .settings import Settings
@@ -19,6 +19,8 @@ from .settings import Settings
 TITLE_LENGTH = 60
 # The question's durable write starts when the answer's first piece is out, or after this long.
 QUESTION_WRITE_DELAY = 0.02
+# Ends an answer the model stopped at its token limit (maxTokens, or a full context window).
+CUT_OFF_NOTE = "\n\n(cut off at the length limit)"
 
 
 @dataclass
@@ -184,9 +186,8 @@ class AskRunner:
         session, _ = await self.sessions.current(ref)
         refuse_trashed(session.info())
         question = Message(role="user", content=question_text, context=context or None)
-        prompt = build_messages(
-            settings.system_prompt, session.messages, question, settings.max_history_tokens
-        )
+        fitting = _PromptFitting(settings, model, session.messages, question)
+        prompt = fitting.first(await model.context_window())
         title = session.title or title_from(question_text)
         store, key = self.sessions.store.for_session(ref.id)
         untitled = not session.messages and not session.title
@@ -203,7 +204,9 @@ class AskRunner:
         # returned (below).
         first_piece_out = asyncio.Event()
         write_anyway = asyncio.get_running_loop().call_later(QUESTION_WRITE_DELAY, first_piece_out.set)
-        running.task = asyncio.ensure_future(_pump(model, prompt, pieces, on_delta, first_piece_out))
+        running.task = asyncio.ensure_future(
+            _answer(model, prompt, fitting, pieces, on_delta, first_piece_out)
+        )
 
         async def write_question() -> None:
             await first_piece_out.wait()
@@ -238,6 +241,7 @@ class AskRunner:
             model=settings.model,
             usage=usage.to_dict() if usage else None,
             status="interrupted" if interrupted else "complete",
+            error=str(failure) if failure is not None else None,
         )
         if running.discarded:
             # The session is being deleted: the question must be stored (or have failed) before
@@ -255,22 +259,128 @@ class AskRunner:
         return AskResult(ref.id, running.ask_id, answer.content, usage, interrupted, redacted)
 
 
+class _PromptFitting:
+    """The prompt for one ask, and a smaller one when the model's context refused it."""
+
+    def __init__(
+        self, settings: Settings, model: ModelClient, history: list[Message], question: Message
+    ) -> None:
+        self.settings = settings
+        self.model = model
+        self.history = history
+        self.question = question
+        self.window: int | None = None
+        self.history_sent = 0  # estimated tokens of earlier turns in the last prompt built
+
+    def first(self, window: int | None) -> list[dict[str, str]]:
+        """Within maxHistoryTokens and, when the server reports it, the context window."""
+        self.window = window
+        prompt = self._build(self._budget(window))
+        if prompt is None:
+            raise ContextOverflow(self._too_long(), window)
+        return prompt
+
+    def smaller(self, overflow: ContextOverflow) -> list[dict[str, str]]:
+        """The prompt to try once more after ``overflow``: fitted to the window the server
+        named, else with half the earlier turns; raises ModelError saying what to set when
+        there is nothing left to take out."""
+        if overflow.window:
+            self.model.learn_window(overflow.window)
+            self.window = overflow.window
+        if not self.history_sent:
+            raise ContextOverflow(self._too_long(), self.window)
+        budget = self.history_sent // 2
+        if self.window:
+            budget = min(budget, max(0, self._budget(self.window)))
+        prompt = self._build(budget)
+        if prompt is None:
+            raise ContextOverflow(self._too_long(), self.window)
+        return prompt
+
+    def _budget(self, window: int | None) -> int:
+        settings = self.settings
+        return history_budget(
+            settings.system_prompt, self.question, settings.max_history_tokens, window, settings.max_tokens
+        )
+
+    def _build(self, budget: int) -> list[dict[str, str]] | None:
+        if budget < 0:
+            return None
+        prompt = build_messages(self.settings.system_prompt, self.history, self.question, budget)
+        earlier = prompt[1:-1] if self.settings.system_prompt else prompt[:-1]
+        self.history_sent = sum(estimate_tokens(m["content"]) for m in earlier)
+        return prompt
+
+    def _too_long(self) -> str:
+        window = f" ({self.window} tokens)" if self.window else ""
+        return (
+            f"The question and its context do not fit the context window of model "
+            f"{self.settings.model!r}{window}, even without earlier turns. Shorten the question or the "
+            "selection, or run the model with a larger context (llama.cpp: --ctx-size; Ollama: num_ctx)."
+        )
+
+    def still_too_long(self) -> str:
+        window = f" ({self.window} tokens)" if self.window else ""
+        return (
+            f"The conversation does not fit the context window of model {self.settings.model!r}{window}, "
+            "even with fewer earlier turns. Lower deskmate.maxHistoryTokens (now "
+            f"{self.settings.max_history_tokens}) or deskmate.maxTokens, start a new session, or run the "
+            "model with a larger context (llama.cpp: --ctx-size; Ollama: num_ctx)."
+        )
+
+
+async def _answer(
+    model: ModelClient,
+    prompt: list[dict[str, str]],
+    fitting: _PromptFitting,
+    pieces: list[str],
+    on_delta: Callable[[str], None],
+    first_piece_out: asyncio.Event,
+) -> Usage | None:
+    """Stream the answer into ``pieces``. A prompt the model's context refused (an error
+    saying so, or an empty answer stopped at the length limit) is made smaller and sent
+    once more; an answer cut off at the length limit ends with CUT_OFF_NOTE."""
+    try:
+        for attempt in (1, 2):
+            try:
+                usage, finish = await _pump(model, prompt, pieces, on_delta, first_piece_out)
+            except ContextOverflow as overflow:
+                if pieces:
+                    raise
+                if attempt == 2:
+                    raise ContextOverflow(fitting.still_too_long(), overflow.window) from overflow
+                prompt = fitting.smaller(overflow)
+                continue
+            if finish == "length" and not pieces:  # the prompt filled the window: no room to answer
+                if attempt == 2:
+                    raise ContextOverflow(fitting.still_too_long())
+                prompt = fitting.smaller(ContextOverflow("the answer stopped at the length limit"))
+                continue
+            if finish == "length":
+                pieces.append(CUT_OFF_NOTE)
+                on_delta(CUT_OFF_NOTE)
+            return usage
+        raise AssertionError("unreachable")  # pragma: no cover
+    finally:
+        first_piece_out.set()  # no piece at all (a failure, a cancel): the question is written now
+
+
 async def _pump(
     model: ModelClient,
     prompt: list[dict[str, str]],
     pieces: list[str],
     on_delta: Callable[[str], None],
     first_piece_out: asyncio.Event,
-) -> Usage | None:
+) -> tuple[Usage | None, str | None]:
     usage = None
-    try:
-        async for item in model.stream(prompt):
-            if isinstance(item, str):
-                pieces.append(item)
-                on_delta(item)
-                first_piece_out.set()
-            else:
-                usage = item
-    finally:
-        first_piece_out.set()  # no piece at all (a failure, a cancel): the question is written now
-    return usage
+    finish = None
+    async for item in model.stream(prompt):
+        if isinstance(item, str):
+            pieces.append(item)
+            on_delta(item)
+            first_piece_out.set()
+        elif isinstance(item, Finished):
+            finish = item.reason
+        else:
+            usage = item
+    return usage, finish

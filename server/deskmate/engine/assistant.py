@@ -23,7 +23,7 @@ from ..memory import MemoryBackend, SessionInfo
 from ..memory.urls import redact
 from .asking import AskRunner, ModelClients
 from .forks import Edit, Forks
-from .model_client import ModelClient
+from .model_client import ModelClient, ModelError
 from .sessions import SessionRef, Sessions
 from .settings import Settings
 from .store import SessionStore
@@ -191,6 +191,14 @@ class Assistant:
     async def close(self) -> None:
         await self.asks.models.close()
         await self.store.close()
+
+    async def check_model(self) -> tuple[bool, str]:
+        """Whether the configured model server answers, quickly (a health check), and what
+        was found or failed; the same sentence as an ask would give when it is not configured."""
+        try:
+            return await self.asks.models.get(self._settings).check_server()
+        except ModelError as exc:
+            return False, str(exc)
 
     def status(self) -> EngineStatus:
         """Facts for health checks; URLs come with their secrets masked."""

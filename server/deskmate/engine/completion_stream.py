@@ -2,8 +2,8 @@
 
 The openai SDK would decode every event in Python and build a typed
 ``ChatCompletionChunk`` for it, which at thousands of chunks a second costs most of
-a CPU core. Only three things of a chunk matter here: the delta text, the usage
-and an error, so each event's JSON is decoded by msgspec straight into the small
+a CPU core. Only four things of a chunk matter here: the delta text, the finish
+reason, the usage and an error, so each event's JSON is decoded by msgspec straight into the small
 structs below (unknown fields are skipped without being built).
 """
 
@@ -20,6 +20,7 @@ class _Delta(msgspec.Struct):
 
 class _Choice(msgspec.Struct):
     delta: _Delta | None = None
+    finish_reason: str | None = None
 
 
 class _Usage(msgspec.Struct):
@@ -39,6 +40,13 @@ class Chunk(msgspec.Struct):
         if not self.choices:
             return ""
         return "".join(c.delta.content for c in self.choices if c.delta is not None and c.delta.content)
+
+    def finish_reason(self) -> str | None:
+        """Why the answer ended (``stop``, ``length``...), on the chunk that ends it."""
+        for choice in self.choices or ():
+            if choice.finish_reason:
+                return choice.finish_reason
+        return None
 
 
 decode_chunk = msgspec.json.Decoder(Chunk).decode

@@ -33,6 +33,8 @@ def session_to_markdown(session: Session) -> str:
         elif message.role == "assistant":
             by = f"deskmate ({message.model})" if message.model else "deskmate"
             lines += [f"## {by} — {message.timestamp}", "", message.content or "_(no answer)_", ""]
-            if message.status == "interrupted":
+            if message.error is not None:
+                lines += [f"_(answer failed: {message.error})_", ""]
+            elif message.status == "interrupted":
                 lines += ["_(answer interrupted)_", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -12,11 +12,13 @@ import contextlib
 import functools
 import inspect
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..memory.urls import redact
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,17 @@ log = logging.getLogger(__name__)
 # Sent to local servers (Ollama, llama.cpp, vLLM...) that want no key: the SDK insists on one.
 LOCAL_PLACEHOLDER_KEY = "no-key"
 DRAIN_SECONDS = 0.1  # how long the end of a finished body may take before its connection is dropped
+PROBE_SECONDS = 2.0  # how long asking a server for its context window may take
+# How servers word a prompt longer than their context: llama.cpp ("exceeds the available
+# context size"), llama-cpp-python ("exceed context window"), OpenAI and vLLM ("maximum
+# context length"), others ("prompt is too long", "too many tokens").
+_OVERFLOW_RE = re.compile(
+    r"context (size|window|length)|maximum context|prompt is too long|too many tokens|context_length_exceeded",
+    re.IGNORECASE,
+)
+_WINDOW_IN_MESSAGE_RE = re.compile(
+    r"(?:maximum context length is|context window of|context size of|n_ctx[\s=:]+)\D{0,3}(\d+)", re.IGNORECASE
+)
 
 
 def preload() -> None:
@@ -41,6 +54,21 @@ class ModelError(Exception):
 
 class ConfigurationError(ModelError):
     """deskmate is not configured well enough to call a model."""
+
+
+class ContextOverflow(ModelError):
+    """The prompt did not fit the model's context window; ``window`` is its size when known."""
+
+    def __init__(self, message: str, window: int | None = None) -> None:
+        super().__init__(message)
+        self.window = window
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Why the answer ended, as the server said: ``stop``, ``length`` (a token limit) ..."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -63,6 +91,107 @@ class ModelClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: Any = None
+        self._windows: dict[str, int | None] = {}  # context window by model, once asked
+
+    async def context_window(self) -> int | None:
+        """The model's context window in tokens, where the server reports it (llama.cpp's
+        ``/props``, Ollama's ``/api/show``); asked once per model, None when unknown."""
+        model = self.settings.model
+        if model not in self._windows:
+            self._windows[model] = await self._probe_window(model) if self.settings.base_url else None
+        return self._windows[model]
+
+    def learn_window(self, window: int) -> None:
+        """A window the server named in an error (it knows best)."""
+        self._windows[self.settings.model] = window
+
+    async def check_server(self) -> tuple[bool, str]:
+        """Whether the model server answers (``GET <baseUrl>/models``, PROBE_SECONDS at most),
+        and a sentence saying what was found or what failed."""
+        self.check_configured()
+        import openai
+
+        settings = self.settings
+        base = redact(settings.base_url or "https://api.openai.com/v1").rstrip("/")
+        options = {"timeout": PROBE_SECONDS, "max_retries": 0}
+        try:
+            response = await self._sdk_client().get("/models", cast_to=_raw_response_type(), options=options)
+            data = response.json().get("data")
+        except openai.NotFoundError as exc:
+            if not base.endswith("/v1") and await self._served_models("/v1/models") is not None:
+                return False, f"{base}/models answered HTTP 404: the base URL is likely missing /v1."
+            return False, f"{base}/models answered HTTP 404 ({_server_message(exc)})."
+        except openai.APIStatusError as exc:
+            return False, f"{base}/models answered HTTP {exc.status_code} ({_server_message(exc)})."
+        except openai.APIConnectionError as exc:
+            if _is_timeout(exc):
+                return False, f"{base} did not answer within {PROBE_SECONDS:g} s."
+            return False, f"cannot reach {base} ({describe(_causes(exc)[-1])}). Is it running?"
+        except Exception as exc:
+            return False, f"{base}/models sent something deskmate cannot read ({describe(exc)})."
+        served = (
+            [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+            if isinstance(data, list)
+            else []
+        )
+        if served and settings.model not in served:
+            return False, (
+                f"{base} answers but does not list the model {settings.model!r}; it serves: "
+                f"{', '.join(served[:10])}."
+            )
+        return True, f"{base} answers" + (f" and serves {settings.model!r}." if served else ".")
+
+    async def _served_models(self, url: str) -> list[str] | None:
+        """The model ids a ``/models`` path under the base URL lists, or None when it lists
+        none (or fails)."""
+        options = {"timeout": PROBE_SECONDS, "max_retries": 0}
+        try:
+            response = await self._sdk_client().get(url, cast_to=_raw_response_type(), options=options)
+            data = response.json().get("data")
+        except Exception as exc:
+            log.debug("no model list at %s: %s", url, describe(exc))
+            return None
+        if not isinstance(data, list):
+            return None
+        return [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+
+    async def _not_found(self, exc: Any) -> str:
+        """Why the server answered 404, found by asking it what it serves: a base URL missing
+        its ``/v1`` (the most common slip), or a model it does not have."""
+        settings = self.settings
+        base = redact(settings.base_url or "").rstrip("/")
+        served = await self._served_models("/models") if base else None
+        if base and served is None and not base.endswith("/v1"):
+            if await self._served_models("/v1/models") is not None:
+                return (
+                    f"The model server at {base} answered HTTP 404: the base URL is likely missing /v1 "
+                    f"(the server answers at {base}/v1). Set deskmate.baseUrl to {base}/v1."
+                )
+        listed = f" It serves: {', '.join(served[:10])}." if served else ""
+        return (
+            f"The model server at {base or 'the OpenAI API'} does not know the model {settings.model!r} "
+            f"(HTTP 404: {_server_message(exc)}).{listed} Set deskmate.model to a model it serves."
+        )
+
+    async def _probe_window(self, model: str) -> int | None:
+        root = server_root(self.settings.base_url or "")
+        client = self._sdk_client()
+        options = {"timeout": PROBE_SECONDS, "max_retries": 0}
+        try:
+            response = await client.get(f"{root}/props", cast_to=_raw_response_type(), options=options)
+            window = _window_of_props(response.json())
+            if window:
+                return window
+        except Exception as exc:  # not llama.cpp, or it does not say: try the next kind
+            log.debug("no context window at %s/props: %s", root, describe(exc))
+        try:
+            response = await client.post(
+                f"{root}/api/show", cast_to=_raw_response_type(), body={"model": model}, options=options
+            )
+            return _window_of_ollama(response.json())
+        except Exception as exc:
+            log.debug("no context window at %s/api/show: %s", root, describe(exc))
+        return None
 
     def check_configured(self) -> None:
         """Raise ConfigurationError, saying what to set, when no model can be reached."""
@@ -70,7 +199,7 @@ class ModelClient:
         if settings.resolved_api_key() is None and settings.base_url is None:
             raise ConfigurationError(
                 f"No API key is configured. Set the environment variable {settings.api_key_env} "
-                "(or name another one in the deskmate.apiKeyEnv setting), or set deskmate.baseUrl "
+                "(or name another one in deskmate.apiKeyEnv), or set deskmate.baseUrl "
                 "to a local OpenAI-compatible server such as http://127.0.0.1:11434/v1 (Ollama)."
             )
 
@@ -134,6 +263,13 @@ class ModelClient:
                         yield item
             finally:
                 await response.aclose()  # closing it tells the server to stop (e.g. after a cancel)
+        except openai.NotFoundError as exc:
+            raise ModelError(await self._not_found(exc)) from exc
+        except openai.BadRequestError as exc:
+            message = _server_message(exc)
+            if _OVERFLOW_RE.search(message) or _OVERFLOW_RE.search(str(getattr(exc, "code", "") or "")):
+                raise ContextOverflow(explain(exc, settings), _window_in_error(exc)) from exc
+            raise ModelError(explain(exc, settings)) from exc
         except openai.APIError as exc:
             raise ModelError(explain(exc, settings)) from exc
         except ModelError:
@@ -155,6 +291,7 @@ async def _read_answer(body: AsyncIterator[bytes], settings: Settings) -> AsyncI
 
     events = EventSplitter()
     usage: Usage | None = None
+    finish: str | None = None
     done = False
     async for data in body:
         for event, payload in events.feed(data):
@@ -173,11 +310,14 @@ async def _read_answer(body: AsyncIterator[bytes], settings: Settings) -> AsyncI
             text = chunk.text()
             if text:
                 yield text
+            finish = chunk.finish_reason() or finish
             if chunk.usage is not None:
                 found = chunk.usage
                 usage = Usage(found.prompt_tokens or 0, found.completion_tokens or 0, found.total_tokens or 0)
         if done:
             break
+    if finish is not None:
+        yield Finished(finish)
     if usage is not None:
         yield usage
     if done:
@@ -195,6 +335,51 @@ async def _drain(body: AsyncIterator[bytes]) -> None:
         await asyncio.wait_for(rest(), DRAIN_SECONDS)
     except Exception:  # the answer is complete; a connection that cannot be reused is closed
         pass
+
+
+def server_root(base_url: str) -> str:
+    """The server's own root under an OpenAI-compatible base URL (``…/v1`` taken off): where
+    llama.cpp and Ollama serve their native endpoints."""
+    root = base_url.rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
+
+
+def _positive(value: Any) -> int | None:
+    return value if type(value) is int and value > 0 else None
+
+
+def _window_of_props(props: Any) -> int | None:
+    """llama.cpp: ``{"default_generation_settings": {"n_ctx": N}}`` (older builds: ``n_ctx`` at the top)."""
+    if not isinstance(props, dict):
+        return None
+    settings = props.get("default_generation_settings")
+    found = settings.get("n_ctx") if isinstance(settings, dict) else None
+    return _positive(found) or _positive(props.get("n_ctx"))
+
+
+def _window_of_ollama(show: Any) -> int | None:
+    """Ollama: the ``num_ctx`` it runs the model with, else the model's trained length."""
+    if not isinstance(show, dict):
+        return None
+    match = re.search(r"^num_ctx\s+(\d+)", str(show.get("parameters") or ""), re.MULTILINE)
+    if match:
+        return _positive(int(match.group(1)))
+    info = show.get("model_info")
+    if isinstance(info, dict):
+        for key, value in info.items():
+            if key.endswith(".context_length") and _positive(value):
+                return value
+    return None
+
+
+def _window_in_error(exc: Any) -> int | None:
+    """The context size a refusal names: llama.cpp's ``n_ctx`` field, or a number in the message."""
+    body = getattr(exc, "body", None)
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(error, dict) and _positive(error.get("n_ctx")):
+        return error["n_ctx"]
+    match = _WINDOW_IN_MESSAGE_RE.search(_server_message(exc))
+    return _positive(int(match.group(1))) if match else None
 
 
 def _stream_error(error: Any, settings: Settings) -> str:
@@ -303,7 +488,7 @@ def _explain(exc: Exception, settings: Settings) -> str:
         if settings.api_key:
             check = "Check the API key your editor passes (in VS Code: the deskmate: Set API Key command)."
         else:
-            check = f"Check the key in {settings.api_key_env} or the deskmate.apiKeyEnv setting."
+            check = f"Check the key in {settings.api_key_env} (the variable named by deskmate.apiKeyEnv)."
         return f"The model server at {where} rejected the API key (HTTP 401: {_server_message(exc)}). {check}"
     if isinstance(exc, openai.PermissionDeniedError):
         return f"The API key may not use model {settings.model!r} (HTTP 403: {_server_message(exc)})."

@@ -10,6 +10,10 @@ from ..memory import Message
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4
+# Of a known context window, what an answer may use when maxTokens does not say (a quarter),
+# and what the 4-characters estimate may be off by (code tokenizes denser than prose).
+ANSWER_SHARE = 4
+ESTIMATE_MARGIN = 0.8
 
 
 def estimate_tokens(text: str) -> int:
@@ -45,6 +49,37 @@ def with_context(question: str, context: dict[str, Any] | None) -> str:
     )
 
 
+def history_budget(
+    system_prompt: str,
+    question: Message,
+    max_history_tokens: int,
+    context_window: int | None,
+    answer_tokens: int | None,
+) -> int:
+    """How many tokens of earlier turns may go with ``question``: ``max_history_tokens``, or
+    less when a known context window would not hold them beside the system prompt, the
+    question and room for the answer. Negative when the question alone does not fit."""
+    if context_window is None:
+        return max_history_tokens
+    answer = answer_tokens if answer_tokens is not None else context_window // ANSWER_SHARE
+    usable = int(context_window * ESTIMATE_MARGIN) - min(answer, context_window // 2)
+    fixed = estimate_tokens(system_prompt) + estimate_tokens(with_context(question.content, question.context))
+    return min(max_history_tokens, usable - fixed)
+
+
+def failed_turns(history: list[Message]) -> set[int]:
+    """Indexes of failed turns that produced nothing: an empty interrupted answer and the
+    question it answered. The model never sees them (a question without an answer reads as
+    though the user asked twice)."""
+    skipped: set[int] = set()
+    for index, message in enumerate(history):
+        if message.role == "assistant" and message.status == "interrupted" and not message.content:
+            skipped.add(index)
+            if index and history[index - 1].role == "user":
+                skipped.add(index - 1)
+    return skipped
+
+
 def build_messages(
     system_prompt: str,
     history: list[Message],
@@ -57,8 +92,10 @@ def build_messages(
     """
     recent: list[dict[str, str]] = []
     budget = max_history_tokens
-    for message in reversed(history):
-        if message.role == "system" or not message.content:
+    skipped = failed_turns(history)
+    for index in range(len(history) - 1, -1, -1):
+        message = history[index]
+        if message.role == "system" or not message.content or index in skipped:
             continue
         content = (
             with_context(message.content, message.context) if message.role == "user" else message.content

@@ -140,10 +140,17 @@ class Sessions:
         return session, persisted
 
     async def list(
-        self, workspace_uri: str | None = None, all: bool = False, *, trash: bool = False
+        self,
+        workspace_uri: str | None = None,
+        all: bool = False,
+        placeholders: bool = True,
+        *,
+        trash: bool = False,
     ) -> list[tuple[SessionInfo, bool]]:
         """Sessions with an ``active`` flag, most recent first; by default only this workspace's.
-        Sessions in the trash are left out, or (``trash``) are the only ones listed."""
+        ``placeholders``: a folder's active session is listed before it is stored (an editor's
+        chat shows it); the terminal lists only what is stored. Sessions in the trash are left
+        out, or (``trash``) are the only ones listed."""
         infos = {info.id: info for info in await self.store.sessions.list() if in_trash(info) == trash}
         if trash:
             chosen = [info for info in infos.values() if all or self._in_folders(info, workspace_uri)]
@@ -160,7 +167,7 @@ class Sessions:
         else:
             folders = set(self.workspaces.folders)
         pinned = self._settings().session_id
-        for folder in folders:  # a folder's active session is listed even before its first question
+        for folder in folders if placeholders else ():  # listed even before its first question
             session_id = pinned or self.workspaces.active_session(folder)
             infos.setdefault(session_id, SessionInfo(id=session_id, workspace_uri=folder))
         chosen = [

@@ -7,8 +7,10 @@ fill what the editor leaves out.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,23 +190,74 @@ WIRE_NAMES = tuple(_BY_WIRE_NAME)
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata["rebuilds_model"])
 
 
+# The environment variable setting each of these in the terminal (``deskmate ask``), where
+# there are no editor settings; the daemon takes them as defaults too.
+ENVIRONMENT = {
+    "model": "DESKMATE_MODEL",
+    "baseUrl": "DESKMATE_BASE_URL",
+    "apiKeyEnv": "DESKMATE_API_KEY_ENV",
+    "dataDir": "DESKMATE_DATA_DIR",
+    "storageUrl": "DESKMATE_STORAGE_URL",
+    "maxHistoryTokens": "DESKMATE_MAX_HISTORY_TOKENS",
+    "maxTokens": "DESKMATE_MAX_TOKENS",
+    "requestTimeout": "DESKMATE_REQUEST_TIMEOUT",
+    "encryption": "DESKMATE_ENCRYPTION",
+    "compression": "DESKMATE_COMPRESSION",
+    "retentionDays": "DESKMATE_RETENTION_DAYS",
+    "trashDays": "DESKMATE_TRASH_DAYS",
+}
+_SETTING_NAME_RE = re.compile(r"\bdeskmate\.([a-zA-Z]+)\b")
+
+
+def for_terminal(message: str) -> str:
+    """``message`` with the editor settings it names (``deskmate.baseUrl``) named as a terminal
+    user sets them (``$DESKMATE_BASE_URL``)."""
+
+    def name(found: re.Match[str]) -> str:
+        variable = ENVIRONMENT.get(found.group(1))
+        return f"${variable}" if variable else found.group(0)
+
+    return _SETTING_NAME_RE.sub(name, message)
+
+
+def _setting_from_env(wire: str, text: str) -> Any:
+    """An environment variable's value for the setting ``wire``: a number where one is expected."""
+    check = _BY_WIRE_NAME[wire].metadata["check"]
+    value: Any = text
+    if wire in ("maxHistoryTokens", "maxTokens", "requestTimeout", "retentionDays", "trashDays"):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise SettingsError(f"${ENVIRONMENT[wire]} must be a number, got {text!r}") from None
+    try:
+        return check(wire, value)
+    except SettingsError as exc:
+        raise SettingsError(f"${ENVIRONMENT[wire]}: {exc}") from None
+
+
 def settings_from_environment() -> Settings:
-    """Defaults overridden by DESKMATE_MODEL, DESKMATE_BASE_URL / OPENAI_BASE_URL, DESKMATE_DATA_DIR,
-    DESKMATE_STORAGE_URL, DESKMATE_ENCRYPTION, DESKMATE_COMPRESSION, DESKMATE_RETENTION_DAYS and
-    DESKMATE_TRASH_DAYS."""
+    """Defaults overridden by the variables of ENVIRONMENT (and OPENAI_BASE_URL); a variable
+    whose value deskmate cannot use is skipped with a warning naming it (DESKMATE_ENCRYPTION
+    and DESKMATE_COMPRESSION: see _from_env)."""
     env = os.environ
-    return Settings(
-        model=env.get("DESKMATE_MODEL") or DEFAULT_MODEL,
-        base_url=env.get("DESKMATE_BASE_URL") or env.get("OPENAI_BASE_URL") or None,
-        data_dir=env.get("DESKMATE_DATA_DIR") or None,
-        storage_url=env.get("DESKMATE_STORAGE_URL") or None,
+    values: dict[str, Any] = {
         # A value that is neither: logged, and encryption taken as on (fail closed: with no key
         # nothing is stored, and the user is told) rather than store in the clear by mistake.
-        encryption=_from_env("DESKMATE_ENCRYPTION", ("off", "on"), fallback="on"),
-        compression=_from_env("DESKMATE_COMPRESSION", ("off", "zstd"), fallback="off"),
-        retention_days=_days_from(env, "DESKMATE_RETENTION_DAYS", None),
-        trash_days=_days_from(env, "DESKMATE_TRASH_DAYS", 30),
-    )
+        "encryption": _from_env("DESKMATE_ENCRYPTION", ("off", "on"), fallback="on"),
+        "compression": _from_env("DESKMATE_COMPRESSION", ("off", "zstd"), fallback="off"),
+    }
+    for wire, variable in ENVIRONMENT.items():
+        text = env.get(variable) or (env.get("OPENAI_BASE_URL") if wire == "baseUrl" else None)
+        if not text or wire in ("encryption", "compression"):
+            continue
+        if wire in ("storageUrl", "dataDir", "model", "baseUrl"):  # checked where they are used
+            values[_BY_WIRE_NAME[wire].name] = text
+            continue
+        try:
+            values[_BY_WIRE_NAME[wire].name] = _setting_from_env(wire, text)
+        except SettingsError as exc:
+            log.warning("Ignoring %s", exc)
+    return Settings(**values)
 
 
 def _from_env(name: str, allowed: tuple[str, ...], *, fallback: str) -> str:
@@ -213,14 +266,3 @@ def _from_env(name: str, allowed: tuple[str, ...], *, fallback: str) -> str:
         return value
     log.error("%s must be %s, not %r; using %r", name, " or ".join(allowed), value, fallback)
     return fallback
-
-
-def _days_from(env: Any, name: str, default: int | None) -> int | None:
-    """A whole number of days from the environment; a bad value is logged and the default kept."""
-    text = (env.get(name) or "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or int(text) < 1:
-        log.warning("%s must be a whole number of days, at least 1; got %r: using %s", name, text, default)
-        return default
-    return int(text)

@@ -232,4 +232,8 @@ async def status(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     except SessionStoreError as exc:  # status must answer even when the store does not
         log.info("deskmate.status could not list sessions: %s", exc)
         expiring = None
-    return status_result(ls.assistant.status(), expiring)
+    result = status_result(ls.assistant.status(), expiring)
+    if arguments.flag("checkModel"):  # a health check: ask the model server, briefly
+        ok, message = await ls.assistant.check_model()
+        result["modelServer"] = {"ok": ok, "message": message}
+    return result

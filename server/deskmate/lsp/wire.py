@@ -23,7 +23,7 @@ def usage_result(usage: Usage) -> dict[str, int]:
 
 
 def message_result(message: Message) -> dict[str, Any]:
-    """``{id, role, content, timestamp, model?, usage?, status?, context?}``."""
+    """``{id, role, content, timestamp, model?, usage?, status?, context?, error?}``."""
     result: dict[str, Any] = {
         "id": message.id,
         "role": message.role,
@@ -38,6 +38,8 @@ def message_result(message: Message) -> dict[str, Any]:
         result["status"] = message.status
     if message.context is not None:
         result["context"] = dict(message.context)
+    if message.error is not None:
+        result["error"] = message.error
     return result
 
 

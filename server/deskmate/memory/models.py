@@ -38,7 +38,8 @@ class Message(msgspec.Struct, gc=False):
     """One message of a conversation.
 
     ``status`` is ``interrupted`` for an answer that was cancelled or failed
-    part way: the text the user already saw is kept.
+    part way: the text the user already saw is kept; ``error`` is why it failed
+    (the message the user was shown), None for an answer that did not fail.
 
     A msgspec Struct, so a store's decoder makes messages straight from their JSON
     (a 10,000-message history loads without a Python call per message). Not tracked
@@ -55,6 +56,8 @@ class Message(msgspec.Struct, gc=False):
     status: Status = "complete"
     # Editor context sent with a question: {uri, range?, languageId?, text}.
     context: dict[str, Any] | None = None
+    # Why an answer failed, as the user was told (a model error, a lost connection).
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -71,6 +74,8 @@ class Message(msgspec.Struct, gc=False):
             data["status"] = self.status
         if self.context is not None:
             data["context"] = self.context
+        if self.error is not None:
+            data["error"] = self.error
         return data
 
     @classmethod
@@ -98,6 +103,9 @@ class Message(msgspec.Struct, gc=False):
         model = get("model")
         if model is not None and type(model) is not str:
             raise ValueError("message model must be a string")
+        error = get("error")
+        if error is not None and type(error) is not str:
+            raise ValueError("message error must be a string")
         return cls(
             role,
             content,
@@ -107,6 +115,7 @@ class Message(msgspec.Struct, gc=False):
             usage,
             status,
             context,
+            error,
         )
 
 

@@ -160,7 +160,9 @@ end
 local function message_lines(message)
   local lines = { heading(message.role), "" }
   vim.list_extend(lines, split(message.content))
-  if message.status == "interrupted" then
+  if message.error then
+    vim.list_extend(lines, { "", "*(failed: " .. message.error:gsub("\n", " ") .. ")*" })
+  elseif message.status == "interrupted" then
     vim.list_extend(lines, { "", "*(interrupted)*" })
   end
   return lines

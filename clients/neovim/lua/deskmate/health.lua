@@ -7,7 +7,8 @@ local health = vim.health
 local function status(root, timeout)
   local client = require("deskmate.client")
   local done, err, result = false, nil, nil
-  client.exec(root, "deskmate.status", {}, function(e, r)
+  -- checkModel: the daemon asks the model server too (for 2 s at most).
+  client.exec(root, "deskmate.status", { checkModel = true }, function(e, r)
     done, err, result = true, e, r
   end)
   if not vim.wait(timeout, function()
@@ -71,6 +72,15 @@ function M.check()
     health.ok(("model %q at %s"):format(info.model, base or "the OpenAI API"))
   else
     health.error("no model configured", "Set `settings.model` in setup() or $DESKMATE_MODEL.")
+  end
+  local server = info.modelServer
+  if type(server) == "table" and server.ok then
+    health.ok("model server: " .. redact.text(tostring(server.message)))
+  elseif type(server) == "table" then
+    health.error("model server: " .. redact.text(tostring(server.message)), {
+      "Start the model server, or point settings.baseUrl at one (e.g. http://127.0.0.1:11434/v1)",
+      "and settings.model at a model it serves.",
+    })
   end
   if info.apiKeyConfigured then
     health.ok("API key configured")

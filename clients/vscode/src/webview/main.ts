@@ -84,6 +84,12 @@ function markInterrupted(entry: HTMLElement, note: string): void {
   entry.append(mark);
 }
 
+/** A failed answer: its reason in the entry, the same live (askFailed) and after a reload. */
+function markFailed(entry: HTMLElement, reason: string): void {
+  entry.classList.add('interrupted');
+  showError(reason, entry);
+}
+
 /** The stored messages shown, by id: what the message actions act on. */
 const shownEntries = new Map<string, ChatEntry>();
 
@@ -119,7 +125,8 @@ function addActions(entry: HTMLElement, item: ChatEntry): void {
 function appendEntry(item: ChatEntry): HTMLElement {
   const { entry, body } = entryElement(item.role);
   fillBody(body, item.role, item.content);
-  if (item.role === 'assistant' && item.status === 'interrupted') markInterrupted(entry, 'Answer interrupted.');
+  if (item.role === 'assistant' && item.error) markFailed(entry, item.error);
+  else if (item.role === 'assistant' && item.status === 'interrupted') markInterrupted(entry, 'Answer interrupted.');
   addActions(entry, item);
   transcript.append(entry);
   return entry;
@@ -345,8 +352,14 @@ window.addEventListener('message', (event: MessageEvent<ToWebview>) => {
     }
     case 'askFailed': {
       const done = streaming?.askId === message.askId ? finishStreaming() : undefined;
-      if (done) done.entry.classList.add('interrupted');
-      showError(message.message, done?.entry);
+      if (done) {
+        markFailed(done.entry, message.message);
+        break;
+      }
+      // The refresh before this message may already show the stored answer with this reason.
+      const last = transcript.lastElementChild;
+      const shown = last?.classList.contains('interrupted') && last.querySelector(':scope > .error')?.textContent;
+      if (shown !== message.message) showError(message.message);
       break;
     }
     case 'error':

@@ -267,6 +267,26 @@ describe('chat page in Chromium', () => {
     assert.equal(await page.locator('#transcript > :last-child').getAttribute('role'), 'alert');
     assert.equal(await text('#transcript > :last-child'), 'The model server rejected the API key (HTTP 401).');
     assert.equal(await page.locator('.message.assistant.interrupted').count(), 1);
+    // A stored answer carrying its reason shows it in the entry, as live; the askFailed that
+    // follows the refresh adds nothing beside it.
+    const reason = 'Cannot reach the model server at http://127.0.0.1:9/v1. Is it running?';
+    await send({ type: 'askStarted', askId: 'a5', question: 'once more' });
+    await send({
+      type: 'session',
+      sessionId: 'proj-1',
+      title: 'Why is the build slow',
+      entries: [
+        { role: 'user', content: 'once more' },
+        { role: 'assistant', content: '', status: 'interrupted', error: reason },
+      ],
+      sessions: SESSIONS,
+      stored: true,
+    });
+    await send({ type: 'askFailed', askId: 'a5', message: reason });
+    const reloaded = page.locator('.message.assistant.interrupted').last();
+    assert.equal(await reloaded.locator('[role="alert"]').innerText(), reason);
+    assert.equal(await reloaded.locator('.message-note').count(), 0);
+    assert.equal(await page.locator('#transcript > .error').count(), 0);
     await send({ type: 'error', message: 'Session "x" does not exist' });
     assert.equal(await page.locator('#transcript > .error[role="alert"]').last().innerText(), 'Session "x" does not exist');
   });

@@ -305,6 +305,7 @@ def _line_decoder() -> tuple[Any, Any]:
         usage: dict[Any, Any] | None = None
         status: Status = "complete"
         context: dict[Any, Any] | None = None
+        error: str | None = None
         more: Any = None
         enc: Any = None  # an encoded record (compressed, encrypted): its fields are these two
         kid: Any = None
@@ -394,6 +395,7 @@ def _fast_lines(body: bytes | memoryview) -> tuple[list[Message], int] | None:
                 line.usage,
                 line.status,
                 line.context,
+                line.error,
             )
         )
         if line.more is not True:
