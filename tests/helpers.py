@@ -83,6 +83,27 @@ async def stored_messages(daemon: Any, session_id: str) -> list[dict[str, Any]]:
     return session["messages"]
 
 
+# -- time --------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """A clock a test moves by hand (``Assistant(clock=...)``): starts at the real time, so it
+    agrees with the timestamps of messages stored now, then jumps days ahead on request."""
+
+    def __init__(self) -> None:
+        from datetime import datetime, timezone
+
+        self.now = datetime.now(timezone.utc)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+
+
 # -- waiting ---------------------------------------------------------------------------
 
 

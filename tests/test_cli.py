@@ -14,11 +14,11 @@ def cli_env(model_server, data_dir) -> dict[str, str]:
     )
 
 
-def deskmate(*args, cwd, model_server, data_dir, check=True):
+def deskmate(*args, cwd, model_server, data_dir, check=True, env=None):
     proc = subprocess.run(
         [sys.executable, "-m", "deskmate", *args],
         cwd=cwd,
-        env=cli_env(model_server, data_dir),
+        env={**cli_env(model_server, data_dir), **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -63,17 +63,61 @@ def test_sessions_list_show_export_delete(project, model_server, data_dir):
     deleted = deskmate(
         "sessions", "delete", session_id, cwd=project, model_server=model_server, data_dir=data_dir
     )
-    assert deleted.stdout == f"Deleted {session_id}.\n"
-    again = deskmate(
-        "sessions",
-        "delete",
-        session_id,
-        cwd=project,
-        model_server=model_server,
-        data_dir=data_dir,
-        check=False,
+    assert deleted.stdout.startswith(f"Moved {session_id} to the trash (purged after ")
+    assert f"`deskmate sessions restore {session_id}` brings it back" in deleted.stdout
+    run = dict(cwd=project, model_server=model_server, data_dir=data_dir)
+    listed = deskmate("sessions", "list", **run).stdout
+    assert listed == "No sessions yet.\n"  # in the trash; the project goes on in a fresh session
+    trash = deskmate("sessions", "trash", **run).stdout
+    assert trash.startswith(f"  {session_id}") and "2 msgs  Explain main.py" in trash
+    restored = deskmate("sessions", "restore", session_id, **run)
+    assert restored.stdout == f"Restored {session_id} (2 messages): Explain main.py\n"
+    assert deskmate("sessions", "trash", **run).stdout == "The trash is empty.\n"
+    not_binned = deskmate("sessions", "restore", session_id, **run, check=False)
+    assert not_binned.returncode == 1 and "is not in the trash" in not_binned.stderr
+    gone = deskmate("sessions", "delete", "--permanent", session_id, **run)
+    assert gone.stdout == f"Deleted {session_id} permanently.\n"
+    again = deskmate("sessions", "delete", session_id, **run, check=False)
+    assert again.returncode == 1 and deskmate("sessions", "trash", **run).stdout == "The trash is empty.\n"
+
+
+def test_prune_and_the_expiry_warning_of_list(project, model_server, data_dir):
+    from datetime import datetime, timedelta, timezone
+
+    from deskmate.memory import FileBackend, Message
+    from deskmate.memory.models import SessionMeta
+
+    def days_ago(days: int) -> str:
+        moment = datetime.now(timezone.utc) - timedelta(days=days)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    async def fill() -> None:
+        store = FileBackend(data_dir)
+        for session_id, age in (("ancient", 45), ("soon", 26), ("binned", 50)):
+            message = Message(role="user", content=session_id, timestamp=days_ago(age))
+            await store.append(session_id, [message], title=session_id, workspace_uri=project.as_uri())
+        await store.update("binned", lambda info: (info.title, SessionMeta(deleted_at=days_ago(40))))
+
+    import asyncio
+
+    asyncio.run(fill())
+    env = {"DESKMATE_RETENTION_DAYS": "30"}
+    run = dict(cwd=project, model_server=model_server, data_dir=data_dir)
+    listing = deskmate("sessions", "list", **run, env=env)
+    assert "ancient" in listing.stdout and "soon" in listing.stdout
+    assert '"soon" (soon, in 4 days)' in listing.stderr and "unset retentionDays" in listing.stderr
+    dry = deskmate("sessions", "prune", "--dry-run", **run, env=env).stdout
+    assert "would be moved to the trash: ancient" in dry and "would be purged: binned" in dry
+    assert "1 would be moved to the trash, 1 would be purged (retention: 30 days" in dry
+    assert "binned" in deskmate("sessions", "trash", **run).stdout  # the dry run changed nothing
+    done = deskmate("sessions", "prune", **run, env=env).stdout
+    assert "moved to the trash: ancient" in done and "purged: binned" in done
+    trash = deskmate("sessions", "trash", **run).stdout
+    assert "ancient" in trash and "binned" not in trash
+    untouched = deskmate("sessions", "prune", **run).stdout  # no retention set: nothing expires
+    assert untouched.endswith(
+        "0 moved to the trash, 0 purged (retention: none (nothing expires); trash kept 30 days).\n"
     )
-    assert again.returncode == 1
 
 
 def test_errors_go_to_stderr_with_exit_status_1(project, model_server, data_dir):

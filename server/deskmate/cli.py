@@ -64,22 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--file", type=Path, help="a file to send along as context")
 
     sessions = commands.add_parser(
-        "sessions", help="list, new, show, search, rename, tag, pin, fork, delete, export or migrate sessions"
+        "sessions",
+        help="list, new, show, search, rename, tag, pin, fork, delete, restore, trash, export, prune or migrate sessions",
     )
     verbs = sessions.add_subparsers(dest="verb", required=True)
     new = verbs.add_parser("new", help="start an empty session, this project's active one from now on")
     new.add_argument("--title", help="its title (default: its first question's first line)")
     listing = verbs.add_parser("list", help="this project's sessions (--all: every session)")
     listing.add_argument("--all", action="store_true")
-    for verb, text in (
-        ("show", "print a session"),
-        ("delete", "delete a session"),
-        ("export", "print as Markdown"),
-    ):
+    for verb, text in (("show", "print a session"), ("export", "print as Markdown")):
         sub = verbs.add_parser(verb, help=text)
-        sub.add_argument(
-            "session", nargs="?" if verb != "delete" else None, help="session id (default: active)"
-        )
+        sub.add_argument("session", nargs="?", help="session id (default: active)")
+    delete = verbs.add_parser("delete", help="move a session to the trash (--permanent: delete at once)")
+    delete.add_argument("session", help="session id")
+    delete.add_argument("--permanent", action="store_true", help="skip the trash: nothing can bring it back")
+    restore = verbs.add_parser("restore", help="take a session out of the trash")
+    restore.add_argument("session", help="session id")
+    trash = verbs.add_parser("trash", help="list this project's trash (--all: the whole trash)")
+    trash.add_argument("--all", action="store_true")
+    prune = verbs.add_parser(
+        "prune",
+        help="apply retention (DESKMATE_RETENTION_DAYS) and purge the trash of what is due "
+        "(DESKMATE_TRASH_DAYS, default 30), e.g. from cron",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="only say what would be done")
     fork = verbs.add_parser(
         "fork",
         help="start a new session holding a session's history up to one message ('show' prints the ids)",
@@ -345,6 +353,7 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
                 f"{mark} {info.id:40} {when(info.updated_at):16} {info.message_count:5} msgs  "
                 f"{strip_controls(info.title)}{labels}"
             )
+        await warn_of_expiry(assistant)
         return 0
     if args.verb in ("rename", "tag", "pin"):
         return await terminal_labels(assistant, args)
@@ -361,9 +370,34 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
         print(f"New session {session.id}; it is now this project's active session.")
         return 0
     if args.verb == "delete":
-        deleted = await assistant.delete_session(args.session)
-        print(f"Deleted {args.session}." if deleted else f"No session {args.session!r}.")
-        return 0 if deleted else 1
+        done = await assistant.delete_session(args.session, permanent=args.permanent)
+        if not done.deleted:
+            print(f"No session {args.session!r}.")
+            return 1
+        if done.trashed:
+            print(
+                f"Moved {args.session} to the trash (purged after {done.purge_after}); "
+                f"`deskmate sessions restore {args.session}` brings it back."
+            )
+        else:
+            print(f"Deleted {args.session} permanently.")
+        return 0
+    if args.verb == "restore":
+        info = await assistant.restore_session(args.session)
+        print(f"Restored {info.id} ({info.message_count} messages): {strip_controls(info.title)}")
+        return 0
+    if args.verb == "trash":
+        rows = await assistant.sessions.list(folder, all=args.all, trash=True)
+        if not rows:
+            print("The trash is empty.")
+        for info, _ in rows:
+            print(
+                f"  {info.id:40} deleted {info.meta.deleted_at:24} purged after "
+                f"{assistant.purge_after(info)}  {info.message_count:5} msgs  {strip_controls(info.title)}"
+            )
+        return 0
+    if args.verb == "prune":
+        return await prune(assistant, dry_run=args.dry_run)
     ref = assistant.sessions.resolve(session_id=args.session, workspace_uri=None if args.session else folder)
     if args.verb == "fork":
         return await terminal_fork(assistant, ref, args)
@@ -427,6 +461,41 @@ async def terminal_search(assistant, args: argparse.Namespace, folder: str) -> i
         out.write(f"{hit.timestamp or '':24} {where}  {hit.title}\n    {hit.snippet}\n")
     print(f"{found.total} match{'es' if found.total != 1 else ''}.")
     return 0 if found.results else 1
+
+
+async def warn_of_expiry(assistant) -> None:
+    """Under a listing: the sessions retention moves to the trash within 7 days, if any."""
+    from .engine.trash import describe_expiring
+    from .terminal import strip_controls
+
+    settings = assistant.settings
+    expiring = await assistant.expiring_soon()
+    if expiring and settings.retention_days is not None:
+        text = describe_expiring(
+            expiring, settings.retention_days, settings.trash_days, assistant.trash.clock()
+        )
+        print(strip_controls(text), file=sys.stderr)
+
+
+async def prune(assistant, *, dry_run: bool) -> int:
+    """Retention and purging once, as the daemon does every hour; says what it did."""
+    from .terminal import strip_controls
+
+    report = await assistant.sweep(dry_run=dry_run)
+    would = "would be " if dry_run else ""
+    for info in report.trashed:
+        print(f"{would}moved to the trash: {info.id}  {strip_controls(info.title)}")
+    for info in report.purged:
+        print(f"{would}purged: {info.id}  {strip_controls(info.title)}")
+    for info, why in report.skipped:
+        print(f"left for now: {info.id} ({why})")
+    settings = assistant.settings
+    retention = f"{settings.retention_days} days" if settings.retention_days else "none (nothing expires)"
+    print(
+        f"{len(report.trashed)} {would}moved to the trash, {len(report.purged)} {would}purged "
+        f"(retention: {retention}; trash kept {settings.trash_days} days)."
+    )
+    return 0
 
 
 async def terminal_fork(assistant, ref, args: argparse.Namespace) -> int:

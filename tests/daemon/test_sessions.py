@@ -121,12 +121,18 @@ async def test_load_replaces_memory_with_the_stored_history(start_daemon, projec
 async def test_delete(start_daemon, project):
     daemon = await start_daemon(folders=[project])
     result = await daemon.ask("to be deleted")
-    assert await daemon.run("deskmate.deleteSession", {"sessionId": result["sessionId"]}) == {"deleted": True}
-    gone = await daemon.run("deskmate.getSession", {"sessionId": result["sessionId"]})
-    assert gone["messages"] == [] and gone["persisted"] is False  # nothing stored, nothing in memory
-    assert (await daemon.run("deskmate.getSession", {}))["messages"] == []
+    trashed = await daemon.run("deskmate.deleteSession", {"sessionId": result["sessionId"]})
+    assert (trashed["deleted"], trashed["trashed"]) == (True, True)
+    assert (await daemon.run("deskmate.getSession", {}))["messages"] == []  # the folder moved on
+    again = await daemon.run("deskmate.deleteSession", {"sessionId": result["sessionId"]})
+    assert again == trashed  # already in the trash: it stays there, on the same terms
+    gone = await daemon.run("deskmate.deleteSession", {"sessionId": result["sessionId"], "permanent": True})
+    assert gone == {"deleted": True, "trashed": False}
+    after = await daemon.run("deskmate.getSession", {"sessionId": result["sessionId"]})
+    assert after["messages"] == [] and after["persisted"] is False  # nothing stored, nothing in memory
     assert await daemon.run("deskmate.deleteSession", {"sessionId": result["sessionId"]}) == {
-        "deleted": False
+        "deleted": False,
+        "trashed": False,
     }
 
 
@@ -145,14 +151,16 @@ async def test_deleting_a_session_while_it_answers_cancels_the_ask_and_it_stays_
             break
         await asyncio.sleep(0.02)
     assert daemon.deltas_of("doomed"), "the answer never started"
-    assert await daemon.run("deskmate.deleteSession", {"sessionId": "doomed"}) == {"deleted": True}
+    deleted = await daemon.run("deskmate.deleteSession", {"sessionId": "doomed"})
+    assert (deleted["deleted"], deleted["trashed"]) == (True, True)
     result = await asyncio.wait_for(asking, 10)
     assert result["interrupted"] is True  # the delete cancelled it
     await asyncio.sleep(0.3)  # nothing is stored late either
     listed = await daemon.run("deskmate.listSessions", {"all": True})
     assert "doomed" not in {s["sessionId"] for s in listed["sessions"]}
     session = await daemon.run("deskmate.getSession", {"sessionId": "doomed"})
-    assert session["messages"] == [] and session["persisted"] is False
+    assert [m["role"] for m in session["messages"]] == ["user", "assistant", "user"]  # no late answer
+    assert session["deletedAt"] is not None
 
 
 async def test_list_sessions_of_the_workspace_and_all(start_daemon, project, tmp_path):

@@ -8,7 +8,8 @@ import stat
 import pytest
 
 from deskmate.memory import Message, StorageError
-from deskmate.memory.outbox import Outbox, PendingAppend
+from deskmate.memory.outbox import Outbox, PendingAppend, pending_for
+from deskmate.memory.patches import MetaPatch
 from deskmate.memory.resilient import ResilientBackend
 from deskmate.memory.urls import backend_for_url, redact
 
@@ -21,6 +22,9 @@ DAMAGED = [
     b'{"sessionId": "s", "messages": 5}\n',
     b'{"sessionId": 7, "messages": []}\n',
     b"[" * 100_000 + b"\n",
+    b'{"sessionId": "s", "messages": [], "kind": "explode"}\n',
+    b'{"sessionId": "s", "messages": [], "kind": "update", "patch": {"values": {"pinned": "yes"}}}\n',
+    b'{"sessionId": "s", "messages": [], "kind": "update"}\n',
 ]
 
 
@@ -48,6 +52,19 @@ def damage(outbox: Outbox) -> list[PendingAppend]:
     with open(outbox.path, "ab") as file:
         file.write(b'{"sessionId": "s", "mess')  # a write a crash cut short: never acknowledged
     return good
+
+
+def test_changes_wait_beside_appends_in_order(outbox):
+    trash = MetaPatch({"deletedAt": "2026-12-01T00:00:00.000Z"}, only_missing=True)
+    outbox.add(entry(0))
+    outbox.add(PendingAppend.update("s", trash))
+    outbox.add(PendingAppend.delete("s"))
+    outbox.add(entry(1))
+    read = outbox.read()
+    assert [e.kind for e in read] == ["append", "update", "delete", "append"]
+    assert read[1].patch == trash
+    assert [m.id for m in pending_for(read, "s")] == ["q1"]  # nothing from before the delete
+    assert b'"kind"' not in entry(0).to_line()  # appends keep the format earlier releases read
 
 
 def test_damaged_lines_are_moved_aside_and_the_others_read(outbox, warnings):

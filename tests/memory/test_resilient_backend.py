@@ -18,6 +18,7 @@ import pytest
 
 from deskmate.memory import BackendUnavailable, Session, SessionStoreError
 from deskmate.memory.locking import exclusive_lock
+from deskmate.memory.patches import MetaPatch
 from deskmate.memory.resilient import ResilientBackend
 from deskmate.memory.urls import backend_for_url, redact
 from helpers import eventually, kill_after, turn
@@ -26,6 +27,7 @@ from . import store_postgres, store_redis
 from .tcp_proxy import CuttableProxy
 
 WRITER = Path(__file__).with_name("resilient_writer.py")
+TRASH = MetaPatch({"deletedAt": "2026-12-01T00:00:00.000Z"}, only_missing=True)  # as the engine's
 
 
 @pytest.fixture(params=["redis", "postgres"])
@@ -118,18 +120,57 @@ async def test_a_session_first_seen_during_the_outage_is_created_when_it_is_back
     assert (stored.title, stored.workspace_uri) == ("Born offline", "file:///w")
 
 
-async def test_save_delete_and_a_first_listing_fail_naming_the_backend(resilient, proxy):
+async def test_save_a_first_listing_and_changing_an_unknown_session_fail_naming_the_backend(resilient, proxy):
     proxy.cut()
     for call in (
         lambda: resilient.save(Session(id="x", messages=turn(0, ids=True))),
-        lambda: resilient.delete("x"),
-        lambda: resilient.update("x", lambda info: ("renamed", info.meta)),
         lambda: resilient.list(),
+        lambda: resilient.update("x", TRASH),  # may not exist: not queued
+        lambda: resilient.update("x", lambda info: (info.title, info.meta)),  # not a patch
     ):
         with pytest.raises(
             BackendUnavailable, match=r"(Redis|PostgreSQL) at 127\.0\.0\.1:\d+/\w+ is unreachable"
         ):
             await call()
+
+
+async def test_deletes_and_trash_moves_during_the_outage_wait_and_are_stored_in_order(
+    proxied_url, direct, proxy, tmp_path
+):
+    def opened() -> ResilientBackend:
+        return ResilientBackend(
+            backend_for_url(proxied_url), tmp_path / "outbox", name=redact(proxied_url), retry_initial=0.05
+        )
+
+    first = opened()
+    try:
+        for name in ("binned", "gone", "reborn"):
+            await first.append(name, turn(0, ids=True), title=name)
+        assert len(await first.list()) == 3
+        proxy.cut()
+        binned = await first.update("binned", TRASH)  # queued, and shown at once
+        assert binned.meta.deleted_at == "2026-12-01T00:00:00.000Z" and binned.message_count == 2
+        assert await first.delete("gone") is True
+        assert await first.delete("reborn") is True
+        await first.append("reborn", turn(5, ids=True))  # a new session under the old id, after it
+        listed = {info.id: info for info in await first.list()}
+        assert set(listed) == {"binned", "reborn"} and listed["binned"].meta.deleted_at
+        assert await first.load("gone") is None
+        assert [m.id for m in (await first.load("reborn")).messages] == ["q5", "a5"]
+        assert await direct.load("gone") is not None  # nothing reached the store yet
+    finally:
+        await first.close()  # as if the daemon stopped during the outage
+
+    proxy.restore()
+    second = opened()  # the next daemon replays what waits, in order
+    try:
+        await second.load("binned")
+        await eventually(lambda: not second.outbox.path.exists())
+    finally:
+        await second.close()
+    assert (await direct.load("binned")).meta.deleted_at == "2026-12-01T00:00:00.000Z"
+    assert await direct.load("gone") is None
+    assert [m.id for m in (await direct.load("reborn")).messages] == ["q5", "a5"]
 
 
 async def test_a_session_born_in_an_outage_is_changed_once_stored(resilient, direct, proxy):

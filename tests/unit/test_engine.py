@@ -98,11 +98,24 @@ async def test_deleting_while_answering_leaves_nothing_behind(engine, model):
     ref = engine.sessions.resolve(session_id="doomed")
     asking = asyncio.ensure_future(engine.asks.ask("q", ref=ref, ask_id="d"))
     await model.started.wait()
-    deleting = asyncio.ensure_future(engine.delete_session("doomed"))
+    deleting = asyncio.ensure_future(engine.delete_session("doomed", permanent=True))
     result = await asyncio.wait_for(asking, 5)
-    assert await deleting is True and result.interrupted
+    assert (await deleting).deleted is True and result.interrupted
     assert await engine.store.backend.load("doomed") is None
     assert "doomed" not in {info.id for info, _ in await engine.sessions.list(all=True)}
+
+
+async def test_trashing_while_answering_keeps_the_question_and_stores_no_answer(engine, model):
+    model.gate = asyncio.Event()
+    ref = engine.sessions.resolve(session_id="binned")
+    asking = asyncio.ensure_future(engine.asks.ask("q", ref=ref, ask_id="b"))
+    await model.started.wait()
+    deleting = asyncio.ensure_future(engine.delete_session("binned"))
+    result = await asyncio.wait_for(asking, 5)
+    done = await deleting
+    assert (done.deleted, done.trashed) == (True, True) and result.interrupted
+    stored = await engine.store.backend.load("binned")
+    assert [m.content for m in stored.messages] == ["q"] and stored.meta.deleted_at
 
 
 def test_resolve_picks_the_session_a_request_means(engine, project, tmp_path):

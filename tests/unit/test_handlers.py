@@ -230,3 +230,26 @@ async def test_listings_and_sessions_carry_the_stored_metadata(wire):
     assert (session["tags"], session["pinned"]) == (["api"], True)
     other = next(s for s in listed if s["sessionId"] != "kept")
     assert (other["tags"], other["pinned"]) == ([], False)
+
+
+async def test_trash_commands_check_their_arguments_and_shape_their_results(wire):
+    asked = (await wire.command("deskmate.ask", {"question": "keep me"}))["result"]
+    for name, arguments, fragment in (
+        (
+            "deskmate.deleteSession",
+            {"sessionId": asked["sessionId"], "permanent": "yes"},
+            '"permanent" must be',
+        ),
+        ("deskmate.restoreSession", {}, '"sessionId" is required'),
+        ("deskmate.listSessions", {"trash": 1}, '"trash" must be true or false'),
+    ):
+        reply = await wire.command(name, arguments)
+        assert reply["error"]["code"] == -32602 and fragment in reply["error"]["message"], reply
+    deleted = (await wire.command("deskmate.deleteSession", {"sessionId": asked["sessionId"]}))["result"]
+    assert set(deleted) == {"deleted", "trashed", "purgeAfter"} and deleted["trashed"] is True
+    [entry] = (await wire.command("deskmate.listSessions", {"trash": True}))["result"]["sessions"]
+    assert entry["purgeAfter"] == deleted["purgeAfter"] and entry["deletedAt"] < entry["purgeAfter"]
+    restored = (await wire.command("deskmate.restoreSession", {"sessionId": asked["sessionId"]}))["result"]
+    assert restored == {"sessionId": asked["sessionId"], "title": "keep me", "messageCount": 2}
+    status = (await wire.command("deskmate.status"))["result"]
+    assert (status["retentionDays"], status["trashDays"], status["expiringIn7Days"]) == (None, 30, 0)

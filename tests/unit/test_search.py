@@ -89,6 +89,15 @@ async def test_a_deleted_session_leaves_no_results(engine):
     assert (await engine.search.search(SearchRequest("ephemeral"))).total == 0
 
 
+async def test_a_session_in_the_trash_is_not_found_until_it_is_restored(engine):
+    trashed = await ask_in_new_session(engine, "Trashed", "transient words")
+    await engine.delete_session(trashed)  # to the trash
+    assert (await engine.search.search(SearchRequest("transient", all=True))).total == 0
+    await engine.restore_session(trashed)
+    found = await engine.search.search(SearchRequest("transient", all=True))
+    assert [hit.session_id for hit in found.results] == [trashed]
+
+
 async def test_an_index_deleted_or_damaged_is_rebuilt_from_the_sessions(tmp_path, model, project):
     from deskmate.engine import Assistant, Settings
 

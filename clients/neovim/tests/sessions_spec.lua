@@ -1,4 +1,4 @@
--- Sessions: list with title/time/count, switch, create, delete after confirmation.
+-- Sessions: list with title/time/count, switch, create, delete to the trash, restore, trash picker.
 local H = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, "S").source:sub(2)), "helpers.lua"))
 H.setup()
 
@@ -60,78 +60,129 @@ H.test(":Deskmate sessions lists title, last update and message count, and switc
   H.eq(first.sessionId, active[1].sessionId, "active session after the switch")
 end)
 
-H.test("deleting from the picker asks for confirmation; declining keeps the session", function()
+local function trash()
+  return H.exec("deskmate.listSessions", { workspaceUri = vim.uri_from_fname(H.root()), trash = true }).sessions
+end
+
+H.test("moving to the trash from the picker asks nothing; :Deskmate restore {id} undoes it, whole", function()
   local calls = H.stub_select(function(items, opts)
     if opts.kind == "deskmate.session" then
       return vim.iter(items):find(function(item)
         return item.sessionId == second.sessionId
       end)
     elseif opts.kind == "deskmate.session_action" then
-      return "Delete it"
+      return "Move it to the trash"
     end
-    return "Keep"
-  end)
-  local flag = {}
-  require("deskmate.sessions").pick(H.root(), function()
-    flag.done = true
-  end)
-  wait_idle("the declined delete", flag)
-  H.eq("deskmate.confirm", calls[3].kind, "confirmation asked")
-  H.contains(calls[3].prompt, "Delete the session", "confirmation prompt")
-  H.eq(2, #list(), "nothing deleted")
-end)
-
-H.test("confirming deletes the session", function()
-  H.stub_select(function(items, opts)
-    if opts.kind == "deskmate.session" then
-      for _, item in ipairs(items) do
-        if item.sessionId == second.sessionId then
-          return item
-        end
-      end
-    elseif opts.kind == "deskmate.session_action" then
-      return "Delete it"
-    end
-    return "Delete"
+    error("no confirmation expected for the trash, got " .. tostring(opts.kind))
   end)
   vim.cmd("Deskmate sessions")
-  H.wait("the deletion reported", function()
-    return #H.notified("deskmate: deleted", vim.log.levels.INFO) == 1
+  H.wait("the move reported", function()
+    return #H.notified("to the trash", vim.log.levels.INFO) == 1
   end)
-  H.eq(1, #list(), "one session left")
-  H.eq(first.sessionId, list()[1].sessionId, "the first session remains")
+  H.eq(2, #calls, "a session, an action, no confirmation")
+  H.contains(H.notified("to the trash")[1].msg, ":Deskmate restore " .. second.sessionId, "how to undo")
+  H.eq(1, #list(), "one session listed")
+  H.eq(second.sessionId, trash()[1].sessionId, "in the trash")
+  vim.fn.getcompletion("Deskmate restore ", "cmdline") -- refreshes the trash ids in the background
+  H.wait("trashed ids for completion", function()
+    return vim.list_contains(vim.fn.getcompletion("Deskmate restore ", "cmdline"), second.sessionId)
+  end)
+  vim.cmd("Deskmate restore " .. second.sessionId)
+  H.wait("the restore reported", function()
+    return #H.notified("deskmate: restored", vim.log.levels.INFO) == 1
+  end)
+  H.contains(H.notified("deskmate: restored")[1].msg, "(4 messages)", "restore notice")
+  H.eq(0, #trash(), "trash empty")
+  local back = H.exec("deskmate.getSession", { sessionId = second.sessionId })
+  H.eq(second.messages, back.messages, "every message back, as it was")
 end)
 
-H.test(":Deskmate switch {id} and :Deskmate! delete {id} (no confirmation), with completion", function()
-  vim.cmd("Deskmate new")
-  H.wait("the new session", function()
-    return #list() == 2
-  end)
-  H.ask("[[answer:x]] keep this one around")
+H.test(":Deskmate delete {id} with completion, then :Deskmate trash restores; permanent delete is confirmed", function()
   vim.fn.getcompletion("Deskmate delete ", "cmdline") -- refreshes the id cache in the background
   H.wait("session ids for completion", function()
     return vim.list_contains(vim.fn.getcompletion("Deskmate delete ", "cmdline"), first.sessionId)
   end)
+  vim.cmd("Deskmate delete " .. first.sessionId)
+  H.wait("the first move reported", function()
+    return #H.notified("to the trash", vim.log.levels.INFO) == 2
+  end)
+  vim.cmd("Deskmate delete " .. second.sessionId)
+  H.wait("the second move reported", function()
+    return #H.notified("to the trash", vim.log.levels.INFO) == 3
+  end)
+  H.eq(2, #trash(), "two in the trash")
+
+  -- :Deskmate trash: pick the first, restore it.
+  local calls = H.stub_select(function(items, opts)
+    if opts.kind == "deskmate.trash" then
+      return vim.iter(items):find(function(item)
+        return item.sessionId == first.sessionId
+      end)
+    end
+    return "Restore it"
+  end)
+  vim.cmd("Deskmate trash")
+  H.wait("the restore reported", function()
+    return #H.notified("deskmate: restored", vim.log.levels.INFO) == 2
+  end)
+  H.eq(3, #calls[1].items, "two sessions and 'Empty the trash'")
+  H.contains(table.concat(calls[1].shown, "\n"), "purged after", "trash line")
+  H.contains(calls[1].shown[3], "Empty the trash (2 sessions)", "empty item")
+  H.eq({ second.sessionId }, vim.tbl_map(function(s)
+    return s.sessionId
+  end, trash()), "the second stays in the trash")
+
+  -- Delete permanently: declined, then confirmed.
+  local answer = "Keep"
+  calls = H.stub_select(function(items, opts)
+    if opts.kind == "deskmate.trash" then
+      return items[1]
+    elseif opts.kind == "deskmate.trash_action" then
+      return "Delete permanently"
+    end
+    return answer
+  end)
+  local flag = {}
+  require("deskmate.sessions").trash(H.root(), function()
+    flag.done = true
+  end)
+  wait_idle("the declined permanent delete", flag)
+  H.eq("deskmate.confirm", calls[3].kind, "confirmation asked")
+  H.contains(calls[3].prompt, "cannot be undone", "confirmation prompt")
+  H.eq(1, #trash(), "nothing deleted")
+  answer = "Delete permanently"
+  vim.cmd("Deskmate trash")
+  H.wait("the permanent delete reported", function()
+    return #H.notified("permanently", vim.log.levels.INFO) == 1
+  end)
+  H.eq(0, #trash(), "trash empty")
+  H.eq({}, H.exec("deskmate.getSession", { sessionId = second.sessionId }).messages, "history gone")
+end)
+
+H.test(":Deskmate delete without id trashes the active session; the chat starts afresh; emptying the trash", function()
   vim.cmd("Deskmate switch " .. first.sessionId)
   H.wait("the switch", function()
     return H.chat_text():find("first answer", 1, true)
   end)
-  vim.ui.select = function()
-    error("no confirmation expected with !")
-  end
-  vim.cmd("Deskmate! delete " .. first.sessionId)
-  H.wait("the deletion reported", function()
-    return #H.notified("deskmate: deleted", vim.log.levels.INFO) == 2
-  end)
-  -- It was the folder's default session: the folder gets it back, empty.
-  H.eq({}, H.exec("deskmate.getSession", { sessionId = first.sessionId }).messages, "history gone")
-  for _, s in ipairs(list()) do
-    if s.sessionId == first.sessionId then
-      H.eq(0, s.messageCount, "messages of the deleted session")
-    end
-  end
+  vim.cmd("Deskmate delete")
   H.wait("the chat emptied", function()
     return H.chat_text() == ""
+  end)
+  H.eq(first.sessionId, trash()[1].sessionId, "the active session went to the trash")
+  H.stub_select(function(items, opts)
+    if opts.kind == "deskmate.trash" then
+      return items[#items] -- Empty the trash
+    end
+    return "Delete permanently"
+  end)
+  vim.cmd("Deskmate trash")
+  H.wait("the trash emptied", function()
+    return #H.notified("permanently", vim.log.levels.INFO) == 2
+  end)
+  H.eq(0, #trash(), "trash empty")
+  vim.cmd("Deskmate trash")
+  H.wait("told it is empty", function()
+    return #H.notified("the trash is empty", vim.log.levels.INFO) == 1
   end)
 end)
 

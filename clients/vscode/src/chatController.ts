@@ -8,12 +8,15 @@ import {
   type AskDelta,
   type AskResult,
   Commands,
+  type DeleteResult,
   type ExportResult,
   type ForkResult,
   type SearchResult,
+  type RestoreResult,
   type SessionSummary,
   type SessionView,
   type StoredMessage,
+  type TrashedSession,
 } from './protocol';
 
 export interface DaemonPort {
@@ -33,6 +36,8 @@ export interface ChatHost {
   progress<T>(origin: AskOrigin, title: string, task: () => Promise<T>, cancel: () => void): Promise<T>;
   /** Tells the user about an error that the chat view may not show. */
   showError(message: string): void;
+  /** Tells the user `message` with an Undo button; resolves true if they press it. */
+  offerUndo(message: string): Promise<boolean>;
   copy(text: string): void | Promise<void>;
   insert(text: string): void | Promise<void>;
   restartDaemon(): void | Promise<void>;
@@ -58,8 +63,15 @@ export function randomAskId(): string {
 export class ChatController {
   private running: RunningAsk | undefined;
   private status: { state: DaemonState; message?: string } = { state: 'starting' };
-  /** The session the view shows, and its stored messages (what Fork, Edit and Retry name). */
-  private shown: { sessionId: string | null; messages: StoredMessage[] } = { sessionId: null, messages: [] };
+  /**
+   * The session the view shows, its stored messages (what Fork, Edit and Retry name) and the
+   * listing of the last refresh (what Delete's Undo names).
+   */
+  private shown: { sessionId: string | null; messages: StoredMessage[]; sessions: SessionSummary[] } = {
+    sessionId: null,
+    messages: [],
+    sessions: [],
+  };
 
   constructor(
     private readonly daemon: DaemonPort,
@@ -241,7 +253,7 @@ export class ChatController {
         this.daemon.execute<SessionView>(Commands.getSession, where),
         this.daemon.execute<{ sessions: SessionSummary[] }>(Commands.listSessions, where),
       ]);
-      this.shown = { sessionId: view.sessionId, messages: view.messages };
+      this.shown = { sessionId: view.sessionId, messages: view.messages, sessions: list.sessions };
       this.host.post({
         type: 'session',
         sessionId: view.sessionId,
@@ -279,12 +291,48 @@ export class ChatController {
     await this.refresh();
   }
 
-  /** Deletes a session; confirming is the caller's job. */
-  async deleteSession(sessionId: string): Promise<boolean> {
+  /**
+   * Moves a session to the trash, asking nothing, and offers Undo in a notification
+   * (which restores it, and shows it again if the chat showed it). `permanent` deletes
+   * it for good: confirming that is the caller's job.
+   */
+  async deleteSession(sessionId: string, permanent = false): Promise<DeleteResult> {
     this.ensureIdle();
-    const result = await this.daemon.execute<{ deleted: boolean }>(Commands.deleteSession, { sessionId });
+    const wasShown = this.shown.sessionId === sessionId;
+    const title = this.shown.sessions.find((s) => s.sessionId === sessionId)?.title || sessionId;
+    const result = await this.daemon.execute<DeleteResult>(Commands.deleteSession, {
+      sessionId,
+      ...(permanent ? { permanent: true } : {}),
+    });
     await this.refresh();
-    return result.deleted;
+    if (result.trashed) void this.offerUndo(sessionId, title, wasShown);
+    return result;
+  }
+
+  private async offerUndo(sessionId: string, title: string, wasShown: boolean): Promise<void> {
+    if (!(await this.host.offerUndo(`deskmate: moved "${title}" to the trash.`))) return;
+    try {
+      await this.restoreSession(sessionId, wasShown);
+    } catch (error) {
+      this.host.showError(toDeskmateError(error).message);
+    }
+  }
+
+  /** Takes a session out of the trash; `show` makes it the chat's session again. */
+  async restoreSession(sessionId: string, show = false): Promise<RestoreResult> {
+    const restored = await this.daemon.execute<RestoreResult>(Commands.restoreSession, { sessionId });
+    if (show && !this.running) await this.daemon.execute(Commands.switchSession, { sessionId, ...this.where() });
+    await this.refresh();
+    return restored;
+  }
+
+  /** The workspace's trash, most recently deleted first. */
+  async listTrash(): Promise<TrashedSession[]> {
+    const list = await this.daemon.execute<{ sessions: TrashedSession[] }>(Commands.listSessions, {
+      ...this.where(),
+      trash: true,
+    });
+    return list.sessions;
   }
 
   /** Searches this workspace's sessions (`all`: every session), best first. */

@@ -7,7 +7,7 @@ import type { ChatViewProvider } from './chatView';
 import type { Daemon } from './daemon';
 import { toDeskmateError } from './errors';
 import { exportFileName } from './exportName';
-import type { AskContext, SessionSummary } from './protocol';
+import type { AskContext, SessionSummary, TrashedSession } from './protocol';
 import { API_KEY_SECRET } from './secrets';
 import { showSessions } from './sessionSearch';
 import type { WorkspaceTracker } from './workspace';
@@ -18,6 +18,7 @@ export const CommandIds = {
   newSession: 'deskmate.chat.newSession',
   switchSession: 'deskmate.chat.switchSession',
   deleteSession: 'deskmate.chat.deleteSession',
+  trash: 'deskmate.chat.trash',
   exportSession: 'deskmate.chat.exportSession',
   stop: 'deskmate.chat.stop',
   setApiKey: 'deskmate.chat.setApiKey',
@@ -86,18 +87,14 @@ export function registerCommands(context: vscode.ExtensionContext, parts: Parts)
     }),
 
     run(CommandIds.deleteSession, async () => {
-      const picked = await pickSession(controller, 'Delete session');
+      // Nothing is asked: the session goes to the trash and the notification offers Undo.
+      const picked = await pickSession(controller, 'Move a session to the trash');
       if (!picked) return;
-      const messages = picked.messageCount === 1 ? '1 message' : `${picked.messageCount} messages`;
-      const choice = await vscode.window.showWarningMessage(
-        `Delete the session "${picked.title || picked.sessionId}" and its ${messages}?`,
-        { modal: true, detail: 'This cannot be undone.' },
-        'Delete',
-      );
-      if (choice !== 'Delete') return;
-      const deleted = await controller.deleteSession(picked.sessionId);
-      if (!deleted) void vscode.window.showInformationMessage('deskmate: there was nothing to delete.');
+      const result = await controller.deleteSession(picked.sessionId);
+      if (!result.deleted) void vscode.window.showInformationMessage('deskmate: there was nothing to delete.');
     }),
+
+    run(CommandIds.trash, () => showTrash(controller)),
 
     run(CommandIds.exportSession, async () => {
       const exported = await controller.exportSession();
@@ -177,6 +174,61 @@ async function pickSession(controller: ChatController, title: string): Promise<S
   }));
   const picked = await vscode.window.showQuickPick(items, { title, matchOnDetail: true, placeHolder: 'Pick a session' });
   return picked?.session;
+}
+
+interface TrashItem extends vscode.QuickPickItem {
+  session?: TrashedSession;
+}
+
+/** The trash: pick a session to restore or delete for good, or empty it (both confirmed). */
+async function showTrash(controller: ChatController): Promise<void> {
+  const trashed = await controller.listTrash();
+  if (trashed.length === 0) {
+    void vscode.window.showInformationMessage('deskmate: the trash is empty.');
+    return;
+  }
+  const items: TrashItem[] = trashed.map((session) => ({
+    label: session.title || session.sessionId,
+    description: `${session.messageCount} messages · deleted ${formatTime(session.deletedAt)}`,
+    detail: `${session.sessionId} · purged after ${session.purgeAfter ? formatTime(session.purgeAfter) : '?'}`,
+    session,
+  }));
+  items.push({ label: '', kind: vscode.QuickPickItemKind.Separator });
+  items.push({ label: '$(trash) Empty the trash', description: `${trashed.length} sessions, permanently` });
+  const picked = await vscode.window.showQuickPick(items, {
+    title: 'deskmate: Trash',
+    placeHolder: 'Pick a session to restore or delete permanently',
+    matchOnDetail: true,
+  });
+  if (!picked) return;
+  const session = picked.session;
+  if (!session) {
+    const sessions = trashed.length === 1 ? '1 session' : `${trashed.length} sessions`;
+    const choice = await vscode.window.showWarningMessage(
+      `Delete the ${sessions} in the trash permanently?`,
+      { modal: true, detail: 'This cannot be undone.' },
+      'Delete Permanently',
+    );
+    if (choice !== 'Delete Permanently') return;
+    for (const each of trashed) await controller.deleteSession(each.sessionId, true);
+    void vscode.window.showInformationMessage(`deskmate: deleted ${sessions} permanently.`);
+    return;
+  }
+  const name = session.title || session.sessionId;
+  const action = await vscode.window.showQuickPick(['Restore', 'Delete Permanently'], { title: `Session "${name}"` });
+  if (action === 'Restore') {
+    const restored = await controller.restoreSession(session.sessionId);
+    void vscode.window.showInformationMessage(`deskmate: restored "${name}" (${restored.messageCount} messages).`);
+  } else if (action === 'Delete Permanently') {
+    const choice = await vscode.window.showWarningMessage(
+      `Delete the session "${name}" permanently?`,
+      { modal: true, detail: 'This cannot be undone.' },
+      'Delete Permanently',
+    );
+    if (choice !== 'Delete Permanently') return;
+    await controller.deleteSession(session.sessionId, true);
+    void vscode.window.showInformationMessage(`deskmate: deleted "${name}" permanently.`);
+  }
 }
 
 function formatTime(iso: string): string {

@@ -82,6 +82,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       }
     },
     showError: (message) => void vscode.window.showErrorMessage(message),
+    offerUndo: async (message) => (await vscode.window.showInformationMessage(message, 'Undo')) === 'Undo',
     copy: async (text) => {
       await vscode.env.clipboard.writeText(text);
     },

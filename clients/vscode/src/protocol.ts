@@ -116,6 +116,24 @@ export interface SessionView {
   messages: StoredMessage[];
 }
 
+export interface DeleteResult {
+  deleted: boolean;
+  trashed: boolean;
+  purgeAfter?: string;
+}
+
+/** A `deskmate.listSessions {trash: true}` entry. */
+export interface TrashedSession extends SessionSummary {
+  deletedAt: string;
+  purgeAfter: string | null;
+}
+
+export interface RestoreResult {
+  sessionId: string;
+  title: string;
+  messageCount: number;
+}
+
 export interface ExportResult {
   sessionId: string | null;
   title: string;
@@ -132,6 +150,7 @@ export const Commands = {
   switchSession: 'deskmate.switchSession',
   forkSession: 'deskmate.forkSession',
   deleteSession: 'deskmate.deleteSession',
+  restoreSession: 'deskmate.restoreSession',
   exportSession: 'deskmate.exportSession',
   renameSession: 'deskmate.renameSession',
   tagSession: 'deskmate.tagSession',

@@ -23,13 +23,15 @@ export const DAEMON_SETTINGS = {
   redactSecrets: 'boolean',
   encryption: 'string',
   compression: 'string',
+  retentionDays: 'number',
+  trashDays: 'number',
 } as const;
 
 export type DaemonSettings = Record<string, unknown>;
 
 /**
- * Settings that choose the program that runs, where sessions are kept and where
- * the API key is sent. They have `machine` scope in package.json, and are read
+ * Settings that choose the program that runs, where sessions are kept, where
+ * the API key is sent and when sessions expire. They have `machine` scope in package.json, and are read
  * from user (or remote machine) settings only, so a cloned repository's
  * .vscode/settings.json cannot point them elsewhere.
  */
@@ -42,6 +44,8 @@ export const MACHINE_SETTINGS: readonly string[] = [
   // A cloned repository must not turn encryption off (or compression on) for your histories.
   'encryption',
   'compression',
+  'retentionDays',
+  'trashDays',
 ];
 
 export interface SettingValue {

@@ -52,16 +52,11 @@ export function chatPageHtml(resources: PageResources): string {
   <label class="visually-hidden" for="session-select">Session</label>
   <select id="session-select" title="Switch session"><option value="">Loading…</option></select>
   <button id="new-session" type="button" title="Start a new session">New</button>
-  <button id="delete-session" type="button" title="Delete this session">Delete…</button>
+  <button id="delete-session" type="button" title="Move this session to the trash (Undo in the notification)">Delete</button>
 </header>
 <div id="lineage" class="lineage" hidden>
   <span id="lineage-text"></span>
   <button id="lineage-source" type="button" class="link" title="Go to the session this one was forked from" hidden></button>
-</div>
-<div id="confirm-delete" class="confirm" role="alertdialog" aria-labelledby="confirm-text" hidden>
-  <p id="confirm-text"></p>
-  <button id="confirm-delete-yes" type="button" class="danger">Delete</button>
-  <button id="confirm-delete-no" type="button" class="secondary">Cancel</button>
 </div>
 <div id="status" class="status" role="status" hidden>
   <span id="status-text"></span>

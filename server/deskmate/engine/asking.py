@@ -13,7 +13,7 @@ from .errors import EngineError, SessionBusy
 from .model_client import ContextOverflow, Finished, ModelClient, ModelError, Usage
 from .prompt import build_messages, estimate_tokens, history_budget
 from .redaction import Redaction, redact_question
-from .sessions import SessionRef, Sessions
+from .sessions import SessionRef, Sessions, refuse_trashed
 from .settings import Settings
 from .titles import give_title
 
@@ -186,6 +186,7 @@ class AskRunner:
             if redacted:
                 on_redacted(redacted)
         session, _ = await self.sessions.current(ref)
+        refuse_trashed(session.info())
         question = Message(role="user", content=question_text, context=context or None)
         fitting = _PromptFitting(settings, model, session.messages, question)
         prompt = fitting.first(await model.context_window())

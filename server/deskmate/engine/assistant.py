@@ -8,16 +8,18 @@ the settings in force.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..logs import register_secret, register_url_secrets
-from ..memory import MemoryBackend
+from ..memory import MemoryBackend, SessionInfo
 from ..memory.urls import redact
 from .asking import AskRunner, ModelClients
 from .forks import Edit, Forks
@@ -27,6 +29,17 @@ from .search import Search
 from .sessions import SessionRef, Sessions
 from .settings import Settings
 from .store import SessionStore
+from .trash import (
+    Clock,
+    DailyWarning,
+    SweepReport,
+    Trash,
+    describe_expiring,
+    describe_trashed,
+    iso,
+    purge_after,
+    utc_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +66,17 @@ class EngineStatus:
     encryption: str = "off"
     encryption_key_id: str | None = None  # the key that seals new records; None: off, or no key
     compression: str = "off"
+    retention_days: int | None = None
+    trash_days: int = 30
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What ``delete_session`` did: ``trashed`` (restorable until ``purge_after``) or deleted for good."""
+
+    deleted: bool
+    trashed: bool
+    purge_after: str | None = None
 
 
 class Assistant:
@@ -71,6 +95,7 @@ class Assistant:
         backend: MemoryBackend | None = None,
         warn: Callable[[str], None] | None = None,
         model_factory: Callable[[Settings], ModelClient] = ModelClient,
+        clock: Clock = utc_now,
     ) -> None:
         self._settings = settings
         self.warn = warn or (lambda message: log.warning("%s", message))
@@ -81,6 +106,7 @@ class Assistant:
         self.forks = Forks(self.sessions)
         self.labels = Labels(self.sessions)
         self.search = Search(self.sessions)
+        self.trash = Trash(lambda session_id: self.asks.running_ask(session_id) is not None, clock)
 
     @property
     def settings(self) -> Settings:
@@ -106,10 +132,65 @@ class Assistant:
         self.asks.models.get(self._settings).check_configured()  # no fork for a request never sent
         return await self.forks.edit(ref, edit_message_id, question, context)
 
-    async def delete_session(self, session_id: str) -> bool:
-        """Delete a session everywhere; an answer running in it is cancelled and not stored."""
+    async def delete_session(self, session_id: str, *, permanent: bool = False) -> Deletion:
+        """Move a session to the trash, or (``permanent``) delete it everywhere at once; an
+        answer running in it is cancelled and not stored."""
         await self.asks.stop(session_id)
-        return await self.sessions.delete(session_id)
+        if permanent:
+            return Deletion(await self.sessions.delete(session_id), trashed=False)
+        info = await self.sessions.move_to_trash(session_id, self.trash.clock())
+        if info is None:
+            return Deletion(False, trashed=False)
+        due = purge_after(info, self._settings.trash_days)
+        return Deletion(True, trashed=True, purge_after=iso(due) if due else None)
+
+    async def restore_session(self, session_id: str) -> SessionInfo:
+        """Take a session out of the trash with all it held."""
+        return await self.sessions.restore(session_id, self.trash.clock())
+
+    def purge_after(self, info: SessionInfo) -> str | None:
+        due = purge_after(info, self._settings.trash_days)
+        return iso(due) if due else None
+
+    async def sweep(self, *, dry_run: bool = False) -> SweepReport:
+        """Apply retention and empty the trash of what is due (``dry_run``: only say what)."""
+        settings = self._settings
+        report = await self.trash.sweep(
+            self.store.backend,
+            retention_days=settings.retention_days,
+            trash_days=settings.trash_days,
+            dry_run=dry_run,
+        )
+        if not dry_run:
+            overlay = self.store.overlay
+            for info in report.trashed:
+                if overlay is not None:
+                    overlay.follow(info)
+                await asyncio.to_thread(self.sessions.leave, info.id)
+            for info in report.purged:
+                await asyncio.to_thread(self.sessions.forget, info.id)
+        return report
+
+    async def sweep_and_tell(self) -> SweepReport:
+        """A sweep, as the daemon runs it: the user hears what retention moved to the trash,
+        and (once a day) what it is about to."""
+        report = await self.sweep()
+        settings = self._settings
+        if report.trashed and settings.retention_days is not None:
+            self.warn(describe_trashed(report.trashed, settings.retention_days, settings.trash_days))
+        now = self.trash.clock()
+        warning = DailyWarning(self.store.data_dir / "retention-warned.json")
+        if report.expiring and settings.retention_days is not None and warning.due(now):
+            self.warn(describe_expiring(report.expiring, settings.retention_days, settings.trash_days, now))
+            await asyncio.to_thread(warning.shown, now)
+        return report
+
+    async def expiring_soon(self) -> list[tuple[SessionInfo, datetime]]:
+        """Sessions retention moves to the trash within 7 days (none unless retentionDays is set)."""
+        if self._settings.retention_days is None:
+            return []
+        infos = await self.store.backend.list()
+        return self.trash.expiring(infos, self._settings.retention_days)
 
     async def close(self) -> None:
         await self.asks.close()
@@ -147,6 +228,8 @@ class Assistant:
             encryption=settings.encryption,
             encryption_key_id=_current_key_id() if settings.encryption == "on" else None,
             compression=settings.compression,
+            retention_days=settings.retention_days,
+            trash_days=settings.trash_days,
         )
 
 

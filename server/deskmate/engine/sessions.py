@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from ..memory import (
     MemoryBackend,
@@ -25,9 +26,19 @@ from .errors import EngineError
 from .export import session_to_markdown
 from .settings import Settings
 from .store import SessionStore
+from .trash import in_trash, restore_change, trash_patch
 from .workspaces import GLOBAL_SESSION_ID, Workspaces, folder_key, fresh_session_id
 
 log = logging.getLogger(__name__)
+
+
+def refuse_trashed(info: SessionInfo) -> None:
+    """Nothing is asked in, or switched to, a session in the trash: it would come back unseen."""
+    if in_trash(info):
+        raise EngineError(
+            f'Session "{info.id}" is in the trash. Restore it first (deskmate.restoreSession, '
+            "or Restore in the editor's trash), or start a new session."
+        )
 
 
 def first_title(title: str) -> MetaChange:
@@ -137,12 +148,20 @@ class Sessions:
         *,
         tag: str | None = None,
         pinned: bool | None = None,
+        trash: bool = False,
     ) -> list[tuple[SessionInfo, bool]]:
         """Sessions with an ``active`` flag, pinned ones first, then most recent first; by default
         only this workspace's; ``tag`` and ``pinned`` keep only sessions with that tag (any case)
         or pin state. ``placeholders``: a folder's active session is listed before it is stored
-        (an editor's chat shows it); the terminal lists only what is stored."""
-        infos = {info.id: info for info in await self.store.sessions.list()}
+        (an editor's chat shows it); the terminal lists only what is stored. Sessions in the
+        trash are left out, or (``trash``) are the only ones listed."""
+        infos = {info.id: info for info in await self.store.sessions.list() if in_trash(info) == trash}
+        if trash:
+            chosen = [info for info in infos.values() if all or self._in_folders(info, workspace_uri)]
+            chosen.sort(key=lambda info: info.meta.deleted_at or "", reverse=True)
+            for info in chosen:
+                info.title = clip_title(info.title)
+            return [(info, False) for info in chosen]
         active = self.active_ids()
         if workspace_uri:
             ref = self.resolve(workspace_uri=workspace_uri)
@@ -200,7 +219,8 @@ class Sessions:
             infos = await pager(query, start, limit + 1)
             if infos is not None:
                 more = len(infos) > limit
-                infos = infos[:limit]
+                # The store's pages know nothing of the trash: a page may come out shorter.
+                infos = [info for info in infos[:limit] if not in_trash(info)]
                 if start == 0 and not all and tag is None and pinned is not True:
                     infos = await self._with_unstored_active(pager, infos, folders or [])
                 for info in infos:
@@ -226,6 +246,15 @@ class Sessions:
         ]
         pinned = [info for info in infos if info.meta.pinned]
         return pinned + placeholders + [info for info in infos if not info.meta.pinned]
+
+    def _in_folders(self, info: SessionInfo, workspace_uri: str | None) -> bool:
+        """Whether a session belongs to the folder of ``workspace_uri`` (else: to any open folder)."""
+        if workspace_uri:
+            ref = self.resolve(workspace_uri=workspace_uri)
+            folders = {ref.workspace_uri} if ref.workspace_uri else set()
+        else:
+            folders = set(self.workspaces.folders)
+        return bool(info.workspace_uri and folder_key(info.workspace_uri) in folders)
 
     async def get(self, ref: SessionRef) -> SessionView:
         session, persisted = await self.current(ref)
@@ -283,6 +312,7 @@ class Sessions:
         session = await self.stored(session_id)
         if session is None:
             raise SessionNotFound(session_id)
+        refuse_trashed(session.info())
         await asyncio.to_thread(self.workspaces.set_active, ref.workspace_uri, session_id)
         return session
 
@@ -295,6 +325,47 @@ class Sessions:
         deleted = await self.store.sessions.delete(session_id)
         await asyncio.to_thread(self.workspaces.forget_session, session_id)
         return deleted
+
+    async def change(self, session_id: str, change: MetaChange) -> SessionInfo | None:
+        """Change a session's title and metadata where it is stored (with autoSave off too: a
+        delete or restore is not a turn to save later); None when there is no such session."""
+        info = await self.store.backend.update(session_id, change)
+        overlay = self.store.overlay
+        if overlay is not None and overlay.holds(session_id):
+            if info is None:  # only in memory, never saved: it changes there
+                return await overlay.update(session_id, change)
+            overlay.follow(info)
+        return info
+
+    async def move_to_trash(self, session_id: str, now: datetime) -> SessionInfo | None:
+        """Put a session in the trash (None: there is none); folders using it move on."""
+        validate_session_id(session_id, "deleteSession")
+        info = await self.change(session_id, trash_patch(now))
+        if info is not None:
+            await asyncio.to_thread(self.leave, session_id)
+        return info
+
+    async def restore(self, session_id: str, now: datetime) -> SessionInfo:
+        """Take a session out of the trash, whole."""
+        validate_session_id(session_id, "restoreSession")
+        info = await self.change(session_id, restore_change(session_id, now))
+        if info is None:
+            raise SessionNotFound(session_id)
+        return info
+
+    def leave(self, session_id: str) -> None:
+        """A session went to the trash: folders that chose it go back to their default one, and
+        a folder whose default it is starts a fresh one (blocking: run it in a thread)."""
+        self.workspaces.forget_session(session_id)
+        for folder in self.workspaces.folders:
+            if self.workspaces.active_session(folder) == session_id:
+                self.workspaces.set_active(folder, fresh_session_id(folder))
+
+    def forget(self, session_id: str) -> None:
+        """A session was purged: nothing refers to it any more (blocking)."""
+        if self.store.overlay is not None:
+            self.store.overlay.forget(session_id)
+        self.workspaces.forget_session(session_id)
 
     async def save(self, ref: SessionRef) -> Session:
         """Write the session's in-memory history over the stored one."""

@@ -146,6 +146,10 @@ class Settings:
     # Encrypt what is stored (AES-256-GCM, keys from memory/keys.py) and compress message records.
     encryption: str = setting("encryption", _choice("off", "on"), "off")
     compression: str = setting("compression", _choice("off", "zstd"), "off")
+    # Sessions nobody wrote to for this many days go to the trash; None: keep forever (engine/trash.py).
+    retention_days: int | None = setting("retentionDays", _integer(1), None)
+    # A deleted session stays in the trash this many days before it is purged.
+    trash_days: int = setting("trashDays", _integer(1), 30)
 
     def resolved_api_key(self) -> str | None:
         """The API key to send: the ``apiKey`` setting, else the variable named by ``apiKeyEnv``."""
@@ -201,6 +205,8 @@ ENVIRONMENT = {
     "requestTimeout": "DESKMATE_REQUEST_TIMEOUT",
     "encryption": "DESKMATE_ENCRYPTION",
     "compression": "DESKMATE_COMPRESSION",
+    "retentionDays": "DESKMATE_RETENTION_DAYS",
+    "trashDays": "DESKMATE_TRASH_DAYS",
 }
 _SETTING_NAME_RE = re.compile(r"\bdeskmate\.([a-zA-Z]+)\b")
 
@@ -220,7 +226,7 @@ def _setting_from_env(wire: str, text: str) -> Any:
     """An environment variable's value for the setting ``wire``: a number where one is expected."""
     check = _BY_WIRE_NAME[wire].metadata["check"]
     value: Any = text
-    if wire in ("maxHistoryTokens", "maxTokens", "requestTimeout"):
+    if wire in ("maxHistoryTokens", "maxTokens", "requestTimeout", "retentionDays", "trashDays"):
         try:
             value = json.loads(text)
         except ValueError:

@@ -18,7 +18,15 @@ from .context import fill_context
 from .errors import internal_error, request_failed
 from .progress import AskReporter
 from .server import DeskmateServer
-from .wire import ask_result, fork_result, listing_entry, search_hit, session_result, status_result
+from .wire import (
+    ask_result,
+    fork_result,
+    listing_entry,
+    search_hit,
+    session_result,
+    status_result,
+    trash_entry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +150,12 @@ async def cancel(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
 @command("deskmate.listSessions")
 async def list_sessions(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """The workspace's sessions (or every session with ``all``), pinned first, then most recent
-    first; ``tag``/``pinned`` filter, ``limit``/``cursor`` page."""
+    first; ``tag``/``pinned`` filter, ``limit``/``cursor`` page; ``trash`` lists the trash."""
+    if arguments.flag("trash"):
+        listed = await ls.assistant.sessions.list(
+            arguments.text("workspaceUri"), all=arguments.flag("all"), trash=True
+        )
+        return {"sessions": [trash_entry(info, ls.assistant.purge_after(info)) for info, _ in listed]}
     limit = arguments.integer("limit", minimum=1, maximum=MAX_PAGE)
     start = page_start(arguments)
     where = {
@@ -213,9 +226,21 @@ async def switch_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, 
 
 @command("deskmate.deleteSession")
 async def delete_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
-    """Delete a session; folders that used it go back to their default session."""
+    """Move a session to the trash (``permanent``: delete it at once); folders that used it move on."""
     session_id = arguments.session_id(required=True)
-    return {"deleted": await ls.assistant.delete_session(session_id)}
+    done = await ls.assistant.delete_session(session_id, permanent=arguments.flag("permanent"))
+    result: dict[str, Any] = {"deleted": done.deleted, "trashed": done.trashed}
+    if done.purge_after is not None:
+        result["purgeAfter"] = done.purge_after
+    return result
+
+
+@command("deskmate.restoreSession")
+async def restore_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
+    """Take a session out of the trash, with every message, title and tag."""
+    session_id = arguments.session_id(required=True)
+    info = await ls.assistant.restore_session(session_id)
+    return {"sessionId": info.id, "title": info.title, "messageCount": info.message_count}
 
 
 @command("deskmate.saveSession")
@@ -289,7 +314,12 @@ async def search_sessions(ls: DeskmateServer, arguments: Arguments) -> dict[str,
 @command("deskmate.status")
 async def status(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """Version, model and storage facts, for health checks."""
-    result = status_result(ls.assistant.status())
+    try:
+        expiring: int | None = len(await ls.assistant.expiring_soon())
+    except SessionStoreError as exc:  # status must answer even when the store does not
+        log.info("deskmate.status could not list sessions: %s", exc)
+        expiring = None
+    result = status_result(ls.assistant.status(), expiring)
     if arguments.flag("checkModel"):  # a health check: ask the model server, briefly
         ok, message = await ls.assistant.check_model()
         result["modelServer"] = {"ok": ok, "message": message}

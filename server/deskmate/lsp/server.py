@@ -24,6 +24,8 @@ from .errors import quiet_expected_errors
 
 log = logging.getLogger(__name__)
 
+SWEEP_INTERVAL = 3600.0  # seconds between sweeps of retention and the trash
+
 
 class DeskmateProtocol(LanguageServerProtocol):
     """Adds what pygls leaves out: ``$/cancelRequest`` reaching a running ask."""
@@ -48,7 +50,7 @@ class ClientLogHandler(logging.Handler):
         self.addFilter(SecretMasker(tracebacks))
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.server.initialized or getattr(self._sending, "active", False):
+        if not self.server.initialized or self.server.stopping or getattr(self._sending, "active", False):
             return
         # Once the client is gone, sending fails and pygls logs that failure: forwarding that
         # record would fail and log again, without end (a daemon spinning after exit).
@@ -84,17 +86,50 @@ class DeskmateServer(LanguageServer):
         )
         self.asks_by_request: dict[Any, str] = {}
         self.initialized = False
+        self.stopping = False  # shutdown received: nothing more is sent unasked
+        self._sweep_now = asyncio.Event()
+        self._sweeper: asyncio.Task[None] | None = None
 
     # -- talking to the user ---------------------------------------------------
 
     def warn_user(self, message: str) -> None:
         log.warning("%s", message)
+        if self.stopping:
+            return
         self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
 
     def inform_user(self, message: str) -> None:
         """A notification (never a modal) the editor shows: window/showMessage, type Info."""
         log.info("%s", message)
         self.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=message))
+
+    # -- retention and the trash ----------------------------------------------------
+
+    def start_sweeping(self) -> None:
+        """Sweep the store now and every SWEEP_INTERVAL: retention, warnings, purging the trash."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.ensure_future(self._sweep_loop())
+
+    def sweep_soon(self) -> None:
+        self._sweep_now.set()
+
+    async def stop_sweeping(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            self._sweep_now.clear()
+            try:
+                await self.assistant.sweep_and_tell()
+            except Exception as exc:  # an unreachable store or a bad URL: try again next time
+                log.info("Sweeping the trash and retention failed: %s", exc)
+            try:
+                await asyncio.wait_for(self._sweep_now.wait(), SWEEP_INTERVAL)
+            except asyncio.TimeoutError:
+                pass
 
     def supports_work_done_progress(self) -> bool:
         window = self.client_capabilities.window
@@ -113,7 +148,15 @@ class DeskmateServer(LanguageServer):
             return
         for problem in problems:
             self.warn_user(f"deskmate: {problem}; keeping the previous value.")
+        old = self.assistant.settings
         await self.assistant.update_settings(updated)
+        if (old.retention_days, old.trash_days, old.storage_url, old.data_dir) != (
+            updated.retention_days,
+            updated.trash_days,
+            updated.storage_url,
+            updated.data_dir,
+        ):
+            self.sweep_soon()
 
     async def pull_settings(self) -> None:
         """Ask the client for the ``deskmate`` section (clients that send ``settings: null``)."""
@@ -150,6 +193,7 @@ async def on_initialized(ls: DeskmateServer, params: types.InitializedParams) ->
     from .progress import IndexingReporter
 
     ls.assistant.store.index_progress = IndexingReporter(ls)
+    ls.start_sweeping()
     # Import the model SDK now, off the event loop, so the first question does not wait for it.
     asyncio.ensure_future(asyncio.to_thread(preload_model_client))
 
@@ -170,6 +214,8 @@ def on_folders(ls: DeskmateServer, params: types.DidChangeWorkspaceFoldersParams
 
 
 async def on_shutdown(ls: DeskmateServer, params: None) -> None:
+    ls.stopping = True
+    await ls.stop_sweeping()
     await ls.assistant.close()
 
 

@@ -73,6 +73,12 @@ def search_hit(hit: Hit) -> dict[str, Any]:
     }
 
 
+def trash_entry(info: SessionInfo, purge_after: str | None) -> dict[str, Any]:
+    """One ``deskmate.listSessions {trash: true}`` entry: a listing entry, and when it went to the
+    trash and when it will be purged."""
+    return {**listing_entry(info, False), "deletedAt": info.meta.deleted_at, "purgeAfter": purge_after}
+
+
 def lineage_result(lineage: Lineage | None) -> dict[str, str] | None:
     """``forkedFrom``: ``{sessionId, messageId}``, or null for a session that is no fork."""
     return {"sessionId": lineage.session_id, "messageId": lineage.message_id} if lineage else None
@@ -109,6 +115,7 @@ def session_result(
         "forks": [fork_entry(fork) for fork in forks or []],
         "active": active,
         "persisted": persisted,
+        "deletedAt": session.meta.deleted_at,
         "messages": [message_result(m) for m in session.messages],
     }
 
@@ -129,7 +136,9 @@ def ask_result(result: AskResult, forked_from: Lineage | None = None) -> dict[st
     return answer
 
 
-def status_result(status: EngineStatus) -> dict[str, Any]:
+def status_result(status: EngineStatus, expiring_soon: int | None = None) -> dict[str, Any]:
+    """``deskmate.status``; ``expiring_soon``: sessions retention moves to the trash within 7 days
+    (None: the store could not be listed)."""
     return {
         "version": status.version,
         "model": status.model,
@@ -144,4 +153,7 @@ def status_result(status: EngineStatus) -> dict[str, Any]:
         "encryption": status.encryption,
         "encryptionKeyId": status.encryption_key_id,
         "compression": status.compression,
+        "retentionDays": status.retention_days,
+        "trashDays": status.trash_days,
+        "expiringIn7Days": expiring_soon,
     }

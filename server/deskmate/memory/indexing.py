@@ -94,9 +94,24 @@ class IndexedBackend:
 
     async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
         info = await self.inner.update(session_id, change)
-        if info is not None:
-            self._later(session_id, "put_session", info)
+        if info is None:
+            return info
+        if info.meta.deleted_at:  # in the trash: out of search until it is restored
+            self._later(session_id, "remove", session_id)
+        elif self.server_side is None and self._index is not None and self.enabled:
+            # Back from the trash (or merely renamed): index it whole if the index lacks it.
+            held = await asyncio.get_running_loop().run_in_executor(self._writer, self._holds, session_id)
+            session = await self.inner.load(session_id) if not held else None
+            if session is not None and not session.quarantined_to:
+                self._later(session_id, "replace", session.copy())
+            else:
+                self._later(session_id, "put_session", info)
         return info
+
+    def _holds(self, session_id: str) -> bool:
+        """Whether the index has the session (in the index's writer thread)."""
+        index = self._index
+        return index is not None and session_id in index.indexed()
 
     async def save(self, session: Session) -> None:
         await self.inner.save(session)
@@ -205,7 +220,8 @@ class IndexedBackend:
             await loop.run_in_executor(self._writer, self._open_index)
             index = self._index
             assert index is not None
-            listed = {info.id: info for info in await self.inner.list()}
+            # Sessions in the trash are not searched (a restore puts them back).
+            listed = {info.id: info for info in await self.inner.list() if not info.meta.deleted_at}
             held = await loop.run_in_executor(self._writer, index.indexed)
             gone = [session_id for session_id in held if session_id not in listed]
             for session_id in gone:

@@ -6,9 +6,8 @@ protocol's results are built separately, by the LSP layer (``lsp/wire.py``).
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -168,13 +167,15 @@ class SessionMeta:
     forked_from: dict[str, Any] | None = meta_field("forkedFrom", "object", None)
     # The user named the session (renameSession): no automatic title replaces theirs.
     user_title: bool = meta_field("userTitle", "flag", False)
+    # In the trash since this time (ISO 8601); None: not deleted (engine/trash.py).
+    deleted_at: str | None = meta_field("deletedAt", "text", None)
+    # A daemon claimed the purge of this trashed session at this time (engine/trash.py).
+    purging_at: str | None = meta_field("purgingAt", "text", None)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def copy(self) -> SessionMeta:
         forked_from = dict(self.forked_from) if self.forked_from is not None else None
-        return dataclasses.replace(
-            self, tags=list(self.tags), forked_from=forked_from, extra=dict(self.extra)
-        )
+        return replace(self, tags=list(self.tags), forked_from=forked_from, extra=dict(self.extra))
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Outbox: appends that could not reach a shared backend yet, kept durably on local disk.
 
 One JSON Lines file per backend URL, one line per waiting append:
-``{"sessionId": ..., "title": ..., "workspaceUri": ..., "messages": [...]}``.
+``{"sessionId": ..., "title": ..., "workspaceUri": ..., "messages": [...]}``, or per
+waiting change of a session, named by ``kind``: ``"update"`` with a ``patch`` of its
+metadata (``patches.MetaPatch``, e.g. moving it to the trash), ``"delete"``.
 A line is added with one ``write`` and ``fdatasync``, so a daemon killed while
 its backend is down loses nothing; a torn last line (the crash hit that very
 write) was never acknowledged and is ignored. Every daemon on the machine that
@@ -26,6 +28,7 @@ from .errors import SessionStoreError, StorageError
 from .ids import validate_session_id
 from .locking import LockTimeout, exclusive_lock
 from .models import Message
+from .patches import MetaPatch
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +36,40 @@ LOCK_TIMEOUT_SECONDS = 30.0
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows, where links need privileges to make
 
 
+KINDS = ("append", "update", "delete")
+
+
 @dataclass
 class PendingAppend:
+    """A waiting append, or (``kind``) a waiting metadata ``patch`` or delete of a session."""
+
     session_id: str
     messages: list[Message]
     title: str = ""
     workspace_uri: str | None = None
     line: bytes = b""  # as read from the file: how a stored entry is found again
+    kind: str = "append"
+    patch: MetaPatch | None = None
+
+    @classmethod
+    def update(cls, session_id: str, patch: MetaPatch) -> PendingAppend:
+        return cls(session_id, [], kind="update", patch=patch)
+
+    @classmethod
+    def delete(cls, session_id: str) -> PendingAppend:
+        return cls(session_id, [], kind="delete")
 
     def to_line(self) -> bytes:
-        record = {
+        record: dict = {
             "sessionId": self.session_id,
             "title": self.title,
             "workspaceUri": self.workspace_uri,
             "messages": [encode_message(m) for m in self.messages],
         }
+        if self.kind != "append":  # appends keep the format earlier releases read
+            record["kind"] = self.kind
+        if self.patch is not None:
+            record["patch"] = self.patch.to_record()
         return dumps_bytes(record) + b"\n"
 
     @classmethod
@@ -75,7 +97,12 @@ class PendingAppend:
             raise ValueError("its messages are not a list")
         if type(title) is not str or (workspace_uri is not None and type(workspace_uri) is not str):
             raise ValueError("its title or workspaceUri is not a string")
-        return cls(session_id, [decode_message(m) for m in messages], title, workspace_uri, line)
+        kind = record.get("kind", "append")
+        if kind not in KINDS:
+            raise ValueError(f"its kind is not one of {', '.join(KINDS)}")
+        patch = MetaPatch.from_record(record.get("patch")) if kind == "update" else None
+        decoded = [decode_message(m) for m in messages]
+        return cls(session_id, decoded, title, workspace_uri, line, kind, patch)
 
 
 class Outbox:
@@ -213,5 +240,11 @@ def _parse(data: bytes) -> tuple[list[PendingAppend], list[tuple[int, bytes, str
 
 
 def pending_for(entries: Sequence[PendingAppend], session_id: str) -> list[Message]:
-    """The messages waiting for ``session_id``, in order."""
-    return [m for entry in entries if entry.session_id == session_id for m in entry.messages]
+    """The messages waiting for ``session_id``, in order (none from before a waiting delete)."""
+    waiting: list[Message] = []
+    for entry in entries:
+        if entry.session_id == session_id:
+            if entry.kind == "delete":
+                waiting = []
+            waiting.extend(entry.messages)
+    return waiting

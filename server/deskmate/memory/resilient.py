@@ -10,7 +10,10 @@ While the wrapped backend is unreachable (it raises ``BackendUnavailable``):
 - ``list`` serves the last listing it read, updated with what it saw since. While the
   backend answers, ``list`` is the backend's own (plus what waits in the outbox), so a
   daemon sees what the others wrote.
-- ``save``, ``update`` and ``delete`` raise: the user asked for them and must know they failed.
+- ``delete``, and an ``update`` given as a ``MetaPatch`` (moving a session to the trash),
+  of a session this daemon knows are queued in the outbox like appends and replayed in
+  order; the copies kept for the outage show them at once.
+- ``save`` and other updates raise: the user asked for them and must know they failed.
 
 ``notify`` hears once when the backend goes away and once when it is back.
 Replays skip messages already stored (by message id), so replaying twice after
@@ -32,6 +35,7 @@ from .ids import validate_session_id
 from .locking import LockTimeout, exclusive_lock
 from .models import Message, Session, SessionInfo
 from .outbox import Outbox, PendingAppend, pending_for
+from .patches import MetaPatch
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +153,14 @@ class ResilientBackend:
         self._poke()
 
     async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
+        validate_session_id(session_id, "update")
         await self._start()
         try:
             info = await self._unless_down(self.inner.update(session_id, change))
         except BackendUnavailable as exc:
             self._went_down(exc)
+            if isinstance(change, MetaPatch):
+                return await self._queue_patch(session_id, change, exc)
             raise
         if (
             info is None
@@ -161,10 +168,13 @@ class ResilientBackend:
             and pending_for(await asyncio.to_thread(self.outbox.read), session_id)
         ):
             # Born during an outage, its first turns still wait: it is not stored yet.
-            raise StorageError(
+            unstored = StorageError(
                 f"Session {session_id!r} is not in {self.name} yet: its first turns wait in "
                 f"{self.outbox.path} until they are stored. Try again once they are."
             )
+            if isinstance(change, MetaPatch):  # a patch can wait behind them
+                return await self._queue_patch(session_id, change, unstored)
+            raise unstored
         if info is not None:
             cached = self._sessions.get(session_id)
             if cached is not None:
@@ -176,18 +186,27 @@ class ResilientBackend:
 
     async def delete(self, session_id: str) -> bool:
         await self._start()
+        validate_session_id(session_id, "delete")
         async with self._flush_lock:  # a replay running now must not bring the session back
             try:
                 existed = await self.inner.delete(session_id)
             except BackendUnavailable as exc:
                 self._went_down(exc)
-                raise
-            if self._waiting:
+                # Queued like an append: stored once the backend is back, after what waits before it.
+                existed = await self._known(session_id) is not None
                 await asyncio.to_thread(self.outbox.discard, session_id)
+                self._waiting = True
+                await asyncio.to_thread(self.outbox.add, PendingAppend.delete(session_id))
+                self._waiting = True
+                self._start_retrying()
+            else:
+                if self._waiting:
+                    await asyncio.to_thread(self.outbox.discard, session_id)
         self._sessions.pop(session_id, None)
         if self._listing is not None:
             self._listing.pop(session_id, None)
-        self._poke()
+        if self._down is None:
+            self._poke()
         return existed
 
     async def list(self) -> list[SessionInfo]:
@@ -328,6 +347,13 @@ class ResilientBackend:
         stored_ids: dict[str, set[str]] = {}
         while entries := await asyncio.to_thread(self.outbox.read):
             for entry in entries:
+                if entry.kind == "delete":
+                    await self.inner.delete(entry.session_id)
+                    stored_ids[entry.session_id] = set()
+                    continue
+                if entry.kind == "update" and entry.patch is not None:
+                    await self.inner.update(entry.session_id, entry.patch)
+                    continue
                 ids = stored_ids.get(entry.session_id)
                 if ids is None:  # what a replay cut short by a crash already stored
                     session = await self.inner.load(entry.session_id)
@@ -344,6 +370,35 @@ class ResilientBackend:
             stored += len(entries)
         self._waiting = False
         return stored
+
+    async def _queue_patch(self, session_id: str, patch: MetaPatch, exc: Exception) -> SessionInfo:
+        """Queue ``patch`` for a session this daemon knows (else raise ``exc``: it may not
+        exist), and show it at once in the copies kept for the outage."""
+        known = await self._known(session_id)
+        if known is None:
+            raise exc
+        self._waiting = True
+        await asyncio.to_thread(self.outbox.add, PendingAppend.update(session_id, patch))
+        self._waiting = True
+        info = replace(known, meta=patch.apply(known.meta))
+        cached = self._sessions.get(session_id)
+        if cached is not None:
+            cached.meta = info.meta.copy()
+        if self._listing is not None and session_id in self._listing:
+            self._listing[session_id] = info
+        self._start_retrying()
+        return info
+
+    async def _known(self, session_id: str) -> SessionInfo | None:
+        """What this daemon last saw of a session (its copy, the last listing, the outbox)."""
+        cached = self._sessions.get(session_id)
+        if cached is not None and (cached.messages or cached.title):
+            return cached.info()
+        if self._listing is not None and session_id in self._listing:
+            return self._listing[session_id]
+        waiting = await asyncio.to_thread(self.outbox.read)
+        listed = {info.id: info for info in _with_pending([], waiting)}
+        return listed.get(session_id)
 
     # -- outages and the copies kept for them -------------------------------------
 
@@ -393,6 +448,14 @@ def _with_pending(infos: list[SessionInfo], waiting: Sequence[PendingAppend]) ->
         return infos
     listed = {info.id: replace(info) for info in infos}  # copies: the listing read stays as read
     for entry in waiting:
+        if entry.kind == "delete":
+            listed.pop(entry.session_id, None)
+            continue
+        if entry.kind == "update" and entry.patch is not None:
+            if entry.session_id in listed:
+                patched = listed[entry.session_id]
+                patched.meta = entry.patch.apply(patched.meta)
+            continue
         if not entry.messages:
             continue
         info = listed.get(entry.session_id)

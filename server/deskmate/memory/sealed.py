@@ -11,6 +11,9 @@ passes through here. Sealed, a session's labels are:
 - its metadata record: no tags or pin in the clear, and one extra field, ``sealed``, holding
   the title (whole), workspace URI and metadata record as sealed JSON. Every store keeps
   metadata fields it does not know, so this needs nothing of them.
+- except its trash state (``deletedAt``, ``purgingAt``: two times, no content), kept in the
+  clear beside ``sealed``: a move to the trash is then a ``MetaPatch`` passed straight down,
+  which a shared store's outbox can queue during an outage (engine/trash.py).
 
 Reads open whatever is sealed, with encryption on or off; plain labels written before
 encryption was turned on read as they are. A listing shows a session whose key is missing
@@ -28,11 +31,13 @@ from .backend import MemoryBackend, MetaChange
 from .codec import UnknownEncoding, decode_meta, encode_meta
 from .limits import MAX_TITLE_LENGTH, clip_title
 from .models import Message, Session, SessionInfo, SessionMeta
+from .patches import MetaPatch
 from .sealing import is_sealed, open_text, seal_text, sealed_key_id
 
 log = logging.getLogger(__name__)
 
 SEALED_META_KEY = "sealed"
+CLEAR_META_KEYS = frozenset({"deletedAt", "purgingAt"})  # the trash state: never sealed
 _SEALED_TITLE_BYTES = (MAX_TITLE_LENGTH - 19) // 4 * 3 - 28  # prefix, key id, base64 of nonce+tag
 
 
@@ -72,8 +77,13 @@ class SealedLabels:
     def _meta(self, title: str, workspace_uri: str | None, meta: SessionMeta) -> SessionMeta:
         if not self.seal:
             return meta
-        blob = {"title": clip_title(title), "workspaceUri": workspace_uri, "meta": encode_meta(meta)}
-        return SessionMeta(extra={SEALED_META_KEY: seal_text(json.dumps(blob), "meta")})
+        hidden = replace(meta, deleted_at=None, purging_at=None)
+        blob = {"title": clip_title(title), "workspaceUri": workspace_uri, "meta": encode_meta(hidden)}
+        return SessionMeta(
+            deleted_at=meta.deleted_at,
+            purging_at=meta.purging_at,
+            extra={SEALED_META_KEY: seal_text(json.dumps(blob), "meta")},
+        )
 
     @staticmethod
     def opened(
@@ -84,7 +94,9 @@ class SealedLabels:
         if is_sealed(sealed):
             try:
                 blob = json.loads(open_text(sealed, "meta"))
-                return blob["title"], blob["workspaceUri"], decode_meta(blob["meta"])
+                opened = decode_meta(blob["meta"])
+                opened.deleted_at, opened.purging_at = meta.deleted_at, meta.purging_at  # in the clear
+                return blob["title"], blob["workspaceUri"], opened
             except (ValueError, KeyError, TypeError) as exc:
                 from .codec import UnreadableRecord
 
@@ -154,6 +166,11 @@ class SealedLabels:
         await self.inner.save_copy(self._sealed_session(session), source_id)
 
     async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
+        if isinstance(change, MetaPatch) and set(change.values) <= CLEAR_META_KEYS:
+            # Only the trash state, kept in the clear: the patch goes down as it is (queueable).
+            patched = await self.inner.update(session_id, change)
+            return None if patched is None else self._open_info(patched)
+
         def sealed_change(stored: SessionInfo) -> tuple[str, SessionMeta]:
             info = self._open_info(stored)
             title, meta = change(info)

@@ -73,6 +73,18 @@ class UnsavedOverlay:
         self.changed.add(session_id)
         return session.info()
 
+    def follow(self, info: SessionInfo) -> None:
+        """The store's title and metadata of a session changed: the copy in memory takes them
+        (without counting as a change of its own: the store has them already)."""
+        session = self.sessions.get(info.id)
+        if session is not None:
+            session.title, session.meta = info.title, info.meta.copy()
+
+    def forget(self, session_id: str) -> None:
+        """The session is gone from the store (purged): drop the copy in memory too."""
+        self.sessions.pop(session_id, None)
+        self.changed.discard(session_id)
+
     async def save(self, session: Session) -> None:
         self.sessions[session.id] = session.copy()
         self.changed.add(session.id)

@@ -12,6 +12,13 @@ local function session_ids(arglead)
   end, require("deskmate.sessions").completion_ids(root))
 end
 
+local function trashed_ids(arglead)
+  local root = require("deskmate.workspace").root(0)
+  return vim.tbl_filter(function(id)
+    return vim.startswith(id, arglead)
+  end, require("deskmate.sessions").trash_ids(root))
+end
+
 ---@class deskmate.Subcommand
 ---@field run fun(args: string, opts: table)
 ---@field complete? fun(arglead: string): string[]
@@ -33,7 +40,7 @@ M.subcommands = {
     end,
   },
   sessions = {
-    help = "sessions: pick a session to switch to or delete",
+    help = "sessions: pick a session to switch to or move to the trash",
     run = function()
       deskmate().sessions()
     end,
@@ -55,11 +62,24 @@ M.subcommands = {
     complete = session_ids,
   },
   delete = {
-    help = "delete [id]: delete a session (default: the active one); ! skips the confirmation",
-    run = function(args, opts)
-      deskmate().delete(args ~= "" and args or nil, opts.bang)
+    help = "delete [id]: move a session to the trash (default: the active one); :Deskmate restore undoes it",
+    run = function(args)
+      deskmate().delete(args ~= "" and args or nil)
     end,
     complete = session_ids,
+  },
+  restore = {
+    help = "restore [id]: take a session out of the trash (without id: pick one)",
+    run = function(args)
+      deskmate().restore(args ~= "" and args or nil)
+    end,
+    complete = trashed_ids,
+  },
+  trash = {
+    help = "trash: list the trash; restore, delete permanently or empty it",
+    run = function()
+      deskmate().trash()
+    end,
   },
   fork = {
     help = "fork [title]: in the chat, a new session up to the message under the cursor",

@@ -127,6 +127,19 @@ function M.check()
   if info.compression == "zstd" then
     health.info("stored messages are compressed (zstd)")
   end
+  local trash_days = tonumber(info.trashDays) or 30
+  if type(info.retentionDays) == "number" then
+    local soon = tonumber(info.expiringIn7Days)
+    health.info(
+      ("retention: sessions unused for %d days go to the trash (%s within 7 days); the trash keeps them %d days"):format(
+        info.retentionDays,
+        soon and tostring(soon) or "?",
+        trash_days
+      )
+    )
+  else
+    health.info(("retention: none, nothing expires; deleted sessions stay in the trash %d days"):format(trash_days))
+  end
 end
 
 return M

@@ -88,9 +88,20 @@ function M.new(title)
 end
 
 ---@param id string?
----@param force boolean?
-function M.delete(id, force)
-  require("deskmate.sessions").delete(root(), id, { force = force })
+function M.delete(id)
+  require("deskmate.sessions").delete(root(), id)
+end
+
+---@param id string?
+function M.restore(id)
+  if id == nil or id == "" then
+    return M.trash()
+  end
+  require("deskmate.sessions").restore(root(), id)
+end
+
+function M.trash()
+  require("deskmate.sessions").trash(root())
 end
 
 ---@param id string

@@ -1,4 +1,4 @@
--- Session management: pick, switch, create, delete and export a workspace's sessions.
+-- Session management: pick, switch, create, delete (to the trash), restore and export a workspace's sessions.
 local ask = require("deskmate.ask")
 local chat = require("deskmate.chat")
 local client = require("deskmate.client")
@@ -8,6 +8,8 @@ local M = {}
 
 ---@type table<string, string[]> session ids seen per root, for command-line completion
 local known_ids = {}
+---@type table<string, string[]> ids of trashed sessions seen per root, for :Deskmate restore
+local known_trash = {}
 
 local notify_error = require("deskmate.notify").error
 
@@ -131,47 +133,45 @@ function M.switch(root, id, cb)
   end)
 end
 
---- Asks for confirmation, then deletes session `id` (default: the workspace's active one).
+local function title_of(s)
+  return (s and s.title ~= vim.NIL and s.title ~= "" and s.title) or nil
+end
+
+--- Moves session `id` (default: the workspace's active one) to the trash. Nothing is asked:
+--- `:Deskmate restore` brings it back until it is purged.
 ---@param root string
 ---@param id string?
----@param opts { force: boolean?, cb: fun(err: table?)? }?
+---@param opts { cb: fun(err: table?)? }?
 function M.delete(root, id, opts)
   opts = opts or {}
   local cb = opts.cb
   if busy(root) then
     return cb and cb({ message = "busy" })
   end
-  local function really_delete(session_id, title)
+  local function to_trash(session_id, title)
     client.exec(root, "deskmate.deleteSession", { sessionId = session_id }, function(err, result)
       if err then
         notify_error(err.message)
         return cb and cb(err)
       end
       if result.deleted then
-        vim.notify(("deskmate: deleted %q."):format(title or session_id))
+        local until_ = type(result.purgeAfter) == "string" and (" (kept until %s)"):format(result.purgeAfter:sub(1, 10))
+          or ""
+        vim.notify(
+          ("deskmate: moved %q to the trash%s; :Deskmate restore %s brings it back."):format(
+            title or session_id,
+            until_,
+            session_id
+          )
+        )
       else
         vim.notify(("deskmate: there was no session %q to delete."):format(session_id), vim.log.levels.WARN)
       end
       refresh_chat(root, cb)
     end)
   end
-  local function confirm(session_id, title)
-    if opts.force then
-      return really_delete(session_id, title)
-    end
-    vim.ui.select({ "Delete", "Keep" }, {
-      prompt = ("Delete the session %q and its history?"):format(title or session_id),
-      kind = "deskmate.confirm",
-    }, function(choice)
-      if choice == "Delete" then
-        really_delete(session_id, title)
-      elseif cb then
-        cb({ message = "not confirmed" })
-      end
-    end)
-  end
   if id and id ~= "" then
-    return confirm(id, nil)
+    return to_trash(id, nil)
   end
   client.exec(root, "deskmate.getSession", { workspaceUri = workspace.uri(root) }, function(err, session)
     if err then
@@ -182,7 +182,155 @@ function M.delete(root, id, opts)
       vim.notify("deskmate: this workspace has no stored session.", vim.log.levels.WARN)
       return cb and cb({ message = "no session" })
     end
-    confirm(session.sessionId, (session.title ~= vim.NIL and session.title ~= "") and session.title or nil)
+    to_trash(session.sessionId, title_of(session))
+  end)
+end
+
+--- Calls `cb(sessions)` with the workspace's trash, most recently deleted first.
+---@param root string
+---@param cb fun(sessions: table[]?, err: table?)
+function M.trash_list(root, cb)
+  local args = { workspaceUri = workspace.uri(root), trash = true }
+  client.exec(root, "deskmate.listSessions", args, function(err, result)
+    if err then
+      return cb(nil, err)
+    end
+    local sessions = result.sessions or {}
+    known_trash[root] = vim.tbl_map(function(s)
+      return s.sessionId
+    end, sessions)
+    cb(sessions)
+  end)
+end
+
+--- Trashed session ids seen in `root`, for completion; refreshed in the background.
+---@param root string
+---@return string[]
+function M.trash_ids(root)
+  if client.running(root) then
+    M.trash_list(root, function() end)
+  end
+  return known_trash[root] or {}
+end
+
+--- One line describing a trashed session in the picker.
+---@param s table a listSessions {trash = true} entry
+---@return string
+function M.format_trashed(s)
+  local count = tonumber(s.messageCount) or 0
+  local purge = type(s.purgeAfter) == "string" and s.purgeAfter:sub(1, 10) or "?"
+  return ("%s · deleted %s · purged after %s · %d message%s"):format(
+    title_of(s) or s.sessionId,
+    M.age(s.deletedAt),
+    purge,
+    count,
+    count == 1 and "" or "s"
+  )
+end
+
+--- Takes session `id` out of the trash, whole.
+---@param root string
+---@param id string
+---@param cb fun(err: table?)?
+function M.restore(root, id, cb)
+  client.exec(root, "deskmate.restoreSession", { sessionId = id }, function(err, result)
+    if err then
+      notify_error(err.message)
+      return cb and cb(err)
+    end
+    vim.notify(
+      ("deskmate: restored %q (%d messages); :Deskmate switch %s to continue it."):format(
+        title_of(result) or id,
+        result.messageCount or 0,
+        id
+      )
+    )
+    if cb then
+      cb()
+    end
+  end)
+end
+
+--- Deletes trashed sessions for good, after a confirmation.
+---@param root string
+---@param ids string[]
+---@param what string what the confirmation names
+---@param cb fun(err: table?)?
+local function purge(root, ids, what, cb)
+  vim.ui.select({ "Delete permanently", "Keep" }, {
+    prompt = ("Delete %s permanently? This cannot be undone."):format(what),
+    kind = "deskmate.confirm",
+  }, function(choice)
+    if choice ~= "Delete permanently" then
+      return cb and cb({ message = "not confirmed" })
+    end
+    local left = #ids
+    local failed = nil
+    for _, id in ipairs(ids) do
+      client.exec(root, "deskmate.deleteSession", { sessionId = id, permanent = true }, function(err)
+        failed = failed or err
+        left = left - 1
+        if left == 0 then
+          if failed then
+            notify_error(failed.message)
+          else
+            vim.notify(("deskmate: deleted %s permanently."):format(what))
+          end
+          if cb then
+            cb(failed)
+          end
+        end
+      end)
+    end
+  end)
+end
+
+--- `vim.ui.select` over the trash: restore a session, delete it for good, or empty the trash.
+---@param root string
+---@param cb fun(err: table?)?
+function M.trash(root, cb)
+  M.trash_list(root, function(sessions, err)
+    if err then
+      notify_error(err.message)
+      return cb and cb(err)
+    end
+    if #sessions == 0 then
+      vim.notify("deskmate: the trash is empty.")
+      return cb and cb()
+    end
+    local items = vim.list_extend({}, sessions)
+    table.insert(items, { empty = true })
+    vim.ui.select(items, {
+      prompt = "deskmate trash",
+      kind = "deskmate.trash",
+      format_item = function(item)
+        return item.empty and ("Empty the trash (%d session%s)"):format(#sessions, #sessions == 1 and "" or "s")
+          or M.format_trashed(item)
+      end,
+    }, function(item)
+      if not item then
+        return cb and cb()
+      end
+      if item.empty then
+        local ids = vim.tbl_map(function(s)
+          return s.sessionId
+        end, sessions)
+        return purge(root, ids, ("the %d session%s in the trash"):format(#ids, #ids == 1 and "" or "s"), cb)
+      end
+      local title = title_of(item) or item.sessionId
+      vim.ui.select({ "Restore it", "Delete permanently" }, {
+        prompt = ("Session %q"):format(title),
+        kind = "deskmate.trash_action",
+      }, function(action)
+        if action == "Restore it" then
+          M.restore(root, item.sessionId, cb)
+        elseif action == "Delete permanently" then
+          purge(root, { item.sessionId }, ("%q"):format(title), cb)
+        elseif cb then
+          cb()
+        end
+      end)
+    end)
   end)
 end
 
@@ -207,14 +355,14 @@ function M.pick(root, cb)
       if not session then
         return cb and cb()
       end
-      local title = (session.title ~= vim.NIL and session.title ~= "") and session.title or session.sessionId
-      vim.ui.select({ "Switch to it", "Delete it" }, {
+      local title = title_of(session) or session.sessionId
+      vim.ui.select({ "Switch to it", "Move it to the trash" }, {
         prompt = ("Session %q"):format(title),
         kind = "deskmate.session_action",
       }, function(action)
         if action == "Switch to it" then
           M.switch(root, session.sessionId, cb)
-        elseif action == "Delete it" then
+        elseif action == "Move it to the trash" then
           M.delete(root, session.sessionId, { cb = cb })
         elseif cb then
           cb()

@@ -20,10 +20,6 @@ const stopButton = $<HTMLButtonElement>('stop');
 const sessionSelect = $<HTMLSelectElement>('session-select');
 const newButton = $<HTMLButtonElement>('new-session');
 const deleteButton = $<HTMLButtonElement>('delete-session');
-const confirmBox = $<HTMLElement>('confirm-delete');
-const confirmText = $<HTMLElement>('confirm-text');
-const confirmYes = $<HTMLButtonElement>('confirm-delete-yes');
-const confirmNo = $<HTMLButtonElement>('confirm-delete-no');
 const statusBox = $<HTMLElement>('status');
 const statusText = $<HTMLElement>('status-text');
 const restartButton = $<HTMLButtonElement>('restart');
@@ -282,7 +278,6 @@ function setBusy(busy: boolean): void {
 
 function showSession(message: Extract<ToWebview, { type: 'session' }>): void {
   finishStreaming();
-  hideConfirm();
   sessionId = message.sessionId;
   sessions = message.sessions;
   stored = message.stored;
@@ -314,20 +309,6 @@ function showSession(message: Extract<ToWebview, { type: 'session' }>): void {
   if (message.entries.length === 0) showEmpty();
   transcript.scrollTop = transcript.scrollHeight;
   setBusy(false);
-}
-
-function showConfirm(): void {
-  const current = sessions.find((s) => s.sessionId === sessionId);
-  if (!current) return;
-  const count = current.messageCount === 1 ? '1 message' : `${current.messageCount} messages`;
-  confirmText.textContent = `Delete the session “${current.title || current.sessionId}” and its ${count}? This cannot be undone.`;
-  confirmBox.hidden = false;
-  confirmNo.focus();
-}
-
-function hideConfirm(): void {
-  if (confirmBox.hidden) return;
-  confirmBox.hidden = true;
 }
 
 // ---- status of the daemon ------------------------------------------------------------
@@ -429,33 +410,19 @@ prompt.addEventListener('keydown', (event) => {
 
 document.addEventListener('keydown', (event) => {
   if (event.key !== 'Escape') return;
-  if (!confirmBox.hidden) {
-    hideConfirm();
-    deleteButton.focus();
-  } else if (streaming) {
-    stop();
-  }
+  if (streaming) stop();
 });
 
 stopButton.addEventListener('click', stop);
 restartButton.addEventListener('click', () => post({ type: 'restart' }));
-newButton.addEventListener('click', () => {
-  hideConfirm();
-  post({ type: 'newSession' });
-});
+newButton.addEventListener('click', () => post({ type: 'newSession' }));
 sessionSelect.addEventListener('change', () => {
-  hideConfirm();
   if (sessionSelect.value && sessionSelect.value !== sessionId) {
     post({ type: 'switchSession', sessionId: sessionSelect.value });
   }
 });
-deleteButton.addEventListener('click', showConfirm);
-confirmNo.addEventListener('click', () => {
-  hideConfirm();
-  deleteButton.focus();
-});
-confirmYes.addEventListener('click', () => {
-  hideConfirm();
+// Nothing is asked: the session goes to the trash, and the notification offers Undo.
+deleteButton.addEventListener('click', () => {
   if (sessionId !== null) post({ type: 'deleteSession', sessionId });
 });
 

@@ -382,21 +382,52 @@ describe('the extension in a real VS Code (code-server)', () => {
     assert.match((await messages())[0], /What is in a new session\?/);
   });
 
-  step('deleting a session, after confirming, removes it and its stored history', async () => {
-    // docs/storage.md: one <dataDir>/sessions/<sessionId>.jsonl per session.
+  step('Delete asks nothing and offers Undo; Undo brings the session back; the Trash restores and empties', async () => {
+    // docs/storage.md: one <dataDir>/sessions/<sessionId>.jsonl per session, kept while in the trash.
     const stored = (id: string) => existsSync(join(dataDir, 'sessions', `${id}.jsonl`));
+    const values = async () => (await sessionOptions()).map((o) => o.value);
+    const rows = page.locator('.quick-input-list .monaco-list-row');
     assert.ok(stored(secondSession), 'the second session is stored');
     await chat().locator('#delete-session').click();
-    await chat().locator('#confirm-delete').waitFor();
     // A session made with New takes its first question as title, as every session does.
-    assert.match(await chat().locator('#confirm-text').innerText(), /“What is in a new session\?” and its 2 messages/);
-    await chat().locator('#confirm-delete-yes').click();
+    const toast = page.locator('.notifications-toasts .notification-toast', {
+      hasText: 'moved "What is in a new session?" to the trash',
+    });
+    await toast.first().waitFor();
     // The folder goes back to its default session, the first one.
     await eventually(async () => (await messages()).length === firstCount, 'the default session after the delete');
-    const options = await sessionOptions();
-    assert.deepEqual(options.map((o) => o.value), [firstSession]);
-    assert.equal(stored(secondSession), false, 'the deleted session is gone from the data directory');
+    assert.deepEqual(await values(), [firstSession]);
+    assert.ok(stored(secondSession), 'in the trash, nothing is removed');
+    await toast.first().locator('.monaco-button', { hasText: 'Undo' }).click();
+    await eventually(
+      async () => (await chat().locator('#session-select').inputValue()) === secondSession,
+      'the restored session shown again',
+    );
+    await eventually(async () => (await messages()).length === 2, 'its two messages');
+    assert.match((await messages())[0], /What is in a new session\?/);
+
+    // Deleted again and left there: the Trash command restores it (without switching to it).
+    await chat().locator('#delete-session').click();
+    await eventually(async () => (await values()).join() === firstSession, 'the session gone from the list');
+    await runCommand('deskmate: Trash: Restore or Empty');
+    await rows.filter({ hasText: 'What is in a new session?' }).first().click();
+    await rows.filter({ hasText: 'Restore' }).first().click();
+    await eventually(async () => (await values()).includes(secondSession), 'the session listed again');
+
+    // Emptying the trash asks first, then deletes for good.
+    await chat().locator('#session-select').selectOption(secondSession);
+    await eventually(async () => (await messages()).length === 2, 'the second session shown');
+    await chat().locator('#delete-session').click();
+    await eventually(async () => (await values()).join() === firstSession, 'in the trash again');
+    await runCommand('deskmate: Trash: Restore or Empty');
+    await rows.filter({ hasText: 'Empty the trash' }).first().click();
+    const confirm = page.locator('.monaco-dialog-box');
+    await confirm.waitFor();
+    assert.match(await confirm.innerText(), /Delete the 1 session in the trash permanently\?/);
+    await confirm.locator('.monaco-button', { hasText: 'Delete Permanently' }).click();
+    await eventually(() => !stored(secondSession), 'the session gone from the data directory');
     assert.equal(stored(firstSession), true);
+    assert.deepEqual(await values(), [firstSession]);
   });
 
   step('a daemon that cannot start gives one clear message with the fix; fixing the setting restarts it', async () => {

@@ -55,7 +55,11 @@ class FakeDaemon implements DaemonPort {
       case 'deskmate.newSession':
         return { sessionId: 'new-1', title: '' } as T;
       case 'deskmate.deleteSession':
-        return { deleted: true } as T;
+        return (record.permanent
+          ? { deleted: true, trashed: false }
+          : { deleted: true, trashed: true, purgeAfter: '2027-01-05T00:00:00.000Z' }) as T;
+      case 'deskmate.restoreSession':
+        return { sessionId: record.sessionId, title: 'Restored', messageCount: 4 } as T;
       default:
         return {} as T;
     }
@@ -75,6 +79,9 @@ class FakeHost implements ChatHost {
   copied: string[] = [];
   inserted: string[] = [];
   restarts = 0;
+  /** Offers of Undo, and what the user answers to the next ones (false: the notification closes). */
+  undoOffers: string[] = [];
+  undoAnswer: Promise<boolean> = Promise.resolve(false);
 
   post(message: ToWebview): void {
     this.posted.push(message);
@@ -98,6 +105,10 @@ class FakeHost implements ChatHost {
   }
   restartDaemon(): void {
     this.restarts++;
+  }
+  offerUndo(message: string): Promise<boolean> {
+    this.undoOffers.push(message);
+    return this.undoAnswer;
   }
   types(): string[] {
     return this.posted.map((message) => message.type);
@@ -321,6 +332,49 @@ describe('ChatController', () => {
       { command: 'deskmate.deleteSession', args: { sessionId: 'old' } },
     ]);
     assert.equal(host.posted.filter((m) => m.type === 'session').length, 3);
+  });
+
+  it('deleting asks nothing, offers Undo, and Undo restores the session and shows it again', async () => {
+    daemon.sessions = [
+      { sessionId: 'project-1234abcd', title: 'Parser bug', workspaceUri: FOLDER, createdAt: '', updatedAt: '', messageCount: 4, active: true },
+    ];
+    await controller.refresh();
+    const undo = deferred<boolean>();
+    host.undoAnswer = undo.promise;
+    const result = await controller.deleteSession('project-1234abcd');
+    assert.deepEqual(result, { deleted: true, trashed: true, purgeAfter: '2027-01-05T00:00:00.000Z' });
+    assert.deepEqual(host.undoOffers, ['deskmate: moved "Parser bug" to the trash.']);
+    const before = daemon.calls.length;
+    undo.resolve(true); // the user presses Undo
+    await tick();
+    await tick();
+    const actions = daemon.calls.slice(before).filter((c) => !['deskmate.getSession', 'deskmate.listSessions'].includes(c.command));
+    assert.deepEqual(actions, [
+      { command: 'deskmate.restoreSession', args: { sessionId: 'project-1234abcd' } },
+      { command: 'deskmate.switchSession', args: { sessionId: 'project-1234abcd', workspaceUri: FOLDER } },
+    ]);
+    assert.ok(daemon.calls.slice(before).some((c) => c.command === 'deskmate.getSession'), 'the view is refreshed');
+  });
+
+  it('a dismissed Undo leaves the session in the trash; a permanent delete offers none', async () => {
+    await controller.deleteSession('other');
+    await tick();
+    assert.equal(host.undoOffers.length, 1);
+    assert.equal(daemon.commands().includes('deskmate.restoreSession'), false);
+    assert.deepEqual(await controller.deleteSession('other', true), { deleted: true, trashed: false });
+    assert.deepEqual(daemon.calls.filter((c) => c.command === 'deskmate.deleteSession').pop()?.args, {
+      sessionId: 'other',
+      permanent: true,
+    });
+    assert.equal(host.undoOffers.length, 1, 'nothing to undo');
+  });
+
+  it('lists the trash and restores from it without switching', async () => {
+    await controller.listTrash();
+    assert.deepEqual(daemon.calls.pop(), { command: 'deskmate.listSessions', args: { workspaceUri: FOLDER, trash: true } });
+    const restored = await controller.restoreSession('binned');
+    assert.deepEqual(restored, { sessionId: 'binned', title: 'Restored', messageCount: 4 });
+    assert.equal(daemon.commands().includes('deskmate.switchSession'), false);
   });
 
   it('shows a failed session action inline', async () => {

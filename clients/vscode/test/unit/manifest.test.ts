@@ -25,17 +25,19 @@ describe('package.json settings', () => {
     assert.deepEqual(declared.sort(), [...Object.keys(DAEMON_SETTINGS), 'serverCommand'].sort());
   });
 
-  it('gives machine scope to the settings that choose the program, the model server, the key and the store', () => {
+  it('gives machine scope to the settings that choose the program, the model server, the key, the store and expiry', () => {
     // `machine`: VS Code ignores them in a workspace's or folder's settings.json,
-    // so a cloned repository cannot redirect the API key or run its own daemon.
+    // so a cloned repository cannot redirect the API key, run its own daemon or make history expire.
     assert.deepEqual([...MACHINE_SETTINGS].sort(), [
       'apiKeyEnv',
       'baseUrl',
       'compression',
       'dataDir',
       'encryption',
+      'retentionDays',
       'serverCommand',
       'storageUrl',
+      'trashDays',
     ]);
     for (const key of MACHINE_SETTINGS) assert.equal(properties[`deskmate.${key}`].scope, 'machine', key);
     for (const [name, property] of Object.entries(properties)) {

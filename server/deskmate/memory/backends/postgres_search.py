@@ -40,7 +40,8 @@ def tsquery(query: str) -> tuple[sql.Composable, list[Any]]:
 
 
 def _filters(filters: Filters) -> tuple[list[sql.Composable], list[Any]]:
-    where: list[sql.Composable] = []
+    # Sessions in the trash are neither searched nor paged (their deletedAt stays in the clear).
+    where: list[sql.Composable] = [sql.SQL("(s.meta IS NULL OR s.meta::jsonb->>'deletedAt' IS NULL)")]
     params: list[Any] = []
     if filters.folders is not None:
         where.append(sql.SQL("(rtrim(s.workspace_uri, '/') = ANY(%s) OR s.id = ANY(%s))"))
