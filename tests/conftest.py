@@ -42,6 +42,21 @@ def redis_url(tmp_path: Path):
     store_redis.cleanup(namespace)
 
 
+@pytest.fixture(params=["file", "postgres", "redis", "s3"])
+def store_settings(request, tmp_path: Path):
+    """A daemon's settings for each store in turn: files in the data dir, or a shared store's
+    URL in a namespace of this test's own (skips without the server; fails on CI)."""
+    if request.param == "file":
+        yield {}
+        return
+    from memory.conftest import STORES
+
+    store = STORES[request.param]
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    yield {"storageUrl": store.url_for(namespace, tmp_path)}
+    store.cleanup(namespace)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     folder = tmp_path / "project"

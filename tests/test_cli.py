@@ -1,10 +1,26 @@
 """The terminal CLI: same engine, same sessions as the daemon."""
 
+import os
 import re
 import subprocess
 import sys
 
 from conftest import clean_env
+
+
+def read_terminal(main: int) -> bytes:
+    """Everything a child wrote to the pty whose controlling side is ``main``, until it closed it."""
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    return seen
 
 
 def cli_env(model_server, data_dir) -> dict[str, str]:
@@ -150,7 +166,6 @@ ESCAPES = "\x1b]52;c;cGF5bG9hZA==\x07\x1b[2J\x1b[H\x1b]0;pwned\x1b\\\rover\x9b31
 
 def deskmate_on_a_terminal(*args, cwd, model_server, data_dir) -> bytes:
     """Run deskmate with its stdout on a real pseudo-terminal; returns what reached the terminal."""
-    import os
     import pty
 
     main, child = pty.openpty()
@@ -162,16 +177,7 @@ def deskmate_on_a_terminal(*args, cwd, model_server, data_dir) -> bytes:
         stderr=subprocess.PIPE,
     )
     os.close(child)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(main)
+    seen = read_terminal(main)
     assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
     return seen
 
@@ -191,7 +197,6 @@ def test_control_sequences_from_the_model_never_reach_a_terminal(project, model_
 
 
 def test_file_context_in_the_terminal_must_be_a_regular_file(project, model_server, data_dir):
-    import os
 
     os.mkfifo(project / "pipe.txt")
     refused = deskmate(
@@ -319,7 +324,6 @@ def test_terminal_settings_come_from_the_environment(project, model_server, data
 def on_a_terminal(*args, cwd, env) -> tuple[bytes, subprocess.Popen]:
     """Run deskmate with stdout and stderr on a real pseudo-terminal; returns what reached the
     terminal and the finished process."""
-    import os
     import pty
 
     main, child = pty.openpty()
@@ -327,16 +331,7 @@ def on_a_terminal(*args, cwd, env) -> tuple[bytes, subprocess.Popen]:
         [sys.executable, "-m", "deskmate", *args], cwd=cwd, env=env, stdout=child, stderr=child
     )
     os.close(child)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(main)
+    seen = read_terminal(main)
     proc.wait(timeout=60)
     return seen, proc
 
@@ -353,7 +348,6 @@ def test_a_terminal_shows_a_waiting_indicator_until_the_first_token(project, mod
 
 
 def test_lsp_on_a_terminal_says_it_waits_for_an_editor_on_stderr(project, model_server, data_dir):
-    import os
     import pty
 
     main, child = pty.openpty()

@@ -7,27 +7,11 @@ session leaves no results.
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from pygls.exceptions import JsonRpcException
 
 from deskmate.engine.titles import clean_title
 from helpers import eventually
-from memory.conftest import STORES
-
-SHARED = ("postgres", "redis", "s3")
-
-
-@pytest.fixture(params=["file", *SHARED])
-def store_settings(request, tmp_path):
-    if request.param == "file":
-        yield {}
-        return
-    store = STORES[request.param]
-    namespace = f"t{uuid.uuid4().hex[:12]}"
-    yield {"storageUrl": store.url_for(namespace, tmp_path)}
-    store.cleanup(namespace)
 
 
 async def new_session(daemon, *questions: str) -> str:

@@ -6,26 +6,8 @@ lineage is listed, and all of it holds after the daemon restarts.
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from pygls.exceptions import JsonRpcException
-
-from memory.conftest import STORES
-
-SHARED = ("postgres", "redis", "s3")
-
-
-@pytest.fixture(params=["file", *SHARED])
-def store_settings(request, tmp_path):
-    """The daemon's settings for a store: files in the data dir, or a shared store's URL."""
-    if request.param == "file":
-        yield {}
-        return
-    store = STORES[request.param]
-    namespace = f"t{uuid.uuid4().hex[:12]}"
-    yield {"storageUrl": store.url_for(namespace, tmp_path)}
-    store.cleanup(namespace)
 
 
 def contents(session: dict) -> list[str]:

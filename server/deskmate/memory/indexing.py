@@ -111,7 +111,7 @@ class IndexedBackend:
     def _holds(self, session_id: str) -> bool:
         """Whether the index has the session (in the index's writer thread)."""
         index = self._index
-        return index is not None and session_id in index.indexed()
+        return index is not None and index.holds(session_id)
 
     async def save(self, session: Session) -> None:
         await self.inner.save(session)

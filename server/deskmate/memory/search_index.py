@@ -359,6 +359,12 @@ class SearchIndex:
             db.execute(f"DELETE FROM messages WHERE rowid IN ({','.join('?' * len(chunk))})", chunk)
         db.execute("DELETE FROM keys WHERE session_id = ?", (session_id,))
 
+    def holds(self, session_id: str) -> bool:
+        """Whether the session is indexed (the writer thread)."""
+        return (
+            self._writer.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is not None
+        )
+
     def indexed(self) -> dict[str, tuple[str, int, str, str]]:
         """Each indexed session's (updated_at, message count, title, metadata), to compare with a listing."""
         rows = self._writer.execute("SELECT id, updated_at, message_count, title, meta FROM sessions")
