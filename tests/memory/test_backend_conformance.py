@@ -14,6 +14,7 @@ from deskmate.memory import (
     Session,
     SessionIdRequired,
 )
+from deskmate.memory.errors import SessionChanged
 from deskmate.memory.codec import RecordEncoding, UnknownEncoding, forget_encoding, writing_with
 from deskmate.memory.models import SessionMeta
 from helpers import turn
@@ -136,6 +137,64 @@ async def test_concurrent_saves_leave_one_whole_version(backend):
     loaded = await backend.load("saved")
     assert len(loaded.messages) == 3
     assert len({m.content for m in loaded.messages}) == 1
+
+
+async def test_a_conditional_save_writes_over_the_history_it_read(backend):
+    await backend.append("cond", turn(0, metadata=True))
+    session = await backend.load("cond")
+    session.title = "Rewritten"
+    await backend.save(session, expected_messages=2)
+    loaded = await backend.load("cond")
+    assert (loaded.title, [m.content for m in loaded.messages]) == ("Rewritten", ["q0", "a0"])
+
+
+async def test_a_conditional_save_never_drops_a_turn_stored_after_the_read(backend):
+    await backend.append("cond", turn(0, metadata=True))
+    session = await backend.load("cond")
+    await backend.append("cond", turn(1, metadata=True))  # another process's turn
+    session.title = "Stale"
+    with pytest.raises(SessionChanged, match="'cond'.*had 2 messages and now holds 4"):
+        await backend.save(session, expected_messages=2)
+    loaded = await backend.load("cond")
+    assert [m.content for m in loaded.messages] == ["q0", "a0", "q1", "a1"]
+    assert loaded.title != "Stale"
+
+
+async def test_a_conditional_save_does_not_bring_back_a_deleted_session(backend):
+    await backend.append("gone", turn(0, metadata=True))
+    session = await backend.load("gone")
+    await backend.delete("gone")
+    with pytest.raises(SessionChanged, match="no longer exists"):
+        await backend.save(session, expected_messages=2)
+    assert await backend.load("gone") is None
+    assert "gone" not in {info.id for info in await backend.list()}
+
+
+async def test_conditional_rewrites_racing_appends_lose_no_turn(backend):
+    await backend.append("race", turn(0, metadata=True))
+    appended = asyncio.Event()
+
+    async def appender() -> None:
+        for i in range(1, 16):
+            await backend.append("race", turn(i, metadata=True))
+            await asyncio.sleep(0)
+        appended.set()
+
+    async def rewriter() -> int:
+        written = 0
+        while not appended.is_set():
+            session = await backend.load("race")
+            try:
+                await backend.save(session, expected_messages=len(session.messages))
+                written += 1
+            except SessionChanged:
+                pass
+            await asyncio.sleep(0)
+        return written
+
+    await asyncio.gather(appender(), rewriter())
+    loaded = await backend.load("race")
+    assert [m.content for m in loaded.messages] == [c for i in range(16) for c in (f"q{i}", f"a{i}")]
 
 
 async def test_concurrent_loads(backend):

@@ -4,6 +4,7 @@ key is a clear error that changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import uuid
@@ -226,5 +227,37 @@ async def test_the_outbox_keeps_turns_sealed_while_the_store_is_away(tmp_path, u
         loaded = await backend.load("waiting")  # from the outbox, opened
         assert [m.content for m in loaded.messages] == [m.content for m in conversation(0)]
         await backend.close()
+    finally:
+        codec.set_writing(None)
+
+
+async def test_sealing_again_never_loses_a_turn_stored_meanwhile(store_kind, namespace, tmp_path, use_key):
+    """`sessions migrate --encrypt` rewrites sessions whole while daemons keep answering in
+    them: a turn stored between its read and its write must survive (the write is refused and
+    the session read again)."""
+    from deskmate.memory.reseal import reseal
+
+    plain = open_store(store_kind, namespace, tmp_path, seal=False)
+    for i in range(6):
+        await plain.append("busy", conversation(i), title="Busy")
+    use_key(new_key())
+    codec.set_writing(sealing.encoding_for(encrypt=True, compress=False))
+    try:
+        sealer = open_store(store_kind, namespace, tmp_path, seal=True)
+        writer = open_store(store_kind, namespace, tmp_path, seal=True)  # another daemon
+        turns = [conversation(i) for i in range(6, 30)]
+
+        async def keep_answering() -> None:
+            for messages in turns:
+                await writer.append("busy", messages)
+
+        report, _ = await asyncio.gather(reseal(sealer), keep_answering())
+        assert report.ok, report.refused
+        await reseal(sealer)  # the turns stored after the seal are sealed too
+        loaded = await sealer.load("busy")
+        expected = [m.id for i in range(30) for m in conversation(i)]
+        assert [m.id for m in loaded.messages] == expected
+        for store in (plain, sealer, writer):
+            await store.close()
     finally:
         codec.set_writing(None)

@@ -81,3 +81,23 @@ async def test_a_save_on_a_full_disk_keeps_the_old_file_and_no_temp_file(small_d
     filler.remove()
     await backend.save(Session(id="s", title="New", messages=turn(1, padding=64 * 1024)))
     assert (await FileBackend(backend.root).load("s")).title == "New"
+
+
+async def test_a_conditional_save_counts_the_turns_held_for_space(small_disk):
+    """A turn held in memory while the disk is full is part of what was read: a rewrite of
+    that history is not refused for it, writes it, and it is held no longer."""
+    from deskmate.memory.holding import HoldingBackend
+
+    holding = HoldingBackend(FileBackend(small_disk / "data"), notify=lambda message: None, retry_initial=60)
+    await holding.append("s", turn(0, padding=10), title="Held")
+    filler = Filler(small_disk)
+    await holding.append("s", turn(1, padding=64 * 1024))  # held: the disk is full
+    assert holding.held_messages == 2
+    session = await holding.load("s")
+    assert len(session.messages) == 4
+    filler.remove()
+    await holding.save(session, expected_messages=4)
+    assert holding.held_messages == 0
+    loaded = await FileBackend(small_disk / "data").load("s")
+    assert [m.content[:2] for m in loaded.messages] == ["q0", "a0", "q1", "a1"]
+    await holding.close()

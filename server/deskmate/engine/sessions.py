@@ -376,7 +376,8 @@ class Sessions:
         if self.store.overlay is not None and self.store.overlay.holds(ref.id):
             return await self.store.overlay.commit(ref.id)
         session, _ = await self.current(ref)
-        await self.store.backend.save(session)
+        # Conditional: a turn another process stored since the load is not written over.
+        await self.store.backend.save(session, expected_messages=len(session.messages))
         return session
 
     async def load(self, ref: SessionRef) -> Session:

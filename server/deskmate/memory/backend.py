@@ -67,8 +67,14 @@ class MemoryBackend(Protocol):
         """
         ...
 
-    async def save(self, session: Session) -> None:
-        """Durably replace the whole stored session with ``session``."""
+    async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
+        """Durably replace the whole stored session with ``session``.
+
+        With ``expected_messages``, only if the store still holds the session with exactly
+        that many messages: otherwise nothing is written and ``SessionChanged`` is raised, so
+        a rewrite of what was loaded never drops a turn another process appended meanwhile
+        (nor brings back a session deleted meanwhile).
+        """
         ...
 
     async def delete(self, session_id: str) -> bool:

@@ -28,6 +28,18 @@ class StorageError(SessionStoreError):
     """The backend could not read or write; the message says which file and why."""
 
 
+class SessionChanged(StorageError):
+    """A conditional save found the session changed since it was read: nothing was written."""
+
+    def __init__(self, session_id: str, expected: int, found: int | None) -> None:
+        self.session_id = session_id
+        held = "no longer exists" if found is None else f"now holds {found} messages"
+        super().__init__(
+            f"Session {session_id!r} changed while it was being rewritten (it had {expected} "
+            f"messages and {held}); nothing was written."
+        )
+
+
 class StorageFull(StorageError):
     """The disk (or quota) holding the store is full: nothing was written.
 

@@ -111,9 +111,13 @@ class HoldingBackend:
                 )
         self._start_retrying()
 
-    async def save(self, session: Session) -> None:
+    async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
         async with self._lock:
-            await self.inner.save(session)
+            if expected_messages is not None:
+                # The count loaded includes the turns held here; the store has not seen them.
+                held = sum(len(e.messages) for e in self._held if e.session_id == session.id)
+                expected_messages -= held
+            await self.inner.save(session, expected_messages=expected_messages)
             # The whole session was written, held turns of it included or superseded.
             self._held = [entry for entry in self._held if entry.session_id != session.id]
 

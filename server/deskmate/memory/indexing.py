@@ -113,8 +113,8 @@ class IndexedBackend:
         index = self._index
         return index is not None and index.holds(session_id)
 
-    async def save(self, session: Session) -> None:
-        await self.inner.save(session)
+    async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
+        await self.inner.save(session, expected_messages=expected_messages)
         self._later(session.id, "replace", session.copy())
 
     async def delete(self, session_id: str) -> bool:

@@ -11,16 +11,19 @@ reports that nothing uses them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import keys as key_source
 from .codec import UnknownEncoding, observing
-from .errors import StorageError
+from .errors import SessionChanged, StorageError
 from .migrate import content_hash
 from .models import Session
 from .sealed import SEALED_META_KEY, SealedLabels
 from .sealing import sealed_key_id
+
+RESEAL_ATTEMPTS = 20
 
 
 @dataclass
@@ -64,32 +67,58 @@ async def reseal(
     store.seal = True
     report = ResealReport()
     for info in reversed(await store.list()):  # oldest first
-        try:
-            kids, raw = await _sealed_with(store, info.id)
-            if raw is None:
-                continue  # deleted since the listing
-            if kids == {current}:
-                report.already_sealed.append(info.id)
-                report.messages += len(raw.messages)
-                progress("already sealed", info.id, len(raw.messages))
-                continue
-            session = await store.load(info.id)
-        except UnknownEncoding as exc:  # a key deskmate lacks, or a record it cannot read
-            report.refused.append((info.id, str(exc)))
+        for attempt in range(RESEAL_ATTEMPTS):
+            try:
+                outcome = await _reseal_one(store, info.id, current, report)
+                break
+            except SessionChanged:
+                # A turn was stored (or the session deleted) between our read and our write:
+                # nothing was written; read it again.
+                await asyncio.sleep(0.05 * (attempt + 1))
+        else:
+            report.refused.append((info.id, "it kept changing while being sealed; run the migration again"))
             progress("refused", info.id, 0)
             continue
-        if session is None:
-            continue
-        wanted = content_hash(session)
-        await store.save(session)
-        kids, _ = await _sealed_with(store, info.id)
-        copy = await store.load(info.id)
-        if copy is None or content_hash(copy) != wanted or kids != {current}:
-            raise StorageError(
-                f"Session {info.id!r} reads back different after sealing it again; stopped there "
-                "(the session as read back is what the store holds)."
-            )
-        report.resealed.append(info.id)
-        report.messages += len(session.messages)
-        progress("resealed", info.id, len(session.messages))
+        if outcome is not None:
+            progress(*outcome)
     return report
+
+
+async def _reseal_one(
+    store: SealedLabels, session_id: str, current: str, report: ResealReport
+) -> tuple[str, str, int] | None:
+    """Seal one session again; what to tell ``progress`` (None: the session is gone)."""
+    try:
+        kids, raw = await _sealed_with(store, session_id)
+        if raw is None:
+            return None  # deleted since the listing
+        if kids == {current}:
+            report.already_sealed.append(session_id)
+            report.messages += len(raw.messages)
+            return ("already sealed", session_id, len(raw.messages))
+        session = await store.load(session_id)
+    except UnknownEncoding as exc:  # a key deskmate lacks, or a record it cannot read
+        report.refused.append((session_id, str(exc)))
+        return ("refused", session_id, 0)
+    if session is None:
+        return None
+    wanted = content_hash(session)
+    # Only over the very history that was read: an append landing meanwhile is never lost.
+    await store.save(session, expected_messages=len(session.messages))
+    kids, _ = await _sealed_with(store, session_id)
+    copy = await store.load(session_id)
+    if copy is None or kids != {current} or content_hash(_first(copy, len(session.messages))) != wanted:
+        raise StorageError(
+            f"Session {session_id!r} reads back different after sealing it again; stopped there "
+            "(the session as read back is what the store holds)."
+        )
+    report.resealed.append(session_id)
+    report.messages += len(session.messages)
+    return ("resealed", session_id, len(session.messages))
+
+
+def _first(session: Session, count: int) -> Session:
+    """The session with only its first ``count`` messages (turns stored after the seal aside)."""
+    copy = session.copy()
+    copy.messages = copy.messages[:count]
+    return copy

@@ -132,10 +132,10 @@ class ResilientBackend:
         self._remember_append(session_id, messages, title, workspace_uri)
         self._start_retrying()
 
-    async def save(self, session: Session) -> None:
+    async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
         await self._start()
         try:
-            await self.inner.save(session)
+            await self.inner.save(session, expected_messages=expected_messages)
         except BackendUnavailable as exc:
             self._went_down(exc)
             raise

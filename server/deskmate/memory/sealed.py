@@ -158,8 +158,8 @@ class SealedLabels:
         sealed.meta = self._meta(session.title, session.workspace_uri, session.meta)
         return sealed
 
-    async def save(self, session: Session) -> None:
-        await self.inner.save(self._sealed_session(session))
+    async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
+        await self.inner.save(self._sealed_session(session), expected_messages=expected_messages)
 
     async def save_copy(self, session: Session, source_id: str) -> None:
         # Labels sealed as by save; the messages are copied as stored (sealed as the source's are).

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .backend import MemoryBackend, MetaChange
-from .errors import SessionNotFound
+from .errors import SessionChanged, SessionNotFound
 from .limits import clip_title
 from .models import Message, Session, SessionInfo
 
@@ -85,7 +85,12 @@ class UnsavedOverlay:
         self.sessions.pop(session_id, None)
         self.changed.discard(session_id)
 
-    async def save(self, session: Session) -> None:
+    async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
+        if expected_messages is not None:
+            held = await self._held(session.id)
+            found = None if held is None or held.quarantined_to else len(held.messages)
+            if found != expected_messages:
+                raise SessionChanged(session.id, expected_messages, found)
         self.sessions[session.id] = session.copy()
         self.changed.add(session.id)
 

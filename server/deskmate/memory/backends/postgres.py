@@ -45,7 +45,7 @@ from ..codec import (
     encode_meta,
     storable,
 )
-from ..errors import BackendUnavailable, SessionStoreError, StorageError
+from ..errors import BackendUnavailable, SessionChanged, SessionStoreError, StorageError
 from ..ids import validate_session_id
 from ..limits import clip_title
 from ..models import Message, Session, SessionInfo, SessionMeta, updated_at_of
@@ -257,6 +257,9 @@ class PostgresBackend:
 
         self._append_sql = statement(_APPEND)
         self._save_session_sql = statement(_SAVE_SESSION)
+        self._count_for_update_sql = statement(
+            "SELECT message_count FROM {schema}.sessions WHERE id = %s FOR UPDATE"
+        )
         self._copy_messages_sql = statement("COPY {schema}.messages (session_id, seq, data) FROM STDIN")
         self._copy_prefix_sql = statement(
             "INSERT INTO {schema}.messages (session_id, seq, data) SELECT %(id)s, seq, data "
@@ -525,9 +528,9 @@ class PostgresBackend:
         async with self._connection(f"append to session {session_id!r}") as conn:
             await conn.execute(self._append_sql, params)
 
-    async def save(self, session: Session) -> None:
+    async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
         """Replace the session and all its messages in one transaction."""
-        await self._save(session, None)
+        await self._save(session, None, expected_messages)
 
     async def save_copy(self, session: Session, source_id: str) -> None:
         """A save whose messages are copied from the source's rows inside the database (one
@@ -535,7 +538,7 @@ class PostgresBackend:
         validate_session_id(source_id, "save_copy")
         await self._save(session, source_id if source_id != session.id else None)
 
-    async def _save(self, session: Session, source_id: str | None) -> None:
+    async def _save(self, session: Session, source_id: str | None, expected_messages: int | None = None) -> None:
         validate_session_id(session.id, "save")
         messages = session.messages
         params = {
@@ -550,6 +553,13 @@ class PostgresBackend:
             "n": len(messages),
         }
         async with self._connection(f"save session {session.id!r}") as conn, conn.transaction():
+            if expected_messages is not None:
+                # Locked until the commit: no append lands between this count and the rewrite.
+                cur = await conn.execute(self._count_for_update_sql, (session.id,))
+                row = await cur.fetchone()
+                found = None if row is None else row[0]
+                if found != expected_messages:
+                    raise SessionChanged(session.id, expected_messages, found)
             # The upsert locks the session row first, so appends wait and the delete sees them all.
             await conn.execute(self._save_session_sql, params)
             await conn.execute(self._delete_messages_sql, (session.id,))

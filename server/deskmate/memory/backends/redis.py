@@ -46,7 +46,7 @@ from redis.maint_notifications import MaintNotificationsConfig
 
 from ..backend import MetaChange
 from ..codec import BadRecord, decode_messages, decode_meta, dumps, encode_message, encode_meta, storable
-from ..errors import BackendUnavailable, SessionStoreError, StorageError
+from ..errors import BackendUnavailable, SessionChanged, SessionStoreError, StorageError
 from ..ids import validate_session_id
 from ..limits import clip_title
 from ..models import Message, Session, SessionInfo, SessionMeta, now_iso, updated_at_of
@@ -97,14 +97,21 @@ return 1
 """
 
 # KEYS: meta, messages, index. ARGV: id, title, workspaceUri, createdAt, updatedAt,
-# score, ttl, the metadata record (JSON), then the messages' JSON.
+# score, ttl, the metadata record (JSON), the message count expected ('-1': any), then the
+# messages' JSON. Returns 1 written, or {0, count found (-1: no session)} and writes nothing.
 _SAVE = """
 local meta, msgs, index = KEYS[1], KEYS[2], KEYS[3]
+local expected = tonumber(ARGV[9])
+if expected >= 0 then
+  local found = -1
+  if redis.call('EXISTS', meta) == 1 then found = redis.call('LLEN', msgs) end
+  if found ~= expected then return {0, found} end
+end
 redis.call('UNLINK', meta, msgs)
 redis.call('HSET', meta, 'version', '1', 'title', ARGV[2], 'createdAt', ARGV[4],
   'updatedAt', ARGV[5], 'meta', ARGV[8])
 if ARGV[3] ~= '' then redis.call('HSET', meta, 'workspaceUri', ARGV[3]) end
-for i = 9, #ARGV, 1000 do
+for i = 10, #ARGV, 1000 do
   redis.call('RPUSH', msgs, unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 redis.call('ZADD', index, ARGV[6], ARGV[1])
@@ -382,7 +389,7 @@ class RedisBackend:
         except (RedisError, OSError) as exc:
             raise self._failure(exc, f"append to session {session_id!r}") from None
 
-    async def save(self, session: Session) -> None:
+    async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
         """Replace the whole session in one script run: readers see the old or the new one."""
         meta_key, messages_key = self.keys_of(session.id)
         messages = session.messages
@@ -396,12 +403,16 @@ class RedisBackend:
             _score(updated_at),
             self.ttl or 0,
             dumps(encode_meta(session.meta)),
+            -1 if expected_messages is None else expected_messages,
             *_encoded(messages),
         ]
         try:
-            await self._run("save", [meta_key, messages_key, self.index_key], args)
+            written = await self._run("save", [meta_key, messages_key, self.index_key], args)
         except (RedisError, OSError) as exc:
             raise self._failure(exc, f"save session {session.id!r}") from None
+        if isinstance(written, list):
+            found = int(written[1])
+            raise SessionChanged(session.id, expected_messages or 0, None if found < 0 else found)
 
     async def save_copy(self, session: Session, source_id: str) -> None:
         """A save: measured, writing the copy costs about one load here (a fork stays within

@@ -62,7 +62,7 @@ from ...codec import (
     is_encoded,
     open_record,
 )
-from ...errors import StorageError, StorageFull
+from ...errors import SessionChanged, StorageError, StorageFull
 from ...ids import validate_session_id
 from ...limits import clip_title
 from ...locking import LockTimeout, exclusive_lock
@@ -750,9 +750,9 @@ class FileBackend:
             return
         await asyncio.to_thread(self._append, session_id, path, list(messages), title, workspace_uri)
 
-    async def save(self, session: Session) -> None:
+    async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
         path = self.path_of(session.id)
-        await asyncio.to_thread(self._save, session, path)
+        await asyncio.to_thread(self._save, session, path, expected_messages)
 
     async def save_copy(self, session: Session, source_id: str) -> None:
         """A save: measured, writing the copy costs about one load here (a fork stays within
@@ -927,7 +927,7 @@ class FileBackend:
         """The message count of a file whose last line has no "n" (written by hand): parse it all."""
         return len(parse_session(os.pread(fd, stat.st_size, 0), session_id).messages)
 
-    def _save(self, session: Session, path: Path) -> None:
+    def _save(self, session: Session, path: Path, expected_messages: int | None = None) -> None:
         header = _header(session.id, session.title, session.workspace_uri, session.created_at, session.meta)
         with self._saving(session.id), self._locked(session.id):
             try:
@@ -936,7 +936,28 @@ class FileBackend:
                 mode = stat_module.S_IFREG
             if not stat_module.S_ISREG(mode):
                 raise SpecialSessionFile(path, _kind_of(mode))  # replacing a link would hide it
+            if expected_messages is not None:
+                found = self._stored_count(session.id, path)
+                if found != expected_messages:
+                    raise SessionChanged(session.id, expected_messages, found)
+            self._ends.pop(session.id, None)
+            self._snapshots.pop(session.id, None)
             _new_file(path, header, session.messages)
+
+    def _stored_count(self, session_id: str, path: Path) -> int | None:
+        """How many messages the file holds now (None: no file); read whole, under the lock."""
+        try:
+            fd, stat = _open_regular(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            data = os.pread(fd, stat.st_size, 0)
+        finally:
+            os.close(fd)
+        try:
+            return len(parse_session(data, session_id).messages)
+        except CorruptSessionFile as exc:
+            raise StorageError(f"Session file {path} is damaged ({exc}); nothing was written.") from None
 
     def _update(self, session_id: str, path: Path, change: MetaChange) -> SessionInfo | None:
         if not self._directory_exists():

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ...backend import MetaChange
 from ...codec import dumps_bytes, encode_message
-from ...errors import StorageError
+from ...errors import SessionChanged, StorageError
 from ...ids import validate_session_id
 from ...limits import clip_title
 from ...models import Message, Session, SessionInfo, updated_at_of
@@ -184,11 +184,11 @@ class S3Backend:
                     self._appender.append, session_id, list(messages), title, workspace_uri
                 )
 
-    async def save(self, session: Session) -> None:
+    async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
         """Replace the session whole: a new generation, switched to in one manifest write."""
         validate_session_id(session.id)
         async with self._writer(session.id):
-            await asyncio.to_thread(self._save, session)
+            await asyncio.to_thread(self._save, session, expected_messages)
 
     async def save_copy(self, session: Session, source_id: str) -> None:
         """A save: measured, writing the copy costs about one load here (a fork stays within
@@ -224,7 +224,7 @@ class S3Backend:
 
     # -- replacing and deleting ----------------------------------------------------------
 
-    def _save(self, session: Session) -> None:
+    def _save(self, session: Session, expected_messages: int | None = None) -> None:
         generation = new_generation()
         if session.messages:
             base = {
@@ -238,6 +238,14 @@ class S3Backend:
             current = self._manifests.get(session.id)
             if current is not None and current.generation == generation:
                 break  # our write landed though its answer was lost
+            if expected_messages is not None:
+                # Checked against the manifest the swap is conditional on (If-Match): an append
+                # landing after this read makes the swap fail and this check run again.
+                found = None if current is None else current.message_count
+                if found != expected_messages:
+                    if session.messages:  # no manifest names it: ours to remove
+                        self.client.remove(self._keys.base(session.id, generation))
+                    raise SessionChanged(session.id, expected_messages, found)
             if current is not None:
                 replaced.add(current.generation)
             manifest = Manifest(
