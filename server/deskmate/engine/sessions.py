@@ -219,8 +219,7 @@ class Sessions:
             infos = await pager(query, start, limit + 1)
             if infos is not None:
                 more = len(infos) > limit
-                # The store's pages know nothing of the trash: a page may come out shorter.
-                infos = [info for info in infos[:limit] if not in_trash(info)]
+                infos = [info for info in infos[:limit] if not in_trash(info)]  # pages skip it already
                 if start == 0 and not all and tag is None and pinned is not True:
                     infos = await self._with_unstored_active(pager, infos, folders or [])
                 for info in infos:

@@ -489,7 +489,9 @@ class ListQuery:
 
 
 def _listing_where(query: ListQuery) -> tuple[list[str], list[object]]:
-    where: list[str] = []
+    # A trashed session leaves the index, but one trashed by another process may linger until
+    # the catch-up: never page it, so a page is never shorter than asked.
+    where: list[str] = ["json_extract(s.meta, '$.deletedAt') IS NULL"]
     params: list[object] = []
     if query.folders is not None:
         places = ",".join("?" * len(query.folders)) or "NULL"
