@@ -52,3 +52,27 @@ async def test_a_bad_encryption_value_is_refused_by_name(start_daemon, project):
     assert any("'encryption'" in m.message for m in daemon.client.messages)
     status = await daemon.run("deskmate.status")
     assert status["version"]
+
+
+async def test_with_encryption_on_search_works_and_its_index_never_reaches_the_disk(
+    start_daemon, project, data_dir, store_settings
+):
+    """On every store: the index of encrypted sessions lives in the daemon's memory (PostgreSQL's
+    own search cannot read sealed rows); a second daemon builds its own from the store."""
+    env = {"DESKMATE_ENCRYPTION_KEY": KEY}
+    settings = {**store_settings, "encryption": "on"}
+    daemon = await start_daemon(folders=[project], settings=settings, env=env)
+    asked = await daemon.ask("Where is SEALEDMARK_parse defined?")
+    await daemon.ask("And what calls it?")
+    found = await daemon.run("deskmate.searchSessions", {"query": "sealedmark_parse"})
+    assert found["total"] >= 1
+    hit = found["results"][0]
+    assert hit["sessionId"] == asked["sessionId"] and "SEALEDMARK_parse" in hit["snippet"]
+
+    other = await start_daemon(folders=[project], settings=settings, env=env)  # another editor
+    again = await other.run("deskmate.searchSessions", {"query": '"SEALEDMARK_parse defined"'})
+    assert {r["sessionId"] for r in again["results"]} == {asked["sessionId"]}
+
+    written = b"".join(p.read_bytes() for p in data_dir.rglob("*") if p.is_file())
+    assert b"SEALEDMARK" not in written and b"sealedmark" not in written
+    assert not list(data_dir.glob("search/*.sqlite3*"))

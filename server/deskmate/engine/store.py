@@ -86,8 +86,8 @@ class SessionStore:
                 HoldingBackend(sealed, notify=self._warn),
                 index_path_of(self.data_dir, self._settings.storage_url),
                 progress=self._index_progress,
-                # Encrypted sessions are not copied into an index in the clear.
-                enabled=self._settings.encryption != "on",
+                # Encrypted sessions are indexed in memory only, never in the clear on disk.
+                in_memory=self._settings.encryption == "on",
                 on_damaged=lambda session_id, moved_to: self._warn(
                     f'deskmate: the history of session "{session_id}" was damaged; it was moved to '
                     f"{moved_to} and a new history starts."
@@ -140,7 +140,7 @@ class SessionStore:
             self._apply_encoding(settings)
             self._sealed().seal = settings.encryption == "on"
             if isinstance(self._backend, IndexedBackend):  # no index in the clear of encrypted sessions
-                self._backend.enabled = settings.encryption != "on"
+                await self._backend.keep_in_memory(settings.encryption == "on")
         if moved and not self._given:
             self.data_dir = data_dir_of(settings)
             if self._backend is not None:

@@ -5,6 +5,10 @@ is then updated on its own thread, in the order the writes happened. A failure o
 index is logged and repaired by the next catch-up, never reported as a failed write:
 the index is derived data and can never be the reason a turn is lost.
 
+With encryption on, the index is kept in the daemon's memory only (``in_memory``): searches
+work as ever, nothing decrypted reaches the disk, and each daemon builds its own in the
+background when it starts (PostgreSQL's own search cannot read sealed rows, so it is not used).
+
 A catch-up compares the store's listing with what the index holds and re-indexes the
 sessions that differ (all of them when the index file was deleted, damaged or made
 by another version), reporting progress. One runs when the store is first used, and
@@ -25,7 +29,7 @@ from typing import Any
 from .backend import MemoryBackend, MetaChange
 from .errors import StorageError
 from .models import Message, Session, SessionInfo
-from .search_index import Filters, Hit, ListQuery, SearchIndex
+from .search_index import Filters, Hit, ListQuery, SearchIndex, drop_index_files
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,7 @@ class IndexedBackend:
         index_path: Path,
         *,
         progress: Progress | None = None,
-        enabled: bool = True,
+        in_memory: bool = False,
         on_damaged: Callable[[str, str], None] | None = None,
     ) -> None:
         self.inner = inner
@@ -60,10 +64,10 @@ class IndexedBackend:
         self._closed = False
         # A catch-up's load of a damaged history moves it aside as any load does: the user is told.
         self.on_damaged = on_damaged
-        # Off (encryption on): no copy of the messages in the clear; searches are refused.
-        self.enabled = enabled
+        # Encryption on: no copy of the messages in the clear on disk.
+        self.in_memory = in_memory
         # A store that searches itself (PostgreSQL): no local index is kept or consulted.
-        self.server_side = _searcher_in(inner)
+        self.server_side = None if in_memory else _searcher_in(inner)
 
     def __repr__(self) -> str:
         return f"IndexedBackend({self.inner!r})"
@@ -98,7 +102,7 @@ class IndexedBackend:
             return info
         if info.meta.deleted_at:  # in the trash: out of search until it is restored
             self._later(session_id, "remove", session_id)
-        elif self.server_side is None and self._index is not None and self.enabled:
+        elif self.server_side is None and self._index is not None:
             # Back from the trash (or merely renamed): index it whole if the index lacks it.
             held = await asyncio.get_running_loop().run_in_executor(self._writer, self._holds, session_id)
             session = await self.inner.load(session_id) if not held else None
@@ -138,7 +142,7 @@ class IndexedBackend:
 
     def start(self) -> None:
         """Open the index and catch up with the store, in the background (once)."""
-        if self._catch_up is None and self.server_side is None and not self._closed and self.enabled:
+        if self._catch_up is None and self.server_side is None and not self._closed:
             self._catch_up = asyncio.ensure_future(self._catch_up_now())
 
     async def list_page(self, query: ListQuery, offset: int, limit: int) -> list[SessionInfo] | None:
@@ -147,7 +151,7 @@ class IndexedBackend:
         if self.server_side is not None:
             pager = getattr(self.server_side, "list_page", None)
             return await pager(query, offset, limit) if pager is not None else None
-        if self._closed or not self.enabled:
+        if self._closed:
             return None
         self.start()
         assert self._catch_up is not None
@@ -157,7 +161,7 @@ class IndexedBackend:
             return None  # not caught up (yet, or since a change it missed): the caller lists the store
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer, _nothing)  # every write queued so far is in it
-        return await loop.run_in_executor(self._reader, self._index.page, query, offset, limit)
+        return await loop.run_in_executor(self._searcher, self._index.page, query, offset, limit)
 
     async def search(self, query: str, filters: Filters, limit: int) -> tuple[list[Hit], int]:
         """Search the index once it has caught up and every write made so far is in it."""
@@ -165,11 +169,6 @@ class IndexedBackend:
             return await self.server_side.search(query, filters, limit)
         if self._closed:
             raise StorageError("The search index was closed (the settings moved the store); search again.")
-        if not self.enabled:
-            raise StorageError(
-                "Search is not available while encryption is on: deskmate keeps no index of your "
-                "messages in the clear (docs/protocol.md, Search)."
-            )
         self.start()
         assert self._catch_up is not None
         if not self._catch_up.done():
@@ -181,10 +180,10 @@ class IndexedBackend:
         index = self._index
         if index is None:
             raise StorageError(f"The search index {self.index_path} could not be opened; see the log.")
-        return await loop.run_in_executor(self._reader, index.search, query, filters, limit)
+        return await loop.run_in_executor(self._searcher, index.search, query, filters, limit)
 
     def _later(self, session_id: str, operation: str, *args: Any) -> None:
-        if self.server_side is not None or self._closed or not self.enabled:
+        if self.server_side is not None or self._closed:
             return  # closed: a write still finishing on the old store (the settings moved it)
         self._writes[session_id] = self._writes.get(session_id, 0) + 1
         future = asyncio.get_running_loop().run_in_executor(self._writer, self._apply, operation, args)
@@ -205,9 +204,28 @@ class IndexedBackend:
             )
             self._caught_up_at = 0.0
 
+    @property
+    def _searcher(self) -> ThreadPoolExecutor:
+        """The thread searches run in: the writer's when the index in memory has one connection."""
+        return self._writer if self.in_memory else self._reader
+
+    async def keep_in_memory(self, in_memory: bool) -> None:
+        """Move the index to memory (encryption turned on) or back to its file; rebuilt there."""
+        if in_memory == self.in_memory:
+            return
+        if self._catch_up is not None:
+            self._catch_up.cancel()
+            self._catch_up = None
+        await asyncio.get_running_loop().run_in_executor(self._writer, self._close_index)
+        self.in_memory = in_memory
+        self.server_side = None if in_memory else _searcher_in(self.inner)
+        self._caught_up_at = 0.0
+
     def _open_index(self) -> None:
         if self._index is None:
-            self._index = SearchIndex(self.index_path)
+            if self.in_memory:
+                drop_index_files(self.index_path)  # a copy in the clear from before encryption
+            self._index = SearchIndex(None if self.in_memory else self.index_path)
 
     def _close_index(self) -> None:
         if self._index is not None:
@@ -249,7 +267,8 @@ class IndexedBackend:
         the index thread writes the last. A session written to while it loaded is loaded again."""
         total = len(stale)
         if total:
-            log.info("Indexing %d session(s) for search in %s", total, self.index_path)
+            where = "memory (encryption is on)" if self.in_memory else self.index_path
+            log.info("Indexing %d session(s) for search in %s", total, where)
         loop = asyncio.get_running_loop()
         writing: asyncio.Future[Any] | None = None
         done = 0

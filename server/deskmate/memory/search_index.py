@@ -156,11 +156,22 @@ def _tags(tags: Iterable[str]) -> str:
 
 
 class SearchIndex:
-    """The index file at ``path``; opened (and made, or remade when unreadable) on construction."""
+    """The index file at ``path``; opened (and made, or remade when unreadable) on construction.
 
-    def __init__(self, path: Path) -> None:
+    With no path, the index lives in this process's memory only (encryption on: no copy of the
+    messages in the clear on disk); one connection then serves writes and searches, so its
+    callers must use it from one thread at a time.
+    """
+
+    def __init__(self, path: Path | None) -> None:
         self.path = path
         self.remade = False  # True when it was made fresh: everything must be indexed again
+        if path is None:
+            self._writer = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            self._writer.executescript(_SCHEMA)
+            self._reader = self._writer
+            self.remade = True
+            return
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             self._writer = self._open()
@@ -172,6 +183,7 @@ class SearchIndex:
         self._reader.execute("PRAGMA busy_timeout = 5000")
 
     def _open(self) -> sqlite3.Connection:
+        assert self.path is not None
         fresh = not self.path.exists()
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         try:
@@ -200,13 +212,14 @@ class SearchIndex:
         return db
 
     def _drop_files(self) -> None:
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(self.path) + suffix).unlink(missing_ok=True)
+        if self.path is not None:
+            drop_index_files(self.path)
         self.remade = True
 
     def close(self) -> None:
         self._reader.close()
-        self._writer.close()
+        if self._writer is not self._reader:
+            self._writer.close()
 
     # -- writing (the writer thread) ------------------------------------------------
 
@@ -486,6 +499,12 @@ class ListQuery:
     tag: str | None = None
     pinned: bool | None = None
     only_ids: Sequence[str] | None = None  # just these sessions (which of them are stored)
+
+
+def drop_index_files(path: Path) -> None:
+    """Delete an index file and its WAL companions (derived data: rebuilt when needed)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
 
 
 def _listing_where(query: ListQuery) -> tuple[list[str], list[object]]:
