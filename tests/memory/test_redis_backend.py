@@ -10,7 +10,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from deskmate.memory import Session, StorageError
+from deskmate.memory import Message, Session, StorageError
 from deskmate.memory.backends.redis import RedisBackend
 from deskmate.memory.errors import BackendUnavailable
 from deskmate.memory.models import SessionMeta
@@ -158,7 +158,7 @@ def acl_user(namespace, server):
             "-@all",
             *"+select +multi +exec +evalsha +script|load +hgetall +hmget "
             "+lrange +llen +zrevrange +hset +hget +exists +rpush +zadd +zrem +expire +persist "
-            "+unlink".split(),
+            "+unlink +copy +ltrim +lindex".split(),
         )
     except redis.ResponseError as exc:
         pytest.skip(f"the test server does not allow ACL SETUSER: {exc}")
@@ -185,6 +185,41 @@ async def test_the_documented_acl_rules_are_enough(namespace, acl_user, server):
         assert await backend.delete("s") is True
     finally:
         await backend.close()
+
+
+async def test_a_fork_is_copied_inside_redis(namespace, acl_user):
+    """The fork's messages are not sent: what is stored is the source's list (a middle message
+    given differently proves it), checked by its first and last message."""
+    backend = RedisBackend.from_url(user_url(acl_user, PASSWORD, namespace))
+    try:
+        await backend.append("src", turn(0) + turn(1) + turn(2))
+        stored = (await backend.load("src")).messages
+        given = list(stored[:4])
+        given[1] = Message(id=given[1].id, role="assistant", content="not what the source holds")
+        await backend.save_copy(Session(id="fork", title="Fork", messages=given), "src")
+        copied = await backend.load("fork")
+        assert [m.content for m in copied.messages] == [m.content for m in stored[:4]]
+        assert copied.title == "Fork" and len((await backend.load("src")).messages) == 6
+    finally:
+        await backend.close()
+
+
+async def test_a_fork_is_saved_whole_where_copy_is_not_allowed(namespace, server):
+    """A user the older documented rules made (no COPY): the fork is sent and stored as given."""
+    user = f"deskmate-test-{namespace}"
+    try:
+        server.execute_command("ACL", "SETUSER", user, "on", f">{PASSWORD}", "~*", "+@all", "-copy")
+    except redis.ResponseError as exc:
+        pytest.skip(f"the test server does not allow ACL SETUSER: {exc}")
+    backend = RedisBackend.from_url(user_url(user, PASSWORD, namespace))
+    try:
+        await backend.append("src", turn(0) + turn(1))
+        stored = (await backend.load("src")).messages
+        await backend.save_copy(Session(id="fork", messages=stored[:2]), "src")
+        assert [m.id for m in (await backend.load("fork")).messages] == [m.id for m in stored[:2]]
+    finally:
+        await backend.close()
+        server.execute_command("ACL", "DELUSER", user)
 
 
 async def test_refused_credentials_are_backend_unavailable_without_the_password(namespace, acl_user):

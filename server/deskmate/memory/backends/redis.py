@@ -40,7 +40,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoPermissionError, RedisError
+from redis.exceptions import NoPermissionError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
@@ -123,6 +123,28 @@ end
 return 1
 """
 
+# KEYS: meta, messages, index, the source's messages. ARGV: id, title, workspaceUri,
+# createdAt, updatedAt, score, ttl, the metadata record (JSON), n. A save whose messages are
+# the source's first n, copied inside Redis (COPY, LTRIM). Returns the copy's length, first
+# and last element, for the caller to check they are the ones it meant.
+_SAVE_COPY = """
+local meta, msgs, index, source = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local n = tonumber(ARGV[9])
+redis.call('UNLINK', meta, msgs)
+redis.call('COPY', source, msgs)
+redis.call('LTRIM', msgs, 0, n - 1)
+redis.call('HSET', meta, 'version', '1', 'title', ARGV[2], 'createdAt', ARGV[4],
+  'updatedAt', ARGV[5], 'meta', ARGV[8])
+if ARGV[3] ~= '' then redis.call('HSET', meta, 'workspaceUri', ARGV[3]) end
+redis.call('ZADD', index, ARGV[6], ARGV[1])
+local ttl = tonumber(ARGV[7])
+if ttl > 0 then
+  redis.call('EXPIRE', meta, ttl)
+  redis.call('EXPIRE', msgs, ttl)
+end
+return {redis.call('LLEN', msgs), redis.call('LINDEX', msgs, 0), redis.call('LINDEX', msgs, n - 1)}
+"""
+
 # KEYS: meta, messages. ARGV: the title and meta fields as read ('' for none), the new
 # title and meta, ttl. Compare and set: 1 written, 0 changed since read, -1 no session.
 _UPDATE = """
@@ -171,7 +193,14 @@ _ENCODE_HINT = (
 _OPTION_ERROR = re.compile(r"Invalid value for '[a-z_]+' in connection URL\.?")
 
 _REFUSED_BY_ACL = ("can't run this command", "No permissions to access")
-_SCRIPTS = {"append": _APPEND, "save": _SAVE, "update": _UPDATE, "delete": _DELETE, "prune": _PRUNE}
+_SCRIPTS = {
+    "append": _APPEND,
+    "save": _SAVE,
+    "save_copy": _SAVE_COPY,
+    "update": _UPDATE,
+    "delete": _DELETE,
+    "prune": _PRUNE,
+}
 UPDATE_ATTEMPTS = 10
 
 
@@ -415,9 +444,46 @@ class RedisBackend:
             raise SessionChanged(session.id, expected_messages or 0, None if found < 0 else found)
 
     async def save_copy(self, session: Session, source_id: str) -> None:
-        """A save: measured, writing the copy costs about one load here (a fork stays within
-        twice a load), so copying inside the store would buy little."""
-        await self.save(session)
+        """A save whose messages are copied inside Redis from the source's list (nothing sent),
+        when the source still starts with them; else (or on a server without COPY, or a user
+        not allowed it) a plain save."""
+        validate_session_id(source_id, "save_copy")
+        messages = session.messages
+        if not messages or source_id == session.id:
+            await self.save(session)
+            return
+        meta_key, messages_key = self.keys_of(session.id)
+        updated_at = updated_at_of(messages, session.created_at)
+        args = [
+            session.id,
+            storable(session.title),
+            storable(session.workspace_uri or ""),
+            storable(session.created_at),
+            storable(updated_at),
+            _score(updated_at),
+            self.ttl or 0,
+            dumps(encode_meta(session.meta)),
+            len(messages),
+        ]
+        keys = [meta_key, messages_key, self.index_key, self.keys_of(source_id)[1]]
+        try:
+            count, first, last = await self._run("save_copy", keys, args)
+        except ResponseError as exc:  # COPY unknown (Redis < 6.2) or not in the user's ACL
+            log.debug("Copying session %r inside Redis failed (%s); saving it whole.", session.id, exc)
+            count = first = last = None
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"save session {session.id!r}") from None
+        if count == len(messages) and self._ends_are(first, last, messages):
+            return
+        await self.save(session)  # the source changed since it was read: send the messages
+
+    @staticmethod
+    def _ends_are(first: bytes | None, last: bytes | None, messages: Sequence[Message]) -> bool:
+        try:
+            ends = decode_messages([first, last])
+        except (BadRecord, StorageError, TypeError, ValueError):
+            return False
+        return (ends[0].id, ends[1].id) == (messages[0].id, messages[-1].id)
 
     async def update(self, session_id: str, change: MetaChange) -> SessionInfo | None:
         """Read the title and metadata, then write ``change``'s only if they are still as read."""
