@@ -443,3 +443,50 @@ async def test_rows_that_are_not_sessions_do_not_break_the_listing(url, schema, 
     with pytest.raises(StorageError, match="Session 'tagged' on PostgreSQL at .* its meta .* cannot be read"):
         await backend.load("tagged")
     await backend.close()
+
+
+async def test_a_version_3_store_keeps_its_words_after_migration_4_and_forks_copy_them(url, schema, admin):
+    """Migration 4 makes the words column a plain one kept by a trigger: the words computed
+    before stay searchable, new rows get theirs, a fork's copied rows carry them, and a row
+    whose data is changed by hand gets its words again."""
+    from deskmate.memory.search_index import Filters
+
+    ident = sql.Identifier(schema)
+    await admin.execute(sql.SQL("CREATE SCHEMA {}").format(ident))
+    await admin.execute(
+        sql.SQL(
+            "CREATE TABLE {}.schema_version (version integer PRIMARY KEY, applied_at timestamptz "
+            "NOT NULL DEFAULT now())"
+        ).format(ident)
+    )
+    for number in (1, 2, 3):
+        await admin.execute(sql.SQL(pg.MIGRATIONS[number - 1]).format(schema=ident))
+        await admin.execute(sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(ident), (number,))
+    await admin.execute(
+        sql.SQL(
+            "INSERT INTO {0}.sessions VALUES ('old', 'Old', NULL, '2026-01-01', '2026-01-01', ARRAY[]::text[], 1, NULL);"
+            "INSERT INTO {0}.messages (session_id, seq, data) VALUES "
+            "('old', 1, '{{\"id\":\"m1\",\"role\":\"user\",\"content\":\"frobnicate the widget\",\"timestamp\":\"2026-01-01\"}}')"
+        ).format(ident)
+    )
+    backend = backend_for_url(url)
+    try:
+
+        async def found(word: str) -> set[str]:
+            hits, _ = await backend.search(word, Filters(), 10)
+            return {hit.session_id for hit in hits}
+
+        assert await found("frobnicate") == {"old"}  # words from before the migration
+        await backend.append("new", [Message(role="user", content="quux handler")])
+        assert await found("quux") == {"new"}
+        source = await backend.load("old")
+        await backend.save_copy(Session(id="fork", messages=source.messages), "old")
+        assert await found("frobnicate") == {"old", "fork"}
+        await admin.execute(
+            sql.SQL(
+                "UPDATE {}.messages SET data = replace(data, 'frobnicate', 'defenestrate') WHERE session_id = 'old'"
+            ).format(ident)
+        )
+        assert await found("defenestrate") == {"old"} and await found("frobnicate") == {"fork"}
+    finally:
+        await backend.close()

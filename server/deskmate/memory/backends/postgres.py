@@ -113,6 +113,24 @@ MIGRATIONS: list[str] = [
     END $$;
     CREATE INDEX sessions_listed ON {schema}.sessions ({schema}.meta_pinned(meta) DESC, updated_at DESC, id);
     """,
+    # 4: the words column becomes a plain one, kept by a trigger, so a fork's copy of rows
+    # (INSERT ... SELECT) carries them along instead of computing them again (that cost five
+    # times the copy itself). The values stay (DROP EXPRESSION rewrites nothing); a row
+    # inserted without words, or whose data changes, gets them computed as before.
+    """
+    ALTER TABLE {schema}.messages ALTER COLUMN search DROP EXPRESSION;
+    CREATE FUNCTION {schema}.message_words() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' AND NEW.search IS NOT NULL THEN
+            RETURN NEW;
+        END IF;
+        NEW.search := to_tsvector('simple', coalesce({schema}.message_text(NEW.data), ''));
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER messages_words BEFORE INSERT OR UPDATE OF data ON {schema}.messages
+        FOR EACH ROW EXECUTE FUNCTION {schema}.message_words();
+    """,
 ]
 
 _SESSION_COLUMNS = "id, title, workspace_uri, created_at, updated_at, tags, message_count, meta"
@@ -262,7 +280,7 @@ class PostgresBackend:
         )
         self._copy_messages_sql = statement("COPY {schema}.messages (session_id, seq, data) FROM STDIN")
         self._copy_prefix_sql = statement(
-            "INSERT INTO {schema}.messages (session_id, seq, data) SELECT %(id)s, seq, data "
+            "INSERT INTO {schema}.messages (session_id, seq, data, search) SELECT %(id)s, seq, data, search "
             "FROM {schema}.messages WHERE session_id = %(source)s AND seq <= %(n)s"
         )
         self._ends_sql = statement(
