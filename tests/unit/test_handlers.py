@@ -253,3 +253,14 @@ async def test_trash_commands_check_their_arguments_and_shape_their_results(wire
     assert restored == {"sessionId": asked["sessionId"], "title": "keep me", "messageCount": 2}
     status = (await wire.command("deskmate.status"))["result"]
     assert (status["retentionDays"], status["trashDays"], status["expiringIn7Days"]) == (None, 30, 0)
+
+
+async def test_a_command_sent_right_after_a_settings_change_sees_the_new_settings(wire, model):
+    """The store reopens while settings apply (closing the old one waits on its threads): a
+    command that follows the change waits for it rather than run on the old store."""
+    model.answer = "stored"
+    await wire.command("deskmate.ask", {"question": "open the file store"})
+    bad = "redis://user:Kd#Wp@127.0.0.1:1/0"  # an unencoded '#': refused by name
+    wire.notify("workspace/didChangeConfiguration", {"settings": {"deskmate": {"storageUrl": bad}}})
+    reply = await wire.command("deskmate.listSessions", {"all": True})
+    assert "Invalid Redis storage URL" in reply["error"]["message"]

@@ -64,6 +64,7 @@ def _answering(name: str, handler: Handler) -> Callable[..., Awaitable[dict[str,
     async def run(ls: DeskmateServer, *args: Any) -> dict[str, Any]:
         arguments = Arguments.of(name, args)
         try:
+            await ls.settled()
             return await handler(ls, arguments)
         except (InvalidSessionId, SessionIdRequired, InvalidArgument) as exc:
             raise invalid(name, str(exc)) from None

@@ -87,6 +87,9 @@ class DeskmateServer(LanguageServer):
         self.asks_by_request: dict[Any, str] = {}
         self.initialized = False
         self.stopping = False  # shutdown received: nothing more is sent unasked
+        # New settings being applied (the store may be reopening): commands wait for them, so a
+        # command sent after a settings change sees the new settings, as the editor expects.
+        self._settling: asyncio.Future[None] | None = None
         self._sweep_now = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -137,10 +140,29 @@ class DeskmateServer(LanguageServer):
 
     # -- settings -------------------------------------------------------------------
 
+    async def settled(self) -> None:
+        """Return once every settings change received so far is applied."""
+        while self._settling is not None:
+            await asyncio.shield(self._settling)
+
     async def apply_settings(self, raw: Any) -> None:
-        """Merge editor settings; a bad value is reported and the old one kept."""
+        """Merge editor settings; a bad value is reported and the old one kept. Changes apply in
+        the order they came, and commands wait for them (``settled``)."""
         if raw is None or raw == []:  # Lua clients encode an empty table as []
             return
+        previous = self._settling
+        applying: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._settling = applying
+        try:
+            if previous is not None:
+                await asyncio.shield(previous)
+            await self._apply_settings(raw)
+        finally:
+            applying.set_result(None)
+            if self._settling is applying:
+                self._settling = None
+
+    async def _apply_settings(self, raw: Any) -> None:
         try:
             updated, problems = self.assistant.settings.merged(raw)
         except SettingsError as exc:
