@@ -13,7 +13,7 @@ from redis.crc import key_slot
 from deskmate.memory import Session, StorageError
 from deskmate.memory.backends.redis import RedisBackend
 from deskmate.memory.errors import BackendUnavailable
-from deskmate.memory.models import SessionMeta
+from deskmate.memory.models import Message, SessionMeta
 from deskmate.memory.urls import backend_for_url
 from helpers import free_port, namespace_in, turn
 
@@ -158,7 +158,7 @@ def acl_user(namespace, server):
             "-@all",
             *"+select +multi +exec +evalsha +script|load +hgetall +hmget "
             "+lrange +llen +zrevrange +hset +hget +exists +rpush +zadd +zrem +expire +persist "
-            "+unlink".split(),
+            "+unlink +hdel".split(),
         )
     except redis.ResponseError as exc:
         pytest.skip(f"the test server does not allow ACL SETUSER: {exc}")
@@ -183,6 +183,9 @@ async def test_the_documented_acl_rules_are_enough(namespace, acl_user, server):
         server.delete(f"{namespace}:session:{{t}}", f"{namespace}:session:{{t}}:messages")
         assert [info.id for info in await backend.list()] == ["s"]  # pruned "t"
         assert await backend.delete("s") is True
+        await backend.add_memory("p", Message(role="system", content="Tabs, not spaces", id="m1"))
+        assert [m.content for m in await backend.load_memories("p")] == ["Tabs, not spaces"]
+        assert await backend.delete_memory("p", "m1") is True
     finally:
         await backend.close()
 
