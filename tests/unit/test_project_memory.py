@@ -180,3 +180,29 @@ async def test_the_commands_check_their_arguments_and_shape_their_results(wire, 
     assert bad["error"]["code"] == -32602 and "memoryId" in bad["error"]["message"]
     gone = await wire.command("deskmate.forget", {"memoryId": added["memoryId"]})
     assert "no memory with id" in gone["error"]["message"]
+
+
+async def test_instruction_files_are_read_only_in_open_folders(engine, model, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "AGENTS.md").write_text("NOT-OPEN")
+    loaded = await engine.project_memory.load(elsewhere.as_uri())
+    assert loaded.instructions == []
+    await engine.asks.ask("q", ref=engine.sessions.resolve(workspace_uri=elsewhere.as_uri()))
+    assert "NOT-OPEN" not in str(model.prompts[-1])
+
+
+async def test_an_unreadable_memories_file_is_reported_and_the_ask_goes_on(engine, model, project):
+    from deskmate.engine.project_memory import project_key
+
+    await engine.project_memory.remember("a fact")
+    path = engine.store.data_dir / "memories" / f"{project_key(project.as_uri())}.json"
+    path.write_text("{not json")
+    result = await engine.asks.ask("still answered?", ref=engine.sessions.resolve())
+    assert result.answer and "a fact" not in str(model.prompts[-1])
+    assert any(
+        str(path) in warning and "without the project's memories" in warning for warning in engine.warnings
+    )
+    with pytest.raises(Exception, match="is not JSON"):
+        await engine.project_memory.remember("another")
+    assert path.read_text() == "{not json"  # never overwritten

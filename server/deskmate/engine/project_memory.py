@@ -224,8 +224,14 @@ class ProjectMemories:
         """The project's memories and instruction files, as the next ask would send them."""
         project = project_key(folder_uri)
         memories = await self.sessions.store.backend.load_memories(project)
-        instructions, refused = await asyncio.to_thread(read_instructions, folder_uri)
+        instructions, refused = await self._instructions(folder_uri)
         return ProjectMemory(project, folder_uri, memories, instructions, refused)
+
+    async def _instructions(self, folder_uri: str) -> tuple[list[InstructionFile], list[tuple[Path, str]]]:
+        # Only an open workspace folder's files: a folder a request merely names is not read.
+        if folder_uri not in self.sessions.workspaces.folders:
+            return [], []
+        return await asyncio.to_thread(read_instructions, folder_uri)
 
     async def remember(self, text: str, workspace_uri: str | None = None) -> tuple[Message, ProjectMemory]:
         """Store ``text`` as a memory of the project; returns it (secrets redacted when
@@ -275,9 +281,9 @@ class ProjectMemories:
             memory = await self.load(ref.workspace_uri)
         except BackendUnavailable as exc:  # the ask goes on, as its turns do (the outbox)
             log.warning("This ask goes without the project's memories: %s", exc)
-            memory = ProjectMemory("", ref.workspace_uri, [], *read_instructions(ref.workspace_uri))
+            memory = ProjectMemory("", ref.workspace_uri, [], *await self._instructions(ref.workspace_uri))
         except SessionStoreError as exc:
             self.sessions.warn(f"deskmate: this answer goes without the project's memories: {exc}")
-            memory = ProjectMemory("", ref.workspace_uri, [], *read_instructions(ref.workspace_uri))
+            memory = ProjectMemory("", ref.workspace_uri, [], *await self._instructions(ref.workspace_uri))
         prompt = system_prompt(settings.system_prompt, memory, redact_secrets=settings.redact_secrets)
         return replace(settings, system_prompt=prompt)
