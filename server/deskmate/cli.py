@@ -549,7 +549,8 @@ async def run_migrate(source_url: str | None, target_url: str) -> int:
     print(
         f"{len(report.copied)} copied, {len(report.already_there)} already there, "
         f"{len(report.conflicts)} conflicts; {report.messages} messages verified "
-        f"from {redact(source_url)} in {redact(target_url)}."
+        f"from {redact(source_url)} in {redact(target_url)}"
+        + (f", and {report.memories} project memories." if report.memories else ".")
     )
     for session_id, why in report.conflicts:
         print(f"conflict: {session_id}: {why}", file=sys.stderr)
@@ -585,7 +586,8 @@ async def run_reseal(verb: str) -> int:
     done = "encrypted" if verb == "encrypt" else "re-encrypted"
     print(
         f"{len(report.resealed)} {done}, {len(report.already_sealed)} already sealed with key "
-        f"{ring.current_id}, {len(report.refused)} refused; {report.messages} messages verified in {redact(url)}."
+        f"{ring.current_id}, {len(report.refused)} refused; {report.messages} messages verified in {redact(url)}"
+        + (f", and {report.memories} project memories." if report.memories else ".")
     )
     for session_id, why in report.refused:
         print(f"refused: {session_id}: {why}", file=sys.stderr)

@@ -158,7 +158,7 @@ def acl_user(namespace, server):
             "-@all",
             *"+select +multi +exec +evalsha +script|load +hgetall +hmget "
             "+lrange +llen +zrevrange +hset +hget +exists +rpush +zadd +zrem +expire +persist "
-            "+unlink +hdel".split(),
+            "+unlink +hdel +sadd +smembers".split(),
         )
     except redis.ResponseError as exc:
         pytest.skip(f"the test server does not allow ACL SETUSER: {exc}")
@@ -185,6 +185,7 @@ async def test_the_documented_acl_rules_are_enough(namespace, acl_user, server):
         assert await backend.delete("s") is True
         await backend.add_memory("p", Message(role="system", content="Tabs, not spaces", id="m1"))
         assert [m.content for m in await backend.load_memories("p")] == ["Tabs, not spaces"]
+        assert await backend.memory_projects() == ["p"]
         assert await backend.delete_memory("p", "m1") is True
     finally:
         await backend.close()

@@ -91,6 +91,11 @@ class MemoryBackend(Protocol):
         """
         ...
 
+    async def memory_projects(self) -> list[str]:
+        """The projects that hold memories (one that held some may be listed with none left),
+        sorted: for copying and resealing a whole store."""
+        ...
+
     async def add_memory(self, project: str, memory: Message) -> None:
         """Durably add ``memory`` to the project's memories, atomic against every other writer
         (two daemons remembering at once both keep theirs); the same id again replaces it."""

@@ -260,6 +260,16 @@ class ResilientBackend:
         self._poke()
         return memories
 
+    async def memory_projects(self) -> list[str]:
+        await self._start()
+        try:
+            projects = await self._unless_down(self.inner.memory_projects())
+        except BackendUnavailable as exc:
+            self._went_down(exc)
+            raise
+        self._poke()
+        return projects
+
     # Remembering and forgetting are asked for: while the store is down they fail, saying so,
     # as a rename does (nothing waits in the outbox).
     async def add_memory(self, project: str, memory: Message) -> None:

@@ -196,6 +196,9 @@ class SealedLabels:
     async def load_memories(self, project: str) -> list[Message]:
         return await self.inner.load_memories(project)
 
+    async def memory_projects(self) -> list[str]:
+        return await self.inner.memory_projects()
+
     async def add_memory(self, project: str, memory: Message) -> None:
         await self.inner.add_memory(project, memory)
 

@@ -112,6 +112,9 @@ class UnsavedOverlay:
     async def load_memories(self, project: str) -> list[Message]:
         return await self._store().load_memories(project)
 
+    async def memory_projects(self) -> list[str]:
+        return await self._store().memory_projects()
+
     async def add_memory(self, project: str, memory: Message) -> None:
         await self._store().add_memory(project, memory)
 

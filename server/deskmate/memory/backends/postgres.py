@@ -290,6 +290,9 @@ class PostgresBackend:
             "INSERT INTO {schema}.memories (project, id, created_at, data) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (project, id) DO UPDATE SET created_at = excluded.created_at, data = excluded.data"
         )
+        self._memory_projects_sql = statement(
+            "SELECT DISTINCT project FROM {schema}.memories ORDER BY project"
+        )
         self._delete_memory_sql = statement("DELETE FROM {schema}.memories WHERE project = %s AND id = %s")
         self._list_sql = statement(
             "SELECT {columns} FROM {schema}.sessions ORDER BY updated_at DESC, created_at DESC, id"
@@ -645,6 +648,11 @@ class PostgresBackend:
             rows = await cur.fetchall()
         where = f"{self.schema}.memories on {self.name}"
         return ordered(decode_memory(data, where) for (data,) in rows)
+
+    async def memory_projects(self) -> list[str]:
+        async with self._connection("list the projects with memories") as conn:
+            cur = await conn.execute(self._memory_projects_sql)
+            return [project for (project,) in await cur.fetchall()]
 
     async def add_memory(self, project: str, memory: Message) -> None:
         validate_project(project, "remember")

@@ -15,6 +15,7 @@ Keys, all under ``<prefix>:``; a session's two keys share the hash tag ``{<id>}`
   so ``list`` reads no histories
 - ``<prefix>:memories:{<project>}`` - hash: a project's memories, memory id -> its record
   (JSON, as a message's); never expires with ``ttl``
+- ``<prefix>:memory-projects`` - set of the projects that were given memories
 
 Every write is one Lua script (EVALSHA), so it is atomic and ordered against
 every other client. With ``ttl`` each write (re)sets the session's expiry; the
@@ -460,6 +461,17 @@ class RedisBackend:
             raise self._failure(exc, f"delete session {session_id!r}") from None
         return int(existed) > 0
 
+    @property
+    def memory_projects_key(self) -> str:
+        return f"{self.prefix}:memory-projects"
+
+    async def memory_projects(self) -> list[str]:
+        try:
+            members = await self._redis().smembers(self.memory_projects_key)
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, "list the projects with memories") from None
+        return sorted(_text(member) for member in members)
+
     def memories_key(self, project: str) -> str:
         return f"{self.prefix}:memories:{{{project}}}"
 
@@ -474,7 +486,10 @@ class RedisBackend:
     async def add_memory(self, project: str, memory: Message) -> None:
         key = self.memories_key(validate_project(project, "remember"))
         try:
-            await self._redis().hset(key, validate_memory_id(memory.id), encode_memory(memory))
+            async with self._redis().pipeline(transaction=True) as pipe:
+                pipe.hset(key, validate_memory_id(memory.id), encode_memory(memory))
+                pipe.sadd(self.memory_projects_key, project)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             raise self._failure(exc, f"store a memory of project {project!r}") from None
 

@@ -42,6 +42,12 @@ class FileMemories:
             return []
         return self._read(self.path_of(project))
 
+    def projects(self) -> list[str]:
+        if not is_real_dir(self.directory):
+            return []
+        names = (path.name for path in self.directory.iterdir() if path.is_file())
+        return sorted(name.removesuffix(".json") for name in names if name.endswith(".json"))
+
     def change(self, project: str, edit: Callable[[list[Message]], bool]) -> bool:
         """Read the project's memories, let ``edit`` change the list in place, and write it
         back if ``edit`` returns True; returns what ``edit`` returned."""

@@ -779,6 +779,9 @@ class FileBackend:
         validate_project(project, "read project memories")
         return await asyncio.to_thread(self._memories.load, project)
 
+    async def memory_projects(self) -> list[str]:
+        return await asyncio.to_thread(self._memories.projects)
+
     async def add_memory(self, project: str, memory: Message) -> None:
         validate_project(project, "remember")
         validate_memory_id(memory.id)

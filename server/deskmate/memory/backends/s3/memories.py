@@ -30,6 +30,10 @@ class S3Memories:
             if found is not None
         )
 
+    def projects(self) -> list[str]:
+        found = self.client.listing(self.root, delimiter="/")
+        return sorted(item["Prefix"][len(self.root) :].rstrip("/") for item in found)
+
     def add(self, project: str, memory: Message) -> None:
         self.client.put(self.key(project, memory.id), encode_memory(memory).encode())
 
