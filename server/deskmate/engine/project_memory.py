@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -205,9 +206,9 @@ def system_prompt(base: str, memory: ProjectMemory, *, redact_secrets: bool) -> 
 class ProjectMemories:
     """Remembering, listing and forgetting a project's memories, and what an ask is sent."""
 
-    def __init__(self, sessions: Sessions, settings) -> None:
+    def __init__(self, sessions: Sessions, settings: Callable[[], Settings]) -> None:
         self.sessions = sessions
-        self._settings = settings  # a callable: the settings in force
+        self._settings = settings  # the settings in force
 
     def folder(self, workspace_uri: str | None) -> str:
         """The workspace folder a request means; EngineError when no folder is open or named."""
