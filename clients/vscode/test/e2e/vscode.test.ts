@@ -165,7 +165,8 @@ describe('the extension in a real VS Code (code-server)', () => {
 
   step('the chat view opens and the extension starts the daemon', async () => {
     await openChat();
-    assert.match(await chat().locator('#transcript').innerText(), /No messages yet/);
+    // The transcript is drawn once the session arrives, a moment after the list of sessions.
+    await eventually(async () => /No messages yet/.test(await chat().locator('#transcript').innerText()), 'the empty transcript');
     const options = await sessionOptions();
     assert.equal(options.length, 1);
     firstSession = options[0].value;
