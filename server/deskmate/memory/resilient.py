@@ -389,6 +389,8 @@ class ResilientBackend:
         """Store the outbox, oldest first; the number of entries stored, or None if another
         process is storing it right now (it will finish the job)."""
         async with self._flush_lock:
+            if not self.outbox.path.parent.is_dir():
+                return 0  # nothing was ever queued here (its lock file would have nowhere to go)
             try:
                 with exclusive_lock(str(self.outbox.path) + ".flush", 0):
                     return await self._flush_claimed()
