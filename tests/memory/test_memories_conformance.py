@@ -55,7 +55,9 @@ async def test_forgetting_removes_one_memory_and_says_whether_it_was_there(backe
 async def test_the_projects_with_memories_are_listed(backend, reopen):
     assert await backend.memory_projects() == []
     for project in ("zeta-1", "alpha-2", "zeta-1"):
-        await backend.add_memory(project, memory(f"{project} fact", f"m-{project}", "2026-12-01T10:00:00.000Z"))
+        await backend.add_memory(
+            project, memory(f"{project} fact", f"m-{project}", "2026-12-01T10:00:00.000Z")
+        )
     await backend.append("a-session", turn(0))  # sessions are not projects
     assert await reopen().memory_projects() == ["alpha-2", "zeta-1"]
 
