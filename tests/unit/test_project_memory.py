@@ -206,3 +206,18 @@ async def test_an_unreadable_memories_file_is_reported_and_the_ask_goes_on(engin
     with pytest.raises(Exception, match="is not JSON"):
         await engine.project_memory.remember("another")
     assert path.read_text() == "{not json"  # never overwritten
+
+
+async def test_memories_take_their_room_from_earlier_turns_within_the_context_window(engine, model):
+    model.window = 1500  # tokens, 4 characters each, as the fake model counts them
+    for i in range(8):
+        await engine.asks.ask(f"question {i} " + "x" * 600, ref=engine.sessions.resolve())
+    before = len(model.prompts[-1])
+    for i in range(4):
+        await engine.project_memory.remember(f"fact {i}: " + "y" * 400)
+    result = await engine.asks.ask("last question", ref=engine.sessions.resolve())
+    prompt = model.prompts[-1]
+    assert result.answer and not result.interrupted
+    assert "fact 3: " in prompt[0]["content"] and prompt[-1]["content"] == "last question"
+    assert len(prompt) < before  # fewer earlier turns went along (the memories took their room)
+    assert sum(len(m["content"]) for m in prompt) // 4 <= model.window  # never over the window
