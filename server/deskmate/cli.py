@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, logs
+from .memory_cli import add_memory_parser, terminal_memory
 
 
 def parse_tcp(value: str) -> tuple[str, int]:
@@ -133,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-encrypt, in place, every session sealed with an older key with the current one (resumable)",
     )
 
+    add_memory_parser(commands)
+
     keys = commands.add_parser("keys", help="the encryption keys (docs/security.md)")
     key_verbs = keys.add_subparsers(dest="verb", required=True)
     init = key_verbs.add_parser("init", help="make a new key, in the OS keychain (or --file)")
@@ -229,6 +232,8 @@ async def run_terminal(args: argparse.Namespace) -> int:
     try:
         if args.command == "ask":
             return await terminal_ask(assistant, args)
+        if args.command == "memory":
+            return await terminal_memory(assistant, args, folder)
         return await terminal_sessions(assistant, args, folder)
     except (EngineError, ModelError, SessionStoreError) as exc:
         print(f"deskmate: {for_terminal(str(exc))}", file=sys.stderr)
@@ -544,7 +549,8 @@ async def run_migrate(source_url: str | None, target_url: str) -> int:
     print(
         f"{len(report.copied)} copied, {len(report.already_there)} already there, "
         f"{len(report.conflicts)} conflicts; {report.messages} messages verified "
-        f"from {redact(source_url)} in {redact(target_url)}."
+        f"from {redact(source_url)} in {redact(target_url)}"
+        + (f", and {report.memories} project memories." if report.memories else ".")
     )
     for session_id, why in report.conflicts:
         print(f"conflict: {session_id}: {why}", file=sys.stderr)
@@ -580,7 +586,8 @@ async def run_reseal(verb: str) -> int:
     done = "encrypted" if verb == "encrypt" else "re-encrypted"
     print(
         f"{len(report.resealed)} {done}, {len(report.already_sealed)} already sealed with key "
-        f"{ring.current_id}, {len(report.refused)} refused; {report.messages} messages verified in {redact(url)}."
+        f"{ring.current_id}, {len(report.refused)} refused; {report.messages} messages verified in {redact(url)}"
+        + (f", and {report.memories} project memories." if report.memories else ".")
     )
     for session_id, why in report.refused:
         print(f"refused: {session_id}: {why}", file=sys.stderr)

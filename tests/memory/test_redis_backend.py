@@ -158,7 +158,7 @@ def acl_user(namespace, server):
             "-@all",
             *"+select +multi +exec +evalsha +script|load +hgetall +hmget "
             "+lrange +llen +zrevrange +hset +hget +exists +rpush +zadd +zrem +expire +persist "
-            "+unlink +copy +ltrim +lindex".split(),
+            "+unlink +copy +ltrim +lindex +hdel +sadd +smembers".split(),
         )
     except redis.ResponseError as exc:
         pytest.skip(f"the test server does not allow ACL SETUSER: {exc}")
@@ -183,6 +183,10 @@ async def test_the_documented_acl_rules_are_enough(namespace, acl_user, server):
         server.delete(f"{namespace}:session:{{t}}", f"{namespace}:session:{{t}}:messages")
         assert [info.id for info in await backend.list()] == ["s"]  # pruned "t"
         assert await backend.delete("s") is True
+        await backend.add_memory("p", Message(role="system", content="Tabs, not spaces", id="m1"))
+        assert [m.content for m in await backend.load_memories("p")] == ["Tabs, not spaces"]
+        assert await backend.memory_projects() == ["p"]
+        assert await backend.delete_memory("p", "m1") is True
     finally:
         await backend.close()
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from deskmate.memory import BackendUnavailable, Session, SessionStoreError
+from deskmate.memory import BackendUnavailable, Message, Session, SessionStoreError
 from deskmate.memory.locking import exclusive_lock
 from deskmate.memory.patches import MetaPatch
 from deskmate.memory.resilient import ResilientBackend
@@ -309,3 +309,27 @@ async def test_an_unsafe_session_id_is_refused_and_never_queued(resilient, proxy
         with pytest.raises(SessionStoreError):
             await resilient.load(bad_id)
     assert [entry.session_id for entry in resilient.outbox.read()] == ["s"]
+
+
+async def test_memories_read_before_an_outage_are_served_during_it_and_changes_fail_saying_so(
+    resilient, direct, proxy
+):
+    fact = Message(role="system", content="We deploy with Ansible", id="m1")
+    await resilient.add_memory("proj", fact)
+    assert [m.content for m in await resilient.load_memories("proj")] == ["We deploy with Ansible"]
+    proxy.cut()
+    # An ask goes on with the memories last read; a project never read has none to serve.
+    assert [m.content for m in await resilient.load_memories("proj")] == ["We deploy with Ansible"]
+    with pytest.raises(BackendUnavailable):
+        await resilient.load_memories("other")
+    # Remembering and forgetting are asked for: they fail at once, and nothing waits in the outbox.
+    with pytest.raises(BackendUnavailable, match="unreachable"):
+        await resilient.add_memory("proj", Message(role="system", content="offline fact", id="m2"))
+    with pytest.raises(BackendUnavailable):
+        await resilient.delete_memory("proj", "m1")
+    assert not resilient.outbox.path.exists()
+    proxy.restore()
+    await eventually(lambda: resilient.unavailable is None)
+    assert [m.id for m in await direct.load_memories("proj")] == ["m1"]
+    assert await resilient.delete_memory("proj", "m1") is True
+    assert await resilient.load_memories("proj") == [] and await direct.load_memories("proj") == []

@@ -7,6 +7,7 @@ import { ChatController, type ChatHost } from './chatController';
 import { CHAT_VIEW_ID, ChatViewProvider } from './chatView';
 import { registerCommands } from './commands';
 import { Daemon } from './daemon';
+import { registerMemoryView } from './memoryView';
 import { pythonInterpreter, watchPythonInterpreter } from './python';
 import { API_KEY_SECRET } from './secrets';
 import { findOnPath, resolveServerCommand } from './serverCommand';
@@ -119,6 +120,19 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       if (theDaemon.state === 'failed') void theDaemon.start();
     }),
     ...registerCommands(context, { controller, daemon: theDaemon, view, workspace, output }),
+    ...registerMemoryView(theDaemon, host.workspaceUri, (refresh) => {
+      const files = vscode.workspace.createFileSystemWatcher('**/{AGENTS.md,.deskmate/memory.md}');
+      return [
+        files,
+        files.onDidChange(refresh),
+        files.onDidCreate(refresh),
+        files.onDidDelete(refresh),
+        workspace.onDidChangeFolder(refresh),
+        theDaemon.onDidChangeState(({ state }) => {
+          if (state === 'running') refresh();
+        }),
+      ];
+    }),
   );
   void watchPythonInterpreter(context, output, () => {
     const configured = serverCommand() as { length?: number } | undefined;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,8 @@ from .redaction import Redaction, redact_question
 from .sessions import SessionRef, Sessions, refuse_trashed
 from .settings import Settings
 from .titles import give_title
+
+ProjectSettings = Callable[[Settings, SessionRef], Awaitable[Settings]]
 
 TITLE_LENGTH = 60
 # The question's durable write starts when the answer's first piece is out, or after this long.
@@ -93,10 +95,19 @@ async def _close_after(model: ModelClient, waits: list[Any]) -> None:
 class AskRunner:
     """Runs asks: one at a time per session, any number side by side across sessions."""
 
-    def __init__(self, sessions: Sessions, models: ModelClients, settings: Callable[[], Settings]) -> None:
+    def __init__(
+        self,
+        sessions: Sessions,
+        models: ModelClients,
+        settings: Callable[[], Settings],
+        project_settings: ProjectSettings | None = None,
+    ) -> None:
         self.sessions = sessions
         self.models = models
         self._settings = settings
+        # The settings an ask in a session sends with: its project's memory in the system
+        # prompt (project_memory.py); None: the settings as they are.
+        self.project_settings = project_settings
         self._busy: dict[str | None, RunningAsk] = {}
         self._asks: dict[str, RunningAsk] = {}
         self.titling: set[asyncio.Task[str | None]] = set()  # automatic titles being made
@@ -187,6 +198,8 @@ class AskRunner:
                 on_redacted(redacted)
         session, _ = await self.sessions.current(ref)
         refuse_trashed(session.info())
+        if self.project_settings is not None:
+            settings = await self.project_settings(settings, ref)
         question = Message(role="user", content=question_text, context=context or None)
         fitting = _PromptFitting(settings, model, session.messages, question)
         prompt = fitting.first(await model.context_window())

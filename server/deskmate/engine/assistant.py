@@ -25,6 +25,7 @@ from .asking import AskRunner, ModelClients
 from .forks import Edit, Forks
 from .labels import Labels
 from .model_client import ModelClient, ModelError
+from .project_memory import ProjectMemories
 from .search import Search
 from .sessions import SessionRef, Sessions
 from .settings import Settings
@@ -102,7 +103,13 @@ class Assistant:
         _register_secrets(settings)
         self.store = SessionStore(settings, backend=backend, warn=self.warn)
         self.sessions = Sessions(lambda: self._settings, self.store, self.warn)
-        self.asks = AskRunner(self.sessions, ModelClients(model_factory), lambda: self._settings)
+        self.project_memory = ProjectMemories(self.sessions, lambda: self._settings)
+        self.asks = AskRunner(
+            self.sessions,
+            ModelClients(model_factory),
+            lambda: self._settings,
+            project_settings=self.project_memory.settings_for,
+        )
         self.forks = Forks(self.sessions)
         self.labels = Labels(self.sessions)
         self.search = Search(self.sessions)

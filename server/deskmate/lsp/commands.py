@@ -325,3 +325,7 @@ async def status(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
         ok, message = await ls.assistant.check_model()
         result["modelServer"] = {"ok": ok, "message": message}
     return result
+
+
+# Declared in a module of their own; importing it registers them with the rest.
+from . import memory_commands  # noqa: E402, F401

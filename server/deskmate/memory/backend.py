@@ -86,6 +86,32 @@ class MemoryBackend(Protocol):
         without reading whole histories."""
         ...
 
+    async def load_memories(self, project: str) -> list[Message]:
+        """The project's memories, oldest first (``project_memories.ordered``); [] for none.
+
+        A memory is a fact sent with every ask of a project (``engine/project_memory.py``):
+        kept as a Message whose ``content`` is the text, with its own ``id`` and ``timestamp``
+        (when it was remembered), encoded as every message record is (``codec.encode_message``,
+        so encrypted and compressed as the settings say). ``project`` follows the session id
+        rules. Memories are not sessions: ``list``, ``load`` and search never see them.
+        """
+        ...
+
+    async def memory_projects(self) -> list[str]:
+        """The projects that hold memories (one that held some may be listed with none left),
+        sorted: for copying and resealing a whole store."""
+        ...
+
+    async def add_memory(self, project: str, memory: Message) -> None:
+        """Durably add ``memory`` to the project's memories, atomic against every other writer
+        (two daemons remembering at once both keep theirs); the same id again replaces it."""
+        ...
+
+    async def delete_memory(self, project: str, memory_id: str) -> bool:
+        """Durably remove the memory (its text leaves the store); False when the project has
+        no memory with that id."""
+        ...
+
     async def close(self) -> None:
         """Release connections and threads; the backend is not used afterwards."""
         ...

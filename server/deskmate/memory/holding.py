@@ -162,6 +162,20 @@ class HoldingBackend:
             info.updated_at = entry.messages[-1].timestamp
         return sorted(by_id.values(), key=lambda info: info.updated_at, reverse=True)
 
+    # Memories are asked for one at a time: a full disk fails the request, saying so, and
+    # nothing is held (the user still has the text they typed).
+    async def load_memories(self, project: str) -> list[Message]:
+        return await self.inner.load_memories(project)
+
+    async def memory_projects(self) -> list[str]:
+        return await self.inner.memory_projects()
+
+    async def add_memory(self, project: str, memory: Message) -> None:
+        await self.inner.add_memory(project, memory)
+
+    async def delete_memory(self, project: str, memory_id: str) -> bool:
+        return await self.inner.delete_memory(project, memory_id)
+
     async def close(self) -> None:
         if self._retry_task is not None:
             self._retry_task.cancel()

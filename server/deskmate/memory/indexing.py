@@ -126,6 +126,19 @@ class IndexedBackend:
         self._later(session_id, "remove", session_id)
         return deleted
 
+    # Memories are not sessions: never indexed, never found by a search.
+    async def load_memories(self, project: str) -> list[Message]:
+        return await self.inner.load_memories(project)
+
+    async def memory_projects(self) -> list[str]:
+        return await self.inner.memory_projects()
+
+    async def add_memory(self, project: str, memory: Message) -> None:
+        await self.inner.add_memory(project, memory)
+
+    async def delete_memory(self, project: str, memory_id: str) -> bool:
+        return await self.inner.delete_memory(project, memory_id)
+
     async def close(self) -> None:
         self._closed = True
         if self._catch_up is not None:

@@ -40,6 +40,7 @@ class MigrationReport:
     already_there: list[str] = field(default_factory=list)
     conflicts: list[tuple[str, str]] = field(default_factory=list)  # (session id, why)
     messages: int = 0  # messages verified in the target, copied or already there
+    memories: int = 0  # project memories verified in the target, copied or already there
 
     @property
     def ok(self) -> bool:
@@ -81,7 +82,32 @@ async def migrate(
         report.copied.append(info.id)
         report.messages += len(session.messages)
         progress("copied", info.id, session)
+    await _copy_memories(source, target, report)
     return report
+
+
+async def _copy_memories(source: MemoryBackend, target: MemoryBackend, report: MigrationReport) -> None:
+    """Every project's memories, those the target lacks added (by id), then all read back.
+    A memory the target holds under the same id with other text is a conflict, left as it is."""
+    for project in await source.memory_projects():
+        held = {m.id: m.to_dict() for m in await target.load_memories(project)}
+        wanted = await source.load_memories(project)
+        clashing = [m.id for m in wanted if m.id in held and held[m.id] != m.to_dict()]
+        for memory in wanted:
+            if memory.id not in held:
+                await target.add_memory(project, memory)
+        back = {m.id: m.to_dict() for m in await target.load_memories(project)}
+        for memory in wanted:
+            if memory.id in clashing:
+                report.conflicts.append(
+                    (f"memory {memory.id} of project {project}", "the target holds other text under its id")
+                )
+            elif back.get(memory.id) != memory.to_dict():
+                raise StorageError(
+                    f"Memory {memory.id!r} of project {project!r} reads back different from the target."
+                )
+            else:
+                report.memories += 1
 
 
 def _would_lose(existing: Session, incoming: Session) -> str | None:

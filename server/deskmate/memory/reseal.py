@@ -32,6 +32,7 @@ class ResealReport:
     already_sealed: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (session id, why)
     messages: int = 0
+    memories: int = 0  # project memories verified sealed with the current key
 
     @property
     def ok(self) -> bool:
@@ -81,6 +82,8 @@ async def reseal(
             continue
         if outcome is not None:
             progress(*outcome)
+    for project in await store.memory_projects():
+        await _reseal_memories(store, project, current, report)
     return report
 
 
@@ -122,3 +125,28 @@ def _first(session: Session, count: int) -> Session:
     copy = session.copy()
     copy.messages = copy.messages[:count]
     return copy
+
+
+async def _reseal_memories(store: SealedLabels, project: str, current: str, report: ResealReport) -> None:
+    """The project's memories sealed with the current key: each one not yet is added again
+    under its id (which replaces it), then all are read back."""
+    try:
+        with observing() as seen:
+            memories = await store.inner.load_memories(project)
+    except UnknownEncoding as exc:
+        report.refused.append((f"memories of project {project}", str(exc)))
+        return
+    kids = {kid for _, kid in seen}
+    if memories and (not seen or kids != {current}):
+        for memory in memories:
+            await store.add_memory(project, memory)
+        with observing() as seen:
+            back = await store.inner.load_memories(project)
+        if [m.to_dict() for m in back] != [m.to_dict() for m in memories] or {k for _, k in seen} != {
+            current
+        }:
+            raise StorageError(
+                f"The memories of project {project!r} read back different after sealing them again; "
+                "stopped there."
+            )
+    report.memories += len(memories)

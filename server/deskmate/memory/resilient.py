@@ -67,6 +67,7 @@ class ResilientBackend:
         self.retry_max = retry_max
         self._sessions: OrderedDict[str, Session] = OrderedDict()  # last copies read, for outages
         self._listing: dict[str, SessionInfo] | None = None
+        self._memories: dict[str, list[Message]] = {}  # each project's last read, for outages
         self._down: BackendUnavailable | None = None
         self._waiting = False  # the outbox may hold entries
         self._started = False
@@ -244,6 +245,58 @@ class ResilientBackend:
                 listed[session.id] = mine
         return list(listed.values())
 
+    async def load_memories(self, project: str) -> list[Message]:
+        """The store's memories of ``project``; while it is down, the last ones read (an ask goes
+        on with them), or BackendUnavailable when this daemon has read none yet."""
+        await self._start()
+        try:
+            memories = await self._unless_down(self.inner.load_memories(project))
+        except BackendUnavailable as exc:
+            self._went_down(exc)
+            if project not in self._memories:
+                raise exc from None
+            return list(self._memories[project])
+        self._memories[project] = list(memories)
+        self._poke()
+        return memories
+
+    async def memory_projects(self) -> list[str]:
+        await self._start()
+        try:
+            projects = await self._unless_down(self.inner.memory_projects())
+        except BackendUnavailable as exc:
+            self._went_down(exc)
+            raise
+        self._poke()
+        return projects
+
+    # Remembering and forgetting are asked for: while the store is down they fail, saying so,
+    # as a rename does (nothing waits in the outbox).
+    async def add_memory(self, project: str, memory: Message) -> None:
+        await self._start()
+        try:
+            await self._unless_down(self.inner.add_memory(project, memory))
+        except BackendUnavailable as exc:
+            self._went_down(exc)
+            raise
+        cached = self._memories.get(project)
+        if cached is not None:
+            self._memories[project] = [m for m in cached if m.id != memory.id] + [memory]
+        self._poke()
+
+    async def delete_memory(self, project: str, memory_id: str) -> bool:
+        await self._start()
+        try:
+            found = await self._unless_down(self.inner.delete_memory(project, memory_id))
+        except BackendUnavailable as exc:
+            self._went_down(exc)
+            raise
+        cached = self._memories.get(project)
+        if cached is not None:
+            self._memories[project] = [m for m in cached if m.id != memory_id]
+        self._poke()
+        return found
+
     async def close(self) -> None:
         """Stop retrying (what still waits stays in the outbox for the next start) and close ``inner``."""
         if self._retry_task is not None:
@@ -336,6 +389,8 @@ class ResilientBackend:
         """Store the outbox, oldest first; the number of entries stored, or None if another
         process is storing it right now (it will finish the job)."""
         async with self._flush_lock:
+            if not self.outbox.path.parent.is_dir():
+                return 0  # nothing was ever queued here (its lock file would have nowhere to go)
             try:
                 with exclusive_lock(str(self.outbox.path) + ".flush", 0):
                     return await self._flush_claimed()

@@ -192,5 +192,18 @@ class SealedLabels:
                 infos.append(self._locked_info(info, exc))
         return infos
 
+    # A memory is a message record: the codec seals it as it does every turn (nothing in the clear).
+    async def load_memories(self, project: str) -> list[Message]:
+        return await self.inner.load_memories(project)
+
+    async def memory_projects(self) -> list[str]:
+        return await self.inner.memory_projects()
+
+    async def add_memory(self, project: str, memory: Message) -> None:
+        await self.inner.add_memory(project, memory)
+
+    async def delete_memory(self, project: str, memory_id: str) -> bool:
+        return await self.inner.delete_memory(project, memory_id)
+
     async def close(self) -> None:
         await self.inner.close()

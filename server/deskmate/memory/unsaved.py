@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .backend import MemoryBackend, MetaChange
-from .errors import SessionChanged, SessionNotFound
+from .errors import SessionChanged, SessionNotFound, StorageError
 from .limits import clip_title
 from .models import Message, Session, SessionInfo
 
@@ -107,6 +107,24 @@ class UnsavedOverlay:
         infos = {info.id: info for info in await self.inner.list()} if self.inner is not None else {}
         infos.update((session_id, session.info()) for session_id, session in self.sessions.items())
         return sorted(infos.values(), key=lambda info: info.updated_at, reverse=True)
+
+    # Project memories are no unsaved turns: they go straight to the store, whatever autoSave says.
+    def _store(self) -> MemoryBackend:
+        if self.inner is None:
+            raise StorageError("Project memories need a session store; this conversation has none.")
+        return self.inner
+
+    async def load_memories(self, project: str) -> list[Message]:
+        return await self._store().load_memories(project)
+
+    async def memory_projects(self) -> list[str]:
+        return await self._store().memory_projects()
+
+    async def add_memory(self, project: str, memory: Message) -> None:
+        await self._store().add_memory(project, memory)
+
+    async def delete_memory(self, project: str, memory_id: str) -> bool:
+        return await self._store().delete_memory(project, memory_id)
 
     async def close(self) -> None:
         """Nothing to release; ``inner`` belongs to whoever made this overlay."""

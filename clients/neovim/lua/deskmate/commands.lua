@@ -19,6 +19,13 @@ local function trashed_ids(arglead)
   end, require("deskmate.sessions").trash_ids(root))
 end
 
+local function memory_ids(arglead)
+  local root = require("deskmate.workspace").root(0)
+  return vim.tbl_filter(function(id)
+    return vim.startswith(id, arglead)
+  end, require("deskmate.memory").ids(root))
+end
+
 ---@class deskmate.Subcommand
 ---@field run fun(args: string, opts: table)
 ---@field complete? fun(arglead: string): string[]
@@ -128,6 +135,25 @@ M.subcommands = {
     run = function(_, opts)
       deskmate().pin(not opts.bang)
     end,
+  },
+  remember = {
+    help = "remember {text}: keep a fact for every question in this project (every session)",
+    run = function(args)
+      deskmate().remember(args ~= "" and args or nil)
+    end,
+  },
+  memories = {
+    help = "memories: the project's memories and instruction files read (AGENTS.md); forget one",
+    run = function()
+      deskmate().memories()
+    end,
+  },
+  forget = {
+    help = "forget [id]: forget a project memory (without id: pick one)",
+    run = function(args)
+      deskmate().forget(args ~= "" and args or nil)
+    end,
+    complete = memory_ids,
   },
   export = {
     help = "export: the session as Markdown in a new buffer",

@@ -104,6 +104,32 @@ function M.trash()
   require("deskmate.sessions").trash(root())
 end
 
+--- Keeps `text` in the project's memory; without it, asks for the text.
+---@param text string?
+function M.remember(text)
+  local r = root()
+  if text and text ~= "" then
+    return require("deskmate.memory").remember(r, text)
+  end
+  vim.ui.input({ prompt = "Remember in this project: " }, function(input)
+    if input and input:match("%S") then
+      require("deskmate.memory").remember(r, input)
+    end
+  end)
+end
+
+function M.memories()
+  require("deskmate.memory").pick(root())
+end
+
+---@param id string?
+function M.forget(id)
+  if id == nil or id == "" then
+    return M.memories()
+  end
+  require("deskmate.memory").forget(root(), id)
+end
+
 ---@param id string
 function M.switch(id)
   require("deskmate.sessions").switch(root(), id)

@@ -165,7 +165,8 @@ describe('the extension in a real VS Code (code-server)', () => {
 
   step('the chat view opens and the extension starts the daemon', async () => {
     await openChat();
-    assert.match(await chat().locator('#transcript').innerText(), /No messages yet/);
+    // The transcript is drawn once the session arrives, a moment after the list of sessions.
+    await eventually(async () => /No messages yet/.test(await chat().locator('#transcript').innerText()), 'the empty transcript');
     const options = await sessionOptions();
     assert.equal(options.length, 1);
     firstSession = options[0].value;
@@ -606,5 +607,52 @@ describe('the extension in a real VS Code (code-server)', () => {
       async () => (await sessionOptions()).some((o) => o.value === found && o.label.includes('Needle hunt')),
       'the new title in the chat view',
     );
+  });
+
+  step('the Memory view: a memory added there and AGENTS.md go with every question; forgetting removes it', async () => {
+    writeFileSync(join(workspace, 'AGENTS.md'), 'Answer like a pirate.\n');
+    await runCommand('deskmate: Remember in This Project');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible' });
+    await input.fill('We use pytest, never unittest');
+    await input.press('Enter');
+    await page.locator('.notifications-toasts .notification-toast', { hasText: 'deskmate: remembered' }).first().waitFor();
+    await runCommand('Focus on Memory View');
+    const pane = page.locator('.pane', { has: page.locator('.pane-header', { hasText: 'Memory' }) });
+    const memoryRow = () => pane.locator('.monaco-list-row', { hasText: 'We use pytest, never unittest' }).first();
+    await memoryRow().waitFor({ state: 'visible', timeout: 15_000 });
+    await eventually(async () => (await pane.locator('.monaco-list-row', { hasText: 'AGENTS.md' }).count()) === 1, 'AGENTS.md listed');
+
+    // Every question of the project is sent both, in the system message: in a new session too.
+    const systemOf = async (question: string) => {
+      const log = (await (await fetch(model!.baseUrl.replace(/\/v1$/, '/_requests'))).json()) as {
+        requests: { messages: { role: string; content: string }[] }[];
+      };
+      const request = log.requests.filter((r) => r.messages.at(-1)?.content.startsWith(question)).at(-1);
+      assert.ok(request, `a request asking ${question}`);
+      return request.messages[0].role === 'system' ? request.messages[0].content : '';
+    };
+    await chat().locator('#new-session').click();
+    await eventually(async () => (await chat().locator('#transcript').innerText()).includes('No messages yet'), 'an empty session');
+    await ask('Which test runner?');
+    await waitForAnswer('You asked: Which test runner?');
+    const system = await systemOf('Which test runner?');
+    assert.match(system, /- We use pytest, never unittest/);
+    assert.match(system, /Answer like a pirate\./);
+
+    // Forget, from the row's inline button: gone from the view and from the next question.
+    await eventually(
+      async () => {
+        await memoryRow().hover();
+        await memoryRow().locator('.action-label.codicon-trash').click({ timeout: 2000 });
+        return true;
+      },
+      'the Forget button of the memory',
+      30_000,
+    );
+    await eventually(async () => (await memoryRow().count()) === 0, 'the memory gone from the view');
+    await ask('And now?');
+    await waitForAnswer('You asked: And now?');
+    assert.doesNotMatch(await systemOf('And now?'), /pytest/);
   });
 });

@@ -49,6 +49,7 @@ from ..errors import BackendUnavailable, SessionChanged, SessionStoreError, Stor
 from ..ids import validate_session_id
 from ..limits import clip_title
 from ..models import Message, Session, SessionInfo, SessionMeta, updated_at_of
+from ..project_memories import decode_memory, encode_memory, ordered, validate_memory_id, validate_project
 from ..search_index import Filters, Hit, ListQuery
 from ..urls import redact
 from . import postgres_search
@@ -130,6 +131,17 @@ MIGRATIONS: list[str] = [
     END $$;
     CREATE TRIGGER messages_words BEFORE INSERT OR UPDATE OF data ON {schema}.messages
         FOR EACH ROW EXECUTE FUNCTION {schema}.message_words();
+    """,
+    # 5: project memories (MemoryBackend.load_memories), a row each: the record as a message's
+    # JSON text; created_at orders them. Not sessions: no listing or search reads this table.
+    """
+    CREATE TABLE {schema}.memories (
+        project text COLLATE "C" NOT NULL,
+        id text COLLATE "C" NOT NULL,
+        created_at text COLLATE "C" NOT NULL,
+        data text NOT NULL,
+        PRIMARY KEY (project, id)
+    );
     """,
 ]
 
@@ -292,6 +304,17 @@ class PostgresBackend:
         self._update_sql = statement(_UPDATE)
         self._delete_messages_sql = statement("DELETE FROM {schema}.messages WHERE session_id = %s")
         self._delete_sql = statement("DELETE FROM {schema}.sessions WHERE id = %s")
+        self._memories_sql = statement(
+            "SELECT data FROM {schema}.memories WHERE project = %s ORDER BY created_at, id"
+        )
+        self._add_memory_sql = statement(
+            "INSERT INTO {schema}.memories (project, id, created_at, data) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (project, id) DO UPDATE SET created_at = excluded.created_at, data = excluded.data"
+        )
+        self._memory_projects_sql = statement(
+            "SELECT DISTINCT project FROM {schema}.memories ORDER BY project"
+        )
+        self._delete_memory_sql = statement("DELETE FROM {schema}.memories WHERE project = %s AND id = %s")
         self._list_sql = statement(
             "SELECT {columns} FROM {schema}.sessions ORDER BY updated_at DESC, created_at DESC, id"
         )
@@ -644,6 +667,31 @@ class PostgresBackend:
         validate_session_id(session_id, "delete")
         async with self._connection(f"delete session {session_id!r}") as conn:
             cur = await conn.execute(self._delete_sql, (session_id,))
+            return cur.rowcount > 0
+
+    async def load_memories(self, project: str) -> list[Message]:
+        validate_project(project, "read project memories")
+        async with self._connection(f"read the memories of project {project!r}") as conn:
+            cur = await conn.execute(self._memories_sql, (project,))
+            rows = await cur.fetchall()
+        where = f"{self.schema}.memories on {self.name}"
+        return ordered(decode_memory(data, where) for (data,) in rows)
+
+    async def memory_projects(self) -> list[str]:
+        async with self._connection("list the projects with memories") as conn:
+            cur = await conn.execute(self._memory_projects_sql)
+            return [project for (project,) in await cur.fetchall()]
+
+    async def add_memory(self, project: str, memory: Message) -> None:
+        validate_project(project, "remember")
+        params = (project, validate_memory_id(memory.id), _text(memory.timestamp), encode_memory(memory))
+        async with self._connection(f"store a memory of project {project!r}") as conn:
+            await conn.execute(self._add_memory_sql, params)
+
+    async def delete_memory(self, project: str, memory_id: str) -> bool:
+        validate_project(project, "forget a memory")
+        async with self._connection(f"forget a memory of project {project!r}") as conn:
+            cur = await conn.execute(self._delete_memory_sql, (project, validate_memory_id(memory_id)))
             return cur.rowcount > 0
 
     async def list(self) -> list[SessionInfo]:

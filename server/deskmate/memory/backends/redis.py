@@ -13,6 +13,9 @@ Keys, all under ``<prefix>:``; a session's two keys share the hash tag ``{<id>}`
 - ``<prefix>:session:{<id>}:messages`` - list: one message's JSON per element
 - ``<prefix>:sessions`` - sorted set of session ids scored by updatedAt (epoch ms),
   so ``list`` reads no histories
+- ``<prefix>:memories:{<project>}`` - hash: a project's memories, memory id -> its record
+  (JSON, as a message's); never expires with ``ttl``
+- ``<prefix>:memory-projects`` - set of the projects that were given memories
 
 Every write is one Lua script (EVALSHA), so it is atomic and ordered against
 every other client. With ``ttl`` each write (re)sets the session's expiry; the
@@ -50,6 +53,7 @@ from ..errors import BackendUnavailable, SessionChanged, SessionStoreError, Stor
 from ..ids import validate_session_id
 from ..limits import clip_title
 from ..models import Message, Session, SessionInfo, SessionMeta, now_iso, updated_at_of
+from ..project_memories import decode_memory, encode_memory, ordered, validate_memory_id, validate_project
 from ..urls import redact
 
 log = logging.getLogger(__name__)
@@ -533,6 +537,46 @@ class RedisBackend:
         except (RedisError, OSError) as exc:
             raise self._failure(exc, f"delete session {session_id!r}") from None
         return int(existed) > 0
+
+    @property
+    def memory_projects_key(self) -> str:
+        return f"{self.prefix}:memory-projects"
+
+    async def memory_projects(self) -> list[str]:
+        try:
+            members = await self._redis().smembers(self.memory_projects_key)
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, "list the projects with memories") from None
+        return sorted(_text(member) for member in members)
+
+    def memories_key(self, project: str) -> str:
+        return f"{self.prefix}:memories:{{{project}}}"
+
+    async def load_memories(self, project: str) -> list[Message]:
+        key = self.memories_key(validate_project(project, "read project memories"))
+        try:
+            items = await self._redis().hgetall(key)
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"read the memories of project {project!r}") from None
+        return ordered(decode_memory(raw, f"{key} on {self.name}") for raw in items.values())
+
+    async def add_memory(self, project: str, memory: Message) -> None:
+        key = self.memories_key(validate_project(project, "remember"))
+        try:
+            async with self._redis().pipeline(transaction=True) as pipe:
+                pipe.hset(key, validate_memory_id(memory.id), encode_memory(memory))
+                pipe.sadd(self.memory_projects_key, project)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"store a memory of project {project!r}") from None
+
+    async def delete_memory(self, project: str, memory_id: str) -> bool:
+        key = self.memories_key(validate_project(project, "forget a memory"))
+        try:
+            removed = await self._redis().hdel(key, validate_memory_id(memory_id))
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"forget a memory of project {project!r}") from None
+        return int(removed) > 0
 
     async def list(self) -> list[SessionInfo]:
         """Summaries from the sorted set and each session's hash and list length, newest first.

@@ -77,6 +77,8 @@ from ...models import (
     new_message_id,
     now_iso,
 )
+from ...project_memories import validate_memory_id, validate_project
+from .memories import FileMemories
 
 log = logging.getLogger(__name__)
 
@@ -655,6 +657,7 @@ class FileBackend:
         self._ends: dict[str, tuple[int, int, int, int]] = {}
         self._paths: dict[str, Path] = {}  # validated session ids and their files
         self._lock_dir = os.path.join(self.directory, ".locks", "")
+        self._memories = FileMemories(self.root, lock_timeout)
 
     def __repr__(self) -> str:
         return f"FileBackend({str(self.root)!r})"
@@ -771,6 +774,35 @@ class FileBackend:
 
     async def list(self) -> list[SessionInfo]:
         return await asyncio.to_thread(self._list)
+
+    async def load_memories(self, project: str) -> list[Message]:
+        validate_project(project, "read project memories")
+        return await asyncio.to_thread(self._memories.load, project)
+
+    async def memory_projects(self) -> list[str]:
+        return await asyncio.to_thread(self._memories.projects)
+
+    async def add_memory(self, project: str, memory: Message) -> None:
+        validate_project(project, "remember")
+        validate_memory_id(memory.id)
+
+        def add(memories: list[Message]) -> bool:
+            memories[:] = [m for m in memories if m.id != memory.id] + [memory]
+            return True
+
+        await asyncio.to_thread(self._memories.change, project, add)
+
+    async def delete_memory(self, project: str, memory_id: str) -> bool:
+        validate_project(project, "forget a memory")
+        validate_memory_id(memory_id)
+
+        def remove(memories: list[Message]) -> bool:
+            kept = [m for m in memories if m.id != memory_id]
+            found = len(kept) < len(memories)
+            memories[:] = kept
+            return found
+
+        return await asyncio.to_thread(self._memories.change, project, remove)
 
     async def close(self) -> None:
         """Nothing to release: every call opens and closes its own files."""

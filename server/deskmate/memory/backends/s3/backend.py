@@ -15,6 +15,7 @@ from ...errors import SessionChanged, StorageError
 from ...ids import validate_session_id
 from ...limits import clip_title
 from ...models import Message, Session, SessionInfo, updated_at_of
+from ...project_memories import validate_memory_id, validate_project
 from ...urls import redact
 from .appends import Appender
 from .client import MAX_ATTEMPTS, Declined, S3Client, pause
@@ -22,6 +23,7 @@ from .compaction import CHUNKS_PER_MERGE, SEGMENTS_PER_CHUNK, Compactor
 from .hooks import Hooks
 from .layout import FORMAT_VERSION, Damaged, Keys, generation_age, new_generation
 from .manifest import Manifest, Manifests
+from .memories import S3Memories
 from .reading import Reader
 
 GARBAGE_AGE_SECONDS = 3600.0  # a generation no manifest names, this old, is a crashed save's
@@ -74,6 +76,7 @@ class S3Backend:
         self._keys = Keys(self.prefix)
         self._manifests = Manifests(self.client, self._keys, hooks)
         self._reader = Reader(self.client, self._keys, self._manifests)
+        self._memories = S3Memories(self.client, self.prefix)
         compactor = Compactor(
             self.client,
             self._keys,
@@ -210,6 +213,23 @@ class S3Backend:
     async def list(self) -> list[SessionInfo]:
         """Summaries from one small manifest per session, most recently updated first."""
         return await asyncio.to_thread(self._reader.list)
+
+    async def load_memories(self, project: str) -> list[Message]:
+        validate_project(project, "read project memories")
+        return await asyncio.to_thread(self._memories.load, project)
+
+    async def memory_projects(self) -> list[str]:
+        return await asyncio.to_thread(self._memories.projects)
+
+    async def add_memory(self, project: str, memory: Message) -> None:
+        validate_project(project, "remember")
+        validate_memory_id(memory.id)
+        await asyncio.to_thread(self._memories.add, project, memory)
+
+    async def delete_memory(self, project: str, memory_id: str) -> bool:
+        validate_project(project, "forget a memory")
+        validate_memory_id(memory_id)
+        return await asyncio.to_thread(self._memories.delete, project, memory_id)
 
     async def close(self) -> None:
         """Close the HTTP connections and the threads of parallel requests."""
