@@ -246,6 +246,7 @@ class Sessions:
         or pin state. ``placeholders``: a folder's active session is listed before it is stored
         (an editor's chat shows it); the terminal lists only what is stored. Sessions in the
         trash are left out, or (``trash``) are the only ones listed."""
+        await self.ready()
         infos = {info.id: info for info in await self.store.sessions.list() if in_trash(info) == trash}
         if trash:
             folders = self._folders_of(workspace_uri)
@@ -293,6 +294,7 @@ class Sessions:
         """One page of ``list``'s sessions, in its order, and whether more follow. Read from the
         store's own pages (PostgreSQL, or the search index of the other stores) without reading
         every session when it can; else from the whole listing."""
+        await self.ready()
         store = self.store
         pager = getattr(store.backend, "list_page", None) if store.overlay is None else None
         if pager is not None:
