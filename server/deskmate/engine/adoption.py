@@ -72,7 +72,7 @@ def inherited_session(
     for place in sorted(latest, key=latest.__getitem__, reverse=True):
         if exists(place):
             continue
-        for session_id in (chosen.get(place), default_session_id(place)):
-            if session_id in usable and session_id not in in_use and usable[session_id].meta.project in keys:
-                return session_id, place
+        session_id = chosen.get(place) or default_session_id(place)  # what was active there
+        if session_id in usable and session_id not in in_use and usable[session_id].meta.project in keys:
+            return session_id, place
     return None
