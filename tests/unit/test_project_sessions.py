@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from deskmate.engine import Assistant, Settings
+from deskmate.engine.search import SearchRequest
 from deskmate.engine.sessions import SessionRef
 from deskmate.engine.workspaces import default_session_id
 from git_repos import git, make_repo
@@ -63,6 +64,8 @@ async def test_a_moved_project_keeps_its_sessions_and_goes_on_in_its_active_one(
     assert await ask(after, "after the move") == chosen.id
     page, more = await after.sessions.page(limit=10)
     assert {info.id for info, _ in page} == {default_id, chosen.id} and not more
+    found = await after.search.search(SearchRequest("default"))  # made at the old path: searched too
+    assert [hit.session_id for hit in found.results] == [default_id]
 
 
 async def test_a_fresh_clone_lists_the_projects_sessions_and_keeps_its_own_active_one(tmp_path, open_engine):

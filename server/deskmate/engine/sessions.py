@@ -169,7 +169,7 @@ class Sessions:
             if (info.workspace_uri and folder_key(info.workspace_uri) in folders) or info.meta.project in wanted
         ]
 
-    async def _keys_of(self, folders: set[str] | list[str]) -> set[str]:
+    async def keys_of(self, folders: set[str] | list[str]) -> set[str]:
         """Every project key of ``folders``' projects: their sessions are listed with them."""
         keys: set[str] = set()
         for folder in folders:
@@ -250,7 +250,7 @@ class Sessions:
         infos = {info.id: info for info in await self.store.sessions.list() if in_trash(info) == trash}
         if trash:
             folders = self._folders_of(workspace_uri)
-            projects = await self._keys_of(folders)
+            projects = await self.keys_of(folders)
             chosen = [info for info in infos.values() if all or _belongs(info, folders, projects)]
             chosen.sort(key=lambda info: info.meta.deleted_at or "", reverse=True)
             for info in chosen:
@@ -268,7 +268,7 @@ class Sessions:
         for folder in folders if placeholders else ():  # listed even before its first question
             session_id = fixed_id or self.workspaces.active_session(folder)
             infos.setdefault(session_id, SessionInfo(id=session_id, workspace_uri=folder))
-        projects = await self._keys_of(folders)
+        projects = await self.keys_of(folders)
         chosen = [info for info in infos.values() if all or info.id in active or _belongs(info, folders, projects)]
         if tag is not None:
             wanted = tag.casefold()
@@ -307,7 +307,7 @@ class Sessions:
                     active = {ref.id} if ref.id else set()
                 else:
                     folders = list(self.workspaces.folders)
-            projects = sorted(await self._keys_of(folders or []))
+            projects = sorted(await self.keys_of(folders or []))
             query = ListQuery(folders, sorted(active), tag, pinned, projects=projects)
             infos = await pager(query, start, limit + 1)
             if infos is not None:
