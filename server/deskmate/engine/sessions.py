@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,8 @@ from .trash import in_trash, restore_change, trash_patch
 from .workspaces import GLOBAL_SESSION_ID, Workspaces, folder_key, fresh_session_id
 
 log = logging.getLogger(__name__)
+
+ADOPT_RETRY = 30.0  # seconds before a folder's adoption the store refused is tried again
 
 
 def refuse_trashed(info: SessionInfo) -> None:
@@ -83,15 +86,17 @@ class Sessions:
         self.workspaces = Workspaces(store.data_dir)
         self._projects: dict[str, ProjectIdentity] = {}  # each folder's project, once identified
         self._opening: dict[str, asyncio.Future[ProjectIdentity]] = {}
-        self._unadopted: set[str] = set()  # identified, but the store refused the adoption
+        # Folders identified but not adopted yet (the store refused): when to try again.
+        self._unadopted: dict[str, float] = {}
 
     def moved(self) -> None:
-        """The data dir changed: folders' active sessions are read from the new one."""
+        """The data dir or the store changed: folders' active sessions are read from the new
+        data dir, and each folder's sessions adopted afresh from the new store."""
         if self.workspaces.data_dir != self.store.data_dir:
             folders = self.workspaces.folders
             self.workspaces = Workspaces(self.store.data_dir)
             self.workspaces.set_folders(folders)
-            self._unadopted.update(self._projects)  # the new store's sessions are adopted afresh
+        self._unadopted.update(dict.fromkeys(self._projects, 0.0))
 
     # -- projects -----------------------------------------------------------------
 
@@ -99,7 +104,7 @@ class Sessions:
         """Every open folder's project is identified and its sessions adopted (the first time a
         folder is used; engine/adoption.py). Never raises: an adoption the store refused (it is
         down) is tried again on the next call."""
-        folders = [f for f in self.workspaces.folders if f not in self._projects or f in self._unadopted]
+        folders = [f for f in self.workspaces.folders if f not in self._projects or self._retry_due(f)]
         if folders:
             await asyncio.gather(*(self.project_of(folder) for folder in folders))
 
@@ -109,7 +114,7 @@ class Sessions:
             return None
         folder = self.workspaces.folder_of(workspace_uri) or folder_key(workspace_uri)
         known = self._projects.get(folder)
-        if known is not None and folder not in self._unadopted:
+        if known is not None and not self._retry_due(folder):
             return known
         opening = self._opening.get(folder)
         if opening is None:
@@ -126,10 +131,17 @@ class Sessions:
             await self._adopt(folder, identity)
         except (SessionStoreError, OSError) as exc:
             log.warning("Could not bring the sessions of %s into its project yet: %s", folder, exc)
-            self._unadopted.add(folder)
+            self._unadopted[folder] = time.monotonic() + ADOPT_RETRY
+        except Exception:  # a fault of ours must not stop every command: logged, tried again later
+            log.error("Bringing the sessions of %s into its project failed", folder, exc_info=True)
+            self._unadopted[folder] = time.monotonic() + ADOPT_RETRY
         else:
-            self._unadopted.discard(folder)
+            self._unadopted.pop(folder, None)
         return identity
+
+    def _retry_due(self, folder: str) -> bool:
+        due = self._unadopted.get(folder)
+        return due is not None and time.monotonic() >= due
 
     async def _adopt(self, folder: str, identity: ProjectIdentity) -> None:
         infos = await self._infos_of([folder], identity.keys)
