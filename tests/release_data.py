@@ -29,7 +29,9 @@ def install(data_dir: Path, root: Path) -> dict[str, str]:
         new_id = renamed.get(old_id, old_id)
         names[old_id] = new_id
         (data_dir / "sessions" / f"{new_id}.jsonl").write_text(_moved(source.read_text(), root, renamed))
-    (data_dir / "workspaces.json").write_text(_moved((FIXTURE / "workspaces.json").read_text(), root, renamed))
+    (data_dir / "workspaces.json").write_text(
+        _moved((FIXTURE / "workspaces.json").read_text(), root, renamed)
+    )
     return names
 
 

@@ -340,8 +340,8 @@ def context_lines(context: dict) -> str:
 
 
 async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) -> int:
-    from .engine.workspaces import uri_to_path
     from .engine.forks import lineage_of
+    from .engine.workspaces import uri_to_path
     from .terminal import SafeWriter, strip_controls
 
     if args.verb == "list":

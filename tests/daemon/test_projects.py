@@ -19,7 +19,9 @@ def cli(*args, cwd, model_server, data_dir) -> str:
         [sys.executable, "-m", "deskmate", *args],
         cwd=cwd,
         env=clean_env(
-            DESKMATE_BASE_URL=model_server.base_url, DESKMATE_MODEL="test-model", DESKMATE_DATA_DIR=str(data_dir)
+            DESKMATE_BASE_URL=model_server.base_url,
+            DESKMATE_MODEL="test-model",
+            DESKMATE_DATA_DIR=str(data_dir),
         ),
         capture_output=True,
         text=True,
@@ -77,7 +79,9 @@ async def test_a_project_moved_then_deleted_and_cloned_again_keeps_its_sessions(
     }
 
 
-async def test_a_data_dir_from_the_release_upgrades_with_every_session_found(start_daemon, tmp_path, data_dir):
+async def test_a_data_dir_from_the_release_upgrades_with_every_session_found(
+    start_daemon, tmp_path, data_dir
+):
     names = install(data_dir, tmp_path)
     before_files = sorted(path.name for path in (data_dir / "sessions").glob("*.jsonl"))
     chosen_before = json.loads((data_dir / "workspaces.json").read_text())["active"]

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from deskmate.engine import Assistant, Settings
+from deskmate.engine import sessions as sessions_module
 from deskmate.engine.search import SearchRequest
 from deskmate.engine.sessions import SessionRef
 from deskmate.engine.workspaces import default_session_id
+from deskmate.memory import BackendUnavailable
 from git_repos import git, make_repo
 from helpers import turn
 
@@ -138,3 +140,31 @@ async def test_a_pinned_folder_shares_the_project_of_its_pin(tmp_path, open_engi
     docs = open_engine(tmp_path / "docs")
     assert await listed(docs) == {asked: False}
     assert (await docs.sessions.project_of((tmp_path / "docs").as_uri())).source == "file"
+
+
+async def test_a_store_that_is_down_delays_the_adoption_and_fails_no_command(
+    tmp_path, open_engine, monkeypatch
+):
+    make_repo(tmp_path / "app")
+    uri = (tmp_path / "app").as_uri()
+    engine = open_engine(tmp_path / "app")
+    store = engine.store.backend
+    await store.append(default_session_id(uri), turn(0), title="Old", workspace_uri=uri)
+
+    async def down():
+        raise BackendUnavailable("the test's store is down")
+
+    store.list = down
+    await engine.sessions.ready()  # logged, not raised: every command goes on
+    identity = await engine.sessions.project_of(uri)
+    assert identity.source == "git-root-commit"
+    del store.list
+    await engine.sessions.ready()
+    assert (await store.load(default_session_id(uri))).meta.project is None  # not before the retry is due
+    monkeypatch.setattr(sessions_module, "ADOPT_RETRY", 0.0)
+    store.list = down
+    engine.sessions.moved()  # a new store: adopted afresh, and it is down again
+    await engine.sessions.ready()
+    del store.list
+    await engine.sessions.ready()
+    assert (await store.load(default_session_id(uri))).meta.project == identity.id

@@ -117,7 +117,10 @@ def checked_pin(text: str, pin: Path) -> tuple[str | None, str | None]:
                 "(starting with a letter or digit); it is ignored"
             )
         return line, None
-    return None, f"{pin} holds no id (its first line that is not a # comment names the project); it is ignored"
+    return (
+        None,
+        f"{pin} holds no id (its first line that is not a # comment names the project); it is ignored",
+    )
 
 
 # -- git ----------------------------------------------------------------------------------
@@ -156,7 +159,9 @@ def _git(folder: Path, *args: str) -> str | None:
     except FileNotFoundError:
         return None  # no git on this machine
     except subprocess.TimeoutExpired:
-        log.warning("git %s took over %ss in %s; the project is identified without it", args[0], GIT_TIMEOUT, folder)
+        log.warning(
+            "git %s took over %ss in %s; the project is identified without it", args[0], GIT_TIMEOUT, folder
+        )
         return None
     except OSError as exc:
         log.info("git %s failed in %s: %s", args[0], folder, exc)

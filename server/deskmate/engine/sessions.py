@@ -153,7 +153,13 @@ class Sessions:
         heir = await asyncio.to_thread(inherited_session, infos, folder, identity.keys, chosen)
         if heir is not None:
             session_id, vanished = heir
-            log.info("%s goes on with session %s of %s (gone), its project %s", folder, session_id, vanished, identity.id)
+            log.info(
+                "%s goes on with session %s of %s (gone), its project %s",
+                folder,
+                session_id,
+                vanished,
+                identity.id,
+            )
             await asyncio.to_thread(self.workspaces.set_active, folder, session_id)
 
     async def _infos_of(self, folders: list[str], projects: tuple[str, ...]) -> list[SessionInfo]:
@@ -178,7 +184,8 @@ class Sessions:
         return [
             info
             for info in await self.store.sessions.list()
-            if (info.workspace_uri and folder_key(info.workspace_uri) in folders) or info.meta.project in wanted
+            if (info.workspace_uri and folder_key(info.workspace_uri) in folders)
+            or info.meta.project in wanted
         ]
 
     async def keys_of(self, folders: set[str] | list[str]) -> set[str]:
@@ -281,7 +288,9 @@ class Sessions:
             session_id = fixed_id or self.workspaces.active_session(folder)
             infos.setdefault(session_id, SessionInfo(id=session_id, workspace_uri=folder))
         projects = await self.keys_of(folders)
-        chosen = [info for info in infos.values() if all or info.id in active or _belongs(info, folders, projects)]
+        chosen = [
+            info for info in infos.values() if all or info.id in active or _belongs(info, folders, projects)
+        ]
         if tag is not None:
             wanted = tag.casefold()
             chosen = [info for info in chosen if any(t.casefold() == wanted for t in info.meta.tags)]

@@ -412,7 +412,9 @@ class SearchIndex:
         text = match_expression(query)
         db = self._reader
         if filters.folders is not None and filters.projects:
-            filters = replace(filters, session_ids=[*filters.session_ids, *_sessions_of(db, filters.projects)])
+            filters = replace(
+                filters, session_ids=[*filters.session_ids, *_sessions_of(db, filters.projects)]
+            )
         scope = _scope_expression(filters)
         expression = f"content : ({text})" + (f" AND scope : ({scope})" if scope else "")
         times, time_params = "", []
@@ -523,7 +525,9 @@ def _sessions_of(db: sqlite3.Connection, projects: Sequence[str]) -> list[str]:
     """The indexed sessions of ``projects``: a project is not in the scope tokens (it may be set
     after a session's messages were indexed), so its sessions are searched by id."""
     marks = ",".join("?" * len(projects))
-    rows = db.execute(f"SELECT id FROM sessions WHERE json_extract(meta, '$.project') IN ({marks})", list(projects))
+    rows = db.execute(
+        f"SELECT id FROM sessions WHERE json_extract(meta, '$.project') IN ({marks})", list(projects)
+    )
     return [row[0] for row in rows]
 
 

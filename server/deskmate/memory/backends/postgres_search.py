@@ -50,7 +50,9 @@ def _filters(filters: Filters) -> tuple[list[sql.Composable], list[Any]]:
                 "(rtrim(s.workspace_uri, '/') = ANY(%s) OR s.id = ANY(%s) OR s.meta::jsonb->>'project' = ANY(%s))"
             )
         )
-        params.extend([[f.rstrip("/") for f in filters.folders], list(filters.session_ids), list(filters.projects)])
+        params.extend(
+            [[f.rstrip("/") for f in filters.folders], list(filters.session_ids), list(filters.projects)]
+        )
     if filters.tag:
         where.append(sql.SQL("EXISTS (SELECT FROM unnest(s.tags) t WHERE lower(t) = lower(%s))"))
         params.append(filters.tag)
