@@ -169,8 +169,8 @@ class Sessions:
         # A store that pages by itself (PostgreSQL) is asked; the local index is not consulted
         # here: it may still be catching up, and the listing below reads what it would.
         pager = getattr(backend, "list_page", None) if self.store.overlay is None else None
-        if getattr(backend, "server_side", True) is None:
-            pager = None
+        if getattr(backend, "server_side", True) is None or self._settings().encryption == "on":
+            pager = None  # sealed labels: only the listing below opens them
         if pager is not None:
             found: list[SessionInfo] = []
             while True:
