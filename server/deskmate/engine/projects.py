@@ -129,16 +129,16 @@ def checked_pin(text: str, pin: Path) -> tuple[str | None, str | None]:
 def git_identity(folder: Path) -> tuple[str | None, str | None]:
     """The root commit of the repository ``folder`` is in (None when unknown: not a repository,
     shallow, no commits, git missing or too slow) and its normalised ``origin`` URL (or None)."""
-    shallow = _git(folder, "rev-parse", "--is-shallow-repository")
-    if shallow is None:
+    facts = _git(folder, "rev-parse", "--is-shallow-repository", "--show-toplevel")
+    if facts is None:
         return None, None  # not a repository, or no usable git
+    shallow, _, top = facts.partition("\n")
     root = None
     if shallow != "true":
         # The end of HEAD's first-parent chain: one commit, whatever other histories were merged in.
         roots = _git(folder, "rev-list", "--first-parent", "--max-parents=0", "HEAD")
         root = roots.split()[0] if roots else None
     url = _git(folder, "config", "--get", "remote.origin.url")
-    top = _git(folder, "rev-parse", "--show-toplevel")
     origin = normalised_origin(url, Path(top) if top else folder) if url else None
     return root, origin
 
