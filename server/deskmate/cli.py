@@ -66,13 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sessions = commands.add_parser(
         "sessions",
-        help="list, new, show, search, rename, tag, pin, fork, delete, restore, trash, export, prune or migrate sessions",
+        help="list, new, show, search, rename, tag, pin, fork, delete, restore, trash, export, prune, "
+        "project or migrate sessions",
     )
     verbs = sessions.add_subparsers(dest="verb", required=True)
     new = verbs.add_parser("new", help="start an empty session, this project's active one from now on")
     new.add_argument("--title", help="its title (default: its first question's first line)")
     listing = verbs.add_parser("list", help="this project's sessions (--all: every session)")
     listing.add_argument("--all", action="store_true")
+    verbs.add_parser("project", help="this folder's project: its id, and how it was found (docs/sessions.md)")
     for verb, text in (("show", "print a session"), ("export", "print as Markdown")):
         sub = verbs.add_parser(verb, help=text)
         sub.add_argument("session", nargs="?", help="session id (default: active)")
@@ -230,6 +232,7 @@ async def run_terminal(args: argparse.Namespace) -> int:
     folder = path_to_uri(project_root(Path.cwd()))
     assistant.sessions.workspaces.set_folders([folder])
     try:
+        await assistant.sessions.ready()  # the folder's project, as the editors' daemon finds it
         if args.command == "ask":
             return await terminal_ask(assistant, args)
         if args.command == "memory":
@@ -343,6 +346,7 @@ def context_lines(context: dict) -> str:
 
 async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) -> int:
     from .engine.forks import lineage_of
+    from .engine.workspaces import uri_to_path
     from .terminal import SafeWriter, strip_controls
 
     if args.verb == "list":
@@ -359,6 +363,13 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
                 f"{strip_controls(info.title)}{labels}"
             )
         await warn_of_expiry(assistant)
+        return 0
+    if args.verb == "project":
+        identity = await assistant.sessions.project_of(folder)
+        print(f"Project {identity.id} (from {identity.source})")
+        print(f"Folder  {uri_to_path(folder) or folder}")
+        if len(identity.keys) > 1:
+            print(f"Also finds sessions of: {', '.join(identity.keys[1:])}")
         return 0
     if args.verb in ("rename", "tag", "pin"):
         return await terminal_labels(assistant, args)

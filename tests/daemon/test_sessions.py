@@ -185,6 +185,7 @@ async def test_list_sessions_of_the_workspace_and_all(start_daemon, project, tmp
         "tags",
         "pinned",
         "forkedFrom",
+        "projectId",
         "active",
     }
     assert (entry["tags"], entry["pinned"], entry["forkedFrom"]) == ([], False, None)

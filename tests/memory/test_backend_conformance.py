@@ -417,6 +417,7 @@ async def test_session_metadata_round_trips_every_field(backend):
         tags=["api", "ünïcode"],
         pinned=True,
         forked_from={"sessionId": "src", "messageId": "m"},
+        project="git:0123abcd",
         extra={"colour": {"name": "teal"}},
     )
     await backend.save(Session(id="meta", title="Meta", messages=turn(0), meta=meta))

@@ -374,6 +374,11 @@ export class ChatController {
 
   // ---- helpers ------------------------------------------------------------------------------
 
+  /** The workspace folder the chat is about (its URI), if any. */
+  workspaceUri(): string | undefined {
+    return this.host.workspaceUri();
+  }
+
   private where(): { workspaceUri?: string } {
     const workspaceUri = this.host.workspaceUri();
     return workspaceUri ? { workspaceUri } : {};

@@ -9,6 +9,7 @@ import { toDeskmateError } from './errors';
 import { exportFileName } from './exportName';
 import type { AskContext, SessionSummary, TrashedSession } from './protocol';
 import { API_KEY_SECRET } from './secrets';
+import { madeElsewhere } from './sessionOrigin';
 import { showSessions } from './sessionSearch';
 import type { WorkspaceTracker } from './workspace';
 
@@ -169,7 +170,7 @@ async function pickSession(controller: ChatController, title: string): Promise<S
   const items: SessionItem[] = sessions.map((session) => ({
     label: session.title || session.sessionId,
     description: `${session.messageCount} messages${session.active ? ' · current' : ''}`,
-    detail: `${session.sessionId} · last used ${formatTime(session.updatedAt)}`,
+    detail: `${session.sessionId} · last used ${formatTime(session.updatedAt)}${madeElsewhere(session, controller.workspaceUri())}`,
     session,
   }));
   const picked = await vscode.window.showQuickPick(items, { title, matchOnDetail: true, placeHolder: 'Pick a session' });

@@ -75,6 +75,8 @@ export interface SessionSummary {
   tags?: string[];
   pinned?: boolean;
   forkedFrom?: Lineage | null;
+  /** The project the session belongs to (docs/protocol.md, Projects); null: none. */
+  projectId?: string | null;
   active: boolean;
 }
 

@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import type { ChatController } from './chatController';
 import { toDeskmateError } from './errors';
 import type { SearchHit, SessionSummary } from './protocol';
+import { madeElsewhere } from './sessionOrigin';
 
 const SEARCH_DELAY_MS = 150;
 
@@ -38,13 +39,15 @@ export function formatDate(iso: string | null | undefined): string {
   return Number.isNaN(time.getTime()) ? iso : time.toLocaleString();
 }
 
-export function sessionItem(session: SessionSummary): SessionPickItem {
+export function sessionItem(session: SessionSummary, folderUri?: string): SessionPickItem {
   const tags = session.tags ?? [];
   const pinned = session.pinned === true;
   return {
     label: `${pinned ? '$(pinned) ' : ''}${session.title || session.sessionId}`,
     description: [tags.map((t) => `#${t}`).join(' '), formatDate(session.updatedAt)].filter(Boolean).join(' · '),
-    detail: `${session.messageCount} message${session.messageCount === 1 ? '' : 's'}${session.active ? ' · current' : ''}`,
+    detail:
+      `${session.messageCount} message${session.messageCount === 1 ? '' : 's'}${session.active ? ' · current' : ''}` +
+      madeElsewhere(session, folderUri),
     sessionId: session.sessionId,
     messageId: null,
     title: session.title,
@@ -99,7 +102,7 @@ export async function showSessions(controller: ChatController, all = false): Pro
       const query = pick.value.trim();
       if (mine !== generation) return;
       if (!query) {
-        pick.items = sessions.map(sessionItem);
+        pick.items = sessions.map((session) => sessionItem(session, controller.workspaceUri()));
         pick.busy = false;
         return;
       }

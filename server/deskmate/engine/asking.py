@@ -206,6 +206,8 @@ class AskRunner:
         title = session.title or title_from(question_text)
         store, key = self.sessions.store.for_session(ref.id)
         untitled = not session.messages and not session.title
+        identity = await self.sessions.project_of(ref.workspace_uri) if ref.id is not None else None
+        project = identity.id if identity is not None and session.meta.project is None else None
 
         pieces: list[str] = []
         usage: Usage | None = None
@@ -227,7 +229,7 @@ class AskRunner:
             await first_piece_out.wait()
             write_anyway.cancel()
             await self.sessions.add_question(
-                store, key, question, title, ref.workspace_uri, untitled=untitled
+                store, key, question, title, ref.workspace_uri, untitled=untitled, project=project
             )
 
         stored_question = asyncio.ensure_future(write_question())

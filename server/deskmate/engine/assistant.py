@@ -128,7 +128,8 @@ class Assistant:
             self.asks.models.retire(self.asks.running())  # answers streaming now finish on the old one
         self._settings = settings
         await self.store.reconfigure(settings)
-        self.sessions.moved()
+        if (old.data_dir, old.storage_url) != (settings.data_dir, settings.storage_url):
+            self.sessions.moved()
 
     async def fork_for_edit(
         self, ref: SessionRef, edit_message_id: str, question: str | None, context: dict[str, Any] | None

@@ -105,11 +105,14 @@ class Forks:
         self, ref: SessionRef, source: Session, messages: list[Message], lineage: Lineage, title: str | None
     ) -> Session:
         folder = ref.workspace_uri
+        project = source.meta.project
+        if project is None and (identity := await self.sessions.project_of(folder)) is not None:
+            project = identity.id
         fork = Session(
             id=await self._unused_id(folder or source.workspace_uri),
             title=clip_title(title) if title else fork_title(source),
             workspace_uri=source.workspace_uri or folder,
-            meta=SessionMeta(tags=list(source.meta.tags), forked_from=lineage.to_record()),
+            meta=SessionMeta(tags=list(source.meta.tags), forked_from=lineage.to_record(), project=project),
             messages=messages,
         )
         # The store may copy the prefix from the source inside itself (PostgreSQL does).

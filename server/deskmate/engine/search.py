@@ -46,6 +46,8 @@ class Search:
         filters = Filters(tag=request.tag, role=request.role, after=request.after, before=request.before)
         if not request.all:
             filters.folders, filters.session_ids = self._where(request.workspace_uri)
+            await self.sessions.ready()
+            filters.projects = sorted(await self.sessions.keys_of(filters.folders))
         try:
             hits, total = await self.sessions.store.searchable.search(request.query, filters, request.limit)
         except BadQuery as exc:

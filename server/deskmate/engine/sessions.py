@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,14 +23,18 @@ from ..memory.backend import MetaChange
 from ..memory.limits import clip_title
 from ..memory.models import SessionMeta
 from ..memory.search_index import ListQuery
+from .adoption import inherited_session, stamp_project, unstamped_in
 from .errors import EngineError
 from .export import session_to_markdown
+from .projects import ProjectIdentity, identify
 from .settings import Settings
 from .store import SessionStore
 from .trash import in_trash, restore_change, trash_patch
 from .workspaces import GLOBAL_SESSION_ID, Workspaces, folder_key, fresh_session_id
 
 log = logging.getLogger(__name__)
+
+ADOPT_RETRY = 30.0  # seconds before a folder's adoption the store refused is tried again
 
 
 def refuse_trashed(info: SessionInfo) -> None:
@@ -79,13 +84,118 @@ class Sessions:
         self.store = store
         self.warn = warn
         self.workspaces = Workspaces(store.data_dir)
+        self._projects: dict[str, ProjectIdentity] = {}  # each folder's project, once identified
+        self._opening: dict[str, asyncio.Future[ProjectIdentity]] = {}
+        # Folders identified but not adopted yet (the store refused): when to try again.
+        self._unadopted: dict[str, float] = {}
 
     def moved(self) -> None:
-        """The data dir changed: folders' active sessions are read from the new one."""
+        """The data dir or the store changed: folders' active sessions are read from the new
+        data dir, and each folder's sessions adopted afresh from the new store."""
         if self.workspaces.data_dir != self.store.data_dir:
             folders = self.workspaces.folders
             self.workspaces = Workspaces(self.store.data_dir)
             self.workspaces.set_folders(folders)
+        self._unadopted.update(dict.fromkeys(self._projects, 0.0))
+
+    # -- projects -----------------------------------------------------------------
+
+    async def ready(self) -> None:
+        """Every open folder's project is identified and its sessions adopted (the first time a
+        folder is used; engine/adoption.py). Never raises: an adoption the store refused (it is
+        down) is tried again on the next call."""
+        folders = [f for f in self.workspaces.folders if f not in self._projects or self._retry_due(f)]
+        if folders:
+            await asyncio.gather(*(self.project_of(folder) for folder in folders))
+
+    async def project_of(self, workspace_uri: str | None) -> ProjectIdentity | None:
+        """The project of the folder ``workspace_uri`` names (None: no folder)."""
+        if not workspace_uri:
+            return None
+        folder = self.workspaces.folder_of(workspace_uri) or folder_key(workspace_uri)
+        known = self._projects.get(folder)
+        if known is not None and not self._retry_due(folder):
+            return known
+        opening = self._opening.get(folder)
+        if opening is None:
+            opening = self._opening[folder] = asyncio.ensure_future(self._open(folder, known))
+            opening.add_done_callback(lambda _: self._opening.pop(folder, None))
+        return await asyncio.shield(opening)
+
+    async def _open(self, folder: str, known: ProjectIdentity | None) -> ProjectIdentity:
+        identity = known or await asyncio.to_thread(identify, folder)
+        if known is None and identity.problem:
+            self.warn(f"deskmate: {identity.problem}.")
+        self._projects[folder] = identity
+        try:
+            await self._adopt(folder, identity)
+        except (SessionStoreError, OSError) as exc:
+            log.warning("Could not bring the sessions of %s into its project yet: %s", folder, exc)
+            self._unadopted[folder] = time.monotonic() + ADOPT_RETRY
+        except Exception:  # a fault of ours must not stop every command: logged, tried again later
+            log.error("Bringing the sessions of %s into its project failed", folder, exc_info=True)
+            self._unadopted[folder] = time.monotonic() + ADOPT_RETRY
+        else:
+            self._unadopted.pop(folder, None)
+        return identity
+
+    def _retry_due(self, folder: str) -> bool:
+        due = self._unadopted.get(folder)
+        return due is not None and time.monotonic() >= due
+
+    async def _adopt(self, folder: str, identity: ProjectIdentity) -> None:
+        infos = await self._infos_of([folder], identity.keys)
+        for session_id in unstamped_in(infos, folder):
+            await self.change(session_id, stamp_project(identity.id))
+        if self._settings().session_id:
+            return  # every folder is pinned to one session: no folder's active session to carry over
+        chosen = await asyncio.to_thread(self.workspaces.chosen)
+        heir = await asyncio.to_thread(inherited_session, infos, folder, identity.keys, chosen)
+        if heir is not None:
+            session_id, vanished = heir
+            log.info(
+                "%s goes on with session %s of %s (gone), its project %s",
+                folder,
+                session_id,
+                vanished,
+                identity.id,
+            )
+            await asyncio.to_thread(self.workspaces.set_active, folder, session_id)
+
+    async def _infos_of(self, folders: list[str], projects: tuple[str, ...]) -> list[SessionInfo]:
+        """The stored sessions made in ``folders`` or belonging to ``projects`` (not in the trash,
+        where the store pages by itself)."""
+        backend = self.store.backend
+        # A store that pages by itself (PostgreSQL) is asked; the local index is not consulted
+        # here: it may still be catching up, and the listing below reads what it would.
+        pager = getattr(backend, "list_page", None) if self.store.overlay is None else None
+        if getattr(backend, "server_side", True) is None or self._settings().encryption == "on":
+            pager = None  # sealed labels: only the listing below opens them
+        if pager is not None:
+            found: list[SessionInfo] = []
+            while True:
+                page = await pager(ListQuery(folders, (), None, None, projects=projects), len(found), 500)
+                if page is None:
+                    break  # the index has not caught up: the whole listing below
+                found.extend(page)
+                if len(page) < 500:
+                    return found
+        wanted = set(projects)
+        return [
+            info
+            for info in await self.store.sessions.list()
+            if (info.workspace_uri and folder_key(info.workspace_uri) in folders)
+            or info.meta.project in wanted
+        ]
+
+    async def keys_of(self, folders: set[str] | list[str]) -> set[str]:
+        """Every project key of ``folders``' projects: their sessions are listed with them."""
+        keys: set[str] = set()
+        for folder in folders:
+            identity = await self.project_of(folder)
+            if identity is not None:
+                keys.update(identity.keys)
+        return keys
 
     # -- resolving ------------------------------------------------------------
 
@@ -155,9 +265,12 @@ class Sessions:
         or pin state. ``placeholders``: a folder's active session is listed before it is stored
         (an editor's chat shows it); the terminal lists only what is stored. Sessions in the
         trash are left out, or (``trash``) are the only ones listed."""
+        await self.ready()
         infos = {info.id: info for info in await self.store.sessions.list() if in_trash(info) == trash}
         if trash:
-            chosen = [info for info in infos.values() if all or self._in_folders(info, workspace_uri)]
+            folders = self._folders_of(workspace_uri)
+            projects = await self.keys_of(folders)
+            chosen = [info for info in infos.values() if all or _belongs(info, folders, projects)]
             chosen.sort(key=lambda info: info.meta.deleted_at or "", reverse=True)
             for info in chosen:
                 info.title = clip_title(info.title)
@@ -174,10 +287,9 @@ class Sessions:
         for folder in folders if placeholders else ():  # listed even before its first question
             session_id = fixed_id or self.workspaces.active_session(folder)
             infos.setdefault(session_id, SessionInfo(id=session_id, workspace_uri=folder))
+        projects = await self.keys_of(folders)
         chosen = [
-            info
-            for info in infos.values()
-            if all or info.id in active or (info.workspace_uri and folder_key(info.workspace_uri) in folders)
+            info for info in infos.values() if all or info.id in active or _belongs(info, folders, projects)
         ]
         if tag is not None:
             wanted = tag.casefold()
@@ -203,6 +315,7 @@ class Sessions:
         """One page of ``list``'s sessions, in its order, and whether more follow. Read from the
         store's own pages (PostgreSQL, or the search index of the other stores) without reading
         every session when it can; else from the whole listing."""
+        await self.ready()
         store = self.store
         pager = getattr(store.backend, "list_page", None) if store.overlay is None else None
         if pager is not None:
@@ -215,7 +328,8 @@ class Sessions:
                     active = {ref.id} if ref.id else set()
                 else:
                     folders = list(self.workspaces.folders)
-            query = ListQuery(folders, sorted(active), tag, pinned)
+            projects = sorted(await self.keys_of(folders or []))
+            query = ListQuery(folders, sorted(active), tag, pinned, projects=projects)
             infos = await pager(query, start, limit + 1)
             if infos is not None:
                 more = len(infos) > limit
@@ -246,14 +360,12 @@ class Sessions:
         pinned = [info for info in infos if info.meta.pinned]
         return pinned + placeholders + [info for info in infos if not info.meta.pinned]
 
-    def _in_folders(self, info: SessionInfo, workspace_uri: str | None) -> bool:
-        """Whether a session belongs to the folder of ``workspace_uri`` (else: to any open folder)."""
+    def _folders_of(self, workspace_uri: str | None) -> set[str]:
+        """The folder of ``workspace_uri`` (else: every open folder)."""
         if workspace_uri:
             ref = self.resolve(workspace_uri=workspace_uri)
-            folders = {ref.workspace_uri} if ref.workspace_uri else set()
-        else:
-            folders = set(self.workspaces.folders)
-        return bool(info.workspace_uri and folder_key(info.workspace_uri) in folders)
+            return {ref.workspace_uri} if ref.workspace_uri else set()
+        return set(self.workspaces.folders)
 
     async def get(self, ref: SessionRef) -> SessionView:
         session, persisted = await self.current(ref)
@@ -274,15 +386,22 @@ class Sessions:
         workspace_uri: str | None,
         *,
         untitled: bool,
+        project: str | None = None,
     ) -> None:
         """Store a question; a new session is created with ``title``, and one that exists but is
-        still empty and ``untitled`` takes it first."""
+        still empty and ``untitled`` takes it first. ``project``: the session joins that project
+        (a new one, or one made before projects were known)."""
         if untitled:
             try:
                 await store.update(key, first_title(title))
             except SessionStoreError as exc:  # the question matters more than its title
                 log.warning("Could not title session %r: %s", key, exc)
         await store.append(key, [question], title=title, workspace_uri=workspace_uri)
+        if project is not None:
+            try:
+                await store.update(key, stamp_project(project))
+            except SessionStoreError as exc:  # adopted on the folder's next first use instead
+                log.warning("Could not put session %r in project %s: %s", key, project, exc)
 
     def _check_folder_may_change_session(self, ref: SessionRef, action: str) -> None:
         if ref.workspace_uri is None:
@@ -297,8 +416,12 @@ class Sessions:
         """Start an empty session and make it the folder's active one."""
         ref = self.resolve(workspace_uri=workspace_uri)
         self._check_folder_may_change_session(ref, "start a new session")
+        project = await self.project_of(ref.workspace_uri)
         session = Session(
-            id=fresh_session_id(ref.workspace_uri), title=title, workspace_uri=ref.workspace_uri
+            id=fresh_session_id(ref.workspace_uri),
+            title=title,
+            workspace_uri=ref.workspace_uri,
+            meta=SessionMeta(project=project.id if project else None),
         )
         await self.store.sessions.save(session)
         await asyncio.to_thread(self.workspaces.set_active, ref.workspace_uri, session.id)
@@ -392,3 +515,10 @@ class Sessions:
         if session is None:
             raise SessionNotFound(ref.id)
         return session
+
+
+def _belongs(info: SessionInfo, folders: set[str], projects: set[str]) -> bool:
+    """Whether a session was made in one of ``folders`` or belongs to one of their ``projects``."""
+    if info.meta.project is not None and info.meta.project in projects:
+        return True
+    return bool(info.workspace_uri and folder_key(info.workspace_uri) in folders)

@@ -130,6 +130,10 @@ class Workspaces:
             data = json.dumps({"version": 1, "active": active}, indent=2, sort_keys=True) + "\n"
             replace_atomically(self.state_path, data.encode())
 
+    def chosen(self) -> dict[str, str]:
+        """Each folder's active session where one was chosen (the others use their default)."""
+        return self._read_state()
+
     def active_session(self, folder_uri: str) -> str:
         return self._read_state().get(folder_uri) or default_session_id(folder_uri)
 

@@ -65,6 +65,7 @@ def _answering(name: str, handler: Handler) -> Callable[..., Awaitable[dict[str,
         arguments = Arguments.of(name, args)
         try:
             await ls.settled()
+            await ls.assistant.sessions.ready()  # each folder's project known, its sessions adopted
             return await handler(ls, arguments)
         except (InvalidSessionId, SessionIdRequired, InvalidArgument) as exc:
             raise invalid(name, str(exc)) from None
@@ -320,7 +321,10 @@ async def status(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     except SessionStoreError as exc:  # status must answer even when the store does not
         log.info("deskmate.status could not list sessions: %s", exc)
         expiring = None
-    result = status_result(ls.assistant.status(), expiring)
+    project = await ls.assistant.sessions.project_of(
+        arguments.text("workspaceUri") or next(iter(ls.assistant.sessions.workspaces.folders), None)
+    )
+    result = status_result(ls.assistant.status(), expiring, project)
     if arguments.flag("checkModel"):  # a health check: ask the model server, briefly
         ok, message = await ls.assistant.check_model()
         result["modelServer"] = {"ok": ok, "message": message}

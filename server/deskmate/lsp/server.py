@@ -216,6 +216,8 @@ async def on_initialized(ls: DeskmateServer, params: types.InitializedParams) ->
 
     ls.assistant.store.index_progress = IndexingReporter(ls)
     ls.start_sweeping()
+    # Each folder's project (git runs) found now, not in the first command's time.
+    asyncio.ensure_future(ls.assistant.sessions.ready())
     # Import the model SDK now, off the event loop, so the first question does not wait for it.
     asyncio.ensure_future(asyncio.to_thread(preload_model_client))
 

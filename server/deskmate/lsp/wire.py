@@ -11,6 +11,7 @@ from typing import Any
 
 from ..engine import AskResult, EngineStatus, Usage
 from ..engine.forks import ForkInfo, Lineage
+from ..engine.projects import ProjectIdentity
 from ..memory import Message, Session, SessionInfo
 from ..memory.limits import clip_title
 from ..memory.search_index import Hit
@@ -57,6 +58,7 @@ def listing_entry(info: SessionInfo, active: bool) -> dict[str, Any]:
         "tags": list(info.meta.tags),
         "pinned": info.meta.pinned,
         "forkedFrom": lineage_result(Lineage.of(info.meta)),
+        "projectId": info.meta.project,
         "active": active,
     }
 
@@ -136,9 +138,11 @@ def ask_result(result: AskResult, forked_from: Lineage | None = None) -> dict[st
     return answer
 
 
-def status_result(status: EngineStatus, expiring_soon: int | None = None) -> dict[str, Any]:
+def status_result(
+    status: EngineStatus, expiring_soon: int | None = None, project: ProjectIdentity | None = None
+) -> dict[str, Any]:
     """``deskmate.status``; ``expiring_soon``: sessions retention moves to the trash within 7 days
-    (None: the store could not be listed)."""
+    (None: the store could not be listed); ``project``: the workspace folder's (None: no folder)."""
     return {
         "version": status.version,
         "model": status.model,
@@ -156,4 +160,6 @@ def status_result(status: EngineStatus, expiring_soon: int | None = None) -> dic
         "retentionDays": status.retention_days,
         "trashDays": status.trash_days,
         "expiringIn7Days": expiring_soon,
+        "projectId": project.id if project else None,
+        "projectSource": project.source if project else None,
     }

@@ -171,6 +171,8 @@ class SessionMeta:
     deleted_at: str | None = meta_field("deletedAt", "text", None)
     # A daemon claimed the purge of this trashed session at this time (engine/trash.py).
     purging_at: str | None = meta_field("purgingAt", "text", None)
+    # The project it belongs to (engine/projects.py): how a moved, renamed or cloned folder finds it.
+    project: str | None = meta_field("project", "text", None)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def copy(self) -> SessionMeta:

@@ -19,7 +19,7 @@ import logging
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .codec import decode_meta, dumps, encode_meta
@@ -143,6 +143,8 @@ class Filters:
     session_ids: Sequence[str] = ()  # also searched whatever their folder (a folder's active session)
     tag: str | None = None
     role: str | None = None
+    # With ``folders``: sessions of these projects (SessionMeta.project) are searched too.
+    projects: Sequence[str] = ()
     after: str | None = None  # ISO 8601 times, compared as text
     before: str | None = None
 
@@ -421,9 +423,13 @@ class SearchIndex:
         messages of sessions whose title matches too get a bonus.
         """
         text = match_expression(query)
+        db = self._reader
+        if filters.folders is not None and filters.projects:
+            filters = replace(
+                filters, session_ids=[*filters.session_ids, *_sessions_of(db, filters.projects)]
+            )
         scope = _scope_expression(filters)
         expression = f"content : ({text})" + (f" AND scope : ({scope})" if scope else "")
-        db = self._reader
         times, time_params = "", []
         if filters.after:
             times += " AND timestamp >= ?"
@@ -499,6 +505,8 @@ class ListQuery:
     tag: str | None = None
     pinned: bool | None = None
     only_ids: Sequence[str] | None = None  # just these sessions (which of them are stored)
+    # With ``folders``: sessions of these projects (SessionMeta.project) are listed too.
+    projects: Sequence[str] = ()
 
 
 def drop_index_files(path: Path) -> None:
@@ -515,9 +523,13 @@ def _listing_where(query: ListQuery) -> tuple[list[str], list[object]]:
     if query.folders is not None:
         places = ",".join("?" * len(query.folders)) or "NULL"
         ids = ",".join("?" * len(query.session_ids)) or "NULL"
-        where.append(f"(s.folder IN ({places}) OR s.id IN ({ids}))")
+        projects = ",".join("?" * len(query.projects)) or "NULL"
+        where.append(
+            f"(s.folder IN ({places}) OR s.id IN ({ids}) OR json_extract(s.meta, '$.project') IN ({projects}))"
+        )
         params.extend(f.rstrip("/") for f in query.folders)
         params.extend(query.session_ids)
+        params.extend(query.projects)
     if query.tag:
         where.append("instr(s.tags, ?) > 0")
         params.append(TAG_SEPARATOR + query.tag.casefold() + TAG_SEPARATOR)
@@ -528,6 +540,16 @@ def _listing_where(query: ListQuery) -> tuple[list[str], list[object]]:
         where.append(f"s.id IN ({','.join('?' * len(query.only_ids)) or 'NULL'})")
         params.extend(query.only_ids)
     return where, params
+
+
+def _sessions_of(db: sqlite3.Connection, projects: Sequence[str]) -> list[str]:
+    """The indexed sessions of ``projects``: a project is not in the scope tokens (it may be set
+    after a session's messages were indexed), so its sessions are searched by id."""
+    marks = ",".join("?" * len(projects))
+    rows = db.execute(
+        f"SELECT id FROM sessions WHERE json_extract(meta, '$.project') IN ({marks})", list(projects)
+    )
+    return [row[0] for row in rows]
 
 
 def _scope_expression(filters: Filters) -> str:

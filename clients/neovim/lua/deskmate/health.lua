@@ -8,7 +8,7 @@ local function status(root, timeout)
   local client = require("deskmate.client")
   local done, err, result = false, nil, nil
   -- checkModel: the daemon asks the model server too (for 2 s at most).
-  client.exec(root, "deskmate.status", { checkModel = true }, function(e, r)
+  client.exec(root, "deskmate.status", { checkModel = true, workspaceUri = vim.uri_from_fname(root) }, function(e, r)
     done, err, result = true, e, r
   end)
   if not vim.wait(timeout, function()
@@ -64,6 +64,15 @@ function M.check()
     return
   end
   health.ok("daemon version " .. tostring(info.version) .. " (workspace " .. root .. ")")
+  if type(info.projectId) == "string" then
+    health.ok(("project %s (from %s)"):format(info.projectId, tostring(info.projectSource)))
+    if info.projectSource == "path" then
+      health.info(
+        "the project is known by its path only: moved, it starts afresh. A git repository with a commit, "
+          .. "or a .deskmate/project file holding an id, keeps it (:help deskmate-projects)"
+      )
+    end
+  end
 
   health.start("deskmate: model")
   -- The daemon reports baseUrl as set; a login in it must not reach the screen.

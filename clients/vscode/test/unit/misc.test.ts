@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DeskmateError, toDeskmateError } from '../../src/errors';
 import { exportFileName } from '../../src/exportName';
+import { madeElsewhere } from '../../src/sessionOrigin';
 
 describe('exportFileName', () => {
   it('uses the title, made safe for file systems', () => {
@@ -29,5 +30,15 @@ describe('toDeskmateError', () => {
   it('keeps DeskmateErrors', () => {
     const error = new DeskmateError('already for the user');
     assert.equal(toDeskmateError(error), error);
+  });
+});
+
+describe('madeElsewhere', () => {
+  it('names the folder a session of the project was made in, when it is not this one', () => {
+    const here = 'file:///home/me/app';
+    assert.equal(madeElsewhere({ workspaceUri: 'file:///home/me/app/' }, here), '');
+    assert.equal(madeElsewhere({ workspaceUri: 'file:///home/me/old%20app' }, here), ' · made in /home/me/old app');
+    assert.equal(madeElsewhere({ workspaceUri: null }, here), '');
+    assert.equal(madeElsewhere({ workspaceUri: 'file:///x' }, undefined), '');
   });
 });

@@ -44,8 +44,15 @@ def _filters(filters: Filters) -> tuple[list[sql.Composable], list[Any]]:
     where: list[sql.Composable] = [sql.SQL("(s.meta IS NULL OR s.meta::jsonb->>'deletedAt' IS NULL)")]
     params: list[Any] = []
     if filters.folders is not None:
-        where.append(sql.SQL("(rtrim(s.workspace_uri, '/') = ANY(%s) OR s.id = ANY(%s))"))
-        params.extend([[f.rstrip("/") for f in filters.folders], list(filters.session_ids)])
+        # A session of one of the folders' projects counts too, wherever it was made.
+        where.append(
+            sql.SQL(
+                "(rtrim(s.workspace_uri, '/') = ANY(%s) OR s.id = ANY(%s) OR s.meta::jsonb->>'project' = ANY(%s))"
+            )
+        )
+        params.extend(
+            [[f.rstrip("/") for f in filters.folders], list(filters.session_ids), list(filters.projects)]
+        )
     if filters.tag:
         where.append(sql.SQL("EXISTS (SELECT FROM unnest(s.tags) t WHERE lower(t) = lower(%s))"))
         params.append(filters.tag)
@@ -110,7 +117,9 @@ async def search(conn: Any, schema: str, query: str, filters: Filters, limit: in
 def list_page(schema: str, query: ListQuery, offset: int, limit: int) -> tuple[sql.Composed, list[Any]]:
     """The statement for a page of the sessions listing and its parameters."""
     quoted = sql.Identifier(schema)
-    where, params = _filters(Filters(folders=query.folders, session_ids=query.session_ids, tag=query.tag))
+    where, params = _filters(
+        Filters(folders=query.folders, session_ids=query.session_ids, tag=query.tag, projects=query.projects)
+    )
     if query.pinned is not None:
         where.append(sql.SQL("{schema}.meta_pinned(s.meta) = %s").format(schema=quoted))
         params.append(query.pinned)
