@@ -4,6 +4,7 @@ AGENTS.md is read; forget works; teammates' clones of one repository share the m
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ from pygls.exceptions import JsonRpcException
 
 
 def clone(folder: Path, origin: str = "git@github.com:team/app.git") -> Path:
-    (folder / ".git").mkdir(parents=True)
-    (folder / ".git" / "config").write_text(f'[remote "origin"]\n\turl = {origin}\n')
+    """A repository with ``origin`` and no commits yet: its project is known by the remote."""
+    folder.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    subprocess.run(["git", "-C", str(folder), "remote", "add", "origin", origin], check=True)
     return folder
 
 

@@ -4,6 +4,7 @@ in which project, and the three commands' arguments and results."""
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
@@ -11,9 +12,9 @@ from deskmate.engine import Assistant, EngineError, InvalidArgument, Settings
 from deskmate.engine.project_memory import (
     MAX_INSTRUCTIONS_CHARS,
     MemoryNotFound,
-    normalise_remote,
-    project_key,
+    memory_key,
 )
+from deskmate.engine.projects import identify
 
 from .fakes import FakeModel
 from .test_handlers import wire  # noqa: F401  the in-process server fixture
@@ -135,30 +136,24 @@ async def test_secrets_in_a_memory_are_redacted_when_redaction_is_on(tmp_path, p
         await engine.close()
 
 
-def test_a_clone_anywhere_has_the_same_project_key(tmp_path):
+def test_a_clone_anywhere_has_the_same_memory_key(tmp_path):
+    """Keyed by the project's identity: clones of one repository (however its remote is spelled),
+    wherever they are, share the key; an unrelated folder has its own."""
     keys = []
     for place, url in (
         ("a/app", "git@github.com:me/app.git"),
         ("b/app", "https://github.com/me/app"),
-        ("c/app", "ssh://git@github.com:22/me/app/"),
+        ("c/renamed", "ssh://git@github.com:22/me/app/"),
     ):
         folder = tmp_path / place
-        (folder / ".git").mkdir(parents=True)
-        (folder / ".git" / "config").write_text(
-            f'[core]\n\tbare = false\n[remote "upstream"]\n\turl = x\n[remote "origin"]\n\turl = {url}\n'
-        )
-        keys.append(project_key(folder.as_uri()))
-    assert len(set(keys)) == 1 and keys[0].startswith("app-")
-    (tmp_path / "a" / "app" / "sub").mkdir()
-    assert project_key((tmp_path / "a" / "app" / "sub").as_uri()) not in keys  # a folder inside: its own
+        folder.mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", str(folder)], check=True)
+        subprocess.run(["git", "-C", str(folder), "remote", "add", "origin", url], check=True)
+        keys.append(memory_key(identify(folder.as_uri())))
+    assert len(set(keys)) == 1 and keys[0].startswith("project-")
     plain = tmp_path / "d" / "app"
     plain.mkdir(parents=True)
-    assert project_key(plain.as_uri()) not in keys  # no remote: keyed by its path
-
-
-def test_remote_urls_are_normalised():
-    assert normalise_remote("git@GitHub.com:me/app.git") == "github.com/me/app"
-    assert normalise_remote("https://user@gitlab.example.com:8443/g/app.git/") == "gitlab.example.com/g/app"
+    assert memory_key(identify(plain.as_uri())) not in keys  # no repository: keyed by its path
 
 
 async def test_the_commands_check_their_arguments_and_shape_their_results(wire, project):  # noqa: F811
@@ -193,10 +188,9 @@ async def test_instruction_files_are_read_only_in_open_folders(engine, model, tm
 
 
 async def test_an_unreadable_memories_file_is_reported_and_the_ask_goes_on(engine, model, project):
-    from deskmate.engine.project_memory import project_key
-
     await engine.project_memory.remember("a fact")
-    path = engine.store.data_dir / "memories" / f"{project_key(project.as_uri())}.json"
+    key = await engine.project_memory.key_of(project.as_uri())
+    path = engine.store.data_dir / "memories" / f"{key}.json"
     path.write_text("{not json")
     result = await engine.asks.ask("still answered?", ref=engine.sessions.resolve())
     assert result.answer and "a fact" not in str(model.prompts[-1])

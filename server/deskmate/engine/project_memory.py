@@ -10,8 +10,9 @@ Two sources, both put in the system message of every prompt of the project (afte
   workspace folder's root, read at every ask (edits count at once), each cut at
   MAX_INSTRUCTIONS_CHARS, only regular files inside the folder (``context_files.py``).
 
-A project is a workspace folder, keyed by its git remote ``origin`` (so every clone of a
-repository, on any machine, has the same memories) or, without one, by its path.
+A project is the workspace folder's project identity (engine/projects.py: a
+``.deskmate/project`` pin, the git root commit, the ``origin`` remote, else the path), so
+every clone of a repository, on any machine, and the folder moved, has the same memories.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,10 +28,11 @@ from ..memory import BackendUnavailable, Message, SessionStoreError
 from ..memory.project_memories import validate_memory_id
 from .context_files import ContextRefused, read_context_file
 from .errors import EngineError, InvalidArgument
+from .projects import ProjectIdentity
 from .redaction import Redaction, redact
 from .sessions import SessionRef, Sessions
 from .settings import Settings
-from .workspaces import default_session_id, folder_key, uri_to_path
+from .workspaces import folder_key, uri_to_path
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,6 @@ INSTRUCTION_FILES = ("AGENTS.md", ".deskmate/memory.md")
 MAX_INSTRUCTIONS_CHARS = 32_000  # of each file, about 8,000 tokens
 MAX_MEMORY_LENGTH = 2_000  # characters of one memory
 MAX_MEMORIES = 200  # per project
-MAX_GIT_CONFIG_BYTES = 65_536
 
 
 class MemoryNotFound(EngineError):
@@ -70,87 +70,10 @@ class ProjectMemory:
 # -- which project ---------------------------------------------------------------------------
 
 
-def project_key(folder_uri: str) -> str:
-    """The key a workspace folder's memories are stored under: the folder's name plus a hash of
-    its git remote ``origin`` (and where the folder sits in that repository), else of its path."""
-    path = uri_to_path(folder_uri)
-    found = _git_origin(path) if path is not None else None
-    if found is None:
-        return default_session_id(folder_uri)
-    remote, inside = found
-    digest = hashlib.sha256(f"{remote}\n{inside}".encode()).hexdigest()[:8]
-    name = default_session_id(folder_uri).rsplit("-", 1)[0]  # the folder's name, as ids spell it
-    return f"{name}-{digest}"
-
-
-def _git_origin(folder: Path) -> tuple[str, str] | None:
-    """The normalised URL of the ``origin`` remote of the repository holding ``folder``, and
-    the folder's path inside it ('' at the root); None outside a repository or without one."""
-    for root in (folder, *folder.parents):
-        dot_git = root / ".git"
-        if not dot_git.exists():
-            continue
-        config = _git_config_path(dot_git)
-        url = _origin_url(config) if config is not None else None
-        if url is None:
-            return None
-        inside = folder.relative_to(root).as_posix()
-        return normalise_remote(url), "" if inside == "." else inside
-    return None
-
-
-def _git_config_path(dot_git: Path) -> Path | None:
-    if dot_git.is_dir():
-        return dot_git / "config"
-    try:  # a worktree or submodule: ".git" is a file naming the git dir
-        text = dot_git.read_text(errors="replace")[:4096]
-    except OSError:
-        return None
-    match = re.match(r"gitdir:\s*(.+)", text)
-    if not match:
-        return None
-    git_dir = (dot_git.parent / match.group(1).strip()).resolve()
-    try:
-        common = (git_dir / "commondir").read_text().strip()
-    except OSError:
-        return git_dir / "config"
-    return (git_dir / common).resolve() / "config"
-
-
-def _origin_url(config: Path) -> str | None:
-    try:
-        with open(config, "rb") as file:
-            text = file.read(MAX_GIT_CONFIG_BYTES).decode("utf-8", "replace")
-    except OSError:
-        return None
-    section = None
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("["):
-            section = re.sub(r"\s+", " ", line.strip("[]").strip())
-        elif section == 'remote "origin"':
-            key, _, value = line.partition("=")
-            if key.strip().lower() == "url" and value.strip():
-                return value.strip()
-    return None
-
-
-def normalise_remote(url: str) -> str:
-    """``host/path`` of a git remote URL, so the SSH and HTTPS forms of one repository agree:
-    ``git@github.com:me/app.git``, ``ssh://git@github.com/me/app``, ``https://github.com/me/app/``
-    all give ``github.com/me/app``."""
-    url = url.strip()
-    scp = re.fullmatch(r"(?:[^@/\s]+@)?([^:/\s]+):(?!//)(.+)", url)
-    if scp and "://" not in url:
-        host, path = scp.groups()
-    else:
-        rest = url.split("://", 1)[-1]
-        location, _, path = rest.partition("/")
-        host = location.rsplit("@", 1)[-1]
-        host = re.sub(r":\d+$", "", host)
-    path = path.strip("/")
-    path = path[:-4] if path.endswith(".git") else path
-    return f"{host.lower()}/{path}"
+def memory_key(identity: ProjectIdentity) -> str:
+    """The key a project's memories are stored under: a hash of its identity (engine/projects.py),
+    so they follow the project wherever it is cloned or moved, as its sessions do."""
+    return "project-" + hashlib.sha256(identity.id.encode()).hexdigest()[:16]
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -221,9 +144,15 @@ class ProjectMemories:
             "Project memory belongs to a project: open a folder (or name one with workspaceUri)."
         )
 
+    async def key_of(self, folder_uri: str) -> str:
+        """The memory key of the project the folder belongs to."""
+        identity = await self.sessions.project_of(folder_uri)
+        assert identity is not None  # a folder always has a project
+        return memory_key(identity)
+
     async def load(self, folder_uri: str) -> ProjectMemory:
         """The project's memories and instruction files, as the next ask would send them."""
-        project = project_key(folder_uri)
+        project = await self.key_of(folder_uri)
         memories = await self.sessions.store.backend.load_memories(project)
         instructions, refused = await self._instructions(folder_uri)
         return ProjectMemory(project, folder_uri, memories, instructions, refused)
@@ -247,7 +176,7 @@ class ProjectMemories:
         if self._settings().redact_secrets:
             text = redact(text, Redaction())
         folder = self.folder(workspace_uri)
-        project = project_key(folder)
+        project = await self.key_of(folder)
         store = self.sessions.store.backend
         held = await store.load_memories(project)
         if len(held) >= MAX_MEMORIES:
@@ -268,7 +197,7 @@ class ProjectMemories:
             folders = self.sessions.workspaces.folders or [self.folder(None)]
         store = self.sessions.store.backend
         for folder in folders:
-            if await store.delete_memory(project_key(folder), memory_id):
+            if await store.delete_memory(await self.key_of(folder), memory_id):
                 return folder
         where = "this project" if len(folders) == 1 else "the open projects"
         raise MemoryNotFound(f"There is no memory with id {memory_id!r} in {where}.")
