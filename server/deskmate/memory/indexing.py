@@ -26,6 +26,7 @@ from .backend import MemoryBackend, MetaChange
 from .errors import StorageError
 from .models import Message, Session, SessionInfo
 from .search_index import Filters, Hit, ListQuery, SearchIndex
+from .watching import SessionWatch
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,15 @@ class IndexedBackend:
         deleted = await self.inner.delete(session_id)
         self._later(session_id, "remove", session_id)
         return deleted
+
+    def watch(self) -> SessionWatch:
+        return self.inner.watch()
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        return await self.inner.claim_answer(session_id, holder, seconds)
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        await self.inner.release_answer(session_id, holder)
 
     async def close(self) -> None:
         self._closed = True

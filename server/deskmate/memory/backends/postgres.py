@@ -51,7 +51,7 @@ from ..limits import clip_title
 from ..models import Message, Session, SessionInfo, SessionMeta, updated_at_of
 from ..search_index import Filters, Hit, ListQuery
 from ..urls import redact
-from . import postgres_search
+from . import postgres_live, postgres_search
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,9 @@ MIGRATIONS: list[str] = [
     END $$;
     CREATE INDEX sessions_listed ON {schema}.sessions ({schema}.meta_pinned(meta) DESC, updated_at DESC, id);
     """,
+    # 4: live sessions (backends/postgres_live.py): a trigger that NOTIFYs each session row's
+    # change, and the answering leases.
+    postgres_live.MIGRATION,
 ]
 
 _SESSION_COLUMNS = "id, title, workspace_uri, created_at, updated_at, tags, message_count, meta"
@@ -271,6 +274,9 @@ class PostgresBackend:
         self._update_sql = statement(_UPDATE)
         self._delete_messages_sql = statement("DELETE FROM {schema}.messages WHERE session_id = %s")
         self._delete_sql = statement("DELETE FROM {schema}.sessions WHERE id = %s")
+        self._claim_sql = statement(postgres_live.CLAIM)
+        self._release_sql = statement(postgres_live.RELEASE)
+        self._summary_sql = statement(postgres_live.SUMMARY)
         self._list_sql = statement(
             "SELECT {columns} FROM {schema}.sessions ORDER BY updated_at DESC, created_at DESC, id"
         )
@@ -688,6 +694,33 @@ class PostgresBackend:
         if message not in self._warned:
             self._warned.add(message)
             log.warning("%s", message)
+
+    def watch(self) -> postgres_live.PostgresWatch:
+        """LISTEN on the channel the sessions table's trigger NOTIFYs (``postgres_live.py``)."""
+        return postgres_live.PostgresWatch(self._summary, self._listening_connection, self.schema)
+
+    async def _summary(self, session_id: str) -> SessionInfo | None:
+        async with self._connection(f"read session {session_id!r}") as conn:
+            row = await (await conn.execute(self._summary_sql, (session_id,))).fetchone()
+        return None if row is None else self._listed(row)
+
+    async def _listening_connection(self) -> psycopg.AsyncConnection[Any]:
+        """A connection outside the pool (it stays busy listening), the schema ready first."""
+        await self._open_pool()
+        async with self._errors("listen for session changes"):
+            return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        """One upsert of the session's ``answer_leases`` row (it expires ``seconds`` later)."""
+        validate_session_id(session_id, "claim_answer")
+        params = {"id": session_id, "holder": holder, "seconds": seconds}
+        async with self._connection(f"claim session {session_id!r}") as conn:
+            return await (await conn.execute(self._claim_sql, params)).fetchone() is not None
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        validate_session_id(session_id, "release_answer")
+        async with self._connection(f"release session {session_id!r}") as conn:
+            await conn.execute(self._release_sql, {"id": session_id, "holder": holder})
 
     async def close(self) -> None:
         """Close the pool's connections; later operations raise StorageError."""

@@ -51,6 +51,7 @@ from ..ids import validate_session_id
 from ..limits import clip_title
 from ..models import Message, Session, SessionInfo, SessionMeta, now_iso, updated_at_of
 from ..urls import redact
+from . import redis_live
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ _PASSED_ON = frozenset(URL_QUERY_ARGUMENT_PARSERS) | {
     "ssl_password",
 }
 
-# KEYS: meta, messages, index. ARGV: id, title, workspaceUri ('' = none), createdAt,
+# Every write script ends with a PUBLISH of the session id on the changes channel (its last
+# KEY), which live sessions listen to (redis_live.py).
+# KEYS: meta, messages, index, changes. ARGV: id, title, workspaceUri ('' = none), createdAt,
 # updatedAt, score, ttl (0 = none), then the messages' JSON.
 _APPEND = """
 local meta, msgs, index = KEYS[1], KEYS[2], KEYS[3]
@@ -93,10 +96,11 @@ local ttl = tonumber(ARGV[7])
 for _, key in ipairs({meta, msgs}) do
   if ttl > 0 then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
 end
+redis.call('PUBLISH', KEYS[4], ARGV[1])
 return 1
 """
 
-# KEYS: meta, messages, index. ARGV: id, title, workspaceUri, createdAt, updatedAt,
+# KEYS: meta, messages, index, changes. ARGV: id, title, workspaceUri, createdAt, updatedAt,
 # score, ttl, the metadata record (JSON), then the messages' JSON.
 _SAVE = """
 local meta, msgs, index = KEYS[1], KEYS[2], KEYS[3]
@@ -113,11 +117,12 @@ if ttl > 0 then
   redis.call('EXPIRE', meta, ttl)
   redis.call('EXPIRE', msgs, ttl)  -- no-op for a session without messages
 end
+redis.call('PUBLISH', KEYS[4], ARGV[1])
 return 1
 """
 
-# KEYS: meta, messages. ARGV: the title and meta fields as read ('' for none), the new
-# title and meta, ttl. Compare and set: 1 written, 0 changed since read, -1 no session.
+# KEYS: meta, messages, changes. ARGV: the title and meta fields as read ('' for none), the new
+# title and meta, ttl, id. Compare and set: 1 written, 0 changed since read, -1 no session.
 _UPDATE = """
 local meta = KEYS[1]
 if redis.call('EXISTS', meta) == 0 then return -1 end
@@ -130,13 +135,15 @@ if ttl > 0 then
   redis.call('EXPIRE', meta, ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
+redis.call('PUBLISH', KEYS[3], ARGV[6])
 return 1
 """
 
-# KEYS: meta, messages, index. ARGV: id. Returns how many of the two keys existed.
+# KEYS: meta, messages, index, changes. ARGV: id. Returns how many of the two keys existed.
 _DELETE = """
 local existed = redis.call('UNLINK', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
+if existed > 0 then redis.call('PUBLISH', KEYS[4], ARGV[1]) end
 return existed
 """
 
@@ -164,7 +171,15 @@ _ENCODE_HINT = (
 _OPTION_ERROR = re.compile(r"Invalid value for '[a-z_]+' in connection URL\.?")
 
 _REFUSED_BY_ACL = ("can't run this command", "No permissions to access")
-_SCRIPTS = {"append": _APPEND, "save": _SAVE, "update": _UPDATE, "delete": _DELETE, "prune": _PRUNE}
+_SCRIPTS = {
+    "append": _APPEND,
+    "save": _SAVE,
+    "update": _UPDATE,
+    "delete": _DELETE,
+    "prune": _PRUNE,
+    "claim": redis_live.CLAIM,
+    "release": redis_live.RELEASE,
+}
 UPDATE_ATTEMPTS = 10
 
 
@@ -287,6 +302,11 @@ class RedisBackend:
     def index_key(self) -> str:
         return f"{self.prefix}:sessions"
 
+    @property
+    def changes_channel(self) -> str:
+        """Where every write publishes the id of the session it changed."""
+        return f"{self.prefix}:changes"
+
     def _redis(self) -> aioredis.Redis:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
@@ -378,7 +398,7 @@ class RedisBackend:
             *_encoded(messages),
         ]
         try:
-            await self._run("append", [meta_key, messages_key, self.index_key], args)
+            await self._run("append", [meta_key, messages_key, self.index_key, self.changes_channel], args)
         except (RedisError, OSError) as exc:
             raise self._failure(exc, f"append to session {session_id!r}") from None
 
@@ -399,7 +419,7 @@ class RedisBackend:
             *_encoded(messages),
         ]
         try:
-            await self._run("save", [meta_key, messages_key, self.index_key], args)
+            await self._run("save", [meta_key, messages_key, self.index_key, self.changes_channel], args)
         except (RedisError, OSError) as exc:
             raise self._failure(exc, f"save session {session.id!r}") from None
 
@@ -435,8 +455,16 @@ class RedisBackend:
                 )
                 title, meta = change(info)
                 title = clip_title(title)
-                args = [info.title, meta_raw or "", storable(title), dumps(encode_meta(meta)), self.ttl or 0]
-                written = int(await self._run("update", [meta_key, messages_key], args))
+                args = [
+                    info.title,
+                    meta_raw or "",
+                    storable(title),
+                    dumps(encode_meta(meta)),
+                    self.ttl or 0,
+                    session_id,
+                ]
+                keys = [meta_key, messages_key, self.changes_channel]
+                written = int(await self._run("update", keys, args))
                 if written < 0:
                     return None
                 if written:
@@ -452,7 +480,8 @@ class RedisBackend:
         """Remove the session's keys and its listing entry; False if it did not exist."""
         meta_key, messages_key = self.keys_of(session_id)
         try:
-            existed = await self._run("delete", [meta_key, messages_key, self.index_key], [session_id])
+            keys = [meta_key, messages_key, self.index_key, self.changes_channel]
+            existed = await self._run("delete", keys, [session_id])
         except (RedisError, OSError) as exc:
             raise self._failure(exc, f"delete session {session_id!r}") from None
         return int(existed) > 0
@@ -490,6 +519,41 @@ class RedisBackend:
         except (RedisError, OSError) as exc:
             raise self._failure(exc, "list sessions") from None
         return infos
+
+    def watch(self) -> redis_live.RedisWatch:
+        """SUBSCRIBE to the channel every write publishes on (``redis_live.py``)."""
+        return redis_live.RedisWatch(self._summary, lambda: self._redis().pubsub(), self.changes_channel)
+
+    async def _summary(self, session_id: str) -> SessionInfo | None:
+        meta_key, messages_key = self.keys_of(session_id)
+        try:
+            async with self._redis().pipeline(transaction=True) as pipe:
+                pipe.hmget(meta_key, *_LISTED_FIELDS)
+                pipe.llen(messages_key)
+                fields, count = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"read session {session_id!r}") from None
+        if isinstance(fields, list) and all(value is None for value in fields):
+            return None
+        return self._listed(session_id, fields, count)
+
+    def _lease_key(self, session_id: str) -> str:
+        return f"{self.prefix}:answering:{{{validate_session_id(session_id)}}}"
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        """SET the lease key to ``holder`` with a PX expiry, unless another holder's is there."""
+        key = self._lease_key(session_id)
+        try:
+            return int(await self._run("claim", [key], [holder, max(1, int(seconds * 1000))])) == 1
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"claim session {session_id!r}") from None
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        key = self._lease_key(session_id)
+        try:
+            await self._run("release", [key], [holder])
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"release session {session_id!r}") from None
 
     async def close(self) -> None:
         """Close the client and its connection pool."""

@@ -77,6 +77,7 @@ from ...models import (
     new_message_id,
     now_iso,
 )
+from .live import FileLeases, FileWatch
 
 log = logging.getLogger(__name__)
 
@@ -655,6 +656,7 @@ class FileBackend:
         self._ends: dict[str, tuple[int, int, int, int]] = {}
         self._paths: dict[str, Path] = {}  # validated session ids and their files
         self._lock_dir = os.path.join(self.directory, ".locks", "")
+        self._leases = FileLeases(self.directory / ".locks", self.root)
 
     def __repr__(self) -> str:
         return f"FileBackend({str(self.root)!r})"
@@ -772,8 +774,22 @@ class FileBackend:
     async def list(self) -> list[SessionInfo]:
         return await asyncio.to_thread(self._list)
 
+    def watch(self) -> FileWatch:
+        """Changes to ``sessions/`` through inotify (watchfiles), polling where that is unavailable."""
+        return FileWatch(self.directory, self.root, SUFFIX, self._summarise, self.path_of)
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        """An flock on ``sessions/.locks/<id>.answering``: released by the kernel when this
+        process ends, so ``seconds`` plays no part."""
+        self.path_of(session_id)  # validates the id
+        return await asyncio.to_thread(self._leases.claim, session_id, holder)
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        self._leases.release(session_id, holder)
+
     async def close(self) -> None:
-        """Nothing to release: every call opens and closes its own files."""
+        """Leases this process holds are released; every other call opens and closes its own files."""
+        self._leases.release_all()
 
     # -- blocking implementations, run in worker threads ------------------------
 

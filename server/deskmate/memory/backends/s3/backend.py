@@ -16,6 +16,7 @@ from ...ids import validate_session_id
 from ...limits import clip_title
 from ...models import Message, Session, SessionInfo, updated_at_of
 from ...urls import redact
+from . import live
 from .appends import Appender
 from .client import MAX_ATTEMPTS, Declined, S3Client, pause
 from .compaction import CHUNKS_PER_MERGE, SEGMENTS_PER_CHUNK, Compactor
@@ -85,6 +86,7 @@ class S3Backend:
         # Writes to one session from this process take turns: racing ourselves would only
         # cost requests. Other processes are still raced, with conditional requests.
         self._writing: dict[str, asyncio.Lock] = {}
+        self._leases = live.S3Leases(self.client, self.prefix)
 
     def __repr__(self) -> str:
         endpoint = f"?endpoint={redact(self.endpoint)}" if self.endpoint else ""
@@ -210,6 +212,19 @@ class S3Backend:
     async def list(self) -> list[SessionInfo]:
         """Summaries from one small manifest per session, most recently updated first."""
         return await asyncio.to_thread(self._reader.list)
+
+    def watch(self) -> live.S3Watch:
+        """Polls each followed session's manifest (``live.py``): S3 tells no one of a change."""
+        return live.watch(self._reader.summary)
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        """A lease object, written with conditional requests (``live.py``)."""
+        validate_session_id(session_id)
+        return await asyncio.to_thread(self._leases.claim, session_id, holder, seconds)
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        validate_session_id(session_id)
+        await asyncio.to_thread(self._leases.release, session_id, holder)
 
     async def close(self) -> None:
         """Close the HTTP connections and the threads of parallel requests."""
