@@ -13,6 +13,7 @@ that succeeds only where there is none, it has expired, or it is the holder's ow
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -61,6 +62,16 @@ RELEASE = "DELETE FROM {schema}.answer_leases WHERE session_id = %(id)s AND hold
 SUMMARY = "SELECT {columns} FROM {schema}.sessions WHERE id = %s"
 
 
+async def _pump(conn: psycopg.AsyncConnection[Any], notices: asyncio.Queue[str | BaseException]) -> None:
+    """Every notification's payload into ``notices``; then the error that ended the connection."""
+    try:
+        async for notice in conn.notifies():
+            notices.put_nowait(notice.payload)
+    except BaseException as exc:
+        notices.put_nowait(exc)
+        raise
+
+
 def channel(schema: str) -> str:
     return f"deskmate.{schema}"
 
@@ -91,22 +102,37 @@ class PostgresWatch(SessionWatch):
                     return
                 delay = min(delay * 2, RECONNECT_MAX)
                 continue
+            # One generator for the connection's life: notices arriving while the last ones are
+            # handled wait in its queue, none is lost between two reads.
+            notices: asyncio.Queue[str | BaseException] = asyncio.Queue()
+
+            reader: asyncio.Task[None] | None = None
             try:
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                reader = asyncio.ensure_future(_pump(conn, notices))
                 delay = 0.5
                 self.ready.set()
                 yield None  # what changed before (or while) nothing listened
                 while not self._closed.is_set():
-                    ids: set[str] = set()
-                    # Wakes every second with nothing to say, so a close is seen.
-                    async for notice in conn.notifies(timeout=1.0):
-                        ids.add(notice.payload)
-                        break
+                    try:  # wakes every second with nothing to say, so a close is seen
+                        first = await asyncio.wait_for(notices.get(), 1.0)
+                    except asyncio.TimeoutError:
+                        continue
+                    batch = [first]
+                    while not notices.empty():
+                        batch.append(notices.get_nowait())
+                    failure = next((item for item in batch if isinstance(item, BaseException)), None)
+                    ids = {item for item in batch if isinstance(item, str)}
                     if ids:
                         yield ids
-            except psycopg.Error as exc:
+                    if failure is not None:
+                        raise failure
+            except (psycopg.Error, OSError) as exc:
                 log.info("Listening for session changes stopped (%s); reconnecting", exc)
                 if await self._sleep(delay):
                     return
             finally:
+                if reader is not None:
+                    reader.cancel()
+                    await asyncio.gather(reader, return_exceptions=True)
                 await conn.close()
