@@ -10,6 +10,8 @@ from typing import Any
 
 from ..memory import MemoryBackend, Message
 from .errors import EngineError, SessionBusy
+from .leases import AnswerLeases
+from .live import LiveSessions
 from .model_client import ContextOverflow, Finished, ModelClient, ModelError, Usage
 from .prompt import build_messages, estimate_tokens, history_budget
 from .redaction import Redaction, redact_question
@@ -93,10 +95,20 @@ async def _close_after(model: ModelClient, waits: list[Any]) -> None:
 class AskRunner:
     """Runs asks: one at a time per session, any number side by side across sessions."""
 
-    def __init__(self, sessions: Sessions, models: ModelClients, settings: Callable[[], Settings]) -> None:
+    def __init__(
+        self,
+        sessions: Sessions,
+        models: ModelClients,
+        settings: Callable[[], Settings],
+        *,
+        leases: AnswerLeases | None = None,
+        live: LiveSessions | None = None,
+    ) -> None:
         self.sessions = sessions
         self.models = models
         self._settings = settings
+        self.leases = leases or AnswerLeases(sessions.store)  # one answer per session across processes
+        self.live = live or LiveSessions(sessions.store)
         self._busy: dict[str | None, RunningAsk] = {}
         self._asks: dict[str, RunningAsk] = {}
         self.titling: set[asyncio.Task[str | None]] = set()  # automatic titles being made
@@ -161,7 +173,10 @@ class AskRunner:
         self._busy[ref.id] = running
         self._asks[ask_id] = running
         try:
-            return await self._ask(question, ref, context, running, on_delta, on_streamed, on_redacted)
+            # Another process (a daemon, the CLI) may be answering in it: refused the same way.
+            async with self.leases.holding(ref.id), self.live.quiet(ref.id):
+                await self.live.open(ref.id)
+                return await self._ask(question, ref, context, running, on_delta, on_streamed, on_redacted)
         finally:
             del self._busy[ref.id]
             del self._asks[ask_id]

@@ -24,6 +24,7 @@ from ..memory.urls import redact
 from .asking import AskRunner, ModelClients
 from .forks import Edit, Forks
 from .labels import Labels
+from .live import LiveSessions
 from .model_client import ModelClient, ModelError
 from .search import Search
 from .sessions import SessionRef, Sessions
@@ -102,7 +103,10 @@ class Assistant:
         _register_secrets(settings)
         self.store = SessionStore(settings, backend=backend, warn=self.warn)
         self.sessions = Sessions(lambda: self._settings, self.store, self.warn)
-        self.asks = AskRunner(self.sessions, ModelClients(model_factory), lambda: self._settings)
+        self.live = LiveSessions(self.store)  # started by the daemon: the CLI reports no changes
+        self.asks = AskRunner(
+            self.sessions, ModelClients(model_factory), lambda: self._settings, live=self.live
+        )
         self.forks = Forks(self.sessions)
         self.labels = Labels(self.sessions)
         self.search = Search(self.sessions)
@@ -193,6 +197,7 @@ class Assistant:
         return self.trash.expiring(infos, self._settings.retention_days)
 
     async def close(self) -> None:
+        await self.live.close()
         await self.asks.close()
         await self.asks.models.close()
         await self.store.close()
