@@ -194,6 +194,9 @@ async def on_initialized(ls: DeskmateServer, params: types.InitializedParams) ->
 
     ls.assistant.store.index_progress = IndexingReporter(ls)
     ls.start_sweeping()
+    from .live import start_live_sessions
+
+    start_live_sessions(ls)
     # Import the model SDK now, off the event loop, so the first question does not wait for it.
     asyncio.ensure_future(asyncio.to_thread(preload_model_client))
 
