@@ -44,6 +44,7 @@ class RunningAsk:
     discarded: bool = False  # its session is being deleted: store nothing more
     task: asyncio.Task[Any] | None = None
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    then: Callable[[], None] | None = None  # runs once the ask has ended (lease released)
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -176,11 +177,14 @@ class AskRunner:
             # Another process (a daemon, the CLI) may be answering in it: refused the same way.
             async with self.leases.holding(ref.id), self.live.quiet(ref.id):
                 await self.live.open(ref.id)
-                return await self._ask(question, ref, context, running, on_delta, on_streamed, on_redacted)
+                result = await self._ask(question, ref, context, running, on_delta, on_streamed, on_redacted)
         finally:
             del self._busy[ref.id]
             del self._asks[ask_id]
             running.finished.set()
+        if running.then is not None:
+            running.then()
+        return result
 
     async def _ask(
         self,
@@ -274,7 +278,8 @@ class AskRunner:
         if failure is not None:
             raise failure
         if untitled and not interrupted and settings.auto_title and ref.id is not None:
-            self._title_later(store, ref.id, model, question_text, title)  # the redacted text
+            session_id = ref.id  # named once the ask has ended: other windows hear of the new title
+            running.then = lambda: self._title_later(store, session_id, model, question_text, title)
         return AskResult(ref.id, running.ask_id, answer.content, usage, interrupted, redacted)
 
     def _title_later(
