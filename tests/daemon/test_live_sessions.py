@@ -33,7 +33,7 @@ class Changes:
         def on_change(params: Any) -> None:
             self.seen.append((time.monotonic(), _plain(params)))
 
-    async def wait_for(self, **expected: Any) -> float:
+    async def wait_for(self, timeout: float = WAIT, **expected: Any) -> float:
         """When the first notification with ``expected``'s fields arrived (taken off the list)."""
 
         def found():
@@ -43,7 +43,7 @@ class Changes:
                     return item
             return None
 
-        arrived, _ = await eventually(found, timeout=WAIT, interval=0.01)
+        arrived, _ = await eventually(found, timeout=timeout, interval=0.01)
         return arrived
 
 
@@ -94,6 +94,7 @@ async def test_two_daemons_see_each_others_turns_and_answer_one_at_a_time(
 
     # The lease went with the answer: the second window may ask now, and the first sees it.
     first_changes = Changes(first)
+    changes.seen.clear()
     reply = await second.ask("my turn")
     assert reply["answer"]
     await first_changes.wait_for(sessionId=session_id, change="appended", messageCount=6)
@@ -180,7 +181,8 @@ async def test_the_cli_and_a_daemon_share_one_session_live(
     await answering
     # ... and a daemon is refused while the terminal answers.
     terminal = cli(project, model_server, data_dir, store_settings, f"the terminal asks {SLOW}")
-    await changes.wait_for(sessionId=session_id, change="appended", messageCount=5)  # its question
+    # Its question, once the CLI has started (imports, connecting: seconds on a busy machine).
+    await changes.wait_for(sessionId=session_id, change="appended", messageCount=5, timeout=30)
     assert "still answering in another window" in await refused(daemon, "not now")
     code, out, err = await finished(terminal)
     assert code == 0, err

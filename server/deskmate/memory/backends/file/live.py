@@ -4,8 +4,9 @@ answering lease as a lock file held by the answering process.
 The watch follows ``<root>/sessions`` itself (not its subfolders): every write of a session
 ends in its file (an append writes it, a save or update renames a new file onto it, a
 delete unlinks it), and the kernel reports each within milliseconds. Where native events
-are unavailable (some network file systems, WSL, an exhausted inotify limit) watchfiles polls
-the folder instead, every POLL_MS milliseconds.
+are unavailable (an exhausted inotify limit, say) or not to be trusted (``force_polling``:
+network file systems, whose other clients' writes raise no local event), the summary of each
+followed session is read every POLL_MS milliseconds instead.
 
 The lease is an ``flock`` on ``sessions/.locks/<id>.answering``, held while the answer runs:
 the kernel releases it when the holding process ends, however it ends, so a lease here
@@ -60,6 +61,9 @@ class FileWatch(SessionWatch):
         self.directory = directory
         self.root = root
         self.suffix = suffix
+        if force_polling is None:  # watchfiles' own switch, for a store on a network file system
+            setting = os.environ.get("WATCHFILES_FORCE_POLLING", "")
+            force_polling = bool(setting) and setting.lower() not in {"false", "disable", "disabled"}
         self.force_polling = force_polling
         self._stop = threading.Event()  # seen by the notifier's thread
 
@@ -73,37 +77,40 @@ class FileWatch(SessionWatch):
         from watchfiles._rust_notify import RustNotify
 
         await asyncio.to_thread(ensure_private_dir, self.directory, inside=self.root)
-        polling = bool(self.force_polling)
-        while not self._closed.is_set():
+        watcher = None
+        if not self.force_polling:
             try:
-                watcher = RustNotify([str(self.directory)], False, polling, POLL_MS, False, False)
+                watcher = RustNotify([str(self.directory)], False, False, POLL_MS, False, False)
             except Exception as exc:
-                if polling:
-                    log.warning("Cannot watch %s for changes (%s); trying again in 1 s", self.directory, exc)
-                    if await self._sleep(1.0):
-                        return
-                    continue
                 log.warning(
-                    "Cannot watch %s with file system events (%s); polling it every %d ms instead",
+                    "Cannot watch %s with file system events (%s); reading the open sessions every "
+                    "%d ms instead",
                     self.directory,
                     exc,
                     POLL_MS,
                 )
-                polling = True
-                continue
-            self.mechanism = "polling (watchfiles)" if polling else "inotify (watchfiles)"
-            with watcher:
-                self.ready.set()
-                yield None  # what changed before the watch was in place
-                while True:
-                    # Wakes at least every second, so a close is seen with nothing happening.
-                    raw = await asyncio.to_thread(watcher.watch, DEBOUNCE_MS, STEP_MS, 1000, self._stop)
-                    if self._closed.is_set() or raw in ("stop", "signal"):
-                        return
-                    if raw == "timeout":
-                        continue
-                    names = {Path(path).name for _, path in raw}
-                    yield {name[: -len(self.suffix)] for name in names if name.endswith(self.suffix)}
+        if watcher is None:
+            # Not watchfiles' own polling: it compares modification times to the second, and
+            # would miss a second append within the same second. A summary is a few reads.
+            self.mechanism = f"polling every {POLL_MS} ms"
+            self.ready.set()
+            while not await self._sleep(POLL_MS / 1000):
+                if self._known:
+                    yield None
+            return
+        self.mechanism = "inotify (watchfiles)"
+        with watcher:
+            self.ready.set()
+            yield None  # what changed before the watch was in place
+            while True:
+                # Wakes at least every second, so a close is seen with nothing happening.
+                raw = await asyncio.to_thread(watcher.watch, DEBOUNCE_MS, STEP_MS, 1000, self._stop)
+                if self._closed.is_set() or raw in ("stop", "signal"):
+                    return
+                if raw == "timeout":
+                    continue
+                names = {Path(path).name for _, path in raw}
+                yield {name[: -len(self.suffix)] for name in names if name.endswith(self.suffix)}
 
 
 class FileLeases:
