@@ -75,3 +75,27 @@ async def test_get_session_since_a_message_returns_only_what_is_new(wire):  # no
     )
     gone = (await wire.command("deskmate.getSession", {"sinceMessageId": "no-such-message"}))["result"]
     assert gone["reset"] is True and len(gone["messages"]) == 4  # draw it all again
+
+
+async def test_a_delete_is_reported_to_other_windows_not_back_to_the_one_that_asked(engine):
+    seen: list[SessionChange] = []
+    engine.live.start(seen.append)
+    ref = engine.sessions.resolve()
+    await engine.asks.ask("mine", ref=ref)
+    await asyncio.wait_for(engine.live._watch.ready.wait(), 5)
+    await engine.delete_session(ref.id, permanent=True)
+    await asyncio.sleep(0.5)  # far longer than the file store takes to report a change
+    assert seen == []
+    other = other_process(engine)
+    await other.append(ref.id, [Message(role="user", content="theirs")])
+    await engine.live.open(ref.id)
+    for _ in range(500):
+        if seen:
+            break
+        await asyncio.sleep(0.01)
+    await other.delete(ref.id)
+    for _ in range(500):
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert [change.change for change in seen] == ["appended", "deleted"]

@@ -138,7 +138,12 @@ class Assistant:
 
     async def delete_session(self, session_id: str, *, permanent: bool = False) -> Deletion:
         """Move a session to the trash, or (``permanent``) delete it everywhere at once; an
-        answer running in it is cancelled and not stored."""
+        answer running in it is cancelled and not stored. Other windows hear of it; this
+        one's client, which asked for it, is not told back."""
+        async with self.live.quiet(session_id):
+            return await self._delete_session(session_id, permanent)
+
+    async def _delete_session(self, session_id: str, permanent: bool) -> Deletion:
         await self.asks.stop(session_id)
         if permanent:
             return Deletion(await self.sessions.delete(session_id), trashed=False)
