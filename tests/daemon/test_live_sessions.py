@@ -78,6 +78,7 @@ async def test_two_daemons_see_each_others_turns_and_answer_one_at_a_time(
 
     # One answer at a time: while the first daemon streams, the second refuses to answer there,
     # and its client is shown the question as soon as it is stored.
+    first.deltas.clear()
     answering = asyncio.ensure_future(first.ask(f"a long one {SLOW}"))
     await eventually(lambda: first.deltas, timeout=WAIT)
     await changes.wait_for(sessionId=session_id, change="appended", messageCount=3)

@@ -781,8 +781,14 @@ class FileBackend:
     async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
         """An flock on ``sessions/.locks/<id>.answering``: released by the kernel when this
         process ends, so ``seconds`` plays no part."""
-        self.path_of(session_id)  # validates the id
-        return await asyncio.to_thread(self._leases.claim, session_id, holder)
+        path = self.path_of(session_id)  # validates the id
+        try:
+            return await asyncio.to_thread(self._leases.claim, session_id, holder)
+        except OSError as exc:  # e.g. the data dir is a file: said as a load would say it
+            raise StorageError(
+                f"Cannot read session file {path}: {exc.strerror} (taking its answering lock in "
+                f"{self._lock_dir})."
+            ) from None
 
     async def release_answer(self, session_id: str, holder: str) -> None:
         self._leases.release(session_id, holder)
