@@ -15,7 +15,7 @@ from deskmate.memory.watching import SessionChange
 from helpers import turn
 
 HOLDER = Path(__file__).with_name("lease_holder.py")
-WAIT = 5.0  # seconds a change may take to be reported here (the target is 1 s; CI machines are slow)
+WAIT = 10.0  # seconds a change may take to be reported here (the 1 s target is benchmarked; CI machines are slow)
 
 
 class Recorder:
