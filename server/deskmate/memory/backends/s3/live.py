@@ -11,6 +11,7 @@ machines sharing a bucket should keep their clocks in step (NTP) to within the l
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ class S3Watch(PollingWatch):
 
 
 def watch(read_info: Callable[[str], SessionInfo | None]) -> S3Watch:
-    import asyncio
+    """A watch reading each followed session's manifest (``read_info``, blocking) every POLL_SECONDS."""
 
     async def read(session_id: str) -> SessionInfo | None:
         return await asyncio.to_thread(read_info, session_id)
