@@ -119,7 +119,9 @@ async def test_a_model_slow_to_its_first_token_still_gets_a_cancellable_progress
     daemon = await start_daemon(folders=[project])
     asking = asyncio.ensure_future(daemon.ask("[[hang]] thinking", askId="slowstart"))
     token = "deskmate-ask-slowstart"
-    await eventually(lambda: daemon.client.progress_reports.get(token), timeout=20)  # the first ask imports the model client: slow on a loaded machine
+    await eventually(
+        lambda: daemon.client.progress_reports.get(token), timeout=20
+    )  # the first ask imports the model client: slow on a loaded machine
     assert daemon.deltas_of("slowstart") == []
     daemon.client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
     result = await asyncio.wait_for(asking, 10)

@@ -279,14 +279,24 @@ async def test_two_daemons_on_one_workspace_share_the_history(start_daemon, proj
     await one.ask("from the first editor")
     reply = await two.ask("from the second editor")
     assert "I see 2 earlier messages" in reply["answer"]
-    # at the same time, in the same session: nothing lost, nothing torn
-    await asyncio.gather(*(d.ask(f"together {i}") for i, d in enumerate((one, two))))
+    # at the same time, in the same session: one answers, the other is refused until it is
+    # done (the answering lease, tests/daemon/test_live_sessions.py), nothing lost or torn
+    one.deltas.clear()
+    answering = asyncio.ensure_future(one.ask("together 0 [[tokens:20]][[rate:10]]"))
+    await eventually(lambda: one.deltas, timeout=10)
+    with pytest.raises(JsonRpcException, match="still answering in another window"):
+        await two.ask("together 1")
+    await answering
+    await two.ask("together 1")
     assert len(await stored_messages(two, reply["sessionId"])) == 8
     # On disk: the record numbers ``n`` are written only there; 1 to 8 without a gap or a repeat shows
     # that the two processes' appends took turns under the file lock.
     messages = records_on_disk(data_dir, reply["sessionId"])
     assert len(messages) == 8 and [m["n"] for m in messages] == list(range(1, 9))
-    assert {m["content"] for m in messages if m["role"] == "user"} >= {"together 0", "together 1"}
+    assert {m["content"] for m in messages if m["role"] == "user"} >= {
+        "together 0 [[tokens:20]][[rate:10]]",
+        "together 1",
+    }
 
 
 async def test_multi_root_workspace_gives_each_folder_its_session(start_daemon, project, tmp_path):

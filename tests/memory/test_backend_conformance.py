@@ -14,8 +14,8 @@ from deskmate.memory import (
     Session,
     SessionIdRequired,
 )
-from deskmate.memory.errors import SessionChanged
 from deskmate.memory.codec import RecordEncoding, UnknownEncoding, forget_encoding, writing_with
+from deskmate.memory.errors import SessionChanged
 from deskmate.memory.models import SessionMeta
 from helpers import turn
 

@@ -261,3 +261,31 @@ async def test_sealing_again_never_loses_a_turn_stored_meanwhile(store_kind, nam
             await store.close()
     finally:
         codec.set_writing(None)
+
+
+async def test_live_sessions_through_sealed_labels(store_kind, namespace, tmp_path, use_key):
+    """A watch and the answering lease pass through SealedLabels: a sealed rename by another
+    process is reported as an update, its new title never in a change."""
+    use_key(new_key())
+    codec.set_writing(sealing.encoding_for(encrypt=True, compress=False))
+    watcher = open_store(store_kind, namespace, tmp_path, seal=True)
+    writer = open_store(store_kind, namespace, tmp_path, seal=True)
+    try:
+        await writer.append("sealed-live", conversation(0), title="secret title")
+        watch = watcher.watch()
+        await watch.follow("sealed-live")
+        changes = watch.changes()
+        first = asyncio.ensure_future(anext(changes))
+        await asyncio.wait_for(watch.ready.wait(), 10)
+        await writer.update("sealed-live", lambda info: ("another secret", info.meta))
+        change = await asyncio.wait_for(first, 10)
+        assert (change.session_id, change.change, change.message_count) == ("sealed-live", "updated", 2)
+        await watch.close()
+        await changes.aclose()
+        assert await writer.claim_answer("sealed-live", "writer", 10)
+        assert not await watcher.claim_answer("sealed-live", "watcher", 10)
+        await writer.release_answer("sealed-live", "writer")
+    finally:
+        codec.set_writing(None)
+        await watcher.close()
+        await writer.close()

@@ -461,12 +461,14 @@ async def test_a_version_3_store_keeps_its_words_after_migration_4_and_forks_cop
     )
     for number in (1, 2, 3):
         await admin.execute(sql.SQL(pg.MIGRATIONS[number - 1]).format(schema=ident))
-        await admin.execute(sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(ident), (number,))
+        await admin.execute(
+            sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(ident), (number,)
+        )
     await admin.execute(
         sql.SQL(
             "INSERT INTO {0}.sessions VALUES ('old', 'Old', NULL, '2026-01-01', '2026-01-01', ARRAY[]::text[], 1, NULL);"
             "INSERT INTO {0}.messages (session_id, seq, data) VALUES "
-            "('old', 1, '{{\"id\":\"m1\",\"role\":\"user\",\"content\":\"frobnicate the widget\",\"timestamp\":\"2026-01-01\"}}')"
+            '(\'old\', 1, \'{{"id":"m1","role":"user","content":"frobnicate the widget","timestamp":"2026-01-01"}}\')'
         ).format(ident)
     )
     backend = backend_for_url(url)

@@ -155,10 +155,11 @@ def acl_user(namespace, server):
             f">{PASSWORD}",
             f"~{namespace}:*",
             "resetchannels",
+            f"&{namespace}:*",
             "-@all",
             *"+select +multi +exec +evalsha +script|load +hgetall +hmget "
             "+lrange +llen +zrevrange +hset +hget +exists +rpush +zadd +zrem +expire +persist "
-            "+unlink +copy +ltrim +lindex +hdel +sadd +smembers".split(),
+            "+unlink +copy +ltrim +lindex +hdel +sadd +smembers +publish +subscribe +get +set +del".split(),
         )
     except redis.ResponseError as exc:
         pytest.skip(f"the test server does not allow ACL SETUSER: {exc}")
@@ -182,7 +183,17 @@ async def test_the_documented_acl_rules_are_enough(namespace, acl_user, server):
         assert len((await backend.load("s")).messages) == 2
         server.delete(f"{namespace}:session:{{t}}", f"{namespace}:session:{{t}}:messages")
         assert [info.id for info in await backend.list()] == ["s"]  # pruned "t"
+        assert await backend.claim_answer("s", "me", 10) is True  # live sessions: the lease...
+        await backend.release_answer("s", "me")
+        watch = backend.watch()  # ... and the changes channel
+        await watch.follow("s")
+        changes = watch.changes()
+        first = asyncio.ensure_future(anext(changes))
+        await asyncio.wait_for(watch.ready.wait(), 5)
         assert await backend.delete("s") is True
+        assert (await asyncio.wait_for(first, 5)).change == "deleted"
+        await watch.close()
+        await changes.aclose()
         await backend.add_memory("p", Message(role="system", content="Tabs, not spaces", id="m1"))
         assert [m.content for m in await backend.load_memories("p")] == ["Tabs, not spaces"]
         assert await backend.memory_projects() == ["p"]
@@ -212,7 +223,7 @@ async def test_a_fork_is_saved_whole_where_copy_is_not_allowed(namespace, server
     """A user the older documented rules made (no COPY): the fork is sent and stored as given."""
     user = f"deskmate-test-{namespace}"
     try:
-        server.execute_command("ACL", "SETUSER", user, "on", f">{PASSWORD}", "~*", "+@all", "-copy")
+        server.execute_command("ACL", "SETUSER", user, "on", f">{PASSWORD}", "~*", "allchannels", "+@all", "-copy")
     except redis.ResponseError as exc:
         pytest.skip(f"the test server does not allow ACL SETUSER: {exc}")
     backend = RedisBackend.from_url(user_url(user, PASSWORD, namespace))

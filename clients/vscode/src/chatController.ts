@@ -13,6 +13,7 @@ import {
   type ForkResult,
   type SearchResult,
   type RestoreResult,
+  type SessionChanged,
   type SessionSummary,
   type SessionView,
   type StoredMessage,
@@ -73,6 +74,9 @@ export class ChatController {
     sessions: [],
   };
 
+  /** Changes made in other windows, caught up with one after another (never two reads at once). */
+  private catchingUp: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly daemon: DaemonPort,
     private readonly host: ChatHost,
@@ -96,6 +100,37 @@ export class ChatController {
     if (this.running?.askId !== delta.askId) return;
     this.running.text += delta.delta;
     this.host.post({ type: 'askDelta', askId: delta.askId, delta: delta.delta });
+  }
+
+  /**
+   * Another window (an editor, `deskmate ask` in a terminal) changed a session this one opened:
+   * turns it stored are added below the shown ones, as they are stored; a rename redraws the
+   * header, a delete says so. The reader's place in the chat is kept.
+   */
+  onSessionChanged(change: SessionChanged): Promise<void> {
+    this.catchingUp = this.catchingUp.then(() => this.catchUp(change)).catch(() => undefined);
+    return this.catchingUp;
+  }
+
+  private async catchUp(change: SessionChanged): Promise<void> {
+    if (change.sessionId !== this.shown.sessionId || this.running) return; // this window refreshes after its own ask
+    if (change.change === 'deleted') {
+      this.host.post({ type: 'error', message: 'This session was deleted in another window.' });
+      return;
+    }
+    if (change.change === 'updated') return this.refresh(true);
+    const last = this.shown.messages[this.shown.messages.length - 1];
+    const view = await this.daemon.execute<SessionView>(Commands.getSession, {
+      ...this.where(),
+      sessionId: change.sessionId,
+      ...(last ? { sinceMessageId: last.id } : {}),
+    });
+    if (this.running || this.shown.sessionId !== change.sessionId) return;
+    if (last && view.reset !== false) return this.refresh(true); // rewritten elsewhere: draw it again
+    const fresh = view.messages.filter((m) => !this.shown.messages.some((shown) => shown.id === m.id));
+    if (fresh.length === 0) return;
+    this.shown.messages = [...this.shown.messages, ...fresh];
+    this.host.post({ type: 'appendEntries', sessionId: change.sessionId, entries: this.entriesOf({ ...view, messages: fresh }) });
   }
 
   /** The view (re)opened: give it everything it shows, including an answer still streaming. */
@@ -245,8 +280,9 @@ export class ChatController {
 
   // ---- sessions -------------------------------------------------------------------------
 
-  /** Sends the current session's history and the session list to the view. */
-  async refresh(): Promise<void> {
+  /** Sends the current session's history and the session list to the view (`keepScroll`: the
+   * same session redrawn after a change elsewhere; the reader's place is kept). */
+  async refresh(keepScroll = false): Promise<void> {
     try {
       const where = this.where();
       const [view, list] = await Promise.all([
@@ -263,6 +299,7 @@ export class ChatController {
         stored: view.sessionId !== null,
         forkedFrom: lineageOf(view, list.sessions),
         forkCount: view.forks?.length ?? 0,
+        ...(keepScroll ? { keepScroll: true } : {}),
       });
     } catch (error) {
       // Nothing to show before the daemon runs; the status line says why.

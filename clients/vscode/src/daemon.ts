@@ -16,7 +16,7 @@ import {
 import type { DaemonPort } from './chatController';
 import { DeskmateError, toDeskmateError } from './errors';
 import type { DaemonState } from './messages';
-import { ASK_DELTA_NOTIFICATION, type AskDelta } from './protocol';
+import { ASK_DELTA_NOTIFICATION, type AskDelta, SESSION_CHANGED_NOTIFICATION, type SessionChanged } from './protocol';
 import type { Resolution, ServerCommand } from './serverCommand';
 import { type DaemonSettings, describeSettings, sameSettings, settingsChange } from './settings';
 
@@ -55,9 +55,12 @@ export class Daemon implements DaemonPort, vscode.Disposable {
   private queue: Promise<void> = Promise.resolve();
   private readonly stateEmitter = new vscode.EventEmitter<{ state: DaemonState; message?: string }>();
   private readonly deltaEmitter = new vscode.EventEmitter<AskDelta>();
+  private readonly changeEmitter = new vscode.EventEmitter<SessionChanged>();
 
   readonly onDidChangeState = this.stateEmitter.event;
   readonly onAskDelta = this.deltaEmitter.event;
+  /** Another process changed a session this window opened (deskmate/sessionChanged). */
+  readonly onSessionChanged = this.changeEmitter.event;
 
   constructor(private readonly deps: DaemonDeps) {}
 
@@ -84,6 +87,7 @@ export class Daemon implements DaemonPort, vscode.Disposable {
     await this.stop();
     this.stateEmitter.dispose();
     this.deltaEmitter.dispose();
+    this.changeEmitter.dispose();
   }
 
   async execute<T>(command: string, args: object = {}): Promise<T> {
@@ -168,6 +172,7 @@ export class Daemon implements DaemonPort, vscode.Disposable {
     };
     const client = new QuietLanguageClient('deskmate', 'deskmate', serverOptions, this.clientOptions());
     client.onNotification(ASK_DELTA_NOTIFICATION, (delta: AskDelta) => this.deltaEmitter.fire(delta));
+    client.onNotification(SESSION_CHANGED_NOTIFICATION, (change: SessionChanged) => this.changeEmitter.fire(change));
     client.onDidChangeState((event) => {
       if (this.client !== client) return;
       if (event.newState === State.Running) this.setState('running');

@@ -98,6 +98,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.window.registerWebviewViewProvider(CHAT_VIEW_ID, view, { webviewOptions: { retainContextWhenHidden: true } }),
     theDaemon.onDidChangeState(({ state, message }) => controller.onDaemonState(state, message)),
     theDaemon.onAskDelta((delta) => controller.onAskDelta(delta)),
+    theDaemon.onSessionChanged((change) => void controller.onSessionChanged(change)),
     workspace.onDidChangeFolder(() => void controller.refresh()),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (!event.affectsConfiguration('deskmate')) return;

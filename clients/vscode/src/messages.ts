@@ -42,7 +42,11 @@ export type ToWebview =
       forkedFrom?: LineageView | null;
       /** How many forks were made from this session. */
       forkCount?: number;
+      /** The same session redrawn (changed in another window): keep the reader's place. */
+      keepScroll?: boolean;
     }
+  /** Turns stored by another window (an editor, the terminal): added below, the reader's place kept. */
+  | { type: 'appendEntries'; sessionId: string; entries: ChatEntry[] }
   /** `replaceFrom`: an edit or retry; the message with that id and all after it give way to the new turn. */
   | { type: 'askStarted'; askId: string; question: string; replaceFrom?: string }
   | { type: 'askDelta'; askId: string; delta: string }

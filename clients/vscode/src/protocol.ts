@@ -115,7 +115,19 @@ export interface SessionView {
   persisted: boolean;
   forkedFrom?: Lineage | null;
   forks?: ForkInfo[];
+  /** With `sinceMessageId`: only the messages after it (all of them when `reset`). */
   messages: StoredMessage[];
+  messageCount?: number;
+  sinceMessageId?: string;
+  /** The session no longer holds `sinceMessageId` (it was rewritten): `messages` is all of it. */
+  reset?: boolean;
+}
+
+/** `deskmate/sessionChanged`: another process (editor, terminal) changed a session this client opened. */
+export interface SessionChanged {
+  sessionId: string;
+  change: 'appended' | 'updated' | 'deleted';
+  messageCount: number;
 }
 
 export interface DeleteResult {
@@ -162,6 +174,7 @@ export const Commands = {
 } as const;
 
 export const ASK_DELTA_NOTIFICATION = 'deskmate/askDelta';
+export const SESSION_CHANGED_NOTIFICATION = 'deskmate/sessionChanged';
 
 /** JSON-RPC error codes the daemon answers with. */
 export const ErrorCodes = {

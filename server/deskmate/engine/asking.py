@@ -10,6 +10,8 @@ from typing import Any
 
 from ..memory import MemoryBackend, Message
 from .errors import EngineError, SessionBusy
+from .leases import AnswerLeases
+from .live import LiveSessions
 from .model_client import ContextOverflow, Finished, ModelClient, ModelError, Usage
 from .prompt import build_messages, estimate_tokens, history_budget
 from .redaction import Redaction, redact_question
@@ -44,6 +46,7 @@ class RunningAsk:
     discarded: bool = False  # its session is being deleted: store nothing more
     task: asyncio.Task[Any] | None = None
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    then: Callable[[], None] | None = None  # runs once the ask has ended (lease released)
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -101,6 +104,9 @@ class AskRunner:
         models: ModelClients,
         settings: Callable[[], Settings],
         project_settings: ProjectSettings | None = None,
+        *,
+        leases: AnswerLeases | None = None,
+        live: LiveSessions | None = None,
     ) -> None:
         self.sessions = sessions
         self.models = models
@@ -108,6 +114,8 @@ class AskRunner:
         # The settings an ask in a session sends with: its project's memory in the system
         # prompt (project_memory.py); None: the settings as they are.
         self.project_settings = project_settings
+        self.leases = leases or AnswerLeases(sessions.store)  # one answer per session across processes
+        self.live = live or LiveSessions(sessions.store)
         self._busy: dict[str | None, RunningAsk] = {}
         self._asks: dict[str, RunningAsk] = {}
         self.titling: set[asyncio.Task[str | None]] = set()  # automatic titles being made
@@ -172,11 +180,17 @@ class AskRunner:
         self._busy[ref.id] = running
         self._asks[ask_id] = running
         try:
-            return await self._ask(question, ref, context, running, on_delta, on_streamed, on_redacted)
+            # Another process (a daemon, the CLI) may be answering in it: refused the same way.
+            async with self.leases.holding(ref.id), self.live.quiet(ref.id):
+                await self.live.open(ref.id)
+                result = await self._ask(question, ref, context, running, on_delta, on_streamed, on_redacted)
         finally:
             del self._busy[ref.id]
             del self._asks[ask_id]
             running.finished.set()
+        if running.then is not None:
+            running.then()
+        return result
 
     async def _ask(
         self,
@@ -274,7 +288,8 @@ class AskRunner:
         if failure is not None:
             raise failure
         if untitled and not interrupted and settings.auto_title and ref.id is not None:
-            self._title_later(store, ref.id, model, question_text, title)  # the redacted text
+            session_id = ref.id  # named once the ask has ended: other windows hear of the new title
+            running.then = lambda: self._title_later(store, session_id, model, question_text, title)
         return AskResult(ref.id, running.ask_id, answer.content, usage, interrupted, redacted)
 
     def _title_later(

@@ -24,6 +24,7 @@ from ..memory.urls import redact
 from .asking import AskRunner, ModelClients
 from .forks import Edit, Forks
 from .labels import Labels
+from .live import LiveSessions
 from .model_client import ModelClient, ModelError
 from .project_memory import ProjectMemories
 from .search import Search
@@ -104,11 +105,13 @@ class Assistant:
         self.store = SessionStore(settings, backend=backend, warn=self.warn)
         self.sessions = Sessions(lambda: self._settings, self.store, self.warn)
         self.project_memory = ProjectMemories(self.sessions, lambda: self._settings)
+        self.live = LiveSessions(self.store)  # started by the daemon: the CLI reports no changes
         self.asks = AskRunner(
             self.sessions,
             ModelClients(model_factory),
             lambda: self._settings,
             project_settings=self.project_memory.settings_for,
+            live=self.live,
         )
         self.forks = Forks(self.sessions)
         self.labels = Labels(self.sessions)
@@ -142,7 +145,12 @@ class Assistant:
 
     async def delete_session(self, session_id: str, *, permanent: bool = False) -> Deletion:
         """Move a session to the trash, or (``permanent``) delete it everywhere at once; an
-        answer running in it is cancelled and not stored."""
+        answer running in it is cancelled and not stored. Other windows hear of it; this
+        one's client, which asked for it, is not told back."""
+        async with self.live.quiet(session_id):
+            return await self._delete_session(session_id, permanent)
+
+    async def _delete_session(self, session_id: str, permanent: bool) -> Deletion:
         await self.asks.stop(session_id)
         if permanent:
             return Deletion(await self.sessions.delete(session_id), trashed=False)
@@ -201,6 +209,7 @@ class Assistant:
         return self.trash.expiring(infos, self._settings.retention_days)
 
     async def close(self) -> None:
+        await self.live.close()
         await self.asks.close()
         await self.asks.models.close()
         await self.store.close()

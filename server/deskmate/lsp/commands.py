@@ -16,6 +16,7 @@ from ..memory.limits import MAX_QUESTION_LENGTH, MAX_TITLE_LENGTH
 from .arguments import Arguments, check_context, check_resend, check_time, invalid
 from .context import fill_context
 from .errors import internal_error, request_failed
+from .live import live_result
 from .progress import AskReporter
 from .server import DeskmateServer
 from .wire import (
@@ -194,10 +195,15 @@ def page_start(arguments: Arguments) -> int:
 
 @command("deskmate.getSession")
 async def get_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
-    """A session's history, to show when a chat view opens."""
+    """A session's history, to show when a chat view opens; with ``sinceMessageId``, only the
+    messages after it (``deskmate/sessionChanged`` said there are new ones). The session is
+    followed from now on: changes other processes make to it are notified."""
+    since_id = arguments.text("sinceMessageId")
     view = await ls.assistant.sessions.get(session_ref(ls, arguments))
     forks = await ls.assistant.forks.of(view.session.id) if view.session.id else []
-    return session_result(view.session, active=view.active, persisted=view.persisted, forks=forks)
+    await ls.assistant.live.open(view.session.id or None)
+    result = session_result(view.session, active=view.active, persisted=view.persisted, forks=forks)
+    return live_result(result, since_id)
 
 
 @command("deskmate.forkSession")

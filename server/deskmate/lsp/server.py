@@ -218,6 +218,9 @@ async def on_initialized(ls: DeskmateServer, params: types.InitializedParams) ->
     ls.start_sweeping()
     # Each folder's project (git runs) found now, not in the first command's time.
     asyncio.ensure_future(ls.assistant.sessions.ready())
+    from .live import start_live_sessions
+
+    start_live_sessions(ls)
     # Import the model SDK now, off the event loop, so the first question does not wait for it.
     asyncio.ensure_future(asyncio.to_thread(preload_model_client))
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from .models import Message, Session, SessionInfo, SessionMeta
+from .watching import SessionWatch
 
 # Given a stored session's summary, the title and metadata record it should have.
 MetaChange = Callable[[SessionInfo], tuple[str, SessionMeta]]
@@ -110,6 +111,23 @@ class MemoryBackend(Protocol):
     async def delete_memory(self, project: str, memory_id: str) -> bool:
         """Durably remove the memory (its text leaves the store); False when the project has
         no memory with that id."""
+        ...
+
+    def watch(self) -> SessionWatch:
+        """A watch on this store (nothing connects until its ``changes()`` is iterated): it
+        reports the sessions it follows when any process appends to, updates or deletes them,
+        with the store's own means (docs/storage.md, "Live sessions")."""
+        ...
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        """Take the session's answering lease for ``holder``, or renew it if ``holder`` holds it;
+        False while another holder's is in force. Only one process answers in a session at a
+        time. A lease ends when released, ``seconds`` after its last claim, or (files) when the
+        process holding it ends, however it ends."""
+        ...
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        """End ``holder``'s answering lease on the session (nothing if it holds none)."""
         ...
 
     async def close(self) -> None:

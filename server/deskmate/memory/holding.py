@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from .backend import MemoryBackend, MetaChange
 from .errors import StorageFull
 from .models import Message, Session, SessionInfo
+from .watching import SessionWatch
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,15 @@ class HoldingBackend:
 
     async def delete_memory(self, project: str, memory_id: str) -> bool:
         return await self.inner.delete_memory(project, memory_id)
+
+    def watch(self) -> SessionWatch:
+        return self.inner.watch()
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        return await self.inner.claim_answer(session_id, holder, seconds)
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        await self.inner.release_answer(session_id, holder)
 
     async def close(self) -> None:
         if self._retry_task is not None:

@@ -30,6 +30,7 @@ from .backend import MemoryBackend, MetaChange
 from .errors import StorageError
 from .models import Message, Session, SessionInfo
 from .search_index import Filters, Hit, ListQuery, SearchIndex, drop_index_files
+from .watching import SessionWatch
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,15 @@ class IndexedBackend:
 
     async def delete_memory(self, project: str, memory_id: str) -> bool:
         return await self.inner.delete_memory(project, memory_id)
+
+    def watch(self) -> SessionWatch:
+        return self.inner.watch()
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        return await self.inner.claim_answer(session_id, holder, seconds)
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        await self.inner.release_answer(session_id, holder)
 
     async def close(self) -> None:
         self._closed = True

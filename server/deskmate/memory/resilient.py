@@ -36,6 +36,7 @@ from .locking import LockTimeout, exclusive_lock
 from .models import Message, Session, SessionInfo
 from .outbox import Outbox, PendingAppend, pending_for
 from .patches import MetaPatch
+from .watching import SessionWatch
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +297,24 @@ class ResilientBackend:
             self._memories[project] = [m for m in cached if m.id != memory_id]
         self._poke()
         return found
+
+    def watch(self) -> SessionWatch:
+        """The store's own: while it is unreachable the watch keeps trying to reconnect."""
+        return self.inner.watch()
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        """The store's lease; BackendUnavailable while it is away (the caller decides)."""
+        try:
+            return await self._unless_down(self.inner.claim_answer(session_id, holder, seconds))
+        except BackendUnavailable as exc:
+            self._went_down(exc)
+            raise
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        try:
+            await self._unless_down(self.inner.release_answer(session_id, holder))
+        except BackendUnavailable as exc:
+            self._went_down(exc)  # the lease expires by itself
 
     async def close(self) -> None:
         """Stop retrying (what still waits stays in the outbox for the next start) and close ``inner``."""

@@ -33,6 +33,7 @@ from .limits import MAX_TITLE_LENGTH, clip_title
 from .models import Message, Session, SessionInfo, SessionMeta
 from .patches import MetaPatch
 from .sealing import is_sealed, open_text, seal_text, sealed_key_id
+from .watching import SessionWatch
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,16 @@ class SealedLabels:
 
     async def delete_memory(self, project: str, memory_id: str) -> bool:
         return await self.inner.delete_memory(project, memory_id)
+
+    def watch(self) -> SessionWatch:
+        # Summaries come as stored (labels sealed): a watch compares them, never shows them.
+        return self.inner.watch()
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        return await self.inner.claim_answer(session_id, holder, seconds)
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        await self.inner.release_answer(session_id, holder)
 
     async def close(self) -> None:
         await self.inner.close()

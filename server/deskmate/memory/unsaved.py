@@ -14,6 +14,7 @@ from .backend import MemoryBackend, MetaChange
 from .errors import SessionChanged, SessionNotFound, StorageError
 from .limits import clip_title
 from .models import Message, Session, SessionInfo
+from .watching import PollingWatch, SessionWatch
 
 
 class UnsavedOverlay:
@@ -125,6 +126,25 @@ class UnsavedOverlay:
 
     async def delete_memory(self, project: str, memory_id: str) -> bool:
         return await self._store().delete_memory(project, memory_id)
+
+    def watch(self) -> SessionWatch:
+        """The store's watch; over no store (the unsaved scratch conversation) nothing else
+        changes it, so a slow poll of memory."""
+        if self.inner is not None:
+            return self.inner.watch()
+
+        async def read(session_id: str) -> SessionInfo | None:
+            session = self.sessions.get(session_id)
+            return None if session is None else session.info()
+
+        return PollingWatch(read, 5.0)
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        return True if self.inner is None else await self.inner.claim_answer(session_id, holder, seconds)
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        if self.inner is not None:
+            await self.inner.release_answer(session_id, holder)
 
     async def close(self) -> None:
         """Nothing to release; ``inner`` belongs to whoever made this overlay."""

@@ -2,6 +2,7 @@
 local chat = require("deskmate.chat")
 local client = require("deskmate.client")
 local workspace = require("deskmate.workspace")
+require("deskmate.live") -- a chat shows turns asked in other windows as they are stored
 
 local M = {}
 

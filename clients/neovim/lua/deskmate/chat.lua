@@ -333,6 +333,75 @@ function M.render(root, session)
   refresh_winbar(chat)
 end
 
+-- The title, lineage and fork count of `session` (a deskmate.getSession result) in the winbar.
+local function take_labels(chat, session)
+  chat.title = session.title ~= vim.NIL and session.title or nil
+  local lineage = session.forkedFrom
+  chat.forked_from = type(lineage) == "table" and lineage or nil
+  chat.fork_count = type(session.forks) == "table" and #session.forks or 0
+  refresh_winbar(chat)
+end
+
+--- Updates the winbar from `session` (a deskmate.getSession result), the history untouched.
+---@param root string
+---@param session table
+function M.set_labels(root, session)
+  local chat = chats[root]
+  if chat then
+    take_labels(chat, session)
+  end
+end
+
+--- Adds stored `messages` below the history (turns asked in another window), without
+--- redrawing it: a window scrolled up stays where it is; one at the end follows.
+---@param root string
+---@param messages table[] deskmate.getSession messages
+---@param session table? the getSession result they came in (for the winbar)
+function M.add_messages(root, messages, session)
+  local chat = M.get(root)
+  for _, message in ipairs(messages) do
+    if message.role == "user" or message.role == "assistant" then
+      local first = is_empty(chat.buf) and 0 or vim.api.nvim_buf_line_count(chat.buf) + 1
+      table.insert(chat.messages, { id = message.id, role = message.role, content = message.content, line = first })
+      append_block(chat, message_lines(message))
+    end
+  end
+  if session then
+    take_labels(chat, session)
+  end
+end
+
+--- Brings the history up to `session` (a whole deskmate.getSession result): when what is
+--- shown is how it starts, the shown messages take their ids and the rest is added below;
+--- otherwise (it was rewritten elsewhere) the history is drawn again.
+---@param root string
+---@param session table
+function M.catch_up(root, session)
+  local chat = M.get(root)
+  local stored = {}
+  for _, message in ipairs(session.messages or {}) do
+    if message.role == "user" or message.role == "assistant" then
+      table.insert(stored, message)
+    end
+  end
+  local shown = chat.messages
+  local prefix = #stored >= #shown
+  for i = 1, math.min(#shown, #stored) do
+    local a, b = shown[i], stored[i]
+    if a.role ~= b.role or (a.id and a.id ~= b.id) then
+      prefix = false
+      break
+    end
+  end
+  if not prefix then
+    return M.render(root, session)
+  end
+  for i, message in ipairs(shown) do
+    message.id = stored[i].id
+  end
+  M.add_messages(root, vim.list_slice(stored, #shown + 1), session)
+end
+
 --- Shows a question and an empty answer section that M.append fills.
 ---@param root string
 ---@param question string

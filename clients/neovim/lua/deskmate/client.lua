@@ -123,6 +123,7 @@ function M.with_client(root, cb)
     workspace_folders = { { uri = workspace.uri(root), name = vim.fs.basename(root) } },
     handlers = vim.tbl_extend("force", vim.lsp.config[M.name].handlers or {}, {
       ["deskmate/askDelta"] = dispatch("deskmate/askDelta"),
+      ["deskmate/sessionChanged"] = dispatch("deskmate/sessionChanged"),
       ["window/showMessage"] = show_message,
     }),
     on_init = function(c)

@@ -277,6 +277,10 @@ function setBusy(busy: boolean): void {
 // ---- sessions -----------------------------------------------------------------------
 
 function showSession(message: Extract<ToWebview, { type: 'session' }>): void {
+  // Redrawn after a change in another window: the reader stays where they were.
+  const keep = message.keepScroll && message.sessionId === sessionId && !streaming;
+  const wasNearBottom = isNearBottom();
+  const scrolledTo = transcript.scrollTop;
   finishStreaming();
   sessionId = message.sessionId;
   sessions = message.sessions;
@@ -307,8 +311,17 @@ function showSession(message: Extract<ToWebview, { type: 'session' }>): void {
   transcript.replaceChildren();
   for (const entry of message.entries) appendEntry(entry);
   if (message.entries.length === 0) showEmpty();
-  transcript.scrollTop = transcript.scrollHeight;
+  transcript.scrollTop = keep && !wasNearBottom ? scrolledTo : transcript.scrollHeight;
   setBusy(false);
+}
+
+/** Turns another window stored: added below, the reader's place kept (followed if at the end). */
+function appendEntries(message: Extract<ToWebview, { type: 'appendEntries' }>): void {
+  if (message.sessionId !== sessionId || message.entries.length === 0) return;
+  const wasNearBottom = isNearBottom();
+  transcript.querySelector(':scope > .empty')?.remove();
+  for (const entry of message.entries) appendEntry(entry);
+  keepScrolled(wasNearBottom);
 }
 
 // ---- status of the daemon ------------------------------------------------------------
@@ -334,6 +347,9 @@ window.addEventListener('message', (event: MessageEvent<ToWebview>) => {
       break;
     case 'session':
       showSession(message);
+      break;
+    case 'appendEntries':
+      appendEntries(message);
       break;
     case 'askStarted':
       startAnswer(message.askId, message.question, message.replaceFrom);

@@ -4,6 +4,7 @@
 // chat view is used as a person would.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -654,5 +655,46 @@ describe('the extension in a real VS Code (code-server)', () => {
     await ask('And now?');
     await waitForAnswer('You asked: And now?');
     assert.doesNotMatch(await systemOf('And now?'), /pytest/);
+  });
+
+  /** Asks in session `sessionId` with the terminal CLI: another process on the same store. */
+  function askInTerminal(sessionId: string, question: string): string {
+    const deskmate = findOnPath('deskmate')!;
+    return execFileSync(deskmate, ['ask', '--session', sessionId, question], {
+      cwd: workspace,
+      env: {
+        ...process.env,
+        DESKMATE_BASE_URL: model!.baseUrl,
+        DESKMATE_MODEL: 'test-model',
+        DESKMATE_DATA_DIR: dataDir,
+      },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+  }
+
+  step('a turn asked in another window (the terminal) appears in the chat as it is stored, its place kept', async () => {
+    const shown = await chat().locator('#session-select').inputValue();
+    const before = (await messages()).length;
+    askInTerminal(shown, 'Asked in a terminal [[tokens:400]]');
+    await eventually(
+      async () => (await messages()).some((m) => m.includes('Asked in a terminal')),
+      'the terminal\'s question in the chat, without a reload',
+      10_000,
+    );
+    await eventually(async () => (await messages()).length === before + 2, 'the terminal\'s answer too');
+    // The reader scrolls up; the next turn from elsewhere lands below without moving them.
+    const transcript = chat().locator('#transcript');
+    await transcript.evaluate((element) => {
+      element.scrollTop = 0;
+    });
+    askInTerminal(shown, 'And one more from the terminal');
+    await eventually(
+      async () => (await messages()).some((m) => m.includes('And one more from the terminal')),
+      'the second terminal turn in the chat',
+      10_000,
+    );
+    assert.equal(await transcript.evaluate((element) => element.scrollTop), 0, 'the chat kept its scroll position');
+    assert.equal((await messages()).filter((m) => m.includes('Asked in a terminal')).length, 1, 'each turn shown once');
   });
 });

@@ -33,14 +33,19 @@ class FakeDaemon implements DaemonPort {
     switch (command) {
       case 'deskmate.ask':
         return (await this.onAsk(record)) as T;
-      case 'deskmate.getSession':
+      case 'deskmate.getSession': {
+        const since = record.sinceMessageId as string | undefined;
+        const at = since === undefined ? -1 : this.messages.findIndex((m) => m.id === since);
         return {
           sessionId: this.sessionId,
           title: 'Project',
-          messages: this.messages,
+          messages: since === undefined || at < 0 ? [...this.messages] : this.messages.slice(at + 1),
+          messageCount: this.messages.length,
+          ...(since === undefined ? {} : { sinceMessageId: since, reset: at < 0 }),
           forkedFrom: this.forkedFrom,
           forks: this.forks,
         } as T;
+      }
       case 'deskmate.forkSession':
         return {
           sessionId: 'fork-1',
@@ -475,6 +480,83 @@ describe('ChatController', () => {
       await controller.refresh();
       assert.equal(host.last('session')?.forkCount, 1);
       assert.equal(host.last('session')?.forkedFrom, null);
+    });
+  });
+
+  describe('live sessions', () => {
+    const message = (id: string, role: 'user' | 'assistant', content: string): StoredMessage => ({
+      id,
+      role,
+      content,
+      timestamp: '2026-12-06T10:00:00Z',
+    });
+
+    beforeEach(async () => {
+      daemon.messages = [message('q1', 'user', 'first'), message('a1', 'assistant', 'one')];
+      await controller.refresh();
+      host.posted = [];
+      daemon.calls = [];
+    });
+
+    it('adds the turn another window stored below the shown ones, reading only what is new', async () => {
+      daemon.messages.push(message('q2', 'user', 'from the terminal'), message('a2', 'assistant', 'two'));
+      await controller.onSessionChanged({ sessionId: 'project-1234abcd', change: 'appended', messageCount: 4 });
+      assert.deepEqual(daemon.calls[0], {
+        command: 'deskmate.getSession',
+        args: { workspaceUri: FOLDER, sessionId: 'project-1234abcd', sinceMessageId: 'a1' },
+      });
+      assert.deepEqual(host.posted, [
+        {
+          type: 'appendEntries',
+          sessionId: 'project-1234abcd',
+          entries: [
+            { id: 'q2', role: 'user', content: 'from the terminal' },
+            { id: 'a2', role: 'assistant', content: 'two' },
+          ],
+        },
+      ]);
+      // The next change reads after the last message added.
+      daemon.messages.push(message('q3', 'user', 'again'));
+      await controller.onSessionChanged({ sessionId: 'project-1234abcd', change: 'appended', messageCount: 5 });
+      assert.equal(daemon.calls[1].args.sinceMessageId, 'a2');
+      assert.deepEqual(host.last('appendEntries')?.entries, [{ id: 'q3', role: 'user', content: 'again' }]);
+    });
+
+    it('two changes in a row add each message once', async () => {
+      daemon.messages.push(message('q2', 'user', 'question'));
+      const first = controller.onSessionChanged({ sessionId: 'project-1234abcd', change: 'appended', messageCount: 3 });
+      daemon.messages.push(message('a2', 'assistant', 'answer'));
+      const second = controller.onSessionChanged({ sessionId: 'project-1234abcd', change: 'appended', messageCount: 4 });
+      await Promise.all([first, second]);
+      const added = host.posted.flatMap((m) => (m.type === 'appendEntries' ? m.entries.map((e) => e.id) : []));
+      assert.deepEqual(added, ['q2', 'a2']);
+    });
+
+    it('a session rewritten elsewhere, or renamed, is drawn again keeping the reader\'s place', async () => {
+      daemon.messages = [message('x1', 'user', 'rewritten')];
+      await controller.onSessionChanged({ sessionId: 'project-1234abcd', change: 'appended', messageCount: 1 });
+      assert.equal(host.last('session')?.keepScroll, true);
+      assert.deepEqual(host.last('session')?.entries.map((e) => e.id), ['x1']);
+      host.posted = [];
+      await controller.onSessionChanged({ sessionId: 'project-1234abcd', change: 'updated', messageCount: 1 });
+      assert.equal(host.last('session')?.keepScroll, true);
+    });
+
+    it('changes of other sessions, and while this window answers, are left alone', async () => {
+      await controller.onSessionChanged({ sessionId: 'another', change: 'appended', messageCount: 9 });
+      const answer = deferred<unknown>();
+      daemon.onAsk = () => answer.promise;
+      const asking = controller.ask('mine');
+      await tick();
+      await controller.onSessionChanged({ sessionId: 'project-1234abcd', change: 'appended', messageCount: 3 });
+      assert.deepEqual(daemon.commands(), ['deskmate.ask']);
+      answer.resolve({ sessionId: 'project-1234abcd', askId: 'ask-1', answer: 'ok', interrupted: false });
+      await asking;
+    });
+
+    it('a session deleted in another window is said so', async () => {
+      await controller.onSessionChanged({ sessionId: 'project-1234abcd', change: 'deleted', messageCount: 0 });
+      assert.deepEqual(host.posted, [{ type: 'error', message: 'This session was deleted in another window.' }]);
     });
   });
 });

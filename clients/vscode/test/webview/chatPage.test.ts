@@ -430,6 +430,37 @@ describe('chat page in Chromium', () => {
     assert.equal(await page.locator('#lineage').isHidden(), true);
   });
 
+  it('adds turns stored in another window below, keeping the reader where they are (following at the end)', async () => {
+    const long = Array.from({ length: 60 }, (_, i) => `line ${i}`).join('\n\n');
+    await showSession([
+      { role: 'user', content: 'first' },
+      { role: 'assistant', content: long },
+    ]);
+    const scrollTop = () => page.locator('#transcript').evaluate((e) => e.scrollTop);
+    await page.locator('#transcript').evaluate((e) => {
+      e.scrollTop = 0;
+    });
+    await send({
+      type: 'appendEntries',
+      sessionId: 'proj-1',
+      entries: [
+        { id: 'q9', role: 'user', content: 'from the terminal' },
+        { id: 'a9', role: 'assistant', content: long },
+      ],
+    });
+    assert.equal(await page.locator('.message').count(), 4);
+    assert.equal(await text('.message.user >> nth=1 >> .message-body'), 'from the terminal');
+    assert.equal(await scrollTop(), 0, 'scrolled up: stays');
+    await send({ type: 'appendEntries', sessionId: 'another-session', entries: [{ id: 'x', role: 'user', content: 'no' }] });
+    assert.equal(await page.locator('.message').count(), 4, 'another session\'s turns are not shown');
+    await page.locator('#transcript').evaluate((e) => {
+      e.scrollTop = e.scrollHeight;
+    });
+    await send({ type: 'appendEntries', sessionId: 'proj-1', entries: [{ id: 'q10', role: 'user', content: 'at the end' }] });
+    const atEnd = await page.locator('#transcript').evaluate((e) => e.scrollHeight - e.scrollTop - e.clientHeight);
+    assert.ok(atEnd < 5, 'at the end: follows');
+  });
+
   it("uses VS Code's theme colours", async () => {
     await page.evaluate(() => {
       document.documentElement.style.setProperty('--vscode-button-background', 'rgb(1, 2, 3)');

@@ -52,7 +52,7 @@ from ..models import Message, Session, SessionInfo, SessionMeta, updated_at_of
 from ..project_memories import decode_memory, encode_memory, ordered, validate_memory_id, validate_project
 from ..search_index import Filters, Hit, ListQuery
 from ..urls import redact
-from . import postgres_search
+from . import postgres_live, postgres_search
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,9 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (project, id)
     );
     """,
+    # 6: live sessions (backends/postgres_live.py): a trigger that NOTIFYs each session row's
+    # change, and the answering leases.
+    postgres_live.MIGRATION,
 ]
 
 _SESSION_COLUMNS = "id, title, workspace_uri, created_at, updated_at, tags, message_count, meta"
@@ -315,6 +318,9 @@ class PostgresBackend:
             "SELECT DISTINCT project FROM {schema}.memories ORDER BY project"
         )
         self._delete_memory_sql = statement("DELETE FROM {schema}.memories WHERE project = %s AND id = %s")
+        self._claim_sql = statement(postgres_live.CLAIM)
+        self._release_sql = statement(postgres_live.RELEASE)
+        self._summary_sql = statement(postgres_live.SUMMARY)
         self._list_sql = statement(
             "SELECT {columns} FROM {schema}.sessions ORDER BY updated_at DESC, created_at DESC, id"
         )
@@ -579,7 +585,9 @@ class PostgresBackend:
         validate_session_id(source_id, "save_copy")
         await self._save(session, source_id if source_id != session.id else None)
 
-    async def _save(self, session: Session, source_id: str | None, expected_messages: int | None = None) -> None:
+    async def _save(
+        self, session: Session, source_id: str | None, expected_messages: int | None = None
+    ) -> None:
         validate_session_id(session.id, "save")
         messages = session.messages
         params = {
@@ -764,6 +772,33 @@ class PostgresBackend:
         if message not in self._warned:
             self._warned.add(message)
             log.warning("%s", message)
+
+    def watch(self) -> postgres_live.PostgresWatch:
+        """LISTEN on the channel the sessions table's trigger NOTIFYs (``postgres_live.py``)."""
+        return postgres_live.PostgresWatch(self._summary, self._listening_connection, self.schema)
+
+    async def _summary(self, session_id: str) -> SessionInfo | None:
+        async with self._connection(f"read session {session_id!r}") as conn:
+            row = await (await conn.execute(self._summary_sql, (session_id,))).fetchone()
+        return None if row is None else self._listed(row)
+
+    async def _listening_connection(self) -> psycopg.AsyncConnection[Any]:
+        """A connection outside the pool (it stays busy listening), the schema ready first."""
+        await self._open_pool()
+        async with self._errors("listen for session changes"):
+            return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        """One upsert of the session's ``answer_leases`` row (it expires ``seconds`` later)."""
+        validate_session_id(session_id, "claim_answer")
+        params = {"id": session_id, "holder": holder, "seconds": seconds}
+        async with self._connection(f"claim session {session_id!r}") as conn:
+            return await (await conn.execute(self._claim_sql, params)).fetchone() is not None
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        validate_session_id(session_id, "release_answer")
+        async with self._connection(f"release session {session_id!r}") as conn:
+            await conn.execute(self._release_sql, {"id": session_id, "holder": holder})
 
     async def close(self) -> None:
         """Close the pool's connections; later operations raise StorageError."""

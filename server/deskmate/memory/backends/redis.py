@@ -55,6 +55,7 @@ from ..limits import clip_title
 from ..models import Message, Session, SessionInfo, SessionMeta, now_iso, updated_at_of
 from ..project_memories import decode_memory, encode_memory, ordered, validate_memory_id, validate_project
 from ..urls import redact
+from . import redis_live
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,9 @@ _PASSED_ON = frozenset(URL_QUERY_ARGUMENT_PARSERS) | {
     "ssl_password",
 }
 
-# KEYS: meta, messages, index. ARGV: id, title, workspaceUri ('' = none), createdAt,
+# Every write script ends with a PUBLISH of the session id on the changes channel (its last
+# KEY), which live sessions listen to (redis_live.py).
+# KEYS: meta, messages, index, changes. ARGV: id, title, workspaceUri ('' = none), createdAt,
 # updatedAt, score, ttl (0 = none), then the messages' JSON.
 _APPEND = """
 local meta, msgs, index = KEYS[1], KEYS[2], KEYS[3]
@@ -97,10 +100,11 @@ local ttl = tonumber(ARGV[7])
 for _, key in ipairs({meta, msgs}) do
   if ttl > 0 then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
 end
+redis.call('PUBLISH', KEYS[4], ARGV[1])
 return 1
 """
 
-# KEYS: meta, messages, index. ARGV: id, title, workspaceUri, createdAt, updatedAt,
+# KEYS: meta, messages, index, changes. ARGV: id, title, workspaceUri, createdAt, updatedAt,
 # score, ttl, the metadata record (JSON), the message count expected ('-1': any), then the
 # messages' JSON. Returns 1 written, or {0, count found (-1: no session)} and writes nothing.
 _SAVE = """
@@ -124,10 +128,11 @@ if ttl > 0 then
   redis.call('EXPIRE', meta, ttl)
   redis.call('EXPIRE', msgs, ttl)  -- no-op for a session without messages
 end
+redis.call('PUBLISH', KEYS[4], ARGV[1])
 return 1
 """
 
-# KEYS: meta, messages, index, the source's messages. ARGV: id, title, workspaceUri,
+# KEYS: meta, messages, index, the source's messages, changes. ARGV: id, title, workspaceUri,
 # createdAt, updatedAt, score, ttl, the metadata record (JSON), n. A save whose messages are
 # the source's first n, copied inside Redis (COPY, LTRIM). Returns the copy's length, first
 # and last element, for the caller to check they are the ones it meant.
@@ -146,11 +151,12 @@ if ttl > 0 then
   redis.call('EXPIRE', meta, ttl)
   redis.call('EXPIRE', msgs, ttl)
 end
+redis.call('PUBLISH', KEYS[5], ARGV[1])
 return {redis.call('LLEN', msgs), redis.call('LINDEX', msgs, 0), redis.call('LINDEX', msgs, n - 1)}
 """
 
-# KEYS: meta, messages. ARGV: the title and meta fields as read ('' for none), the new
-# title and meta, ttl. Compare and set: 1 written, 0 changed since read, -1 no session.
+# KEYS: meta, messages, changes. ARGV: the title and meta fields as read ('' for none), the new
+# title and meta, ttl, id. Compare and set: 1 written, 0 changed since read, -1 no session.
 _UPDATE = """
 local meta = KEYS[1]
 if redis.call('EXISTS', meta) == 0 then return -1 end
@@ -163,13 +169,15 @@ if ttl > 0 then
   redis.call('EXPIRE', meta, ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
+redis.call('PUBLISH', KEYS[3], ARGV[6])
 return 1
 """
 
-# KEYS: meta, messages, index. ARGV: id. Returns how many of the two keys existed.
+# KEYS: meta, messages, index, changes. ARGV: id. Returns how many of the two keys existed.
 _DELETE = """
 local existed = redis.call('UNLINK', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
+if existed > 0 then redis.call('PUBLISH', KEYS[4], ARGV[1]) end
 return existed
 """
 
@@ -204,6 +212,8 @@ _SCRIPTS = {
     "update": _UPDATE,
     "delete": _DELETE,
     "prune": _PRUNE,
+    "claim": redis_live.CLAIM,
+    "release": redis_live.RELEASE,
 }
 UPDATE_ATTEMPTS = 10
 
@@ -327,6 +337,11 @@ class RedisBackend:
     def index_key(self) -> str:
         return f"{self.prefix}:sessions"
 
+    @property
+    def changes_channel(self) -> str:
+        """Where every write publishes the id of the session it changed."""
+        return f"{self.prefix}:changes"
+
     def _redis(self) -> aioredis.Redis:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
@@ -418,7 +433,7 @@ class RedisBackend:
             *_encoded(messages),
         ]
         try:
-            await self._run("append", [meta_key, messages_key, self.index_key], args)
+            await self._run("append", [meta_key, messages_key, self.index_key, self.changes_channel], args)
         except (RedisError, OSError) as exc:
             raise self._failure(exc, f"append to session {session_id!r}") from None
 
@@ -440,7 +455,9 @@ class RedisBackend:
             *_encoded(messages),
         ]
         try:
-            written = await self._run("save", [meta_key, messages_key, self.index_key], args)
+            written = await self._run(
+                "save", [meta_key, messages_key, self.index_key, self.changes_channel], args
+            )
         except (RedisError, OSError) as exc:
             raise self._failure(exc, f"save session {session.id!r}") from None
         if isinstance(written, list):
@@ -469,7 +486,7 @@ class RedisBackend:
             dumps(encode_meta(session.meta)),
             len(messages),
         ]
-        keys = [meta_key, messages_key, self.index_key, self.keys_of(source_id)[1]]
+        keys = [meta_key, messages_key, self.index_key, self.keys_of(source_id)[1], self.changes_channel]
         try:
             count, first, last = await self._run("save_copy", keys, args)
         except ResponseError as exc:  # COPY unknown (Redis < 6.2) or not in the user's ACL
@@ -516,8 +533,16 @@ class RedisBackend:
                 )
                 title, meta = change(info)
                 title = clip_title(title)
-                args = [info.title, meta_raw or "", storable(title), dumps(encode_meta(meta)), self.ttl or 0]
-                written = int(await self._run("update", [meta_key, messages_key], args))
+                args = [
+                    info.title,
+                    meta_raw or "",
+                    storable(title),
+                    dumps(encode_meta(meta)),
+                    self.ttl or 0,
+                    session_id,
+                ]
+                keys = [meta_key, messages_key, self.changes_channel]
+                written = int(await self._run("update", keys, args))
                 if written < 0:
                     return None
                 if written:
@@ -533,7 +558,8 @@ class RedisBackend:
         """Remove the session's keys and its listing entry; False if it did not exist."""
         meta_key, messages_key = self.keys_of(session_id)
         try:
-            existed = await self._run("delete", [meta_key, messages_key, self.index_key], [session_id])
+            keys = [meta_key, messages_key, self.index_key, self.changes_channel]
+            existed = await self._run("delete", keys, [session_id])
         except (RedisError, OSError) as exc:
             raise self._failure(exc, f"delete session {session_id!r}") from None
         return int(existed) > 0
@@ -611,6 +637,41 @@ class RedisBackend:
         except (RedisError, OSError) as exc:
             raise self._failure(exc, "list sessions") from None
         return infos
+
+    def watch(self) -> redis_live.RedisWatch:
+        """SUBSCRIBE to the channel every write publishes on (``redis_live.py``)."""
+        return redis_live.RedisWatch(self._summary, lambda: self._redis().pubsub(), self.changes_channel)
+
+    async def _summary(self, session_id: str) -> SessionInfo | None:
+        meta_key, messages_key = self.keys_of(session_id)
+        try:
+            async with self._redis().pipeline(transaction=True) as pipe:
+                pipe.hmget(meta_key, *_LISTED_FIELDS)
+                pipe.llen(messages_key)
+                fields, count = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"read session {session_id!r}") from None
+        if isinstance(fields, list) and all(value is None for value in fields):
+            return None
+        return self._listed(session_id, fields, count)
+
+    def _lease_key(self, session_id: str) -> str:
+        return f"{self.prefix}:answering:{{{validate_session_id(session_id)}}}"
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        """SET the lease key to ``holder`` with a PX expiry, unless another holder's is there."""
+        key = self._lease_key(session_id)
+        try:
+            return int(await self._run("claim", [key], [holder, max(1, int(seconds * 1000))])) == 1
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"claim session {session_id!r}") from None
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        key = self._lease_key(session_id)
+        try:
+            await self._run("release", [key], [holder])
+        except (RedisError, OSError) as exc:
+            raise self._failure(exc, f"release session {session_id!r}") from None
 
     async def close(self) -> None:
         """Close the client and its connection pool."""

@@ -78,6 +78,7 @@ from ...models import (
     now_iso,
 )
 from ...project_memories import validate_memory_id, validate_project
+from .live import FileLeases, FileWatch
 from .memories import FileMemories
 
 log = logging.getLogger(__name__)
@@ -658,6 +659,7 @@ class FileBackend:
         self._paths: dict[str, Path] = {}  # validated session ids and their files
         self._lock_dir = os.path.join(self.directory, ".locks", "")
         self._memories = FileMemories(self.root, lock_timeout)
+        self._leases = FileLeases(self.directory / ".locks", self.root)
 
     def __repr__(self) -> str:
         return f"FileBackend({str(self.root)!r})"
@@ -804,8 +806,28 @@ class FileBackend:
 
         return await asyncio.to_thread(self._memories.change, project, remove)
 
+    def watch(self) -> FileWatch:
+        """Changes to ``sessions/`` through inotify (watchfiles), polling where that is unavailable."""
+        return FileWatch(self.directory, self.root, SUFFIX, self._summarise, self.path_of)
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        """An flock on ``sessions/.locks/<id>.answering``: released by the kernel when this
+        process ends, so ``seconds`` plays no part."""
+        path = self.path_of(session_id)  # validates the id
+        try:
+            return await asyncio.to_thread(self._leases.claim, session_id, holder)
+        except OSError as exc:  # e.g. the data dir is a file: said as a load would say it
+            raise StorageError(
+                f"Cannot read session file {path}: {exc.strerror} (taking its answering lock in "
+                f"{self._lock_dir})."
+            ) from None
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        self._leases.release(session_id, holder)
+
     async def close(self) -> None:
-        """Nothing to release: every call opens and closes its own files."""
+        """Leases this process holds are released; every other call opens and closes its own files."""
+        self._leases.release_all()
 
     # -- blocking implementations, run in worker threads ------------------------
 

@@ -17,6 +17,7 @@ from ...limits import clip_title
 from ...models import Message, Session, SessionInfo, updated_at_of
 from ...project_memories import validate_memory_id, validate_project
 from ...urls import redact
+from . import live
 from .appends import Appender
 from .client import MAX_ATTEMPTS, Declined, S3Client, pause
 from .compaction import CHUNKS_PER_MERGE, SEGMENTS_PER_CHUNK, Compactor
@@ -88,6 +89,7 @@ class S3Backend:
         # Writes to one session from this process take turns: racing ourselves would only
         # cost requests. Other processes are still raced, with conditional requests.
         self._writing: dict[str, asyncio.Lock] = {}
+        self._leases = live.S3Leases(self.client, self.prefix)
 
     def __repr__(self) -> str:
         endpoint = f"?endpoint={redact(self.endpoint)}" if self.endpoint else ""
@@ -230,6 +232,19 @@ class S3Backend:
         validate_project(project, "forget a memory")
         validate_memory_id(memory_id)
         return await asyncio.to_thread(self._memories.delete, project, memory_id)
+
+    def watch(self) -> live.S3Watch:
+        """Polls each followed session's manifest (``live.py``): S3 tells no one of a change."""
+        return live.watch(self._reader.summary)
+
+    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
+        """A lease object, written with conditional requests (``live.py``)."""
+        validate_session_id(session_id)
+        return await asyncio.to_thread(self._leases.claim, session_id, holder, seconds)
+
+    async def release_answer(self, session_id: str, holder: str) -> None:
+        validate_session_id(session_id)
+        await asyncio.to_thread(self._leases.release, session_id, holder)
 
     async def close(self) -> None:
         """Close the HTTP connections and the threads of parallel requests."""

@@ -143,6 +143,11 @@ class Reader:
                 self._cached_messages -= len(dropped)
         return part
 
+    def summary(self, session_id: str) -> SessionInfo | None:
+        """The session's summary from its manifest, read now; None if there is none."""
+        manifest = self._manifests.get(session_id)
+        return None if manifest is None else manifest.info(session_id)
+
     def _info(self, session_id: str) -> SessionInfo | None:
         try:
             manifest = self._manifests.get(session_id)

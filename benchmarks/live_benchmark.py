@@ -1,0 +1,183 @@
+"""Live sessions on every store: how long after another process stores a turn a watching daemon
+hears of it, and what the answering lease costs. Target (issue 17): changes within 1 s.
+
+The stores are the real servers, as in backends_benchmark.py: files in a temp dir (inotify
+through watchfiles, and its polling fallback), PostgreSQL (LISTEN/NOTIFY) and Redis (pub/sub)
+on 127.0.0.1, S3 through a local moto server (polling). Usage, with the project's venv:
+
+    python benchmarks/live_benchmark.py [--stores file,file-polling,postgres,redis,s3] [--turns 30]
+
+A writer process appends one turn at a time to a session (a separate process, so nothing is
+shared with the watcher but the store); the watcher, in this process, follows that session.
+Latency is from the moment the writer's append returned (wall clock, one machine) to the
+moment the watch reported the change: what a daemon adds on top of the write itself. Turns are
+spaced 150-350 ms apart at random, so a polled store's phase is not always the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from backends_benchmark import Stores  # noqa: E402
+from deskmate.memory import Message  # noqa: E402
+from deskmate.memory.urls import backend_for_url  # noqa: E402
+from deskmate.memory.watching import LEASE_SECONDS  # noqa: E402
+from store_benchmark import fmt, table  # noqa: E402
+
+SESSION = "live-bench"
+TARGET_MS = 1000.0
+
+
+async def writer(url: str) -> None:
+    """The other process: on each line from stdin, append a turn; print when the append returned."""
+    backend = backend_for_url(url)
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                return
+            turn = [Message(role="user", content="q " * 40), Message(role="assistant", content="a " * 200)]
+            await backend.append(SESSION, turn)
+            sys.stdout.write(f"{time.time()}\n")
+            sys.stdout.flush()
+    finally:
+        await backend.close()
+
+
+async def latencies(url: str, turns: int, polling: bool) -> tuple[list[float], str]:
+    backend = backend_for_url(url)
+    await backend.append(SESSION, [Message(role="user", content="first")])
+    watch = backend.watch()
+    if polling:
+        watch.force_polling = True  # the file store's fallback where inotify is unavailable
+    await watch.follow(SESSION)
+    reported: asyncio.Queue[float] = asyncio.Queue()
+
+    async def listen() -> None:
+        async for _ in watch.changes():
+            reported.put_nowait(time.time())
+
+    listener = asyncio.ensure_future(listen())
+    await asyncio.wait_for(watch.ready.wait(), 30)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--writer",
+        url,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    results: list[float] = []
+    try:
+        for i in range(turns + 2):
+            await asyncio.sleep(random.uniform(0.15, 0.35))
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
+            stored = float((await proc.stdout.readline()).decode())
+            heard = await asyncio.wait_for(reported.get(), 30)
+            if i >= 2:  # the first two warm connections and caches
+                results.append((heard - stored) * 1000)
+    finally:
+        proc.stdin.close()
+        await proc.wait()
+        mechanism = watch.mechanism
+        await watch.close()
+        await asyncio.wait_for(listener, 10)
+        await backend.close()
+    return results, mechanism
+
+
+async def lease_cost(url: str, rounds: int = 30) -> float:
+    """Median ms of one claim (taking the lease) plus one release: what every ask adds."""
+    backend = backend_for_url(url)
+    times = []
+    try:
+        for i in range(rounds + 2):
+            start = time.perf_counter()
+            assert await backend.claim_answer(f"lease-{i}", "bench", LEASE_SECONDS)
+            await backend.release_answer(f"lease-{i}", "bench")
+            if i >= 2:
+                times.append((time.perf_counter() - start) * 1000)
+    finally:
+        await backend.close()
+    return statistics.median(times)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(stores: list[str], turns: int) -> None:
+    kinds = {name: name.removesuffix("-polling") for name in stores}
+    opened = Stores(sorted(set(kinds.values())))
+    rows = []
+    try:
+        for name in stores:
+            url = opened.urls[kinds[name]]
+            if name == "file-polling":  # a store of its own: the two file runs share nothing
+                url = (opened.tmp / "files-polling").as_uri()
+            found, mechanism = await latencies(url, turns, polling=name == "file-polling")
+            lease = await lease_cost(url)
+            kill = "at once (flock)" if kinds[name] == "file" else f"<= {LEASE_SECONDS:g} s (expiry)"
+            rows.append(
+                [
+                    name,
+                    mechanism,
+                    fmt(statistics.median(found)),
+                    fmt(percentile(found, 0.9)),
+                    fmt(max(found)),
+                    "met" if max(found) < TARGET_MS else "NOT met",
+                    fmt(lease),
+                    kill,
+                ]
+            )
+            print(f"  {name}: done", file=sys.stderr)
+    finally:
+        opened.close()
+    print(f"\nLive sessions: {turns} turns per store, written by another process")
+    print(
+        f"(Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})\n"
+    )
+    print(
+        table(
+            [
+                "store",
+                "how it hears",
+                "median ms",
+                "p90 ms",
+                "max ms",
+                "< 1 s",
+                "lease ms",
+                "a killed holder's lease ends",
+            ],
+            rows,
+        )
+    )
+    print("\nms: from the writer's append returning to the watcher's report; lease: one claim + release.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stores", default="file,file-polling,postgres,redis,s3")
+    parser.add_argument("--turns", type=int, default=30)
+    parser.add_argument("--writer", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.writer:
+        asyncio.run(writer(args.writer))
+        return
+    asyncio.run(run(args.stores.split(","), args.turns))
+
+
+if __name__ == "__main__":
+    main()
