@@ -394,3 +394,15 @@ def test_help_is_plain_text():
             [sys.executable, "-m", "deskmate", *args, "--help"], capture_output=True, text=True, timeout=60
         ).stdout
         assert "usage: deskmate" in text and "``" not in text and "`" not in text
+
+
+def test_ask_with_several_files_sends_and_shows_each(project, model_server, data_dir):
+    (project / "util.py").write_text("def helper():\n    return 42\n")
+    run = dict(cwd=project, model_server=model_server, data_dir=data_dir)
+    model_server.clear_requests()
+    deskmate("ask", "How do these fit?", "--file", "main.py", "--file", "util.py", **run)
+    prompts = [r["messages"][-1]["content"] for r in model_server.requests]
+    assert any("def add(a, b):" in p and "def helper():" in p for p in prompts), prompts
+    shown = deskmate("sessions", "show", **run).stdout
+    assert f"--- context: {project / 'main.py'}\ndef add(a, b):" in shown
+    assert f"--- context: {project / 'util.py'}\ndef helper():" in shown

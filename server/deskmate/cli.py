@@ -61,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="ask a question in this project's session, answer on stdout")
     ask.add_argument("question", nargs="+")
     ask.add_argument("--session", help="session id (default: this project's active session)")
-    ask.add_argument("--file", type=Path, help="a file to send along as context")
+    ask.add_argument(
+        "--file",
+        type=Path,
+        action="append",
+        help="a file to send along as context (repeat it to send several)",
+    )
 
     sessions = commands.add_parser(
         "sessions",
@@ -242,12 +247,14 @@ async def terminal_ask(assistant, args: argparse.Namespace) -> int:
     from .engine.workspaces import path_to_uri
     from .terminal import SafeWriter
 
-    context = None
-    if args.file:
+    files = []
+    for named in args.file or []:
         # The user names the file in their own terminal: any regular file of theirs, capped.
-        path = args.file.absolute()
+        path = named.absolute()
         text, note = await asyncio.to_thread(read_context_file, path, None)
-        context = {"uri": path_to_uri(path), "text": text, **({"note": note} if note else {})}
+        files.append({"uri": path_to_uri(path), "text": text, **({"note": note} if note else {})})
+    # The first file is the question's context; the others go along as its attachments.
+    context = {**files[0], "attachments": files[1:]} if len(files) > 1 else (files[0] if files else None)
     # In a terminal the project is the current directory's, wherever --file lies.
     ref = assistant.sessions.resolve(session_id=args.session)
     out = SafeWriter(sys.stdout)
@@ -324,7 +331,14 @@ def when(timestamp: str) -> str:
 
 
 def context_lines(context: dict) -> str:
-    """A question's context as 'show' prints it: where it came from, then its text."""
+    """A question's context as 'show' prints it: for each piece (the editor's file or selection,
+    then the files added), where it came from, then its text."""
+    from .memory import context_items
+
+    return "".join(context_piece(item) for item in context_items(context))
+
+
+def context_piece(context: dict) -> str:
     from .engine.prompt import display_path
 
     where = display_path(context.get("uri", "")) or "the editor"

@@ -14,6 +14,7 @@ from ..engine.search import MAX_QUERY_LENGTH, MAX_RESULTS, SearchRequest
 from ..memory import InvalidSessionId, SessionIdRequired, SessionStoreError
 from ..memory.limits import MAX_QUESTION_LENGTH, MAX_TITLE_LENGTH
 from .arguments import Arguments, check_context, check_resend, check_time, invalid
+from .attachments import attach, check_attachments
 from .context import fill_context
 from .errors import internal_error, request_failed
 from .progress import AskReporter
@@ -101,9 +102,13 @@ async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     edit_message_id, regenerate = check_resend(arguments)
     question = arguments.text("question", required=not regenerate, max_length=MAX_QUESTION_LENGTH)
     context = check_context(name, arguments.object("context"))
+    attachments = check_attachments(arguments)
     ask_id = arguments.text("askId") or uuid.uuid4().hex
+    folders = ls.assistant.sessions.workspaces.folders
     if context is not None:
-        context = await fill_context(name, context, ls.workspace, ls.assistant.sessions.workspaces.folders)
+        context = await fill_context(name, context, ls.workspace, folders)
+    if attachments:
+        context = await attach(name, context, attachments, ls.workspace, folders)
     ref = ls.assistant.sessions.resolve(
         session_id=arguments.session_id(),
         workspace_uri=arguments.text("workspaceUri"),
