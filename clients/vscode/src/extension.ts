@@ -7,6 +7,7 @@ import { ChatController, type ChatHost } from './chatController';
 import { CHAT_VIEW_ID, ChatViewProvider } from './chatView';
 import { registerCommands } from './commands';
 import { Daemon } from './daemon';
+import { watchEditorContext, findFiles, pickFiles } from './editorContext';
 import { pythonInterpreter, watchPythonInterpreter } from './python';
 import { API_KEY_SECRET } from './secrets';
 import { findOnPath, resolveServerCommand } from './serverCommand';
@@ -88,6 +89,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     },
     insert: (text) => workspace.insertAtCursor(text),
     restartDaemon: () => theDaemon.restart(),
+    findFiles,
+    pickFiles,
   };
   const controller = new ChatController(theDaemon, host);
   view = new ChatViewProvider(context.extensionUri, (message) => controller.handle(message), output);
@@ -119,6 +122,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       if (theDaemon.state === 'failed') void theDaemon.start();
     }),
     ...registerCommands(context, { controller, daemon: theDaemon, view, workspace, output }),
+    watchEditorContext((editor) => controller.onEditorChanged(editor)),
   );
   void watchPythonInterpreter(context, output, () => {
     const configured = serverCommand() as { length?: number } | undefined;

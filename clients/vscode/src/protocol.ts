@@ -18,11 +18,19 @@ export interface AskContext {
   languageId?: string;
 }
 
+/** A question's context as stored: the editor's code, then the files added (`attachments`). */
+export interface StoredContext extends AskContext {
+  note?: string;
+  attachments?: StoredContext[];
+}
+
 export interface AskArgs {
   question: string;
   sessionId?: string;
   workspaceUri?: string;
   context?: AskContext;
+  /** Files the user added (@file, + add context); one with neither range nor text goes whole. */
+  attachments?: AskContext[];
   askId?: string;
   /** Edit and resend (with `question`) or, with `regenerate`, ask again: the answer goes to a new fork. */
   editMessageId?: string;
@@ -103,6 +111,8 @@ export interface StoredMessage {
   status?: string;
   /** Why a failed answer failed. */
   error?: string;
+  /** What went along with a question. */
+  context?: StoredContext;
 }
 
 export interface SessionView {
