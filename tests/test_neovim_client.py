@@ -119,6 +119,7 @@ def run_spec(name: str, *args: str, cwd: Path, env: dict[str, str]) -> str:
         "errors",  # daemon errors via vim.notify ERROR, corrupt-history warning
         "health",  # :checkhealth deskmate
         "ui",  # no setup() needed, no forced keymaps, the prompt, following the answer, help tags
+        "context",  # code in view, @file, #buffers, <C-d>; multi-line prompt; Retry; gy / ga on code blocks
     ],
 )
 def test_neovim_spec(spec: str, tmp_path: Path, model_url: str, workspace: Path, data_dir: Path) -> None:

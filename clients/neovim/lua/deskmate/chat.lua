@@ -30,7 +30,7 @@ local group = vim.api.nvim_create_augroup("deskmate.chat", { clear = true })
 ---@type table<string, deskmate.Chat>
 local chats = {}
 
--- Prompt buffers count as modified in Neovim; an unsent question must not block :qa.
+-- An input buffer with text counts as modified in Neovim; an unsent question must not block :qa.
 vim.api.nvim_create_autocmd({ "QuitPre", "ExitPre" }, {
   group = group,
   callback = function()
@@ -249,6 +249,8 @@ local function create(root)
   vim.bo[input].swapfile = false
   vim.b[input].deskmate_root = root
   vim.bo[input].completefunc = "v:lua.require'deskmate.chat_context'.complete"
+  -- The file list narrows as the name is typed; nothing is inserted until one is picked.
+  vim.bo[input].completeopt = "menu,menuone,noinsert,noselect"
 
   local chat = { root = root, buf = buf, input = input, status = "", streamed = {}, messages = {}, fork_count = 0 }
   local function send()
@@ -272,7 +274,14 @@ local function create(root)
   local function map(mode, lhs, fn, desc)
     vim.keymap.set(mode, lhs, fn, { buffer = input, nowait = true, silent = true, desc = desc })
   end
-  map({ "i", "n" }, "<CR>", send, "deskmate: send the question")
+  map("n", "<CR>", send, "deskmate: send the question")
+  map("i", "<CR>", function()
+    -- Enter takes a completion the user picked; otherwise it sends.
+    if vim.fn.pumvisible() == 1 and vim.fn.complete_info({ "selected" }).selected >= 0 then
+      return vim.api.nvim_feedkeys(vim.keycode("<C-y>"), "n", false)
+    end
+    send()
+  end, "deskmate: send the question")
   -- A new line in the question: Shift+Enter where the terminal tells it apart, Ctrl-J anywhere.
   map("i", "<S-CR>", "<CR>", "deskmate: new line")
   map("i", "<C-c>", function()
@@ -288,6 +297,16 @@ local function create(root)
     buffer = input,
     callback = function()
       M.refresh_context(root)
+    end,
+  })
+  -- A half-typed question must not block :quit ("No write since last change").
+  vim.api.nvim_create_autocmd({ "BufModifiedSet", "InsertLeave", "TextChanged", "TextChangedI" }, {
+    group = group,
+    buffer = input,
+    callback = function()
+      if vim.bo[input].modified then
+        vim.bo[input].modified = false
+      end
     end,
   })
   buffer_keymaps(chat)

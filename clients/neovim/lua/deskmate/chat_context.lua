@@ -60,10 +60,14 @@ function M.editor_context()
     return nil
   end
   local buf = vim.api.nvim_win_get_buf(win)
-  local first, last = vim.api.nvim_win_call(win, function()
-    return vim.fn.line("w0"), vim.fn.line("w$")
+  local view = vim.api.nvim_win_call(win, function() -- returns one value only
+    return { vim.fn.line("w0"), vim.fn.line("w$") }
   end)
-  return context.from_lines(buf, first, last)
+  local code = context.from_lines(buf, view[1], view[2])
+  if vim.trim(code.text) == "" then
+    return nil -- an empty buffer: nothing to send
+  end
+  return code
 end
 
 local function relative(root, path)
