@@ -68,6 +68,12 @@ H.test("<C-d> drops the editor's code; @path and #buffers add files, completed f
   H.contains(prompt, "helper_marker", "the @file went to the model")
   H.truthy(not prompt:find("add_marker", 1, true), "still dropped for calc.py")
   H.contains(H.chat_text(), "*(with util.py)*", "the chat notes the file")
+  -- :Deskmate add: a file for the next question, shown as a chip until it is sent.
+  vim.cmd("Deskmate add util.py")
+  H.contains(vim.wo[input_win()].winbar, "[util.py]", "the added file's chip")
+  type_question("Aand now? [[answer:added seen]]<CR>", "added seen")
+  H.contains(last_request(), "helper_marker", "the added file went to the model")
+  H.truthy(not vim.wo[input_win()].winbar:find("[util.py]", 1, true), "used up by the question")
   -- #buffers: every open file buffer, as it is in Neovim.
   vim.api.nvim_buf_set_lines(vim.api.nvim_win_get_buf(code_win), 0, 0, false, { "# unsaved_marker" })
   type_question("Acompare #buffers [[answer:fourth seen]]<CR>", "fourth seen")
