@@ -120,6 +120,7 @@ class ModelServer:
         chunk_delay: float = 0.0,
         context_window: int | None = None,
         flavor: str = "llama.cpp",
+        models: tuple[str, ...] = ("test-model",),
     ) -> None:
         if host != "127.0.0.1":
             raise ValueError("ModelServer only listens on 127.0.0.1")
@@ -127,6 +128,7 @@ class ModelServer:
             raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}")
         self.context_window = context_window
         self.flavor = flavor
+        self.models = list(models)  # what GET /v1/models lists (a test may change it)
         self.host = host
         self.port = port
         self.chunk_delay = chunk_delay
@@ -202,8 +204,8 @@ class ModelServer:
     # --- handlers ---------------------------------------------------------
 
     async def _models(self, request: web.Request) -> web.Response:
-        model = {"id": "test-model", "object": "model", "created": 0, "owned_by": "deskmate-tests"}
-        return web.json_response({"object": "list", "data": [model]})
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "deskmate-tests"} for m in self.models]
+        return web.json_response({"object": "list", "data": data})
 
     async def _props(self, request: web.Request) -> web.Response:
         """llama.cpp's server properties: the context size of its slots."""
@@ -414,6 +416,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-delay", type=float, default=0.0)
     parser.add_argument("--context-window", type=int, default=None, help="refuse longer prompts (tokens)")
     parser.add_argument("--flavor", choices=FLAVORS, default="llama.cpp", help="where the window is reported")
+    parser.add_argument("--models", default="test-model", help="what /v1/models lists, comma-separated")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -421,7 +424,11 @@ def main(argv: list[str] | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     with ModelServer(
-        port=args.port, chunk_delay=args.chunk_delay, context_window=args.context_window, flavor=args.flavor
+        port=args.port,
+        chunk_delay=args.chunk_delay,
+        context_window=args.context_window,
+        flavor=args.flavor,
+        models=tuple(args.models.split(",")),
     ) as server:
         print(f"READY {server.base_url}", flush=True)
         while not stopping.wait(0.5):  # timed wait so signals are handled promptly

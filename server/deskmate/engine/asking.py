@@ -10,6 +10,7 @@ from typing import Any
 
 from ..memory import MemoryBackend, Message
 from .errors import EngineError, SessionBusy
+from .model_choice import for_folder
 from .model_client import ContextOverflow, Finished, ModelClient, ModelError, Usage
 from .prompt import build_messages, estimate_tokens, history_budget
 from .redaction import Redaction, redact_question
@@ -177,7 +178,7 @@ class AskRunner:
         on_streamed: Callable[[], None],
         on_redacted: Callable[[Redaction], None],
     ) -> AskResult:
-        settings = self._settings()
+        settings = for_folder(self._settings(), self.sessions.store.data_dir, ref.workspace_uri)
         model = self.models.get(settings)
         model.check_configured()  # before anything is stored: nothing to keep from a request never sent
         redacted = Redaction()

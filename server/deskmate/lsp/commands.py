@@ -198,9 +198,12 @@ def page_start(arguments: Arguments) -> int:
 @command("deskmate.getSession")
 async def get_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     """A session's history, to show when a chat view opens."""
-    view = await ls.assistant.sessions.get(session_ref(ls, arguments))
+    ref = session_ref(ls, arguments)
+    view = await ls.assistant.sessions.get(ref)
     forks = await ls.assistant.forks.of(view.session.id) if view.session.id else []
-    return session_result(view.session, active=view.active, persisted=view.persisted, forks=forks)
+    result = session_result(view.session, active=view.active, persisted=view.persisted, forks=forks)
+    result["model"] = ls.assistant.model_for(ref.workspace_uri)  # for the chat's header
+    return result
 
 
 @command("deskmate.forkSession")
