@@ -14,6 +14,7 @@ for group, target in pairs({
   DeskmateHint = "Comment",
   DeskmateLineage = "Special",
   DeskmateChip = "Special",
+  DeskmateModel = "Type",
 }) do
   vim.api.nvim_set_hl(0, group, { link = target, default = true })
 end

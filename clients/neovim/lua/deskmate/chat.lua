@@ -77,9 +77,12 @@ end
 
 local function winbar(chat)
   local parts = { "%#DeskmateTitle#deskmate%*" }
-  local title = (chat.title and chat.title ~= "") and chat.title or chat.session_id
+  local title = (chat.title and chat.title ~= "") and chat.title or (chat.session_id and "New conversation")
   if title then
     table.insert(parts, (title:gsub("%%", "%%%%")))
+  end
+  if chat.model then
+    table.insert(parts, "%#DeskmateModel#" .. chat.model:gsub("%%", "%%%%") .. "%*")
   end
   if chat.forked_from then
     local from = ("fork of %s"):format(chat.forked_from.sessionId)
@@ -355,6 +358,7 @@ function M.render(root, session)
   local chat = M.get(root)
   chat.session_id = session.sessionId ~= vim.NIL and session.sessionId or nil
   chat.title = session.title ~= vim.NIL and session.title or nil
+  chat.model = type(session.model) == "string" and session.model or chat.model
   local lineage = session.forkedFrom
   chat.forked_from = type(lineage) == "table" and lineage or nil
   chat.fork_count = type(session.forks) == "table" and #session.forks or 0
@@ -471,6 +475,17 @@ function M.end_turn(root, outcome)
   end
   if outcome.session_id then
     chat.session_id = outcome.session_id
+  end
+end
+
+--- Sets the model shown in the chat's winbar.
+---@param root string
+---@param model string
+function M.set_model(root, model)
+  local chat = chats[root]
+  if chat then
+    chat.model = model
+    refresh_winbar(chat)
   end
 end
 

@@ -69,6 +69,18 @@ M.subcommands = {
     end,
     complete = session_names,
   },
+  model = {
+    help = "model [name]: pick the model this workspace asks (<Tab> completes the server's models)",
+    run = function(args)
+      deskmate().model(args ~= "" and args or nil)
+    end,
+    complete = function(arglead)
+      local root = require("deskmate.workspace").root(0)
+      return vim.tbl_filter(function(id)
+        return vim.startswith(id, arglead)
+      end, require("deskmate.models").completion(root))
+    end,
+  },
   add = {
     help = "add {file}: send a workspace file along with the next question in the chat",
     run = function(args)

@@ -138,6 +138,16 @@ function M.add(path)
   end
 end
 
+--- Uses `name` for this workspace's asks; without it, picks from the server's models.
+---@param name string?
+function M.model(name)
+  local models = require("deskmate.models")
+  if name then
+    return models.set(root(), name)
+  end
+  models.pick(root())
+end
+
 function M.cancel()
   require("deskmate.ask").cancel(root())
 end
