@@ -12,6 +12,7 @@ import {
   type DeleteResult,
   type ExportResult,
   type ForkResult,
+  type ModelList,
   type SearchResult,
   type RestoreResult,
   type SessionSummary,
@@ -46,6 +47,8 @@ export interface ChatHost {
   findFiles(query: string): Promise<FileChoice[]>;
   /** Lets the user pick workspace files to send along ("+ add context"); [] when cancelled. */
   pickFiles(): Promise<FileChoice[]>;
+  /** Lets the user pick one of `models` (`current` marked); undefined when cancelled. */
+  pickModel(models: string[], current: string): Promise<string | undefined>;
 }
 
 interface RunningAsk {
@@ -139,6 +142,9 @@ export class ChatController {
       case 'attachFile':
         this.context.add({ uri: message.uri, label: message.label });
         return this.postChips();
+      case 'pickModel':
+        await this.guard(() => this.pickModel());
+        return;
       case 'suggestFiles': {
         const files = await this.host.findFiles(message.query);
         this.host.post({ type: 'fileSuggestions', query: message.query, files });
@@ -300,6 +306,7 @@ export class ChatController {
         stored: view.sessionId !== null,
         forkedFrom: lineageOf(view, list.sessions),
         forkCount: view.forks?.length ?? 0,
+        ...(view.model ? { model: view.model } : {}),
       });
     } catch (error) {
       // Nothing to show before the daemon runs; the status line says why.
@@ -413,6 +420,18 @@ export class ChatController {
 
   async exportSession(): Promise<ExportResult> {
     return this.daemon.execute<ExportResult>(Commands.exportSession, this.where());
+  }
+
+  // ---- models ------------------------------------------------------------------------------
+
+  /** Lists the server's models and uses the one the user picks for this workspace. */
+  async pickModel(): Promise<string | undefined> {
+    const list = await this.daemon.execute<ModelList>(Commands.listModels, this.where());
+    const picked = await this.host.pickModel(list.models.map((m) => m.id), list.current);
+    if (!picked || picked === list.current) return undefined;
+    const result = await this.daemon.execute<{ model: string }>(Commands.setModel, { ...this.where(), model: picked });
+    await this.refresh();
+    return result.model;
   }
 
   // ---- context -----------------------------------------------------------------------------

@@ -91,6 +91,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     restartDaemon: () => theDaemon.restart(),
     findFiles,
     pickFiles,
+    pickModel: async (models, current) => {
+      const picked = await vscode.window.showQuickPick(
+        models.map((id) => ({ label: id, description: id === current ? 'in use' : undefined })),
+        { title: 'deskmate: Choose Model', placeHolder: `The model this workspace asks (now ${current})` },
+      );
+      return picked?.label;
+    },
   };
   const controller = new ChatController(theDaemon, host);
   view = new ChatViewProvider(context.extensionUri, (message) => controller.handle(message), output);

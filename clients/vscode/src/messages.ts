@@ -52,6 +52,8 @@ export type ToWebview =
       forkedFrom?: LineageView | null;
       /** How many forks were made from this session. */
       forkCount?: number;
+      /** The model the workspace's asks use, for the header. */
+      model?: string;
     }
   /** `replaceFrom`: an edit or retry; the message with that id and all after it give way to the new turn. */
   | { type: 'askStarted'; askId: string; question: string; replaceFrom?: string; context?: string[] }
@@ -83,5 +85,7 @@ export type FromWebview =
   | { type: 'removeContext'; id: string }
   /** "+ add context": pick workspace files to send along. */
   | { type: 'addContext' }
+  /** The header's model button: choose from the server's models. */
+  | { type: 'pickModel' }
   | { type: 'suggestFiles'; query: string }
   | { type: 'attachFile'; uri: string; label: string };

@@ -124,6 +124,15 @@ export interface SessionView {
   forkedFrom?: Lineage | null;
   forks?: ForkInfo[];
   messages: StoredMessage[];
+  /** The model the workspace's asks use (its chosen one, else the model setting). */
+  model?: string;
+}
+
+/** `deskmate.listModels`: what the server offers, and what the workspace uses. */
+export interface ModelList {
+  models: { id: string }[];
+  current: string;
+  default: string;
 }
 
 export interface DeleteResult {
@@ -167,6 +176,8 @@ export const Commands = {
   pinSession: 'deskmate.pinSession',
   searchSessions: 'deskmate.searchSessions',
   status: 'deskmate.status',
+  listModels: 'deskmate.listModels',
+  setModel: 'deskmate.setModel',
 } as const;
 
 export const ASK_DELTA_NOTIFICATION = 'deskmate/askDelta';

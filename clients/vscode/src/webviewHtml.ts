@@ -53,6 +53,7 @@ export function chatPageHtml(resources: PageResources): string {
   <select id="session-select" title="Switch session"><option value="">Loading…</option></select>
   <button id="new-session" type="button" title="Start a new session">New</button>
   <button id="delete-session" type="button" title="Move this session to the trash (Undo in the notification)">Delete</button>
+  <button id="model" type="button" class="secondary model" title="The model this workspace asks: choose another">model</button>
 </header>
 <div id="lineage" class="lineage" hidden>
   <span id="lineage-text"></span>

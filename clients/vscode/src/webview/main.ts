@@ -27,6 +27,7 @@ const lineageBox = $<HTMLElement>('lineage');
 const lineageText = $<HTMLElement>('lineage-text');
 const lineageSource = $<HTMLButtonElement>('lineage-source');
 const chipsBox = $<HTMLElement>('context-chips');
+const modelButton = $<HTMLButtonElement>('model');
 const addContextButton = $<HTMLButtonElement>('add-context');
 const suggestionsBox = $<HTMLUListElement>('file-suggestions');
 
@@ -337,6 +338,8 @@ function showSession(message: Extract<ToWebview, { type: 'session' }>): void {
   }
   sessions = choices;
   showLineage(message);
+  modelButton.textContent = message.model ?? 'model';
+  modelButton.hidden = !message.model;
   shownEntries.clear();
   transcript.replaceChildren();
   for (const entry of message.entries) appendEntry(entry);
@@ -614,6 +617,7 @@ prompt.addEventListener('input', () => {
 });
 prompt.addEventListener('blur', () => window.setTimeout(closeSuggestions, 100));
 addContextButton.addEventListener('click', () => post({ type: 'addContext' }));
+modelButton.addEventListener('click', () => post({ type: 'pickModel' }));
 
 showStatus(daemonState);
 setBusy(false);

@@ -118,6 +118,7 @@ describe('the extension in a real VS Code (code-server)', () => {
     dataDir = join(tmp, 'data');
     mkdirSync(workspace, { recursive: true });
     writeFileSync(join(workspace, 'main.py'), 'def main():\n    pass\n');
+    writeFileSync(join(workspace, 'helper.py'), 'def helper():\n    return "HELPER_MARKER"\n');
     model = await startModelServer(repoRoot);
     settings = {
       'deskmate.baseUrl': model.baseUrl,
@@ -286,6 +287,54 @@ describe('the extension in a real VS Code (code-server)', () => {
     assert.match(markdown, /## You — /);
     assert.match(markdown, /print\(line\.rstrip\(\)\)/);
     await page.locator('.tab', { hasText: basename(target) }).first().waitFor();
+  });
+
+  step('a question typed in the chat carries the code in view as a removable chip; @ completes a workspace file', async () => {
+    const editorChip = chat().locator('#context-chips .chip.editor');
+    await eventually(async () => /^main\.py:1-\d+/.test(await editorChip.innerText().catch(() => '')), 'the editor chip');
+    const prompt = chat().locator('#prompt');
+    await prompt.click();
+    await prompt.fill('');
+    await page.keyboard.type('How does main use @hel');
+    await chat().locator('#file-suggestions li', { hasText: 'helper.py' }).waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+    await eventually(async () => (await chat().locator('#context-chips .chip.file').innerText().catch(() => '')).includes('helper.py'), 'the file chip');
+    await page.keyboard.type('?');
+    await page.keyboard.press('Enter');
+    // The test model echoes what it was sent: the question, the code in view and the file.
+    await waitForAnswer('HELPER_MARKER');
+    const answer = await chat().locator('.message.assistant').last().innerText();
+    assert.match(answer, /print\(line\.rstrip\(\)\)/, 'the code in view went along');
+    // Under the question, from the stored history (the view was refreshed after the answer).
+    const used = await chat().locator('.message.user').last().locator('.context-used .chip').allInnerTexts();
+    assert.equal(used.length, 2, used.join());
+    assert.match(used[0], /^main\.py:1-\d+$/);
+    assert.equal(used[1], 'helper.py');
+    assert.equal(await chat().locator('#context-chips .chip.file').count(), 0, 'the added file was used up');
+
+    // Removed, the editor's code stays out.
+    await editorChip.locator('button.chip-remove').click();
+    await eventually(async () => (await chat().locator('#context-chips .chip').count()) === 0, 'no chips');
+    await ask('Nothing from the editor this time');
+    await waitForAnswer('You asked: Nothing from the editor this time');
+    assert.doesNotMatch(await chat().locator('.message.assistant').last().innerText(), /def main/);
+    assert.equal(await chat().locator('.message.user').last().locator('.context-used').count(), 0);
+  });
+
+  step("the header's model button lists the server's models; the one picked answers, and the palette switches back", async () => {
+    const button = chat().locator('#model');
+    await eventually(async () => (await button.innerText()) === 'test-model', 'the model in the header');
+    await button.click();
+    const rows = page.locator('.quick-input-list .monaco-list-row');
+    await rows.filter({ hasText: 'qwen2.5-coder-7b' }).first().click();
+    await eventually(async () => (await button.innerText()) === 'qwen2.5-coder-7b', 'the new model in the header');
+    await ask('Which model answers?');
+    await waitForAnswer('You asked: Which model answers?');
+    const log = (await (await fetch(`${model!.baseUrl.replace(/\/v1$/, '')}/_requests`)).json()) as { requests: { model: string }[] };
+    assert.equal(log.requests.at(-1)?.model, 'qwen2.5-coder-7b');
+    await runCommand('deskmate: Choose Model');
+    await rows.filter({ hasText: 'test-model' }).first().click();
+    await eventually(async () => (await button.innerText()) === 'test-model', 'the model setting again');
   });
 
   /** How many times the extension has started the daemon so far, by its log. */
@@ -606,5 +655,16 @@ describe('the extension in a real VS Code (code-server)', () => {
       async () => (await sessionOptions()).some((o) => o.value === found && o.label.includes('Needle hunt')),
       'the new title in the chat view',
     );
+  });
+
+  step('a failed answer says why with Retry beside it, the same after a refresh; Retry answers in a fork', async () => {
+    await ask('Is it flaky? [[fail-once:500]]');
+    const failed = chat().locator('.message.assistant.failed').last();
+    await failed.locator('button.retry-failed').waitFor({ timeout: 30_000 });
+    assert.match(await failed.locator('[role="alert"]').innerText(), /HTTP 500/);
+    await failed.locator('button.retry-failed').click();
+    await waitForAnswer('You asked: Is it flaky?');
+    await eventually(async () => await chat().locator('#lineage-source').isVisible(), 'the retry shown as a fork');
+    assert.equal(await chat().locator('.message.assistant.failed').count(), 0, 'the fork holds the good answer');
   });
 });

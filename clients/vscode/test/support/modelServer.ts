@@ -12,7 +12,7 @@ export interface ModelServer {
 
 export function startModelServer(repoRoot: string): Promise<ModelServer> {
   const python = process.env.DESKMATE_PYTHON || 'python';
-  const child: ChildProcess = spawn(python, [join(repoRoot, 'tests', 'model_server.py'), '--port', '0'], {
+  const child: ChildProcess = spawn(python, [join(repoRoot, 'tests', 'model_server.py'), '--port', '0', '--models', 'test-model,qwen2.5-coder-7b'], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

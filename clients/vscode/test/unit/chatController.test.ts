@@ -58,6 +58,10 @@ class FakeDaemon implements DaemonPort {
         return (record.permanent
           ? { deleted: true, trashed: false }
           : { deleted: true, trashed: true, purgeAfter: '2027-01-05T00:00:00.000Z' }) as T;
+      case 'deskmate.listModels':
+        return { models: [{ id: 'test-model' }, { id: 'qwen' }], current: 'test-model', default: 'test-model' } as T;
+      case 'deskmate.setModel':
+        return { model: record.model, workspaceUri: record.workspaceUri } as T;
       case 'deskmate.restoreSession':
         return { sessionId: record.sessionId, title: 'Restored', messageCount: 4 } as T;
       default:
@@ -121,6 +125,13 @@ class FakeHost implements ChatHost {
   }
   async pickFiles() {
     return this.picked;
+  }
+  /** The model the user picks next, and what pickModel was offered. */
+  modelChoice: string | undefined;
+  modelOffers: { models: string[]; current: string }[] = [];
+  async pickModel(models: string[], current: string) {
+    this.modelOffers.push({ models, current });
+    return this.modelChoice;
   }
   types(): string[] {
     return this.posted.map((message) => message.type);
@@ -573,5 +584,16 @@ describe('ChatController', () => {
     await controller.deleteSession('project-1234abcd');
     const switched = daemon.calls.filter((c) => c.command === 'deskmate.switchSession');
     assert.deepEqual(switched.map((c) => c.args.sessionId), ['recent']);
+  });
+
+  it('the model button lists the server models and sets the one picked for this workspace', async () => {
+    host.modelChoice = 'qwen';
+    await controller.handle({ type: 'pickModel' });
+    assert.deepEqual(host.modelOffers, [{ models: ['test-model', 'qwen'], current: 'test-model' }]);
+    assert.deepEqual(daemon.calls.find((c) => c.command === 'deskmate.setModel')?.args, { workspaceUri: FOLDER, model: 'qwen' });
+    host.modelChoice = undefined; // cancelled: nothing is set
+    const before = daemon.calls.length;
+    await controller.pickModel();
+    assert.equal(daemon.calls.slice(before).some((c) => c.command === 'deskmate.setModel'), false);
   });
 });

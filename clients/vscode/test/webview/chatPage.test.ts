@@ -496,6 +496,14 @@ describe('chat page in Chromium', () => {
     assert.deepEqual(await lastPosted(), { type: 'retry', messageId: 'a1' });
   });
 
+  it("the header's model button names the workspace's model and asks to pick another", async () => {
+    await send({ type: 'status', state: 'running' });
+    await send({ type: 'session', sessionId: 'proj-1', title: 'T', entries: [], sessions: SESSIONS, stored: true, model: 'qwen2.5-coder-7b' });
+    assert.equal(await text('#model'), 'qwen2.5-coder-7b');
+    await page.click('#model');
+    assert.deepEqual(await lastPosted(), { type: 'pickModel' });
+  });
+
   it("uses VS Code's theme colours", async () => {
     await page.evaluate(() => {
       document.documentElement.style.setProperty('--vscode-button-background', 'rgb(1, 2, 3)');
