@@ -241,6 +241,9 @@ local function create(root)
   local buf = vim.api.nvim_create_buf(false, true)
   name_buffer(buf, "deskmate://chat" .. root)
   vim.bo[buf].filetype = "markdown"
+  -- Code blocks highlighted by treesitter (each language whose parser is installed), as
+  -- render-markdown.nvim and the like expect; regex syntax where there is no parser.
+  pcall(vim.treesitter.start, buf, "markdown")
   vim.bo[buf].bufhidden = "hide"
   vim.bo[buf].modifiable = false
   vim.b[buf].deskmate_root = root

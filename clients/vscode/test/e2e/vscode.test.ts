@@ -216,13 +216,6 @@ describe('the extension in a real VS Code (code-server)', () => {
     await page.keyboard.press('Control+End');
     await chat().locator('.message.assistant').last().locator('button[data-action="insert"]').click();
     await eventually(async () => (await editorText()).includes('print(line.rstrip())'), 'the code in the editor');
-    // The picture of the chat panel in the README.
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: join(artifacts, 'vscode-chat.png') });
-    if (process.env.DESKMATE_SCREENSHOT) {
-      mkdirSync(dirname(process.env.DESKMATE_SCREENSHOT), { recursive: true });
-      copyFileSync(join(artifacts, 'vscode-chat.png'), process.env.DESKMATE_SCREENSHOT);
-    }
   });
 
   step('Ask About Selection sends the selected code, with progress shown', async () => {
@@ -666,5 +659,27 @@ describe('the extension in a real VS Code (code-server)', () => {
     await waitForAnswer('You asked: Is it flaky?');
     await eventually(async () => await chat().locator('#lineage-source').isVisible(), 'the retry shown as a fork');
     assert.equal(await chat().locator('.message.assistant.failed').count(), 0, 'the fork holds the good answer');
+  });
+
+  step('the README picture: a real conversation about the open file, its code in view going along', async () => {
+    await chat().locator('#new-session').click();
+    await eventually(async () => (await chat().locator('#transcript').innerText()).includes('No messages yet'), 'an empty session');
+    assert.equal(await chat().locator('#session-select option:checked').innerText(), 'New conversation');
+    await runCommand('Go to File');
+    await page.keyboard.type('main.py');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'main.py' }).first().waitFor();
+    await page.keyboard.press('Enter');
+    await eventually(async () => /^main\.py:1-\d+/.test(await chat().locator('#context-chips .chip.editor').innerText().catch(() => '')), 'the editor chip');
+    await ask('How do I read a file line by line in Python?');
+    await waitForAnswer('numbers the lines');
+    await ask('Can you turn this into a main() that prints each line of notes.txt?');
+    await waitForAnswer('default is not UTF-8');
+    await chat().locator('#prompt').click();
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'vscode-chat.png') });
+    if (process.env.DESKMATE_SCREENSHOT) {
+      mkdirSync(dirname(process.env.DESKMATE_SCREENSHOT), { recursive: true });
+      copyFileSync(join(artifacts, 'vscode-chat.png'), process.env.DESKMATE_SCREENSHOT);
+    }
   });
 });
