@@ -6,7 +6,7 @@ the real daemon and the test model server answering two questions with realistic
 terminal emulator; its screen, cell by cell with colours, is written as HTML and Chromium turns
 that into a PNG. Nothing is drawn by hand.
 
-    pip install pyte playwright-core   # pyte only: Chromium is driven from the command line
+    pip install pyte   # Chromium is driven from its command line; nvim and deskmate on PATH
     python scripts/neovim_screenshot.py docs/images/neovim-chat.png
 """
 
