@@ -406,3 +406,20 @@ def test_ask_with_several_files_sends_and_shows_each(project, model_server, data
     shown = deskmate("sessions", "show", **run).stdout
     assert f"--- context: {project / 'main.py'}\ndef add(a, b):" in shown
     assert f"--- context: {project / 'util.py'}\ndef helper():" in shown
+
+
+def test_models_lists_the_server_models_and_use_sets_this_projects(project, model_server, data_dir):
+    run = dict(cwd=project, model_server=model_server, data_dir=data_dir)
+    model_server.models = ["test-model", "qwen2.5-coder-7b"]
+    try:
+        assert deskmate("models", **run).stdout == "* test-model\n  qwen2.5-coder-7b\n"
+        assert deskmate("models", "use", "qwen2.5-coder-7b", **run).stdout == (
+            "This project now asks qwen2.5-coder-7b.\n"
+        )
+        assert deskmate("models", "list", **run).stdout == "  test-model\n* qwen2.5-coder-7b\n"
+        model_server.clear_requests()
+        deskmate("ask", "which model?", **run)
+        assert model_server.requests[0]["model"] == "qwen2.5-coder-7b"
+        assert "(the model setting)" in deskmate("models", "reset", **run).stdout
+    finally:
+        model_server.models = ["test-model"]

@@ -150,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="add a new current key, keeping the old ones for reading until `sessions migrate --rekey`",
     )
     key_verbs.add_parser("status", help="where the keys come from and their ids (never the keys)")
+
+    models = commands.add_parser("models", help="the models the server offers, and this project's")
+    model_verbs = models.add_subparsers(dest="verb")
+    model_verbs.add_parser("list", help="list the server's models, marking the one this project uses")
+    use = model_verbs.add_parser("use", help="use a model for this project (editors included) from now on")
+    use.add_argument("model")
+    model_verbs.add_parser("reset", help="this project goes back to DESKMATE_MODEL (or the model setting)")
     return parser
 
 
@@ -234,6 +241,8 @@ async def run_terminal(args: argparse.Namespace) -> int:
     try:
         if args.command == "ask":
             return await terminal_ask(assistant, args)
+        if args.command == "models":
+            return await terminal_models(assistant, args, folder)
         return await terminal_sessions(assistant, args, folder)
     except (EngineError, ModelError, SessionStoreError) as exc:
         print(f"deskmate: {for_terminal(str(exc))}", file=sys.stderr)
@@ -317,6 +326,22 @@ class WaitingIndicator:
             self._task = None
             sys.stderr.write("\r\x1b[K")  # the line is cleared before the answer is written
             sys.stderr.flush()
+
+
+async def terminal_models(assistant, args: argparse.Namespace, folder: str) -> int:
+    """``deskmate models [list]``, ``use MODEL``, ``reset``: the model picker of the terminal."""
+    if args.verb == "use":
+        print(f"This project now asks {await assistant.set_model(folder, args.model)}.")
+        return 0
+    if args.verb == "reset":
+        print(f"This project now asks {await assistant.set_model(folder, None)} (the model setting).")
+        return 0
+    served, current = await assistant.list_models(folder)
+    for model in served:
+        print(f"{'*' if model == current else ' '} {model}")
+    if current not in served:
+        print(f"(this project asks {current}, which the server does not list)")
+    return 0
 
 
 def when(timestamp: str) -> str:
