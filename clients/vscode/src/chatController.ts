@@ -128,6 +128,7 @@ export class ChatController {
       case 'ready':
         return this.onViewReady();
       case 'ask': {
+        await this.attachMentioned(message.question);
         const { context, attachments } = this.context.take();
         this.postChips();
         await this.ask(message.question, context, 'view', undefined, attachments);
@@ -439,6 +440,15 @@ export class ChatController {
   /** The editor's file, selection or scroll changed: the chip follows. */
   onEditorChanged(editor: EditorContext | undefined): void {
     if (this.context.setEditor(editor)) this.postChips();
+  }
+
+  /** `@path` typed in full (not picked from the list) names a workspace file just the same. */
+  private async attachMentioned(question: string): Promise<void> {
+    for (const [, path] of question.matchAll(/(?:^|\s)@(\S+)/g)) {
+      const name = path.replace(/[?!.,;:]+$/, '');
+      const file = (await this.host.findFiles(name)).find((f) => f.label === name);
+      if (file) this.context.add(file);
+    }
   }
 
   private postChips(): void {

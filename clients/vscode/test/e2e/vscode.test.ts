@@ -283,6 +283,8 @@ describe('the extension in a real VS Code (code-server)', () => {
   });
 
   step('a question typed in the chat carries the code in view as a removable chip; @ completes a workspace file', async () => {
+    // The export opened its Markdown: back to main.py, whose code in view goes along.
+    await page.locator('.tab', { hasText: 'main.py' }).first().click();
     const editorChip = chat().locator('#context-chips .chip.editor');
     await eventually(async () => /^main\.py:1-\d+/.test(await editorChip.innerText().catch(() => '')), 'the editor chip');
     const prompt = chat().locator('#prompt');

@@ -554,6 +554,11 @@ describe('ChatController', () => {
       assert.deepEqual(host.last('contextChips')?.chips, [], 'added files are used up by the question');
     });
 
+    it('an @path typed in full goes along too; an @word that names no file does not', async () => {
+      await controller.handle({ type: 'ask', question: 'compare @util.py with @nothing, please' });
+      assert.deepEqual(daemon.calls[0].args.attachments, [{ uri: `${FOLDER}/util.py` }]);
+    });
+
     it('the history shows what went along with each stored question', async () => {
       daemon.messages = [
         {
