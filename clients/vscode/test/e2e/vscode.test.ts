@@ -274,7 +274,8 @@ describe('the extension in a real VS Code (code-server)', () => {
     const target = await input.inputValue();
     assert.ok(target.startsWith(workspace), `${target} is in the workspace`);
     await page.keyboard.press('Enter');
-    await eventually(() => existsSync(target), `${target} written`);
+    // Created first, then written: wait for its text, not just the file.
+    await eventually(() => existsSync(target) && readFileSync(target, 'utf8').length > 0, `${target} written`);
     const markdown = readFileSync(target, 'utf8');
     assert.match(markdown, /^# How do I read a file line by line\?/);
     assert.match(markdown, /## You — /);
