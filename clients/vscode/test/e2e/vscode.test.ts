@@ -521,6 +521,9 @@ describe('the extension in a real VS Code (code-server)', () => {
     rmSync(vscodeDir, { recursive: true, force: true });
   });
   step('Fork from here, Edit (Enter resends) and Retry in the chat view each make a fork; the header links back', async () => {
+    // No editor, so no code goes along: the test model's echo is the question alone.
+    await runCommand('View: Close All Editors');
+    await eventually(async () => (await chat().locator('#context-chips .chip').count()) === 0, 'no context chips');
     await chat().locator('#new-session').click();
     await eventually(async () => (await chat().locator('#transcript').innerText()).includes('No messages yet'), 'an empty session');
     await ask('alpha');
