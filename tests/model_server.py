@@ -22,6 +22,8 @@ more than N tokens (4 characters a token) is refused with HTTP 400 as llama.cpp 
 (``exceed_context_size_error``), and an answer stops with ``finish_reason: "length"``
 when prompt and answer fill the window. ``flavor`` says where the window is reported:
 ``llama.cpp`` (``GET /props``), ``ollama`` (``POST /api/show``) or ``none``.
+``canned`` (``--canned FILE.json``) answers a question starting with one of its keys with
+that key's answer: realistic conversations for the README's pictures.
 ``[[error-after:N]]`` fails mid-answer (an error event after N pieces, as llama.cpp
 sends); ``[[length:N]]`` cuts the answer after N pieces with ``finish_reason: "length"``.
 """
@@ -120,6 +122,8 @@ class ModelServer:
         chunk_delay: float = 0.0,
         context_window: int | None = None,
         flavor: str = "llama.cpp",
+        models: tuple[str, ...] = ("test-model",),
+        canned: dict[str, str] | None = None,
     ) -> None:
         if host != "127.0.0.1":
             raise ValueError("ModelServer only listens on 127.0.0.1")
@@ -127,6 +131,10 @@ class ModelServer:
             raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}")
         self.context_window = context_window
         self.flavor = flavor
+        self.models = list(models)  # what GET /v1/models lists (a test may change it)
+        # Realistic answers for pictures (README screenshots): a question that starts with a key
+        # is answered with its text, streamed like any answer, with no directive in sight.
+        self.canned = dict(canned or {})
         self.host = host
         self.port = port
         self.chunk_delay = chunk_delay
@@ -202,8 +210,8 @@ class ModelServer:
     # --- handlers ---------------------------------------------------------
 
     async def _models(self, request: web.Request) -> web.Response:
-        model = {"id": "test-model", "object": "model", "created": 0, "owned_by": "deskmate-tests"}
-        return web.json_response({"object": "list", "data": [model]})
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "deskmate-tests"} for m in self.models]
+        return web.json_response({"object": "list", "data": data})
 
     async def _props(self, request: web.Request) -> web.Response:
         """llama.cpp's server properties: the context size of its slots."""
@@ -287,8 +295,11 @@ class ModelServer:
         if "hang" in directives:
             await asyncio.Event().wait()  # cancelled on disconnect or shutdown
 
+        canned = next((answer for key, answer in self.canned.items() if question.startswith(key)), None)
         if "tokens" in directives:
             pieces = [f"t{i} " for i in range(int(directives["tokens"]))]
+        elif canned is not None:
+            pieces = split_words(canned)
         elif "answer" in directives:
             pieces = split_words(directives["answer"])
         else:
@@ -414,6 +425,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-delay", type=float, default=0.0)
     parser.add_argument("--context-window", type=int, default=None, help="refuse longer prompts (tokens)")
     parser.add_argument("--flavor", choices=FLAVORS, default="llama.cpp", help="where the window is reported")
+    parser.add_argument("--models", default="test-model", help="what /v1/models lists, comma-separated")
+    parser.add_argument("--canned", default=None, help="a JSON file {question start: answer} for pictures")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -421,7 +434,12 @@ def main(argv: list[str] | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     with ModelServer(
-        port=args.port, chunk_delay=args.chunk_delay, context_window=args.context_window, flavor=args.flavor
+        port=args.port,
+        chunk_delay=args.chunk_delay,
+        context_window=args.context_window,
+        flavor=args.flavor,
+        models=tuple(args.models.split(",")),
+        canned=json.loads(open(args.canned, encoding="utf-8").read()) if args.canned else None,
     ) as server:
         print(f"READY {server.base_url}", flush=True)
         while not stopping.wait(0.5):  # timed wait so signals are handled promptly

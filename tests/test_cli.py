@@ -394,3 +394,32 @@ def test_help_is_plain_text():
             [sys.executable, "-m", "deskmate", *args, "--help"], capture_output=True, text=True, timeout=60
         ).stdout
         assert "usage: deskmate" in text and "``" not in text and "`" not in text
+
+
+def test_ask_with_several_files_sends_and_shows_each(project, model_server, data_dir):
+    (project / "util.py").write_text("def helper():\n    return 42\n")
+    run = dict(cwd=project, model_server=model_server, data_dir=data_dir)
+    model_server.clear_requests()
+    deskmate("ask", "How do these fit?", "--file", "main.py", "--file", "util.py", **run)
+    prompts = [r["messages"][-1]["content"] for r in model_server.requests]
+    assert any("def add(a, b):" in p and "def helper():" in p for p in prompts), prompts
+    shown = deskmate("sessions", "show", **run).stdout
+    assert f"--- context: {project / 'main.py'}\ndef add(a, b):" in shown
+    assert f"--- context: {project / 'util.py'}\ndef helper():" in shown
+
+
+def test_models_lists_the_server_models_and_use_sets_this_projects(project, model_server, data_dir):
+    run = dict(cwd=project, model_server=model_server, data_dir=data_dir)
+    model_server.models = ["test-model", "qwen2.5-coder-7b"]
+    try:
+        assert deskmate("models", **run).stdout == "* test-model\n  qwen2.5-coder-7b\n"
+        assert deskmate("models", "use", "qwen2.5-coder-7b", **run).stdout == (
+            "This project now asks qwen2.5-coder-7b.\n"
+        )
+        assert deskmate("models", "list", **run).stdout == "  test-model\n* qwen2.5-coder-7b\n"
+        model_server.clear_requests()
+        deskmate("ask", "which model?", **run)
+        assert model_server.requests[0]["model"] == "qwen2.5-coder-7b"
+        assert "(the model setting)" in deskmate("models", "reset", **run).stdout
+    finally:
+        model_server.models = ["test-model"]

@@ -168,3 +168,12 @@ def test_cli_prints_ready_and_serves() -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=5) == 0
+
+
+def test_canned_answers_and_listed_models() -> None:
+    with ModelServer(models=("a", "b"), canned={"How do I read": "With `open()`, line by line."}) as srv:
+        sdk = openai.OpenAI(base_url=srv.base_url, api_key="k", max_retries=0, timeout=5)
+        assert [m.id for m in sdk.models.list()] == ["a", "b"]
+        asked = "How do I read a file?\n\nContext from `/p/main.py`:\n```py\npass\n```"
+        assert stream_text(sdk, [user(asked)]) == "With `open()`, line by line."
+        assert stream_text(sdk, [user("Something else")]).startswith("You asked: Something else.")

@@ -32,7 +32,15 @@ pytestmark = pytest.mark.skipif(
 def model_url() -> Iterator[str]:
     """The test model server, out of process, as the Lua side sees it."""
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "model_server.py"), "--port", "0"],
+        # Two models listed, for the model picker's spec.
+        [
+            sys.executable,
+            str(REPO / "tests" / "model_server.py"),
+            "--port",
+            "0",
+            "--models",
+            "test-model,qwen2.5-coder-7b",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -121,6 +129,8 @@ def run_spec(name: str, *args: str, cwd: Path, env: dict[str, str]) -> str:
         "health",  # :checkhealth deskmate
         "ui",  # no setup() needed, no forced keymaps, the prompt, following the answer, help tags
         "live",  # a turn asked in another process (the CLI) appears in the open chat, its place kept
+        "models",  # :Deskmate model picks from the server's models; the winbar names it; asks use it
+        "context",  # code in view, @file, #buffers, <C-d>; multi-line prompt; Retry; gy / ga on code blocks
     ],
 )
 def test_neovim_spec(spec: str, tmp_path: Path, model_url: str, workspace: Path, data_dir: Path) -> None:

@@ -62,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="ask a question in this project's session, answer on stdout")
     ask.add_argument("question", nargs="+")
     ask.add_argument("--session", help="session id (default: this project's active session)")
-    ask.add_argument("--file", type=Path, help="a file to send along as context")
+    ask.add_argument(
+        "--file",
+        type=Path,
+        action="append",
+        help="a file to send along as context (repeat it to send several)",
+    )
 
     sessions = commands.add_parser(
         "sessions",
@@ -150,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="add a new current key, keeping the old ones for reading until `sessions migrate --rekey`",
     )
     key_verbs.add_parser("status", help="where the keys come from and their ids (never the keys)")
+
+    models = commands.add_parser("models", help="the models the server offers, and this project's")
+    model_verbs = models.add_subparsers(dest="verb")
+    model_verbs.add_parser("list", help="list the server's models, marking the one this project uses")
+    use = model_verbs.add_parser("use", help="use a model for this project (editors included) from now on")
+    use.add_argument("model")
+    model_verbs.add_parser("reset", help="this project goes back to DESKMATE_MODEL (or the model setting)")
     return parser
 
 
@@ -237,6 +249,8 @@ async def run_terminal(args: argparse.Namespace) -> int:
             return await terminal_ask(assistant, args)
         if args.command == "memory":
             return await terminal_memory(assistant, args, folder)
+        if args.command == "models":
+            return await terminal_models(assistant, args, folder)
         return await terminal_sessions(assistant, args, folder)
     except (EngineError, ModelError, SessionStoreError) as exc:
         print(f"deskmate: {for_terminal(str(exc))}", file=sys.stderr)
@@ -250,12 +264,14 @@ async def terminal_ask(assistant, args: argparse.Namespace) -> int:
     from .engine.workspaces import path_to_uri
     from .terminal import SafeWriter
 
-    context = None
-    if args.file:
+    files = []
+    for named in args.file or []:
         # The user names the file in their own terminal: any regular file of theirs, capped.
-        path = args.file.absolute()
+        path = named.absolute()
         text, note = await asyncio.to_thread(read_context_file, path, None)
-        context = {"uri": path_to_uri(path), "text": text, **({"note": note} if note else {})}
+        files.append({"uri": path_to_uri(path), "text": text, **({"note": note} if note else {})})
+    # The first file is the question's context; the others go along as its attachments.
+    context = {**files[0], "attachments": files[1:]} if len(files) > 1 else (files[0] if files else None)
     # In a terminal the project is the current directory's, wherever --file lies.
     ref = assistant.sessions.resolve(session_id=args.session)
     out = SafeWriter(sys.stdout)
@@ -320,6 +336,22 @@ class WaitingIndicator:
             sys.stderr.flush()
 
 
+async def terminal_models(assistant, args: argparse.Namespace, folder: str) -> int:
+    """``deskmate models [list]``, ``use MODEL``, ``reset``: the model picker of the terminal."""
+    if args.verb == "use":
+        print(f"This project now asks {await assistant.set_model(folder, args.model)}.")
+        return 0
+    if args.verb == "reset":
+        print(f"This project now asks {await assistant.set_model(folder, None)} (the model setting).")
+        return 0
+    served, current = await assistant.list_models(folder)
+    for model in served:
+        print(f"{'*' if model == current else ' '} {model}")
+    if current not in served:
+        print(f"(this project asks {current}, which the server does not list)")
+    return 0
+
+
 def when(timestamp: str) -> str:
     """An ISO 8601 UTC time as the local 'YYYY-MM-DD HH:MM' a listing shows."""
     from datetime import datetime
@@ -332,7 +364,14 @@ def when(timestamp: str) -> str:
 
 
 def context_lines(context: dict) -> str:
-    """A question's context as 'show' prints it: where it came from, then its text."""
+    """A question's context as 'show' prints it: for each piece (the editor's file or selection,
+    then the files added), where it came from, then its text."""
+    from .memory import context_items
+
+    return "".join(context_piece(item) for item in context_items(context))
+
+
+def context_piece(context: dict) -> str:
     from .engine.prompt import display_path
 
     where = display_path(context.get("uri", "")) or "the editor"

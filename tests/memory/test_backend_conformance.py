@@ -411,6 +411,29 @@ async def test_lone_surrogates_are_stored_as_the_replacement_character(backend):
     assert saved.messages[0].content == kept and saved.messages[0].context["text"] == kept
 
 
+async def test_a_question_with_attached_files_round_trips(backend):
+    """The files that went along with a question (context.attachments) come back as stored."""
+    context = {
+        "uri": "file:///p/app.py",
+        "range": {"start": {"line": 2, "character": 0}, "end": {"line": 4, "character": 0}},
+        "text": "def run():\n    pass\n",
+        "languageId": "python",
+        "attachments": [
+            {"uri": "file:///p/util.py", "text": "X = 1\n", "languageId": "python"},
+            {
+                "uri": "file:///p/big.txt",
+                "text": "y" * 10,
+                "note": "only the first 10 of 20 characters were sent",
+            },
+        ],
+    }
+    question = Message(role="user", content="how do these fit?", context=context)
+    await backend.append("att", [question, Message(role="assistant", content="well")])
+    assert (await backend.load("att")).messages[0].context == context
+    await backend.save(Session(id="att-saved", messages=[question]))
+    assert (await backend.load("att-saved")).messages[0].context == context
+
+
 async def test_session_metadata_round_trips_every_field(backend):
     """Every SessionMeta field, and a field a newer deskmate wrote, survive save, load, list and append."""
     meta = SessionMeta(

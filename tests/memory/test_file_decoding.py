@@ -40,6 +40,13 @@ VARIANTS = [
     {**GOOD, "model": 3},
     {**GOOD, "usage": [1]},
     {**GOOD, "context": {"uri": "file:///a", "text": 5}},
+    {
+        **GOOD,
+        "context": {"uri": "file:///a", "text": "x", "attachments": [{"uri": "file:///b", "text": "y"}]},
+    },
+    {**GOOD, "context": {"uri": "file:///a", "attachments": {"uri": "file:///b"}}},
+    {**GOOD, "context": {"uri": "file:///a", "attachments": [{"uri": "file:///b", "text": 5}]}},
+    {**GOOD, "context": {"attachments": [{"uri": "file:///b", "attachments": []}]}},
     {**GOOD, "context": {"uri": "file:///a", "range": {"start": 1}}},
     {**GOOD, "context": "file:///a"},
     {**GOOD, "more": True},

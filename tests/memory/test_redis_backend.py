@@ -223,7 +223,9 @@ async def test_a_fork_is_saved_whole_where_copy_is_not_allowed(namespace, server
     """A user the older documented rules made (no COPY): the fork is sent and stored as given."""
     user = f"deskmate-test-{namespace}"
     try:
-        server.execute_command("ACL", "SETUSER", user, "on", f">{PASSWORD}", "~*", "allchannels", "+@all", "-copy")
+        server.execute_command(
+            "ACL", "SETUSER", user, "on", f">{PASSWORD}", "~*", "allchannels", "+@all", "-copy"
+        )
     except redis.ResponseError as exc:
         pytest.skip(f"the test server does not allow ACL SETUSER: {exc}")
     backend = RedisBackend.from_url(user_url(user, PASSWORD, namespace))

@@ -13,6 +13,8 @@ for group, target in pairs({
   DeskmateStatus = "Comment",
   DeskmateHint = "Comment",
   DeskmateLineage = "Special",
+  DeskmateChip = "Special",
+  DeskmateModel = "Type",
 }) do
   vim.api.nvim_set_hl(0, group, { link = target, default = true })
 end

@@ -60,6 +60,38 @@ H.test(":Deskmate sessions lists title, last update and message count, and switc
   H.eq(first.sessionId, active[1].sessionId, "active session after the switch")
 end)
 
+H.test(":Deskmate switch <Tab> completes titles; a title switches; the picker's prompt names the listed session", function()
+  vim.fn.getcompletion("Deskmate switch ", "cmdline") -- refreshes the listing in the background
+  local names
+  H.wait("titles for completion", function()
+    names = vim.fn.getcompletion("Deskmate switch ", "cmdline")
+    return vim.list_contains(names, "[[answer:second answer]] second question")
+  end)
+  H.truthy(vim.list_contains(names, "[[answer:first answer]] first question"), "both titles: " .. vim.inspect(names))
+  H.eq({}, vim.tbl_filter(function(n)
+    return n == first.sessionId or n == second.sessionId
+  end, names), "no opaque ids for titled sessions")
+  -- A title with spaces completes word by word.
+  H.eq({ "question" }, vim.fn.getcompletion("Deskmate switch [[answer:second answer]] second q", "cmdline"), "the rest")
+  vim.cmd("Deskmate switch [[answer:second answer]] second question")
+  H.wait("the switch by title", function()
+    return H.chat_text():find("third answer", 1, true)
+  end)
+  local calls = H.stub_select(function(items, opts)
+    if opts.kind == "deskmate.session" then
+      return items[1]
+    end
+    return nil -- the action is not taken
+  end)
+  vim.cmd("Deskmate sessions")
+  H.wait("the action prompt", function()
+    return #calls == 2
+  end)
+  local listed = calls[1].shown[1]
+  local named = calls[2].prompt:match('^Session "(.*)"$')
+  H.truthy(named and listed:find(named, 1, true), ("%q names the listed %q"):format(calls[2].prompt, listed))
+end)
+
 local function trash()
   return H.exec("deskmate.listSessions", { workspaceUri = vim.uri_from_fname(H.root()), trash = true }).sessions
 end

@@ -1,6 +1,7 @@
 // What the chat does, between the daemon and the view. Free of `vscode`: the
 // extension hands in a DaemonPort and a ChatHost, the unit tests hand in fakes.
 
+import { ChatContext, contextLabel, type EditorContext, type FileChoice, storedContextLabels } from './chatContext';
 import { DeskmateError, toDeskmateError } from './errors';
 import type { ChatEntry, DaemonState, FromWebview, LineageView, SessionChoice, ToWebview } from './messages';
 import {
@@ -11,6 +12,7 @@ import {
   type DeleteResult,
   type ExportResult,
   type ForkResult,
+  type ModelList,
   type SearchResult,
   type RestoreResult,
   type SessionChanged,
@@ -42,12 +44,20 @@ export interface ChatHost {
   copy(text: string): void | Promise<void>;
   insert(text: string): void | Promise<void>;
   restartDaemon(): void | Promise<void>;
+  /** Workspace files whose path contains `query`, for @ completion (a few dozen at most). */
+  findFiles(query: string): Promise<FileChoice[]>;
+  /** Lets the user pick workspace files to send along ("+ add context"); [] when cancelled. */
+  pickFiles(): Promise<FileChoice[]>;
+  /** Lets the user pick one of `models` (`current` marked); undefined when cancelled. */
+  pickModel(models: string[], current: string): Promise<string | undefined>;
 }
 
 interface RunningAsk {
   askId: string;
   question: string;
   text: string;
+  /** What went along, as the view labels it. */
+  context: string[];
 }
 
 /** An ask that edits or retries an earlier question: the daemon answers it in a new fork. */
@@ -76,6 +86,9 @@ export class ChatController {
 
   /** Changes made in other windows, caught up with one after another (never two reads at once). */
   private catchingUp: Promise<void> = Promise.resolve();
+
+  /** What goes along with the next question typed in the chat. */
+  readonly context = new ChatContext();
 
   constructor(
     private readonly daemon: DaemonPort,
@@ -138,8 +151,9 @@ export class ChatController {
     this.host.post({ type: 'status', ...this.status });
     if (this.daemon.state === 'running' || this.daemon.state === 'starting') await this.refresh();
     const running = this.running;
+    this.postChips();
     if (running) {
-      this.host.post({ type: 'askStarted', askId: running.askId, question: running.question });
+      this.host.post({ type: 'askStarted', askId: running.askId, question: running.question, context: running.context });
       if (running.text) this.host.post({ type: 'askDelta', askId: running.askId, delta: running.text });
     }
   }
@@ -148,9 +162,30 @@ export class ChatController {
     switch (message.type) {
       case 'ready':
         return this.onViewReady();
-      case 'ask':
-        await this.ask(message.question);
+      case 'ask': {
+        await this.attachMentioned(message.question);
+        const { context, attachments } = this.context.take();
+        this.postChips();
+        await this.ask(message.question, context, 'view', undefined, attachments);
         return;
+      }
+      case 'removeContext':
+        this.context.remove(message.id);
+        return this.postChips();
+      case 'addContext':
+        for (const file of await this.host.pickFiles()) this.context.add(file);
+        return this.postChips();
+      case 'attachFile':
+        this.context.add({ uri: message.uri, label: message.label });
+        return this.postChips();
+      case 'pickModel':
+        await this.guard(() => this.pickModel());
+        return;
+      case 'suggestFiles': {
+        const files = await this.host.findFiles(message.query);
+        this.host.post({ type: 'fileSuggestions', query: message.query, files });
+        return;
+      }
       case 'stop':
         return this.stop();
       case 'copy':
@@ -192,6 +227,7 @@ export class ChatController {
     context?: AskContext,
     origin: AskOrigin = 'view',
     resend?: Resend,
+    attachments?: AskContext[],
   ): Promise<AskResult | undefined> {
     question = question.trim();
     if (!question) return undefined;
@@ -202,13 +238,21 @@ export class ChatController {
       return undefined;
     }
     const askId = this.newAskId();
-    const running: RunningAsk = { askId, question, text: '' };
-    this.running = running;
-    this.host.post({ type: 'askStarted', askId, question, ...(resend ? { replaceFrom: resend.messageId } : {}) });
-    const args: Record<string, unknown> = { question, askId };
     const workspaceUri = this.host.workspaceUri();
+    const labels = [...(context ? [context] : []), ...(attachments ?? [])].map((c) => contextLabel(c.uri, c.range, workspaceUri));
+    const running: RunningAsk = { askId, question, text: '', context: labels };
+    this.running = running;
+    this.host.post({
+      type: 'askStarted',
+      askId,
+      question,
+      ...(resend ? { replaceFrom: resend.messageId } : {}),
+      ...(labels.length ? { context: labels } : {}),
+    });
+    const args: Record<string, unknown> = { question, askId };
     if (workspaceUri) args.workspaceUri = workspaceUri;
     if (context) args.context = context;
+    if (attachments?.length) args.attachments = attachments;
     if (resend) {
       // In the session shown, whichever is active now; the daemon makes the fork.
       if (this.shown.sessionId) args.sessionId = this.shown.sessionId;
@@ -300,6 +344,7 @@ export class ChatController {
         forkedFrom: lineageOf(view, list.sessions),
         forkCount: view.forks?.length ?? 0,
         ...(keepScroll ? { keepScroll: true } : {}),
+        ...(view.model ? { model: view.model } : {}),
       });
     } catch (error) {
       // Nothing to show before the daemon runs; the status line says why.
@@ -341,6 +386,12 @@ export class ChatController {
       sessionId,
       ...(permanent ? { permanent: true } : {}),
     });
+    if (wasShown) {
+      // The chat goes on in the most recently used session left, not the folder's oldest.
+      const left = (await this.listSessions()).filter((s) => s.sessionId !== sessionId && s.messageCount > 0);
+      const recent = left.sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))[0];
+      if (recent && !recent.active) await this.daemon.execute(Commands.switchSession, { sessionId: recent.sessionId, ...this.where() });
+    }
     await this.refresh();
     if (result.trashed) void this.offerUndo(sessionId, title, wasShown);
     return result;
@@ -409,6 +460,38 @@ export class ChatController {
     return this.daemon.execute<ExportResult>(Commands.exportSession, this.where());
   }
 
+  // ---- models ------------------------------------------------------------------------------
+
+  /** Lists the server's models and uses the one the user picks for this workspace. */
+  async pickModel(): Promise<string | undefined> {
+    const list = await this.daemon.execute<ModelList>(Commands.listModels, this.where());
+    const picked = await this.host.pickModel(list.models.map((m) => m.id), list.current);
+    if (!picked || picked === list.current) return undefined;
+    const result = await this.daemon.execute<{ model: string }>(Commands.setModel, { ...this.where(), model: picked });
+    await this.refresh();
+    return result.model;
+  }
+
+  // ---- context -----------------------------------------------------------------------------
+
+  /** The editor's file, selection or scroll changed: the chip follows. */
+  onEditorChanged(editor: EditorContext | undefined): void {
+    if (this.context.setEditor(editor)) this.postChips();
+  }
+
+  /** `@path` typed in full (not picked from the list) names a workspace file just the same. */
+  private async attachMentioned(question: string): Promise<void> {
+    for (const [, path] of question.matchAll(/(?:^|\s)@(\S+)/g)) {
+      const name = path.replace(/[?!.,;:]+$/, '');
+      const file = (await this.host.findFiles(name)).find((f) => f.label === name);
+      if (file) this.context.add(file);
+    }
+  }
+
+  private postChips(): void {
+    this.host.post({ type: 'contextChips', chips: this.context.chips() });
+  }
+
   // ---- helpers ------------------------------------------------------------------------------
 
   /** The workspace folder the chat is about (its URI), if any. */
@@ -444,6 +527,7 @@ export class ChatController {
         content: message.content,
         ...(message.status ? { status: message.status } : {}),
         ...(message.error ? { error: message.error } : {}),
+        ...(message.role === 'user' && message.context ? { context: storedContextLabels(message.context, view.workspaceUri ?? this.host.workspaceUri()) } : {}),
       });
     }
     // The daemon stores a question when it is asked: while its answer streams,

@@ -28,6 +28,7 @@ export const CommandIds = {
   showLog: 'deskmate.chat.showLog',
   sessions: 'deskmate.chat.sessions',
   searchAllSessions: 'deskmate.chat.searchAllSessions',
+  chooseModel: 'deskmate.chat.chooseModel',
 } as const;
 
 interface Parts {
@@ -135,6 +136,7 @@ export function registerCommands(context: vscode.ExtensionContext, parts: Parts)
     run(CommandIds.searchAllSessions, () => showSessions(controller, true)),
 
     run(CommandIds.restartDaemon, () => daemon.restart()),
+    run(CommandIds.chooseModel, () => controller.pickModel()),
     run(CommandIds.showLog, () => output.show()),
   ];
 }

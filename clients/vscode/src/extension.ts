@@ -8,6 +8,7 @@ import { CHAT_VIEW_ID, ChatViewProvider } from './chatView';
 import { registerCommands } from './commands';
 import { Daemon } from './daemon';
 import { registerMemoryView } from './memoryView';
+import { watchEditorContext, findFiles, pickFiles } from './editorContext';
 import { pythonInterpreter, watchPythonInterpreter } from './python';
 import { API_KEY_SECRET } from './secrets';
 import { findOnPath, resolveServerCommand } from './serverCommand';
@@ -89,6 +90,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     },
     insert: (text) => workspace.insertAtCursor(text),
     restartDaemon: () => theDaemon.restart(),
+    findFiles,
+    pickFiles,
+    pickModel: async (models, current) => {
+      const picked = await vscode.window.showQuickPick(
+        models.map((id) => ({ label: id, description: id === current ? 'in use' : undefined })),
+        { title: 'deskmate: Choose Model', placeHolder: `The model this workspace asks (now ${current})` },
+      );
+      return picked?.label;
+    },
   };
   const controller = new ChatController(theDaemon, host);
   view = new ChatViewProvider(context.extensionUri, (message) => controller.handle(message), output);
@@ -134,6 +144,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         }),
       ];
     }),
+    watchEditorContext((editor) => controller.onEditorChanged(editor)),
   );
   void watchPythonInterpreter(context, output, () => {
     const configured = serverCommand() as { length?: number } | undefined;

@@ -10,6 +10,16 @@ export interface ChatEntry {
   status?: string;
   /** Why the answer failed, as the daemon stores it: shown the same live and after a reload. */
   error?: string;
+  /** What went along with a question: "calc.py:8-12", "util.py". */
+  context?: string[];
+}
+
+/** A piece of code that goes along with the next question, shown above the prompt. */
+export interface ContextChip {
+  /** "editor" for the editor's file, else the added file's URI. */
+  id: string;
+  label: string;
+  kind: 'editor' | 'file';
 }
 
 export interface SessionChoice {
@@ -44,16 +54,22 @@ export type ToWebview =
       forkCount?: number;
       /** The same session redrawn (changed in another window): keep the reader's place. */
       keepScroll?: boolean;
+      /** The model the workspace's asks use, for the header. */
+      model?: string;
     }
   /** Turns stored by another window (an editor, the terminal): added below, the reader's place kept. */
   | { type: 'appendEntries'; sessionId: string; entries: ChatEntry[] }
   /** `replaceFrom`: an edit or retry; the message with that id and all after it give way to the new turn. */
-  | { type: 'askStarted'; askId: string; question: string; replaceFrom?: string }
+  | { type: 'askStarted'; askId: string; question: string; replaceFrom?: string; context?: string[] }
   | { type: 'askDelta'; askId: string; delta: string }
   | { type: 'askFinished'; askId: string; answer: string; interrupted: boolean }
   | { type: 'askFailed'; askId: string; message: string }
   | { type: 'error'; message: string }
   | { type: 'focusPrompt' }
+  /** What goes along with the next question. */
+  | { type: 'contextChips'; chips: ContextChip[] }
+  /** Workspace files matching what follows an @ in the prompt. */
+  | { type: 'fileSuggestions'; query: string; files: { uri: string; label: string }[] }
   /** Scroll the message with this id into view and mark it for a moment (a search result opened). */
   | { type: 'reveal'; messageId: string };
 
@@ -69,4 +85,11 @@ export type FromWebview =
   | { type: 'fork'; messageId: string }
   | { type: 'edit'; messageId: string; question: string }
   | { type: 'retry'; messageId: string }
-  | { type: 'restart' };
+  | { type: 'restart' }
+  | { type: 'removeContext'; id: string }
+  /** "+ add context": pick workspace files to send along. */
+  | { type: 'addContext' }
+  /** The header's model button: choose from the server's models. */
+  | { type: 'pickModel' }
+  | { type: 'suggestFiles'; query: string }
+  | { type: 'attachFile'; uri: string; label: string };

@@ -18,11 +18,19 @@ export interface AskContext {
   languageId?: string;
 }
 
+/** A question's context as stored: the editor's code, then the files added (`attachments`). */
+export interface StoredContext extends AskContext {
+  note?: string;
+  attachments?: StoredContext[];
+}
+
 export interface AskArgs {
   question: string;
   sessionId?: string;
   workspaceUri?: string;
   context?: AskContext;
+  /** Files the user added (@file, + add context); one with neither range nor text goes whole. */
+  attachments?: AskContext[];
   askId?: string;
   /** Edit and resend (with `question`) or, with `regenerate`, ask again: the answer goes to a new fork. */
   editMessageId?: string;
@@ -105,6 +113,8 @@ export interface StoredMessage {
   status?: string;
   /** Why a failed answer failed. */
   error?: string;
+  /** What went along with a question. */
+  context?: StoredContext;
 }
 
 export interface SessionView {
@@ -121,6 +131,8 @@ export interface SessionView {
   sinceMessageId?: string;
   /** The session no longer holds `sinceMessageId` (it was rewritten): `messages` is all of it. */
   reset?: boolean;
+  /** The model the workspace's asks use (its chosen one, else the model setting). */
+  model?: string;
 }
 
 /** `deskmate/sessionChanged`: another process (editor, terminal) changed a session this client opened. */
@@ -128,6 +140,13 @@ export interface SessionChanged {
   sessionId: string;
   change: 'appended' | 'updated' | 'deleted';
   messageCount: number;
+}
+
+/** `deskmate.listModels`: what the server offers, and what the workspace uses. */
+export interface ModelList {
+  models: { id: string }[];
+  current: string;
+  default: string;
 }
 
 export interface DeleteResult {
@@ -171,6 +190,8 @@ export const Commands = {
   pinSession: 'deskmate.pinSession',
   searchSessions: 'deskmate.searchSessions',
   status: 'deskmate.status',
+  listModels: 'deskmate.listModels',
+  setModel: 'deskmate.setModel',
 } as const;
 
 export const ASK_DELTA_NOTIFICATION = 'deskmate/askDelta';

@@ -53,6 +53,7 @@ export function chatPageHtml(resources: PageResources): string {
   <select id="session-select" title="Switch session"><option value="">Loading…</option></select>
   <button id="new-session" type="button" title="Start a new session">New</button>
   <button id="delete-session" type="button" title="Move this session to the trash (Undo in the notification)">Delete</button>
+  <button id="model" type="button" class="secondary model" title="The model this workspace asks: choose another">model</button>
 </header>
 <div id="lineage" class="lineage" hidden>
   <span id="lineage-text"></span>
@@ -64,8 +65,13 @@ export function chatPageHtml(resources: PageResources): string {
 </div>
 <main id="transcript" class="transcript" role="log" aria-live="polite" aria-label="Conversation" tabindex="0"></main>
 <div id="prompt-form" class="prompt">
+  <div class="context-bar">
+    <div id="context-chips" class="chips" aria-label="Sent along with the question"></div>
+    <button id="add-context" type="button" class="secondary add-context" title="Add workspace files to send along (or type @ in the question)">+ add context</button>
+  </div>
   <label class="visually-hidden" for="prompt">Ask deskmate</label>
-  <textarea id="prompt" rows="3" placeholder="Ask about this project (Enter to send, Shift+Enter for a new line)"></textarea>
+  <ul id="file-suggestions" class="suggestions" role="listbox" aria-label="Workspace files" hidden></ul>
+  <textarea id="prompt" rows="3" placeholder="Ask about this project; @ adds a file (Enter to send, Shift+Enter for a new line)"></textarea>
   <div class="prompt-buttons">
     <button id="send" type="button">Send</button>
     <button id="stop" type="button" class="secondary" hidden title="Stop the answer (Escape)">Stop</button>

@@ -12,6 +12,7 @@ from ..memory import MemoryBackend, Message
 from .errors import EngineError, SessionBusy
 from .leases import AnswerLeases
 from .live import LiveSessions
+from .model_choice import for_folder
 from .model_client import ContextOverflow, Finished, ModelClient, ModelError, Usage
 from .prompt import build_messages, estimate_tokens, history_budget
 from .redaction import Redaction, redact_question
@@ -202,7 +203,7 @@ class AskRunner:
         on_streamed: Callable[[], None],
         on_redacted: Callable[[Redaction], None],
     ) -> AskResult:
-        settings = self._settings()
+        settings = for_folder(self._settings(), self.sessions.store.data_dir, ref.workspace_uri)
         model = self.models.get(settings)
         model.check_configured()  # before anything is stored: nothing to keep from a request never sent
         redacted = Redaction()

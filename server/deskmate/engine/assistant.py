@@ -25,6 +25,7 @@ from .asking import AskRunner, ModelClients
 from .forks import Edit, Forks
 from .labels import Labels
 from .live import LiveSessions
+from .model_choice import WorkspaceModels, for_folder
 from .model_client import ModelClient, ModelError
 from .project_memory import ProjectMemories
 from .search import Search
@@ -221,6 +222,21 @@ class Assistant:
             return await self.asks.models.get(self._settings).check_server()
         except ModelError as exc:
             return False, str(exc)
+
+    def model_for(self, workspace_uri: str | None) -> str:
+        """The model asks in the folder use: the folder's chosen one, else the model setting."""
+        return for_folder(self._settings, self.store.data_dir, workspace_uri).model
+
+    async def list_models(self, workspace_uri: str | None) -> tuple[list[str], str]:
+        """The models the server lists, and the one the folder uses."""
+        served = await self.asks.models.get(self._settings).list_models()
+        return served, self.model_for(workspace_uri)
+
+    async def set_model(self, workspace_uri: str, model: str | None) -> str:
+        """Use ``model`` for the folder's asks from now on (None: the model setting again);
+        returns the model the folder now uses."""
+        await asyncio.to_thread(WorkspaceModels(self.store.data_dir).set, workspace_uri, model)
+        return self.model_for(workspace_uri)
 
     def status(self) -> EngineStatus:
         """Facts for health checks; URLs come with their secrets masked."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..memory import Session
+from ..memory import Session, context_items
 from .prompt import display_path
 
 
@@ -18,8 +18,9 @@ def session_to_markdown(session: Session) -> str:
     for message in session.messages:
         if message.role == "user":
             lines += [f"## You — {message.timestamp}", "", message.content, ""]
-            context = message.context or {}
-            if context.get("text"):
+            for context in context_items(message.context):
+                if not context.get("text"):
+                    continue
                 where = display_path(context.get("uri", "")) or "selection"
                 fence = "````" if "```" in context["text"] else "```"
                 lines += [

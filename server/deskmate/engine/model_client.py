@@ -141,6 +141,18 @@ class ModelClient:
             )
         return True, f"{base} answers" + (f" and serves {settings.model!r}." if served else ".")
 
+    async def list_models(self) -> list[str]:
+        """The model ids the server lists (``GET <baseUrl>/models``); raises ModelError saying
+        what failed when it does not answer with a list."""
+        self.check_configured()
+        served = await self._served_models("/models")
+        if served is None:  # why: the same sentence as a health check gives
+            ok, message = await self.check_server()
+            if ok:
+                message = f"{message.rstrip('.')}, but does not list its models (GET /models)."
+            raise ModelError(f"deskmate could not list the models: {message}")
+        return served
+
     async def _served_models(self, url: str) -> list[str] | None:
         """The model ids a ``/models`` path under the base URL lists, or None when it lists
         none (or fails)."""

@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ..memory import Message
+from ..memory import Message, context_items
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -27,11 +27,19 @@ def display_path(uri: str) -> str:
 
 
 def with_context(question: str, context: dict[str, Any] | None) -> str:
-    """The question as the model sees it: followed by the editor context, if any."""
-    if not context or not context.get("text"):
-        if context and context.get("uri"):
-            return f"{question}\n\n(The user is looking at `{display_path(context['uri'])}`.)"
+    """The question as the model sees it: followed by the editor context and the files the user
+    added (``attachments``), if any."""
+    pieces = [_context_block(item) for item in context_items(context)]
+    if not pieces:
         return question
+    return "\n\n".join([question, *pieces])
+
+
+def _context_block(context: dict[str, Any]) -> str:
+    if not context.get("text"):
+        if context.get("uri"):
+            return f"(The user is looking at `{display_path(context['uri'])}`.)"
+        return ""
     path = display_path(context.get("uri", "")) if context.get("uri") else "the editor"
     language = context.get("languageId") or ""
     where = f"`{path}`"
@@ -44,9 +52,7 @@ def with_context(question: str, context: dict[str, Any] | None) -> str:
     fence = "````" if "```" in context["text"] else "```"
     suffix = PurePosixPath(path).suffix.lstrip(".")
     note = f"\n({context['note']}.)" if context.get("note") else ""
-    return (
-        f"{question}\n\nContext from {where}:\n{fence}{language or suffix}\n{context['text']}\n{fence}{note}"
-    )
+    return f"Context from {where}:\n{fence}{language or suffix}\n{context['text']}\n{fence}{note}"
 
 
 def history_budget(

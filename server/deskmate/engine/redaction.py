@@ -220,14 +220,24 @@ _CONTEXT_TEXT = ("text", "note")
 def redact_question(
     question: str, context: dict[str, Any] | None
 ) -> tuple[str, dict[str, Any] | None, Redaction]:
-    """The question and its context with secrets redacted (the context's ``text`` and ``note``),
+    """The question and its context with secrets redacted (the ``text`` and ``note`` of the context
+    and of each attachment),
     and what was found. The context is copied only when something in it changes."""
     found = Redaction()
     question = redact(question, found)
     if context is not None:
-        changed = {
-            key: redact(context[key], found) for key in _CONTEXT_TEXT if isinstance(context.get(key), str)
-        }
-        if any(changed[key] != context[key] for key in changed):
-            context = {**context, **changed}
+        context = _redact_context(context, found)
+        attachments = context.get("attachments")
+        if attachments:
+            redacted = [_redact_context(attachment, found) for attachment in attachments]
+            if any(new is not old for new, old in zip(redacted, attachments, strict=True)):
+                context = {**context, "attachments": redacted}
     return question, context, found
+
+
+def _redact_context(context: dict[str, Any], found: Redaction) -> dict[str, Any]:
+    """``context`` with its ``text`` and ``note`` redacted; the same object when nothing changed."""
+    changed = {key: redact(context[key], found) for key in _CONTEXT_TEXT if isinstance(context.get(key), str)}
+    if any(changed[key] != context[key] for key in changed):
+        return {**context, **changed}
+    return context

@@ -139,36 +139,39 @@ def check_position(command: str, field: str, value: Any) -> dict[str, int]:
     return {"line": value["line"], "character": value["character"]}
 
 
-def check_context(command: str, context: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Validate ``context`` = {uri, range?, text?, languageId?}; returns a clean copy."""
+def check_context(
+    command: str, context: dict[str, Any] | None, field: str = "context"
+) -> dict[str, Any] | None:
+    """Validate ``context`` = {uri, range?, text?, languageId?}; returns a clean copy. Messages name
+    the fields under ``field`` (``context``, or ``attachments[1]``)."""
     if context is None:
         return None
     uri = context.get("uri")
     if not isinstance(uri, str) or not uri:
-        raise invalid(command, '"context.uri" is required (the document\'s URI) when "context" is given')
+        raise invalid(command, f'"{field}.uri" is required (the document\'s URI) when "{field}" is given')
     clean: dict[str, Any] = {"uri": uri}
     selection = context.get("range")
     if selection is not None:
         if not isinstance(selection, dict):
-            raise invalid(command, '"context.range" must be an LSP range {"start": ..., "end": ...}')
-        start = check_position(command, "context.range.start", selection.get("start"))
-        end = check_position(command, "context.range.end", selection.get("end"))
+            raise invalid(command, f'"{field}.range" must be an LSP range {{"start": ..., "end": ...}}')
+        start = check_position(command, f"{field}.range.start", selection.get("start"))
+        end = check_position(command, f"{field}.range.end", selection.get("end"))
         if (end["line"], end["character"]) < (start["line"], start["character"]):
-            raise invalid(command, '"context.range" ends before it starts')
+            raise invalid(command, f'"{field}.range" ends before it starts')
         clean["range"] = {"start": start, "end": end}
     for key in ("text", "languageId"):
         value = context.get(key)
         if value is not None:
             if not isinstance(value, str):
-                raise invalid(command, f'"context.{key}" must be a string')
+                raise invalid(command, f'"{field}.{key}" must be a string')
             clean[key] = value
     if len(clean.get("text", "")) > MAX_CONTEXT_LENGTH:
         raise invalid(
             command,
-            f'"context.text" is {len(clean["text"]):,} characters long; the limit is {MAX_CONTEXT_LENGTH:,}',
+            f'"{field}.text" is {len(clean["text"]):,} characters long; the limit is {MAX_CONTEXT_LENGTH:,}',
         )
     if len(clean.get("languageId", "")) > MAX_LANGUAGE_ID_LENGTH:
-        raise invalid(command, f'"context.languageId" is longer than {MAX_LANGUAGE_ID_LENGTH} characters')
+        raise invalid(command, f'"{field}.languageId" is longer than {MAX_LANGUAGE_ID_LENGTH} characters')
     if len(uri) > MAX_URI_LENGTH:
-        raise invalid(command, f'"context.uri" is longer than {MAX_URI_LENGTH:,} characters')
+        raise invalid(command, f'"{field}.uri" is longer than {MAX_URI_LENGTH:,} characters')
     return clean

@@ -14,6 +14,7 @@ from ..engine.search import MAX_QUERY_LENGTH, MAX_RESULTS, SearchRequest
 from ..memory import InvalidSessionId, SessionIdRequired, SessionStoreError
 from ..memory.limits import MAX_QUESTION_LENGTH, MAX_TITLE_LENGTH
 from .arguments import Arguments, check_context, check_resend, check_time, invalid
+from .attachments import attach, check_attachments
 from .context import fill_context
 from .errors import internal_error, request_failed
 from .live import live_result
@@ -104,9 +105,13 @@ async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     edit_message_id, regenerate = check_resend(arguments)
     question = arguments.text("question", required=not regenerate, max_length=MAX_QUESTION_LENGTH)
     context = check_context(name, arguments.object("context"))
+    attachments = check_attachments(arguments)
     ask_id = arguments.text("askId") or uuid.uuid4().hex
+    folders = ls.assistant.sessions.workspaces.folders
     if context is not None:
-        context = await fill_context(name, context, ls.workspace, ls.assistant.sessions.workspaces.folders)
+        context = await fill_context(name, context, ls.workspace, folders)
+    if attachments:
+        context = await attach(name, context, attachments, ls.workspace, folders)
     ref = ls.assistant.sessions.resolve(
         session_id=arguments.session_id(),
         workspace_uri=arguments.text("workspaceUri"),
@@ -199,10 +204,12 @@ async def get_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any
     messages after it (``deskmate/sessionChanged`` said there are new ones). The session is
     followed from now on: changes other processes make to it are notified."""
     since_id = arguments.text("sinceMessageId")
-    view = await ls.assistant.sessions.get(session_ref(ls, arguments))
+    ref = session_ref(ls, arguments)
+    view = await ls.assistant.sessions.get(ref)
     forks = await ls.assistant.forks.of(view.session.id) if view.session.id else []
     await ls.assistant.live.open(view.session.id or None)
     result = session_result(view.session, active=view.active, persisted=view.persisted, forks=forks)
+    result["model"] = ls.assistant.model_for(ref.workspace_uri)  # for the chat's header
     return live_result(result, since_id)
 
 

@@ -23,38 +23,50 @@ from ..engine.workspaces import uri_to_path
 from ..memory.limits import MAX_CONTEXT_LENGTH
 
 
-def _refused(command: str, why: str) -> JsonRpcInvalidParams:
-    return JsonRpcInvalidParams(f'{command}: "context.uri": {why}.')
+def _refused(command: str, why: str, field: str = "context") -> JsonRpcInvalidParams:
+    return JsonRpcInvalidParams(f'{command}: "{field}.uri": {why}.')
 
 
 async def fill_context(
-    command: str, context: dict[str, Any], workspace: Workspace, folders: list[str]
+    command: str,
+    context: dict[str, Any],
+    workspace: Workspace,
+    folders: list[str],
+    *,
+    field: str = "context",
+    whole: bool = False,
 ) -> dict[str, Any]:
     """``context`` with ``text`` and ``languageId`` filled in where deskmate may; raises InvalidParams
-    (naming ``context.uri`` and why) for a file it will not read."""
+    (naming ``{field}.uri`` and why) for a file it will not read. ``whole``: a context with neither
+    ``range`` nor ``text`` stands for the whole file (an attachment), not just where the user is."""
     filled = dict(context)
     document = workspace.text_documents.get(unquote(context["uri"]))
     if document is not None and document.language_id and not filled.get("languageId"):
         filled["languageId"] = document.language_id
     selection = context.get("range")
-    if context.get("text") is not None or selection is None:
+    if context.get("text") is not None or (selection is None and not whole):
         return filled
     notes = []
     if document is None:
         path = uri_to_path(context["uri"])
         if path is None:
-            raise _refused(command, "only file:// documents can be read from disk; send the text instead")
+            raise _refused(
+                command, "only file:// documents can be read from disk; send the text instead", field
+            )
         roots = [root for root in map(uri_to_path, folders) if root is not None]
         try:
             source, note = await asyncio.to_thread(read_context_file, Path(path), roots)
         except ContextRefused as exc:
-            raise _refused(command, str(exc)) from None
+            raise _refused(command, str(exc), field) from None
         if note:
             notes.append(note)
         document = TextDocument(context["uri"], source)
-    start = document.offset_at_position(types.Position(**selection["start"]))
-    end = document.offset_at_position(types.Position(**selection["end"]))
-    text = document.source[start:end]
+    if selection is None:
+        text = document.source
+    else:
+        start = document.offset_at_position(types.Position(**selection["start"]))
+        end = document.offset_at_position(types.Position(**selection["end"]))
+        text = document.source[start:end]
     if len(text) > MAX_CONTEXT_LENGTH:
         notes.append(f"only the first {MAX_CONTEXT_LENGTH:,} of {len(text):,} characters were sent")
         text = text[:MAX_CONTEXT_LENGTH]

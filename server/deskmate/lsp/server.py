@@ -257,6 +257,7 @@ def create_server(
     ``settings`` default to the environment's; ``backend`` and ``model_factory`` replace
     the store and the model client (in-process tests inject them).
     """
+    from . import models  # noqa: F401  (declares the model picker's commands)
     from .commands import register_commands  # commands need DeskmateServer: imported late
 
     quiet_expected_errors()

@@ -17,7 +17,7 @@ from .errors import (
     StorageFull,
 )
 from .ids import validate_session_id
-from .models import Message, Session, SessionInfo, now_iso
+from .models import Message, Session, SessionInfo, context_items, now_iso
 
 _DATA_DIR_ENV = "DESKMATE_DATA_DIR"
 
@@ -45,6 +45,7 @@ __all__ = [
     "SessionStoreError",
     "StorageError",
     "StorageFull",
+    "context_items",
     "default_data_dir",
     "now_iso",
     "validate_session_id",

@@ -54,7 +54,7 @@ class Message(msgspec.Struct, gc=False):
     model: str | None = None
     usage: dict[str, int] | None = None
     status: Status = "complete"
-    # Editor context sent with a question: {uri, range?, languageId?, text}.
+    # Editor context sent with a question: {uri, range?, languageId?, text, attachments?}.
     context: dict[str, Any] | None = None
     # Why an answer failed, as the user was told (a model error, a lost connection).
     error: str | None = None
@@ -122,10 +122,26 @@ class Message(msgspec.Struct, gc=False):
 _CONTEXT_TEXT_FIELDS = ("uri", "text", "languageId", "note")
 
 
-def _check_context(context: Any) -> None:
-    """A stored context is {uri, range?, text?, languageId?, note?}: strings where text is expected."""
+def context_items(context: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Each piece of code a question carried, in order: the context itself (the editor's file or
+    selection), then its ``attachments`` (files the user added)."""
+    if not context:
+        return []
+    first = {key: value for key, value in context.items() if key != "attachments"}
+    return ([first] if first else []) + list(context.get("attachments") or [])
+
+
+def _check_context(context: Any, *, nested: bool = False) -> None:
+    """A stored context is {uri, range?, text?, languageId?, note?, attachments?}: strings where
+    text is expected; ``attachments`` a list of such contexts (without attachments of their own)."""
     if type(context) is not dict:
         raise ValueError("message context must be an object")
+    attachments = context.get("attachments")
+    if attachments is not None:
+        if nested or type(attachments) is not list:
+            raise ValueError("message context.attachments must be a list of contexts")
+        for attachment in attachments:
+            _check_context(attachment, nested=True)
     for key in _CONTEXT_TEXT_FIELDS:
         value = context.get(key)
         if value is not None and type(value) is not str:

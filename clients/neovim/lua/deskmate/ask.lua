@@ -80,23 +80,6 @@ function M.current(root)
   return by_root[root]
 end
 
---- A short note for the chat saying what context went along.
-local function context_note(context)
-  if not context then
-    return nil
-  end
-  local name = context.uri and vim.uri_to_fname(context.uri) or "buffer"
-  if context.uri and context.uri:match("^file:") then
-    name = vim.fn.fnamemodify(name, ":~:.")
-  end
-  local range = context.range
-  if range then
-    local first, last = range.start.line + 1, range["end"].line + 1
-    return ("*(with %s:%s)*"):format(name, first == last and first or (first .. "-" .. last))
-  end
-  return ("*(with %s)*"):format(name)
-end
-
 ---@class deskmate.Resend an edited or retried question: the answer goes to a new fork
 ---@field session_id string the session the question is in
 ---@field message_id string the question (or, with regenerate, the answer) to ask again
@@ -104,10 +87,11 @@ end
 ---@field index integer? where that question is in the chat: the view is cut there
 
 --- Asks `question` in the workspace `root` (default: the current buffer's) and streams the answer
---- into its chat, opening the chat when it is closed. `context` is a deskmate.ask context.
+--- into its chat, opening the chat when it is closed. `context` is a deskmate.ask context;
+--- `attachments` more of them (files added with @path, #buffer, :Deskmate add).
 --- With `resend`, the question replaces an earlier one (edit) or is asked again (retry): the
 --- daemon answers in a new fork, which the chat then shows.
----@param opts { question: string, root: string?, context: table?, resend: deskmate.Resend?, on_done: fun(err: table?, result: table?)? }
+---@param opts { question: string, root: string?, context: table?, attachments: table[]?, resend: deskmate.Resend?, on_done: fun(err: table?, result: table?)? }
 function M.ask(opts)
   local root = opts.root or workspace.root(0)
   local question = vim.trim(opts.question or "")
@@ -139,9 +123,12 @@ function M.ask(opts)
     if resend then
       chat.truncate(root, resend.index)
     end
-    chat.begin_turn(root, question, context_note(opts.context))
+    chat.begin_turn(root, question, require("deskmate.context").note(opts.context, opts.attachments, root))
     chat.set_status(root, "answering…")
     local args = { question = question, askId = id, workspaceUri = workspace.uri(root), context = opts.context }
+    if opts.attachments and #opts.attachments > 0 then
+      args.attachments = opts.attachments
+    end
     if resend then
       args.sessionId, args.editMessageId = resend.session_id, resend.message_id
       if resend.regenerate then

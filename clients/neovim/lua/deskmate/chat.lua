@@ -1,5 +1,6 @@
 -- The chat view: per workspace root, a read-only markdown buffer with the session's history and
--- a one-line prompt buffer below it. Knows nothing about the protocol beyond message tables.
+-- a small input buffer below it (Enter sends, Shift+Enter or Ctrl-J starts a new line). Knows
+-- nothing about the protocol beyond message tables.
 local config = require("deskmate.config")
 
 local M = {}
@@ -29,7 +30,7 @@ local group = vim.api.nvim_create_augroup("deskmate.chat", { clear = true })
 ---@type table<string, deskmate.Chat>
 local chats = {}
 
--- Prompt buffers count as modified in Neovim; an unsent question must not block :qa.
+-- An input buffer with text counts as modified in Neovim; an unsent question must not block :qa.
 vim.api.nvim_create_autocmd({ "QuitPre", "ExitPre" }, {
   group = group,
   callback = function()
@@ -76,9 +77,12 @@ end
 
 local function winbar(chat)
   local parts = { "%#DeskmateTitle#deskmate%*" }
-  local title = (chat.title and chat.title ~= "") and chat.title or chat.session_id
+  local title = (chat.title and chat.title ~= "") and chat.title or (chat.session_id and "New conversation")
   if title then
     table.insert(parts, (title:gsub("%%", "%%%%")))
+  end
+  if chat.model then
+    table.insert(parts, "%#DeskmateModel#" .. chat.model:gsub("%%", "%%%%") .. "%*")
   end
   if chat.forked_from then
     local from = ("fork of %s"):format(chat.forked_from.sessionId)
@@ -157,11 +161,21 @@ local function append_block(chat, lines)
   end
 end
 
-local function message_lines(message)
+-- A failed answer says why, and how to ask again, the same live and after a reload.
+local function failed_line(reason)
+  return "*(failed: " .. reason:gsub("\n", " ") .. ")* — press `r` here to retry"
+end
+
+local function message_lines(message, root)
   local lines = { heading(message.role), "" }
   vim.list_extend(lines, split(message.content))
-  if message.error then
-    vim.list_extend(lines, { "", "*(failed: " .. message.error:gsub("\n", " ") .. ")*" })
+  local note = message.role == "user" and type(message.context) == "table"
+    and require("deskmate.context").note(message.context, nil, root)
+  if note then
+    vim.list_extend(lines, { "", note })
+  end
+  if message.error and message.error ~= vim.NIL then
+    vim.list_extend(lines, { "", failed_line(message.error) })
   elseif message.status == "interrupted" then
     vim.list_extend(lines, { "", "*(interrupted)*" })
   end
@@ -208,6 +222,10 @@ local function buffer_keymaps(chat)
   vim.keymap.set("n", "i", function()
     M.focus_input(chat.root)
   end, { buffer = chat.buf, nowait = true, silent = true, desc = "deskmate: type a question" })
+  vim.keymap.set("n", "r", function()
+    require("deskmate.forks").retry()
+  end, { buffer = chat.buf, nowait = true, silent = true, desc = "deskmate: ask the question of this answer again" })
+  require("deskmate.code_blocks").keymaps(chat.buf)
 end
 
 -- Names are unique: a leftover of a chat whose other half was wiped must go first.
@@ -223,19 +241,72 @@ local function create(root)
   local buf = vim.api.nvim_create_buf(false, true)
   name_buffer(buf, "deskmate://chat" .. root)
   vim.bo[buf].filetype = "markdown"
+  -- Code blocks highlighted by treesitter (each language whose parser is installed), as
+  -- render-markdown.nvim and the like expect; regex syntax where there is no parser.
+  pcall(vim.treesitter.start, buf, "markdown")
   vim.bo[buf].bufhidden = "hide"
   vim.bo[buf].modifiable = false
   vim.b[buf].deskmate_root = root
 
   local input = vim.api.nvim_create_buf(false, true)
   name_buffer(input, "deskmate://prompt" .. root)
-  vim.bo[input].buftype = "prompt"
+  vim.bo[input].buftype = "nofile"
   vim.bo[input].bufhidden = "hide"
   vim.bo[input].swapfile = false
   vim.b[input].deskmate_root = root
-  vim.fn.prompt_setprompt(input, "> ")
+  vim.bo[input].completefunc = "v:lua.require'deskmate.chat_context'.complete"
+  -- The file list narrows as the name is typed; nothing is inserted until one is picked.
+  vim.bo[input].completeopt = "menu,menuone,noinsert,noselect"
+
+  local chat = { root = root, buf = buf, input = input, status = "", streamed = {}, messages = {}, fork_count = 0 }
+  local function send()
+    local text = vim.trim(table.concat(vim.api.nvim_buf_get_lines(input, 0, -1, false), "\n"))
+    if text == "" then
+      return
+    end
+    local ask = require("deskmate.ask")
+    if ask.running(root) then
+      return vim.notify(
+        "deskmate: still answering the previous question; wait for it or :Deskmate cancel.",
+        vim.log.levels.WARN
+      )
+    end
+    -- The input is the draft; the history buffer is the record.
+    vim.api.nvim_buf_set_lines(input, 0, -1, false, {})
+    local context, attachments = require("deskmate.chat_context").take(root, text)
+    ask.ask({ root = root, question = text, context = context, attachments = attachments })
+    M.refresh_context(root)
+  end
+  local function map(mode, lhs, fn, desc)
+    vim.keymap.set(mode, lhs, fn, { buffer = input, nowait = true, silent = true, desc = desc })
+  end
+  map("n", "<CR>", send, "deskmate: send the question")
+  map("i", "<CR>", function()
+    -- Enter takes a completion the user picked; otherwise it sends.
+    if vim.fn.pumvisible() == 1 and vim.fn.complete_info({ "selected" }).selected >= 0 then
+      return vim.api.nvim_feedkeys(vim.keycode("<C-y>"), "n", false)
+    end
+    send()
+  end, "deskmate: send the question")
+  -- A new line in the question: Shift+Enter where the terminal tells it apart, Ctrl-J anywhere.
+  map("i", "<S-CR>", "<CR>", "deskmate: new line")
+  map("i", "<C-c>", function()
+    require("deskmate.ask").cancel(root)
+  end, "deskmate: cancel the answer")
+  map({ "i", "n" }, "<C-d>", function()
+    M.drop_context(root)
+  end, "deskmate: do not send a piece of context")
+  -- @ offers the workspace's files (completefunc); the menu narrows as the name is typed.
+  map("i", "@", "@<C-x><C-u>", "deskmate: @ a workspace file")
+  vim.api.nvim_create_autocmd({ "BufEnter", "TextChanged", "TextChangedI" }, {
+    group = group,
+    buffer = input,
+    callback = function()
+      M.refresh_context(root)
+    end,
+  })
   -- A half-typed question must not block :quit ("No write since last change").
-  vim.api.nvim_create_autocmd({ "BufModifiedSet", "InsertLeave", "TextChanged" }, {
+  vim.api.nvim_create_autocmd({ "BufModifiedSet", "InsertLeave", "TextChanged", "TextChangedI" }, {
     group = group,
     buffer = input,
     callback = function()
@@ -244,26 +315,6 @@ local function create(root)
       end
     end,
   })
-
-  local chat = { root = root, buf = buf, input = input, status = "", streamed = {}, messages = {}, fork_count = 0 }
-  vim.fn.prompt_setcallback(input, function(text)
-    text = vim.trim(text or "")
-    -- A prompt buffer keeps every entered line; the history buffer is the record.
-    vim.schedule(function()
-      if vim.api.nvim_buf_is_valid(input) then
-        local count = vim.api.nvim_buf_line_count(input)
-        if count > 1 then
-          vim.api.nvim_buf_set_lines(input, 0, count - 1, false, {})
-        end
-      end
-    end)
-    if text ~= "" then
-      require("deskmate.ask").ask({ root = root, question = text })
-    end
-  end)
-  vim.fn.prompt_setinterrupt(input, function()
-    require("deskmate.ask").cancel(root)
-  end)
   buffer_keymaps(chat)
 
   -- Closing one of the pair closes the other.
@@ -310,6 +361,7 @@ function M.render(root, session)
   local chat = M.get(root)
   chat.session_id = session.sessionId ~= vim.NIL and session.sessionId or nil
   chat.title = session.title ~= vim.NIL and session.title or nil
+  chat.model = type(session.model) == "string" and session.model or chat.model
   local lineage = session.forkedFrom
   chat.forked_from = type(lineage) == "table" and lineage or nil
   chat.fork_count = type(session.forks) == "table" and #session.forks or 0
@@ -322,7 +374,7 @@ function M.render(root, session)
         vim.list_extend(lines, { "", "" })
       end
       table.insert(chat.messages, { id = message.id, role = message.role, content = message.content, line = #lines })
-      vim.list_extend(lines, message_lines(message))
+      vim.list_extend(lines, message_lines(message, root))
     end
   end
   edit(chat.buf, function()
@@ -489,12 +541,23 @@ function M.end_turn(root, outcome)
   vim.api.nvim_buf_del_extmark(chat.buf, ns, chat.answer_mark)
   chat.answer_mark = nil
   if outcome.error then
-    append_block(chat, { "*(failed: " .. outcome.error:gsub("\n", " ") .. ")*" })
+    append_block(chat, { failed_line(outcome.error) })
   elseif outcome.interrupted then
     append_block(chat, { "*(interrupted)*" })
   end
   if outcome.session_id then
     chat.session_id = outcome.session_id
+  end
+end
+
+--- Sets the model shown in the chat's winbar.
+---@param root string
+---@param model string
+function M.set_model(root, model)
+  local chat = chats[root]
+  if chat then
+    chat.model = model
+    refresh_winbar(chat)
   end
 end
 
@@ -562,9 +625,61 @@ function M.open(root, focus)
     end
     scroll_to_end({ win }, chat.buf)
   end
+  M.refresh_context(root)
   if focus then
     M.focus_input(root)
   end
+end
+
+--- Shows above the prompt what goes along with the question being typed (its chips).
+---@param root string
+function M.refresh_context(root)
+  local chat = chats[root]
+  if not chat or not vim.api.nvim_buf_is_valid(chat.input) then
+    return
+  end
+  local chat_context = require("deskmate.chat_context")
+  chat_context.forget_dropped_if_moved(root)
+  local question = table.concat(vim.api.nvim_buf_get_lines(chat.input, 0, -1, false), "\n")
+  local labels = chat_context.labels(root, question)
+  chat.context_labels = labels
+  local text
+  if #labels == 0 then
+    text = " %#DeskmateHint#no code goes along · @ adds a file · #buffers the open buffers%*"
+  else
+    local chips = vim.tbl_map(function(label)
+      return "%#DeskmateChip#[" .. label:gsub("%%", "%%%%") .. "]%*"
+    end, labels)
+    text = " with " .. table.concat(chips, " ") .. " %#DeskmateHint#· <C-d> drops · @ adds a file%*"
+  end
+  for _, win in ipairs(vim.fn.win_findbuf(chat.input)) do
+    vim.wo[win][0].winbar = text
+  end
+end
+
+--- Lets the user pick a piece of context not to send (the editor's code, or an added file).
+---@param root string
+function M.drop_context(root)
+  local chat_context = require("deskmate.chat_context")
+  local pieces = chat_context.droppable(root)
+  if #pieces == 0 then
+    return vim.notify("deskmate: no context to drop (an @file in the question goes when you delete it).")
+  end
+  local function drop(piece)
+    if piece then
+      chat_context.drop(root, piece.id)
+      M.refresh_context(root)
+    end
+  end
+  if #pieces == 1 then
+    return drop(pieces[1])
+  end
+  vim.ui.select(pieces, {
+    prompt = "Do not send:",
+    format_item = function(piece)
+      return piece.label
+    end,
+  }, drop)
 end
 
 --- Puts the cursor in the prompt, in Insert mode.

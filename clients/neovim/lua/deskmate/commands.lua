@@ -12,6 +12,13 @@ local function session_ids(arglead)
   end, require("deskmate.sessions").completion_ids(root))
 end
 
+local function session_names(arglead)
+  local root = require("deskmate.workspace").root(0)
+  return vim.tbl_filter(function(name)
+    return vim.startswith(name:lower(), arglead:lower())
+  end, require("deskmate.sessions").completion_names(root))
+end
+
 local function trashed_ids(arglead)
   local root = require("deskmate.workspace").root(0)
   return vim.tbl_filter(function(id)
@@ -59,14 +66,36 @@ M.subcommands = {
     end,
   },
   switch = {
-    help = "switch {id}: make a session the active one",
+    help = "switch {title|id}: make a session the active one (<Tab> completes titles)",
     run = function(args)
       if args == "" then
         return deskmate().sessions()
       end
-      deskmate().switch(args)
+      local root = require("deskmate.workspace").root(0)
+      deskmate().switch(require("deskmate.sessions").resolve(root, args))
     end,
-    complete = session_ids,
+    complete = session_names,
+  },
+  model = {
+    help = "model [name]: pick the model this workspace asks (<Tab> completes the server's models)",
+    run = function(args)
+      deskmate().model(args ~= "" and args or nil)
+    end,
+    complete = function(arglead)
+      local root = require("deskmate.workspace").root(0)
+      return vim.tbl_filter(function(id)
+        return vim.startswith(id, arglead)
+      end, require("deskmate.models").completion(root))
+    end,
+  },
+  add = {
+    help = "add {file}: send a workspace file along with the next question in the chat",
+    run = function(args)
+      deskmate().add(args)
+    end,
+    complete = function(arglead)
+      return vim.fn.getcompletion(arglead, "file")
+    end,
   },
   delete = {
     help = "delete [id]: move a session to the trash (default: the active one); :Deskmate restore undoes it",
@@ -199,6 +228,17 @@ function M.complete(arglead, cmdline)
     end, names())
   end
   local sub = M.subcommands[words[1]]
+  if sub and sub.complete and words[1] == "switch" then
+    -- A title may hold spaces: complete all that follows the subcommand, returning only
+    -- what comes after the part of it already typed before the last word.
+    local typed = rest:sub(#words[1] + 2)
+    local before = typed:sub(1, #typed - #arglead)
+    return vim.tbl_map(function(name)
+      return name:sub(#before + 1)
+    end, vim.tbl_filter(function(name)
+      return name:sub(1, #before) == before
+    end, sub.complete(typed)))
+  end
   if sub and sub.complete and #words == 2 then
     return sub.complete(arglead)
   end

@@ -1,4 +1,5 @@
--- The editor context sent with a question: a buffer's selection as a deskmate.ask `context`.
+-- The editor context sent with a question: a buffer's selection as a deskmate.ask `context`,
+-- and how the chat names what went along ("calc.py:8-12").
 local M = {}
 
 local function utf16(line, byte)
@@ -6,7 +7,7 @@ local function utf16(line, byte)
   return vim.str_utfindex(line, "utf-16", byte, false)
 end
 
-local function uri_of(bufnr)
+function M.uri_of(bufnr)
   local name = vim.api.nvim_buf_get_name(bufnr)
   if name == "" then
     return ("untitled:Untitled-%d"):format(bufnr)
@@ -55,7 +56,7 @@ function M.from_range(bufnr, line1, line2)
     }
   end
   local context = {
-    uri = uri_of(bufnr),
+    uri = M.uri_of(bufnr),
     range = range,
     text = table.concat(lines, "\n"),
   }
@@ -64,6 +65,77 @@ function M.from_range(bufnr, line1, line2)
     context.languageId = ft
   end
   return context
+end
+
+--- The context for whole lines `first`..`last` (1-based, inclusive) of `bufnr`.
+---@param bufnr integer
+---@param first integer
+---@param last integer
+---@return table context { uri, range, text, languageId }
+function M.from_lines(bufnr, first, last)
+  local lines = vim.api.nvim_buf_get_lines(bufnr, first - 1, last, false)
+  local context = {
+    uri = M.uri_of(bufnr),
+    range = {
+      start = { line = first - 1, character = 0 },
+      ["end"] = { line = last - 1, character = utf16(lines[#lines] or "", #(lines[#lines] or "")) },
+    },
+    text = table.concat(lines, "\n"),
+  }
+  if vim.bo[bufnr].filetype ~= "" then
+    context.languageId = vim.bo[bufnr].filetype
+  end
+  return context
+end
+
+--- How the chat names a piece of context: its path (relative to `root`) and lines, "calc.py:8-12".
+---@param item table a context {uri, range?}
+---@param root string?
+---@return string
+function M.label(item, root)
+  local uri = item.uri or ""
+  local name = uri
+  if uri:match("^file:") then
+    name = vim.uri_to_fname(uri)
+    local prefix = root and (root:gsub("/$", "") .. "/")
+    if prefix and name:sub(1, #prefix) == prefix then
+      name = name:sub(#prefix + 1)
+    else
+      name = vim.fn.fnamemodify(name, ":~:.")
+    end
+  end
+  local range = type(item.range) == "table" and item.range or nil
+  if range then
+    local first, last = range.start.line + 1, range["end"].line + 1
+    if range["end"].character == 0 and last > first then
+      last = last - 1 -- a range ending at a line's start does not hold that line
+    end
+    return ("%s:%s"):format(name, first == last and first or (first .. "-" .. last))
+  end
+  return name
+end
+
+--- The note under a question saying what went along: "*(with calc.py:8-12, util.py)*", or nil.
+---@param context table? a stored or sent context (with its attachments)
+---@param attachments table[]? attachments not yet inside `context`
+---@param root string?
+---@return string?
+function M.note(context, attachments, root)
+  local items = {}
+  if type(context) == "table" then
+    table.insert(items, context)
+    for _, item in ipairs(type(context.attachments) == "table" and context.attachments or {}) do
+      table.insert(items, item)
+    end
+  end
+  vim.list_extend(items, attachments or {})
+  if #items == 0 then
+    return nil
+  end
+  local labels = vim.tbl_map(function(item)
+    return M.label(item, root)
+  end, items)
+  return ("*(with %s)*"):format(table.concat(labels, ", "))
 end
 
 return M

@@ -151,6 +151,29 @@ function M.retry()
   require("deskmate.forks").retry()
 end
 
+--- Sends a workspace file along with the next question typed in the chat.
+---@param path string
+function M.add(path)
+  local r = root()
+  if path == nil or vim.trim(path) == "" then
+    return vim.notify("deskmate: name a file: :Deskmate add {file}", vim.log.levels.ERROR)
+  end
+  if require("deskmate.chat_context").add(r, vim.trim(path)) then
+    require("deskmate.chat").refresh_context(r)
+    vim.notify(("deskmate: %s goes along with the next question."):format(vim.trim(path)))
+  end
+end
+
+--- Uses `name` for this workspace's asks; without it, picks from the server's models.
+---@param name string?
+function M.model(name)
+  local models = require("deskmate.models")
+  if name then
+    return models.set(root(), name)
+  end
+  models.pick(root())
+end
+
 function M.cancel()
   require("deskmate.ask").cancel(root())
 end

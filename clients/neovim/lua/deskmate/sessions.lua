@@ -8,6 +8,8 @@ local M = {}
 
 ---@type table<string, string[]> session ids seen per root, for command-line completion
 local known_ids = {}
+---@type table<string, table[]> the sessions last listed, by root: what completion offers
+local known_sessions = {}
 ---@type table<string, string[]> ids of trashed sessions seen per root, for :Deskmate restore
 local known_trash = {}
 
@@ -68,11 +70,22 @@ function M.age(iso)
   return os.date("%Y-%m-%d", t) --[[@as string]]
 end
 
+--- A session's name as every list, prompt and message shows it: its title, or "New
+--- conversation" before its first question gives it one.
+---@param s table a listSessions entry (or anything with sessionId and title)
+---@return string
+function M.name(s)
+  if s.title ~= nil and s.title ~= vim.NIL and s.title ~= "" then
+    return s.title
+  end
+  return "New conversation"
+end
+
 --- One line describing a session in the picker.
 ---@param s table a listSessions entry
 ---@return string
 function M.format(s)
-  local title = (s.title ~= vim.NIL and s.title ~= "") and s.title or s.sessionId
+  local title = M.name(s)
   local count = tonumber(s.messageCount) or 0
   local fork = type(s.forkedFrom) == "table" and (" · fork of " .. s.forkedFrom.sessionId) or ""
   local tags = type(s.tags) == "table" and #s.tags > 0 and (" · #" .. table.concat(s.tags, " #")) or ""
@@ -100,6 +113,7 @@ function M.list(root, cb)
     known_ids[root] = vim.tbl_map(function(s)
       return s.sessionId
     end, sessions)
+    known_sessions[root] = sessions
     cb(sessions)
   end)
 end
@@ -112,6 +126,46 @@ function M.completion_ids(root)
     M.list(root, function() end)
   end
   return known_ids[root] or {}
+end
+
+--- What `:Deskmate switch <Tab>` offers: titles, each unique (an untitled or repeated title
+--- is offered as its session id). Refreshed in the background.
+---@param root string
+---@return string[]
+function M.completion_names(root)
+  M.completion_ids(root)
+  local sessions = known_sessions[root] or {}
+  local count = {}
+  for _, session in ipairs(sessions) do
+    local name = M.name(session)
+    count[name] = (count[name] or 0) + 1
+  end
+  return vim.tbl_map(function(session)
+    local name = M.name(session)
+    return (count[name] == 1 and name ~= "New conversation") and name or session.sessionId
+  end, sessions)
+end
+
+--- The session id a name typed after :Deskmate switch stands for: an id, or a unique title.
+---@param root string
+---@param name string
+---@return string
+function M.resolve(root, name)
+  for _, session in ipairs(known_sessions[root] or {}) do
+    if session.sessionId == name then
+      return name
+    end
+  end
+  local found
+  for _, session in ipairs(known_sessions[root] or {}) do
+    if M.name(session) == name then
+      if found then
+        return name -- two sessions with this title: only its id tells them apart
+      end
+      found = session.sessionId
+    end
+  end
+  return found or name
 end
 
 --- Makes `id` the workspace's active session and shows it in the chat.
@@ -127,8 +181,7 @@ function M.switch(root, id, cb)
       notify_error(err.message)
       return cb and cb(err)
     end
-    local title = (result.title ~= vim.NIL and result.title ~= "") and result.title or id
-    vim.notify(("deskmate: switched to %q (%d messages)."):format(title, result.messageCount or 0))
+    vim.notify(("deskmate: switched to %q (%d messages)."):format(M.name(result), result.messageCount or 0))
     refresh_chat(root, cb)
   end)
 end
@@ -355,7 +408,8 @@ function M.pick(root, cb)
       if not session then
         return cb and cb()
       end
-      local title = title_of(session) or session.sessionId
+      -- Named as the list showed it.
+      local title = M.name(session)
       vim.ui.select({ "Switch to it", "Move it to the trash" }, {
         prompt = ("Session %q"):format(title),
         kind = "deskmate.session_action",

@@ -1,7 +1,7 @@
 // The chat view's page. It only shows what the extension sends and posts back
 // what the user does; the extension talks to the daemon.
 
-import type { ChatEntry, DaemonState, FromWebview, SessionChoice, ToWebview } from '../messages';
+import type { ChatEntry, ContextChip, DaemonState, FromWebview, SessionChoice, ToWebview } from '../messages';
 import { codeOf, renderMarkdown } from './markdown';
 
 interface VsCodeApi {
@@ -26,6 +26,10 @@ const restartButton = $<HTMLButtonElement>('restart');
 const lineageBox = $<HTMLElement>('lineage');
 const lineageText = $<HTMLElement>('lineage-text');
 const lineageSource = $<HTMLButtonElement>('lineage-source');
+const chipsBox = $<HTMLElement>('context-chips');
+const modelButton = $<HTMLButtonElement>('model');
+const addContextButton = $<HTMLButtonElement>('add-context');
+const suggestionsBox = $<HTMLUListElement>('file-suggestions');
 
 /** The answer being streamed: its text so far and the element it renders into. */
 interface Streaming {
@@ -84,10 +88,21 @@ function markInterrupted(entry: HTMLElement, note: string): void {
   entry.append(mark);
 }
 
-/** A failed answer: its reason in the entry, the same live (askFailed) and after a reload. */
-function markFailed(entry: HTMLElement, reason: string): void {
-  entry.classList.add('interrupted');
+/** A failed answer: its reason in the entry, the same live (askFailed) and after a reload,
+ * with Retry beside it once the answer is stored (it has an id). */
+function markFailed(entry: HTMLElement, reason: string, id?: string): void {
+  entry.classList.add('interrupted', 'failed');
   showError(reason, entry);
+  if (!id || !stored) return;
+  const retry = document.createElement('button');
+  retry.type = 'button';
+  retry.className = 'retry-failed';
+  retry.textContent = 'Retry';
+  retry.title = 'Ask this question again (in a fork; this failed answer is kept)';
+  retry.addEventListener('click', () => {
+    if (!streaming) post({ type: 'retry', messageId: id });
+  });
+  entry.querySelector<HTMLElement>(':scope > .error')?.after(retry);
 }
 
 /** The stored messages shown, by id: what the message actions act on. */
@@ -122,10 +137,29 @@ function addActions(entry: HTMLElement, item: ChatEntry): void {
   entry.append(bar);
 }
 
+/** What went along with a question, under it: "with calc.py:8-12 · util.py". */
+function contextLine(labels: string[] | undefined): HTMLElement | undefined {
+  if (!labels?.length) return undefined;
+  const line = document.createElement('div');
+  line.className = 'context-used';
+  const intro = document.createElement('span');
+  intro.textContent = 'with';
+  line.append(intro);
+  for (const label of labels) {
+    const chip = document.createElement('span');
+    chip.className = 'chip';
+    chip.textContent = label;
+    line.append(chip);
+  }
+  return line;
+}
+
 function appendEntry(item: ChatEntry): HTMLElement {
   const { entry, body } = entryElement(item.role);
   fillBody(body, item.role, item.content);
-  if (item.role === 'assistant' && item.error) markFailed(entry, item.error);
+  const used = contextLine(item.context);
+  if (used) entry.append(used);
+  if (item.role === 'assistant' && item.error) markFailed(entry, item.error, item.id);
   else if (item.role === 'assistant' && item.status === 'interrupted') markInterrupted(entry, 'Answer interrupted.');
   addActions(entry, item);
   transcript.append(entry);
@@ -225,12 +259,12 @@ function clearTransientErrors(): void {
 
 // ---- streaming --------------------------------------------------------------------
 
-function startAnswer(askId: string, question: string, replaceFrom?: string): void {
+function startAnswer(askId: string, question: string, replaceFrom?: string, context?: string[]): void {
   finishStreaming();
   if (replaceFrom) cutFrom(replaceFrom);
   transcript.querySelector(':scope > .empty')?.remove();
   clearTransientErrors();
-  appendEntry({ role: 'user', content: question });
+  appendEntry({ role: 'user', content: question, context });
   const { entry, body } = entryElement('assistant');
   entry.classList.add('streaming');
   entry.setAttribute('aria-busy', 'true');
@@ -290,7 +324,7 @@ function showSession(message: Extract<ToWebview, { type: 'session' }>): void {
   if (sessionId !== null && !choices.some((s) => s.sessionId === sessionId)) {
     // The daemon lists each folder's active session, even before its first question; a session
     // shown by id from elsewhere (another folder's, say) may not be in this listing: add it.
-    choices.unshift({ sessionId, title: message.title || sessionId, messageCount: message.entries.length, active: true });
+    choices.unshift({ sessionId, title: message.title, messageCount: message.entries.length, active: true });
   }
   if (choices.length === 0) {
     const option = document.createElement('option');
@@ -301,12 +335,15 @@ function showSession(message: Extract<ToWebview, { type: 'session' }>): void {
   for (const choice of choices) {
     const option = document.createElement('option');
     option.value = choice.sessionId;
-    option.textContent = `${choice.title || choice.sessionId} (${choice.messageCount})`;
+    // A session not asked anything yet has no title: a readable name, not its id.
+    option.textContent = choice.title ? `${choice.title} (${choice.messageCount})` : choice.messageCount ? `${choice.sessionId} (${choice.messageCount})` : 'New conversation';
     option.selected = choice.sessionId === sessionId;
     sessionSelect.append(option);
   }
   sessions = choices;
   showLineage(message);
+  modelButton.textContent = message.model ?? 'model';
+  modelButton.hidden = !message.model;
   shownEntries.clear();
   transcript.replaceChildren();
   for (const entry of message.entries) appendEntry(entry);
@@ -352,7 +389,7 @@ window.addEventListener('message', (event: MessageEvent<ToWebview>) => {
       appendEntries(message);
       break;
     case 'askStarted':
-      startAnswer(message.askId, message.question, message.replaceFrom);
+      startAnswer(message.askId, message.question, message.replaceFrom, message.context);
       break;
     case 'askDelta':
       if (streaming?.askId === message.askId) {
@@ -387,6 +424,12 @@ window.addEventListener('message', (event: MessageEvent<ToWebview>) => {
     case 'reveal':
       reveal(message.messageId);
       break;
+    case 'contextChips':
+      showChips(message.chips);
+      break;
+    case 'fileSuggestions':
+      showSuggestions(message.query, message.files);
+      break;
   }
 });
 
@@ -418,6 +461,7 @@ function stop(): void {
 sendButton.addEventListener('click', send);
 
 prompt.addEventListener('keydown', (event) => {
+  if (suggesting(event)) return;
   if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     send();
@@ -489,6 +533,107 @@ function flash(button: HTMLButtonElement, label: string): void {
   button.textContent = label;
   window.setTimeout(() => (button.textContent = original), 1200);
 }
+
+// ---- context: the chips above the prompt, @ completion ---------------------------------
+
+function showChips(chips: ContextChip[]): void {
+  chipsBox.replaceChildren();
+  for (const chip of chips) {
+    const element = document.createElement('span');
+    element.className = `chip ${chip.kind}`;
+    element.dataset.id = chip.id;
+    const label = document.createElement('span');
+    label.textContent = chip.label;
+    label.title = chip.kind === 'editor' ? 'The code in your editor goes along with the question' : 'This file goes along with the next question';
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.className = 'chip-remove';
+    remove.textContent = '×';
+    remove.title = `Do not send ${chip.label}`;
+    remove.setAttribute('aria-label', `Remove ${chip.label}`);
+    remove.addEventListener('click', () => post({ type: 'removeContext', id: chip.id }));
+    element.append(label, remove);
+    chipsBox.append(element);
+  }
+}
+
+/** The @word being typed before the cursor, if any. */
+function mentionAtCursor(): { start: number; query: string } | undefined {
+  const before = prompt.value.slice(0, prompt.selectionStart);
+  const match = /(^|\s)@([^\s@]*)$/.exec(before);
+  return match ? { start: before.length - match[2].length - 1, query: match[2] } : undefined;
+}
+
+let suggestions: { uri: string; label: string }[] = [];
+let suggestionIndex = 0;
+
+function showSuggestions(query: string, files: { uri: string; label: string }[]): void {
+  if (mentionAtCursor()?.query !== query) return; // typed on since
+  suggestions = files;
+  suggestionIndex = 0;
+  renderSuggestions();
+}
+
+function renderSuggestions(): void {
+  suggestionsBox.replaceChildren();
+  suggestionsBox.hidden = suggestions.length === 0;
+  suggestions.forEach((file, index) => {
+    const item = document.createElement('li');
+    item.setAttribute('role', 'option');
+    item.setAttribute('aria-selected', String(index === suggestionIndex));
+    item.textContent = file.label;
+    item.addEventListener('mousedown', (event) => {
+      event.preventDefault(); // keep the prompt's focus and cursor
+      acceptSuggestion(index);
+    });
+    suggestionsBox.append(item);
+  });
+}
+
+function closeSuggestions(): void {
+  suggestions = [];
+  renderSuggestions();
+}
+
+function acceptSuggestion(index: number): void {
+  const file = suggestions[index];
+  const mention = mentionAtCursor();
+  if (!file || !mention) return closeSuggestions();
+  const after = prompt.value.slice(prompt.selectionStart);
+  const inserted = `@${file.label} `;
+  prompt.value = prompt.value.slice(0, mention.start) + inserted + after;
+  const cursor = mention.start + inserted.length;
+  prompt.setSelectionRange(cursor, cursor);
+  post({ type: 'attachFile', uri: file.uri, label: file.label });
+  closeSuggestions();
+}
+
+/** Keys for the suggestion list while it is open; true when the key was for it. */
+function suggesting(event: KeyboardEvent): boolean {
+  if (suggestions.length === 0) return false;
+  if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+    suggestionIndex = (suggestionIndex + (event.key === 'ArrowDown' ? 1 : -1) + suggestions.length) % suggestions.length;
+    renderSuggestions();
+  } else if (event.key === 'Enter' || event.key === 'Tab') {
+    acceptSuggestion(suggestionIndex);
+  } else if (event.key === 'Escape') {
+    closeSuggestions();
+    event.stopPropagation();
+  } else {
+    return false;
+  }
+  event.preventDefault();
+  return true;
+}
+
+prompt.addEventListener('input', () => {
+  const mention = mentionAtCursor();
+  if (mention) post({ type: 'suggestFiles', query: mention.query });
+  else if (suggestions.length) closeSuggestions();
+});
+prompt.addEventListener('blur', () => window.setTimeout(closeSuggestions, 100));
+addContextButton.addEventListener('click', () => post({ type: 'addContext' }));
+modelButton.addEventListener('click', () => post({ type: 'pickModel' }));
 
 showStatus(daemonState);
 setBusy(false);

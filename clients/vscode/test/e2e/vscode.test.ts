@@ -119,6 +119,7 @@ describe('the extension in a real VS Code (code-server)', () => {
     dataDir = join(tmp, 'data');
     mkdirSync(workspace, { recursive: true });
     writeFileSync(join(workspace, 'main.py'), 'def main():\n    pass\n');
+    writeFileSync(join(workspace, 'helper.py'), 'def helper():\n    return "HELPER_MARKER"\n');
     model = await startModelServer(repoRoot);
     settings = {
       'deskmate.baseUrl': model.baseUrl,
@@ -217,13 +218,6 @@ describe('the extension in a real VS Code (code-server)', () => {
     await page.keyboard.press('Control+End');
     await chat().locator('.message.assistant').last().locator('button[data-action="insert"]').click();
     await eventually(async () => (await editorText()).includes('print(line.rstrip())'), 'the code in the editor');
-    // The picture of the chat panel in the README.
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: join(artifacts, 'vscode-chat.png') });
-    if (process.env.DESKMATE_SCREENSHOT) {
-      mkdirSync(dirname(process.env.DESKMATE_SCREENSHOT), { recursive: true });
-      copyFileSync(join(artifacts, 'vscode-chat.png'), process.env.DESKMATE_SCREENSHOT);
-    }
   });
 
   step('Ask About Selection sends the selected code, with progress shown', async () => {
@@ -282,12 +276,63 @@ describe('the extension in a real VS Code (code-server)', () => {
     const target = await input.inputValue();
     assert.ok(target.startsWith(workspace), `${target} is in the workspace`);
     await page.keyboard.press('Enter');
-    await eventually(() => existsSync(target), `${target} written`);
+    // Created first, then written: wait for its text, not just the file.
+    await eventually(() => existsSync(target) && readFileSync(target, 'utf8').length > 0, `${target} written`);
     const markdown = readFileSync(target, 'utf8');
     assert.match(markdown, /^# How do I read a file line by line\?/);
     assert.match(markdown, /## You — /);
     assert.match(markdown, /print\(line\.rstrip\(\)\)/);
     await page.locator('.tab', { hasText: basename(target) }).first().waitFor();
+  });
+
+  step('a question typed in the chat carries the code in view as a removable chip; @ completes a workspace file', async () => {
+    // The export opened its Markdown: back to main.py, whose code in view goes along.
+    await page.locator('.tab', { hasText: 'main.py' }).first().click();
+    const editorChip = chat().locator('#context-chips .chip.editor');
+    await eventually(async () => /^main\.py:1-\d+/.test(await editorChip.innerText().catch(() => '')), 'the editor chip');
+    const prompt = chat().locator('#prompt');
+    await prompt.click();
+    await prompt.fill('');
+    await page.keyboard.type('How does main use @hel');
+    await chat().locator('#file-suggestions li', { hasText: 'helper.py' }).waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+    await eventually(async () => (await chat().locator('#context-chips .chip.file').innerText().catch(() => '')).includes('helper.py'), 'the file chip');
+    await page.keyboard.type('?');
+    await page.keyboard.press('Enter');
+    // The test model echoes what it was sent: the question, the code in view and the file.
+    await waitForAnswer('HELPER_MARKER');
+    const answer = await chat().locator('.message.assistant').last().innerText();
+    assert.match(answer, /print\(line\.rstrip\(\)\)/, 'the code in view went along');
+    // Under the question, from the stored history (the view was refreshed after the answer).
+    const used = await chat().locator('.message.user').last().locator('.context-used .chip').allInnerTexts();
+    assert.equal(used.length, 2, used.join());
+    assert.match(used[0], /^main\.py:1-\d+$/);
+    assert.equal(used[1], 'helper.py');
+    assert.equal(await chat().locator('#context-chips .chip.file').count(), 0, 'the added file was used up');
+
+    // Removed, the editor's code stays out.
+    await editorChip.locator('button.chip-remove').click();
+    await eventually(async () => (await chat().locator('#context-chips .chip').count()) === 0, 'no chips');
+    await ask('Nothing from the editor this time');
+    await waitForAnswer('You asked: Nothing from the editor this time');
+    assert.doesNotMatch(await chat().locator('.message.assistant').last().innerText(), /def main/);
+    assert.equal(await chat().locator('.message.user').last().locator('.context-used').count(), 0);
+  });
+
+  step("the header's model button lists the server's models; the one picked answers, and the palette switches back", async () => {
+    const button = chat().locator('#model');
+    await eventually(async () => (await button.innerText()) === 'test-model', 'the model in the header');
+    await button.click();
+    const rows = page.locator('.quick-input-list .monaco-list-row');
+    await rows.filter({ hasText: 'qwen2.5-coder-7b' }).first().click();
+    await eventually(async () => (await button.innerText()) === 'qwen2.5-coder-7b', 'the new model in the header');
+    await ask('Which model answers?');
+    await waitForAnswer('You asked: Which model answers?');
+    const log = (await (await fetch(`${model!.baseUrl.replace(/\/v1$/, '')}/_requests`)).json()) as { requests: { model: string }[] };
+    assert.equal(log.requests.at(-1)?.model, 'qwen2.5-coder-7b');
+    await runCommand('deskmate: Choose Model');
+    await rows.filter({ hasText: 'test-model' }).first().click();
+    await eventually(async () => (await button.innerText()) === 'test-model', 'the model setting again');
   });
 
   /** How many times the extension has started the daemon so far, by its log. */
@@ -478,6 +523,9 @@ describe('the extension in a real VS Code (code-server)', () => {
     rmSync(vscodeDir, { recursive: true, force: true });
   });
   step('Fork from here, Edit (Enter resends) and Retry in the chat view each make a fork; the header links back', async () => {
+    // No editor, so no code goes along: the test model's echo is the question alone.
+    await runCommand('View: Close All Editors');
+    await eventually(async () => (await chat().locator('#context-chips .chip').count()) === 0, 'no context chips');
     await chat().locator('#new-session').click();
     await eventually(async () => (await chat().locator('#transcript').innerText()).includes('No messages yet'), 'an empty session');
     await ask('alpha');
@@ -696,5 +744,38 @@ describe('the extension in a real VS Code (code-server)', () => {
     );
     assert.equal(await transcript.evaluate((element) => element.scrollTop), 0, 'the chat kept its scroll position');
     assert.equal((await messages()).filter((m) => m.includes('Asked in a terminal')).length, 1, 'each turn shown once');
+  });
+
+  step('a failed answer says why with Retry beside it, the same after a refresh; Retry answers in a fork', async () => {
+    await ask('Is it flaky? [[fail-once:500]]');
+    const failed = chat().locator('.message.assistant.failed').last();
+    await failed.locator('button.retry-failed').waitFor({ timeout: 30_000 });
+    assert.match(await failed.locator('[role="alert"]').innerText(), /HTTP 500/);
+    await failed.locator('button.retry-failed').click();
+    await waitForAnswer('You asked: Is it flaky?');
+    await eventually(async () => await chat().locator('#lineage-source').isVisible(), 'the retry shown as a fork');
+    assert.equal(await chat().locator('.message.assistant.failed').count(), 0, 'the fork holds the good answer');
+  });
+
+  step('the README picture: a real conversation about the open file, its code in view going along', async () => {
+    await chat().locator('#new-session').click();
+    await eventually(async () => (await chat().locator('#transcript').innerText()).includes('No messages yet'), 'an empty session');
+    assert.equal(await chat().locator('#session-select option:checked').innerText(), 'New conversation');
+    await runCommand('Go to File');
+    await page.keyboard.type('main.py');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'main.py' }).first().waitFor();
+    await page.keyboard.press('Enter');
+    await eventually(async () => /^main\.py:1-\d+/.test(await chat().locator('#context-chips .chip.editor').innerText().catch(() => '')), 'the editor chip');
+    await ask('How do I read a file line by line in Python?');
+    await waitForAnswer('numbers the lines');
+    await ask('Can you turn this into a main() that prints each line of notes.txt?');
+    await waitForAnswer('default is not UTF-8');
+    await chat().locator('#prompt').click();
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'vscode-chat.png') });
+    if (process.env.DESKMATE_SCREENSHOT) {
+      mkdirSync(dirname(process.env.DESKMATE_SCREENSHOT), { recursive: true });
+      copyFileSync(join(artifacts, 'vscode-chat.png'), process.env.DESKMATE_SCREENSHOT);
+    }
   });
 });

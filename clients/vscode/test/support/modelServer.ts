@@ -12,7 +12,12 @@ export interface ModelServer {
 
 export function startModelServer(repoRoot: string): Promise<ModelServer> {
   const python = process.env.DESKMATE_PYTHON || 'python';
-  const child: ChildProcess = spawn(python, [join(repoRoot, 'tests', 'model_server.py'), '--port', '0'], {
+  const child: ChildProcess = spawn(python, [
+      join(repoRoot, 'tests', 'model_server.py'),
+      ...['--port', '0', '--models', 'test-model,qwen2.5-coder-7b'],
+      // Realistic answers to the questions of the README's pictures.
+      ...['--canned', join(repoRoot, 'clients', 'vscode', 'test', 'support', 'readme-conversation.json')],
+    ], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -63,6 +63,10 @@ class FakeDaemon implements DaemonPort {
         return (record.permanent
           ? { deleted: true, trashed: false }
           : { deleted: true, trashed: true, purgeAfter: '2027-01-05T00:00:00.000Z' }) as T;
+      case 'deskmate.listModels':
+        return { models: [{ id: 'test-model' }, { id: 'qwen' }], current: 'test-model', default: 'test-model' } as T;
+      case 'deskmate.setModel':
+        return { model: record.model, workspaceUri: record.workspaceUri } as T;
       case 'deskmate.restoreSession':
         return { sessionId: record.sessionId, title: 'Restored', messageCount: 4 } as T;
       default:
@@ -87,6 +91,12 @@ class FakeHost implements ChatHost {
   /** Offers of Undo, and what the user answers to the next ones (false: the notification closes). */
   undoOffers: string[] = [];
   undoAnswer: Promise<boolean> = Promise.resolve(false);
+  /** Workspace files, as findFiles and pickFiles offer them. */
+  files = [
+    { uri: `${FOLDER}/src/calc.py`, label: 'src/calc.py' },
+    { uri: `${FOLDER}/util.py`, label: 'util.py' },
+  ];
+  picked: { uri: string; label: string }[] = [];
 
   post(message: ToWebview): void {
     this.posted.push(message);
@@ -114,6 +124,19 @@ class FakeHost implements ChatHost {
   offerUndo(message: string): Promise<boolean> {
     this.undoOffers.push(message);
     return this.undoAnswer;
+  }
+  async findFiles(query: string) {
+    return this.files.filter((file) => file.label.includes(query));
+  }
+  async pickFiles() {
+    return this.picked;
+  }
+  /** The model the user picks next, and what pickModel was offered. */
+  modelChoice: string | undefined;
+  modelOffers: { models: string[]; current: string }[] = [];
+  async pickModel(models: string[], current: string) {
+    this.modelOffers.push({ models, current });
+    return this.modelChoice;
   }
   types(): string[] {
     return this.posted.map((message) => message.type);
@@ -284,7 +307,7 @@ describe('ChatController', () => {
     controller.onAskDelta({ askId: 'ask-1', sessionId: 's', delta: 'far', index: 1 });
     host.posted = [];
     await controller.handle({ type: 'ready' });
-    assert.deepEqual(host.types(), ['status', 'session', 'askStarted', 'askDelta']);
+    assert.deepEqual(host.types(), ['status', 'session', 'contextChips', 'askStarted', 'askDelta']);
     assert.deepEqual(
       host.last('session')?.entries.map((e) => e.content),
       ['earlier', 'reply'],
@@ -558,5 +581,106 @@ describe('ChatController', () => {
       await controller.onSessionChanged({ sessionId: 'project-1234abcd', change: 'deleted', messageCount: 0 });
       assert.deepEqual(host.posted, [{ type: 'error', message: 'This session was deleted in another window.' }]);
     });
+  });
+
+  describe('context that goes along with a question typed in the chat', () => {
+    const editor = {
+      context: {
+        uri: `${FOLDER}/src/calc.py`,
+        languageId: 'python',
+        range: { start: { line: 7, character: 0 }, end: { line: 11, character: 4 } },
+        text: 'def add(a, b):',
+      },
+      label: 'src/calc.py:8-12 (selection)',
+    };
+
+    it('the editor code goes along by default, shown as a chip and under the question', async () => {
+      controller.onEditorChanged(editor);
+      assert.deepEqual(host.last('contextChips')?.chips, [{ id: 'editor', label: 'src/calc.py:8-12 (selection)', kind: 'editor' }]);
+      await controller.handle({ type: 'ask', question: 'What does this do?' });
+      assert.deepEqual(daemon.calls[0].args.context, editor.context);
+      assert.equal(daemon.calls[0].args.attachments, undefined);
+      assert.deepEqual(host.last('askStarted')?.context, ['src/calc.py:8-12']);
+      // The editor's chip stays for the next question.
+      assert.equal(host.last('contextChips')?.chips.length, 1);
+    });
+
+    it('a removed editor chip is not sent, until another file is in the editor', async () => {
+      controller.onEditorChanged(editor);
+      await controller.handle({ type: 'removeContext', id: 'editor' });
+      assert.deepEqual(host.last('contextChips')?.chips, []);
+      controller.onEditorChanged({ ...editor, label: 'src/calc.py:1-40' }); // scrolled: still removed
+      await controller.handle({ type: 'ask', question: 'Plain question' });
+      assert.equal(daemon.calls[0].args.context, undefined);
+      controller.onEditorChanged({ context: { uri: `${FOLDER}/util.py` }, label: 'util.py:1-3' });
+      assert.deepEqual(host.last('contextChips')?.chips.map((c) => c.label), ['util.py:1-3']);
+    });
+
+    it('@ completion suggests workspace files; a picked or added file goes along once, whole', async () => {
+      await controller.handle({ type: 'suggestFiles', query: 'calc' });
+      assert.deepEqual(host.last('fileSuggestions'), {
+        type: 'fileSuggestions',
+        query: 'calc',
+        files: [{ uri: `${FOLDER}/src/calc.py`, label: 'src/calc.py' }],
+      });
+      await controller.handle({ type: 'attachFile', uri: `${FOLDER}/src/calc.py`, label: 'src/calc.py' });
+      host.picked = [{ uri: `${FOLDER}/util.py`, label: 'util.py' }];
+      await controller.handle({ type: 'addContext' });
+      assert.deepEqual(host.last('contextChips')?.chips.map((c) => [c.id, c.kind]), [
+        [`${FOLDER}/src/calc.py`, 'file'],
+        [`${FOLDER}/util.py`, 'file'],
+      ]);
+      await controller.handle({ type: 'ask', question: '@src/calc.py and util: how do they fit?' });
+      assert.deepEqual(daemon.calls[0].args.attachments, [{ uri: `${FOLDER}/src/calc.py` }, { uri: `${FOLDER}/util.py` }]);
+      assert.deepEqual(host.last('askStarted')?.context, ['src/calc.py', 'util.py']);
+      assert.deepEqual(host.last('contextChips')?.chips, [], 'added files are used up by the question');
+    });
+
+    it('an @path typed in full goes along too; an @word that names no file does not', async () => {
+      await controller.handle({ type: 'ask', question: 'compare @util.py with @nothing, please' });
+      assert.deepEqual(daemon.calls[0].args.attachments, [{ uri: `${FOLDER}/util.py` }]);
+    });
+
+    it('the history shows what went along with each stored question', async () => {
+      daemon.messages = [
+        {
+          id: 'q1',
+          role: 'user',
+          content: 'how?',
+          timestamp: 't',
+          context: {
+            uri: `${FOLDER}/src/calc.py`,
+            range: { start: { line: 7, character: 0 }, end: { line: 12, character: 0 } },
+            text: 'x',
+            attachments: [{ uri: `${FOLDER}/util.py`, text: 'y' }],
+          },
+        },
+        { id: 'a1', role: 'assistant', content: 'so', timestamp: 't' },
+      ];
+      await controller.refresh();
+      assert.deepEqual(host.last('session')?.entries.map((e) => e.context), [['src/calc.py:8-12', 'util.py'], undefined]);
+    });
+  });
+
+  it('deleting the shown session goes on in the most recent one left', async () => {
+    const summary = (sessionId: string, updatedAt: string, active = false) => ({
+      sessionId, title: sessionId, workspaceUri: FOLDER, createdAt: '', updatedAt, messageCount: 2, active,
+    });
+    daemon.sessions = [summary('project-1234abcd', '2026-12-03T00:00:00Z', true), summary('old', '2026-12-01T00:00:00Z'), summary('recent', '2026-12-02T00:00:00Z')];
+    await controller.refresh();
+    await controller.deleteSession('project-1234abcd');
+    const switched = daemon.calls.filter((c) => c.command === 'deskmate.switchSession');
+    assert.deepEqual(switched.map((c) => c.args.sessionId), ['recent']);
+  });
+
+  it('the model button lists the server models and sets the one picked for this workspace', async () => {
+    host.modelChoice = 'qwen';
+    await controller.handle({ type: 'pickModel' });
+    assert.deepEqual(host.modelOffers, [{ models: ['test-model', 'qwen'], current: 'test-model' }]);
+    assert.deepEqual(daemon.calls.find((c) => c.command === 'deskmate.setModel')?.args, { workspaceUri: FOLDER, model: 'qwen' });
+    host.modelChoice = undefined; // cancelled: nothing is set
+    const before = daemon.calls.length;
+    await controller.pickModel();
+    assert.equal(daemon.calls.slice(before).some((c) => c.command === 'deskmate.setModel'), false);
   });
 });

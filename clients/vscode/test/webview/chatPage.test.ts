@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import type { FromWebview, ToWebview } from '../../src/messages';
+import type { ChatEntry, FromWebview, ToWebview } from '../../src/messages';
 import { chatPageHtml } from '../../src/webviewHtml';
 import { eventually, launchChromium } from '../support/browser';
 
@@ -90,7 +90,7 @@ const SESSIONS = [
   { sessionId: 'proj-3', title: 'Release notes', messageCount: 1, active: false },
 ];
 
-async function showSession(entries: { role: 'user' | 'assistant'; content: string; status?: string }[] = []) {
+async function showSession(entries: ChatEntry[] = []) {
   await send({ type: 'status', state: 'running' });
   await send({ type: 'session', sessionId: 'proj-1', title: 'Why is the build slow', entries, sessions: SESSIONS, stored: true });
 }
@@ -364,6 +364,8 @@ describe('chat page in Chromium', () => {
   it('lists a new, not yet stored session, and says when nothing is stored', async () => {
     await send({ type: 'session', sessionId: 'fresh-1', title: '', entries: [], sessions: SESSIONS.slice(1), stored: true });
     assert.equal(await page.inputValue('#session-select'), 'fresh-1');
+    // Named as a person would, not by its id.
+    assert.equal(await page.locator('#session-select option:checked').innerText(), 'New conversation');
     assert.match(await text('#transcript'), /No messages yet/);
     await send({ type: 'session', sessionId: null, title: '', entries: [], sessions: [], stored: false });
     assert.match(await text('#transcript'), /will not be stored/);
@@ -459,6 +461,78 @@ describe('chat page in Chromium', () => {
     await send({ type: 'appendEntries', sessionId: 'proj-1', entries: [{ id: 'q10', role: 'user', content: 'at the end' }] });
     const atEnd = await page.locator('#transcript').evaluate((e) => e.scrollHeight - e.scrollTop - e.clientHeight);
     assert.ok(atEnd < 5, 'at the end: follows');
+  });
+
+  it('context chips: the editor code and added files above the prompt, each removable; + add context', async () => {
+    await showSession();
+    await send({
+      type: 'contextChips',
+      chips: [
+        { id: 'editor', label: 'src/calc.py:8-12 (selection)', kind: 'editor' },
+        { id: 'file:///p/util.py', label: 'util.py', kind: 'file' },
+      ],
+    });
+    assert.deepEqual(await page.locator('#context-chips .chip > span').allInnerTexts(), ['src/calc.py:8-12 (selection)', 'util.py']);
+    await page.locator('#context-chips .chip', { hasText: 'util.py' }).locator('button.chip-remove').click();
+    assert.deepEqual(await lastPosted(), { type: 'removeContext', id: 'file:///p/util.py' });
+    await page.click('#add-context');
+    assert.deepEqual(await lastPosted(), { type: 'addContext' });
+  });
+
+  it('@ in the prompt completes workspace files from the keyboard and adds the file', async () => {
+    await showSession();
+    await page.click('#prompt');
+    await page.keyboard.type('how does @cal');
+    await eventually(async () => JSON.stringify(await lastPosted()) === JSON.stringify({ type: 'suggestFiles', query: 'cal' }), 'a request for files');
+    await send({
+      type: 'fileSuggestions',
+      query: 'cal',
+      files: [
+        { uri: 'file:///p/src/calc.py', label: 'src/calc.py' },
+        { uri: 'file:///p/calendar.py', label: 'calendar.py' },
+      ],
+    });
+    assert.deepEqual(await page.locator('#file-suggestions li').allInnerTexts(), ['src/calc.py', 'calendar.py']);
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.inputValue('#prompt'), 'how does @src/calc.py ');
+    assert.deepEqual(await lastPosted(), { type: 'attachFile', uri: 'file:///p/src/calc.py', label: 'src/calc.py' });
+    assert.equal(await page.locator('#file-suggestions').isHidden(), true);
+    await page.keyboard.type('work?');
+    await page.keyboard.press('Enter');
+    assert.deepEqual(await lastPosted(), { type: 'ask', question: 'how does @src/calc.py work?' });
+  });
+
+  it('shows what went along with each question, live and in the stored history', async () => {
+    await showSession([
+      { role: 'user', content: 'stored one', context: ['calc.py:8-12', 'util.py'] },
+      { role: 'assistant', content: 'answer' },
+    ]);
+    assert.deepEqual(await page.locator('.message.user .context-used .chip').allInnerTexts(), ['calc.py:8-12', 'util.py']);
+    await send({ type: 'askStarted', askId: 'c1', question: 'live one', context: ['main.py:1-40'] });
+    assert.deepEqual(await page.locator('.message.user').last().locator('.context-used .chip').allInnerTexts(), ['main.py:1-40']);
+    assert.match(await page.locator('.message.user').last().locator('.context-used').innerText(), /^with/);
+  });
+
+  it('a failed answer shows its reason with Retry beside it, which asks the question again', async () => {
+    const reason = 'The model server failed (HTTP 500). Try again later.';
+    await showSession([
+      { id: 'q1', role: 'user', content: 'why?' },
+      { id: 'a1', role: 'assistant', content: '', status: 'interrupted', error: reason },
+    ]);
+    const failed = page.locator('.message.assistant.failed');
+    assert.equal(await failed.locator('[role="alert"]').innerText(), reason);
+    await failed.locator('button.retry-failed').click();
+    assert.deepEqual(await lastPosted(), { type: 'retry', messageId: 'a1' });
+  });
+
+  it("the header's model button names the workspace's model and asks to pick another", async () => {
+    await send({ type: 'status', state: 'running' });
+    await send({ type: 'session', sessionId: 'proj-1', title: 'T', entries: [], sessions: SESSIONS, stored: true, model: 'qwen2.5-coder-7b' });
+    assert.equal(await text('#model'), 'qwen2.5-coder-7b');
+    await page.click('#model');
+    assert.deepEqual(await lastPosted(), { type: 'pickModel' });
   });
 
   it("uses VS Code's theme colours", async () => {
