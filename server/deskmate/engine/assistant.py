@@ -22,6 +22,7 @@ from ..logs import register_secret, register_url_secrets
 from ..memory import MemoryBackend, SessionInfo
 from ..memory.urls import redact
 from .asking import AskRunner, ModelClients
+from .compaction import Compaction
 from .forks import Edit, Forks
 from .labels import Labels
 from .model_client import ModelClient, ModelError
@@ -29,6 +30,7 @@ from .search import Search
 from .sessions import SessionRef, Sessions
 from .settings import Settings
 from .store import SessionStore
+from .tokens import TokenCounter
 from .trash import (
     Clock,
     DailyWarning,
@@ -102,7 +104,10 @@ class Assistant:
         _register_secrets(settings)
         self.store = SessionStore(settings, backend=backend, warn=self.warn)
         self.sessions = Sessions(lambda: self._settings, self.store, self.warn)
-        self.asks = AskRunner(self.sessions, ModelClients(model_factory), lambda: self._settings)
+        models = ModelClients(model_factory)
+        self.tokens = TokenCounter()
+        self.compaction = Compaction(self.sessions, models.get, lambda: self._settings)
+        self.asks = AskRunner(self.sessions, models, lambda: self._settings, self.tokens, self.compaction)
         self.forks = Forks(self.sessions)
         self.labels = Labels(self.sessions)
         self.search = Search(self.sessions)
