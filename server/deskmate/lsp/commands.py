@@ -132,6 +132,7 @@ async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
             on_delta=reporter.delta,
             on_streamed=reporter.flush,  # the last text need not wait for its window nor the store
             on_redacted=lambda found: ls.inform_user(found.notice()),
+            on_notice=ls.warn_user,  # a summary that could not be made: the ask goes on without
         )
         outcome = "Cancelled" if result.interrupted else "Done"
     finally:
@@ -195,7 +196,10 @@ async def get_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any
     """A session's history, to show when a chat view opens."""
     view = await ls.assistant.sessions.get(session_ref(ls, arguments))
     forks = await ls.assistant.forks.of(view.session.id) if view.session.id else []
-    return session_result(view.session, active=view.active, persisted=view.persisted, forks=forks)
+    next_ask = await ls.assistant.asks.next_prompt(view.session)
+    return session_result(
+        view.session, active=view.active, persisted=view.persisted, forks=forks, next_ask=next_ask
+    )
 
 
 @command("deskmate.forkSession")
@@ -324,3 +328,6 @@ async def status(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
         ok, message = await ls.assistant.check_model()
         result["modelServer"] = {"ok": ok, "message": message}
     return result
+
+
+from . import compaction_commands  # noqa: E402,F401  declares compactSession, uncompactSession, pinMessage
