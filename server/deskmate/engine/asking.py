@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..memory import MemoryBackend, Message, Session
+from .compaction import KEEP_SHARE, Compacted, Compaction, CompactionFailed
 from .errors import EngineError, SessionBusy
-from .compaction import KEEP_SHARE, CompactionFailed, Compacted, Compaction
 from .history import Fitted, fit
 from .model_client import ContextOverflow, Finished, ModelClient, ModelError, Usage
-from .prompt import ANSWER_SHARE, with_context
+from .prompt import with_context
 from .redaction import Redaction, redact_question
 from .sessions import SessionRef, Sessions, refuse_trashed
 from .settings import Settings
 from .titles import give_title
-from .tokens import TokenCounter, known_window
+from .tokens import TokenCounter, context_window, prompt_limit
 
 TITLE_LENGTH = 60
 # The question's durable write starts when the answer's first piece is out, or after this long.
@@ -229,7 +230,9 @@ class AskRunner:
         compaction_error: str | None = None
         if fitting.fitted.dropped and settings.auto_compact and ref.id is not None and self.compaction:
             try:
-                compacted = await self.compaction.for_ask(session, fitting.fitted, fitting.keeping())
+                compacted = await self.compaction.for_ask(
+                    session, fitting.fitted, fitting.keeping(), fitting.summary_room()
+                )
             except CompactionFailed as exc:
                 compaction_error = str(exc)
                 on_notice(compaction_error)
@@ -372,12 +375,7 @@ class PromptFitting:
         self.history_sent = 0  # tokens of earlier turns (summary and pins too) in it
 
     async def window_of(self) -> int | None:
-        """The context window: the contextWindow setting, else what the server reports, else
-        what is known of the model by name."""
-        settings = self.settings
-        if settings.context_window is not None:
-            return settings.context_window
-        return await self.model.context_window() or known_window(settings.model)
+        return await context_window(self.settings, self.model)
 
     def count(self, content: str) -> int:
         return self.counter.message(self.settings, content)
@@ -393,7 +391,19 @@ class PromptFitting:
     def keeping(self) -> Fitted:
         """The prompt fitted to KEEP_SHARE of the budget: the turns an automatic compaction keeps."""
         budget = int(max(0, self._budget(self.window)) * KEEP_SHARE)
-        return fit(self.settings.system_prompt, self.session.messages, self.question, self.session.meta, budget, self.count)
+        return fit(
+            self.settings.system_prompt,
+            self.session.messages,
+            self.question,
+            self.session.meta,
+            budget,
+            self.count,
+        )
+
+    def summary_room(self) -> int:
+        """The longest summary (tokens) worth writing: half the history budget, so the turns
+        kept beside it still fit."""
+        return max(0, self._budget(self.window)) // 2
 
     def smaller(self, overflow: ContextOverflow) -> list[dict[str, str]]:
         """The prompt to try once more after ``overflow``: fitted to the window the server
@@ -413,12 +423,7 @@ class PromptFitting:
         return prompt
 
     def limit(self, window: int | None) -> int | None:
-        """The most tokens a prompt may take in ``window``: the share the counting is sure of,
-        less room for the answer (maxTokens, else a quarter of the window)."""
-        if window is None:
-            return None
-        answer = self.settings.max_tokens if self.settings.max_tokens is not None else window // ANSWER_SHARE
-        return int(window * self.counter.margin(self.settings)) - min(answer, window // 2)
+        return prompt_limit(self.settings, self.counter, window)
 
     def _budget(self, window: int | None) -> int:
         """Tokens of earlier turns (summary and pins included) that may go with the question."""
@@ -435,17 +440,24 @@ class PromptFitting:
         if budget < 0:
             return None
         settings = self.settings
-        fitted = fit(settings.system_prompt, self.session.messages, self.question, self.session.meta, budget, self.count)
+        meta = self.session.meta
+        fitted = fit(settings.system_prompt, self.session.messages, self.question, meta, budget, self.count)
         limit = self.limit(self.window)
+        if limit is not None and fitted.tokens > limit and fitted.summary is not None:
+            # A summary longer than the room left: the turns that fit are sent without it.
+            meta = dataclasses.replace(meta, summaries=[])
+            fitted = fit(
+                settings.system_prompt, self.session.messages, self.question, meta, budget, self.count
+            )
         if limit is not None and fitted.tokens > limit:
-            # Only the pinned messages and the summary, always sent, can overflow a budget.
-            raise ContextOverflow(self._pins_too_long(fitted), self.window)
+            # Only the pinned messages, always sent, can overflow a budget.
+            raise ContextOverflow(self._pins_too_long(), self.window)
         self.fitted, self.sent, self.history_sent = fitted, fitted.messages, fitted.history_tokens
         return fitted.messages
 
-    def _pins_too_long(self, fitted: Fitted) -> str:
+    def _pins_too_long(self) -> str:
         return (
-            f"The pinned messages{' and the summary' if fitted.summary else ''} of this session do not fit "
+            f"The pinned messages of this session do not fit "
             f"the context window of model {self.settings.model!r} ({self.window} tokens) beside the question. "
             "Unpin some messages (deskmate.pinMessage), or run the model with a larger context."
         )

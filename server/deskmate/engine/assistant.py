@@ -106,7 +106,7 @@ class Assistant:
         self.sessions = Sessions(lambda: self._settings, self.store, self.warn)
         models = ModelClients(model_factory)
         self.tokens = TokenCounter()
-        self.compaction = Compaction(self.sessions, models.get, lambda: self._settings)
+        self.compaction = Compaction(self.sessions, models.get, lambda: self._settings, self.tokens)
         self.asks = AskRunner(self.sessions, models, lambda: self._settings, self.tokens, self.compaction)
         self.forks = Forks(self.sessions)
         self.labels = Labels(self.sessions)

@@ -31,14 +31,16 @@ from dataclasses import dataclass
 from ..memory import Message, Session, SessionInfo, SessionNotFound
 from ..memory.models import SessionMeta
 from .errors import EngineError, InvalidArgument
-from .history import Fitted, Summary, active_summary, sendable, summaries_of
+from .history import Fitted, Summary, active_summary, sendable
 from .model_client import ModelClient, ModelError
 from .sessions import SessionRef, Sessions
 from .settings import Settings
+from .tokens import TokenCounter, context_window, prompt_limit
 
 log = logging.getLogger(__name__)
 
 SUMMARY_TOKENS = 1024  # the longest summary the model is asked to write (max_tokens)
+MIN_SUMMARY_TOKENS = 64
 MAX_SUMMARY_CHARS = 6000  # a longer answer is cut: the metadata record stays small
 MAX_SUMMARIES = 4
 MAX_PINNED = 100
@@ -116,10 +118,12 @@ class Compaction:
         sessions: Sessions,
         model: Callable[[Settings], ModelClient],
         settings: Callable[[], Settings],
+        counter: TokenCounter,
     ) -> None:
         self.sessions = sessions
         self._model = model
         self._settings = settings
+        self.counter = counter
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, session_id: str) -> asyncio.Lock:
@@ -157,17 +161,25 @@ class Compaction:
             )
         return await self._summarize(session, last_question - 1, instructions, timeout=None)
 
-    async def for_ask(self, session: Session, fitted: Fitted, keep: Fitted) -> Compacted:
+    async def for_ask(self, session: Session, fitted: Fitted, keep: Fitted, room: int) -> Compacted:
         """The automatic compaction before an ask whose prompt ``fitted`` left turns out:
         summarizes up to the turns ``keep`` (the prompt fitted to KEEP_SHARE of the budget)
-        sends. Waits summaryTimeout seconds at most; CompactionFailed when it fails."""
+        sends, in at most ``room`` tokens. Waits summaryTimeout seconds at most;
+        CompactionFailed when it fails."""
         until = keep.recent[0] - 1 if keep.recent else len(session.messages) - 1
         until = max(until, fitted.dropped[-1])
         timeout = self._settings().summary_timeout
-        return await self._summarize(session, until, None, timeout=timeout)
+        length = max(MIN_SUMMARY_TOKENS, min(SUMMARY_TOKENS, room))
+        return await self._summarize(session, until, None, timeout=timeout, length=length)
 
     async def _summarize(
-        self, session: Session, until: int, instructions: str | None, *, timeout: float | None
+        self,
+        session: Session,
+        until: int,
+        instructions: str | None,
+        *,
+        timeout: float | None,
+        length: int = SUMMARY_TOKENS,
     ) -> Compacted:
         """Summarize ``session`` from its first message through index ``until``, store the
         summary, and return it; CompactionFailed (nothing stored) when the model fails."""
@@ -176,14 +188,18 @@ class Compaction:
         previous, start = (found[0], found[1] + 1) if found else (None, 0)
         pinned = set(session.meta.pinned_messages)
         chosen = [
-            m for m in session.messages[start : until + 1] if m.content and m.role != "system" and m.id not in pinned
+            m
+            for m in session.messages[start : until + 1]
+            if m.content and m.role != "system" and m.id not in pinned
         ]
-        if not chosen and previous is None:
-            raise CompactionFailed(f'Session "{session.id}" has nothing to summarize there.')
         summary_settings = dataclasses.replace(
-            settings, model=settings.summary_model or settings.model, max_tokens=SUMMARY_TOKENS
+            settings, model=settings.summary_model or settings.model, max_tokens=length
         )
         model = self._model(settings)
+        chosen = await self._what_fits(model, summary_settings, previous, chosen, instructions)
+        if not chosen:
+            raise CompactionFailed(f'Session "{session.id}" has nothing to summarize there.')
+        until = session.messages.index(chosen[-1])
         prompt = summary_prompt(previous, chosen, instructions)
         async with self._lock(session.id):
             try:
@@ -212,6 +228,30 @@ class Compaction:
         session.meta = info.meta
         log.info("Session %s: %d messages summarized (summary %s)", session.id, until + 1, summary.id)
         return Compacted(session.id, summary)
+
+    async def _what_fits(
+        self,
+        model: ModelClient,
+        settings: Settings,
+        previous: Summary | None,
+        messages: list[Message],
+        instructions: str | None,
+    ) -> list[Message]:
+        """The oldest of ``messages`` that fit one summary request in the summarizing model's
+        window (all of them when it is unknown): the rest waits for the next compaction."""
+        limit = prompt_limit(
+            settings, self.counter, await context_window(settings, model), settings.max_tokens
+        )
+        if limit is None:
+            return messages
+        room = limit - self.counter.prompt(settings, summary_prompt(previous, [], instructions))
+        fitting: list[Message] = []
+        for message in messages:
+            room -= self.counter.message(settings, f"Assistant: {sendable(message)}")
+            if room < 0:
+                break
+            fitting.append(message)
+        return fitting
 
     async def uncompact(self, session_id: str, summary_id: str) -> SessionInfo:
         """Drop a summary: the next ask sends the messages it stood for again, as far as they fit."""
@@ -242,7 +282,9 @@ class Compaction:
             if pinned:
                 ids.append(message_id)
             if len(ids) > MAX_PINNED:
-                raise InvalidArgument("messageId", f"cannot be pinned: a session holds {MAX_PINNED} pins at most")
+                raise InvalidArgument(
+                    "messageId", f"cannot be pinned: a session holds {MAX_PINNED} pins at most"
+                )
             return info.title, dataclasses.replace(info.meta, pinned_messages=ids)
 
         info = await self.sessions.change(session.id, change)

@@ -164,9 +164,7 @@ def fit(
         recent.pop(0)
     first_recent = recent[0] if recent else len(history)
     dropped = [
-        i
-        for i in range(covered_until + 1, first_recent)
-        if usable(i) and history[i].id not in pinned_ids
+        i for i in range(covered_until + 1, first_recent) if usable(i) and history[i].id not in pinned_ids
     ]
     chosen = sorted(set(pinned) | set(recent))
     messages = [{"role": "system", "content": system}] if system else []

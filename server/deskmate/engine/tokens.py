@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from .prompt import ANSWER_SHARE
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -189,3 +190,23 @@ class TokenCounter:
         # Never count more generously than measured: a dense prompt after sparse ones must fit.
         self._ratios[model] = min(ratio, measured)
         log.debug("model %s: %.2f characters a token (measured %.2f)", model, self._ratios[model], measured)
+
+
+async def context_window(settings: Settings, model: Any) -> int | None:
+    """The model's context window: the contextWindow setting, else what its server reports
+    (``model.context_window()``), else what is known of the model by name; None: unknown."""
+    if settings.context_window is not None:
+        return settings.context_window
+    return await model.context_window() or known_window(settings.model)
+
+
+def prompt_limit(
+    settings: Settings, counter: TokenCounter, window: int | None, answer: int | None = None
+) -> int | None:
+    """The most tokens a prompt may take in ``window``: the share the counting is sure of, less
+    room for the answer (``answer``, else maxTokens, else a quarter of the window)."""
+    if window is None:
+        return None
+    if answer is None:
+        answer = settings.max_tokens if settings.max_tokens is not None else window // ANSWER_SHARE
+    return int(window * counter.margin(settings)) - min(answer, window // 2)

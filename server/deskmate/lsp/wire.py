@@ -14,8 +14,8 @@ from ..engine.asking import NextPrompt
 from ..engine.forks import ForkInfo, Lineage
 from ..engine.history import Summary, active_summary, summaries_of
 from ..memory import Message, Session, SessionInfo
-from ..memory.models import SessionMeta
 from ..memory.limits import clip_title
+from ..memory.models import SessionMeta
 from ..memory.search_index import Hit
 
 
@@ -170,7 +170,9 @@ def session_result(
         "persisted": persisted,
         "deletedAt": session.meta.deleted_at,
         "messages": messages,
-        "pinnedMessages": [i for i in session.meta.pinned_messages if any(m.id == i for m in session.messages)],
+        "pinnedMessages": [
+            i for i in session.meta.pinned_messages if any(m.id == i for m in session.messages)
+        ],
         "summaries": summaries_result(session),
         "nextAsk": next_ask_result(next_ask) if next_ask is not None else None,
         "nextAskTokens": next_ask.tokens if next_ask is not None else None,
