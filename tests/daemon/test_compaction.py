@@ -42,7 +42,7 @@ async def test_automatic_compaction_keeps_every_message_and_survives_a_restart(
         assert summary["summary"].startswith("Summary of ") and "turn0" in summary["summary"]
         last = answers_only(server.requests)[-1]
         assert summary["summary"] in last["messages"][0]["content"]  # the system message holds it
-        assert "turn0" not in sent({"messages": last["messages"][1:]})  # not sent again
+        assert question(0) not in sent(last)  # not sent again
 
         async def check(client) -> None:
             session = await client.run("deskmate.getSession", {})
@@ -53,13 +53,14 @@ async def test_automatic_compaction_keeps_every_message_and_survives_a_restart(
             assert stored["covers"]["fromMessageId"] == session["messages"][0]["id"]
             assert session["nextAsk"]["summarizedMessages"] == stored["messageCount"]
             assert session["nextAskTokens"] == session["nextAsk"]["tokens"] > 0
-            assert session["nextAsk"]["countedBy"] == "calibrated"  # the server reported usage
             exported = await client.run("deskmate.exportSession", {})
             assert "turn0" in exported["markdown"]  # listings and exports show the originals
             listed = (await client.run("deskmate.listSessions", {}))["sessions"]
             assert listed[0]["messageCount"] == 8
 
         await check(daemon)
+        session = await daemon.run("deskmate.getSession", {})
+        assert session["nextAsk"]["countedBy"] == "calibrated"  # the server reported usage
         await daemon.stop()
         await check(await start_daemon(folders=[project], settings=settings))
 
@@ -88,7 +89,7 @@ async def test_manual_compaction_undo_and_pins_survive_on_every_store(start_daem
         assert done["covers"] == {"fromMessageId": ids[0], "toMessageId": ids[5]}  # the latest turn stays
         request = summary_requests(server.requests)[-1]
         assert "focus on the API decisions" in request["messages"][0]["content"]
-        assert "RULE" not in request["messages"][1]["content"]  # pinned: sent as it is, never summarized
+        assert "User: RULE" not in request["messages"][1]["content"]  # pinned: sent as it is, not summarized
         after = await daemon.run("deskmate.getSession", {})
         assert after["nextAskTokens"] < before
         assert [m.get("pinned", False) for m in after["messages"]][:2] == [True, False]
@@ -96,7 +97,7 @@ async def test_manual_compaction_undo_and_pins_survive_on_every_store(start_daem
         await daemon.ask("next")
         last = answers_only(server.requests)[-1]["messages"]
         assert done["summary"] in last[0]["content"] and last[1]["content"] == "RULE: answer in French"
-        assert "turn0" not in sent({"messages": last}) and "turn2" in sent({"messages": last})
+        assert question(0) not in sent({"messages": last}) and question(2) in sent({"messages": last})
         await daemon.stop()
 
         daemon = await start_daemon(folders=[project], settings=settings)  # all of it was stored
@@ -109,7 +110,7 @@ async def test_manual_compaction_undo_and_pins_survive_on_every_store(start_daem
         assert (await daemon.run("deskmate.getSession", {}))["summaries"] == []
         await daemon.ask("again")
         last = answers_only(server.requests)[-1]
-        assert "turn0" in sent(last) and done["summary"] not in sent(last)
+        assert question(0) in sent(last) and done["summary"] not in sent(last)
         await expect_error(
             daemon.run("deskmate.uncompactSession", {"sessionId": session_id, "summaryId": done["summaryId"]}),
             REQUEST_FAILED,
