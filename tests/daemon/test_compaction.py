@@ -112,7 +112,9 @@ async def test_manual_compaction_undo_and_pins_survive_on_every_store(start_daem
         last = answers_only(server.requests)[-1]
         assert question(0) in sent(last) and done["summary"] not in sent(last)
         await expect_error(
-            daemon.run("deskmate.uncompactSession", {"sessionId": session_id, "summaryId": done["summaryId"]}),
+            daemon.run(
+                "deskmate.uncompactSession", {"sessionId": session_id, "summaryId": done["summaryId"]}
+            ),
             REQUEST_FAILED,
             "has no summary",
         )

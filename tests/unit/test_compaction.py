@@ -282,3 +282,18 @@ def test_tiktoken_counts_openai_models_once_its_encoding_is_loaded():
     assert counter.text(openai, "abcd" * 10) == 40  # one token a byte, as this encoding counts
     local = Settings(model="gpt-4o", base_url="http://127.0.0.1:8080/v1")  # a local server's gpt-4o
     assert counter.method(local) == "estimated"
+
+
+async def test_cancelling_an_ask_while_it_summarizes_stores_no_summary(engine, model, summarizer):
+    ref = engine.sessions.resolve()
+    await long_turns(engine, ref, 3)
+    await compacting(engine)
+    summarizer.pause = 30
+    asking = asyncio.ensure_future(engine.asks.ask("short", ref=ref, ask_id="a1"))
+    while not summarizer.requests:
+        await asyncio.sleep(0.01)
+    assert engine.asks.cancel("a1")
+    result = await asyncio.wait_for(asking, 5)
+    assert result.interrupted and "cancelled" in result.compaction_error
+    stored = await engine.sessions.stored(ref.id)
+    assert stored.meta.summaries == [] and stored.messages[-2].content == "short"

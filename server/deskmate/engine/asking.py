@@ -229,13 +229,19 @@ class AskRunner:
         compacted: Compacted | None = None
         compaction_error: str | None = None
         if fitting.fitted.dropped and settings.auto_compact and ref.id is not None and self.compaction:
+            # The ask's task while it runs, so cancelling the ask stops the summary too.
+            running.task = asyncio.ensure_future(
+                self.compaction.for_ask(session, fitting.fitted, fitting.keeping(), fitting.summary_room())
+            )
             try:
-                compacted = await self.compaction.for_ask(
-                    session, fitting.fitted, fitting.keeping(), fitting.summary_room()
-                )
+                compacted = await running.task
             except CompactionFailed as exc:
                 compaction_error = str(exc)
                 on_notice(compaction_error)
+            except asyncio.CancelledError:
+                if not running.cancelled:
+                    raise
+                compaction_error = "The summary of earlier messages was cancelled. Nothing was changed."
             else:
                 prompt = fitting.first(window)  # the summary in place of the turns it covers
         title = session.title or title_from(question_text)

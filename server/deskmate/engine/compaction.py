@@ -28,7 +28,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..memory import Message, Session, SessionInfo, SessionNotFound
+from ..memory import Message, Session, SessionInfo, SessionNotFound, SessionStoreError
 from ..memory.models import SessionMeta
 from .errors import EngineError, InvalidArgument
 from .history import Fitted, Summary, active_summary, sendable
@@ -222,7 +222,12 @@ class Compaction:
                 model=summary_settings.model,
                 instructions=instructions,
             )
-            info = await self.sessions.change(session.id, added(summary))
+            try:
+                info = await self.sessions.change(session.id, added(summary))
+            except SessionStoreError as exc:
+                raise CompactionFailed(
+                    f"The summary of the earlier messages could not be stored ({exc}). Nothing was changed."
+                ) from None
             if info is None:
                 raise SessionNotFound(session.id)
         session.meta = info.meta
