@@ -236,7 +236,14 @@ def _setting_from_env(wire: str, text: str) -> Any:
     """An environment variable's value for the setting ``wire``: a number where one is expected."""
     check = _BY_WIRE_NAME[wire].metadata["check"]
     value: Any = text
-    if wire in ("maxHistoryTokens", "maxTokens", "contextWindow", "requestTimeout", "retentionDays", "trashDays"):
+    if wire in (
+        "maxHistoryTokens",
+        "maxTokens",
+        "contextWindow",
+        "requestTimeout",
+        "retentionDays",
+        "trashDays",
+    ):
         try:
             value = json.loads(text)
         except ValueError:
