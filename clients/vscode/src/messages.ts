@@ -10,6 +10,18 @@ export interface ChatEntry {
   status?: string;
   /** Why the answer failed, as the daemon stores it: shown the same live and after a reload. */
   error?: string;
+  /** Pinned: always sent to the model, never summarized away. */
+  pinned?: boolean;
+}
+
+/** The summary the daemon sends in place of earlier messages, for the banner above them. */
+export interface SummaryBanner {
+  summaryId: string;
+  /** How many messages it stands for (they are still shown). */
+  messageCount: number;
+  text: string;
+  /** The id of the last message it covers: the banner's Show marks the messages up to it. */
+  toMessageId: string;
 }
 
 export interface SessionChoice {
@@ -42,6 +54,10 @@ export type ToWebview =
       forkedFrom?: LineageView | null;
       /** How many forks were made from this session. */
       forkCount?: number;
+      /** The summary in use, if any: "N earlier messages summarized — Show / Undo". */
+      summary?: SummaryBanner | null;
+      /** Tokens the next ask sends before its question (the daemon's count). */
+      nextAskTokens?: number | null;
     }
   /** `replaceFrom`: an edit or retry; the message with that id and all after it give way to the new turn. */
   | { type: 'askStarted'; askId: string; question: string; replaceFrom?: string }
@@ -65,4 +81,6 @@ export type FromWebview =
   | { type: 'fork'; messageId: string }
   | { type: 'edit'; messageId: string; question: string }
   | { type: 'retry'; messageId: string }
+  | { type: 'pin'; messageId: string; pinned: boolean }
+  | { type: 'uncompact'; summaryId: string }
   | { type: 'restart' };
