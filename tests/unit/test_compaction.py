@@ -12,6 +12,7 @@ from deskmate.engine import EngineError, ModelError
 from deskmate.engine.compaction import INSTRUCTION
 from deskmate.engine.history import SUMMARY_HEADING, summaries_of
 from deskmate.engine.tokens import CHARS_PER_TOKEN, TokenCounter
+from deskmate.engine.tokens import load_encoding as real_load_encoding  # before conftest stubs it
 
 LONG = "x" * 400  # about 100 tokens
 
@@ -255,7 +256,7 @@ def test_a_missing_tiktoken_file_degrades_to_the_estimate_without_a_download(mon
         raise ConnectionError(f"no internet for {blobpath}")
 
     monkeypatch.setattr(tiktoken_load, "read_file", offline)
-    counter = TokenCounter()
+    counter = TokenCounter(real_load_encoding)  # tiktoken's own loading, which finds no file
     settings = Settings(model="gpt-4o")
     assert counter.text(settings, "a" * 400) == 100  # asked while loading: the estimate
     counter.wait_loaded()

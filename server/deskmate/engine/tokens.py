@@ -123,12 +123,13 @@ class TokenCounter:
                 return self._encoders[name]
             if name not in self._loading:
                 self._loading.add(name)
-                threading.Thread(target=self._load, args=(name,), daemon=True, name="tiktoken").start()
+                loader = self._loader or load_encoding
+                threading.Thread(target=self._load, args=(name, loader), daemon=True, name="tiktoken").start()
         return None
 
-    def _load(self, name: str) -> None:
+    def _load(self, name: str, loader: Callable[[str], Encoder]) -> None:
         try:
-            encoder: Encoder | None = (self._loader or load_encoding)(name)
+            encoder: Encoder | None = loader(name)
         except Exception as exc:  # no internet and no cached file, most often
             log.info("tiktoken's %s is not available (%s); token counts are estimated", name, exc)
             encoder = None
