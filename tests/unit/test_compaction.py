@@ -298,3 +298,15 @@ async def test_cancelling_an_ask_while_it_summarizes_stores_no_summary(engine, m
     assert result.interrupted and "cancelled" in result.compaction_error
     stored = await engine.sessions.stored(ref.id)
     assert stored.meta.summaries == [] and stored.messages[-2].content == "short"
+
+
+async def test_turns_too_long_for_the_summarizing_model_are_named_and_nothing_changes(
+    engine, model, summarizer
+):
+    ref = engine.sessions.resolve()
+    await engine.asks.ask("huge " + "z" * 4000, ref=ref)
+    await engine.asks.ask("short", ref=ref)
+    await engine.update_settings(dataclasses.replace(engine.settings, context_window=600))
+    with pytest.raises(EngineError, match="longer than model 'gpt-4o-mini' can read at once"):
+        await engine.compaction.compact(ref)
+    assert summarizer.requests == [] and (await engine.sessions.stored(ref.id)).meta.summaries == []

@@ -196,9 +196,15 @@ class Compaction:
             settings, model=settings.summary_model or settings.model, max_tokens=length
         )
         model = self._model(settings)
-        chosen = await self._what_fits(model, summary_settings, previous, chosen, instructions)
         if not chosen:
             raise CompactionFailed(f'Session "{session.id}" has nothing to summarize there.')
+        chosen = await self._what_fits(model, summary_settings, previous, chosen, instructions)
+        if not chosen:
+            raise CompactionFailed(
+                f"The earlier messages could not be summarized: the oldest one not summarized yet is "
+                f"longer than model {summary_settings.model!r} can read at once. Nothing was changed; "
+                "set deskmate.summaryModel to a model with a larger context, or pin or fork around it."
+            )
         until = session.messages.index(chosen[-1])
         prompt = summary_prompt(previous, chosen, instructions)
         async with self._lock(session.id):
