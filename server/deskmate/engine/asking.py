@@ -228,7 +228,7 @@ class AskRunner:
         prompt = fitting.first(window)
         compacted: Compacted | None = None
         compaction_error: str | None = None
-        if fitting.fitted.dropped and settings.auto_compact and ref.id is not None and self.compaction:
+        if fitting.fitted.drops_any() and settings.auto_compact and ref.id is not None and self.compaction:
             # The ask's task while it runs, so cancelling the ask stops the summary too.
             running.task = asyncio.ensure_future(
                 self.compaction.for_ask(session, fitting.fitted, fitting.keeping(), fitting.summary_room())

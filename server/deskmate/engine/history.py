@@ -85,9 +85,14 @@ def active_summary(meta: SessionMeta, history: list[Message]) -> tuple[Summary, 
     """The summary prompts use, and the index of the last message it covers: the one reaching
     furthest into the history (the newest of those on a tie). Summaries naming messages the
     history does not hold (a fork's, a damaged record) are not used."""
-    positions = {message.id: index for index, message in enumerate(history)}
+    summaries = summaries_of(meta)
+    if not summaries:
+        return None
+    wanted = {s.from_id for s in summaries} | {s.to_id for s in summaries}
+    # Only the ids summaries name: this runs on every ask, over histories of 10,000 messages.
+    positions = {m.id: index for index, m in enumerate(history) if m.id in wanted}
     best: tuple[Summary, int] | None = None
-    for summary in summaries_of(meta):
+    for summary in summaries:
         end = positions.get(summary.to_id)
         start = positions.get(summary.from_id)
         if end is None or start is None or start > end:
@@ -121,7 +126,19 @@ class Fitted:
     covered_until: int  # index of the last message the summary stands for; -1: none
     sent: list[int] = field(default_factory=list)  # indexes of the history's messages sent
     recent: list[int] = field(default_factory=list)  # of those, the recent turns (not the pins)
-    dropped: list[int] = field(default_factory=list)  # neither summarized nor sent
+    # Messages neither summarized nor sent lie in this range of indexes (found when asked:
+    # an ask only needs to know whether there is one).
+    left_out_range: range = range(0)
+    left_out: Callable[[int], bool] = lambda index: False
+
+    @property
+    def dropped(self) -> list[int]:
+        """Indexes of the messages neither summarized nor sent, oldest first."""
+        return [i for i in self.left_out_range if self.left_out(i)]
+
+    def drops_any(self) -> bool:
+        """Whether any message is neither summarized nor sent (looked for newest first)."""
+        return any(self.left_out(i) for i in reversed(self.left_out_range))
 
 
 def fit(
@@ -144,7 +161,7 @@ def fit(
         message = history[index]
         return message.role != "system" and bool(message.content) and index not in skipped
 
-    pinned = [i for i, m in enumerate(history) if m.id in pinned_ids and usable(i)]
+    pinned = [i for i, m in enumerate(history) if m.id in pinned_ids and usable(i)] if pinned_ids else []
     system = system_content(system_prompt, summary)
     fixed = count(system) - (count(system_prompt) if system_prompt else 0) if summary else 0
     fixed += sum(count(sendable(history[i])) for i in pinned)
@@ -163,9 +180,16 @@ def fit(
     while recent and history[recent[0]].role == "assistant":
         recent.pop(0)
     first_recent = recent[0] if recent else len(history)
-    dropped = [
-        i for i in range(covered_until + 1, first_recent) if usable(i) and history[i].id not in pinned_ids
-    ]
+
+    def left_out(index: int) -> bool:
+        message = history[index]
+        return (
+            bool(message.content)
+            and message.role != "system"
+            and index not in skipped
+            and message.id not in pinned_ids
+        )
+
     chosen = sorted(set(pinned) | set(recent))
     messages = [{"role": "system", "content": system}] if system else []
     messages += [{"role": history[i].role, "content": sendable(history[i])} for i in chosen]
@@ -175,4 +199,14 @@ def fit(
     if question is not None:
         messages.append({"role": "user", "content": with_context(question.content, question.context)})
     tokens = sum(count(m["content"]) for m in messages)
-    return Fitted(messages, tokens, history_tokens, summary, covered_until, chosen, recent, dropped)
+    return Fitted(
+        messages,
+        tokens,
+        history_tokens,
+        summary,
+        covered_until,
+        chosen,
+        recent,
+        range(covered_until + 1, first_recent),
+        left_out,
+    )
