@@ -310,3 +310,21 @@ async def test_turns_too_long_for_the_summarizing_model_are_named_and_nothing_ch
     with pytest.raises(EngineError, match="longer than model 'gpt-4o-mini' can read at once"):
         await engine.compaction.compact(ref)
     assert summarizer.requests == [] and (await engine.sessions.stored(ref.id)).meta.summaries == []
+
+
+async def test_the_answer_to_a_pinned_question_is_no_reason_to_compact(engine, model, summarizer):
+    ref = engine.sessions.resolve()
+    await compacting(engine, max_history_tokens=8000)
+    await engine.asks.ask("RULE: tabs", ref=ref)
+    rule = (await engine.sessions.stored(ref.id)).messages[0]
+    await engine.compaction.pin(ref, rule.id, True)
+    await engine.asks.ask("second", ref=ref)
+    await engine.asks.ask("third", ref=ref)
+    assert summarizer.requests == []  # everything fits: nothing is summarized
+    assert [m["content"] for m in model.prompts[-1][1:]] == [
+        "RULE: tabs",
+        "fake answer",
+        "second",
+        "fake answer",
+        "third",
+    ]

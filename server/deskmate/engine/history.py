@@ -176,8 +176,10 @@ def fit(
         room -= cost
         recent.append(index)
     recent.reverse()
-    # Start on a question: an answer without its question only confuses the model.
-    while recent and history[recent[0]].role == "assistant":
+    # Start on a question: an answer without its question only confuses the model (one whose
+    # question is pinned has it, sent just before).
+    sent_pins = set(pinned)
+    while recent and history[recent[0]].role == "assistant" and recent[0] - 1 not in sent_pins:
         recent.pop(0)
     first_recent = recent[0] if recent else len(history)
 
