@@ -21,6 +21,18 @@ from model_server import ModelServer  # noqa: E402
 DAEMON = [sys.executable, "-m", "deskmate", "lsp"]
 
 
+@pytest.fixture(autouse=True)
+def no_tiktoken_downloads(monkeypatch):
+    """tiktoken fetches its encoding files from the internet on first use: never in tests
+    (an OpenAI model's counts are then estimated, as offline; tests that count with tiktoken
+    give the counter an encoding of their own)."""
+
+    def offline(name: str):
+        raise OSError(f"tests never download tiktoken's {name}")
+
+    monkeypatch.setattr("deskmate.engine.tokens.load_encoding", offline)
+
+
 @pytest.fixture(scope="session")
 def model_server() -> ModelServer:
     with ModelServer() as server:

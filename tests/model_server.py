@@ -26,6 +26,12 @@ when prompt and answer fill the window. ``flavor`` says where the window is repo
 that key's answer: realistic conversations for the README's pictures.
 ``[[error-after:N]]`` fails mid-answer (an error event after N pieces, as llama.cpp
 sends); ``[[length:N]]`` cuts the answer after N pieces with ``finish_reason: "length"``.
+
+Every answer reports its usage; ``chars_per_token`` (``--chars-per-token``, default 4) is how
+densely it counts prompts, for the usage and the window (2: a model that tokenizes like code).
+A request whose system message asks to condense a conversation (deskmate's summaries) is
+answered with ``Summary of N messages: ...`` (the first words of each question), after
+``summary_delay`` seconds, or fails with HTTP ``summary_fail`` when that is set.
 """
 
 from __future__ import annotations
@@ -89,6 +95,18 @@ def parse_directives(text: str) -> tuple[dict[str, str], str]:
     return directives, DIRECTIVE_RE.sub("", text).strip()
 
 
+SUMMARY_MARK = "condense the start of a conversation"
+
+
+def summary_of(transcript: str) -> str:
+    """A summary as a test can check it: how many messages, and the first words of each question."""
+    questions = re.findall(r"^User: (.*)$", transcript, re.MULTILINE)
+    answers = re.findall(r"^Assistant: ", transcript, re.MULTILINE)
+    gist = "; ".join(" ".join(word[:20] for word in DIRECTIVE_RE.sub("", q).split()[:3]) for q in questions)
+    earlier = " (with an earlier summary)" if transcript.startswith("Earlier summary:") else ""
+    return f"Summary of {len(questions) + len(answers)} messages{earlier}: {gist}"
+
+
 def split_words(text: str) -> list[str]:
     """Split into one-word chunks that keep all whitespace, so "".join() == text."""
     return WORD_RE.findall(text) or ([text] if text else [])
@@ -124,6 +142,7 @@ class ModelServer:
         flavor: str = "llama.cpp",
         models: tuple[str, ...] = ("test-model",),
         canned: dict[str, str] | None = None,
+        chars_per_token: float = 4.0,
     ) -> None:
         if host != "127.0.0.1":
             raise ValueError("ModelServer only listens on 127.0.0.1")
@@ -135,6 +154,9 @@ class ModelServer:
         # Realistic answers for pictures (README screenshots): a question that starts with a key
         # is answered with its text, streamed like any answer, with no directive in sight.
         self.canned = dict(canned or {})
+        self.chars_per_token = chars_per_token
+        self.summary_delay = 0.0
+        self.summary_fail: int | None = None
         self.host = host
         self.port = port
         self.chunk_delay = chunk_delay
@@ -262,9 +284,15 @@ class ModelServer:
         last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
         raw_text = content_text(messages[last_user].get("content")) if last_user is not None else ""
         directives, question = parse_directives(raw_text)
+        summarizing = any(
+            m.get("role") == "system" and SUMMARY_MARK in content_text(m.get("content")) for m in messages
+        )
+        if summarizing:  # the transcript quotes earlier questions: their directives are not for now
+            directives = {}
         # Reject e.g. [[fail:abc]] with a clear 400 instead of a 500 traceback.
         numeric = {k: v for k, v in directives.items() if k not in ("answer", "hang")}
-        prompt_tokens = max(1, sum(len(content_text(m.get("content"))) for m in messages) // 4)
+        chars = sum(len(content_text(m.get("content"))) for m in messages)
+        prompt_tokens = max(1, int(chars / self.chars_per_token))
         if self.context_window is not None and prompt_tokens > self.context_window:
             return web.json_response(
                 {
@@ -296,7 +324,13 @@ class ModelServer:
             await asyncio.Event().wait()  # cancelled on disconnect or shutdown
 
         canned = next((answer for key, answer in self.canned.items() if question.startswith(key)), None)
-        if "tokens" in directives:
+        if summarizing:
+            if self.summary_delay:
+                await asyncio.sleep(self.summary_delay)
+            if self.summary_fail is not None:
+                return simulated_error(self.summary_fail)
+            pieces = split_words(summary_of(raw_text))
+        elif "tokens" in directives:
             pieces = [f"t{i} " for i in range(int(directives["tokens"]))]
         elif canned is not None:
             pieces = split_words(canned)
@@ -427,6 +461,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flavor", choices=FLAVORS, default="llama.cpp", help="where the window is reported")
     parser.add_argument("--models", default="test-model", help="what /v1/models lists, comma-separated")
     parser.add_argument("--canned", default=None, help="a JSON file {question start: answer} for pictures")
+    parser.add_argument("--chars-per-token", type=float, default=4.0, help="how densely prompts are counted")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -440,6 +475,7 @@ def main(argv: list[str] | None = None) -> None:
         flavor=args.flavor,
         models=tuple(args.models.split(",")),
         canned=json.loads(open(args.canned, encoding="utf-8").read()) if args.canned else None,
+        chars_per_token=args.chars_per_token,
     ) as server:
         print(f"READY {server.base_url}", flush=True)
         while not stopping.wait(0.5):  # timed wait so signals are handled promptly

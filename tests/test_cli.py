@@ -423,3 +423,31 @@ def test_models_lists_the_server_models_and_use_sets_this_projects(project, mode
         assert "(the model setting)" in deskmate("models", "reset", **run).stdout
     finally:
         model_server.models = ["test-model"]
+
+
+def test_sessions_compact_uncompact_and_pin_a_message(project, model_server, data_dir):
+    def run(*args, check=True):
+        return deskmate(*args, cwd=project, model_server=model_server, data_dir=data_dir, check=check)
+
+    run("ask", "RULE: tabs, never spaces")
+    run("ask", "second question")
+    run("ask", "third question")
+    shown = run("sessions", "show").stdout
+    ids = re.findall(r"^\[[^\]]+\] ([0-9a-f]+) (?:user|assistant)", shown, re.MULTILINE)
+    session_id = run("sessions", "list").stdout.split()[1]
+    assert "summarized" in shown and "The next ask sends" in shown
+    pinned = run("sessions", "pin", session_id, "--message", ids[0]).stdout
+    assert pinned == f"Pinned message {ids[0]} of {session_id}.\n"
+    done = run("sessions", "compact", "--instructions", "keep the rules").stdout
+    summary_id = re.search(r"as summary ([0-9a-f]+);", done).group(1)
+    assert f"Summarized 4 messages of {session_id} ({ids[0]} .. {ids[3]})" in done
+    assert "Summary of 3 messages: second question" in done  # the pinned rule is not summarized
+    shown = run("sessions", "show").stdout
+    assert f"{ids[0]} user (pinned):" in shown and f"Summary {summary_id} (in use) of 4 messages" in shown
+    assert "4 messages summarized" in shown and len(re.findall(r"^\[", shown, re.MULTILINE)) == 6
+    assert "Dropped summary" in run("sessions", "uncompact", session_id, summary_id).stdout
+    assert "Summary " not in run("sessions", "show").stdout
+    again = run("sessions", "uncompact", session_id, summary_id, check=False)
+    assert again.returncode == 1 and f'has no summary "{summary_id}"' in again.stderr
+    unpinned = run("sessions", "pin", session_id, "--message", ids[0], "--off").stdout
+    assert unpinned.startswith("Unpinned message")

@@ -125,6 +125,7 @@ def run_spec(name: str, *args: str, cwd: Path, env: dict[str, str]) -> str:
         "forks",  # :Deskmate fork / edit / retry at the message under the cursor, lineage in the winbar
         "find",  # :Deskmate rename / tag / pin, :Deskmate search opens the chat at the message found
         "memory",  # :Deskmate remember / memories / forget; the memory and AGENTS.md go with every question
+        "compaction",  # :Deskmate pin on a message, compact (the summary folded), uncompact
         "errors",  # daemon errors via vim.notify ERROR, corrupt-history warning
         "health",  # :checkhealth deskmate
         "ui",  # no setup() needed, no forced keymaps, the prompt, following the answer, help tags

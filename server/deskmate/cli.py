@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__, logs
+from . import __version__, compaction_cli, logs
 from .memory_cli import add_memory_parser, terminal_memory
 
 
@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sessions = commands.add_parser(
         "sessions",
-        help="list, new, show, search, rename, tag, pin, fork, delete, restore, trash, export, prune, "
-        "project or migrate sessions",
+        help="list, new, show, search, rename, tag, pin, fork, compact, uncompact, delete, restore, trash, "
+        "export, prune, project or migrate sessions",
     )
     verbs = sessions.add_subparsers(dest="verb", required=True)
     new = verbs.add_parser("new", help="start an empty session, this project's active one from now on")
@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     pin = verbs.add_parser("pin", help="pin a session to the top of every listing (--off to unpin)")
     pin.add_argument("session", help="session id")
     pin.add_argument("--off", action="store_true", help="unpin it")
+    compaction_cli.add_arguments(verbs, pin)
     search = verbs.add_parser("search", help='search messages and titles: words and "exact phrases"')
     search.add_argument("query", nargs="+")
     search.add_argument("--all", action="store_true", help="every project's sessions, not only this one's")
@@ -410,6 +411,9 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
         if len(identity.keys) > 1:
             print(f"Also finds sessions of: {', '.join(identity.keys[1:])}")
         return 0
+    done = await compaction_cli.run(assistant, args, folder)
+    if done is not None:
+        return done
     if args.verb in ("rename", "tag", "pin"):
         return await terminal_labels(assistant, args)
     if args.verb == "search":
@@ -469,8 +473,10 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
     out = SafeWriter(sys.stdout)
     if lineage := lineage_of(session):
         out.write(f"(forked from {lineage.session_id} at message {lineage.message_id})\n\n")
+    pinned = set(session.meta.pinned_messages)
     for message in session.messages:
         flag = " (interrupted)" if message.status == "interrupted" else ""
+        flag += " (pinned)" if message.id in pinned else ""
         failed = f"(failed: {message.error})\n" if message.error is not None else ""
         context = context_lines(message.context) if message.context else ""
         out.write(
@@ -479,6 +485,8 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
         )
     if not session.messages:
         print(f"Session {session.id} has no messages.")
+    else:
+        out.write(await compaction_cli.describe(assistant, session))
     return 0
 
 

@@ -26,8 +26,9 @@ async def engine(tmp_path: Path, model: FakeModel, project: Path):
         return model
 
     assistant = Assistant(
-        # Automatic titles are tested on their own (test_titles.py); elsewhere titles stay put.
-        Settings(data_dir=str(tmp_path / "data"), auto_title=False),
+        # Automatic titles and compaction are tested on their own (test_titles.py,
+        # test_compaction.py); elsewhere titles stay put and no summary is made.
+        Settings(data_dir=str(tmp_path / "data"), auto_title=False, auto_compact=False),
         warn=warnings.append,
         model_factory=factory,
     )

@@ -46,7 +46,9 @@ class FakeModel:
     def check_configured(self) -> None:
         pass
 
-    async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str | Usage]:
+    async def stream(
+        self, messages: list[dict[str, str]], settings: Settings | None = None
+    ) -> AsyncIterator[str | Usage]:
         self.prompts.append(messages)
         if self.window is not None and sum(len(m["content"]) for m in messages) // 4 > self.window:
             raise ContextOverflow(

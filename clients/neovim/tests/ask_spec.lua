@@ -131,7 +131,7 @@ H.test(":Deskmate with no or unknown subcommand lists the commands; completion o
   vim.cmd("Deskmate frobnicate")
   H.truthy(#H.notified('unknown subcommand "frobnicate"', vim.log.levels.ERROR) == 1, "unknown reported")
   H.eq({ "search", "sessions", "switch" }, vim.fn.getcompletion("Deskmate s", "cmdline"), "completion")
-  H.eq({ "cancel", "chat" }, vim.fn.getcompletion("Deskmate c", "cmdline"), "completion")
+  H.eq({ "cancel", "chat", "compact" }, vim.fn.getcompletion("Deskmate c", "cmdline"), "completion")
 end)
 
 H.test("a history load that returns while an answer streams does not wipe the answer", function()

@@ -3,7 +3,15 @@
 
 import { ChatContext, contextLabel, type EditorContext, type FileChoice, storedContextLabels } from './chatContext';
 import { DeskmateError, toDeskmateError } from './errors';
-import type { ChatEntry, DaemonState, FromWebview, LineageView, SessionChoice, ToWebview } from './messages';
+import type {
+  ChatEntry,
+  DaemonState,
+  FromWebview,
+  LineageView,
+  SessionChoice,
+  SummaryBanner,
+  ToWebview,
+} from './messages';
 import {
   type AskContext,
   type AskDelta,
@@ -19,6 +27,7 @@ import {
   type SessionSummary,
   type SessionView,
   type StoredMessage,
+  type Summary,
   type TrashedSession,
 } from './protocol';
 
@@ -210,6 +219,12 @@ export class ChatController {
       case 'retry':
         await this.retry(message.messageId);
         return;
+      case 'pin':
+        await this.guard(() => this.pinMessage(message.messageId, message.pinned));
+        return;
+      case 'uncompact':
+        await this.guard(() => this.uncompactSession(message.summaryId));
+        return;
       case 'restart':
         return this.host.restartDaemon();
     }
@@ -345,6 +360,8 @@ export class ChatController {
         forkCount: view.forks?.length ?? 0,
         ...(keepScroll ? { keepScroll: true } : {}),
         ...(view.model ? { model: view.model } : {}),
+        summary: bannerOf(view),
+        nextAskTokens: view.nextAskTokens ?? null,
       });
     } catch (error) {
       // Nothing to show before the daemon runs; the status line says why.
@@ -456,6 +473,40 @@ export class ChatController {
     return result.pinned;
   }
 
+  /**
+   * Summarizes the shown session's turns before its latest one (`instructions`: what to keep);
+   * the messages stay, and the banner offers Undo.
+   */
+  async compactSession(instructions?: string): Promise<Summary & { sessionId: string }> {
+    this.ensureIdle();
+    const result = await this.daemon.execute<Summary & { sessionId: string }>(Commands.compactSession, {
+      ...this.where(),
+      ...(this.shown.sessionId ? { sessionId: this.shown.sessionId } : {}),
+      ...(instructions ? { instructions } : {}),
+    });
+    await this.refresh();
+    return result;
+  }
+
+  /** Drops a summary of the shown session: the next ask sends its messages again, as far as they fit. */
+  async uncompactSession(summaryId: string): Promise<void> {
+    if (!this.shown.sessionId) return;
+    await this.daemon.execute(Commands.uncompactSession, { sessionId: this.shown.sessionId, summaryId });
+    await this.refresh();
+  }
+
+  /** Pins a message of the shown session (always sent, never summarized), or unpins it. */
+  async pinMessage(messageId: string, pinned: boolean): Promise<boolean> {
+    if (!this.shown.sessionId) throw new DeskmateError('This conversation is not stored: open a folder to pin messages.');
+    const result = await this.daemon.execute<{ pinned: boolean }>(Commands.pinMessage, {
+      sessionId: this.shown.sessionId,
+      messageId,
+      pinned,
+    });
+    await this.refresh();
+    return result.pinned;
+  }
+
   async exportSession(): Promise<ExportResult> {
     return this.daemon.execute<ExportResult>(Commands.exportSession, this.where());
   }
@@ -528,6 +579,7 @@ export class ChatController {
         ...(message.status ? { status: message.status } : {}),
         ...(message.error ? { error: message.error } : {}),
         ...(message.role === 'user' && message.context ? { context: storedContextLabels(message.context, view.workspaceUri ?? this.host.workspaceUri()) } : {}),
+        ...(message.pinned ? { pinned: true } : {}),
       });
     }
     // The daemon stores a question when it is asked: while its answer streams,
@@ -543,6 +595,17 @@ function lineageOf(view: SessionView, sessions: SessionSummary[]): LineageView |
   if (!from) return null;
   const source = sessions.find((s) => s.sessionId === from.sessionId);
   return { sessionId: from.sessionId, messageId: from.messageId, ...(source ? { title: source.title } : {}) };
+}
+
+function bannerOf(view: SessionView): SummaryBanner | null {
+  const active = view.summaries?.find((s) => s.active);
+  if (!active) return null;
+  return {
+    summaryId: active.summaryId,
+    messageCount: active.messageCount,
+    text: active.summary,
+    toMessageId: active.covers.toMessageId,
+  };
 }
 
 function toChoice(session: SessionSummary): SessionChoice {

@@ -29,6 +29,7 @@ export const CommandIds = {
   sessions: 'deskmate.chat.sessions',
   searchAllSessions: 'deskmate.chat.searchAllSessions',
   chooseModel: 'deskmate.chat.chooseModel',
+  compactSession: 'deskmate.chat.compactSession',
 } as const;
 
 interface Parts {
@@ -97,6 +98,23 @@ export function registerCommands(context: vscode.ExtensionContext, parts: Parts)
     }),
 
     run(CommandIds.trash, () => showTrash(controller)),
+
+    run(CommandIds.compactSession, async () => {
+      const instructions = await vscode.window.showInputBox({
+        title: 'Summarize earlier messages',
+        prompt:
+          'The turns before the latest one are summarized; the summary is sent in their place and they stay in the chat (Undo in the banner). What should it keep? (optional)',
+        placeHolder: 'focus on the API decisions',
+        ignoreFocusOut: true,
+      });
+      if (instructions === undefined) return;
+      await view.reveal(false);
+      const done = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: 'deskmate is summarizing earlier messages…' },
+        () => controller.compactSession(instructions.trim() || undefined),
+      );
+      void vscode.window.showInformationMessage(`deskmate: ${done.messageCount} earlier messages summarized.`);
+    }),
 
     run(CommandIds.exportSession, async () => {
       const exported = await controller.exportSession();

@@ -12,6 +12,8 @@ export interface ChatEntry {
   error?: string;
   /** What went along with a question: "calc.py:8-12", "util.py". */
   context?: string[];
+  /** Pinned: always sent to the model, never summarized away. */
+  pinned?: boolean;
 }
 
 /** A piece of code that goes along with the next question, shown above the prompt. */
@@ -20,6 +22,16 @@ export interface ContextChip {
   id: string;
   label: string;
   kind: 'editor' | 'file';
+}
+
+/** The summary the daemon sends in place of earlier messages, for the banner above them. */
+export interface SummaryBanner {
+  summaryId: string;
+  /** How many messages it stands for (they are still shown). */
+  messageCount: number;
+  text: string;
+  /** The id of the last message it covers: the banner's Show marks the messages up to it. */
+  toMessageId: string;
 }
 
 export interface SessionChoice {
@@ -56,6 +68,10 @@ export type ToWebview =
       keepScroll?: boolean;
       /** The model the workspace's asks use, for the header. */
       model?: string;
+      /** The summary in use, if any: "N earlier messages summarized — Show / Undo". */
+      summary?: SummaryBanner | null;
+      /** Tokens the next ask sends before its question (the daemon's count). */
+      nextAskTokens?: number | null;
     }
   /** Turns stored by another window (an editor, the terminal): added below, the reader's place kept. */
   | { type: 'appendEntries'; sessionId: string; entries: ChatEntry[] }
@@ -92,4 +108,6 @@ export type FromWebview =
   /** The header's model button: choose from the server's models. */
   | { type: 'pickModel' }
   | { type: 'suggestFiles'; query: string }
-  | { type: 'attachFile'; uri: string; label: string };
+  | { type: 'attachFile'; uri: string; label: string }
+  | { type: 'pin'; messageId: string; pinned: boolean }
+  | { type: 'uncompact'; summaryId: string };

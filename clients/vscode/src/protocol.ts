@@ -64,6 +64,34 @@ export interface AskResult {
   usage?: { promptTokens: number; completionTokens: number; totalTokens: number };
   /** The source, when the ask made a fork (editMessageId). */
   forkedFrom?: Lineage | null;
+  /** Earlier turns this ask summarized first. */
+  compacted?: Summary;
+  /** Why they could not be (the ask went on without a summary). */
+  compactionError?: string;
+}
+
+/** A summary of earlier messages (deskmate.compactSession, getSession's summaries). */
+export interface Summary {
+  summaryId: string;
+  covers: { fromMessageId: string; toMessageId: string };
+  summary: string;
+  messageCount: number;
+  createdAt: string;
+  model: string | null;
+  instructions: string | null;
+  /** In getSession: the summary prompts use. */
+  active?: boolean;
+}
+
+/** getSession's nextAsk: what the next ask sends before its question. */
+export interface NextAsk {
+  tokens: number;
+  contextWindow: number | null;
+  limit: number | null;
+  historyBudget: number;
+  countedBy: string;
+  summarizedMessages: number;
+  leftOutMessages: number;
 }
 
 export interface AskDelta {
@@ -115,6 +143,8 @@ export interface StoredMessage {
   error?: string;
   /** What went along with a question. */
   context?: StoredContext;
+  /** Always sent to the model, never summarized. */
+  pinned?: boolean;
 }
 
 export interface SessionView {
@@ -131,6 +161,10 @@ export interface SessionView {
   sinceMessageId?: string;
   /** The session no longer holds `sinceMessageId` (it was rewritten): `messages` is all of it. */
   reset?: boolean;
+  summaries?: Summary[];
+  pinnedMessages?: string[];
+  nextAsk?: NextAsk | null;
+  nextAskTokens?: number | null;
   /** The model the workspace's asks use (its chosen one, else the model setting). */
   model?: string;
 }
@@ -189,6 +223,9 @@ export const Commands = {
   tagSession: 'deskmate.tagSession',
   pinSession: 'deskmate.pinSession',
   searchSessions: 'deskmate.searchSessions',
+  compactSession: 'deskmate.compactSession',
+  uncompactSession: 'deskmate.uncompactSession',
+  pinMessage: 'deskmate.pinMessage',
   status: 'deskmate.status',
   listModels: 'deskmate.listModels',
   setModel: 'deskmate.setModel',

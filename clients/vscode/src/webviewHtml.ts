@@ -59,6 +59,12 @@ export function chatPageHtml(resources: PageResources): string {
   <span id="lineage-text"></span>
   <button id="lineage-source" type="button" class="link" title="Go to the session this one was forked from" hidden></button>
 </div>
+<div id="summary-banner" class="summary-banner" role="note" hidden>
+  <span id="summary-text"></span>
+  <button id="summary-show" type="button" class="link" aria-expanded="false" title="Show the summary sent in place of these messages">Show</button>
+  <button id="summary-undo" type="button" class="link" title="Drop the summary: the next question sends these messages again">Undo</button>
+  <div id="summary-body" class="summary-body" hidden></div>
+</div>
 <div id="status" class="status" role="status" hidden>
   <span id="status-text"></span>
   <button id="restart" type="button" class="secondary" hidden>Retry</button>

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..memory import MemoryBackend, Message
+from ..memory import MemoryBackend, Message, Session
+from .compaction import KEEP_SHARE, Compacted, Compaction, CompactionFailed
 from .errors import EngineError, SessionBusy
+from .history import Fitted, fit
 from .leases import AnswerLeases
 from .live import LiveSessions
 from .model_choice import for_folder
 from .model_client import ContextOverflow, Finished, ModelClient, ModelError, Usage
-from .prompt import build_messages, estimate_tokens, history_budget
+from .prompt import with_context
 from .redaction import Redaction, redact_question
 from .sessions import SessionRef, Sessions, refuse_trashed
 from .settings import Settings
 from .titles import give_title
+from .tokens import TokenCounter, context_window, prompt_limit
 
 ProjectSettings = Callable[[Settings, SessionRef], Awaitable[Settings]]
 
@@ -37,6 +41,21 @@ class AskResult:
     usage: Usage | None
     interrupted: bool
     redacted: Redaction = field(default_factory=Redaction)  # secrets taken out of the question
+    compacted: Compacted | None = None  # earlier turns this ask summarized first
+    compaction_error: str | None = None  # why they could not be (the ask went on without)
+
+
+@dataclass(frozen=True)
+class NextPrompt:
+    """What the next ask of a session sends besides its question (``AskRunner.next_prompt``)."""
+
+    tokens: int
+    context_window: int | None
+    limit: int | None  # the most a prompt may take in that window (None: no window known)
+    history_budget: int
+    counted_by: str  # tiktoken, calibrated or estimated
+    summarized: int  # messages a summary stands for
+    left_out: int  # messages neither summarized nor sent (the next ask summarizes them)
 
 
 @dataclass
@@ -105,6 +124,8 @@ class AskRunner:
         models: ModelClients,
         settings: Callable[[], Settings],
         project_settings: ProjectSettings | None = None,
+        counter: TokenCounter | None = None,
+        compaction: Compaction | None = None,
         *,
         leases: AnswerLeases | None = None,
         live: LiveSessions | None = None,
@@ -117,6 +138,8 @@ class AskRunner:
         self.project_settings = project_settings
         self.leases = leases or AnswerLeases(sessions.store)  # one answer per session across processes
         self.live = live or LiveSessions(sessions.store)
+        self.counter = counter or TokenCounter()
+        self.compaction = compaction  # None: earlier turns that do not fit are left out, unsummarized
         self._busy: dict[str | None, RunningAsk] = {}
         self._asks: dict[str, RunningAsk] = {}
         self.titling: set[asyncio.Task[str | None]] = set()  # automatic titles being made
@@ -155,12 +178,16 @@ class AskRunner:
         on_delta: Callable[[str], None] = lambda delta: None,
         on_streamed: Callable[[], None] = lambda: None,
         on_redacted: Callable[[Redaction], None] = lambda found: None,
+        on_notice: Callable[[str], None] = lambda message: None,
     ) -> AskResult:
         """Answer ``question`` in the session ``ref``, streaming pieces to ``on_delta``;
         ``on_streamed`` is called once the model stream has ended, before anything is stored.
 
         With ``redactSecrets`` on, secrets in the question and its context are replaced
         before anything is stored or sent, and ``on_redacted`` is told what, once.
+
+        When the history does not fit, its oldest turns are summarized first (one
+        summarization at most, ``summaryTimeout``); ``on_notice`` is told when that fails.
 
         The question's write starts beside the model request (the first piece never
         waits for it) and the answer is stored once it ends; the question is stored
@@ -184,7 +211,9 @@ class AskRunner:
             # Another process (a daemon, the CLI) may be answering in it: refused the same way.
             async with self.leases.holding(ref.id), self.live.quiet(ref.id):
                 await self.live.open(ref.id)
-                result = await self._ask(question, ref, context, running, on_delta, on_streamed, on_redacted)
+                result = await self._ask(
+                    question, ref, context, running, on_delta, on_streamed, on_redacted, on_notice
+                )
         finally:
             del self._busy[ref.id]
             del self._asks[ask_id]
@@ -202,6 +231,7 @@ class AskRunner:
         on_delta: Callable[[str], None],
         on_streamed: Callable[[], None],
         on_redacted: Callable[[Redaction], None],
+        on_notice: Callable[[str], None],
     ) -> AskResult:
         settings = for_folder(self._settings(), self.sessions.store.data_dir, ref.workspace_uri)
         model = self.models.get(settings)
@@ -216,8 +246,27 @@ class AskRunner:
         if self.project_settings is not None:
             settings = await self.project_settings(settings, ref)
         question = Message(role="user", content=question_text, context=context or None)
-        fitting = _PromptFitting(settings, model, session.messages, question)
-        prompt = fitting.first(await model.context_window())
+        fitting = PromptFitting(settings, model, self.counter, session, question)
+        window = await fitting.window_of()
+        prompt = fitting.first(window)
+        compacted: Compacted | None = None
+        compaction_error: str | None = None
+        if fitting.fitted.drops_any() and settings.auto_compact and ref.id is not None and self.compaction:
+            # The ask's task while it runs, so cancelling the ask stops the summary too.
+            running.task = asyncio.ensure_future(
+                self.compaction.for_ask(session, fitting.fitted, fitting.keeping(), fitting.summary_room())
+            )
+            try:
+                compacted = await running.task
+            except CompactionFailed as exc:
+                compaction_error = str(exc)
+                on_notice(compaction_error)
+            except asyncio.CancelledError:
+                if not running.cancelled:
+                    raise
+                compaction_error = "The summary of earlier messages was cancelled. Nothing was changed."
+            else:
+                prompt = fitting.first(window)  # the summary in place of the turns it covers
         title = session.title or title_from(question_text)
         store, key = self.sessions.store.for_session(ref.id)
         untitled = not session.messages and not session.title
@@ -260,6 +309,8 @@ class AskRunner:
             running.task.cancel()
         try:
             usage = await running.task
+            if usage is not None:
+                self.counter.calibrate(settings, fitting.sent, usage.prompt_tokens)
         except asyncio.CancelledError as exc:
             if not running.cancelled and not question_failed:
                 outer_cancel = exc  # the ask itself was cancelled: store what we have, then stop
@@ -291,7 +342,32 @@ class AskRunner:
         if untitled and not interrupted and settings.auto_title and ref.id is not None:
             session_id = ref.id  # named once the ask has ended: other windows hear of the new title
             running.then = lambda: self._title_later(store, session_id, model, question_text, title)
-        return AskResult(ref.id, running.ask_id, answer.content, usage, interrupted, redacted)
+        return AskResult(
+            ref.id, running.ask_id, answer.content, usage, interrupted, redacted, compacted, compaction_error
+        )
+
+    async def next_prompt(self, session: Session) -> NextPrompt:
+        """What the next ask in ``session`` would send before its question: its tokens, the
+        window and limit they are held to, and how much of the history is summarized or left out."""
+        settings = self._settings()
+        fitting = PromptFitting(settings, self.models.get(settings), self.counter, session, None)
+        window = await fitting.window_of()
+        try:
+            fitting.first(window)
+        except ContextOverflow:  # the pins alone overflow: said when asking; here, the count
+            fitting.window = None
+            fitting.first(None)
+        fitted = fitting.fitted
+        assert fitted is not None
+        return NextPrompt(
+            tokens=fitted.tokens,
+            context_window=window,
+            limit=fitting.limit(window),
+            history_budget=fitting._budget(window),
+            counted_by=self.counter.method(settings),
+            summarized=fitted.covered_until + 1,
+            left_out=len(fitted.dropped),
+        )
 
     def _title_later(
         self, store: MemoryBackend, session_id: str, model: ModelClient, question: str, first_line: str
@@ -308,26 +384,58 @@ class AskRunner:
         await asyncio.gather(*self.titling, return_exceptions=True)
 
 
-class _PromptFitting:
-    """The prompt for one ask, and a smaller one when the model's context refused it."""
+class PromptFitting:
+    """The prompt for one ask (engine/history.py), and a smaller one when the model's context
+    refused it. Tokens are counted as ``counter`` counts them for the model."""
 
     def __init__(
-        self, settings: Settings, model: ModelClient, history: list[Message], question: Message
+        self,
+        settings: Settings,
+        model: ModelClient,
+        counter: TokenCounter,
+        session: Session,
+        question: Message | None,
     ) -> None:
         self.settings = settings
         self.model = model
-        self.history = history
+        self.counter = counter
+        self.session = session
         self.question = question
         self.window: int | None = None
-        self.history_sent = 0  # estimated tokens of earlier turns in the last prompt built
+        self.fitted: Fitted | None = None
+        self.sent: list[dict[str, str]] = []  # the last prompt built
+        self.history_sent = 0  # tokens of earlier turns (summary and pins too) in it
+
+    async def window_of(self) -> int | None:
+        return await context_window(self.settings, self.model)
+
+    def count(self, content: str) -> int:
+        return self.counter.message(self.settings, content)
 
     def first(self, window: int | None) -> list[dict[str, str]]:
-        """Within maxHistoryTokens and, when the server reports it, the context window."""
+        """Within maxHistoryTokens and, when it is known, the context window."""
         self.window = window
         prompt = self._build(self._budget(window))
         if prompt is None:
             raise ContextOverflow(self._too_long(), window)
         return prompt
+
+    def keeping(self) -> Fitted:
+        """The prompt fitted to KEEP_SHARE of the budget: the turns an automatic compaction keeps."""
+        budget = int(max(0, self._budget(self.window)) * KEEP_SHARE)
+        return fit(
+            self.settings.system_prompt,
+            self.session.messages,
+            self.question,
+            self.session.meta,
+            budget,
+            self.count,
+        )
+
+    def summary_room(self) -> int:
+        """The longest summary (tokens) worth writing: half the history budget, so the turns
+        kept beside it still fit."""
+        return max(0, self._budget(self.window)) // 2
 
     def smaller(self, overflow: ContextOverflow) -> list[dict[str, str]]:
         """The prompt to try once more after ``overflow``: fitted to the window the server
@@ -346,19 +454,45 @@ class _PromptFitting:
             raise ContextOverflow(self._too_long(), self.window)
         return prompt
 
+    def limit(self, window: int | None) -> int | None:
+        return prompt_limit(self.settings, self.counter, window)
+
     def _budget(self, window: int | None) -> int:
+        """Tokens of earlier turns (summary and pins included) that may go with the question."""
         settings = self.settings
-        return history_budget(
-            settings.system_prompt, self.question, settings.max_history_tokens, window, settings.max_tokens
-        )
+        limit = self.limit(window)
+        if limit is None:
+            return settings.max_history_tokens
+        fixed = self.count(settings.system_prompt) if settings.system_prompt else 0
+        if self.question is not None:
+            fixed += self.count(with_context(self.question.content, self.question.context))
+        return min(settings.max_history_tokens, limit - fixed)
 
     def _build(self, budget: int) -> list[dict[str, str]] | None:
         if budget < 0:
             return None
-        prompt = build_messages(self.settings.system_prompt, self.history, self.question, budget)
-        earlier = prompt[1:-1] if self.settings.system_prompt else prompt[:-1]
-        self.history_sent = sum(estimate_tokens(m["content"]) for m in earlier)
-        return prompt
+        settings = self.settings
+        meta = self.session.meta
+        fitted = fit(settings.system_prompt, self.session.messages, self.question, meta, budget, self.count)
+        limit = self.limit(self.window)
+        if limit is not None and fitted.tokens > limit and fitted.summary is not None:
+            # A summary longer than the room left: the turns that fit are sent without it.
+            meta = dataclasses.replace(meta, summaries=[])
+            fitted = fit(
+                settings.system_prompt, self.session.messages, self.question, meta, budget, self.count
+            )
+        if limit is not None and fitted.tokens > limit:
+            # Only the pinned messages, always sent, can overflow a budget.
+            raise ContextOverflow(self._pins_too_long(), self.window)
+        self.fitted, self.sent, self.history_sent = fitted, fitted.messages, fitted.history_tokens
+        return fitted.messages
+
+    def _pins_too_long(self) -> str:
+        return (
+            f"The pinned messages of this session do not fit "
+            f"the context window of model {self.settings.model!r} ({self.window} tokens) beside the question. "
+            "Unpin some messages (deskmate.pinMessage), or run the model with a larger context."
+        )
 
     def _too_long(self) -> str:
         window = f" ({self.window} tokens)" if self.window else ""
@@ -381,7 +515,7 @@ class _PromptFitting:
 async def _answer(
     model: ModelClient,
     prompt: list[dict[str, str]],
-    fitting: _PromptFitting,
+    fitting: PromptFitting,
     pieces: list[str],
     on_delta: Callable[[str], None],
     first_piece_out: asyncio.Event,

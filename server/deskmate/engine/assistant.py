@@ -22,6 +22,7 @@ from ..logs import register_secret, register_url_secrets
 from ..memory import MemoryBackend, SessionInfo
 from ..memory.urls import redact
 from .asking import AskRunner, ModelClients
+from .compaction import Compaction
 from .forks import Edit, Forks
 from .labels import Labels
 from .live import LiveSessions
@@ -32,6 +33,7 @@ from .search import Search
 from .sessions import SessionRef, Sessions
 from .settings import Settings
 from .store import SessionStore
+from .tokens import TokenCounter
 from .trash import (
     Clock,
     DailyWarning,
@@ -107,11 +109,16 @@ class Assistant:
         self.sessions = Sessions(lambda: self._settings, self.store, self.warn)
         self.project_memory = ProjectMemories(self.sessions, lambda: self._settings)
         self.live = LiveSessions(self.store)  # started by the daemon: the CLI reports no changes
+        models = ModelClients(model_factory)
+        self.tokens = TokenCounter()
+        self.compaction = Compaction(self.sessions, models.get, lambda: self._settings, self.tokens)
         self.asks = AskRunner(
             self.sessions,
-            ModelClients(model_factory),
+            models,
             lambda: self._settings,
             project_settings=self.project_memory.settings_for,
+            counter=self.tokens,
+            compaction=self.compaction,
             live=self.live,
         )
         self.forks = Forks(self.sessions)

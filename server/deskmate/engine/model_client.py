@@ -235,8 +235,11 @@ class ModelClient:
             await self._client.close()
             self._client = None
 
-    async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str | Usage]:
+    async def stream(
+        self, messages: list[dict[str, str]], settings: Settings | None = None
+    ) -> AsyncIterator[str | Usage]:
         """Yield the answer's text pieces in order, then its Usage if the server reports one.
+        ``settings`` replaces the client's for this request's model and limits (a summary).
 
         Raises ModelError with a message meant for the user.
         """
@@ -244,7 +247,7 @@ class ModelClient:
         import msgspec
         import openai
 
-        settings = self.settings
+        settings = settings or self.settings
         body: dict[str, Any] = {
             "model": settings.model,
             "messages": messages,

@@ -10,10 +10,9 @@ from ..memory import Message, context_items
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4
-# Of a known context window, what an answer may use when maxTokens does not say (a quarter),
-# and what the 4-characters estimate may be off by (code tokenizes denser than prose).
+# Of a known context window, what an answer may use when maxTokens does not say (a quarter);
+# how much of the window a prompt may fill is engine/tokens.py's (by how surely it counts).
 ANSWER_SHARE = 4
-ESTIMATE_MARGIN = 0.8
 
 
 def estimate_tokens(text: str) -> int:
@@ -55,24 +54,6 @@ def _context_block(context: dict[str, Any]) -> str:
     return f"Context from {where}:\n{fence}{language or suffix}\n{context['text']}\n{fence}{note}"
 
 
-def history_budget(
-    system_prompt: str,
-    question: Message,
-    max_history_tokens: int,
-    context_window: int | None,
-    answer_tokens: int | None,
-) -> int:
-    """How many tokens of earlier turns may go with ``question``: ``max_history_tokens``, or
-    less when a known context window would not hold them beside the system prompt, the
-    question and room for the answer. Negative when the question alone does not fit."""
-    if context_window is None:
-        return max_history_tokens
-    answer = answer_tokens if answer_tokens is not None else context_window // ANSWER_SHARE
-    usable = int(context_window * ESTIMATE_MARGIN) - min(answer, context_window // 2)
-    fixed = estimate_tokens(system_prompt) + estimate_tokens(with_context(question.content, question.context))
-    return min(max_history_tokens, usable - fixed)
-
-
 def failed_turns(history: list[Message]) -> set[int]:
     """Indexes of failed turns that produced nothing: an empty interrupted answer and the
     question it answered. The model never sees them (a question without an answer reads as
@@ -92,30 +73,12 @@ def build_messages(
     question: Message,
     max_history_tokens: int,
 ) -> list[dict[str, str]]:
-    """System prompt, then as much recent history as fits the budget, then the question.
+    """System prompt, then as much recent history as fits the budget, then the question
+    (estimated at 4 characters a token; no summary, no pins: ``history.fit`` does those).
 
     History is trimmed oldest first in whole messages; the stored history is untouched.
     """
-    recent: list[dict[str, str]] = []
-    budget = max_history_tokens
-    skipped = failed_turns(history)
-    for index in range(len(history) - 1, -1, -1):
-        message = history[index]
-        if message.role == "system" or not message.content or index in skipped:
-            continue
-        content = (
-            with_context(message.content, message.context) if message.role == "user" else message.content
-        )
-        cost = estimate_tokens(content)
-        if cost > budget:
-            break
-        budget -= cost
-        recent.append({"role": message.role, "content": content})
-    recent.reverse()
-    # Start on a question: an answer without its question only confuses the model.
-    while recent and recent[0]["role"] == "assistant":
-        recent.pop(0)
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages += recent
-    messages.append({"role": "user", "content": with_context(question.content, question.context)})
-    return messages
+    from ..memory.models import SessionMeta
+    from .history import fit  # history.py builds on this module
+
+    return fit(system_prompt, history, question, SessionMeta(), max_history_tokens, estimate_tokens).messages

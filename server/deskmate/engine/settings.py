@@ -128,6 +128,14 @@ class Settings:
     max_history_tokens: int = setting("maxHistoryTokens", _integer(0), 8000)
     # Longest answer the model may write (sent as max_tokens); None: the server's own limit.
     max_tokens: int | None = setting("maxTokens", _integer(1), None)
+    # The model's context window in tokens; None: what the server reports, else what is known of the model.
+    context_window: int | None = setting("contextWindow", _integer(256), None)
+    # Summarize the oldest turns when the history no longer fits (engine/compaction.py).
+    auto_compact: bool = setting("autoCompact", _bool, True)
+    # The model that writes summaries; None: the session's model.
+    summary_model: str | None = setting("summaryModel", _string, None)
+    # The longest an ask waits for a summary before going on without one (seconds).
+    summary_timeout: float = setting("summaryTimeout", _number(1, 600), 30.0)
     auto_save: bool = setting("autoSave", _bool, True)
     # After a session's first answer, the model names it (the first line stays on failure).
     auto_title: bool = setting("autoTitle", _bool, True)
@@ -202,6 +210,8 @@ ENVIRONMENT = {
     "storageUrl": "DESKMATE_STORAGE_URL",
     "maxHistoryTokens": "DESKMATE_MAX_HISTORY_TOKENS",
     "maxTokens": "DESKMATE_MAX_TOKENS",
+    "contextWindow": "DESKMATE_CONTEXT_WINDOW",
+    "summaryModel": "DESKMATE_SUMMARY_MODEL",
     "requestTimeout": "DESKMATE_REQUEST_TIMEOUT",
     "encryption": "DESKMATE_ENCRYPTION",
     "compression": "DESKMATE_COMPRESSION",
@@ -226,7 +236,14 @@ def _setting_from_env(wire: str, text: str) -> Any:
     """An environment variable's value for the setting ``wire``: a number where one is expected."""
     check = _BY_WIRE_NAME[wire].metadata["check"]
     value: Any = text
-    if wire in ("maxHistoryTokens", "maxTokens", "requestTimeout", "retentionDays", "trashDays"):
+    if wire in (
+        "maxHistoryTokens",
+        "maxTokens",
+        "contextWindow",
+        "requestTimeout",
+        "retentionDays",
+        "trashDays",
+    ):
         try:
             value = json.loads(text)
         except ValueError:

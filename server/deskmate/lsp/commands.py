@@ -140,6 +140,7 @@ async def ask(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
             on_delta=reporter.delta,
             on_streamed=reporter.flush,  # the last text need not wait for its window nor the store
             on_redacted=lambda found: ls.inform_user(found.notice()),
+            on_notice=ls.warn_user,  # a summary that could not be made: the ask goes on without
         )
         outcome = "Cancelled" if result.interrupted else "Done"
     finally:
@@ -208,7 +209,10 @@ async def get_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any
     view = await ls.assistant.sessions.get(ref)
     forks = await ls.assistant.forks.of(view.session.id) if view.session.id else []
     await ls.assistant.live.open(view.session.id or None)
-    result = session_result(view.session, active=view.active, persisted=view.persisted, forks=forks)
+    next_ask = await ls.assistant.asks.next_prompt(view.session)
+    result = session_result(
+        view.session, active=view.active, persisted=view.persisted, forks=forks, next_ask=next_ask
+    )
     result["model"] = ls.assistant.model_for(ref.workspace_uri)  # for the chat's header
     return live_result(result, since_id)
 
@@ -344,5 +348,6 @@ async def status(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any]:
     return result
 
 
-# Declared in a module of their own; importing it registers them with the rest.
-from . import memory_commands  # noqa: E402, F401
+# Declared in modules of their own; importing them registers them with the rest.
+# compactSession, uncompactSession, pinMessage; remember, listMemories, forget
+from . import compaction_commands, memory_commands  # noqa: E402, F401

@@ -10,10 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine import AskResult, EngineStatus, Usage
+from ..engine.asking import NextPrompt
 from ..engine.forks import ForkInfo, Lineage
+from ..engine.history import Summary, active_summary, summaries_of
 from ..engine.projects import ProjectIdentity
 from ..memory import Message, Session, SessionInfo
 from ..memory.limits import clip_title
+from ..memory.models import SessionMeta
 from ..memory.search_index import Hit
 
 
@@ -101,10 +104,60 @@ def fork_result(session: Session, lineage: Lineage) -> dict[str, Any]:
     }
 
 
+def summary_result(summary: Summary, meta: SessionMeta, active: bool | None = None) -> dict[str, Any]:
+    """A summary: ``{summaryId, covers: {fromMessageId, toMessageId}, summary, messageCount,
+    createdAt, model, instructions, active?}``."""
+    result: dict[str, Any] = {
+        "summaryId": summary.id,
+        "covers": {"fromMessageId": summary.from_id, "toMessageId": summary.to_id},
+        "summary": summary.text,
+        "messageCount": summary.covered,
+        "createdAt": summary.created_at,
+        "model": summary.model,
+        "instructions": summary.instructions,
+    }
+    if active is not None:
+        result["active"] = active
+    return result
+
+
+def summaries_result(session: Session) -> list[dict[str, Any]]:
+    """``getSession``'s ``summaries``, oldest first; ``active`` marks the one prompts use."""
+    found = active_summary(session.meta, session.messages)
+    used = found[0].id if found else None
+    return [summary_result(s, session.meta, s.id == used) for s in summaries_of(session.meta)]
+
+
+def next_ask_result(prompt: NextPrompt) -> dict[str, Any]:
+    """``getSession``'s ``nextAsk``: what the next ask sends before its question."""
+    return {
+        "tokens": prompt.tokens,
+        "contextWindow": prompt.context_window,
+        "limit": prompt.limit,
+        "historyBudget": prompt.history_budget,
+        "countedBy": prompt.counted_by,
+        "summarizedMessages": prompt.summarized,
+        "leftOutMessages": prompt.left_out,
+    }
+
+
 def session_result(
-    session: Session, *, active: bool, persisted: bool, forks: list[ForkInfo] | None = None
+    session: Session,
+    *,
+    active: bool,
+    persisted: bool,
+    forks: list[ForkInfo] | None = None,
+    next_ask: NextPrompt | None = None,
 ) -> dict[str, Any]:
-    """``deskmate.getSession``'s result: the session's facts, lineage and messages."""
+    """``deskmate.getSession``'s result: the session's facts, lineage, messages, summaries, pins
+    and what the next ask will send."""
+    pinned = set(session.meta.pinned_messages)
+    messages = []
+    for m in session.messages:
+        entry = message_result(m)
+        if m.id in pinned:
+            entry["pinned"] = True
+        messages.append(entry)
     return {
         "sessionId": session.id or None,
         "title": session.title,
@@ -118,7 +171,13 @@ def session_result(
         "active": active,
         "persisted": persisted,
         "deletedAt": session.meta.deleted_at,
-        "messages": [message_result(m) for m in session.messages],
+        "messages": messages,
+        "pinnedMessages": [
+            i for i in session.meta.pinned_messages if any(m.id == i for m in session.messages)
+        ],
+        "summaries": summaries_result(session),
+        "nextAsk": next_ask_result(next_ask) if next_ask is not None else None,
+        "nextAskTokens": next_ask.tokens if next_ask is not None else None,
     }
 
 
@@ -135,6 +194,10 @@ def ask_result(result: AskResult, forked_from: Lineage | None = None) -> dict[st
         answer["usage"] = usage_result(result.usage)
     if result.redacted:
         answer["redacted"] = result.redacted.kinds()
+    if result.compacted is not None:
+        answer["compacted"] = summary_result(result.compacted.summary, SessionMeta())
+    if result.compaction_error is not None:
+        answer["compactionError"] = result.compaction_error
     return answer
 
 

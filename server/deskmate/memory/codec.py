@@ -75,11 +75,14 @@ def _checked(kind: str, wire: str, value: Any) -> Any:
         return [storable(item) for item in value]
     if kind == "object" and isinstance(value, dict):
         return value
+    if kind == "objects" and isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        return value
     expected = {
         "flag": "true or false",
         "text": "a string",
         "strings": "a list of strings",
         "object": "an object",
+        "objects": "a list of objects",
     }
     raise ValueError(f"{wire} must be {expected[kind]}, got {type(value).__name__}")
 

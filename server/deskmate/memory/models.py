@@ -156,7 +156,7 @@ def _check_context(context: Any, *, nested: bool = False) -> None:
             raise ValueError("message context.range must be an LSP range")
 
 
-MetaKind = Literal["flag", "text", "strings", "object"]
+MetaKind = Literal["flag", "text", "strings", "object", "objects"]
 
 
 def meta_field(wire: str, kind: MetaKind, default: Any = None, *, factory: Any = None) -> Any:
@@ -189,11 +189,23 @@ class SessionMeta:
     purging_at: str | None = meta_field("purgingAt", "text", None)
     # The project it belongs to (engine/projects.py): how a moved, renamed or cloned folder finds it.
     project: str | None = meta_field("project", "text", None)
+    # Ids of the messages the user pinned: always sent to the model, never summarized away.
+    pinned_messages: list[str] = meta_field("pinnedMessages", "strings", factory=list)
+    # Summaries of earlier turns (engine/compaction.py): {id, from, to, text, ...} each. A record
+    # beside the messages, which stay as they were: dropping one is the undo.
+    summaries: list[dict[str, Any]] = meta_field("summaries", "objects", factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def copy(self) -> SessionMeta:
         forked_from = dict(self.forked_from) if self.forked_from is not None else None
-        return replace(self, tags=list(self.tags), forked_from=forked_from, extra=dict(self.extra))
+        return replace(
+            self,
+            tags=list(self.tags),
+            forked_from=forked_from,
+            pinned_messages=list(self.pinned_messages),
+            summaries=[dict(summary) for summary in self.summaries],
+            extra=dict(self.extra),
+        )
 
 
 @dataclass

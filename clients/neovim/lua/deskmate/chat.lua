@@ -20,12 +20,16 @@ local group = vim.api.nvim_create_augroup("deskmate.chat", { clear = true })
 ---@field messages deskmate.ChatMessage[] the messages shown, in order, with where each starts
 ---@field forked_from { sessionId: string, messageId: string }? where this session was forked from
 ---@field fork_count integer forks made from this session
+---@field summary table? the summary prompts use (a getSession summary), shown folded at the top
+---@field summary_end integer? last line of the summary block
+---@field next_tokens integer? tokens the next ask sends before its question
 
 ---@class deskmate.ChatMessage
 ---@field id string? nil for a turn streamed since the last load (the daemon knows its id)
 ---@field role string
 ---@field content string
 ---@field line integer 0-based line of its heading
+---@field pinned boolean? always sent to the model, never summarized
 
 ---@type table<string, deskmate.Chat>
 local chats = {}
@@ -92,10 +96,44 @@ local function winbar(chat)
     local forks = ("%d fork%s"):format(chat.fork_count, chat.fork_count == 1 and "" or "s")
     table.insert(parts, "%#DeskmateLineage#" .. forks .. "%*")
   end
+  if chat.summary then
+    local summarized = ("%d summarized"):format(chat.summary.messageCount or 0)
+    table.insert(parts, "%#DeskmateLineage#" .. summarized .. "%*")
+  end
+  if chat.next_tokens then
+    table.insert(parts, "%#DeskmateLineage#" .. ("%d tokens next"):format(chat.next_tokens) .. "%*")
+  end
   if chat.status ~= "" then
     table.insert(parts, "%#DeskmateStatus#" .. chat.status:gsub("%%", "%%%%") .. "%*")
   end
   return " " .. table.concat(parts, " · ")
+end
+
+-- The summary block at the top of the history, closed in a fold (zo opens it).
+local function fold_summary(chat)
+  for _, win in ipairs(vim.fn.win_findbuf(chat.buf)) do
+    vim.api.nvim_win_call(win, function()
+      vim.wo[win][0].foldmethod = "manual"
+      vim.cmd("silent! normal! zE")
+      if chat.summary_end then
+        vim.wo[win][0].foldenable = true
+        vim.cmd(("silent! 1,%dfold"):format(chat.summary_end))
+      end
+    end)
+  end
+end
+
+local function summary_lines(summary)
+  local lines = {
+    ("## Summary of %d earlier messages"):format(summary.messageCount or 0),
+    "",
+  }
+  vim.list_extend(lines, split(summary.summary))
+  vim.list_extend(lines, {
+    "",
+    "*(sent to the model in place of the messages it covers, which stay below; :Deskmate uncompact undoes it)*",
+  })
+  return lines
 end
 
 local function refresh_winbar(chat)
@@ -167,7 +205,7 @@ local function failed_line(reason)
 end
 
 local function message_lines(message, root)
-  local lines = { heading(message.role), "" }
+  local lines = { heading(message.role) .. (message.pinned and " · pinned" or ""), "" }
   vim.list_extend(lines, split(message.content))
   local note = message.role == "user" and type(message.context) == "table"
     and require("deskmate.context").note(message.context, nil, root)
@@ -367,19 +405,38 @@ function M.render(root, session)
   chat.fork_count = type(session.forks) == "table" and #session.forks or 0
   chat.answer_mark = nil
   chat.messages = {}
+  chat.summary, chat.summary_end = nil, nil
+  for _, summary in ipairs(type(session.summaries) == "table" and session.summaries or {}) do
+    if summary.active then
+      chat.summary = summary
+    end
+  end
+  local next_ask = session.nextAskTokens
+  chat.next_tokens = type(next_ask) == "number" and next_ask or nil
   local lines = {}
+  if chat.summary then
+    lines = summary_lines(chat.summary)
+    chat.summary_end = #lines
+  end
   for _, message in ipairs(session.messages or {}) do
     if message.role == "user" or message.role == "assistant" then
       if #lines > 0 then
         vim.list_extend(lines, { "", "" })
       end
-      table.insert(chat.messages, { id = message.id, role = message.role, content = message.content, line = #lines })
+      table.insert(chat.messages, {
+        id = message.id,
+        role = message.role,
+        content = message.content,
+        line = #lines,
+        pinned = message.pinned == true,
+      })
       vim.list_extend(lines, message_lines(message, root))
     end
   end
   edit(chat.buf, function()
     vim.api.nvim_buf_set_lines(chat.buf, 0, -1, false, lines)
   end)
+  fold_summary(chat)
   show_hint(chat)
   scroll_to_end(vim.fn.win_findbuf(chat.buf), chat.buf)
   refresh_winbar(chat)
@@ -609,6 +666,7 @@ function M.open(root, focus)
       vim.wo[win][0][option] = value
     end
     vim.wo[win][0].winbar = winbar(chat)
+    fold_summary(chat)
     local input_win = vim.api.nvim_open_win(chat.input, false, {
       split = "below",
       win = win,

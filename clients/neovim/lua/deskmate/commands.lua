@@ -160,7 +160,8 @@ M.subcommands = {
     end,
   },
   pin = {
-    help = "pin: pin the session to the top of every listing; ! unpins it",
+    help = "pin: in the chat, pin the message under the cursor (always sent, never summarized); "
+      .. "elsewhere, pin the session to the top of every listing; ! unpins",
     run = function(_, opts)
       deskmate().pin(not opts.bang)
     end,
@@ -183,6 +184,18 @@ M.subcommands = {
       deskmate().forget(args ~= "" and args or nil)
     end,
     complete = memory_ids,
+  },
+  compact = {
+    help = "compact [instructions]: summarize the turns before the latest one (the messages stay)",
+    run = function(args)
+      deskmate().compact(args ~= "" and args or nil)
+    end,
+  },
+  uncompact = {
+    help = "uncompact: drop the session's summary; the next ask sends those messages again",
+    run = function()
+      deskmate().uncompact()
+    end,
   },
   export = {
     help = "export: the session as Markdown in a new buffer",

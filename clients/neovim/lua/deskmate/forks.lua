@@ -20,7 +20,7 @@ local notify_error = require("deskmate.notify").error
 --- streamed since the last load). `cb(target)`; nothing when there is none (the user is told).
 ---@param cb fun(target: deskmate.Target)
 ---@param fallback_last_answer boolean? outside the chat, take the chat's last answer
-local function target(cb, fallback_last_answer)
+function M.target(cb, fallback_last_answer)
   local buf = vim.api.nvim_get_current_buf()
   local root = vim.b[buf].deskmate_root or workspace.root(0)
   local view = chat.find(root)
@@ -67,7 +67,7 @@ end
 ---@param title string?
 ---@param cb fun(err: table?, result: table?)?
 function M.fork(title, cb)
-  target(function(t)
+  M.target(function(t)
     local args = { sessionId = t.session_id, messageId = t.message.id, workspaceUri = workspace.uri(t.root) }
     if title and title ~= "" then
       args.title = title
@@ -91,7 +91,7 @@ end
 --- fork; outside the chat, the chat's last answer is retried.
 ---@param cb fun(err: table?, result: table?)?
 function M.retry(cb)
-  target(function(t)
+  M.target(function(t)
     local index = t.index
     local view = chat.find(t.root)
     while index > 1 and view.messages[index].role ~= "user" do
@@ -114,7 +114,7 @@ end
 --- text in a fork and closes the buffer.
 ---@param cb fun(err: table?, result: table?)? called after the resent question is answered
 function M.edit(cb)
-  target(function(t)
+  M.target(function(t)
     if t.message.role ~= "user" then
       return notify_error("deskmate: put the cursor on one of your questions to edit it (:Deskmate retry asks again).")
     end

@@ -196,9 +196,23 @@ function M.tag(words)
   require("deskmate.find").tag(root(), words)
 end
 
+--- In the chat, pins the message under the cursor; elsewhere, the session.
 ---@param pinned boolean
 function M.pin(pinned)
+  local compaction = require("deskmate.compaction")
+  if compaction.in_chat(root()) then
+    return compaction.pin_message(pinned)
+  end
   require("deskmate.find").pin(root(), pinned)
+end
+
+---@param instructions string?
+function M.compact(instructions)
+  require("deskmate.compaction").compact(root(), instructions)
+end
+
+function M.uncompact()
+  require("deskmate.compaction").uncompact(root())
 end
 
 function M.export()

@@ -1,7 +1,7 @@
 // The chat view's page. It only shows what the extension sends and posts back
 // what the user does; the extension talks to the daemon.
 
-import type { ChatEntry, ContextChip, DaemonState, FromWebview, SessionChoice, ToWebview } from '../messages';
+import type { ChatEntry, ContextChip, DaemonState, FromWebview, SessionChoice, SummaryBanner, ToWebview } from '../messages';
 import { codeOf, renderMarkdown } from './markdown';
 
 interface VsCodeApi {
@@ -30,6 +30,11 @@ const chipsBox = $<HTMLElement>('context-chips');
 const modelButton = $<HTMLButtonElement>('model');
 const addContextButton = $<HTMLButtonElement>('add-context');
 const suggestionsBox = $<HTMLUListElement>('file-suggestions');
+const summaryBanner = $<HTMLElement>('summary-banner');
+const summaryText = $<HTMLElement>('summary-text');
+const summaryShow = $<HTMLButtonElement>('summary-show');
+const summaryUndo = $<HTMLButtonElement>('summary-undo');
+const summaryBody = $<HTMLElement>('summary-body');
 
 /** The answer being streamed: its text so far and the element it renders into. */
 interface Streaming {
@@ -45,6 +50,7 @@ let sessions: SessionChoice[] = [];
 let stored = true;
 let streaming: Streaming | undefined;
 let daemonState: DaemonState = 'starting';
+let summary: SummaryBanner | null = null;
 
 // Streamed text is re-rendered at most this often: Markdown must be parsed
 // whole (a fence opened early changes everything after it).
@@ -60,12 +66,20 @@ function keepScrolled(wasNearBottom: boolean): void {
   if (wasNearBottom) transcript.scrollTop = transcript.scrollHeight;
 }
 
-function entryElement(role: ChatEntry['role']): { entry: HTMLElement; body: HTMLElement } {
+function entryElement(role: ChatEntry['role'], pinned = false): { entry: HTMLElement; body: HTMLElement } {
   const entry = document.createElement('article');
   entry.className = `message ${role}`;
   const who = document.createElement('div');
   who.className = 'message-role';
   who.textContent = role === 'user' ? 'You' : 'deskmate';
+  if (pinned) {
+    entry.classList.add('pinned');
+    const mark = document.createElement('span');
+    mark.className = 'pin-mark';
+    mark.textContent = ' · pinned';
+    mark.title = 'Always sent to the model, never summarized';
+    who.append(mark);
+  }
   const body = document.createElement('div');
   body.className = 'message-body';
   entry.append(who, body);
@@ -130,6 +144,9 @@ function addActions(entry: HTMLElement, item: ChatEntry): void {
   bar.append(
     actionButton('copy', 'Copy', 'Copy this message'),
     actionButton('fork', 'Fork from here', 'A new session holding the conversation up to this message'),
+    item.pinned
+      ? actionButton('unpin', 'Unpin', 'Stop sending this message with every question')
+      : actionButton('pin', 'Pin', 'Always send this message to the model; it is never summarized'),
     item.role === 'user'
       ? actionButton('edit', 'Edit', 'Edit this question and resend it in a fork')
       : actionButton('retry', 'Retry', 'Ask this question again in a fork; this answer is kept'),
@@ -155,7 +172,7 @@ function contextLine(labels: string[] | undefined): HTMLElement | undefined {
 }
 
 function appendEntry(item: ChatEntry): HTMLElement {
-  const { entry, body } = entryElement(item.role);
+  const { entry, body } = entryElement(item.role, item.pinned);
   fillBody(body, item.role, item.content);
   const used = contextLine(item.context);
   if (used) entry.append(used);
@@ -232,6 +249,26 @@ function showLineage(message: Extract<ToWebview, { type: 'session' }>): void {
     lineageBox.title = '';
   }
   lineageBox.hidden = !from && !forkNote;
+}
+
+// ---- the summary sent in place of earlier messages --------------------------------
+
+/** "N earlier messages summarized — Show / Undo"; the messages it covers stay, marked. */
+function showSummary(banner: SummaryBanner | null | undefined): void {
+  summary = banner ?? null;
+  summaryBanner.hidden = summary === null;
+  summaryBody.hidden = true;
+  summaryShow.textContent = 'Show';
+  summaryShow.setAttribute('aria-expanded', 'false');
+  if (!summary) return;
+  const count = summary.messageCount;
+  summaryText.textContent = `${count} earlier ${count === 1 ? 'message' : 'messages'} summarized — `;
+  summaryBody.replaceChildren(renderMarkdown(summary.text));
+  let covered = true;
+  for (const entry of Array.from(transcript.querySelectorAll<HTMLElement>(':scope > .message'))) {
+    if (covered) entry.classList.add('summarized');
+    if (entry.dataset.id === summary.toMessageId) covered = false;
+  }
 }
 
 function showEmpty(): void {
@@ -348,6 +385,11 @@ function showSession(message: Extract<ToWebview, { type: 'session' }>): void {
   transcript.replaceChildren();
   for (const entry of message.entries) appendEntry(entry);
   if (message.entries.length === 0) showEmpty();
+  showSummary(message.summary);
+  sessionSelect.title =
+    typeof message.nextAskTokens === 'number'
+      ? `Switch session (the next question sends ${message.nextAskTokens} tokens of system prompt, summary and history)`
+      : 'Switch session';
   transcript.scrollTop = keep && !wasNearBottom ? scrolledTo : transcript.scrollHeight;
   setBusy(false);
 }
@@ -520,8 +562,21 @@ function messageAction(button: HTMLButtonElement): void {
     case 'retry':
       if (!streaming) post({ type: 'retry', messageId: id });
       break;
+    case 'pin':
+    case 'unpin':
+      post({ type: 'pin', messageId: id, pinned: button.dataset.messageAction === 'pin' });
+      break;
   }
 }
+
+summaryShow.addEventListener('click', () => {
+  summaryBody.hidden = !summaryBody.hidden;
+  summaryShow.textContent = summaryBody.hidden ? 'Show' : 'Hide';
+  summaryShow.setAttribute('aria-expanded', String(!summaryBody.hidden));
+});
+summaryUndo.addEventListener('click', () => {
+  if (summary && !streaming) post({ type: 'uncompact', summaryId: summary.summaryId });
+});
 
 lineageSource.addEventListener('click', () => {
   const source = lineageSource.dataset.sessionId;

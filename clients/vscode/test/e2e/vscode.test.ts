@@ -657,6 +657,32 @@ describe('the extension in a real VS Code (code-server)', () => {
       'the new title in the chat view',
     );
   });
+  step('Pin a message, "Summarize Earlier Messages…": the banner shows the summary, Undo drops it', async () => {
+    await chat().locator('#new-session').click();
+    await eventually(async () => (await chat().locator('#transcript').innerText()).includes('No messages yet'), 'an empty session');
+    await ask('RULE: tabs, never spaces');
+    await waitForAnswer('You asked: RULE: tabs, never spaces.');
+    await chat().locator('.message.user').first().locator('button[data-message-action="pin"]').click();
+    await eventually(async () => (await chat().locator('.message.user.pinned').count()) === 1, 'the question pinned');
+    await ask('second question');
+    await waitForAnswer('You asked: second question.');
+    await ask('third question');
+    await waitForAnswer('You asked: third question.');
+    await runCommand('deskmate: Summarize Earlier Messages…');
+    const input = page.locator('.quick-input-widget input');
+    await eventually(async () => (await page.locator('.quick-input-widget').innerText()).includes('What should it keep'), 'the instructions box');
+    await input.fill('keep the rules');
+    await input.press('Enter');
+    await eventually(async () => await chat().locator('#summary-banner').isVisible(), 'the summary banner', 30_000);
+    assert.match(await chat().locator('#summary-banner').innerText(), /4 earlier messages summarized/);
+    await chat().locator('#summary-show').click();
+    assert.match(await chat().locator('#summary-body').innerText(), /Summary of 3 messages: second question/);
+    assert.equal((await messages()).length, 6, 'every message still shown');
+    assert.equal(await chat().locator('.message.summarized').count(), 4);
+    await chat().locator('#summary-undo').click();
+    await eventually(async () => await chat().locator('#summary-banner').isHidden(), 'the banner gone after Undo');
+    assert.equal(await chat().locator('.message.summarized').count(), 0);
+  });
 
   step('the Memory view: a memory added there and AGENTS.md go with every question; forgetting removes it', async () => {
     writeFileSync(join(workspace, 'AGENTS.md'), 'Answer like a pirate.\n');

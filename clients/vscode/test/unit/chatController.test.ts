@@ -3,7 +3,7 @@ import { beforeEach, describe, it } from 'node:test';
 import { type AskOrigin, ChatController, type ChatHost, type DaemonPort } from '../../src/chatController';
 import { DeskmateError } from '../../src/errors';
 import type { DaemonState, ToWebview } from '../../src/messages';
-import type { SessionSummary, StoredMessage } from '../../src/protocol';
+import type { SessionSummary, StoredMessage, Summary } from '../../src/protocol';
 
 const FOLDER = 'file:///work/project';
 
@@ -16,6 +16,8 @@ class FakeDaemon implements DaemonPort {
   sessionId: string | null = 'project-1234abcd';
   forkedFrom: { sessionId: string; messageId: string } | null = null;
   forks: { sessionId: string; messageId: string; title: string }[] = [];
+  summaries: Summary[] = [];
+  nextAskTokens: number | null = null;
   /** Set by a test to control deskmate.ask. */
   onAsk: (args: Record<string, unknown>) => Promise<unknown> = async (args) => ({
     sessionId: this.sessionId,
@@ -44,8 +46,14 @@ class FakeDaemon implements DaemonPort {
           ...(since === undefined ? {} : { sinceMessageId: since, reset: at < 0 }),
           forkedFrom: this.forkedFrom,
           forks: this.forks,
+          summaries: this.summaries,
+          nextAskTokens: this.nextAskTokens,
         } as T;
       }
+      case 'deskmate.pinMessage':
+        return { sessionId: record.sessionId, messageId: record.messageId, pinned: record.pinned } as T;
+      case 'deskmate.compactSession':
+        return { sessionId: this.sessionId, ...this.summaries[0] } as T;
       case 'deskmate.forkSession':
         return {
           sessionId: 'fork-1',
@@ -339,6 +347,8 @@ describe('ChatController', () => {
       stored: true,
       forkedFrom: null,
       forkCount: 0,
+      summary: null,
+      nextAskTokens: null,
     });
     assert.deepEqual(daemon.calls.map((c) => c.args), [{ workspaceUri: FOLDER }, { workspaceUri: FOLDER }]);
   });
@@ -682,5 +692,60 @@ describe('ChatController', () => {
     const before = daemon.calls.length;
     await controller.pickModel();
     assert.equal(daemon.calls.slice(before).some((c) => c.command === 'deskmate.setModel'), false);
+  });
+
+  describe('summaries and pins', () => {
+    const summary: Summary = {
+      summaryId: 's1',
+      covers: { fromMessageId: 'q1', toMessageId: 'a1' },
+      summary: 'The user wants tabs.',
+      messageCount: 2,
+      createdAt: 't',
+      model: 'm',
+      instructions: null,
+      active: true,
+    };
+
+    beforeEach(() => {
+      daemon.messages = [
+        { id: 'q1', role: 'user', content: 'first', timestamp: 't', pinned: true },
+        { id: 'a1', role: 'assistant', content: 'one', timestamp: 't' },
+        { id: 'q2', role: 'user', content: 'second', timestamp: 't' },
+        { id: 'a2', role: 'assistant', content: 'two', timestamp: 't' },
+      ];
+    });
+
+    it('the view gets the summary in use for its banner, pinned messages marked, and the next ask\'s tokens', async () => {
+      daemon.summaries = [{ ...summary, summaryId: 's0', active: false }, summary];
+      daemon.nextAskTokens = 321;
+      await controller.refresh();
+      const shown = host.last('session');
+      assert.deepEqual(shown?.summary, { summaryId: 's1', messageCount: 2, text: 'The user wants tabs.', toMessageId: 'a1' });
+      assert.equal(shown?.nextAskTokens, 321);
+      assert.deepEqual(shown?.entries[0], { id: 'q1', role: 'user', content: 'first', pinned: true });
+    });
+
+    it('Undo in the banner drops the summary of the shown session, Pin pins a message; both refresh', async () => {
+      await controller.refresh();
+      daemon.calls = [];
+      await controller.handle({ type: 'uncompact', summaryId: 's1' });
+      await controller.handle({ type: 'pin', messageId: 'q2', pinned: true });
+      const actions = daemon.calls.filter((c) => !['deskmate.getSession', 'deskmate.listSessions'].includes(c.command));
+      assert.deepEqual(actions, [
+        { command: 'deskmate.uncompactSession', args: { sessionId: 'project-1234abcd', summaryId: 's1' } },
+        { command: 'deskmate.pinMessage', args: { sessionId: 'project-1234abcd', messageId: 'q2', pinned: true } },
+      ]);
+      assert.equal(daemon.commands().filter((c) => c === 'deskmate.getSession').length, 2);
+    });
+
+    it('compacting sends the instructions for the shown session and refreshes', async () => {
+      daemon.summaries = [summary];
+      await controller.refresh();
+      const done = await controller.compactSession('keep the rules');
+      assert.equal(done.messageCount, 2);
+      const call = daemon.calls.find((c) => c.command === 'deskmate.compactSession');
+      assert.deepEqual(call?.args, { workspaceUri: FOLDER, sessionId: 'project-1234abcd', instructions: 'keep the rules' });
+      assert.equal(daemon.commands().at(-1), 'deskmate.listSessions');
+    });
   });
 });

@@ -384,8 +384,8 @@ describe('chat page in Chromium', () => {
     assert.equal(await page.locator('#lineage').isVisible(), true);
     assert.match(await text('#lineage'), /2 forks made from this session/);
     const answer = page.locator('.message.assistant').first();
-    assert.deepEqual(await answer.locator('.message-action').allInnerTexts(), ['Copy', 'Fork from here', 'Retry']);
-    assert.deepEqual(await page.locator('.message.user').first().locator('.message-action').allInnerTexts(), ['Copy', 'Fork from here', 'Edit']);
+    assert.deepEqual(await answer.locator('.message-action').allInnerTexts(), ['Copy', 'Fork from here', 'Pin', 'Retry']);
+    assert.deepEqual(await page.locator('.message.user').first().locator('.message-action').allInnerTexts(), ['Copy', 'Fork from here', 'Pin', 'Edit']);
 
     await answer.locator('button[data-message-action="copy"]').click();
     assert.deepEqual(await lastPosted(), { type: 'copy', text: 'one' });
@@ -533,6 +533,38 @@ describe('chat page in Chromium', () => {
     assert.equal(await text('#model'), 'qwen2.5-coder-7b');
     await page.click('#model');
     assert.deepEqual(await lastPosted(), { type: 'pickModel' });
+  });
+
+  it('a summary shows as a banner "N earlier messages summarized — Show / Undo"; messages can be pinned', async () => {
+    await send({ type: 'status', state: 'running' });
+    const entries = [
+      { id: 'q1', role: 'user' as const, content: 'RULE: tabs', pinned: true },
+      { id: 'a1', role: 'assistant' as const, content: 'one' },
+      { id: 'q2', role: 'user' as const, content: 'second' },
+      { id: 'a2', role: 'assistant' as const, content: 'two' },
+    ];
+    const summary = { summaryId: 's1', messageCount: 2, text: 'The user wants **tabs**.', toMessageId: 'a1' };
+    await send({ type: 'session', sessionId: 'proj-1', title: 'Why is the build slow', entries, sessions: SESSIONS, stored: true, summary, nextAskTokens: 120 });
+    assert.equal(await page.locator('#summary-banner').isVisible(), true);
+    assert.match(await text('#summary-banner'), /2 earlier messages summarized — Show\s*Undo/);
+    assert.equal(await page.locator('#summary-body').isHidden(), true);
+    await page.click('#summary-show');
+    assert.equal(await text('#summary-body'), 'The user wants tabs.');
+    assert.equal(await page.locator('#summary-body strong').innerText(), 'tabs');
+    assert.equal(await page.locator('#summary-show').getAttribute('aria-expanded'), 'true');
+    // The messages it covers stay, marked; the pinned one says so and offers Unpin.
+    assert.deepEqual(await page.locator('.message .message-body').allInnerTexts(), ['RULE: tabs', 'one', 'second', 'two']);
+    assert.equal(await page.locator('.message.summarized').count(), 2);
+    assert.match(await page.locator('.message.user').first().locator('.message-role').innerText(), /pinned/);
+    await page.locator('.message.user').first().locator('button[data-message-action="unpin"]').click();
+    assert.deepEqual(await lastPosted(), { type: 'pin', messageId: 'q1', pinned: false });
+    await page.locator('.message.user').nth(1).locator('button[data-message-action="pin"]').click();
+    assert.deepEqual(await lastPosted(), { type: 'pin', messageId: 'q2', pinned: true });
+    await page.click('#summary-undo');
+    assert.deepEqual(await lastPosted(), { type: 'uncompact', summaryId: 's1' });
+    await send({ type: 'session', sessionId: 'proj-1', title: 'Why is the build slow', entries, sessions: SESSIONS, stored: true, summary: null });
+    assert.equal(await page.locator('#summary-banner').isHidden(), true);
+    assert.equal(await page.locator('.message.summarized').count(), 0);
   });
 
   it("uses VS Code's theme colours", async () => {
