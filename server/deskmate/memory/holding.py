@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .backend import MemoryBackend, MetaChange
 from .errors import StorageFull
 from .models import Message, Session, SessionInfo
-from .watching import SessionWatch
+from .passing import PassesThrough
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class _Held:
     workspace_uri: str | None
 
 
-class HoldingBackend:
+class HoldingBackend(PassesThrough):
     """Wraps ``inner``; appends that fail on a full disk wait in memory and are retried."""
 
     def __init__(
@@ -162,29 +162,6 @@ class HoldingBackend:
             info.message_count += len(entry.messages)
             info.updated_at = entry.messages[-1].timestamp
         return sorted(by_id.values(), key=lambda info: info.updated_at, reverse=True)
-
-    # Memories are asked for one at a time: a full disk fails the request, saying so, and
-    # nothing is held (the user still has the text they typed).
-    async def load_memories(self, project: str) -> list[Message]:
-        return await self.inner.load_memories(project)
-
-    async def memory_projects(self) -> list[str]:
-        return await self.inner.memory_projects()
-
-    async def add_memory(self, project: str, memory: Message) -> None:
-        await self.inner.add_memory(project, memory)
-
-    async def delete_memory(self, project: str, memory_id: str) -> bool:
-        return await self.inner.delete_memory(project, memory_id)
-
-    def watch(self) -> SessionWatch:
-        return self.inner.watch()
-
-    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
-        return await self.inner.claim_answer(session_id, holder, seconds)
-
-    async def release_answer(self, session_id: str, holder: str) -> None:
-        await self.inner.release_answer(session_id, holder)
 
     async def close(self) -> None:
         if self._retry_task is not None:

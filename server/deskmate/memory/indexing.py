@@ -29,8 +29,8 @@ from typing import Any
 from .backend import MemoryBackend, MetaChange
 from .errors import StorageError
 from .models import Message, Session, SessionInfo
+from .passing import PassesThrough
 from .search_index import Filters, Hit, ListQuery, SearchIndex, drop_index_files
-from .watching import SessionWatch
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ BATCH_MESSAGES = 5000  # a catch-up indexes about this many messages per transac
 Progress = Callable[[int, int], None]  # (sessions done, sessions to index)
 
 
-class IndexedBackend:
+class IndexedBackend(PassesThrough):
     """Wraps ``inner``; keeps the index at ``index_path`` in step with it."""
 
     def __init__(
@@ -126,28 +126,6 @@ class IndexedBackend:
         deleted = await self.inner.delete(session_id)
         self._later(session_id, "remove", session_id)
         return deleted
-
-    # Memories are not sessions: never indexed, never found by a search.
-    async def load_memories(self, project: str) -> list[Message]:
-        return await self.inner.load_memories(project)
-
-    async def memory_projects(self) -> list[str]:
-        return await self.inner.memory_projects()
-
-    async def add_memory(self, project: str, memory: Message) -> None:
-        await self.inner.add_memory(project, memory)
-
-    async def delete_memory(self, project: str, memory_id: str) -> bool:
-        return await self.inner.delete_memory(project, memory_id)
-
-    def watch(self) -> SessionWatch:
-        return self.inner.watch()
-
-    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
-        return await self.inner.claim_answer(session_id, holder, seconds)
-
-    async def release_answer(self, session_id: str, holder: str) -> None:
-        await self.inner.release_answer(session_id, holder)
 
     async def close(self) -> None:
         self._closed = True

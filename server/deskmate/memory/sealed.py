@@ -31,9 +31,9 @@ from .backend import MemoryBackend, MetaChange
 from .codec import UnknownEncoding, decode_meta, encode_meta
 from .limits import MAX_TITLE_LENGTH, clip_title
 from .models import Message, Session, SessionInfo, SessionMeta
+from .passing import PassesThrough
 from .patches import MetaPatch
 from .sealing import is_sealed, open_text, seal_text, sealed_key_id
-from .watching import SessionWatch
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _short(title: str) -> str:
     return data[: _SEALED_TITLE_BYTES - 3].decode(errors="ignore") + "…"
 
 
-class SealedLabels:
+class SealedLabels(PassesThrough):
     """Wraps ``inner``: seals labels written while ``seal`` is true; opens sealed labels read."""
 
     def __init__(self, inner: MemoryBackend, *, seal: bool) -> None:
@@ -192,29 +192,6 @@ class SealedLabels:
                 log.warning("Session %s is listed without its title: %s", info.id, exc)
                 infos.append(self._locked_info(info, exc))
         return infos
-
-    # A memory is a message record: the codec seals it as it does every turn (nothing in the clear).
-    async def load_memories(self, project: str) -> list[Message]:
-        return await self.inner.load_memories(project)
-
-    async def memory_projects(self) -> list[str]:
-        return await self.inner.memory_projects()
-
-    async def add_memory(self, project: str, memory: Message) -> None:
-        await self.inner.add_memory(project, memory)
-
-    async def delete_memory(self, project: str, memory_id: str) -> bool:
-        return await self.inner.delete_memory(project, memory_id)
-
-    def watch(self) -> SessionWatch:
-        # Summaries come as stored (labels sealed): a watch compares them, never shows them.
-        return self.inner.watch()
-
-    async def claim_answer(self, session_id: str, holder: str, seconds: float) -> bool:
-        return await self.inner.claim_answer(session_id, holder, seconds)
-
-    async def release_answer(self, session_id: str, holder: str) -> None:
-        await self.inner.release_answer(session_id, holder)
 
     async def close(self) -> None:
         await self.inner.close()
