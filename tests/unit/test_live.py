@@ -99,3 +99,20 @@ async def test_a_delete_is_reported_to_other_windows_not_back_to_the_one_that_as
             break
         await asyncio.sleep(0.01)
     assert [change.change for change in seen] == ["appended", "deleted"]
+
+
+def test_a_session_created_empty_is_reported_with_its_first_turn():
+    """S3 writes a new session's manifest before its first turn: a poll between the two must
+    not report an empty "updated" session, but the append that follows."""
+    from deskmate.memory.models import SessionInfo
+    from deskmate.memory.watching import _seen, classify
+
+    empty = _seen(SessionInfo(id="s", created_at="2026-12-06T00:00:00Z", updated_at="2026-12-06T00:00:00Z"))
+    turn = _seen(
+        SessionInfo(
+            id="s", created_at="2026-12-06T00:00:00Z", updated_at="2026-12-06T00:00:01Z", message_count=2
+        )
+    )
+    assert classify(None, empty) is None
+    assert classify(empty, turn) == "appended"
+    assert classify(None, turn) == "appended"

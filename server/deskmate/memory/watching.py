@@ -4,7 +4,8 @@ Every store tells it in its own way (``nudges``: the ids that may have changed) 
 what a session looks like now (``read``: its summary, None when there is none); the rules
 of what counts as a change live here once, so they cannot drift between stores:
 
-- ``appended``: the session has more messages than when last seen (or was created);
+- ``appended``: the session has more messages than when last seen (or was created with some;
+  one created empty is reported with its first turn);
 - ``updated``: its title, metadata record (tags, pin, trash...), times or history changed
   otherwise (a rename, a save over it, fewer messages);
 - ``deleted``: it is gone.
@@ -64,7 +65,9 @@ def classify(before: tuple | None, after: tuple | None) -> ChangeKind | None:
     if after is None:
         return "deleted"
     if before is None:
-        return "appended" if after[0] > 0 else "updated"
+        # Created empty (S3 writes a new session's manifest before its first turn; newSession):
+        # nothing to show yet, so its first turn is what is reported, as an append.
+        return "appended" if after[0] > 0 else None
     return "appended" if after[0] > before[0] else "updated"
 
 
