@@ -437,12 +437,11 @@ class RedisBackend:
         except (RedisError, OSError) as exc:
             raise self._failure(exc, f"append to session {session_id!r}") from None
 
-    async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
-        """Replace the whole session in one script run: readers see the old or the new one."""
-        meta_key, messages_key = self.keys_of(session.id)
-        messages = session.messages
-        updated_at = updated_at_of(messages, session.created_at)
-        args = [
+    def _whole_session_args(self, session: Session) -> list[Any]:
+        """The first ARGV of the save scripts: id, title, workspaceUri, createdAt, updatedAt,
+        score, ttl and the metadata record."""
+        updated_at = updated_at_of(session.messages, session.created_at)
+        return [
             session.id,
             storable(session.title),
             storable(session.workspace_uri or ""),
@@ -451,6 +450,14 @@ class RedisBackend:
             _score(updated_at),
             self.ttl or 0,
             dumps(encode_meta(session.meta)),
+        ]
+
+    async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
+        """Replace the whole session in one script run: readers see the old or the new one."""
+        meta_key, messages_key = self.keys_of(session.id)
+        messages = session.messages
+        args = [
+            *self._whole_session_args(session),
             -1 if expected_messages is None else expected_messages,
             *_encoded(messages),
         ]
@@ -474,16 +481,8 @@ class RedisBackend:
             await self.save(session)
             return
         meta_key, messages_key = self.keys_of(session.id)
-        updated_at = updated_at_of(messages, session.created_at)
         args = [
-            session.id,
-            storable(session.title),
-            storable(session.workspace_uri or ""),
-            storable(session.created_at),
-            storable(updated_at),
-            _score(updated_at),
-            self.ttl or 0,
-            dumps(encode_meta(session.meta)),
+            *self._whole_session_args(session),
             len(messages),
         ]
         keys = [meta_key, messages_key, self.index_key, self.keys_of(source_id)[1], self.changes_channel]

@@ -266,6 +266,18 @@ def _message_lines(messages: Sequence[Message], count_before: int) -> bytes:
     return b"".join(lines)
 
 
+def _read_whole(path: Path) -> bytes | None:
+    """The regular file's bytes, or None when there is no file."""
+    try:
+        fd, stat = _open_regular(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        return os.pread(fd, stat.st_size, 0)
+    finally:
+        os.close(fd)
+
+
 def _new_file(path: Path, header: dict[str, Any], messages: Sequence[Message]) -> None:
     """Write ``path`` whole: a header line, then ``messages`` counted from 1."""
     replace_atomically(path, _encode(header) + _message_lines(messages, 0))
@@ -899,14 +911,9 @@ class FileBackend:
     def _quarantine_and_restart(self, session_id: str, path: Path) -> Session | None:
         # Decide again under the lock: a writer may have replaced the file meanwhile.
         with self._locked(session_id):
-            try:
-                fd, stat = _open_regular(path, os.O_RDONLY)
-            except FileNotFoundError:
+            data = _read_whole(path)
+            if data is None:
                 return None
-            try:
-                data = os.pread(fd, stat.st_size, 0)
-            finally:
-                os.close(fd)
             try:
                 return parse_session(data, session_id)
             except CorruptSessionFile as exc:
@@ -1000,14 +1007,9 @@ class FileBackend:
 
     def _stored_count(self, session_id: str, path: Path) -> int | None:
         """How many messages the file holds now (None: no file); read whole, under the lock."""
-        try:
-            fd, stat = _open_regular(path, os.O_RDONLY)
-        except FileNotFoundError:
+        data = _read_whole(path)
+        if data is None:
             return None
-        try:
-            data = os.pread(fd, stat.st_size, 0)
-        finally:
-            os.close(fd)
         try:
             return len(parse_session(data, session_id).messages)
         except CorruptSessionFile as exc:
