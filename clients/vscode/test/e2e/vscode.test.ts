@@ -55,6 +55,21 @@ async function runCommand(title: string): Promise<void> {
   );
 }
 
+async function openFile(name: string): Promise<void> {
+  await runCommand('Go to File');
+  // The quick open turns from the palette into a file picker as this starts: fill it again
+  // until the picker's chosen row is the file (Enter on recently opened files picks another).
+  const input = page.locator('.quick-input-widget input');
+  const chosen = page.locator('.quick-input-list .monaco-list-row.focused').first();
+  await eventually(async () => {
+    if ((await input.inputValue()) !== name) await input.fill(name);
+    return (await chosen.innerText().catch(() => '')).includes(name);
+  }, `${name} chosen in Go to File`);
+  await page.keyboard.press('Enter');
+  // The window's title names the active editor.
+  await eventually(async () => (await page.title()).includes(name), `${name} the active editor`);
+}
+
 async function openWorkbench(): Promise<void> {
   await page.goto(`${url}/?folder=${encodeURIComponent(workspace)}`);
   await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
@@ -207,10 +222,7 @@ describe('the extension in a real VS Code (code-server)', () => {
   });
 
   step('Insert puts the code at the cursor of the open editor', async () => {
-    await runCommand('Go to File');
-    await page.keyboard.type('main.py');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'main.py' }).first().waitFor();
-    await page.keyboard.press('Enter');
+    await openFile('main.py');
     const lines = page.locator('.editor-instance .monaco-editor .view-lines').first();
     // The editor renders spaces as no-break spaces.
     const editorText = async () => (await lines.innerText()).replace(/\u00a0/g, ' ');
@@ -286,8 +298,9 @@ describe('the extension in a real VS Code (code-server)', () => {
   });
 
   step('a question typed in the chat carries the code in view as a removable chip; @ completes a workspace file', async () => {
-    // The export opened its Markdown: back to main.py, whose code in view goes along.
-    await page.locator('.tab', { hasText: 'main.py' }).first().click();
+    // The export opened its Markdown: back to main.py, whose code in view goes along. Through
+    // Go to File, not its tab: a reload does not always restore the tab row as it was.
+    await openFile('main.py');
     const editorChip = chat().locator('#context-chips .chip.editor');
     await eventually(async () => /^main\.py:1-\d+/.test(await editorChip.innerText().catch(() => '')), 'the editor chip');
     const prompt = chat().locator('#prompt');
@@ -787,10 +800,7 @@ describe('the extension in a real VS Code (code-server)', () => {
     await chat().locator('#new-session').click();
     await eventually(async () => (await chat().locator('#transcript').innerText()).includes('No messages yet'), 'an empty session');
     assert.equal(await chat().locator('#session-select option:checked').innerText(), 'New conversation');
-    await runCommand('Go to File');
-    await page.keyboard.type('main.py');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'main.py' }).first().waitFor();
-    await page.keyboard.press('Enter');
+    await openFile('main.py');
     await eventually(async () => /^main\.py:1-\d+/.test(await chat().locator('#context-chips .chip.editor').innerText().catch(() => '')), 'the editor chip');
     await ask('How do I read a file line by line in Python?');
     await waitForAnswer('numbers the lines');
