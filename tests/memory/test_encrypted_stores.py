@@ -214,6 +214,29 @@ async def test_plain_sessions_written_before_encryption_still_load(store_kind, n
         codec.set_writing(None)
 
 
+async def test_records_sealed_as_json_by_earlier_versions_still_load(store_kind, namespace, tmp_path, use_key):
+    # Before MessagePack went under the seal, records were sealed JSON: a history holds both.
+    use_key(new_key())
+    backend = open_store(store_kind, namespace, tmp_path, seal=True)
+    try:
+        written = []
+        for i, name in enumerate([sealing.AES, sealing.ZSTD_AES, sealing.AES_MP, sealing.ZSTD_AES_MP]):
+            codec.set_writing(sealing.ENCODINGS[name])
+            await backend.append("eras", conversation(10 + i), title="TITLEMARK")
+            written += conversation(10 + i)
+        codec.set_writing(None)
+        reader = open_store(store_kind, namespace, tmp_path, seal=True)
+        loaded = await reader.load("eras")
+        await reader.close()
+        assert [m.to_dict() for m in loaded.messages] == [m.to_dict() for m in written]
+        stored = STORES[store_kind].stored_bytes(namespace, tmp_path)
+        for name in [sealing.AES, sealing.ZSTD_AES, sealing.AES_MP, sealing.ZSTD_AES_MP]:
+            assert f'"{name}"'.encode() in stored, f"a record tagged {name} is stored"
+    finally:
+        codec.set_writing(None)
+        await backend.close()
+
+
 async def test_the_outbox_keeps_turns_sealed_while_the_store_is_away(tmp_path, use_key):
     use_key(new_key())
     codec.set_writing(sealing.encoding_for(encrypt=True, compress=False))

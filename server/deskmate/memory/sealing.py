@@ -15,16 +15,22 @@ import binascii
 import functools
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from . import keys as key_source
-from .codec import MissingKey, RecordEncoding, UnreadableRecord, register_encoding
+from .codec import MissingKey, RecordEncoding, UnreadableRecord, pack_bytes, register_encoding
 from .errors import StorageError
 
 NONCE_BYTES = 12
 AES = "aesgcm"
 ZSTD = "zstd"
 ZSTD_AES = "zstd+aesgcm"
+# What encryption writes now: the record as MessagePack, not JSON, under the seal. Decoding it
+# is several times faster (no escapes to undo), so an encrypted load costs little more than a
+# plain one; the JSON ones above stay readable.
+AES_MP = "mp+aesgcm"
+ZSTD_AES_MP = "mp+zstd+aesgcm"
 COMPRESS_ABOVE = 256  # bytes of JSON: a smaller record gains less than zstd's frame costs
 
 _b64encode = base64.b64encode
@@ -101,14 +107,17 @@ def seal_bytes(data: bytes, aad: bytes) -> tuple[str, str]:
 
 
 def open_bytes(kid: Any, sealed: Any, aad: bytes) -> bytes:
-    key = _opening_key(kid)
+    return _open_with(_aesgcm(_opening_key(kid)), kid, sealed, aad)
+
+
+def _open_with(cipher, kid: Any, sealed: Any, aad: bytes) -> bytes:
     try:
         raw = _b64decode(sealed)
     except (binascii.Error, ValueError):
         raise UnreadableRecord(f"a record sealed with key {str(kid)[:16]} is not base64") from None
     view = memoryview(raw)
     try:
-        return _aesgcm(key).decrypt(view[:NONCE_BYTES], view[NONCE_BYTES:], aad)
+        return cipher.decrypt(view[:NONCE_BYTES], view[NONCE_BYTES:], aad)
     except (_invalid_tag(), ValueError):
         raise UnreadableRecord(
             f"a record sealed with key {kid} does not open with that key: it was altered, cut short "
@@ -147,6 +156,23 @@ def _record(data: bytes) -> Any:
 
 def _aad(name: str, timestamp: Any) -> bytes:
     return f"deskmate-record-v1\x00{name}\x00{timestamp}".encode()
+
+
+def _sealed_opener(name: str, then: Callable[[bytes], bytes] | None = None):
+    """``RecordEncoding.opener`` for records sealed as ``name`` (``then`` applied to what opens):
+    the key and its cipher found once for a load's records, not once per record."""
+    prefix = _aad(name, "")
+
+    def opener(kid: Any) -> Callable[[Any, Any], bytes]:
+        cipher = _aesgcm(_opening_key(kid))
+
+        def open_one(data: Any, timestamp: Any) -> bytes:
+            opened = _open_with(cipher, kid, data, prefix + f"{timestamp}".encode())
+            return opened if then is None else then(opened)
+
+        return open_one
+
+    return opener
 
 
 def _encode_aes(record: dict[str, Any]) -> dict[str, Any]:
@@ -200,6 +226,48 @@ def _decode_zstd_aes(stored: dict[str, Any]) -> Any:
     return _record(_decompress(open_bytes(stored.get("kid"), stored.get("data"), aad)))
 
 
+def _encode_aes_mp(record: dict[str, Any]) -> dict[str, Any]:
+    kid, data = seal_bytes(pack_bytes(record), _aad(AES_MP, record.get("timestamp")))
+    return {"kid": kid, "data": data}
+
+
+def _open_aes_mp(stored: dict[str, Any]) -> bytes:
+    return open_bytes(stored.get("kid"), stored.get("data"), _aad(AES_MP, stored.get("timestamp")))
+
+
+def _encode_zstd_aes_mp(record: dict[str, Any]) -> dict[str, Any]:
+    data = pack_bytes(record)
+    if len(data) < COMPRESS_ABOVE:  # encrypted only, and tagged so
+        kid, sealed = seal_bytes(data, _aad(AES_MP, record.get("timestamp")))
+        return {"enc": AES_MP, "kid": kid, "data": sealed}
+    kid, sealed = seal_bytes(_compress(data), _aad(ZSTD_AES_MP, record.get("timestamp")))
+    return {"kid": kid, "data": sealed}
+
+
+def _open_zstd_aes_mp(stored: dict[str, Any]) -> bytes:
+    aad = _aad(ZSTD_AES_MP, stored.get("timestamp"))
+    return _decompress(open_bytes(stored.get("kid"), stored.get("data"), aad))
+
+
+def _unpacked(opener):
+    """``decode`` for a packed encoding: the opened MessagePack as the plain record."""
+
+    def decode(stored: dict[str, Any]) -> Any:
+        opened = opener(stored)
+        try:
+            return _unpack(opened)
+        except ValueError:  # msgspec's DecodeError is one
+            raise UnreadableRecord("an opened record is not MessagePack") from None
+
+    return decode
+
+
+def _unpack(data: bytes) -> Any:
+    import msgspec
+
+    return msgspec.msgpack.decode(data)
+
+
 def _open_aes(stored: dict[str, Any]) -> bytes:
     return open_bytes(stored.get("kid"), stored.get("data"), _aad(AES, stored.get("timestamp")))
 
@@ -218,9 +286,31 @@ def _open_zstd_aes(stored: dict[str, Any]) -> bytes:
 
 
 ENCODINGS = {
-    AES: RecordEncoding(AES, _encode_aes, _decode_aes, _open_aes),
+    AES: RecordEncoding(AES, _encode_aes, _decode_aes, _open_aes, opener=_sealed_opener(AES)),
     ZSTD: RecordEncoding(ZSTD, _encode_zstd, _decode_zstd, _open_zstd),
-    ZSTD_AES: RecordEncoding(ZSTD_AES, _encode_zstd_aes, _decode_zstd_aes, _open_zstd_aes),
+    ZSTD_AES: RecordEncoding(
+        ZSTD_AES,
+        _encode_zstd_aes,
+        _decode_zstd_aes,
+        _open_zstd_aes,
+        opener=_sealed_opener(ZSTD_AES, _decompress),
+    ),
+    AES_MP: RecordEncoding(
+        AES_MP,
+        _encode_aes_mp,
+        _unpacked(_open_aes_mp),
+        _open_aes_mp,
+        packed=True,
+        opener=_sealed_opener(AES_MP),
+    ),
+    ZSTD_AES_MP: RecordEncoding(
+        ZSTD_AES_MP,
+        _encode_zstd_aes_mp,
+        _unpacked(_open_zstd_aes_mp),
+        _open_zstd_aes_mp,
+        packed=True,
+        opener=_sealed_opener(ZSTD_AES_MP, _decompress),
+    ),
 }
 for _encoding in ENCODINGS.values():  # always readable, whatever this process writes
     register_encoding(_encoding)
@@ -229,7 +319,7 @@ for _encoding in ENCODINGS.values():  # always readable, whatever this process w
 def encoding_for(*, encrypt: bool, compress: bool) -> RecordEncoding | None:
     """The encoding new records are written in for these settings (None: plain)."""
     if encrypt:
-        return ENCODINGS[ZSTD_AES if compress else AES]
+        return ENCODINGS[ZSTD_AES_MP if compress else AES_MP]
     return ENCODINGS[ZSTD] if compress else None
 
 

@@ -60,7 +60,7 @@ from ...codec import (
     encode_message,
     encode_meta,
     is_encoded,
-    open_record,
+    message_openers,
 )
 from ...errors import SessionChanged, StorageError, StorageFull
 from ...ids import validate_session_id
@@ -375,20 +375,17 @@ def _fast_lines(body: bytes | memoryview) -> tuple[list[Message], int] | None:
         return None
     messages: list[Message] = []
     committed = 0
+    open_one = message_openers()
     for line in lines:
         if line.enc is not None:
-            # Opened by the codec (which knows the encoding, or says it does not), then decoded
+            # Opened by the codec (which knows the encoding, or says it does not) and decoded
             # straight into a Message; an encoding without raw bytes goes through the full path.
-            record = {"enc": line.enc, "timestamp": line.timestamp, "kid": line.kid, "data": line.data}
             try:
-                raw = open_record(record)
-                if raw is None:
-                    return None
-                message = _message_decoder().decode(raw)
-                if message.context is not None:
-                    _check_context(message.context)
+                message = open_one(line.enc, line.kid, line.data, line.timestamp)
             except (decode_error, ValueError, TypeError, RecursionError):
                 return None  # damage: the full path finds it and words the error
+            if message is None:
+                return None
             messages.append(message)
             if line.more is not True:
                 committed = len(messages)
