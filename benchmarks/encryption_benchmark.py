@@ -214,7 +214,9 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--stores", nargs="*", default=["file", "redis", "postgres"])
+    parser.add_argument(
+        "--stores", nargs="*", default=["file", "redis", "postgres"], choices=["file", "redis", "postgres"]
+    )
     args = parser.parse_args()
     os.environ[keys.ENV_KEY] = base64.urlsafe_b64encode(os.urandom(32)).decode()
     keys.forget_loaded_keys()

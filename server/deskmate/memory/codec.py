@@ -8,6 +8,7 @@ U+FFFD, the replacement character, so what one store returns another returns too
 
 from __future__ import annotations
 
+import binascii
 import contextvars
 import dataclasses
 import functools
@@ -32,9 +33,16 @@ def storable(text: str) -> str:
     return _LONE_SURROGATE.sub(REPLACEMENT, text)
 
 
+def _base64(value: Any) -> str:
+    if isinstance(value, bytes):  # a sealed record's data, as msgspec writes bytes
+        return binascii.b2a_base64(value, newline=False).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def dumps(record: Any, *, separators: tuple[str, str] = COMPACT) -> str:
-    """``record`` as JSON text that UTF-8 can encode: non-ASCII kept as is, lone surrogates replaced."""
-    text = json.dumps(record, ensure_ascii=False, separators=separators)
+    """``record`` as JSON text that UTF-8 can encode: non-ASCII kept as is, lone surrogates
+    replaced, bytes as base64 text (as msgspec writes them)."""
+    text = json.dumps(record, ensure_ascii=False, separators=separators, default=_base64)
     if text.isascii():
         return text
     # Surrogates can only appear inside string literals, so replacing them in the text is safe.

@@ -75,8 +75,8 @@ class KeyRing:
     def current(self) -> bytes | None:
         return self.keys[0] if self.keys else None
 
-    @property
-    def current_id(self) -> str | None:
+    @functools.cached_property
+    def current_id(self) -> str | None:  # once: every sealed record names it
         return key_id(self.keys[0]) if self.keys else None
 
     def ids(self) -> list[str]:

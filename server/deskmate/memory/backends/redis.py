@@ -48,7 +48,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from ..backend import MetaChange
-from ..codec import BadRecord, decode_messages, decode_meta, dumps, encode_message, encode_meta, storable
+from ..codec import (
+    BadRecord,
+    decode_messages,
+    decode_meta,
+    dumps,
+    dumps_bytes,
+    encode_message,
+    encode_meta,
+    storable,
+)
 from ..errors import BackendUnavailable, SessionChanged, SessionStoreError, StorageError
 from ..ids import validate_session_id
 from ..limits import clip_title
@@ -229,9 +238,9 @@ def _score(timestamp: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _encoded(messages: Sequence[Message]) -> list[str]:
+def _encoded(messages: Sequence[Message]) -> list[bytes]:
     """Each message's JSON, as every store encodes it (lone surrogates become U+FFFD)."""
-    return [dumps(encode_message(message)) for message in messages]
+    return [dumps_bytes(encode_message(message)) for message in messages]
 
 
 def _text(value: bytes | None) -> str:
