@@ -214,7 +214,9 @@ async def test_plain_sessions_written_before_encryption_still_load(store_kind, n
         codec.set_writing(None)
 
 
-async def test_records_sealed_as_json_by_earlier_versions_still_load(store_kind, namespace, tmp_path, use_key):
+async def test_records_sealed_as_json_by_earlier_versions_still_load(
+    store_kind, namespace, tmp_path, use_key
+):
     # Before MessagePack went under the seal, records were sealed JSON: a history holds both.
     use_key(new_key())
     backend = open_store(store_kind, namespace, tmp_path, seal=True)
