@@ -492,3 +492,34 @@ async def test_a_version_3_store_keeps_its_words_after_migration_4_and_forks_cop
         assert await found("defenestrate") == {"old"} and await found("frobnicate") == {"fork"}
     finally:
         await backend.close()
+
+
+async def test_deleting_a_session_deletes_its_rows_even_while_another_daemon_appends(url, schema, admin):
+    """Since migration 7 no foreign key cascades a session's delete to its messages: the
+    delete does it, after the session's row, so turns an append adds meanwhile go too."""
+    writer, deleter = backend_for_url(url), backend_for_url(url)
+    try:
+        await writer.append("doomed", [Message(role="user", content=f"q{i}") for i in range(3)], title="t")
+
+        async def append_turns():
+            for i in range(20):
+                await writer.append("doomed", [Message(role="user", content=f"more {i}")])
+
+        appending = asyncio.create_task(append_turns())
+        await asyncio.sleep(0.01)
+        assert await deleter.delete("doomed")
+        await appending
+        await deleter.delete("doomed")  # what the appends after the delete made again
+        cur = await admin.execute(
+            sql.SQL("SELECT count(*) FROM {}.messages WHERE session_id = 'doomed'").format(
+                sql.Identifier(schema)
+            )
+        )
+        assert (await cur.fetchone())[0] == 0
+        assert await deleter.load("doomed") is None
+        # A new session of that id starts from nothing.
+        await writer.append("doomed", [Message(role="user", content="again")], title="t")
+        assert [m.content for m in (await deleter.load("doomed")).messages] == ["again"]
+    finally:
+        await writer.close()
+        await deleter.close()

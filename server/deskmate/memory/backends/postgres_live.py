@@ -1,6 +1,6 @@
 """Live sessions in PostgreSQL: changes through ``LISTEN/NOTIFY``, and answering leases as rows.
 
-Migration 4 (``postgres.MIGRATIONS``) puts a trigger on the sessions table: every insert,
+Migration 6 (``postgres.MIGRATIONS``) puts a trigger on the sessions table: every insert,
 update or delete of a row, by any client, sends ``NOTIFY "deskmate.<schema>", '<id>'`` when
 its transaction commits. A watch listens on a connection of its own and reads the summary
 of each session it follows that a notification names. When the connection breaks it
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_MAX = 10.0
 
-# Migration 4's text (``{schema}``: the quoted schema name).
+# Migration 6's text (``{schema}``: the quoted schema name).
 MIGRATION = """
 CREATE FUNCTION {schema}.session_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
