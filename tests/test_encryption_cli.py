@@ -21,7 +21,7 @@ from deskmate.memory.urls import backend_for_url
 from helpers import kill_after
 from memory import store_file, store_postgres, store_redis, store_s3  # noqa: E402
 
-SESSIONS = 60
+SESSIONS = 30
 
 
 def deskmate(
@@ -134,7 +134,7 @@ async def test_encrypt_killed_then_resumed_then_rekey_killed_then_resumed(store,
 
     command = [sys.executable, "-m", "deskmate", "sessions", "migrate", "--encrypt"]
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    kill_after(proc, proc.stderr, "resealed", 15)
+    kill_after(proc, proc.stderr, "resealed", 8)
     hashes, sealed_by = await read_all(url)
     assert hashes == original  # killed part way: every session whole, sealed or not
     assert {first_kid} in sealed_by.values() and {None} in sealed_by.values()
@@ -154,7 +154,7 @@ async def test_encrypt_killed_then_resumed_then_rekey_killed_then_resumed(store,
     new_kid = keys.key_id(keys.decode_key(key_env.read_text().splitlines()[0], "test"))
     command = [sys.executable, "-m", "deskmate", "sessions", "migrate", "--rekey"]
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    kill_after(proc, proc.stderr, "resealed", 20)
+    kill_after(proc, proc.stderr, "resealed", 10)
     hashes, sealed_by = await read_all(url)
     assert hashes == original and {new_kid} in sealed_by.values() and {first_kid} in sealed_by.values()
 

@@ -168,3 +168,35 @@ async def test_a_store_that_is_down_delays_the_adoption_and_fails_no_command(
     del store.list
     await engine.sessions.ready()
     assert (await store.load(default_session_id(uri))).meta.project == identity.id
+
+
+async def test_a_listing_while_the_daemon_still_adopts_a_moved_folder_waits_for_it(tmp_path, open_engine):
+    # The daemon starts adopting its folders as it starts; a listing asked meanwhile must not
+    # see the folder's project known but its sessions not yet taken over.
+    import asyncio
+
+    make_repo(tmp_path / "app")
+    first = open_engine(tmp_path / "app")
+    chosen = await first.sessions.new((tmp_path / "app").as_uri(), "Chosen")
+    await ask(first, "in the chosen one")
+    shutil.move(tmp_path / "app", tmp_path / "moved")
+
+    after = open_engine(tmp_path / "moved")
+    store = after.store.sessions
+    listing = store.list
+
+    calls = []
+
+    async def slow_list(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            await asyncio.sleep(0.3)  # the adoption's read of the store, on a slow store
+        return await listing(*args, **kwargs)
+
+    store.list = slow_list
+    starting = asyncio.ensure_future(after.sessions.ready())  # as the daemon does at start
+    folder = after.sessions.workspaces.folders[0]
+    while folder not in after.sessions._projects:
+        await asyncio.sleep(0.01)
+    assert await listed(after) == {chosen.id: True}
+    await starting

@@ -107,6 +107,11 @@ class Sessions:
         folders = [f for f in self.workspaces.folders if f not in self._projects or self._retry_due(f)]
         if folders:
             await asyncio.gather(*(self.project_of(folder) for folder in folders))
+        # A folder's project is known before its sessions are adopted: wait for those under way
+        # too (the daemon starts them as it starts; a listing must not see the folder half done).
+        opening = [self._opening[f] for f in self.workspaces.folders if f in self._opening]
+        if opening:
+            await asyncio.gather(*(asyncio.shield(future) for future in opening))
 
     async def project_of(self, workspace_uri: str | None) -> ProjectIdentity | None:
         """The project of the folder ``workspace_uri`` names (None: no folder)."""
