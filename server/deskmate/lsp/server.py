@@ -25,6 +25,7 @@ from .errors import quiet_expected_errors
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 3600.0  # seconds between sweeps of retention and the trash
+PRELOAD_AFTER = 3.0  # seconds after start the model SDK is imported, unless a question needs it first
 
 
 class DeskmateProtocol(LanguageServerProtocol):
@@ -87,6 +88,7 @@ class DeskmateServer(LanguageServer):
         self.asks_by_request: dict[Any, str] = {}
         self.initialized = False
         self.stopping = False  # shutdown received: nothing more is sent unasked
+        self._preloading: asyncio.Future[None] | None = None
         # New settings being applied (the store may be reopening): commands wait for them, so a
         # command sent after a settings change sees the new settings, as the editor expects.
         self._settling: asyncio.Future[None] | None = None
@@ -115,6 +117,18 @@ class DeskmateServer(LanguageServer):
 
     def sweep_soon(self) -> None:
         self._sweep_now.set()
+
+    def preload_soon(self) -> None:
+        """Import the model SDK off the event loop a moment after start, so the first question
+        does not wait for it; a daemon stopped sooner (a window closed at once, a health check)
+        never pays its half second of CPU, nor waits for it to exit."""
+
+        async def preload() -> None:
+            await asyncio.sleep(PRELOAD_AFTER)
+            if not self.stopping:
+                await asyncio.to_thread(preload_model_client)
+
+        self._preloading = asyncio.ensure_future(preload())
 
     async def stop_sweeping(self) -> None:
         if self._sweeper is not None:
@@ -221,8 +235,7 @@ async def on_initialized(ls: DeskmateServer, params: types.InitializedParams) ->
     from .live import start_live_sessions
 
     start_live_sessions(ls)
-    # Import the model SDK now, off the event loop, so the first question does not wait for it.
-    asyncio.ensure_future(asyncio.to_thread(preload_model_client))
+    ls.preload_soon()
 
 
 async def on_configuration(ls: DeskmateServer, params: types.DidChangeConfigurationParams) -> None:
@@ -242,6 +255,8 @@ def on_folders(ls: DeskmateServer, params: types.DidChangeWorkspaceFoldersParams
 
 async def on_shutdown(ls: DeskmateServer, params: None) -> None:
     ls.stopping = True
+    if ls._preloading is not None:
+        ls._preloading.cancel()  # not yet begun: not begun at all (an import under way goes on)
     await ls.stop_sweeping()
     await ls.assistant.close()
 
