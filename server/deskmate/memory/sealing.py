@@ -10,7 +10,6 @@ on first use: a store that never meets a sealed or compressed record never loads
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
 import os
@@ -32,8 +31,6 @@ ZSTD_AES = "zstd+aesgcm"
 AES_MP = "mp+aesgcm"
 ZSTD_AES_MP = "mp+zstd+aesgcm"
 COMPRESS_ABOVE = 256  # bytes of JSON: a smaller record gains less than zstd's frame costs
-
-_b64encode = base64.b64encode
 
 
 def _b64(data: bytes) -> str:
@@ -212,7 +209,7 @@ def _encode_zstd(record: dict[str, Any]) -> dict[str, Any] | None:
     data = _json(record)
     if len(data) < COMPRESS_ABOVE:
         return None  # stored plain
-    return {"data": _b64encode(_compress(data)).decode()}
+    return {"data": _compress(data)}  # bytes: the store's JSON encoder writes the base64
 
 
 def _decode_zstd(stored: dict[str, Any]) -> Any:
