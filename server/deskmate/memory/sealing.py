@@ -183,13 +183,26 @@ def _sealed_opener(name: str, then: Callable[[bytes], bytes] | None = None):
     return opener
 
 
-def _encode_aes(record: dict[str, Any]) -> dict[str, Any]:
-    kid, data = seal_bytes(_json(record), _aad(AES, record.get("timestamp")))
-    return {"kid": kid, "data": data}
-
-
 def _decode_aes(stored: dict[str, Any]) -> Any:
     return _record(open_bytes(stored.get("kid"), stored.get("data"), _aad(AES, stored.get("timestamp"))))
+
+
+def _sealer(name: str, serialize: Callable[[dict[str, Any]], bytes], small: str | None = None):
+    """``encode`` for records sealed as ``name``: ``serialize``d, then compressed first when
+    ``small`` names the encoding of records too small to gain from it (sealed uncompressed)."""
+
+    def encode(record: dict[str, Any]) -> dict[str, Any]:
+        data = serialize(record)
+        timestamp = record.get("timestamp")
+        if small is not None:
+            if len(data) < COMPRESS_ABOVE:  # encrypted only, and tagged so
+                kid, sealed = _seal(data, _aad(small, timestamp))
+                return {"enc": small, "kid": kid, "data": sealed}
+            data = _compress(data)
+        kid, sealed = _seal(data, _aad(name, timestamp))
+        return {"kid": kid, "data": sealed}
+
+    return encode
 
 
 def _compress(data: bytes) -> bytes:
@@ -220,36 +233,13 @@ def _decode_zstd(stored: dict[str, Any]) -> Any:
     return _record(_decompress(raw))
 
 
-def _encode_zstd_aes(record: dict[str, Any]) -> dict[str, Any]:
-    data = _json(record)
-    if len(data) < COMPRESS_ABOVE:  # encrypted only, and tagged so
-        kid, sealed = seal_bytes(data, _aad(AES, record.get("timestamp")))
-        return {"enc": AES, "kid": kid, "data": sealed}
-    kid, sealed = seal_bytes(_compress(data), _aad(ZSTD_AES, record.get("timestamp")))
-    return {"kid": kid, "data": sealed}
-
-
 def _decode_zstd_aes(stored: dict[str, Any]) -> Any:
     aad = _aad(ZSTD_AES, stored.get("timestamp"))
     return _record(_decompress(open_bytes(stored.get("kid"), stored.get("data"), aad)))
 
 
-def _encode_aes_mp(record: dict[str, Any]) -> dict[str, Any]:
-    kid, data = _seal(pack_bytes(record), _aad(AES_MP, record.get("timestamp")))
-    return {"kid": kid, "data": data}
-
-
 def _open_aes_mp(stored: dict[str, Any]) -> bytes:
     return open_bytes(stored.get("kid"), stored.get("data"), _aad(AES_MP, stored.get("timestamp")))
-
-
-def _encode_zstd_aes_mp(record: dict[str, Any]) -> dict[str, Any]:
-    data = pack_bytes(record)
-    if len(data) < COMPRESS_ABOVE:  # encrypted only, and tagged so
-        kid, sealed = _seal(data, _aad(AES_MP, record.get("timestamp")))
-        return {"enc": AES_MP, "kid": kid, "data": sealed}
-    kid, sealed = _seal(_compress(data), _aad(ZSTD_AES_MP, record.get("timestamp")))
-    return {"kid": kid, "data": sealed}
 
 
 def _open_zstd_aes_mp(stored: dict[str, Any]) -> bytes:
@@ -294,18 +284,18 @@ def _open_zstd_aes(stored: dict[str, Any]) -> bytes:
 
 
 ENCODINGS = {
-    AES: RecordEncoding(AES, _encode_aes, _decode_aes, _open_aes, opener=_sealed_opener(AES)),
+    AES: RecordEncoding(AES, _sealer(AES, _json), _decode_aes, _open_aes, opener=_sealed_opener(AES)),
     ZSTD: RecordEncoding(ZSTD, _encode_zstd, _decode_zstd, _open_zstd),
     ZSTD_AES: RecordEncoding(
         ZSTD_AES,
-        _encode_zstd_aes,
+        _sealer(ZSTD_AES, _json, AES),
         _decode_zstd_aes,
         _open_zstd_aes,
         opener=_sealed_opener(ZSTD_AES, _decompress),
     ),
     AES_MP: RecordEncoding(
         AES_MP,
-        _encode_aes_mp,
+        _sealer(AES_MP, pack_bytes),
         _unpacked(_open_aes_mp),
         _open_aes_mp,
         packed=True,
@@ -313,7 +303,7 @@ ENCODINGS = {
     ),
     ZSTD_AES_MP: RecordEncoding(
         ZSTD_AES_MP,
-        _encode_zstd_aes_mp,
+        _sealer(ZSTD_AES_MP, pack_bytes, AES_MP),
         _unpacked(_open_zstd_aes_mp),
         _open_zstd_aes_mp,
         packed=True,
