@@ -188,9 +188,8 @@ class UnreadableRecord(UnknownEncoding):
 
 
 _encodings: dict[str, RecordEncoding] = {}
-_BUILT_IN = frozenset(
-    ("aesgcm", "zstd", "zstd+aesgcm", "mp+aesgcm", "mp+zstd+aesgcm")
-)  # memory/sealing.py's, imported when met
+# memory/sealing.py's encodings, imported when first met.
+_BUILT_IN = frozenset(("aesgcm", "zstd", "zstd+aesgcm", "mp+aesgcm", "mp+zstd+aesgcm"))
 _writing: RecordEncoding | None = None
 # While a caller observes (``observing``): the (encoding, key id) of every tagged record decoded.
 _observed: contextvars.ContextVar[set[tuple[str, str | None]] | None] = contextvars.ContextVar(
