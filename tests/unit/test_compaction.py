@@ -328,3 +328,24 @@ async def test_the_answer_to_a_pinned_question_is_no_reason_to_compact(engine, m
         "fake answer",
         "third",
     ]
+
+
+async def test_a_fork_keeps_the_pins_and_summaries_within_what_it_copies(engine, model, summarizer):
+    ref = engine.sessions.resolve()
+    await long_turns(engine, ref, 3)
+    stored = await engine.sessions.stored(ref.id)
+    first, third_question = stored.messages[0], stored.messages[4]
+    await engine.compaction.pin(ref, first.id, True)
+    await engine.compaction.pin(ref, third_question.id, True)
+    done = await engine.compaction.compact(ref)  # covers messages 0..3
+    assert done.summary.to_id == stored.messages[3].id
+
+    after, _ = await engine.forks.fork(ref, stored.messages[5].id)  # all of it
+    assert after.meta.pinned_messages == [first.id, third_question.id]
+    assert [s["id"] for s in after.meta.summaries] == [done.summary.id]
+    await engine.asks.ask("in the fork", ref=engine.sessions.resolve())
+    assert done.summary.text in model.prompts[-1][0]["content"]  # the fork's ask is as short
+
+    before, _ = await engine.forks.fork(ref, stored.messages[1].id)  # inside the summary's range
+    assert before.meta.pinned_messages == [first.id] and before.meta.summaries == []
+    assert (await engine.sessions.stored(before.id)).meta.pinned_messages == [first.id]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from ..memory import Message, Session, SessionInfo, SessionNotFound, StorageError
 from ..memory.limits import clip_title
@@ -77,6 +78,21 @@ def fork_title(source: Session) -> str:
     return clip_title(title if title.endswith(FORK_SUFFIX) else title + FORK_SUFFIX)
 
 
+def _carried(meta: SessionMeta, messages: list[Message]) -> dict[str, Any]:
+    """What of the source's compaction a fork of its first ``messages`` keeps: the pins on
+    those messages, and the summaries of a range within them (a summary always starts at the
+    first message), so the fork's next ask is as short as the source's was there."""
+    ids = {message.id for message in messages}
+    return {
+        "pinned_messages": [message_id for message_id in meta.pinned_messages if message_id in ids],
+        "summaries": [
+            dict(summary)
+            for summary in meta.summaries
+            if summary.get("from") in ids and summary.get("to") in ids
+        ],
+    }
+
+
 class Forks:
     """Forking sessions of the engine's store; a fork becomes its folder's active session."""
 
@@ -112,7 +128,12 @@ class Forks:
             id=await self._unused_id(folder or source.workspace_uri),
             title=clip_title(title) if title else fork_title(source),
             workspace_uri=source.workspace_uri or folder,
-            meta=SessionMeta(tags=list(source.meta.tags), forked_from=lineage.to_record(), project=project),
+            meta=SessionMeta(
+                tags=list(source.meta.tags),
+                forked_from=lineage.to_record(),
+                project=project,
+                **_carried(source.meta, messages),
+            ),
             messages=messages,
         )
         # The store may copy the prefix from the source inside itself (PostgreSQL does).
