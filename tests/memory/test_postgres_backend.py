@@ -523,3 +523,51 @@ async def test_deleting_a_session_deletes_its_rows_even_while_another_daemon_app
     finally:
         await writer.close()
         await deleter.close()
+
+
+async def test_phrases_and_words_search_with_every_filter(url):
+    """Queries with a phrase or a whole word are planned from the words' index, prefixes from
+    the sessions: both give the same hits under every filter."""
+    from deskmate.memory.search_index import Filters
+
+    backend = backend_for_url(url)
+    try:
+        here, there = "file:///work/here", "file:///work/there"
+        await backend.save(
+            Session(
+                id="tagged",
+                title="t",
+                workspace_uri=here,
+                meta=SessionMeta(tags=["work"]),
+                messages=[
+                    Message(
+                        role="user", content="the connection refused again", timestamp="2026-03-01T00:00:00Z"
+                    ),
+                    Message(
+                        role="assistant",
+                        content="retry the connection later",
+                        timestamp="2026-03-01T00:00:01Z",
+                    ),
+                ],
+            )
+        )
+        await backend.append(
+            "elsewhere", [Message(role="user", content="connection refused here too")], workspace_uri=there
+        )
+
+        async def found(query: str, **filters) -> list[tuple[str, str]]:
+            hits, total = await backend.search(query, Filters(**filters), 10)
+            assert total == len(hits)
+            return sorted((hit.session_id, hit.role) for hit in hits)
+
+        for query in ('"connection refused"', "refused connection", "connection refu"):
+            assert await found(query) == [("elsewhere", "user"), ("tagged", "user")], query
+            assert await found(query, tag="work", role="user", folders=[here]) == [("tagged", "user")]
+            assert await found(query, role="assistant") == []
+            assert await found(query, after="2026-03-01T00:00:00Z", before="2026-03-02") == [
+                ("tagged", "user")
+            ]
+        assert await found('"refused connection"') == []
+        assert await found("connection", role="assistant") == [("tagged", "assistant")]
+    finally:
+        await backend.close()
