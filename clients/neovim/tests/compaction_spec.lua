@@ -6,25 +6,8 @@ H.setup()
 
 local chat = require("deskmate.chat")
 
-local function session()
-  return H.exec("deskmate.getSession", { workspaceUri = vim.uri_from_fname(H.root()) })
-end
-
 local function chat_win()
   return vim.fn.win_findbuf(chat.find(H.root()).buf)[1]
-end
-
-local function cursor_on(text)
-  local view = chat.find(H.root())
-  local win = chat_win()
-  vim.api.nvim_set_current_win(win)
-  for i, line in ipairs(vim.api.nvim_buf_get_lines(view.buf, 0, -1, false)) do
-    if line:find(text, 1, true) then
-      vim.api.nvim_win_set_cursor(win, { i, 0 })
-      return
-    end
-  end
-  error("no line with " .. text .. " in the chat")
 end
 
 local function last_answer_request()
@@ -52,12 +35,12 @@ H.test(":Deskmate pin on a question in the chat pins that message", function()
   H.ask("RULE: tabs, never spaces")
   H.ask("second question")
   H.ask("third question")
-  cursor_on("RULE: tabs")
+  H.cursor_on("RULE: tabs")
   vim.cmd("Deskmate pin")
   H.wait("the message pinned", function()
     return chat.find(H.root()).messages[1].pinned
   end)
-  local s = session()
+  local s = H.session()
   rule_id = s.messages[1].id
   H.eq({ rule_id }, s.pinnedMessages, "the daemon's pins")
   H.eq(false, s.pinned, "the session itself is not pinned")
@@ -69,7 +52,7 @@ H.test(":Deskmate compact summarizes, and the summary is folded at the top of th
   H.wait("the summary in the chat", function()
     return chat.find(H.root()).summary ~= nil
   end)
-  local s = session()
+  local s = H.session()
   H.eq(1, #s.summaries, "one summary stored")
   H.eq("keep the rules", s.summaries[1].instructions, "its instructions")
   H.eq(6, #s.messages, "every message kept")
@@ -93,14 +76,14 @@ H.test(":Deskmate uncompact drops the summary and the chat shows no fold", funct
   H.wait("the summary gone from the chat", function()
     return chat.find(H.root()).summary == nil
   end)
-  H.eq({}, session().summaries, "no summary stored")
+  H.eq({}, H.session().summaries, "no summary stored")
   H.truthy(not H.chat_text():find("## Summary of", 1, true), "no summary block")
-  cursor_on("RULE: tabs")
+  H.cursor_on("RULE: tabs")
   vim.cmd("Deskmate! pin")
   H.wait("the message unpinned", function()
     return not chat.find(H.root()).messages[1].pinned
   end)
-  H.eq({}, session().pinnedMessages, "no pins")
+  H.eq({}, H.session().pinnedMessages, "no pins")
 end)
 
 H.run()

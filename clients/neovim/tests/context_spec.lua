@@ -7,10 +7,6 @@ H.setup()
 
 local chat = require("deskmate.chat")
 
-local function session()
-  return H.exec("deskmate.getSession", { workspaceUri = vim.uri_from_fname(H.root()) })
-end
-
 local function last_request()
   local requests = H.http_get_json("/_requests").requests
   return requests[#requests].messages[#requests[#requests].messages].content
@@ -48,7 +44,7 @@ H.test("the code in view goes along with a question typed in the chat, shown abo
   local prompt = last_request()
   H.contains(prompt, "add_marker", "the visible code went to the model")
   H.contains(H.chat_text(), "*(with calc.py:1-4)*", "the chat notes the context")
-  local question = session().messages[1]
+  local question = H.session().messages[1]
   H.eq(vim.uri_from_fname(vim.fs.joinpath(H.root(), "calc.py")), question.context.uri, "stored context")
 end)
 
@@ -86,7 +82,7 @@ H.test("what went along is shown again after a reload; a multi-line question kee
     return H.chat_text():find("*(with util.py)*", 1, true) and H.chat_text():find("*(with calc.py:1-4)*", 1, true)
   end)
   type_question("Afirst line<C-j>second line [[answer:multi seen]]<CR>", "multi seen")
-  local messages = session().messages
+  local messages = H.session().messages
   H.eq("first line\nsecond line [[answer:multi seen]]", messages[#messages - 1].content, "two lines")
 end)
 

@@ -5,28 +5,10 @@ H.setup()
 
 local chat = require("deskmate.chat")
 
-local function session(id)
-  return H.exec("deskmate.getSession", id and { sessionId = id } or { workspaceUri = vim.uri_from_fname(H.root()) })
-end
-
 local function contents(s)
   return vim.tbl_map(function(m)
     return m.content
   end, s.messages)
-end
-
---- Puts the cursor, in the chat window, on the first line holding `text`.
-local function cursor_on(text)
-  local view = chat.find(H.root())
-  local win = vim.fn.win_findbuf(view.buf)[1]
-  vim.api.nvim_set_current_win(win)
-  for i, line in ipairs(vim.api.nvim_buf_get_lines(view.buf, 0, -1, false)) do
-    if line:find(text, 1, true) then
-      vim.api.nvim_win_set_cursor(win, { i, 0 })
-      return
-    end
-  end
-  error("no line with " .. text .. " in the chat")
 end
 
 local function winbar()
@@ -45,21 +27,21 @@ local source, answers
 H.test("two turns asked; :Deskmate fork on the first answer branches there", function()
   H.ask("one")
   H.ask("two")
-  source = session()
+  source = H.session()
   answers = contents(source)
   H.eq({ "one", "You asked: one. I see 0 earlier messages.", "two", "You asked: two. I see 2 earlier messages." }, answers, "history")
-  cursor_on("I see 0 earlier messages")
+  H.cursor_on("I see 0 earlier messages")
   vim.cmd("Deskmate fork")
   H.wait("the fork in the chat", function()
     local view = chat.find(H.root())
     return view.session_id ~= source.sessionId and view.forked_from
   end)
-  local fork = session()
+  local fork = H.session()
   H.eq({ sessionId = source.sessionId, messageId = source.messages[2].id }, fork.forkedFrom, "lineage")
   H.eq({ answers[1], answers[2] }, contents(fork), "the fork's history")
   H.truthy(not H.chat_text():find("two", 1, true), "the chat shows only the first turn")
   H.contains(winbar(), "fork of " .. source.sessionId, "winbar")
-  H.eq(answers, contents(session(source.sessionId)), "source untouched")
+  H.eq(answers, contents(H.session(source.sessionId)), "source untouched")
   H.eq(1, #H.notified("deskmate: forked into", vim.log.levels.INFO), "the fork reported")
 end)
 
@@ -67,7 +49,7 @@ H.test(":Deskmate edit opens the question; :w resends it in a fork", function()
   vim.cmd("Deskmate switch " .. source.sessionId)
   now_showing(source.sessionId)
   H.contains(winbar(), "1 fork", "the source's winbar counts its forks")
-  cursor_on("two")
+  H.cursor_on("two")
   vim.cmd("Deskmate edit")
   local buf = vim.api.nvim_get_current_buf()
   H.eq({ "two" }, vim.api.nvim_buf_get_lines(buf, 0, -1, false), "the question to edit")
@@ -91,26 +73,26 @@ H.test(":Deskmate edit opens the question; :w resends it in a fork", function()
     H.chat_text(),
     "the chat shows the fork"
   )
-  local fork = session()
+  local fork = H.session()
   H.eq({ answers[1], answers[2], "two, reworded", "You asked: two, reworded. I see 2 earlier messages." }, contents(fork), "the fork")
   H.eq(source.messages[3].id, fork.forkedFrom.messageId, "forked at the edited question")
-  H.eq(answers, contents(session(source.sessionId)), "source untouched")
+  H.eq(answers, contents(H.session(source.sessionId)), "source untouched")
 end)
 
 H.test(":Deskmate retry on an answer asks its question again in a fork; both answers are kept", function()
   vim.cmd("Deskmate switch " .. source.sessionId)
   now_showing(source.sessionId)
-  cursor_on("I see 2 earlier messages")
+  H.cursor_on("I see 2 earlier messages")
   vim.cmd("Deskmate retry")
   H.wait("the retried answer in a fork", function()
     local view = chat.find(H.root())
     return view.session_id ~= source.sessionId and not require("deskmate.ask").running(H.root()) and view.forked_from
   end)
-  local fork = session()
+  local fork = H.session()
   H.eq(answers, contents(fork), "same question, a new answer (the test model answers alike)")
   H.truthy(fork.messages[4].id ~= source.messages[4].id, "a new answer message")
   H.eq({ sessionId = source.sessionId, messageId = source.messages[3].id }, fork.forkedFrom, "lineage")
-  local held = session(source.sessionId)
+  local held = H.session(source.sessionId)
   H.eq(answers, contents(held), "source untouched")
   H.eq(3, #held.forks, "the source lists its three forks")
   local calls = H.stub_select(function()

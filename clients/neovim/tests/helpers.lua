@@ -119,6 +119,25 @@ function H.exec(command, args)
   return result
 end
 
+--- The session a `deskmate.getSession` returns: `id`'s, else the workspace's active one.
+function H.session(id)
+  return H.exec("deskmate.getSession", id and { sessionId = id } or { workspaceUri = vim.uri_from_fname(H.root()) })
+end
+
+--- Puts the cursor, in the chat window, on the first line holding `text`.
+function H.cursor_on(text)
+  local view = require("deskmate.chat").find(H.root())
+  local win = vim.fn.win_findbuf(view.buf)[1]
+  vim.api.nvim_set_current_win(win)
+  for i, line in ipairs(vim.api.nvim_buf_get_lines(view.buf, 0, -1, false)) do
+    if line:find(text, 1, true) then
+      vim.api.nvim_win_set_cursor(win, { i, 0 })
+      return
+    end
+  end
+  error("no line with " .. text .. " in the chat")
+end
+
 --- Asks through the plugin and waits for the result.
 function H.ask(question, opts)
   local done, err, result = false, nil, nil
