@@ -56,6 +56,24 @@ async def role(schema, admin):
         await admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
 
+async def schema_at_version(admin, schema: str, version: int) -> sql.Identifier:
+    """``schema`` as a release at ``version`` left it: its first migrations applied and recorded."""
+    ident = sql.Identifier(schema)
+    await admin.execute(sql.SQL("CREATE SCHEMA {}").format(ident))
+    await admin.execute(
+        sql.SQL(
+            "CREATE TABLE {}.schema_version (version integer PRIMARY KEY, applied_at timestamptz "
+            "NOT NULL DEFAULT now())"
+        ).format(ident)
+    )
+    for number in range(1, version + 1):
+        await admin.execute(sql.SQL(pg.MIGRATIONS[number - 1]).format(schema=ident))
+        await admin.execute(
+            sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(ident), (number,)
+        )
+    return ident
+
+
 def url_as(role: str, schema: str) -> str:
     """The test server's URL, logging in as ``role`` with a password (which trust auth ignores)."""
     parts = psycopg.conninfo.conninfo_to_dict(store_postgres.server_url())
@@ -121,16 +139,7 @@ async def test_a_store_made_by_an_older_version_is_migrated(url, schema, admin, 
 
 async def test_sessions_of_a_version_1_store_keep_their_tags_after_migration_2(url, schema, admin):
     """A store the previous release made (tags in their column, no metadata record) reads whole."""
-    ident = sql.Identifier(schema)
-    await admin.execute(sql.SQL("CREATE SCHEMA {}").format(ident))
-    await admin.execute(
-        sql.SQL(
-            "CREATE TABLE {}.schema_version (version integer PRIMARY KEY, applied_at timestamptz "
-            "NOT NULL DEFAULT now())"
-        ).format(ident)
-    )
-    await admin.execute(sql.SQL(pg.MIGRATIONS[0]).format(schema=ident))
-    await admin.execute(sql.SQL("INSERT INTO {}.schema_version (version) VALUES (1)").format(ident))
+    ident = await schema_at_version(admin, schema, 1)
     await admin.execute(
         sql.SQL(
             "INSERT INTO {}.sessions VALUES ('old', 'Old', NULL, '2026-01-01', '2026-01-01', "
@@ -451,19 +460,7 @@ async def test_a_version_3_store_keeps_its_words_after_migration_4_and_forks_cop
     whose data is changed by hand gets its words again."""
     from deskmate.memory.search_index import Filters
 
-    ident = sql.Identifier(schema)
-    await admin.execute(sql.SQL("CREATE SCHEMA {}").format(ident))
-    await admin.execute(
-        sql.SQL(
-            "CREATE TABLE {}.schema_version (version integer PRIMARY KEY, applied_at timestamptz "
-            "NOT NULL DEFAULT now())"
-        ).format(ident)
-    )
-    for number in (1, 2, 3):
-        await admin.execute(sql.SQL(pg.MIGRATIONS[number - 1]).format(schema=ident))
-        await admin.execute(
-            sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(ident), (number,)
-        )
+    ident = await schema_at_version(admin, schema, 3)
     await admin.execute(
         sql.SQL(
             "INSERT INTO {0}.sessions VALUES ('old', 'Old', NULL, '2026-01-01', '2026-01-01', ARRAY[]::text[], 1, NULL);"
