@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -381,8 +381,9 @@ class BadRecord(ValueError):
         super().__init__(f"record {index}: {reason}")
 
 
-def _decoded(records: list[Any]) -> list[Message]:
-    """``decode_message`` of each record, the tagged ones opened with one opener per key."""
+def decode_records(records: Iterable[Any]) -> list[Message]:
+    """``decode_message`` of each record (as JSON parsed them), the tagged ones opened with one
+    opener per encoding and key for them all: what a load decodes."""
     open_one = message_openers()
     messages = []
     for record in records:
@@ -409,7 +410,7 @@ def decode_messages(items: Sequence[str | bytes]) -> list[Message]:
         joined = b",".join(items) if isinstance(items[0], bytes) else ",".join(items)  # type: ignore[arg-type]
         records = json.loads(b"[" + joined + b"]" if isinstance(joined, bytes) else f"[{joined}]")
         if len(records) == len(items):  # else an item held more than one value
-            return _decoded(records)
+            return decode_records(records)
     except (ValueError, TypeError, RecursionError):
         pass
     messages = []

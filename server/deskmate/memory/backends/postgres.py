@@ -40,6 +40,7 @@ from ..codec import (
     decode_message,
     decode_messages,
     decode_meta,
+    decode_records,
     dumps,
     dumps_bytes,
     encode_message,
@@ -528,7 +529,7 @@ class PostgresBackend:
                 records = json.loads(f"[{joined or ''}]")
                 if len(records) != count:  # a row held more than one value
                     raise ValueError
-                messages = [decode_message(record) for record in records]
+                messages = decode_records(records)
             except (ValueError, RecursionError):  # read row by row to name the one to blame
                 cur = await conn.execute(self._load_rows_sql, (session_id,))
                 messages = self._decode(session_id, await cur.fetchall())
