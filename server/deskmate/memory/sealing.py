@@ -183,10 +183,6 @@ def _sealed_opener(name: str, then: Callable[[bytes], bytes] | None = None):
     return opener
 
 
-def _decode_aes(stored: dict[str, Any]) -> Any:
-    return _record(open_bytes(stored.get("kid"), stored.get("data"), _aad(AES, stored.get("timestamp"))))
-
-
 def _sealer(name: str, serialize: Callable[[dict[str, Any]], bytes], small: str | None = None):
     """``encode`` for records sealed as ``name``: ``serialize``d, then compressed first when
     ``small`` names the encoding of records too small to gain from it (sealed uncompressed)."""
@@ -226,48 +222,13 @@ def _encode_zstd(record: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _decode_zstd(stored: dict[str, Any]) -> Any:
-    try:
-        raw = _b64decode(stored.get("data"))
-    except (binascii.Error, ValueError):
-        raise UnreadableRecord("a compressed record is not base64") from None
-    return _record(_decompress(raw))
-
-
-def _decode_zstd_aes(stored: dict[str, Any]) -> Any:
-    aad = _aad(ZSTD_AES, stored.get("timestamp"))
-    return _record(_decompress(open_bytes(stored.get("kid"), stored.get("data"), aad)))
-
-
-def _open_aes_mp(stored: dict[str, Any]) -> bytes:
-    return open_bytes(stored.get("kid"), stored.get("data"), _aad(AES_MP, stored.get("timestamp")))
-
-
-def _open_zstd_aes_mp(stored: dict[str, Any]) -> bytes:
-    aad = _aad(ZSTD_AES_MP, stored.get("timestamp"))
-    return _decompress(open_bytes(stored.get("kid"), stored.get("data"), aad))
-
-
-def _unpacked(opener):
-    """``decode`` for a packed encoding: the opened MessagePack as the plain record."""
-
-    def decode(stored: dict[str, Any]) -> Any:
-        opened = opener(stored)
-        try:
-            return _unpack(opened)
-        except ValueError:  # msgspec's DecodeError is one
-            raise UnreadableRecord("an opened record is not MessagePack") from None
-
-    return decode
+    return _record(_open_zstd(stored))
 
 
 def _unpack(data: bytes) -> Any:
     import msgspec
 
     return msgspec.msgpack.decode(data)
-
-
-def _open_aes(stored: dict[str, Any]) -> bytes:
-    return open_bytes(stored.get("kid"), stored.get("data"), _aad(AES, stored.get("timestamp")))
 
 
 def _open_zstd(stored: dict[str, Any]) -> bytes:
@@ -278,37 +239,36 @@ def _open_zstd(stored: dict[str, Any]) -> bytes:
     return _decompress(raw)
 
 
-def _open_zstd_aes(stored: dict[str, Any]) -> bytes:
-    aad = _aad(ZSTD_AES, stored.get("timestamp"))
-    return _decompress(open_bytes(stored.get("kid"), stored.get("data"), aad))
+def _sealed(
+    name: str, serialize: Callable[[dict[str, Any]], bytes], small: str | None = None, *, packed: bool = False
+) -> RecordEncoding:
+    """The encoding of records sealed as ``name``: ``serialize``d (MessagePack when ``packed``,
+    else JSON), and compressed first unless too small, when ``small`` names the encoding such
+    a record is sealed in instead."""
+    opener = _sealed_opener(name, _decompress if small is not None else None)
+
+    def open_record(stored: dict[str, Any]) -> bytes:
+        return opener(stored.get("kid"))(stored.get("data"), stored.get("timestamp"))
+
+    def decode(stored: dict[str, Any]) -> Any:
+        opened = open_record(stored)
+        if not packed:
+            return _record(opened)
+        try:
+            return _unpack(opened)
+        except ValueError:  # msgspec's DecodeError is one
+            raise UnreadableRecord("an opened record is not MessagePack") from None
+
+    encode = _sealer(name, serialize, small)
+    return RecordEncoding(name, encode, decode, open_record, packed=packed, opener=opener)
 
 
 ENCODINGS = {
-    AES: RecordEncoding(AES, _sealer(AES, _json), _decode_aes, _open_aes, opener=_sealed_opener(AES)),
+    AES: _sealed(AES, _json),
     ZSTD: RecordEncoding(ZSTD, _encode_zstd, _decode_zstd, _open_zstd),
-    ZSTD_AES: RecordEncoding(
-        ZSTD_AES,
-        _sealer(ZSTD_AES, _json, AES),
-        _decode_zstd_aes,
-        _open_zstd_aes,
-        opener=_sealed_opener(ZSTD_AES, _decompress),
-    ),
-    AES_MP: RecordEncoding(
-        AES_MP,
-        _sealer(AES_MP, pack_bytes),
-        _unpacked(_open_aes_mp),
-        _open_aes_mp,
-        packed=True,
-        opener=_sealed_opener(AES_MP),
-    ),
-    ZSTD_AES_MP: RecordEncoding(
-        ZSTD_AES_MP,
-        _sealer(ZSTD_AES_MP, pack_bytes, AES_MP),
-        _unpacked(_open_zstd_aes_mp),
-        _open_zstd_aes_mp,
-        packed=True,
-        opener=_sealed_opener(ZSTD_AES_MP, _decompress),
-    ),
+    ZSTD_AES: _sealed(ZSTD_AES, _json, AES),
+    AES_MP: _sealed(AES_MP, pack_bytes, packed=True),
+    ZSTD_AES_MP: _sealed(ZSTD_AES_MP, pack_bytes, AES_MP, packed=True),
 }
 for _encoding in ENCODINGS.values():  # always readable, whatever this process writes
     register_encoding(_encoding)
