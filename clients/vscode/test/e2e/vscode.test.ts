@@ -39,11 +39,14 @@ function chat(): FrameLocator {
 async function runCommand(title: string): Promise<void> {
   await eventually(
     async () => {
-      await page.keyboard.press('Escape');
-      await page.keyboard.press('F1');
       const input = page.locator('.quick-input-widget input');
+      // A quick pick still closing takes F1 and then goes away: wait until it has gone.
+      await page.keyboard.press('Escape');
+      await input.waitFor({ state: 'hidden', timeout: 3000 });
+      await page.keyboard.press('F1');
       await input.waitFor({ state: 'visible', timeout: 3000 });
-      await input.fill(`>${title}`);
+      // A short fill timeout leaves the rest of the wait to the retries.
+      await input.fill(`>${title}`, { timeout: 3000 });
       const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
       // Extension commands show up a moment after the workbench: retry rather than sleep.
       await row.waitFor({ state: 'visible', timeout: 2000 });
