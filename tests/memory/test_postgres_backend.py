@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -523,8 +524,7 @@ async def test_deleting_a_session_deletes_its_rows_even_while_another_daemon_app
 
 
 async def test_phrases_and_words_search_with_every_filter(url):
-    """Queries with a phrase or a whole word are planned from the words' index, prefixes from
-    the sessions: both give the same hits under every filter."""
+    """Phrases, whole words and a word being typed (a prefix) give the same hits under every filter."""
     from deskmate.memory.search_index import Filters
 
     backend = backend_for_url(url)
@@ -566,5 +566,58 @@ async def test_phrases_and_words_search_with_every_filter(url):
             ]
         assert await found('"refused connection"') == []
         assert await found("connection", role="assistant") == [("tagged", "assistant")]
+    finally:
+        await backend.close()
+
+
+async def test_a_version_7_store_filters_on_the_columns_migration_8_adds(url, schema, admin):
+    """Migration 8 keeps a session's trash mark, folder and project as columns the server
+    computes from the row: rows written before it get theirs, and so do later writes; a
+    metadata text that is not JSON counts as none (the row still loads and lists)."""
+    from deskmate.memory.search_index import Filters
+
+    ident = await schema_at_version(admin, schema, 7)
+    rows = [
+        ("kept", "file:///a/", '{"project": "proj-1"}'),
+        ("binned", "file:///a", '{"deletedAt": "2026-02-01T00:00:00Z"}'),
+        ("mangled", "file:///b", "{not json"),
+    ]
+    for session_id, folder, meta in rows:
+        await admin.execute(
+            sql.SQL(
+                "INSERT INTO {}.sessions VALUES (%s, %s, %s, '2026-01-01', '2026-01-01', ARRAY[]::text[], 1, %s)"
+            ).format(ident),
+            (session_id, session_id.title(), folder, meta),
+        )
+        await admin.execute(
+            sql.SQL("INSERT INTO {}.messages (session_id, seq, data) VALUES (%s, 1, %s)").format(ident),
+            (
+                session_id,
+                '{"id":"m1","role":"user","content":"frobnicate the widget","timestamp":"2026-01-01"}',
+            ),
+        )
+    backend = backend_for_url(url)
+    try:
+
+        async def found(**filters) -> set[str]:
+            hits, total = await backend.search("frobnicate", Filters(**filters), 10)
+            assert total == len(hits)
+            return {hit.session_id for hit in hits}
+
+        assert await found() == {"kept", "mangled"}  # the trash is not searched
+        assert await found(folders=["file:///a"]) == {"kept"}  # a trailing slash or not
+        assert await found(folders=["file:///elsewhere"], projects=["proj-1"]) == {"kept"}
+        assert await found(folders=["file:///b"]) == {"mangled"}
+        # Later writes keep the columns: a session moved to the trash, one given a project.
+        await backend.update(
+            "kept", lambda info: (info.title, replace(info.meta, deleted_at="2026-03-01T00:00:00Z"))
+        )
+        await backend.append(
+            "fresh", [Message(role="user", content="frobnicate again")], workspace_uri="file:///c"
+        )
+        await backend.update("fresh", lambda info: (info.title, replace(info.meta, project="proj-2")))
+        assert await found() == {"mangled", "fresh"}
+        assert await found(folders=["file:///elsewhere"], projects=["proj-2"]) == {"fresh"}
+        assert {info.id for info in await backend.list()} == {"kept", "binned", "mangled", "fresh"}
     finally:
         await backend.close()

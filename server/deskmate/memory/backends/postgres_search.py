@@ -41,15 +41,11 @@ def tsquery(query: str) -> tuple[sql.Composable, list[Any]]:
 
 def _filters(filters: Filters) -> tuple[list[sql.Composable], list[Any]]:
     # Sessions in the trash are neither searched nor paged (their deletedAt stays in the clear).
-    where: list[sql.Composable] = [sql.SQL("(s.meta IS NULL OR s.meta::jsonb->>'deletedAt' IS NULL)")]
+    where: list[sql.Composable] = [sql.SQL("NOT s.trashed")]
     params: list[Any] = []
     if filters.folders is not None:
         # A session of one of the folders' projects counts too, wherever it was made.
-        where.append(
-            sql.SQL(
-                "(rtrim(s.workspace_uri, '/') = ANY(%s) OR s.id = ANY(%s) OR s.meta::jsonb->>'project' = ANY(%s))"
-            )
-        )
+        where.append(sql.SQL("(s.folder = ANY(%s) OR s.id = ANY(%s) OR s.project = ANY(%s))"))
         params.extend(
             [[f.rstrip("/") for f in filters.folders], list(filters.session_ids), list(filters.projects)]
         )
@@ -64,8 +60,8 @@ async def search(conn: Any, schema: str, query: str, filters: Filters, limit: in
     quoted = sql.Identifier(schema)
     q, q_params = tsquery(query)
     session_where, session_params = _filters(filters)
-    message_where = [*session_where, sql.SQL("m.search @@ q.q")]
-    message_params = list(session_params)
+    message_where = [sql.SQL("m.search @@ {q}").format(q=q)]
+    message_params = list(q_params)
     for key, condition in (
         ("role", "(m.data::jsonb ->> 'role') = %s"),
         ("after", "(m.data::jsonb ->> 'timestamp') >= %s"),
@@ -75,40 +71,44 @@ async def search(conn: Any, schema: str, query: str, filters: Filters, limit: in
         if value:
             message_where.append(sql.SQL(condition))
             message_params.append(value)
-    # A query with a phrase or a whole word (not only the word being typed, a prefix) starts
-    # from the messages the GIN index finds for it (OFFSET 0 keeps the planner from folding
-    # that in): planned from the sessions, every message's words were tested in turn, and a
-    # phrase took 0.5-1.5 s over 100,000 messages where this takes 3-350 ms. A lone prefix
-    # matches so many words that testing each message is the cheaper plan (80 ms, not 180).
-    parts, bare_last = parse_query(query)
-    if len(parts) > 1 or not bare_last:
-        messages = sql.SQL("(SELECT * FROM {schema}.messages WHERE search @@ {q} OFFSET 0)").format(
-            schema=quoted, q=q
-        )
-        q_first = list(q_params)
-    else:
-        messages, q_first = sql.SQL("{schema}.messages").format(schema=quoted), []
-    matches = sql.SQL(
-        "FROM {messages} m JOIN {schema}.sessions s ON s.id = m.session_id, (SELECT {q} AS q) q WHERE "
-    ).format(messages=messages, schema=quoted, q=q) + sql.SQL(" AND ").join(message_where)
+    # Three steps, each kept apart by OFFSET 0 so the planner cannot merge them: the sessions
+    # searched, with whether each title matches (tested once a session, not once a message);
+    # every matching message, ranked; then the best ``limit`` of them, counted all in one
+    # pass (the window holds three narrow columns, not each message's text and words, which
+    # spilled to disk for a common word). Only the hits shown are read whole, and marked up.
+    sessions = (
+        sql.SQL(
+            "(SELECT s.id, to_tsvector('simple', s.title) @@ {q} AS title_hit FROM {schema}.sessions s WHERE "
+        ).format(q=q, schema=quoted)
+        + sql.SQL(" AND ").join(session_where)
+        + sql.SQL(" OFFSET 0)")
+    )
     ranked = (
         sql.SQL(
-            "WITH hits AS (SELECT m.session_id, m.seq, m.data, s.title, count(*) OVER () AS total, "
-            "ts_rank_cd(m.search, q.q, 2) + CASE WHEN to_tsvector('simple', s.title) @@ q.q THEN {bonus} ELSE 0 END AS rank "
-        ).format(bonus=sql.Literal(TITLE_BONUS))
-        + matches
+            "(SELECT m.session_id, m.seq, ts_rank_cd(m.search, {q}, 2) "
+            "+ CASE WHEN s.title_hit THEN {bonus} ELSE 0 END AS rank "
+            "FROM {schema}.messages m JOIN "
+        ).format(q=q, bonus=sql.Literal(TITLE_BONUS), schema=quoted)
+        + sessions
+        + sql.SQL(" s ON s.id = m.session_id WHERE ")
+        + sql.SQL(" AND ").join(message_where)
+        + sql.SQL(" OFFSET 0)")
+    )
+    statement = (
+        sql.SQL("WITH hits AS (SELECT r.*, count(*) OVER () AS total FROM ")
+        + ranked
         + sql.SQL(
-            " ORDER BY rank DESC, m.session_id, m.seq DESC LIMIT %s) "
-            "SELECT h.session_id, h.title, h.data::jsonb ->> 'id', h.data::jsonb ->> 'role', "
-            "h.data::jsonb ->> 'timestamp', ts_headline('simple', {schema}.message_text(h.data), q.q, {headline}), "
-            "h.total FROM hits h, (SELECT {q} AS q) q ORDER BY h.rank DESC, h.session_id, h.seq DESC"
+            " r ORDER BY r.rank DESC, r.session_id, r.seq DESC LIMIT %s) "
+            "SELECT h.session_id, s.title, m.data::jsonb ->> 'id', m.data::jsonb ->> 'role', "
+            "m.data::jsonb ->> 'timestamp', ts_headline('simple', {schema}.message_text(m.data), {q}, {headline}), "
+            "h.total FROM hits h JOIN {schema}.messages m ON m.session_id = h.session_id AND m.seq = h.seq "
+            "JOIN {schema}.sessions s ON s.id = h.session_id ORDER BY h.rank DESC, h.session_id, h.seq DESC"
         ).format(schema=quoted, q=q, headline=sql.Literal(HEADLINE))
     )
-    # One scan ranks the matches and counts them all (the window is computed before the LIMIT).
     # Never prepared: a prepared statement soon runs a generic plan, blind to how many messages
     # the words match, which took 2-9 s where a plan for the query's own words takes 10-500 ms.
-    params = [*q_first, *q_params, *message_params, limit, *q_params]
-    rows = await (await conn.execute(ranked, params, prepare=False)).fetchall()
+    params = [*q_params, *q_params, *session_params, *message_params, limit, *q_params]
+    rows = await (await conn.execute(statement, params, prepare=False)).fetchall()
     hits = [Hit(*row[:6]) for row in rows]
     total = rows[0][6] if rows else 0
     if not (filters.role or filters.after or filters.before):
