@@ -15,6 +15,7 @@ from psycopg import sql
 
 from ..search_index import MARK, Filters, Hit, ListQuery, parse_query
 
+RANDOM_PAGE_COST = 1.1  # the usual setting for a database in memory or on SSD
 TITLE_BONUS = 1.0  # added to a message's ts_rank_cd (higher is better) when its session's title matches
 HEADLINE = f"StartSel={MARK}, StopSel={MARK}, MaxWords=24, MinWords=10, ShortWord=2, MaxFragments=1, FragmentDelimiter=…"
 
@@ -56,7 +57,21 @@ def _filters(filters: Filters) -> tuple[list[sql.Composable], list[Any]]:
 
 
 async def search(conn: Any, schema: str, query: str, filters: Filters, limit: int) -> tuple[list[Hit], int]:
-    """The best ``limit`` hits and how many there are in all, from one connection."""
+    """The best ``limit`` hits and how many there are in all, from one connection, in one
+    snapshot (the count and the title-only hits agree with the hits)."""
+    async with conn.transaction():
+        # Planned with the server's default random_page_cost (4, for spinning disks), a word
+        # in 1,500 of 100,000 messages was sought by reading every message (60 ms) instead of
+        # the few pages its index names (15 ms). A lower setting of the server's is kept.
+        await conn.execute(
+            "SELECT set_config('random_page_cost', %s, true) "
+            "WHERE current_setting('random_page_cost')::float8 > %s",
+            (str(RANDOM_PAGE_COST), RANDOM_PAGE_COST),
+        )
+        return await _search(conn, schema, query, filters, limit)
+
+
+async def _search(conn: Any, schema: str, query: str, filters: Filters, limit: int) -> tuple[list[Hit], int]:
     quoted = sql.Identifier(schema)
     q, q_params = tsquery(query)
     session_where, session_params = _filters(filters)
