@@ -621,3 +621,70 @@ async def test_a_version_7_store_filters_on_the_columns_migration_8_adds(url, sc
         assert {info.id for info in await backend.list()} == {"kept", "binned", "mangled", "fresh"}
     finally:
         await backend.close()
+
+
+async def test_a_second_load_reads_only_what_was_appended_since(url, schema, admin):
+    """A backend keeps the histories it loaded: the next load of one reads the rows after
+    them. Shown by an old row changed where the server's triggers cannot see it: the kept
+    copy is what the load gives back, and the rows appended since are added to it."""
+    ident = sql.Identifier(schema)
+    writer, reader = backend_for_url(url), backend_for_url(url)
+    try:
+        await writer.append("s", turn(0), title="T")
+        assert [m.content for m in (await reader.load("s")).messages] == ["q0", "a0"]
+        await admin.execute(sql.SQL("ALTER TABLE {}.messages DISABLE TRIGGER USER").format(ident))
+        await admin.execute(
+            sql.SQL("UPDATE {}.messages SET data = replace(data, 'q0', 'unseen') WHERE seq = 1").format(ident)
+        )
+        await admin.execute(sql.SQL("ALTER TABLE {}.messages ENABLE TRIGGER USER").format(ident))
+        await writer.append("s", turn(1))
+        assert [m.content for m in (await reader.load("s")).messages] == ["q0", "a0", "q1", "a1"]
+        assert [m.content for m in (await backend_for_url(url).load("s")).messages][0] == "unseen"
+    finally:
+        await writer.close()
+        await reader.close()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE {}.messages SET data = replace(data, 'q0', 'edited') WHERE seq = 1",
+        "DELETE FROM {}.messages WHERE seq = 2",
+        "TRUNCATE {}.messages",
+    ],
+    ids=["row edited", "row deleted", "table truncated"],
+)
+async def test_a_history_changed_by_hand_is_read_again_whole(url, schema, admin, change):
+    """Edits, deletes and a truncate made outside deskmate give the history a new generation:
+    the next load reads every row, not the copy kept from before."""
+    ident = sql.Identifier(schema)
+    backend, fresh = backend_for_url(url), None
+    try:
+        await backend.append("s", [*turn(0), *turn(1)], title="T")
+        await backend.load("s")
+        await admin.execute(sql.SQL(change).format(ident))
+        fresh = backend_for_url(url)
+        assert [m.content for m in (await backend.load("s")).messages] == [
+            m.content for m in (await fresh.load("s")).messages
+        ]
+        assert [m.content for m in (await backend.load("s")).messages] != ["q0", "a0", "q1", "a1"]
+    finally:
+        await backend.close()
+        if fresh is not None:
+            await fresh.close()
+
+
+async def test_a_history_saved_again_at_the_same_length_is_read_again(url):
+    """Another daemon's save (a rewrite, here of the same length) is never taken for appends."""
+    reader, writer = backend_for_url(url), backend_for_url(url)
+    try:
+        await writer.save(Session(id="s", title="T", messages=turn(0)))
+        await reader.load("s")
+        await writer.save(Session(id="s", title="T", messages=turn(7)))
+        assert [m.content for m in (await reader.load("s")).messages] == ["q7", "a7"]
+        await writer.delete("s")
+        await writer.append("s", turn(8), title="T")  # deleted, then made again
+        assert [m.content for m in (await reader.load("s")).messages] == ["q8", "a8"]
+    finally:
+        await reader.close()
+        await writer.close()

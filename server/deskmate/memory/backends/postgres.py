@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SCHEMA = "deskmate"
 CONNECT_TIMEOUT_SECONDS = 5  # a dead server fails the operation fast instead of hanging it
 POOL_MAX_SIZE = 4
+HISTORIES_KEPT = 32  # sessions whose history a backend keeps decoded, for the next load to add to
 _LOCK_SPACE = 0x64736B6D  # "dskm": first key of our advisory locks, the second is the schema's hash
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _YES, _NO = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
@@ -180,6 +181,34 @@ MIGRATIONS: list[str] = [
         ADD COLUMN project text GENERATED ALWAYS AS ({schema}.meta_value(meta, 'project')) STORED;
     ANALYZE {schema}.sessions;
     """,
+    # 9: a number for each version of a session's stored history, so a daemon that loaded a
+    # session reads only the rows appended since (``load``). Appends keep it; a save, and any
+    # change to stored rows (a rewrite, or an edit or delete made by hand), gives a new one,
+    # and the next load reads the whole history again. The number is the id of the
+    # transaction that made that version (no two transactions share one, and no sequence
+    # needs a privilege granted).
+    """
+    ALTER TABLE {schema}.sessions ADD COLUMN generation bigint NOT NULL DEFAULT txid_current();
+    CREATE FUNCTION {schema}.history_changed() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE {schema}.sessions SET generation = txid_current()
+        WHERE id IN (SELECT DISTINCT session_id FROM changed);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER messages_changed AFTER UPDATE ON {schema}.messages
+        REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION {schema}.history_changed();
+    CREATE TRIGGER messages_removed AFTER DELETE ON {schema}.messages
+        REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION {schema}.history_changed();
+    CREATE FUNCTION {schema}.histories_emptied() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE {schema}.sessions SET generation = txid_current();
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER messages_truncated AFTER TRUNCATE ON {schema}.messages
+        FOR EACH STATEMENT EXECUTE FUNCTION {schema}.histories_emptied();
+    """,
 ]
 
 _SESSION_COLUMNS = "id, title, workspace_uri, created_at, updated_at, tags, message_count, meta"
@@ -209,13 +238,16 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 # The messages come joined into one JSON array body: one parser call for the whole
-# history is several times faster than one per row. One statement, one snapshot.
+# history is several times faster than one per row. One statement, one snapshot. Given the
+# generation and length of a history this backend read before, only the rows after it come,
+# if the history is still that generation.
 _LOAD = """
-SELECT s.title, s.workspace_uri, s.created_at, s.tags, s.meta, m.joined, m.count
+SELECT s.title, s.workspace_uri, s.created_at, s.tags, s.meta, m.joined, m.count, s.generation, s.message_count
 FROM {schema}.sessions s,
 LATERAL (SELECT string_agg(data, ',' ORDER BY seq) AS joined, count(*) AS count
-         FROM {schema}.messages WHERE session_id = s.id) m
-WHERE s.id = %s
+         FROM {schema}.messages WHERE session_id = s.id
+         AND seq > CASE WHEN s.generation = %(generation)s THEN %(known)s ELSE 0 END) m
+WHERE s.id = %(id)s
 """
 
 # The row locked until the transaction ends: updates of one session take turns.
@@ -316,6 +348,8 @@ class PostgresBackend:
         self._opening = asyncio.Lock()  # binds to the running loop only when first awaited
         self._closed = False
         self._warned: set[str] = set()
+        # Histories this backend read, by session: (generation, messages), most recently used last.
+        self._histories: dict[str, tuple[int, list[Message]]] = {}
         quoted = sql.Identifier(schema)
         columns = sql.SQL(_SESSION_COLUMNS)
 
@@ -538,20 +572,32 @@ class PostgresBackend:
     async def load(self, session_id: str) -> Session | None:
         """The session and its messages in order, read in one statement (one snapshot)."""
         validate_session_id(session_id, "load")
+        generation, known = self._histories.pop(session_id, (-1, []))
         async with self._connection(f"load session {session_id!r}") as conn:
-            cur = await conn.execute(self._load_sql, (session_id,))
+            cur = await conn.execute(
+                self._load_sql, {"id": session_id, "generation": generation, "known": len(known)}
+            )
             row = await cur.fetchone()
             if row is None:
                 return None
-            title, workspace_uri, created_at, tags, meta, joined, count = row
+            title, workspace_uri, created_at, tags, meta, joined, count, stored, stored_count = row
+            added_to = stored == generation and bool(known)
+            if not added_to:
+                known = []
             try:
                 records = json.loads(f"[{joined or ''}]")
                 if len(records) != count:  # a row held more than one value
                     raise ValueError
-                messages = decode_records(records)
+                messages = known + decode_records(records)
             except (ValueError, RecursionError):  # read row by row to name the one to blame
                 cur = await conn.execute(self._load_rows_sql, (session_id,))
                 messages = self._decode(session_id, await cur.fetchall())
+                added_to, stored_count = False, -1  # all of it, and not kept: read whole next time
+        if len(messages) != stored_count:  # rows not as the session's row counts them
+            if added_to:
+                return await self.load(session_id)  # read it all: the history kept is not to be trusted
+        else:
+            self._remember(session_id, stored, messages)
         if meta is None and None in tags:
             raise StorageError(f"{self._null_tag(session_id)}: it cannot be read. Nothing was changed.")
         return Session(
@@ -562,6 +608,12 @@ class PostgresBackend:
             meta=self._meta(session_id, meta, tags),
             messages=messages,
         )
+
+    def _remember(self, session_id: str, generation: int, messages: list[Message]) -> None:
+        """Keep a history read, for the next load of it to read only what comes after."""
+        self._histories[session_id] = (generation, list(messages))  # messages are never mutated
+        if len(self._histories) > HISTORIES_KEPT:
+            del self._histories[next(iter(self._histories))]
 
     def _meta(self, session_id: str, raw: str | None, tags: list[str | None]) -> SessionMeta:
         """The row's metadata record; a row from before migration 2 has only its tags column."""
@@ -623,6 +675,7 @@ class PostgresBackend:
         self, session: Session, source_id: str | None, expected_messages: int | None = None
     ) -> None:
         validate_session_id(session.id, "save")
+        self._histories.pop(session.id, None)
         messages = session.messages
         params = {
             "id": session.id,
@@ -707,6 +760,7 @@ class PostgresBackend:
     async def delete(self, session_id: str) -> bool:
         """Remove the session and its messages; False if there was none."""
         validate_session_id(session_id, "delete")
+        self._histories.pop(session_id, None)
         async with self._connection(f"delete session {session_id!r}") as conn, conn.transaction():
             # The row first: it waits for an append holding it, and the messages' delete (a
             # statement of its own, so a snapshot taken after that wait) sees all it added.
