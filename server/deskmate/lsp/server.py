@@ -130,6 +130,11 @@ class DeskmateServer(LanguageServer):
 
         self._preloading = asyncio.ensure_future(preload())
 
+    def cancel_preload(self) -> None:
+        """Not begun yet: not begun at all (an import under way goes on)."""
+        if self._preloading is not None:
+            self._preloading.cancel()
+
     async def stop_sweeping(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -255,8 +260,7 @@ def on_folders(ls: DeskmateServer, params: types.DidChangeWorkspaceFoldersParams
 
 async def on_shutdown(ls: DeskmateServer, params: None) -> None:
     ls.stopping = True
-    if ls._preloading is not None:
-        ls._preloading.cancel()  # not yet begun: not begun at all (an import under way goes on)
+    ls.cancel_preload()
     await ls.stop_sweeping()
     await ls.assistant.close()
 

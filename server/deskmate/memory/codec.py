@@ -33,9 +33,14 @@ def storable(text: str) -> str:
     return _LONE_SURROGATE.sub(REPLACEMENT, text)
 
 
+def base64_text(data: bytes) -> str:
+    """``data`` as base64 text, as msgspec writes bytes in JSON."""
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
 def _base64(value: Any) -> str:
-    if isinstance(value, bytes):  # a sealed record's data, as msgspec writes bytes
-        return binascii.b2a_base64(value, newline=False).decode("ascii")
+    if isinstance(value, bytes):  # a sealed record's data
+        return base64_text(value)
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
@@ -284,6 +289,14 @@ def pack_bytes(record: dict[str, Any]) -> bytes:
         return pack(json.loads(dumps(record)))  # rare: the JSON path replaces them
 
 
+def unpack_bytes(data: bytes) -> Any:
+    """What ``pack_bytes`` made; UnreadableRecord when ``data`` is not MessagePack."""
+    try:
+        return _msgpack()[1](data)
+    except ValueError:  # msgspec's DecodeError is one
+        raise UnreadableRecord("an opened record is not MessagePack") from None
+
+
 @functools.cache
 def _msgpack() -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
     import msgspec
@@ -343,10 +356,12 @@ def _message_opener(name: Any, kid: Any) -> Callable[[Any, Any], Message] | None
 
 
 def _untyped(raw: bytes, packed: bool) -> Any:
+    if packed:
+        return unpack_bytes(raw)
     try:
-        return _msgpack()[1](raw) if packed else json.loads(raw)
-    except ValueError:  # msgspec's DecodeError is one
-        raise UnreadableRecord(f"an opened record is not {'MessagePack' if packed else 'JSON'}") from None
+        return json.loads(raw)
+    except ValueError:
+        raise UnreadableRecord("an opened record is not JSON") from None
 
 
 def decode_message(record: Any) -> Message:

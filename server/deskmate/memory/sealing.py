@@ -18,7 +18,15 @@ from collections.abc import Callable
 from typing import Any
 
 from . import keys as key_source
-from .codec import MissingKey, RecordEncoding, UnreadableRecord, pack_bytes, register_encoding
+from .codec import (
+    MissingKey,
+    RecordEncoding,
+    UnreadableRecord,
+    base64_text,
+    pack_bytes,
+    register_encoding,
+    unpack_bytes,
+)
 from .errors import StorageError
 
 NONCE_BYTES = 12
@@ -31,10 +39,6 @@ ZSTD_AES = "zstd+aesgcm"
 AES_MP = "mp+aesgcm"
 ZSTD_AES_MP = "mp+zstd+aesgcm"
 COMPRESS_ABOVE = 256  # bytes of JSON: a smaller record gains less than zstd's frame costs
-
-
-def _b64(data: bytes) -> str:
-    return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 def _b64decode(text: Any) -> bytes:
@@ -103,7 +107,7 @@ def _opening_key(kid: Any) -> bytes:
 def seal_bytes(data: bytes, aad: bytes) -> tuple[str, str]:
     """``data`` encrypted with the current key: (key id, base64 of nonce + ciphertext + tag)."""
     kid, sealed = _seal(data, aad)
-    return kid, _b64(sealed)
+    return kid, base64_text(sealed)
 
 
 def _seal(data: bytes, aad: bytes) -> tuple[str, bytes]:
@@ -225,12 +229,6 @@ def _decode_zstd(stored: dict[str, Any]) -> Any:
     return _record(_open_zstd(stored))
 
 
-def _unpack(data: bytes) -> Any:
-    import msgspec
-
-    return msgspec.msgpack.decode(data)
-
-
 def _open_zstd(stored: dict[str, Any]) -> bytes:
     try:
         raw = _b64decode(stored.get("data"))
@@ -252,12 +250,7 @@ def _sealed(
 
     def decode(stored: dict[str, Any]) -> Any:
         opened = open_record(stored)
-        if not packed:
-            return _record(opened)
-        try:
-            return _unpack(opened)
-        except ValueError:  # msgspec's DecodeError is one
-            raise UnreadableRecord("an opened record is not MessagePack") from None
+        return unpack_bytes(opened) if packed else _record(opened)
 
     encode = _sealer(name, serialize, small)
     return RecordEncoding(name, encode, decode, open_record, packed=packed, opener=opener)
