@@ -486,7 +486,7 @@ async def terminal_sessions(assistant, args: argparse.Namespace, folder: str) ->
     if not session.messages:
         print(f"Session {session.id} has no messages.")
     else:
-        out.write(await compaction_cli.describe(assistant, session))
+        out.write(await compaction_cli.describe(assistant, session, ref))
     return 0
 
 

@@ -58,8 +58,9 @@ async def run(assistant, args: argparse.Namespace, folder: str) -> int | None:
     return None
 
 
-async def describe(assistant, session) -> str:
-    """What ``sessions show`` prints after the messages: summaries, pins, the next ask's tokens."""
+async def describe(assistant, session, ref) -> str:
+    """What ``sessions show`` prints after the messages: summaries, pins, the tokens the next ask
+    from ``ref``'s folder sends."""
     from .engine.history import active_summary, summaries_of
     from .terminal import strip_controls
 
@@ -73,7 +74,7 @@ async def describe(assistant, session) -> str:
         )
     if session.meta.pinned_messages:
         lines.append(f"Pinned messages: {', '.join(session.meta.pinned_messages)}\n")
-    prompt = await assistant.asks.next_prompt(session)
+    prompt = await assistant.asks.next_prompt(session, ref)
     window = f" of a {prompt.context_window}-token window" if prompt.context_window else ""
     lines.append(
         f"The next ask sends {prompt.tokens} tokens ({prompt.counted_by}){window} before its question; "

@@ -90,7 +90,10 @@ async def test_agents_md_and_deskmate_memory_md_are_read_and_reported(start_daem
         (str(project / ".deskmate" / "memory.md"), False),
     ]
     assert listed["instructionFiles"][0]["uri"] == (project / "AGENTS.md").as_uri()
+    before = (await daemon.run("deskmate.getSession", {}))["nextAskTokens"]
     await daemon.run("deskmate.remember", {"text": "Use pytest"})
+    # The count of what the next ask sends holds the instructions and the memory too.
+    assert (await daemon.run("deskmate.getSession", {}))["nextAskTokens"] > before > 10
     await daemon.ask("how do I test this?")
     system = system_sent(model_server)
     assert system.startswith("You help with code.")

@@ -11,8 +11,11 @@ import pytest
 from deskmate.engine import EngineError, ModelError
 from deskmate.engine.compaction import INSTRUCTION
 from deskmate.engine.history import SUMMARY_HEADING, summaries_of
+from deskmate.engine.model_choice import WorkspaceModels
 from deskmate.engine.tokens import CHARS_PER_TOKEN, TokenCounter
 from deskmate.engine.tokens import load_encoding as real_load_encoding  # before conftest stubs it
+
+from .test_handlers import wire  # noqa: F401  the in-process server fixture
 
 LONG = "x" * 400  # about 100 tokens
 
@@ -153,6 +156,35 @@ async def test_a_summary_model_writes_summaries_when_set(engine, model, summariz
     assert summarizer.requests[-1][1].model == "small-model" and done.summary.model == "small-model"
 
 
+async def test_summaries_are_written_by_the_model_chosen_for_the_folder(engine, model, summarizer):
+    ref = engine.sessions.resolve()
+    await long_turns(engine, ref, 2)
+    WorkspaceModels(engine.store.data_dir).set(ref.workspace_uri, "folder-model")
+    await engine.compaction.compact(ref)
+    assert summarizer.requests[-1][1].model == "folder-model"
+    await long_turns(engine, ref, 3, start=2)
+    await compacting(engine)
+    result = await engine.asks.ask("short", ref=ref)
+    assert result.compacted is not None and result.compacted.summary.model == "folder-model"
+    assert summarizer.requests[-1][1].model == "folder-model"
+
+
+async def test_an_ask_does_not_wait_for_a_compaction_already_running(engine, model, summarizer):
+    ref = engine.sessions.resolve()
+    await long_turns(engine, ref, 3)
+    await compacting(engine, summary_timeout=30.0)
+    summarizer.pause = 2
+    manual = asyncio.ensure_future(engine.compaction.compact(ref))
+    while not summarizer.requests:  # the on-demand summary is being written
+        await asyncio.sleep(0.01)
+    result = await engine.asks.ask("short", ref=ref)
+    assert not manual.done()  # the ask did not wait for it
+    assert "being written already" in result.compaction_error and result.answer == "fake answer"
+    assert len(summarizer.requests) == 1  # and wrote no second one
+    done = await manual
+    assert (await engine.sessions.stored(ref.id)).meta.summaries[-1]["id"] == done.summary.id
+
+
 async def test_a_later_summary_folds_in_the_earlier_one_and_undo_falls_back_to_it(engine, model, summarizer):
     ref = engine.sessions.resolve()
     await long_turns(engine, ref, 2)
@@ -211,7 +243,7 @@ async def test_the_prompt_never_exceeds_the_context_window_setting(engine, model
     await engine.asks.ask(f"now {LONG}", ref=ref)
     sent = sum(len(m["content"]) for m in model.prompts[-1]) / CHARS_PER_TOKEN
     assert sent <= 700 * 0.8 - 100
-    preview = await engine.asks.next_prompt((await engine.sessions.get(ref)).session)
+    preview = await engine.asks.next_prompt((await engine.sessions.get(ref)).session, ref)
     assert preview.context_window == 700 and preview.tokens <= preview.limit
 
 
@@ -219,11 +251,11 @@ async def test_next_prompt_reports_tokens_and_what_is_summarized(engine, model, 
     ref = engine.sessions.resolve()
     await long_turns(engine, ref, 3)
     session = (await engine.sessions.get(ref)).session
-    before = await engine.asks.next_prompt(session)
+    before = await engine.asks.next_prompt(session, ref)
     assert before.summarized == 0 and before.left_out == 0 and before.tokens > 300
     await engine.compaction.compact(ref)
     session = (await engine.sessions.get(ref)).session
-    after = await engine.asks.next_prompt(session)
+    after = await engine.asks.next_prompt(session, ref)
     assert after.summarized == 4 and after.tokens < before.tokens
 
 
@@ -349,3 +381,31 @@ async def test_a_fork_keeps_the_pins_and_summaries_within_what_it_copies(engine,
     before, _ = await engine.forks.fork(ref, stored.messages[1].id)  # inside the summary's range
     assert before.meta.pinned_messages == [first.id] and before.meta.summaries == []
     assert (await engine.sessions.stored(before.id)).meta.pinned_messages == [first.id]
+
+
+async def test_a_cancelled_compact_session_answers_request_cancelled_and_stores_nothing(
+    wire,  # noqa: F811
+    model,
+    summarizer,
+):
+    for n in range(3):
+        await wire.command("deskmate.ask", {"question": f"turn {n} {LONG}"})
+    summarizer.pause = 30
+    wire.send(
+        {
+            "jsonrpc": "2.0",
+            "id": 91,
+            "method": "workspace/executeCommand",
+            "params": {"command": "deskmate.compactSession", "arguments": [{}]},
+        }
+    )
+    while not summarizer.requests:
+        await asyncio.sleep(0.01)
+    wire.notify("$/cancelRequest", {"id": 91})
+    for _ in range(500):
+        if any(m.get("id") == 91 for m in wire.sent):
+            break
+        await asyncio.sleep(0.01)
+    reply = next(m for m in wire.sent if m.get("id") == 91)
+    assert reply["error"]["code"] == -32800  # RequestCancelled, as docs/protocol.md says
+    assert (await wire.command("deskmate.getSession", {}))["result"]["summaries"] == []

@@ -37,6 +37,20 @@ async def test_a_memory_is_in_the_system_prompt_of_every_session_of_its_project(
     assert [m.role for m in stored.messages] == ["user", "assistant"]  # the memory is not a turn
 
 
+async def test_the_next_ask_counts_the_projects_memory_and_instructions(engine, model, project):
+    ref = engine.sessions.resolve()
+    await engine.asks.ask("first", ref=ref)
+    session = (await engine.sessions.get(ref)).session
+    plain = (await engine.asks.next_prompt(session, ref)).tokens
+    await engine.project_memory.remember("Use pytest, never unittest. " * 20)
+    remembered = (await engine.asks.next_prompt(session, ref)).tokens
+    (project / "AGENTS.md").write_text("Run `make test` before committing. " * 40)
+    instructed = (await engine.asks.next_prompt(session, ref)).tokens
+    assert plain < remembered < instructed
+    await engine.asks.ask("second", ref=ref)  # what the count said is what went
+    assert engine.tokens.prompt(model.settings, model.prompts[-1][:-1]) == instructed
+
+
 async def test_another_project_is_not_sent_the_memory(engine, model, project, tmp_path):
     await engine.project_memory.remember("Alpha uses tabs")
     other = tmp_path / "other"

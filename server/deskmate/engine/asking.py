@@ -233,7 +233,7 @@ class AskRunner:
         on_redacted: Callable[[Redaction], None],
         on_notice: Callable[[str], None],
     ) -> AskResult:
-        settings = for_folder(self._settings(), self.sessions.store.data_dir, ref.workspace_uri)
+        settings = self.folder_settings(ref)
         model = self.models.get(settings)
         model.check_configured()  # before anything is stored: nothing to keep from a request never sent
         redacted = Redaction()
@@ -243,8 +243,7 @@ class AskRunner:
                 on_redacted(redacted)
         session, _ = await self.sessions.current(ref)
         refuse_trashed(session.info())
-        if self.project_settings is not None:
-            settings = await self.project_settings(settings, ref)
+        settings = await self.with_project(settings, ref)
         question = Message(role="user", content=question_text, context=context or None)
         fitting = PromptFitting(settings, model, self.counter, session, question)
         window = await fitting.window_of()
@@ -254,7 +253,9 @@ class AskRunner:
         if fitting.fitted.drops_any() and settings.auto_compact and ref.id is not None and self.compaction:
             # The ask's task while it runs, so cancelling the ask stops the summary too.
             running.task = asyncio.ensure_future(
-                self.compaction.for_ask(session, fitting.fitted, fitting.keeping(), fitting.summary_room())
+                self.compaction.for_ask(
+                    session, fitting.fitted, fitting.keeping(), fitting.summary_room(), settings
+                )
             )
             try:
                 compacted = await running.task
@@ -346,10 +347,20 @@ class AskRunner:
             ref.id, running.ask_id, answer.content, usage, interrupted, redacted, compacted, compaction_error
         )
 
-    async def next_prompt(self, session: Session) -> NextPrompt:
-        """What the next ask in ``session`` would send before its question: its tokens, the
-        window and limit they are held to, and how much of the history is summarized or left out."""
-        settings = self._settings()
+    def folder_settings(self, ref: SessionRef) -> Settings:
+        """The settings with the model chosen for ``ref``'s folder, if one was (model_choice.py)."""
+        return for_folder(self._settings(), self.sessions.store.data_dir, ref.workspace_uri)
+
+    async def with_project(self, settings: Settings, ref: SessionRef) -> Settings:
+        """``settings`` with ``ref``'s project memory and instructions in the system prompt."""
+        return settings if self.project_settings is None else await self.project_settings(settings, ref)
+
+    async def next_prompt(self, session: Session, ref: SessionRef) -> NextPrompt:
+        """What the next ask in ``session``, asked from ``ref``'s folder, would send before its
+        question: its tokens (the project's memory and instructions included, counted for the
+        folder's model), the window and limit they are held to, and how much of the history is
+        summarized or left out."""
+        settings = await self.with_project(self.folder_settings(ref), ref)
         fitting = PromptFitting(settings, self.models.get(settings), self.counter, session, None)
         window = await fitting.window_of()
         try:

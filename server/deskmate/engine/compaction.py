@@ -17,7 +17,10 @@ the budget (KEEP_SHARE), so the next one comes only after that much more convers
 
 A compaction that fails (a model error, a timeout, a cancel) stores nothing: the caller is
 told, and an ask goes on with the turns that fit. An ask waits for one summarization at
-most (``summaryTimeout`` seconds).
+most (``summaryTimeout`` seconds), its own: while another summary of the session is being
+written (``compactSession``), the ask does not wait for it and goes on with the turns that fit.
+
+Summaries are written by the model the session's folder uses (or ``summaryModel``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from ..memory import Message, Session, SessionInfo, SessionNotFound, SessionStor
 from ..memory.models import SessionMeta
 from .errors import EngineError, InvalidArgument
 from .history import Fitted, Summary, active_summary, sendable
+from .model_choice import for_folder
 from .model_client import ModelClient, ModelError
 from .sessions import SessionRef, Sessions
 from .settings import Settings
@@ -159,31 +163,42 @@ class Compaction:
                 f'Session "{session.id}" has nothing to compact: every turn before the latest one '
                 "is summarized already (or there is only one turn)."
             )
-        return await self._summarize(session, last_question - 1, instructions, timeout=None)
+        settings = for_folder(self._settings(), self.sessions.store.data_dir, ref.workspace_uri)
+        return await self._summarize(session, last_question - 1, instructions, settings, timeout=None)
 
-    async def for_ask(self, session: Session, fitted: Fitted, keep: Fitted, room: int) -> Compacted:
-        """The automatic compaction before an ask whose prompt ``fitted`` left turns out:
-        summarizes up to the turns ``keep`` (the prompt fitted to KEEP_SHARE of the budget)
-        sends, in at most ``room`` tokens. Waits summaryTimeout seconds at most;
-        CompactionFailed when it fails."""
+    async def for_ask(
+        self, session: Session, fitted: Fitted, keep: Fitted, room: int, settings: Settings
+    ) -> Compacted:
+        """The automatic compaction before an ask (with ``settings``) whose prompt ``fitted``
+        left turns out: summarizes up to the turns ``keep`` (the prompt fitted to KEEP_SHARE of
+        the budget) sends, in at most ``room`` tokens. Waits summaryTimeout seconds at most;
+        CompactionFailed when it fails, or at once when a summary of the session is being
+        written already (the ask never waits for two)."""
+        if self._lock(session.id).locked():
+            raise CompactionFailed(
+                "The earlier messages were not summarized for this answer: a summary of this session "
+                "is being written already (compactSession). Nothing was changed; the next ask uses it."
+            )
         until = keep.recent[0] - 1 if keep.recent else len(session.messages) - 1
         until = max(until, fitted.dropped[-1])
-        timeout = self._settings().summary_timeout
         length = max(MIN_SUMMARY_TOKENS, min(SUMMARY_TOKENS, room))
-        return await self._summarize(session, until, None, timeout=timeout, length=length)
+        return await self._summarize(
+            session, until, None, settings, timeout=settings.summary_timeout, length=length
+        )
 
     async def _summarize(
         self,
         session: Session,
         until: int,
         instructions: str | None,
+        settings: Settings,
         *,
         timeout: float | None,
         length: int = SUMMARY_TOKENS,
     ) -> Compacted:
-        """Summarize ``session`` from its first message through index ``until``, store the
-        summary, and return it; CompactionFailed (nothing stored) when the model fails."""
-        settings = self._settings()
+        """Summarize ``session`` from its first message through index ``until`` with the model
+        ``settings`` name (or their summaryModel), store the summary, and return it;
+        CompactionFailed (nothing stored) when the model fails."""
         found = active_summary(session.meta, session.messages)
         previous, start = (found[0], found[1] + 1) if found else (None, 0)
         pinned = set(session.meta.pinned_messages)

@@ -209,7 +209,7 @@ async def get_session(ls: DeskmateServer, arguments: Arguments) -> dict[str, Any
     view = await ls.assistant.sessions.get(ref)
     forks = await ls.assistant.forks.of(view.session.id) if view.session.id else []
     await ls.assistant.live.open(view.session.id or None)
-    next_ask = await ls.assistant.asks.next_prompt(view.session)
+    next_ask = await ls.assistant.asks.next_prompt(view.session, ref)
     result = session_result(
         view.session, active=view.active, persisted=view.persisted, forks=forks, next_ask=next_ask
     )
