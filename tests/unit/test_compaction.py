@@ -8,11 +8,11 @@ import dataclasses
 
 import pytest
 
-from deskmate.engine import EngineError, ModelError
+from deskmate.engine import EngineError, ModelError, Settings
 from deskmate.engine.compaction import INSTRUCTION
 from deskmate.engine.history import SUMMARY_HEADING, summaries_of
 from deskmate.engine.model_choice import WorkspaceModels
-from deskmate.engine.tokens import CHARS_PER_TOKEN, TokenCounter
+from deskmate.engine.tokens import CHARS_PER_TOKEN, TokenCounter, context_window, known_window
 from deskmate.engine.tokens import load_encoding as real_load_encoding  # before conftest stubs it
 
 from .test_handlers import wire  # noqa: F401  the in-process server fixture
@@ -409,3 +409,21 @@ async def test_a_cancelled_compact_session_answers_request_cancelled_and_stores_
     reply = next(m for m in wire.sent if m.get("id") == 91)
     assert reply["error"]["code"] == -32800  # RequestCancelled, as docs/protocol.md says
     assert (await wire.command("deskmate.getSession", {}))["result"]["summaries"] == []
+
+
+async def test_the_window_comes_from_the_setting_then_the_server_then_the_models_name(model):
+    assert [known_window(name) for name in ("openai/GPT-4o-mini", "gpt-4-32k", "gpt-4", "o3-mini")] == [
+        128_000,
+        32_768,
+        8_192,
+        200_000,
+    ]
+    assert known_window("qwen2.5-coder:7b") is None  # a local model: its server says, or nobody
+    named = Settings(model="gpt-4o")
+    model.report_window = False
+    assert await context_window(named, model) == 128_000
+    model.report_window, model.window = True, 4096
+    assert await context_window(named, model) == 4096  # what the server serves wins over the name
+    assert await context_window(dataclasses.replace(named, context_window=2048), model) == 2048
+    model.window = None
+    assert await context_window(Settings(model="llama3"), model) is None
