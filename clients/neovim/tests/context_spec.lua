@@ -38,6 +38,8 @@ H.test("the code in view goes along with a question typed in the chat, shown abo
     return chat.is_open(H.root()) and input_win()
   end)
   H.contains(vim.wo[input_win()].winbar, "[calc.py:1-4]", "the chip above the prompt")
+  -- Markdown, so treesitter (or render-markdown.nvim) highlights the answers' code blocks.
+  H.eq("markdown", vim.bo[chat.find(H.root()).buf].filetype, "the chat buffer's filetype")
   vim.cmd.stopinsert()
   H.http_get_json("/_requests")
   type_question("Awhat does it do? [[answer:first seen]]<CR>", "first seen")
