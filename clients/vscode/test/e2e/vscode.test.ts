@@ -252,6 +252,10 @@ describe('the extension in a real VS Code (code-server)', () => {
     assert.match(answer, /main\.py/);
     assert.match(answer, /def main\(\):/);
     assert.match(answer, /print\(line\.rstrip\(\)\)/);
+    // The question names what went along, as a chip: the file and the selected lines.
+    const chips = chat().locator('.message.user').last().locator('.context-used .chip');
+    assert.equal(await chips.count(), 1);
+    assert.match(await chips.first().innerText(), /^main\.py:1-\d+$/);
     await toast.waitFor({ state: 'hidden', timeout: 15_000 });
   });
 
