@@ -38,6 +38,8 @@ H.test("the code in view goes along with a question typed in the chat, shown abo
     return chat.is_open(H.root()) and input_win()
   end)
   H.contains(vim.wo[input_win()].winbar, "[calc.py:1-4]", "the chip above the prompt")
+  -- Markdown, so treesitter (or render-markdown.nvim) highlights the answers' code blocks.
+  H.eq("markdown", vim.bo[chat.find(H.root()).buf].filetype, "the chat buffer's filetype")
   vim.cmd.stopinsert()
   H.http_get_json("/_requests")
   type_question("Awhat does it do? [[answer:first seen]]<CR>", "first seen")
@@ -70,10 +72,17 @@ H.test("<C-d> drops the editor's code; @path and #buffers add files, completed f
   type_question("Aand now? [[answer:added seen]]<CR>", "added seen")
   H.contains(last_request(), "helper_marker", "the added file went to the model")
   H.truthy(not vim.wo[input_win()].winbar:find("[util.py]", 1, true), "used up by the question")
-  -- #buffers: every open file buffer, as it is in Neovim.
+  -- #buffers: every open buffer of a workspace file, as it is in Neovim; others stay out.
   vim.api.nvim_buf_set_lines(vim.api.nvim_win_get_buf(code_win), 0, 0, false, { "# unsaved_marker" })
+  local outside = vim.fn.tempname() .. ".py"
+  vim.fn.writefile({ "secret = 1  # outside_marker" }, outside)
+  local outside_buf = vim.fn.bufadd(outside)
+  vim.fn.bufload(outside_buf)
+  vim.bo[outside_buf].buflisted = true
   type_question("Acompare #buffers [[answer:fourth seen]]<CR>", "fourth seen")
   H.contains(last_request(), "unsaved_marker", "the open buffer, unsaved change included")
+  H.truthy(not last_request():find("outside_marker", 1, true), "a buffer outside the workspace did not go")
+  H.eq(1, #H.notified("not sent: " .. vim.fn.fnamemodify(outside, ":~"), vim.log.levels.INFO), "the user is told")
 end)
 
 H.test("what went along is shown again after a reload; a multi-line question keeps its lines", function()

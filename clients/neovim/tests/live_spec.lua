@@ -1,6 +1,6 @@
 -- Live sessions: a turn asked in another window (here `deskmate ask` in a terminal, another
 -- process on the same store) shows up in the open chat as it is stored, without a reload,
--- and a chat scrolled up stays where it is.
+-- and a chat scrolled up stays where it is; an automatic title reaches the winbar.
 local H = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, "S").source:sub(2)), "helpers.lua"))
 H.setup()
 
@@ -62,6 +62,23 @@ H.test("the next terminal turn is added after it, and the editor asks on in the 
   H.eq(4, count(text, "## You"), "every question shown once")
   H.eq(4, count(text, "## Deskmate"), "every answer shown once")
   H.eq(8, #view.messages, "the chat knows every message")
+end)
+
+H.test("a new session's automatic title reaches the winbar once the daemon reports it", function()
+  local options = vim.deepcopy(require("deskmate.config").options)
+  options.settings.autoTitle = true
+  require("deskmate").setup(options)
+  vim.cmd("Deskmate new")
+  local view = chat.find(H.root())
+  H.wait("the new session in the chat", function()
+    return view.session_id and #view.messages == 0
+  end)
+  -- The test model obeys the directive for the title too: the title is the answer.
+  H.ask("[[answer:Adding two numbers]] how do I add?")
+  H.wait("the automatic title", function()
+    return view.title == "Adding two numbers"
+  end)
+  H.contains(vim.wo[vim.fn.win_findbuf(view.buf)[1]].winbar, "Adding two numbers", "the winbar")
 end)
 
 H.run()

@@ -16,6 +16,21 @@ local first, second
 
 H.test("asks in two sessions; :Deskmate new starts an empty one", function()
   H.ask("[[answer:first answer]] first question")
+  -- Once answered, the session is titled (its first line here: autoTitle is off in specs).
+  local view = require("deskmate.chat").find(H.root())
+  H.wait("the title in the winbar", function()
+    return view.title == "[[answer:first answer]] first question"
+  end)
+  local winbar = vim.wo[vim.fn.win_findbuf(view.buf)[1]].winbar
+  H.contains(winbar, "first question", "the winbar names the session")
+  H.truthy(not winbar:find("New conversation", 1, true), "no longer a new conversation: " .. winbar)
+  -- In a narrow window the title is cut, so what follows it (the model) stays in view.
+  local win = vim.fn.win_findbuf(view.buf)[1]
+  vim.api.nvim_win_set_width(win, 60)
+  require("deskmate.chat").set_status(H.root(), "")
+  winbar = vim.wo[win].winbar
+  H.truthy(winbar:find("%<[[answer:first an…", 1, true), "the title cut: " .. winbar)
+  H.contains(winbar, "test-model", "the model still shown")
   first = H.exec("deskmate.getSession", { workspaceUri = vim.uri_from_fname(H.root()) })
   vim.cmd("Deskmate new")
   H.wait("the new session in the chat", function()

@@ -66,6 +66,21 @@ client.subscribe("exit", function(params)
   end
 end)
 
+-- The winbar's title after an answer: a session is titled once its first question is stored
+-- (its first line, or later the model's title, which live.lua hears of), so the chat asks
+-- again rather than keep "New conversation".
+local function refresh_labels(root, session_id)
+  if not session_id then
+    return
+  end
+  client.exec(root, "deskmate.getSession", { sessionId = session_id }, function(err, session)
+    local view = chat.find(root)
+    if not err and view and view.session_id == session_id then
+      chat.set_labels(root, session)
+    end
+  end)
+end
+
 --- Whether an answer is streaming in `root`.
 ---@param root string
 ---@return boolean
@@ -148,10 +163,11 @@ function M.ask(opts)
         notify_error(err.message)
         return done(err)
       end
+      local session_id = result.sessionId ~= vim.NIL and result.sessionId or nil
       chat.end_turn(root, {
         answer = result.answer,
         interrupted = result.interrupted == true,
-        session_id = result.sessionId ~= vim.NIL and result.sessionId or nil,
+        session_id = session_id,
       })
       answer_ended(root)
       if type(result.forkedFrom) == "table" then
@@ -160,6 +176,7 @@ function M.ask(opts)
           done(nil, result)
         end)
       end
+      refresh_labels(root, session_id)
       done(nil, result)
     end)
   end

@@ -79,12 +79,25 @@ local function show_hint(chat)
   end
 end
 
-local function winbar(chat)
+-- The title cut with "…" so the rest of a `width`-cell winbar stays in view (a long question's
+-- first line would otherwise push the model and status out). Neovim still cuts at %< if the
+-- window narrows later.
+local function fit_title(title, rest, width)
+  local plain = rest:gsub("%%#[^#]*#", ""):gsub("%%%*", ""):gsub("%%%%", "%%")
+  local room = width - vim.fn.strdisplaywidth(plain) - 3 -- 3: the " · " before the title
+  if vim.fn.strdisplaywidth(title) <= room or room < 12 then
+    return title
+  end
+  local cut = title
+  while vim.fn.strdisplaywidth(cut) > room - 1 do
+    cut = vim.fn.strcharpart(cut, 0, vim.fn.strchars(cut) - 1)
+  end
+  return cut .. "…"
+end
+
+local function winbar(chat, width)
   local parts = { "%#DeskmateTitle#deskmate%*" }
   local title = (chat.title and chat.title ~= "") and chat.title or (chat.session_id and "New conversation")
-  if title then
-    table.insert(parts, (title:gsub("%%", "%%%%")))
-  end
   if chat.model then
     table.insert(parts, "%#DeskmateModel#" .. chat.model:gsub("%%", "%%%%") .. "%*")
   end
@@ -105,6 +118,11 @@ local function winbar(chat)
   end
   if chat.status ~= "" then
     table.insert(parts, "%#DeskmateStatus#" .. chat.status:gsub("%%", "%%%%") .. "%*")
+  end
+  if title then
+    local rest = " " .. table.concat(parts, " · ")
+    title = width and fit_title(title, rest, width) or title
+    table.insert(parts, 2, "%<" .. title:gsub("%%", "%%%%"))
   end
   return " " .. table.concat(parts, " · ")
 end
@@ -138,7 +156,7 @@ end
 
 local function refresh_winbar(chat)
   for _, win in ipairs(vim.fn.win_findbuf(chat.buf)) do
-    vim.wo[win][0].winbar = winbar(chat)
+    vim.wo[win][0].winbar = winbar(chat, vim.api.nvim_win_get_width(win))
   end
 end
 
@@ -665,7 +683,7 @@ function M.open(root, focus)
     }) do
       vim.wo[win][0][option] = value
     end
-    vim.wo[win][0].winbar = winbar(chat)
+    vim.wo[win][0].winbar = winbar(chat, vim.api.nvim_win_get_width(win))
     fold_summary(chat)
     local input_win = vim.api.nvim_open_win(chat.input, false, {
       split = "below",

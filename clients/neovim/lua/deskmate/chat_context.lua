@@ -1,6 +1,7 @@
 -- What goes along with a question typed in the chat: the code in view in the window the user
 -- was in last (unless dropped), files named with @path in the question or added with
--- :Deskmate add, and #buffer / #buffers (the open buffers, as they are, saved or not).
+-- :Deskmate add, and #buffer / #buffers (the open buffers of the workspace's files, as they
+-- are, saved or not).
 local context = require("deskmate.context")
 
 local M = {}
@@ -86,8 +87,15 @@ local function buffer_context(buf)
   return item
 end
 
---- What `question` names: @path files inside `root`, #buffer, #buffers.
-local function named(root, question)
+local function inside(root, buf)
+  local path = vim.fs.normalize(vim.fn.fnamemodify(vim.api.nvim_buf_get_name(buf), ":p"))
+  local prefix = root:gsub("/$", "") .. "/"
+  return path:sub(1, #prefix) == prefix
+end
+
+--- What `question` names: @path files inside `root`, #buffer, #buffers (the open buffers of
+--- the workspace's files only: the names of others go to `left_out`).
+local function named(root, question, left_out)
   local items = {}
   for token in (" " .. question):gmatch("%s@(%S+)") do
     local path = vim.fs.joinpath(root, token)
@@ -101,8 +109,12 @@ local function named(root, question)
   if has("#buffers") then
     for _, buf in ipairs(vim.api.nvim_list_bufs()) do
       if vim.bo[buf].buflisted and vim.api.nvim_buf_is_loaded(buf) and is_code(buf) then
-        if vim.api.nvim_buf_get_name(buf) ~= "" then
+        if vim.api.nvim_buf_get_name(buf) == "" then
+          -- A buffer without a file: nothing to name it by.
+        elseif inside(root, buf) then
           table.insert(items, buffer_context(buf))
+        elseif left_out then
+          table.insert(left_out, vim.fn.fnamemodify(vim.api.nvim_buf_get_name(buf), ":~"))
         end
       end
     end
@@ -118,8 +130,9 @@ end
 --- The pieces the next question carries, as { context?, attachments } for deskmate.ask.
 ---@param root string
 ---@param question string
+---@param left_out string[]? gets the open buffers #buffers leaves out (outside the workspace)
 ---@return table? context, table[] attachments
-function M.collect(root, question)
+function M.collect(root, question, left_out)
   local s = state(root)
   local editor = M.editor_context()
   if editor and editor.uri == s.dropped then
@@ -135,7 +148,7 @@ function M.collect(root, question)
   for _, file in ipairs(s.files) do
     add({ uri = file.uri })
   end
-  for _, item in ipairs(named(root, question or "")) do
+  for _, item in ipairs(named(root, question or "", left_out)) do
     add(item)
   end
   return editor, attachments
@@ -143,8 +156,15 @@ end
 
 --- Like M.collect, for the ask itself: the added files are used up.
 function M.take(root, question)
-  local editor, attachments = M.collect(root, question)
+  local left_out = {}
+  local editor, attachments = M.collect(root, question, left_out)
   state(root).files = {}
+  if #left_out > 0 then
+    vim.notify(
+      ("deskmate: #buffers sends the workspace's files only; not sent: %s"):format(table.concat(left_out, ", ")),
+      vim.log.levels.INFO
+    )
+  end
   return editor, attachments
 end
 

@@ -252,6 +252,10 @@ describe('the extension in a real VS Code (code-server)', () => {
     assert.match(answer, /main\.py/);
     assert.match(answer, /def main\(\):/);
     assert.match(answer, /print\(line\.rstrip\(\)\)/);
+    // The question names what went along, as a chip: the file and the selected lines.
+    const chips = chat().locator('.message.user').last().locator('.context-used .chip');
+    assert.equal(await chips.count(), 1);
+    assert.match(await chips.first().innerText(), /^main\.py:1-\d+$/);
     await toast.waitFor({ state: 'hidden', timeout: 15_000 });
   });
 
@@ -445,6 +449,32 @@ describe('the extension in a real VS Code (code-server)', () => {
     assert.match((await messages())[0], /What is in a new session\?/);
   });
 
+  let thirdSession = '';
+
+  step('deleting the shown session goes on in the most recent one left, not the oldest', async () => {
+    // Three sessions: the first (the oldest), the second (the most recent left), the third shown.
+    await chat().locator('#new-session').click();
+    await eventually(async () => (await chat().locator('#transcript').innerText()).includes('No messages yet'), 'an empty session');
+    await chat().locator('#prompt').fill('What is in a third session?');
+    await chat().locator('#send').click();
+    await waitForAnswer('I see 0 earlier messages.');
+    thirdSession = (await chat().locator('#session-select').inputValue()) || '';
+    assert.equal((await sessionOptions()).length, 3);
+    assert.ok(![firstSession, secondSession].includes(thirdSession), 'a third session');
+    await chat().locator('#delete-session').click();
+    await page
+      .locator('.notifications-toasts .notification-toast', { hasText: 'moved "What is in a third session?" to the trash' })
+      .first()
+      .waitFor();
+    await eventually(
+      async () => (await chat().locator('#session-select').inputValue()) === secondSession,
+      'the most recent session left shown, not the first',
+    );
+    await eventually(async () => (await messages()).length === 2, 'its two messages');
+    assert.match((await messages())[0], /What is in a new session\?/);
+    assert.deepEqual((await sessionOptions()).map((o) => o.value).sort(), [firstSession, secondSession].sort());
+  });
+
   step('Delete asks nothing and offers Undo; Undo brings the session back; the Trash restores and empties', async () => {
     // docs/storage.md: one <dataDir>/sessions/<sessionId>.jsonl per session, kept while in the trash.
     const stored = (id: string) => existsSync(join(dataDir, 'sessions', `${id}.jsonl`));
@@ -486,9 +516,10 @@ describe('the extension in a real VS Code (code-server)', () => {
     await rows.filter({ hasText: 'Empty the trash' }).first().click();
     const confirm = page.locator('.monaco-dialog-box');
     await confirm.waitFor();
-    assert.match(await confirm.innerText(), /Delete the 1 session in the trash permanently\?/);
+    // The second session and the third (deleted in the step before).
+    assert.match(await confirm.innerText(), /Delete the 2 sessions in the trash permanently\?/);
     await confirm.locator('.monaco-button', { hasText: 'Delete Permanently' }).click();
-    await eventually(() => !stored(secondSession), 'the session gone from the data directory');
+    await eventually(() => !stored(secondSession) && !stored(thirdSession), 'both gone from the data directory');
     assert.equal(stored(firstSession), true);
     assert.deepEqual(await values(), [firstSession]);
   });

@@ -231,6 +231,16 @@ describe('ChatController', () => {
     await controller.ask('Explain', context, 'palette');
     assert.deepEqual(daemon.calls[0].args.context, context);
     assert.deepEqual(host.progressOrigins, ['palette']);
+    // The question shows its chip, as Ask About Selection's does: the file, relative to the folder.
+    assert.deepEqual(host.last('askStarted')?.context, ['a.py']);
+  });
+
+  it('a selection ask shows the lines it sent as the question\'s chip', async () => {
+    const range = { start: { line: 7, character: 0 }, end: { line: 12, character: 0 } };
+    const context = { uri: `${FOLDER}/src/calc.py`, range, text: 'def add(a, b):', languageId: 'python' };
+    await controller.ask('Explain', context, 'palette');
+    assert.deepEqual(daemon.calls[0].args.context, context);
+    assert.deepEqual(host.last('askStarted')?.context, ['src/calc.py:8-12']);
   });
 
   it('leaves workspaceUri out when no folder is open', async () => {
