@@ -9,8 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from deskmate.memory import Message
+from deskmate.memory import Message, Session
 from deskmate.memory.models import SessionMeta
+from deskmate.memory.patches import fork_made
 from deskmate.memory.watching import SessionChange
 from helpers import turn
 
@@ -65,6 +66,36 @@ async def test_a_watch_reports_what_another_process_did(backend, reopen):
         assert await recorder.next("born-later") == SessionChange("born-later", "appended", 1)
         await other.delete("live")
         assert await recorder.next("live") == SessionChange("live", "deleted", 0)
+    finally:
+        await recorder.close()
+
+
+async def test_a_fork_made_in_another_process_is_an_update_of_its_source(backend, reopen):
+    """A fork writes itself (``save_copy``) and, on its source, only ``lastForkAt``: a watch
+    of the source reports it ``updated`` (its history unchanged), so a window showing the
+    source hears of its new fork; a second fork is reported again."""
+    other = reopen()
+    await other.append("source", turn(0) + turn(1), title="Source")
+    recorder = Recorder(backend.watch())
+    await recorder.watch.follow("source")
+    await recorder.ready()
+    try:
+        for number in (1, 2):
+            source = await other.load("source")
+            fork = Session(
+                id=f"source-fork-{number}",
+                title="Source (fork)",
+                meta=SessionMeta(forked_from={"sessionId": "source", "messageId": source.messages[1].id}),
+                messages=source.messages[:2],
+            )
+            await other.save_copy(fork, "source")
+            await other.update("source", fork_made(f"2026-01-0{number}T00:00:00.000Z"))
+            assert await recorder.next("source") == SessionChange("source", "updated", 4)
+        stored = await backend.load("source")
+        assert stored.meta.last_fork_at == "2026-01-02T00:00:00.000Z"
+        assert [m.content for m in stored.messages] == ["q0", "a0", "q1", "a1"]
+        await asyncio.sleep(1.0)  # longer than any store's polling interval: nothing more
+        assert recorder.seen == []
     finally:
         await recorder.close()
 
