@@ -9,14 +9,32 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from deskmate.memory import Message, Session
 from deskmate.memory.models import SessionMeta
 from deskmate.memory.patches import fork_made
 from deskmate.memory.watching import SessionChange
 from helpers import turn
+from memory.conftest import STORES
 
 HOLDER = Path(__file__).with_name("lease_holder.py")
 WAIT = 10.0  # seconds a change may take to be reported here (the 1 s target is benchmarked; CI machines are slow)
+
+# Every store as it watches, and the file store a second time on its fallback: polling, as where
+# inotify is unavailable (its watch limit reached) or untrusted (WATCHFILES_FORCE_POLLING set for
+# a data dir on a network file system).
+pytestmark = pytest.mark.parametrize(
+    "store_kind, watching",
+    [pytest.param(kind, "native", id=kind) for kind in sorted(STORES)]
+    + [pytest.param("file", "polling", id="file-polling")],
+)
+
+
+@pytest.fixture(autouse=True)
+def _watching(watching, monkeypatch):
+    if watching == "polling":
+        monkeypatch.setenv("WATCHFILES_FORCE_POLLING", "1")
 
 
 class Recorder:
@@ -50,13 +68,15 @@ class Recorder:
         await asyncio.wait_for(self.task, WAIT)
 
 
-async def test_a_watch_reports_what_another_process_did(backend, reopen):
+async def test_a_watch_reports_what_another_process_did(backend, reopen, store_kind, watching):
     other = reopen()  # another daemon: no caches shared with ``backend``
     await other.append("live", turn(0), title="First")
     recorder = Recorder(backend.watch())
     await recorder.watch.follow("live")
     await recorder.watch.follow("born-later")
     await recorder.ready()
+    if store_kind == "file":
+        assert recorder.watch.mechanism.startswith("polling") == (watching == "polling")
     try:
         await other.append("live", turn(1))
         assert await recorder.next("live") == SessionChange("live", "appended", 4)
