@@ -811,6 +811,16 @@ describe('the extension in a real VS Code (code-server)', () => {
     assert.equal(code, 0, `${what} failed (exit ${code}):\n${child.output()}`);
   }
 
+  /** `deskmate ask` in a terminal, on session `sessionId`, running while the test goes on. */
+  function startTerminalAsk(sessionId: string, question: string): Child {
+    return startChild(findOnPath('deskmate')!, ['ask', '--session', sessionId, question], workspace, {
+      ...process.env,
+      DESKMATE_BASE_URL: model!.baseUrl,
+      DESKMATE_MODEL: 'test-model',
+      DESKMATE_DATA_DIR: dataDir,
+    });
+  }
+
   /**
    * Headless Neovim with the deskmate plugin in the workspace, on the same store: the other
    * client (clients/neovim/tests/other_window.lua). `ask`: asks `text` in session `sessionId`;
@@ -839,13 +849,17 @@ describe('the extension in a real VS Code (code-server)', () => {
   step('a turn asked in another window (the terminal) appears in the chat as it is stored, its place kept', async () => {
     const shown = await chat().locator('#session-select').inputValue();
     const before = (await messages()).length;
-    askInTerminal(shown, 'Asked in a terminal [[tokens:400]]');
+    // An answer that streams for about 15 s: its question is stored first, and shown at once.
+    const terminal = startTerminalAsk(shown, 'Asked in a terminal [[tokens:300]][[rate:20]]');
     await eventually(
       async () => (await messages()).some((m) => m.includes('Asked in a terminal')),
       'the terminal\'s question in the chat, without a reload',
-      10_000,
+      15_000,
     );
-    await eventually(async () => (await messages()).length === before + 2, 'the terminal\'s answer too');
+    assert.equal(terminal.process.exitCode, null, 'the terminal still answers');
+    assert.equal((await messages()).length, before + 1, 'the question shown before its answer is stored');
+    await succeeded(terminal, 'deskmate ask');
+    await eventually(async () => (await messages()).length === before + 2, 'the terminal\'s answer too', 15_000);
     // The reader scrolls up; the next turn from elsewhere lands below without moving them.
     const transcript = chat().locator('#transcript');
     await transcript.evaluate((element) => {
