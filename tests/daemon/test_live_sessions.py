@@ -108,6 +108,31 @@ async def test_two_daemons_see_each_others_turns_and_answer_one_at_a_time(
     await changes.wait_for(sessionId=session_id, change="deleted", messageCount=0)
 
 
+async def test_a_fork_made_in_another_window_reaches_the_window_showing_its_source(
+    start_daemon, project, store_settings
+):
+    first, second = await two_daemons(start_daemon, project, store_settings)
+    asked = await first.ask("worth forking")
+    source_id = asked["sessionId"]
+    changes, own_changes = Changes(second), Changes(first)
+    shown = await second.run("deskmate.getSession", {"sessionId": source_id})
+    assert shown["forks"] == []
+
+    answer_id = shown["messages"][-1]["id"]
+    forked = await first.run("deskmate.forkSession", {"sessionId": source_id, "messageId": answer_id})
+    await changes.wait_for(sessionId=source_id, change="updated", messageCount=2)
+    again = await second.run("deskmate.getSession", {"sessionId": source_id})
+    assert [f["sessionId"] for f in again["forks"]] == [forked["sessionId"]]
+    assert again["messages"] == shown["messages"]  # the source's history is as it was
+
+    # Edit and resend forks too; the window that forked is not told of its own forks.
+    edited = await first.ask("reworded", sessionId=source_id, editMessageId=shown["messages"][0]["id"])
+    await changes.wait_for(sessionId=source_id, change="updated", messageCount=2)
+    latest = await second.run("deskmate.getSession", {"sessionId": source_id})
+    assert [f["sessionId"] for f in latest["forks"]] == [forked["sessionId"], edited["sessionId"]]
+    assert not [c for _, c in own_changes.seen if c["sessionId"] == source_id], own_changes.seen
+
+
 async def test_a_killed_daemons_lease_ends(start_daemon, project, store_settings):
     first, second = await two_daemons(start_daemon, project, store_settings)
     session_id = (await second.run("deskmate.getSession", {}))["sessionId"]

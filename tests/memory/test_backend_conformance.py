@@ -441,6 +441,7 @@ async def test_session_metadata_round_trips_every_field(backend):
         pinned=True,
         forked_from={"sessionId": "src", "messageId": "m"},
         project="git:0123abcd",
+        last_fork_at="2026-01-01T00:00:00.000Z",
         extra={"colour": {"name": "teal"}},
     )
     await backend.save(Session(id="meta", title="Meta", messages=turn(0), meta=meta))

@@ -9,13 +9,32 @@ import sys
 import time
 from pathlib import Path
 
-from deskmate.memory import Message
+import pytest
+
+from deskmate.memory import Message, Session
 from deskmate.memory.models import SessionMeta
+from deskmate.memory.patches import fork_made
 from deskmate.memory.watching import SessionChange
 from helpers import turn
+from memory.conftest import STORES
 
 HOLDER = Path(__file__).with_name("lease_holder.py")
 WAIT = 10.0  # seconds a change may take to be reported here (the 1 s target is benchmarked; CI machines are slow)
+
+# Every store as it watches, and the file store a second time on its fallback: polling, as where
+# inotify is unavailable (its watch limit reached) or untrusted (WATCHFILES_FORCE_POLLING set for
+# a data dir on a network file system).
+pytestmark = pytest.mark.parametrize(
+    "store_kind, watching",
+    [pytest.param(kind, "native", id=kind) for kind in sorted(STORES)]
+    + [pytest.param("file", "polling", id="file-polling")],
+)
+
+
+@pytest.fixture(autouse=True)
+def _watching(watching, monkeypatch):
+    if watching == "polling":
+        monkeypatch.setenv("WATCHFILES_FORCE_POLLING", "1")
 
 
 class Recorder:
@@ -49,13 +68,15 @@ class Recorder:
         await asyncio.wait_for(self.task, WAIT)
 
 
-async def test_a_watch_reports_what_another_process_did(backend, reopen):
+async def test_a_watch_reports_what_another_process_did(backend, reopen, store_kind, watching):
     other = reopen()  # another daemon: no caches shared with ``backend``
     await other.append("live", turn(0), title="First")
     recorder = Recorder(backend.watch())
     await recorder.watch.follow("live")
     await recorder.watch.follow("born-later")
     await recorder.ready()
+    if store_kind == "file":
+        assert recorder.watch.mechanism.startswith("polling") == (watching == "polling")
     try:
         await other.append("live", turn(1))
         assert await recorder.next("live") == SessionChange("live", "appended", 4)
@@ -65,6 +86,36 @@ async def test_a_watch_reports_what_another_process_did(backend, reopen):
         assert await recorder.next("born-later") == SessionChange("born-later", "appended", 1)
         await other.delete("live")
         assert await recorder.next("live") == SessionChange("live", "deleted", 0)
+    finally:
+        await recorder.close()
+
+
+async def test_a_fork_made_in_another_process_is_an_update_of_its_source(backend, reopen):
+    """A fork writes itself (``save_copy``) and, on its source, only ``lastForkAt``: a watch
+    of the source reports it ``updated`` (its history unchanged), so a window showing the
+    source hears of its new fork; a second fork is reported again."""
+    other = reopen()
+    await other.append("source", turn(0) + turn(1), title="Source")
+    recorder = Recorder(backend.watch())
+    await recorder.watch.follow("source")
+    await recorder.ready()
+    try:
+        for number in (1, 2):
+            source = await other.load("source")
+            fork = Session(
+                id=f"source-fork-{number}",
+                title="Source (fork)",
+                meta=SessionMeta(forked_from={"sessionId": "source", "messageId": source.messages[1].id}),
+                messages=source.messages[:2],
+            )
+            await other.save_copy(fork, "source")
+            await other.update("source", fork_made(f"2026-01-0{number}T00:00:00.000Z"))
+            assert await recorder.next("source") == SessionChange("source", "updated", 4)
+        stored = await backend.load("source")
+        assert stored.meta.last_fork_at == "2026-01-02T00:00:00.000Z"
+        assert [m.content for m in stored.messages] == ["q0", "a0", "q1", "a1"]
+        await asyncio.sleep(1.0)  # longer than any store's polling interval: nothing more
+        assert recorder.seen == []
     finally:
         await recorder.close()
 

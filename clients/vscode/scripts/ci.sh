@@ -6,7 +6,9 @@
 # in the repository's .venv.
 #
 # Tests: unit tests, the chat page in headless Chromium, and end to end in a
-# real VS Code (code-server) against the real daemon and the fake model server.
+# real VS Code (code-server) against the real daemon and the fake model server, with the
+# terminal CLI and headless Neovim (`nvim` on PATH: the repository's .venv has it) as other
+# windows on the same session.
 # Set DESKMATE_SCREENSHOT=path to keep the end-to-end picture of the chat panel, and
 # DESKMATE_FORKS_SCREENSHOT=path for the one of its message actions on a fork, and
 # DESKMATE_SEARCH_SCREENSHOT=path for the Sessions quick pick searching as you type.

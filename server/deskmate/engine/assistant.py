@@ -121,7 +121,7 @@ class Assistant:
             compaction=self.compaction,
             live=self.live,
         )
-        self.forks = Forks(self.sessions)
+        self.forks = Forks(self.sessions, self.live)
         self.labels = Labels(self.sessions)
         self.search = Search(self.sessions)
         self.trash = Trash(lambda session_id: self.asks.running_ask(session_id) is not None, clock)

@@ -6,7 +6,9 @@ its source: every store can do that with the primitives it has, a fork loads exa
 as fast as any session of its length, and deleting or damaging the source never
 reaches its forks. Messages keep their ids, so a fork and its source can be
 compared turn by turn. The lineage is the fork's ``forkedFrom`` metadata
-(``{sessionId, messageId}``); a session's forks are found from a listing.
+(``{sessionId, messageId}``); a session's forks are found from a listing. The source's
+metadata records when it was last forked (``lastForkAt``): that change is what tells other
+windows showing the source (live sessions) that it has a new fork.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from typing import Any
 from ..memory import Message, Session, SessionInfo, SessionNotFound, StorageError
 from ..memory.limits import clip_title
 from ..memory.models import SessionMeta
+from ..memory.patches import fork_made
 from .errors import EngineError
+from .live import LiveSessions
 from .sessions import SessionRef, Sessions
+from .trash import iso, utc_now
 from .workspaces import fresh_session_id
 
 log = logging.getLogger(__name__)
@@ -96,8 +101,9 @@ def _carried(meta: SessionMeta, messages: list[Message]) -> dict[str, Any]:
 class Forks:
     """Forking sessions of the engine's store; a fork becomes its folder's active session."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, live: LiveSessions | None = None) -> None:
         self.sessions = sessions
+        self.live = live or LiveSessions(sessions.store)
 
     async def _source(self, ref: SessionRef) -> Session:
         if ref.id is None:
@@ -138,8 +144,23 @@ class Forks:
         )
         # The store may copy the prefix from the source inside itself (PostgreSQL does).
         await self.sessions.store.sessions.save_copy(fork, source.id)
+        await self._mark_source(source.id)
         await self._make_active(folder, fork.id)
         return fork
+
+    async def _mark_source(self, source_id: str) -> None:
+        """Record the fork on its source (``lastForkAt``, one compare-and-set update of its
+        metadata), so every daemon showing the source hears of it (its forks changed). Not
+        reported back to this process's client, which made the fork; never fails the fork, which
+        is stored: other windows then only see it on their next load."""
+        store = self.sessions.store
+        if store.overlay is not None:
+            return  # autoSave off: the fork is in this process's memory, nothing to tell others
+        try:
+            async with self.live.quiet(source_id):
+                await store.backend.update(source_id, fork_made(iso(utc_now())))
+        except StorageError as exc:
+            log.warning("Could not record the fork on its source %s: %s", source_id, exc)
 
     async def _unused_id(self, folder: str | None) -> str:
         """A fresh id no stored session has: a save under a taken one would replace that history."""

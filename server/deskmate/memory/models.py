@@ -194,6 +194,9 @@ class SessionMeta:
     # Summaries of earlier turns (engine/compaction.py): {id, from, to, text, ...} each. A record
     # beside the messages, which stay as they were: dropping one is the undo.
     summaries: list[dict[str, Any]] = meta_field("summaries", "objects", factory=list)
+    # When a fork of it was last made (ISO 8601): the change of the source that other processes'
+    # watches see (a fork writes only itself otherwise; its lineage is the fork's forkedFrom).
+    last_fork_at: str | None = meta_field("lastForkAt", "text", None)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def copy(self) -> SessionMeta:

@@ -49,3 +49,11 @@ class MetaPatch:
         patch = cls(dict(record["values"]), bool(record.get("onlyMissing")))
         patch.apply(SessionMeta())  # a value of the wrong kind raises here, not at replay
         return patch
+
+
+def fork_made(at: str) -> MetaPatch:
+    """What a fork writes on its source, besides saving itself: the time (``at``, ISO 8601) of
+    the source's latest fork. Its history stays as it was; a watch of the source (live
+    sessions, on every store) sees the metadata change and reports it ``updated``, so a window
+    showing the source learns of its new fork."""
+    return MetaPatch({"lastForkAt": at})

