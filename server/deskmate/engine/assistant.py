@@ -217,6 +217,7 @@ class Assistant:
         return self.trash.expiring(infos, self._settings.retention_days)
 
     async def close(self) -> None:
+        await self.forks.close()
         await self.live.close()
         await self.asks.close()
         await self.asks.models.close()

@@ -104,6 +104,7 @@ class Forks:
     def __init__(self, sessions: Sessions, live: LiveSessions | None = None) -> None:
         self.sessions = sessions
         self.live = live or LiveSessions(sessions.store)
+        self._marking: set[asyncio.Task[None]] = set()  # sources being told of a fork (_mark_source)
 
     async def _source(self, ref: SessionRef) -> Session:
         if ref.id is None:
@@ -144,9 +145,16 @@ class Forks:
         )
         # The store may copy the prefix from the source inside itself (PostgreSQL does).
         await self.sessions.store.sessions.save_copy(fork, source.id)
-        await self._mark_source(source.id)
+        # Off the fork's path: on the file store the mark rewrites the source's header line.
+        marking = asyncio.ensure_future(self._mark_source(source.id))
+        self._marking.add(marking)
+        marking.add_done_callback(self._marking.discard)
         await self._make_active(folder, fork.id)
         return fork
+
+    async def close(self) -> None:
+        """Wait for the marks of forks made (a CLI fork exits right after it)."""
+        await asyncio.gather(*self._marking, return_exceptions=True)
 
     async def _mark_source(self, source_id: str) -> None:
         """Record the fork on its source (``lastForkAt``, one compare-and-set update of its
@@ -159,7 +167,7 @@ class Forks:
         try:
             async with self.live.quiet(source_id):
                 await store.backend.update(source_id, fork_made(iso(utc_now())))
-        except StorageError as exc:
+        except Exception as exc:  # it runs on its own (fork): never an unretrieved task error
             log.warning("Could not record the fork on its source %s: %s", source_id, exc)
 
     async def _unused_id(self, folder: str | None) -> str:
