@@ -136,6 +136,20 @@ def test_prune_and_the_expiry_warning_of_list(project, model_server, data_dir):
     )
 
 
+def test_the_terminal_commands_take_the_time_of_retention_from_the_testing_clock(
+    project, model_server, data_dir, tmp_path
+):
+    run = dict(cwd=project, model_server=model_server, data_dir=data_dir)
+    clock = tmp_path / "clock"
+    env = {"DESKMATE_RETENTION_DAYS": "30", "DESKMATE_TEST_CLOCK_FILE": str(clock)}
+    deskmate("ask", "hello", **run)
+    assert "trash within 7 days" not in deskmate("sessions", "list", **run, env=env).stderr  # real time
+    clock.write_text(str(26 * 86400))  # 26 days on
+    assert ", in 4 days)" in deskmate("sessions", "list", **run, env=env).stderr
+    clock.write_text(str(31 * 86400))
+    assert "1 moved to the trash, 0 purged" in deskmate("sessions", "prune", **run, env=env).stdout
+
+
 def test_errors_go_to_stderr_with_exit_status_1(project, model_server, data_dir):
     proc = deskmate(
         "ask", "[[fail:500]]", cwd=project, model_server=model_server, data_dir=data_dir, check=False

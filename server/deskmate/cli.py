@@ -215,6 +215,7 @@ def run_tcp(server, args: argparse.Namespace) -> int:
 async def run_terminal(args: argparse.Namespace) -> int:
     from .engine import Assistant, EngineError, ModelError, settings_from_environment
     from .engine.settings import for_terminal
+    from .engine.trash import clock_from_environment
     from .engine.workspaces import path_to_uri, project_root
     from .memory import SessionStoreError
 
@@ -240,7 +241,9 @@ async def run_terminal(args: argparse.Namespace) -> int:
             print(f"deskmate: {exc}", file=sys.stderr)
             return 1
     assistant = Assistant(
-        settings_from_environment(), warn=lambda message: print(for_terminal(message), file=sys.stderr)
+        settings_from_environment(),
+        warn=lambda message: print(for_terminal(message), file=sys.stderr),
+        clock=clock_from_environment(),  # the real time unless DESKMATE_TEST_CLOCK_FILE (tests)
     )
     folder = path_to_uri(project_root(Path.cwd()))
     assistant.sessions.workspaces.set_folders([folder])

@@ -1,6 +1,7 @@
 """The trash and retention through the real daemon, on every store: delete and restore, permanent
-delete, retention and purge (time is controlled through the times stored with the sessions), two
-daemons sweeping one store, and a delete during an outage."""
+delete, retention and purge (time is controlled through the times stored with the sessions, and
+through the daemon's own clock, DESKMATE_TEST_CLOCK_FILE), two daemons sweeping one store, and a
+delete during an outage."""
 
 from __future__ import annotations
 
@@ -163,6 +164,83 @@ async def _gone(direct, session_id: str) -> bool:
     return await direct.load(session_id) is None
 
 
+class MovingClock:
+    """The daemon's clock (``DESKMATE_TEST_CLOCK_FILE``), moved by the test. ``to(days)`` sets it
+    that many days ahead of the real time and returns once the daemon has swept at that time: a
+    session put in the trash beforehand, due for purging just before it, is gone."""
+
+    def __init__(self, path, direct, trash_days: int) -> None:
+        self.path = path
+        self.direct = direct
+        self.trash_days = trash_days
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"DESKMATE_TEST_CLOCK_FILE": str(self.path)}
+
+    async def to(self, days: float) -> None:
+        tick = f"tick-{round(days * 1000)}"
+        # Purged trash_days after it went to the trash: 0.01 days before the clock's new time.
+        went = iso(datetime.now(timezone.utc) + (days - self.trash_days - 0.01) * DAY)
+        await store_aged(self.direct, tick, 0, deleted_at=went)
+        self.path.write_text(f"{days * DAY.total_seconds()}\n")
+        await eventually(lambda: _gone(self.direct, tick), timeout=20)
+        await asyncio.sleep(0.3)  # what that sweep tells the user comes right after its purges
+
+
+async def test_retention_with_the_daemons_clock_moving_warns_daily_then_trashes_then_purges(
+    start_daemon, project, store_url, direct, tmp_path
+):
+    clock = MovingClock(tmp_path / "clock", direct, trash_days=5)
+    settings = {**storage(store_url), "retentionDays": 30, "trashDays": 5}
+    daemon = await start_daemon(folders=[project], settings=settings, env=clock.env)
+    await daemon.ask("aging notes", sessionId="aging")
+    await daemon.ask("treasured notes", sessionId="treasured")
+    await daemon.run("deskmate.pinSession", {"sessionId": "treasured", "pinned": True})
+
+    def told(text: str) -> list[str]:
+        return [m.message for m in daemon.client.messages if text in m.message]
+
+    async def expiring() -> int:
+        return (await daemon.run("deskmate.status"))["expiringIn7Days"]
+
+    # 20 days on: 10 days left, no warning yet.
+    await clock.to(20)
+    assert told("trash within 7 days") == [] and await expiring() == 0
+
+    # 24 days on: 6 days left, the user is warned (pinned sessions are never named).
+    await clock.to(24)
+    [warning] = await eventually(lambda: told("trash within 7 days"))
+    assert '"aging notes" (aging, in 6 days)' in warning and "treasured" not in warning
+    assert "To keep one, ask in it" in warning and await expiring() == 1
+    await clock.to(24.5)  # later that day: not again
+    assert len(told("trash within 7 days")) == 1
+    await clock.to(25.1)  # the next day: again
+    warnings = await eventually(lambda: told("trash within 7 days")[1:] and told("trash within 7 days"))
+    assert len(warnings) == 2 and '"aging notes" (aging, in 5 days)' in warnings[1]
+    assert told("went to the trash") == [] and "aging" in await listed_ids(daemon)
+
+    # 30 days on: to the trash, and the user is told; the pinned session stays.
+    await clock.to(30.1)
+    [moved] = await eventually(lambda: told("went to the trash"))
+    assert '"aging notes" (aging)' in moved and "within 5 days" in moved and "treasured" not in moved
+    assert await listed_ids(daemon) == ["treasured"] and "aging" in await trashed_ids(daemon)
+    assert await expiring() == 0
+
+    # In the trash 5 days (it went at 30.1): kept at 35, purged after.
+    await clock.to(35)
+    assert "aging" in await trashed_ids(daemon) and len((await direct.load("aging")).messages) == 2
+    await clock.to(35.2)
+    await eventually(lambda: _gone(direct, "aging"))
+    assert await trashed_ids(daemon) == []
+
+    # Pinned: never expires, however long.
+    await clock.to(400)
+    assert await listed_ids(daemon) == ["treasured"]
+    assert [m.content for m in (await direct.load("treasured")).messages][0] == "treasured notes"
+    assert len(told("trash within 7 days")) == 2 and len(told("went to the trash")) == 1
+
+
 async def test_nothing_expires_unless_asked(start_daemon, project, store_url, direct):
     await store_aged(direct, "ancient", 3000)
     daemon = await start_daemon(folders=[project], settings=storage(store_url))
@@ -198,15 +276,37 @@ async def test_two_daemons_sweeping_one_store_purge_everything_due_once(
     assert len((await direct.load("kept")).messages) == 2
 
 
+@pytest.fixture(params=["redis", "postgres"])
+def shared_url(request, tmp_path):
+    """A shared store the test can cut off (Redis, PostgreSQL), in a namespace of this test's own."""
+    store = importlib.import_module(f"memory.store_{request.param}")
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    yield store.url_for(namespace, tmp_path)
+    store.cleanup(namespace)
+
+
+@pytest.fixture
+def proxy(shared_url):
+    parts = urlsplit(shared_url)
+    proxy = CuttableProxy(parts.hostname, parts.port)
+    yield proxy
+    proxy.close()
+
+
+def through(url: str, proxy: CuttableProxy) -> str:
+    """``url`` with the proxy in place of the server (user and password kept)."""
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{proxy.port}" if userinfo else f"127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 async def test_a_delete_during_an_outage_waits_and_is_stored_when_the_store_is_back(
-    start_daemon, project, redis_url
+    start_daemon, project, shared_url, proxy
 ):
-    parts = urlsplit(redis_url)
-    proxy = CuttableProxy(parts.hostname, parts.port or 6379)
-    direct = backend_for_url(redis_url)
+    direct = backend_for_url(shared_url)
     try:
-        proxied = urlunsplit(parts._replace(netloc=f"127.0.0.1:{proxy.port}"))
-        daemon = await start_daemon(folders=[project], settings={"storageUrl": proxied})
+        daemon = await start_daemon(folders=[project], settings={"storageUrl": through(shared_url, proxy)})
         binned = (await daemon.ask("to the trash", sessionId="binned"))["sessionId"]
         erased = (await daemon.ask("erased", sessionId="erased"))["sessionId"]
         assert sorted(await listed_ids(daemon)) == ["binned", "erased"]
@@ -218,6 +318,7 @@ async def test_a_delete_during_an_outage_waits_and_is_stored_when_the_store_is_b
         assert gone == {"deleted": True, "trashed": False}
         assert await listed_ids(daemon) == [] and await trashed_ids(daemon) == ["binned"]
         assert (await direct.load(binned)).meta.deleted_at is None  # waiting, not stored yet
+        assert await direct.load(erased) is not None
 
         proxy.restore()
         await eventually(lambda: _gone(direct, erased), timeout=20, interval=0.2)
@@ -225,6 +326,6 @@ async def test_a_delete_during_an_outage_waits_and_is_stored_when_the_store_is_b
         assert stored.meta.deleted_at and [m.content for m in stored.messages][0] == "to the trash"
         restored = await daemon.run("deskmate.restoreSession", {"sessionId": binned})
         assert restored["messageCount"] == 2
+        await daemon.stop()  # its connections end before the proxy goes
     finally:
         await direct.close()
-        proxy.close()

@@ -16,12 +16,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from deskmate.engine.trash import Trash, trash_patch
 from deskmate.memory import BackendUnavailable, Message, Session, SessionStoreError
 from deskmate.memory.locking import exclusive_lock
 from deskmate.memory.patches import MetaPatch
 from deskmate.memory.resilient import ResilientBackend
 from deskmate.memory.urls import backend_for_url, redact
-from helpers import eventually, kill_after, turn
+from helpers import FakeClock, eventually, kill_after, turn
 
 from . import store_postgres, store_redis
 from .tcp_proxy import CuttableProxy
@@ -171,6 +172,29 @@ async def test_deletes_and_trash_moves_during_the_outage_wait_and_are_stored_in_
     assert (await direct.load("binned")).meta.deleted_at == "2026-12-01T00:00:00.000Z"
     assert await direct.load("gone") is None
     assert [m.id for m in (await direct.load("reborn")).messages] == ["q5", "a5"]
+
+
+async def test_nothing_is_swept_while_the_backend_is_unreachable(resilient, direct, proxy):
+    clock = FakeClock()
+    trash = Trash(lambda session_id: False, clock)
+    await resilient.append("binned", turn(0, ids=True), title="Binned")
+    await resilient.update("binned", trash_patch(clock()))
+    await resilient.append("aging", turn(1, ids=True), title="Aging")
+    assert {info.id for info in await resilient.list()} == {"binned", "aging"}  # a listing to serve
+    clock.advance(days=40)  # "binned" is due for purging, "aging" for the trash
+    proxy.cut()
+    for _ in range(2):  # known down or not yet: nothing is done
+        with pytest.raises(BackendUnavailable):
+            await trash.sweep(resilient, retention_days=30, trash_days=30)
+    assert not resilient.outbox.path.exists()  # nothing waits to be done later either
+    proxy.restore()
+    await eventually(lambda: resilient.unavailable is None)
+    binned, aging = await direct.load("binned"), await direct.load("aging")
+    assert binned.meta.deleted_at and [m.id for m in binned.messages] == ["q0", "a0"]
+    assert aging.meta.deleted_at is None and [m.id for m in aging.messages] == ["q1", "a1"]
+    report = await trash.sweep(resilient, retention_days=30, trash_days=30)  # back: swept
+    assert ([i.id for i in report.purged], [i.id for i in report.trashed]) == (["binned"], ["aging"])
+    assert await direct.load("binned") is None and (await direct.load("aging")).meta.deleted_at
 
 
 async def test_a_session_born_in_an_outage_is_changed_once_stored(resilient, direct, proxy):

@@ -53,8 +53,11 @@ async def test_delete_then_restore_gives_back_exactly_what_was_there(backend, en
     (engine,) = engines()
     messages = turn(0, metadata=True) + turn(1) + turn(2, metadata=True)
     await backend.append("s", messages, title="Précis 🙂", workspace_uri="file:///w")
-    await backend.update("s", lambda info: (info.title, SessionMeta(tags=["a", "b"])))
+    fork_link = {"sessionId": "origin", "messageId": "a1"}  # a fork: its link must come back too
+    meta = SessionMeta(tags=["a", "b"], forked_from=fork_link)
+    await backend.update("s", lambda info: (info.title, meta))
     before = await backend.load("s")
+    assert before.meta.forked_from == fork_link
     done = await engine.delete_session("s")
     assert (done.deleted, done.trashed) == (True, True)
     assert await ids(engine) == [] and await ids(engine, trash=True) == ["s"]
@@ -68,6 +71,7 @@ async def test_delete_then_restore_gives_back_exactly_what_was_there(backend, en
         before.created_at,
         before.meta,
     )
+    assert after.meta.forked_from == fork_link and after.meta.tags == ["a", "b"]
     assert await ids(engine) == ["s"] and await ids(engine, trash=True) == []
 
 
@@ -114,6 +118,29 @@ async def test_two_daemons_sweeping_at_once_purge_once_and_resurrect_nothing(bac
         assert await ids(engine) == ["kept"] and await ids(engine, trash=True) == []
     for i in range(4):
         assert await backend.load(f"s{i}") is None
+
+
+async def test_nothing_is_expired_or_purged_while_another_process_answers_in_it(backend, engines, clock):
+    sweeper, other = engines(2, retention_days=30, trash_days=5)
+    await backend.append("binned", turn(0))
+    await sweeper.delete_session("binned")
+    await backend.append("aging", turn(1))
+    clock.advance(days=31)  # both due: "binned" for purging, "aging" for the trash
+    # The other daemon answers in both: it holds their answering leases, as its asks do.
+    async with other.asks.leases.holding("binned"), other.asks.leases.holding("aging"):
+        report = await sweeper.sweep()
+        assert (report.trashed, report.purged) == ([], [])
+        assert sorted(info.id for info, _ in report.skipped) == ["aging", "binned"]
+        assert all("another process" in why for _, why in report.skipped)
+        assert await ids(sweeper) == ["aging"] and await ids(sweeper, trash=True) == ["binned"]
+        assert len((await backend.load("binned")).messages) == 2
+    report = await sweeper.sweep()  # answered: swept now
+    assert [info.id for info in report.trashed] == ["aging"]
+    assert [info.id for info in report.purged] == ["binned"]
+    assert await backend.load("binned") is None
+    # The sweep let go of the leases it took: the other daemon can answer in the session again.
+    async with other.asks.leases.holding("aging"):
+        pass
 
 
 async def test_a_restore_wins_over_a_purge_that_listed_before_it(backend, engines, clock):

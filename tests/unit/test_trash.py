@@ -191,3 +191,40 @@ async def test_a_session_being_purged_cannot_be_restored_and_an_answering_one_is
     clock.advance(days=2)
     report = await engine.sweep()
     assert report.purged == [] and report.skipped[0][1] == "answering"
+
+
+async def test_the_testing_clock_reads_its_file_on_every_call_and_is_inert_when_unset(tmp_path, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from deskmate.engine.trash import CLOCK_FILE_ENV, FileClock, clock_from_environment, utc_now
+
+    monkeypatch.delenv(CLOCK_FILE_ENV, raising=False)
+    assert clock_from_environment() is utc_now
+    monkeypatch.setenv(CLOCK_FILE_ENV, "")
+    assert clock_from_environment() is utc_now
+    path = tmp_path / "clock"
+    monkeypatch.setenv(CLOCK_FILE_ENV, str(path))
+    clock = clock_from_environment()
+    assert isinstance(clock, FileClock)
+
+    def off_by(expected: timedelta) -> timedelta:
+        return abs(clock() - (datetime.now(timezone.utc) + expected))
+
+    assert off_by(timedelta(0)) < timedelta(seconds=5)  # no file yet: the real time
+    path.write_text("86400\n")  # a day ahead, read at the next call
+    assert off_by(timedelta(days=1)) < timedelta(seconds=5)
+    path.write_text("-3600.5")
+    assert off_by(timedelta(seconds=-3600.5)) < timedelta(seconds=5)
+    path.write_text("2030-01-02T03:04:05Z")  # a time: the clock stands there
+    assert clock() == datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    for nonsense in ("", "soon", "1e400", "\xff"):
+        path.write_text(nonsense)
+        assert off_by(timedelta(0)) < timedelta(seconds=5)
+
+    path.write_text("0")
+    seen = clock.reading()
+    moved = asyncio.ensure_future(clock.moved(seen))
+    await asyncio.sleep(0.3)
+    assert not moved.done()  # nothing changed
+    path.write_text("60")
+    await asyncio.wait_for(moved, 5)

@@ -26,6 +26,13 @@ from .store import SessionStore
 log = logging.getLogger(__name__)
 
 
+def holder_name(role: str = "answering") -> str:
+    """A lease holder naming this process in the store: host and pid for whoever looks, a
+    random part so a recycled pid is never mistaken for the process that held a lease before,
+    and ``role`` (its asks and its sweeps of the trash hold leases apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}:{role}"
+
+
 def refused(session_id: str) -> SessionBusy:
     return SessionBusy(
         f'Session "{session_id}" is still answering in another window (another deskmate, or '
@@ -39,9 +46,7 @@ class AnswerLeases:
     def __init__(self, store: SessionStore, seconds: float = LEASE_SECONDS) -> None:
         self.store = store
         self.seconds = seconds
-        # Names this process in the store: host and pid for whoever looks, a random part so a
-        # recycled pid is never mistaken for the process that held a lease before.
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = holder_name()
 
     @asynccontextmanager
     async def holding(self, session_id: str | None) -> AsyncIterator[None]:

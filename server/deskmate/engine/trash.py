@@ -15,13 +15,25 @@ Several daemons may sweep one store at once. A purge first *claims* the session 
 then deletes it, so two daemons never both purge, and a session restored or written
 to meanwhile is never purged. A restore refuses a session claimed less than
 ``CLAIM_TIMEOUT`` ago (its purge is under way); an older claim was a daemon that died.
+
+Nothing is expired or purged while a process is answering in the session: not this one
+(``busy``), nor another daemon or terminal sharing the store. The sweep takes the
+session's answering lease in the store (the one every ask holds, ``engine/leases.py``)
+for as long as it changes or deletes the session, and leaves the session for the next
+sweep when another process holds it; an ask that starts meanwhile is refused.
+
+The daemon's clock can be moved for tests of the real daemon: ``DESKMATE_TEST_CLOCK_FILE``
+(``FileClock``); unset, it is the real time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,7 +43,9 @@ from ..memory.atomic import ensure_private_dir, replace_atomically
 from ..memory.errors import BackendUnavailable
 from ..memory.models import SessionMeta
 from ..memory.patches import MetaPatch
+from ..memory.watching import LEASE_SECONDS
 from .errors import EngineError
+from .leases import holder_name
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +54,56 @@ WARN_AHEAD = timedelta(days=7)  # users hear of an expiry this long before it
 CLAIM_TIMEOUT = timedelta(hours=1)  # a purge claim older than this was left by a daemon that died
 
 
+CLOCK_FILE_ENV = "DESKMATE_TEST_CLOCK_FILE"
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class FileClock:
+    """A clock a test moves from outside a real daemon: the real time plus the offset, in
+    seconds, written in ``path`` (``86400`` is a day ahead), or the ISO 8601 time written there
+    (``2030-01-01T00:00:00Z``); the real time while the file is missing, empty or unreadable.
+    Read on every call, so writing the file moves the clock of a running daemon.
+
+    A testing aid (``DESKMATE_TEST_CLOCK_FILE``, docs/protocol.md): only the trash and retention
+    read it (when sessions expire, are purged, the daily warning); stores stamp what they write
+    with the real time.
+    """
+
+    POLL = 0.1  # seconds between reads of the file while waiting for it to change (``moved``)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def reading(self) -> str:
+        """What the file says now ("" when missing or unreadable)."""
+        try:
+            return self.path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return ""
+
+    def __call__(self) -> datetime:
+        text = self.reading()
+        try:
+            return utc_now() + timedelta(seconds=float(text))
+        except (ValueError, OverflowError):
+            return parse_time(text) or utc_now()
+
+    async def moved(self, since: str) -> None:
+        """Return once the file says something else than ``since`` (a ``reading``)."""
+        while self.reading() == since:
+            await asyncio.sleep(self.POLL)
+
+
+def clock_from_environment() -> Callable[[], datetime]:
+    """The real time, or a FileClock when ``DESKMATE_TEST_CLOCK_FILE`` names a file (tests)."""
+    path = os.environ.get(CLOCK_FILE_ENV)
+    if not path:
+        return utc_now
+    log.info("The time of retention and the trash is read from %s (%s, a testing aid)", path, CLOCK_FILE_ENV)
+    return FileClock(Path(path))
 
 
 def iso(moment: datetime) -> str:
@@ -157,13 +219,18 @@ def expire_change(retention_days: int, now: datetime):
 class Trash:
     """Sweeps a store: retention into the trash, and purges out of it.
 
-    ``busy(session_id)`` says whether this daemon is answering in a session;
+    ``busy(session_id)`` says whether this daemon is answering in a session (another
+    process answering in it holds its answering lease, which the sweep takes first);
     ``clock`` gives the time (tests pass a controllable one).
     """
 
-    def __init__(self, busy: Callable[[str], bool], clock: Clock = utc_now) -> None:
+    def __init__(
+        self, busy: Callable[[str], bool], clock: Clock = utc_now, *, lease_seconds: float = LEASE_SECONDS
+    ) -> None:
         self.busy = busy
         self.clock = clock
+        self.lease_seconds = lease_seconds
+        self.holder = holder_name("sweeping")  # never this process's asks' holder: they exclude each other
 
     def expiring(
         self, infos: list[SessionInfo], retention_days: int | None
@@ -205,50 +272,82 @@ class Trash:
         return report
 
     async def _expire(self, store, info, retention_days, now, dry_run, report) -> None:
-        if self.busy(info.id):
-            report.skipped.append((info, "answering"))
+        if self._answering_here(info, report):
             return
         if dry_run:
             report.trashed.append(info)
             return
-        try:
-            moved = await store.update(info.id, expire_change(retention_days, now))
-        except _Skip as why:
-            report.skipped.append((info, str(why)))
-            return
-        except SessionStoreError as exc:  # one session that cannot be changed never stops a sweep
-            if isinstance(exc, BackendUnavailable):
-                raise
-            report.skipped.append((info, str(exc)))
-            return
+        async with self._leased(store, info, report) as leased:
+            if not leased:
+                return
+            moved = await self._change(store, info, expire_change(retention_days, now), report)
         if moved is not None:
             report.trashed.append(moved)
 
     async def _purge(self, store, info, trash_days, now, dry_run, report) -> None:
-        if self.busy(info.id):
-            report.skipped.append((info, "answering"))
+        if self._answering_here(info, report):
             return
         if dry_run:
             report.purged.append(info)
             return
+        async with self._leased(store, info, report) as leased:
+            if not leased:
+                return
+            claimed = await self._change(store, info, claim_change(trash_days, now), report)
+            if claimed is None:
+                return  # left for now, or gone: another daemon purged it
+            # An ask of this process that started meanwhile (refused in the trash, but be sure).
+            if self._answering_here(info, report):
+                return
+            await store.delete(info.id)
+        log.info("Purged session %r from the trash (deleted at %s)", info.id, info.meta.deleted_at)
+        report.purged.append(claimed)
+
+    def _answering_here(self, info: SessionInfo, report: SweepReport) -> bool:
+        if self.busy(info.id):
+            report.skipped.append((info, "answering"))
+            return True
+        return False
+
+    @asynccontextmanager
+    async def _leased(
+        self, store: MemoryBackend, info: SessionInfo, report: SweepReport
+    ) -> AsyncIterator[bool]:
+        """Hold the session's answering lease for the block: True; False (and the session is
+        left for the next sweep) while another process holds it, answering in the session.
+        Held, it keeps any process from starting an answer in the session meanwhile."""
         try:
-            claimed = await store.update(info.id, claim_change(trash_days, now))
+            taken = await store.claim_answer(info.id, self.holder, self.lease_seconds)
+        except BackendUnavailable:
+            raise  # nothing is swept while the store is unreachable
+        except SessionStoreError as exc:
+            report.skipped.append((info, str(exc)))
+            taken = None
+        if not taken:
+            if taken is False:
+                report.skipped.append((info, "another process is answering in it, or sweeping it"))
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            try:
+                await asyncio.shield(store.release_answer(info.id, self.holder))
+            except Exception as exc:  # it expires by itself (files: when this process ends)
+                log.info("Could not release the lease of session %r after sweeping it: %s", info.id, exc)
+
+    async def _change(self, store: MemoryBackend, info: SessionInfo, change, report: SweepReport):
+        """``store.update(info.id, change)``: the session as changed, or None when it is gone or
+        left as it was (``report.skipped`` says why)."""
+        try:
+            return await store.update(info.id, change)
         except _Skip as why:
             report.skipped.append((info, str(why)))
-            return
-        except SessionStoreError as exc:
+        except SessionStoreError as exc:  # one session that cannot be changed never stops a sweep
             if isinstance(exc, BackendUnavailable):
                 raise
             report.skipped.append((info, str(exc)))
-            return
-        if claimed is None:
-            return  # gone: another daemon purged it
-        if self.busy(info.id):  # an ask started meanwhile (it is refused in the trash, but be sure)
-            report.skipped.append((info, "answering"))
-            return
-        await store.delete(info.id)
-        log.info("Purged session %r from the trash (deleted at %s)", info.id, info.meta.deleted_at)
-        report.purged.append(claimed)
+        return None
 
 
 class DailyWarning:
@@ -304,11 +403,14 @@ def describe_expiring(
 
 
 __all__ = [
+    "CLOCK_FILE_ENV",
     "BackendUnavailable",
     "DailyWarning",
+    "FileClock",
     "NotInTrash",
     "SweepReport",
     "Trash",
+    "clock_from_environment",
     "describe_expiring",
     "expires_at",
     "in_trash",

@@ -18,6 +18,7 @@ from pygls.protocol import LanguageServerProtocol
 from .. import __version__
 from ..engine import Assistant, ModelClient, Settings, SettingsError, settings_from_environment
 from ..engine.model_client import preload as preload_model_client
+from ..engine.trash import FileClock, clock_from_environment
 from ..logs import SecretMasker
 from ..memory import MemoryBackend
 from .errors import quiet_expected_errors
@@ -84,6 +85,7 @@ class DeskmateServer(LanguageServer):
             backend=backend,
             warn=self.warn_user,
             model_factory=model_factory,
+            clock=clock_from_environment(),  # the real time unless DESKMATE_TEST_CLOCK_FILE (tests)
         )
         self.asks_by_request: dict[Any, str] = {}
         self.initialized = False
@@ -111,7 +113,8 @@ class DeskmateServer(LanguageServer):
     # -- retention and the trash ----------------------------------------------------
 
     def start_sweeping(self) -> None:
-        """Sweep the store now and every SWEEP_INTERVAL: retention, warnings, purging the trash."""
+        """Sweep the store now and every SWEEP_INTERVAL: retention, warnings, purging the trash;
+        and, with a FileClock (tests), soon after its file moves the time."""
         if self._sweeper is None:
             self._sweeper = asyncio.ensure_future(self._sweep_loop())
 
@@ -142,16 +145,22 @@ class DeskmateServer(LanguageServer):
             self._sweeper = None
 
     async def _sweep_loop(self) -> None:
+        clock = self.assistant.trash.clock
         while True:
             self._sweep_now.clear()
+            time_read = clock.reading() if isinstance(clock, FileClock) else None
             try:
                 await self.assistant.sweep_and_tell()
             except Exception as exc:  # an unreachable store or a bad URL: try again next time
                 log.info("Sweeping the trash and retention failed: %s", exc)
+            waits = [asyncio.ensure_future(self._sweep_now.wait())]
+            if isinstance(clock, FileClock):
+                waits.append(asyncio.ensure_future(clock.moved(time_read)))
             try:
-                await asyncio.wait_for(self._sweep_now.wait(), SWEEP_INTERVAL)
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.wait(waits, timeout=SWEEP_INTERVAL, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
 
     def supports_work_done_progress(self) -> bool:
         window = self.client_capabilities.window
