@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from deskmate.engine import SessionBusy
-from deskmate.memory import FileBackend, Message
+from deskmate.memory import BackendUnavailable, FileBackend, Message
 from deskmate.memory.watching import SessionChange
 
 from .test_handlers import wire  # noqa: F401 - the fixture
@@ -116,3 +116,32 @@ def test_a_session_created_empty_is_reported_with_its_first_turn():
     assert classify(None, empty) is None
     assert classify(empty, turn) == "appended"
     assert classify(None, turn) == "appended"
+
+
+async def test_an_own_write_is_not_read_back_while_the_store_is_known_to_be_away(engine, monkeypatch):
+    """In an outage the outbox holds the write; reading it back would only wait out the store's
+    timeout (PostgreSQL's pool: 10 s) at the end of every ask and delete."""
+    engine.live.start(lambda change: None)
+    ref = engine.sessions.resolve()
+    await engine.asks.ask("mine", ref=ref)
+    read_back: list[str] = []
+    recheck = engine.live._watch.recheck
+
+    async def counted(session_id):
+        read_back.append(session_id)
+        return await recheck(session_id)
+
+    monkeypatch.setattr(engine.live._watch, "recheck", counted)
+    monkeypatch.setattr(
+        engine.live._watched,
+        "unavailable",
+        BackendUnavailable("PostgreSQL at 127.0.0.1:5432", "connection refused"),
+        raising=False,
+    )
+    async with engine.live.quiet(ref.id):
+        pass
+    assert read_back == []
+    monkeypatch.setattr(engine.live._watched, "unavailable", None)
+    async with engine.live.quiet(ref.id):
+        pass
+    assert read_back == [ref.id]

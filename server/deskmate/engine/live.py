@@ -72,8 +72,10 @@ class LiveSessions:
             yield
         finally:
             try:
-                if self._watch is not None:
-                    await asyncio.shield(self._watch.recheck(session_id))  # our writes: seen
+                # Our writes: seen. Not while the store is known to be away (its outbox holds
+                # them): the read would only wait out the store's timeout (PostgreSQL's pool: 10 s).
+                if self._watch is not None and getattr(self._watched, "unavailable", None) is None:
+                    await asyncio.shield(self._watch.recheck(session_id))
             except Exception as exc:
                 log.info("Could not read session %r after answering: %s", session_id, exc)
             finally:
