@@ -145,11 +145,12 @@ class Forks:
         )
         # The store may copy the prefix from the source inside itself (PostgreSQL does).
         await self.sessions.store.sessions.save_copy(fork, source.id)
-        # Off the fork's path: on the file store the mark rewrites the source's header line.
+        await self._make_active(folder, fork.id)
+        # Off the fork's path, once the fork is done: on the file store the mark rewrites the
+        # source's header line, whose sync would hold up the fork's own writes.
         marking = asyncio.ensure_future(self._mark_source(source.id))
         self._marking.add(marking)
         marking.add_done_callback(self._marking.discard)
-        await self._make_active(folder, fork.id)
         return fork
 
     async def close(self) -> None:
