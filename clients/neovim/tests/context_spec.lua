@@ -113,6 +113,21 @@ H.test("a failed answer says why with Retry beside it; r asks again", function()
   H.truthy(not H.chat_text():find("(failed:", 1, true), "the fork holds the good answer")
 end)
 
+H.test("a new session whose first answer failed is named in the winbar all the same", function()
+  local before = chat.find(H.root()).session_id
+  vim.cmd("Deskmate new")
+  H.wait("the new session in the chat", function()
+    local view = chat.find(H.root())
+    return view and view.session_id and view.session_id ~= before
+  end)
+  type_question("Abroken start [[fail-once:500]]<CR>", "(failed:")
+  local view = chat.find(H.root())
+  H.wait("the title in the winbar", function()
+    return view.title == "broken start [[fail-once:500]]"
+  end)
+  H.contains(vim.wo[vim.fn.win_findbuf(view.buf)[1]].winbar, "broken start", "the winbar names it")
+end)
+
 H.test("gy yanks the code block under the cursor; ga applies it below the code window's cursor", function()
   local answer = "Use this:\n\n```python\ndef double(x):\n    return 2 * x\n```\n\nDone."
   type_question("Agive code [[answer:" .. answer .. "]]<CR>", "Done.")

@@ -161,6 +161,8 @@ function M.ask(opts)
         chat.end_turn(root, { error = err.message })
         answer_ended(root)
         notify_error(err.message)
+        -- A failed first question is stored too, and titles its session.
+        refresh_labels(root, chat.get(root).session_id)
         return done(err)
       end
       local session_id = result.sessionId ~= vim.NIL and result.sessionId or nil
