@@ -43,6 +43,27 @@ SESSION = "live-bench"
 TARGET_MS = 1000.0
 
 
+async def start_writer(url: str) -> asyncio.subprocess.Process:
+    """This script as the writing process (``--writer``): it appends a turn at each line it reads."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--writer",
+        url,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+
+
+async def written_turn(proc: asyncio.subprocess.Process) -> float:
+    """After a pause of 0.15-0.35 s, have the writer append a turn; the wall-clock time it was stored."""
+    assert proc.stdin is not None and proc.stdout is not None
+    await asyncio.sleep(random.uniform(0.15, 0.35))
+    proc.stdin.write(b"go\n")
+    await proc.stdin.drain()
+    return float((await proc.stdout.readline()).decode())
+
+
 async def writer(url: str) -> None:
     """The other process: on each line from stdin, append a turn; print when the append returned."""
     backend = backend_for_url(url)
@@ -75,22 +96,11 @@ async def latencies(url: str, turns: int, polling: bool) -> tuple[list[float], s
 
     listener = asyncio.ensure_future(listen())
     await asyncio.wait_for(watch.ready.wait(), 30)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--writer",
-        url,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
+    proc = await start_writer(url)
     results: list[float] = []
     try:
         for i in range(turns + 2):
-            await asyncio.sleep(random.uniform(0.15, 0.35))
-            proc.stdin.write(b"go\n")
-            await proc.stdin.drain()
-            stored = float((await proc.stdout.readline()).decode())
+            stored = await written_turn(proc)
             heard = await asyncio.wait_for(reported.get(), 30)
             if i >= 2:  # the first two warm connections and caches
                 results.append((heard - stored) * 1000)
@@ -153,20 +163,9 @@ async def daemon_latencies(url: str, turns: int, polling: bool, work: Path) -> l
     try:
         shown = types.ExecuteCommandParams(command="deskmate.getSession", arguments=[{"sessionId": SESSION}])
         count = (await client.workspace_execute_command_async(shown))["messageCount"]
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            __file__,
-            "--writer",
-            url,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert proc.stdin is not None and proc.stdout is not None
+        proc = await start_writer(url)
         for i in range(turns + 2):
-            await asyncio.sleep(random.uniform(0.15, 0.35))
-            proc.stdin.write(b"go\n")
-            await proc.stdin.drain()
-            stored = float((await proc.stdout.readline()).decode())
+            stored = await written_turn(proc)
             count += 2
             deadline = time.monotonic() + 30
             while not any(counted == count for _, counted in heard):

@@ -9,7 +9,6 @@ import asyncio
 import importlib
 import uuid
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from pygls.exceptions import JsonRpcException
@@ -18,7 +17,7 @@ from deskmate.memory import Message
 from deskmate.memory.models import SessionMeta
 from deskmate.memory.urls import backend_for_url
 from helpers import eventually
-from memory.tcp_proxy import CuttableProxy
+from memory.tcp_proxy import proxy_to
 
 DAY = timedelta(days=1)
 
@@ -287,18 +286,8 @@ def shared_url(request, tmp_path):
 
 @pytest.fixture
 def proxy(shared_url):
-    parts = urlsplit(shared_url)
-    proxy = CuttableProxy(parts.hostname, parts.port)
-    yield proxy
-    proxy.close()
-
-
-def through(url: str, proxy: CuttableProxy) -> str:
-    """``url`` with the proxy in place of the server (user and password kept)."""
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = f"{userinfo}@127.0.0.1:{proxy.port}" if userinfo else f"127.0.0.1:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    with proxy_to(shared_url) as proxy:
+        yield proxy
 
 
 async def test_a_delete_during_an_outage_waits_and_is_stored_when_the_store_is_back(
@@ -306,7 +295,7 @@ async def test_a_delete_during_an_outage_waits_and_is_stored_when_the_store_is_b
 ):
     direct = backend_for_url(shared_url)
     try:
-        daemon = await start_daemon(folders=[project], settings={"storageUrl": through(shared_url, proxy)})
+        daemon = await start_daemon(folders=[project], settings={"storageUrl": proxy.url_for(shared_url)})
         binned = (await daemon.ask("to the trash", sessionId="binned"))["sessionId"]
         erased = (await daemon.ask("erased", sessionId="erased"))["sessionId"]
         assert sorted(await listed_ids(daemon)) == ["binned", "erased"]

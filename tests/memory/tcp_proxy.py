@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 from helpers import free_port
 
@@ -27,6 +30,13 @@ class CuttableProxy:
 
     def _call(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
+
+    def url_for(self, url: str) -> str:
+        """``url`` with this proxy in place of its server (user and password kept)."""
+        parts = urlsplit(url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = f"{userinfo}@127.0.0.1:{self.port}" if userinfo else f"127.0.0.1:{self.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
 
     def restore(self) -> None:
         """Accept and forward connections again."""
@@ -74,3 +84,14 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.write(data)
         await writer.drain()
     writer.transport.abort()
+
+
+@contextmanager
+def proxy_to(url: str) -> Iterator[CuttableProxy]:
+    """A CuttableProxy to the server ``url`` names, for the block."""
+    parts = urlsplit(url)
+    proxy = CuttableProxy(parts.hostname, parts.port)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

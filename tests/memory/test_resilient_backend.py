@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -25,7 +24,7 @@ from deskmate.memory.urls import backend_for_url, redact
 from helpers import FakeClock, eventually, kill_after, turn
 
 from . import store_postgres, store_redis
-from .tcp_proxy import CuttableProxy
+from .tcp_proxy import proxy_to
 
 WRITER = Path(__file__).with_name("resilient_writer.py")
 TRASH = MetaPatch({"deletedAt": "2026-12-01T00:00:00.000Z"}, only_missing=True)  # as the engine's
@@ -43,18 +42,13 @@ def store_url(request, tmp_path):
 
 @pytest.fixture
 def proxy(store_url):
-    parts = urlsplit(store_url)
-    proxy = CuttableProxy(parts.hostname, parts.port)
-    yield proxy
-    proxy.close()
+    with proxy_to(store_url) as proxy:
+        yield proxy
 
 
 @pytest.fixture
 def proxied_url(store_url, proxy):
-    parts = urlsplit(store_url)
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = f"{userinfo}@127.0.0.1:{proxy.port}" if userinfo else f"127.0.0.1:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    return proxy.url_for(store_url)
 
 
 @pytest.fixture

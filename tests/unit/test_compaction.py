@@ -391,22 +391,11 @@ async def test_a_cancelled_compact_session_answers_request_cancelled_and_stores_
     for n in range(3):
         await wire.command("deskmate.ask", {"question": f"turn {n} {LONG}"})
     summarizer.pause = 30
-    wire.send(
-        {
-            "jsonrpc": "2.0",
-            "id": 91,
-            "method": "workspace/executeCommand",
-            "params": {"command": "deskmate.compactSession", "arguments": [{}]},
-        }
-    )
+    compacting = wire.start_command("deskmate.compactSession")
     while not summarizer.requests:
         await asyncio.sleep(0.01)
-    wire.notify("$/cancelRequest", {"id": 91})
-    for _ in range(500):
-        if any(m.get("id") == 91 for m in wire.sent):
-            break
-        await asyncio.sleep(0.01)
-    reply = next(m for m in wire.sent if m.get("id") == 91)
+    wire.notify("$/cancelRequest", {"id": compacting})
+    reply = await wire.reply(compacting)
     assert reply["error"]["code"] == -32800  # RequestCancelled, as docs/protocol.md says
     assert (await wire.command("deskmate.getSession", {}))["result"]["summaries"] == []
 

@@ -40,19 +40,29 @@ class Wire:
     def notify(self, method: str, params: Any) -> None:
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
 
-    async def request(self, method: str, params: Any, *, msg_id: int | None = None) -> dict[str, Any]:
+    def start(self, method: str, params: Any, *, msg_id: int | None = None) -> int:
+        """Send a request without waiting for its reply (``reply``); its id."""
         msg_id = msg_id or next(self._ids)
         self.send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+        return msg_id
+
+    async def reply(self, msg_id: int) -> dict[str, Any]:
         for _ in range(500):
             for message in self.sent:
                 if message.get("id") == msg_id and ("result" in message or "error" in message):
                     return message
             await asyncio.sleep(0.01)
-        raise AssertionError(f"no reply to {method}")
+        raise AssertionError(f"no reply to request {msg_id}")
+
+    async def request(self, method: str, params: Any, *, msg_id: int | None = None) -> dict[str, Any]:
+        return await self.reply(self.start(method, params, msg_id=msg_id))
+
+    def start_command(self, name: str, arguments: dict[str, Any] | None = None, **kw: Any) -> int:
+        params = {"command": name, "arguments": [arguments or {}]}
+        return self.start("workspace/executeCommand", params, **kw)
 
     async def command(self, name: str, arguments: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
-        params = {"command": name, "arguments": [arguments or {}]}
-        return await self.request("workspace/executeCommand", params, **kw)
+        return await self.reply(self.start_command(name, arguments, **kw))
 
     def notifications(self, method: str) -> list[dict[str, Any]]:
         return [m["params"] for m in self.sent if m.get("method") == method]
@@ -164,21 +174,10 @@ async def test_bad_arguments_are_invalid_params_naming_the_field(wire):
 
 async def test_cancel_request_stops_the_ask_and_keeps_the_partial_answer(wire, model):
     model.answer, model.gate = "first second", asyncio.Event()
-    wire.send(
-        {
-            "jsonrpc": "2.0",
-            "id": 77,
-            "method": "workspace/executeCommand",
-            "params": {"command": "deskmate.ask", "arguments": [{"question": "q", "askId": "c"}]},
-        }
-    )
+    asking = wire.start_command("deskmate.ask", {"question": "q", "askId": "c"})
     await asyncio.wait_for(model.started.wait(), 5)
-    wire.notify("$/cancelRequest", {"id": 77})
-    for _ in range(500):
-        if any(m.get("id") == 77 for m in wire.sent):
-            break
-        await asyncio.sleep(0.01)
-    reply = next(m for m in wire.sent if m.get("id") == 77)
+    wire.notify("$/cancelRequest", {"id": asking})
+    reply = await wire.reply(asking)
     assert reply["error"]["code"] == -32800  # RequestCancelled, as LSP says
     # The partial answer is stored even so, a moment after the reply.
     for _ in range(500):
