@@ -1,6 +1,7 @@
 """The S3Backend, in the conformance suite: one moto server for the whole run, one prefix per test.
 
-moto is a test dependency, so these tests never skip. The server starts on first use on a free
+moto is a test dependency, so these tests never skip. The server (moto_serial.py: moto handling
+one request at a time, so conditional writes are atomic as on S3) starts on first use on a free
 127.0.0.1 port and stops when pytest exits; the credentials are dummies moto accepts, written
 into the URL so that the writer subprocesses need nothing else.
 """
@@ -26,6 +27,9 @@ KEY_ID = "testing"
 SECRET = "moto-dummy-secret"
 REGION = "us-east-1"
 
+# moto with one request at a time, so conditional writes are atomic as on S3 (its docstring).
+SERIAL_SERVER = Path(__file__).with_name("moto_serial.py")
+
 _server: subprocess.Popen[bytes] | None = None
 _endpoint = ""
 
@@ -45,7 +49,7 @@ def start_server(**environment: str) -> tuple[subprocess.Popen[bytes], str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(SERIAL_SERVER), "127.0.0.1", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **environment},
