@@ -15,7 +15,6 @@ from .errors import EngineError, SessionBusy
 from .history import Fitted, fit
 from .leases import AnswerLeases
 from .live import LiveSessions
-from .model_choice import for_folder
 from .model_client import ContextOverflow, Finished, ModelClient, ModelError, Usage
 from .prompt import with_context
 from .redaction import Redaction, redact_question
@@ -122,7 +121,7 @@ class AskRunner:
         self,
         sessions: Sessions,
         models: ModelClients,
-        settings: Callable[[], Settings],
+        folder_settings: Callable[[str | None], Settings],
         project_settings: ProjectSettings | None = None,
         counter: TokenCounter | None = None,
         compaction: Compaction | None = None,
@@ -132,7 +131,8 @@ class AskRunner:
     ) -> None:
         self.sessions = sessions
         self.models = models
-        self._settings = settings
+        # The settings of asks in a folder: the model chosen for it, else the model setting.
+        self._folder_settings = folder_settings
         # The settings an ask in a session sends with: its project's memory in the system
         # prompt (project_memory.py); None: the settings as they are.
         self.project_settings = project_settings
@@ -233,7 +233,7 @@ class AskRunner:
         on_redacted: Callable[[Redaction], None],
         on_notice: Callable[[str], None],
     ) -> AskResult:
-        settings = self.folder_settings(ref)
+        settings = self._folder_settings(ref.workspace_uri)
         model = self.models.get(settings)
         model.check_configured()  # before anything is stored: nothing to keep from a request never sent
         redacted = Redaction()
@@ -347,10 +347,6 @@ class AskRunner:
             ref.id, running.ask_id, answer.content, usage, interrupted, redacted, compacted, compaction_error
         )
 
-    def folder_settings(self, ref: SessionRef) -> Settings:
-        """The settings with the model chosen for ``ref``'s folder, if one was (model_choice.py)."""
-        return for_folder(self._settings(), self.sessions.store.data_dir, ref.workspace_uri)
-
     async def with_project(self, settings: Settings, ref: SessionRef) -> Settings:
         """``settings`` with ``ref``'s project memory and instructions in the system prompt."""
         return settings if self.project_settings is None else await self.project_settings(settings, ref)
@@ -360,7 +356,7 @@ class AskRunner:
         question: its tokens (the project's memory and instructions included, counted for the
         folder's model), the window and limit they are held to, and how much of the history is
         summarized or left out."""
-        settings = await self.with_project(self.folder_settings(ref), ref)
+        settings = await self.with_project(self._folder_settings(ref.workspace_uri), ref)
         fitting = PromptFitting(settings, self.models.get(settings), self.counter, session, None)
         window = await fitting.window_of()
         try:

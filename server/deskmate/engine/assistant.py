@@ -111,11 +111,11 @@ class Assistant:
         self.live = LiveSessions(self.store)  # started by the daemon: the CLI reports no changes
         models = ModelClients(model_factory)
         self.tokens = TokenCounter()
-        self.compaction = Compaction(self.sessions, models.get, lambda: self._settings, self.tokens)
+        self.compaction = Compaction(self.sessions, models.get, self.folder_settings, self.tokens)
         self.asks = AskRunner(
             self.sessions,
             models,
-            lambda: self._settings,
+            self.folder_settings,
             project_settings=self.project_memory.settings_for,
             counter=self.tokens,
             compaction=self.compaction,
@@ -231,9 +231,13 @@ class Assistant:
         except ModelError as exc:
             return False, str(exc)
 
+    def folder_settings(self, workspace_uri: str | None) -> Settings:
+        """The settings of asks in the folder: with the model chosen for it, if one was."""
+        return for_folder(self._settings, self.store.data_dir, workspace_uri)
+
     def model_for(self, workspace_uri: str | None) -> str:
         """The model asks in the folder use: the folder's chosen one, else the model setting."""
-        return for_folder(self._settings, self.store.data_dir, workspace_uri).model
+        return self.folder_settings(workspace_uri).model
 
     async def list_models(self, workspace_uri: str | None) -> tuple[list[str], str]:
         """The models the server lists, and the one the folder uses."""

@@ -35,7 +35,6 @@ from ..memory import Message, Session, SessionInfo, SessionNotFound, SessionStor
 from ..memory.models import SessionMeta
 from .errors import EngineError, InvalidArgument
 from .history import Fitted, Summary, active_summary, sendable
-from .model_choice import for_folder
 from .model_client import ModelClient, ModelError
 from .sessions import SessionRef, Sessions
 from .settings import Settings
@@ -121,12 +120,12 @@ class Compaction:
         self,
         sessions: Sessions,
         model: Callable[[Settings], ModelClient],
-        settings: Callable[[], Settings],
+        folder_settings: Callable[[str | None], Settings],
         counter: TokenCounter,
     ) -> None:
         self.sessions = sessions
         self._model = model
-        self._settings = settings
+        self._folder_settings = folder_settings  # the settings of asks in a folder (its model)
         self.counter = counter
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -163,7 +162,7 @@ class Compaction:
                 f'Session "{session.id}" has nothing to compact: every turn before the latest one '
                 "is summarized already (or there is only one turn)."
             )
-        settings = for_folder(self._settings(), self.sessions.store.data_dir, ref.workspace_uri)
+        settings = self._folder_settings(ref.workspace_uri)
         return await self._summarize(session, last_question - 1, instructions, settings, timeout=None)
 
     async def for_ask(

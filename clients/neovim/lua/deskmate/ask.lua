@@ -66,11 +66,12 @@ client.subscribe("exit", function(params)
   end
 end)
 
--- The winbar's title after an answer: a session is titled once its first question is stored
--- (its first line, or later the model's title, which live.lua hears of), so the chat asks
--- again rather than keep "New conversation".
+-- The winbar's title after a first answer: a session is titled once its first question is
+-- stored (its first line), so the chat asks for it rather than keep "New conversation". A chat
+-- with a title asks nothing: later titles (the model's, a rename) reach it through live.lua.
 local function refresh_labels(root, session_id)
-  if not session_id then
+  local view = chat.find(root)
+  if not session_id or (view and view.title and view.title ~= "") then
     return
   end
   client.exec(root, "deskmate.getSession", { sessionId = session_id }, function(err, session)

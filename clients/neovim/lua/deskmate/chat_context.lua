@@ -3,6 +3,7 @@
 -- :Deskmate add, and #buffer / #buffers (the open buffers of the workspace's files, as they
 -- are, saved or not).
 local context = require("deskmate.context")
+local workspace = require("deskmate.workspace")
 
 local M = {}
 
@@ -73,8 +74,7 @@ end
 
 local function relative(root, path)
   path = vim.fs.normalize(vim.fn.fnamemodify(path, ":p"))
-  local prefix = root:gsub("/$", "") .. "/"
-  return path:sub(1, #prefix) == prefix and path:sub(#prefix + 1) or path
+  return workspace.relative(root, path) or path
 end
 
 --- A whole buffer as it is in Neovim (unsaved changes included).
@@ -89,8 +89,7 @@ end
 
 local function inside(root, buf)
   local path = vim.fs.normalize(vim.fn.fnamemodify(vim.api.nvim_buf_get_name(buf), ":p"))
-  local prefix = root:gsub("/$", "") .. "/"
-  return path:sub(1, #prefix) == prefix
+  return workspace.relative(root, path) ~= nil
 end
 
 --- What `question` names: @path files inside `root`, #buffer, #buffers (the open buffers of
@@ -273,7 +272,7 @@ end
 ---@param findstart integer
 ---@param base string
 function M.complete(findstart, base)
-  local root = vim.b.deskmate_root or require("deskmate.workspace").root(0)
+  local root = vim.b.deskmate_root or workspace.root(0)
   if findstart == 1 then
     local line = vim.api.nvim_get_current_line():sub(1, vim.fn.col(".") - 1)
     local at = line:match(".*()@%S*$")

@@ -1,5 +1,7 @@
 -- The editor context sent with a question: a buffer's selection as a deskmate.ask `context`,
 -- and how the chat names what went along ("calc.py:8-12").
+local workspace = require("deskmate.workspace")
+
 local M = {}
 
 local function utf16(line, byte)
@@ -97,12 +99,7 @@ function M.label(item, root)
   local name = uri
   if uri:match("^file:") then
     name = vim.uri_to_fname(uri)
-    local prefix = root and (root:gsub("/$", "") .. "/")
-    if prefix and name:sub(1, #prefix) == prefix then
-      name = name:sub(#prefix + 1)
-    else
-      name = vim.fn.fnamemodify(name, ":~:.")
-    end
+    name = root and workspace.relative(root, name) or vim.fn.fnamemodify(name, ":~:.")
   end
   local range = type(item.range) == "table" and item.range or nil
   if range then

@@ -33,6 +33,18 @@ function M.root(bufnr)
   return normalize(found or vim.fn.getcwd())
 end
 
+--- `path` (absolute) relative to `root`, or nil when it is not inside `root`.
+---@param root string
+---@param path string
+---@return string?
+function M.relative(root, path)
+  local prefix = root:gsub("/$", "") .. "/"
+  if path:sub(1, #prefix) == prefix then
+    return path:sub(#prefix + 1)
+  end
+  return nil
+end
+
 ---@param root string
 ---@return string
 function M.uri(root)
