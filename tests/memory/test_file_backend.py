@@ -313,3 +313,89 @@ async def test_lone_surrogates_are_stored_and_returned_as_replacement_characters
     saved = await fresh.load("saved")
     assert (saved.title, saved.messages[0].content) == ("\ufffd", "\ufffd\ufffd")
     assert {info.title for info in await fresh.list()} == {"title \ufffd", "\ufffd"}
+
+
+def descriptors_to(path: Path) -> list[str]:
+    """What this process has open at ``path`` or at a file once named so (" (deleted)")."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.removesuffix(" (deleted)") == str(path):
+            found.append(target)
+    return found
+
+
+# An append keeps the session file open beside its lock for the next one: these show it
+# never writes to a file its name no longer leads to, and never keeps a removed one open.
+needs_proc_fd = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc/self/fd")
+
+
+@needs_proc_fd
+async def test_an_append_after_another_writer_replaced_the_file_goes_to_the_new_file(data_dir):
+    ours, theirs = FileBackend(data_dir), FileBackend(data_dir)
+    await ours.append("shared", turn(0))  # makes the file
+    await ours.append("shared", turn(0))  # appends, and keeps it open
+    path = ours.path_of("shared")
+    assert descriptors_to(path) == [str(path)]
+    await theirs.save(Session(id="shared", messages=turn(5)))
+    await ours.append("shared", turn(1))
+    assert [m.content for m in (await FileBackend(data_dir).load("shared")).messages] == [
+        "q5",
+        "a5",
+        "q1",
+        "a1",
+    ]
+    assert descriptors_to(path) == [str(path)]  # the replaced file was let go
+
+
+@needs_proc_fd
+async def test_an_append_after_another_writer_deleted_the_session_starts_it_again(data_dir):
+    ours, theirs = FileBackend(data_dir), FileBackend(data_dir)
+    for n in range(2):
+        await ours.append("gone", turn(n))
+    assert await theirs.delete("gone")
+    await ours.append("gone", turn(2))
+    await ours.append("gone", turn(3))
+    assert [m.content for m in (await theirs.load("gone")).messages] == ["q2", "a2", "q3", "a3"]
+    assert descriptors_to(ours.path_of("gone")) == [
+        str(ours.path_of("gone"))
+    ]  # the new file, not the deleted one
+
+
+@needs_proc_fd
+async def test_deleting_or_replacing_closes_the_file_an_append_kept(backend):
+    for n in range(2):
+        await backend.append("kept", turn(n))
+    path = backend.path_of("kept")
+    assert descriptors_to(path) == [str(path)]
+    await backend.save(Session(id="kept", messages=turn(1)))
+    assert descriptors_to(path) == []  # the old inode is not held open (its space is freed)
+    await backend.append("kept", turn(2))
+    assert await backend.delete("kept")
+    assert descriptors_to(path) == []
+
+
+@needs_proc_fd
+async def test_a_damaged_file_an_append_kept_open_is_moved_aside_and_let_go(backend):
+    for n in range(2):
+        await backend.append("broken", turn(n))
+    path = backend.path_of("broken")
+    with path.open("ab") as file:  # damaged in place (same inode): a last line that is not a record
+        file.write(b"not a record\n")
+    await backend.append("broken", turn(2))
+    (moved,) = path.parent.glob("broken.jsonl.corrupt-*")
+    assert [m.content for m in (await backend.load("broken")).messages] == ["q2", "a2"]
+    assert descriptors_to(moved) == []  # not kept open under its new name
+
+
+@needs_proc_fd
+async def test_close_lets_go_of_every_kept_file(backend):
+    for n in range(3):
+        await backend.append(f"s{n}", turn(n))
+    await backend.close()
+    assert all(descriptors_to(backend.path_of(f"s{n}")) == [] for n in range(3))
+    await backend.append("s0", turn(9))  # still usable: opened again
+    assert [m.content for m in (await backend.load("s0")).messages] == ["q0", "a0", "q9", "a9"]

@@ -15,8 +15,9 @@ Appends are one ``write`` of whole lines followed by ``fdatasync``; a tail left
 by a crash (a line without its newline, or lines still marked ``more``) is
 ignored on load and cut off by the next append, and a failed append (a full
 disk) cuts off what it wrote. Whole-file writes go through ``replace_atomically``.
-A lock file per session (``locking.exclusive_lock``) orders writers across threads
-and processes; readers need no lock.
+A lock file per session (``locking.LockFiles``) orders writers across threads
+and processes; readers need no lock. The lock file stays open between writes, and so
+does the file an append wrote to (a ``stat`` tells whether its name still leads there).
 
 Files are opened without following symbolic links and without blocking, and
 only regular files are read: a link, FIFO or device under a session's name is
@@ -34,7 +35,7 @@ import os
 import re
 import stat as stat_module
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -65,7 +66,7 @@ from ...codec import (
 from ...errors import SessionChanged, StorageError, StorageFull
 from ...ids import validate_session_id
 from ...limits import clip_title
-from ...locking import LockTimeout, exclusive_lock
+from ...locking import HeldLock, LockFiles, LockTimeout
 from ...models import (
     Message,
     Role,
@@ -253,17 +254,31 @@ def _header(
 
 
 def _message_lines(messages: Sequence[Message], count_before: int) -> bytes:
-    last = len(messages) - 1
-    lines = []
-    for index, message in enumerate(messages):
+    return _numbered(_unnumbered(messages), count_before)
+
+
+def _unnumbered(messages: Sequence[Message]) -> list[bytes]:
+    """Each message's line without its count: compact JSON ending with "timestamp", no newline.
+
+    An append makes these before it takes the lock, on the event loop's thread: it is a few
+    microseconds there, and several times that in a worker thread just woken.
+    """
+    records = []
+    for message in messages:
         record = encode_message(message)
-        # "timestamp" and "n" (then "more") end the line: see _END_KEYS.
-        record["timestamp"] = record.pop("timestamp")
-        record["n"] = count_before + index + 1
-        if index < last:
-            record["more"] = True
-        lines.append(_encode(record))
-    return b"".join(lines)
+        record["timestamp"] = record.pop("timestamp")  # "timestamp" and "n" end the line: see _END_KEYS
+        records.append(dumps_bytes(record))
+    return records
+
+
+def _numbered(records: list[bytes], count_before: int) -> bytes:
+    """The lines of ``records``, counted on from ``count_before``: every line of the
+    transaction but its last ends with ``"more":true``."""
+    last = len(records) - 1
+    return b"".join(
+        b'%b,"n":%d%b\n' % (record[:-1], count_before + index + 1, b',"more":true}' if index < last else b"}")
+        for index, record in enumerate(records)
+    )
 
 
 def _read_whole(path: Path) -> bytes | None:
@@ -278,9 +293,9 @@ def _read_whole(path: Path) -> bytes | None:
         os.close(fd)
 
 
-def _new_file(path: Path, header: dict[str, Any], messages: Sequence[Message]) -> None:
-    """Write ``path`` whole: a header line, then ``messages`` counted from 1."""
-    replace_atomically(path, _encode(header) + _message_lines(messages, 0))
+def _new_file(path: Path, header: dict[str, Any], records: list[bytes]) -> None:
+    """Write ``path`` whole: a header line, then the ``_unnumbered`` records counted from 1."""
+    replace_atomically(path, _encode(header) + _numbered(records, 0))
 
 
 def _last_line(data: bytes) -> bytes:
@@ -667,6 +682,7 @@ class FileBackend:
         self._ends: dict[str, tuple[int, int, int, int]] = {}
         self._paths: dict[str, Path] = {}  # validated session ids and their files
         self._lock_dir = os.path.join(self.directory, ".locks", "")
+        self._lock_files = LockFiles(FILE_MODE)
         self._memories = FileMemories(self.root, lock_timeout)
         self._leases = FileLeases(self.directory / ".locks", self.root)
 
@@ -704,10 +720,12 @@ class FileBackend:
         return self._directory_checked
 
     @contextmanager
-    def _locked(self, session_id: str) -> Iterator[None]:
+    def _locked(self, session_id: str, *, keep_file: bool = False) -> Iterator[HeldLock]:
         """Hold the session's lock file: writers in every thread and process take turns.
 
-        Creates the store's directories on first use.
+        Creates the store's directories on first use. The lock file stays open between holds,
+        and so may the session file an append used (``_append_file``); any other writer's hold
+        (``keep_file`` false) closes that one first, as it is about to replace or remove it.
         """
         if not self._locks_ready:
             ensure_private_dir(self.directory / ".locks", inside=self.root)
@@ -715,9 +733,11 @@ class FileBackend:
         lock_path = f"{self._lock_dir}{session_id}.lock"
         acquired = False
         try:
-            with exclusive_lock(lock_path, self.lock_timeout, FILE_MODE):
+            with self._lock_files.hold(lock_path, self.lock_timeout) as held:
                 acquired = True
-                yield
+                if not keep_file:
+                    held.close_file()
+                yield held
         except LockTimeout:
             raise StorageError(
                 f"Session {session_id!r} is locked by another process for more than "
@@ -762,7 +782,8 @@ class FileBackend:
         path = self.path_of(session_id)
         if not messages:
             return
-        await asyncio.to_thread(self._append, session_id, path, list(messages), title, workspace_uri)
+        header = functools.partial(_header, session_id, title, workspace_uri, messages[0].timestamp)
+        await asyncio.to_thread(self._append, session_id, path, _unnumbered(messages), header)
 
     async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
         path = self.path_of(session.id)
@@ -835,8 +856,9 @@ class FileBackend:
         self._leases.release(session_id, holder)
 
     async def close(self) -> None:
-        """Leases this process holds are released; every other call opens and closes its own files."""
+        """Leases this process holds are released, and the lock and session files kept open closed."""
         self._leases.release_all()
+        self._lock_files.close()
 
     # -- blocking implementations, run in worker threads ------------------------
 
@@ -933,16 +955,17 @@ class FileBackend:
         self,
         session_id: str,
         path: Path,
-        messages: list[Message],
-        title: str,
-        workspace_uri: str | None,
+        records: list[bytes],
+        header: Callable[[], dict[str, Any]],
     ) -> None:
-        with self._saving(session_id), self._locked(session_id):
+        """Add the ``_unnumbered`` records, in a new file (``header()`` its first line) if need be."""
+        with self._saving(session_id), self._locked(session_id, keep_file=True) as held:
             try:
-                fd, stat = _open_regular(path, os.O_RDWR | os.O_APPEND)
+                fd, stat = self._append_file(held, path)
             except FileNotFoundError:
-                _new_file(path, _header(session_id, title, workspace_uri, messages[0].timestamp), messages)
+                _new_file(path, header(), records)
                 return
+            keep = fd == held.file  # beside the lock, for the next append: unless this one fails
             try:
                 known = self._ends.get(session_id)
                 if known is not None and known[:3] == (stat.st_ino, stat.st_size, stat.st_mtime_ns):
@@ -952,18 +975,20 @@ class FileBackend:
                         tail = _find_tail(fd, stat.st_size)
                         count = tail.count if tail.count is not None else self._count(fd, stat, session_id)
                     except CorruptSessionFile as exc:
-                        os.close(fd)
+                        if keep:
+                            held.forget_file()
+                        keep = False
+                        os.close(fd)  # before the file is moved aside
                         fd = -1
                         self._move_aside(path, str(exc))
-                        header = _header(session_id, title, workspace_uri, messages[0].timestamp)
-                        _new_file(path, header, messages)
+                        _new_file(path, header(), records)
                         return
                     end = tail.end
                     if end < stat.st_size:
                         # Cut off what a crash left half-written before adding to the file.
                         os.ftruncate(fd, end)
                 try:
-                    write_all(fd, _message_lines(messages, count))
+                    write_all(fd, _numbered(records, count))
                     sync_fd(fd)
                 except BaseException:
                     self._ends.pop(session_id, None)
@@ -974,11 +999,33 @@ class FileBackend:
                     after.st_ino,
                     after.st_size,
                     after.st_mtime_ns,
-                    count + len(messages),
+                    count + len(records),
                 )
+            except BaseException:
+                if keep:
+                    held.forget_file()  # closed below: the next append opens the file afresh
+                keep = False
+                raise
             finally:
-                if fd >= 0:
+                if not keep and fd >= 0:
                     os.close(fd)
+
+    @staticmethod
+    def _append_file(held: HeldLock, path: Path) -> tuple[int, os.stat_result]:
+        """The session file, open for appending, and its stat: the one the last append kept
+        open beside the lock if ``path`` still names it (a ``stat``, not an open and a close)."""
+        if held.file >= 0:
+            try:
+                stat = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                held.close_file()
+                raise
+            if (stat.st_dev, stat.st_ino) == held.file_identity:
+                return held.file, stat
+        fd, stat = _open_regular(path, os.O_RDWR | os.O_APPEND)
+        if held.fd >= 0:
+            held.keep_file(fd, (stat.st_dev, stat.st_ino))
+        return fd, stat
 
     @staticmethod
     def _count(fd: int, stat: os.stat_result, session_id: str) -> int:
@@ -1000,7 +1047,7 @@ class FileBackend:
                     raise SessionChanged(session.id, expected_messages, found)
             self._ends.pop(session.id, None)
             self._snapshots.pop(session.id, None)
-            _new_file(path, header, session.messages)
+            _new_file(path, header, _unnumbered(session.messages))
 
     def _stored_count(self, session_id: str, path: Path) -> int | None:
         """How many messages the file holds now (None: no file); read whole, under the lock."""
