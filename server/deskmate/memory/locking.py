@@ -7,12 +7,14 @@ an append is the hot path of every answer. Elsewhere ``filelock`` does the work.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 try:
     import fcntl
@@ -82,6 +84,8 @@ class HeldLock:
         self.identity: tuple[int, int] | None = None  # (device, inode) of the lock file opened
         self.turn = threading.Lock()  # flock does not order threads sharing one open file
         self.retired = False
+        self.last_used = 0
+        self.fallback: Any = None  # without fcntl: the exclusive_lock held
         self.file = -1
         self.file_identity: tuple[int, int] | None = None
 
@@ -124,28 +128,41 @@ class LockFiles:
         self._held: dict[str, HeldLock] = {}
         self._guard = threading.Lock()
         self._pid = os.getpid()
+        self._uses = itertools.count()  # which lock was used least recently
         self._finalizer = weakref.finalize(self, _close_all, self._held)
 
-    @contextmanager
-    def hold(self, path: str, timeout: float) -> Iterator[HeldLock]:
-        """Hold ``path``'s lock for the block (LockTimeout after ``timeout`` s; OSError ELOOP for a link)."""
+    def acquire(self, path: str, timeout: float) -> HeldLock:
+        """Take ``path``'s lock, to ``release`` it later (LockTimeout after ``timeout`` s; OSError
+        ELOOP for a link). ``hold`` is the same as a ``with`` block; the hot path calls these."""
         if fcntl is None:
-            with exclusive_lock(path, timeout, self.mode):
-                yield HeldLock(path)
-            return
+            held = HeldLock(path)
+            held.fallback = exclusive_lock(path, timeout, self.mode)
+            held.fallback.__enter__()
+            return held
         deadline = time.monotonic() + timeout
         held = self._take_turn(path, timeout)
         try:
             self._lock(held, deadline)
-            try:
-                yield held
-            finally:
-                fcntl.flock(held.fd, fcntl.LOCK_UN)
+        except BaseException:
+            self._end_turn(held)
+            raise
+        return held
+
+    def release(self, held: HeldLock) -> None:
+        if held.fallback is not None:
+            held.fallback.__exit__(None, None, None)
+            return
+        fcntl.flock(held.fd, fcntl.LOCK_UN)
+        self._end_turn(held)
+
+    @contextmanager
+    def hold(self, path: str, timeout: float) -> Iterator[HeldLock]:
+        """Hold ``path``'s lock for the block (LockTimeout after ``timeout`` s; OSError ELOOP for a link)."""
+        held = self.acquire(path, timeout)
+        try:
+            yield held
         finally:
-            if held.retired:  # closed while in use: its files are closed now, by their user
-                held.close()
-            held.turn.release()
-            self._trim()
+            self.release(held)
 
     def close(self) -> None:
         """Close every kept file, those in use when their hold ends (a later hold opens them again)."""
@@ -159,16 +176,25 @@ class LockFiles:
 
     def _take_turn(self, path: str, timeout: float) -> HeldLock:
         while True:
-            with self._guard:
-                if self._pid != os.getpid():
-                    self._forget_inherited()
-                held = self._held.pop(path, None) or HeldLock(path)
-                self._held[path] = held  # re-inserted: the dict's order is recency of use
+            held = self._held.get(path)
+            if held is None or self._pid != os.getpid():
+                with self._guard:
+                    if self._pid != os.getpid():
+                        self._forget_inherited()
+                    held = self._held.setdefault(path, HeldLock(path))
+            held.last_used = next(self._uses)
             if not held.turn.acquire(timeout=max(timeout, 0)):
                 raise LockTimeout(path)
             if not held.retired:
                 return held
             held.turn.release()  # closed by _trim meanwhile: take the path's new entry
+
+    def _end_turn(self, held: HeldLock) -> None:
+        if held.retired:  # closed while in use: its files are closed now, by their user
+            held.close()
+        held.turn.release()
+        if len(self._held) > self.keep:
+            self._trim()
 
     def _lock(self, held: HeldLock, deadline: float) -> None:
         while True:
@@ -188,14 +214,12 @@ class LockFiles:
             held.fd, held.identity = -1, None
 
     def _trim(self) -> None:
-        if len(self._held) <= self.keep:
-            return
         with self._guard:
-            for path in list(self._held)[: max(len(self._held) - self.keep, 0)]:
-                held = self._held[path]
+            by_age = sorted(self._held.values(), key=lambda held: held.last_used)
+            for held in by_age[: max(len(self._held) - self.keep, 0)]:
                 if held.turn.acquire(blocking=False):  # one in use is left for a later trim
                     held.retired = True
-                    del self._held[path]
+                    del self._held[held.path]
                     held.close()
                     held.turn.release()
 

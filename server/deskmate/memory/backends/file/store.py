@@ -720,31 +720,37 @@ class FileBackend:
         return self._directory_checked
 
     @contextmanager
-    def _locked(self, session_id: str, *, keep_file: bool = False) -> Iterator[HeldLock]:
+    def _locked(self, session_id: str) -> Iterator[None]:
         """Hold the session's lock file: writers in every thread and process take turns.
 
-        Creates the store's directories on first use. The lock file stays open between holds,
-        and so may the session file an append used (``_append_file``); any other writer's hold
-        (``keep_file`` false) closes that one first, as it is about to replace or remove it.
+        The file an append kept open beside the lock (``_append``) is closed first: whoever
+        takes the lock this way is about to replace or remove the session's file.
+        """
+        held = self._lock(session_id)
+        try:
+            held.close_file()
+            yield
+        finally:
+            self._lock_files.release(held)
+
+    def _lock(self, session_id: str) -> HeldLock:
+        """Take the session's lock (release it with ``self._lock_files.release``).
+
+        Creates the store's directories on first use. The lock file stays open between holds.
         """
         if not self._locks_ready:
             ensure_private_dir(self.directory / ".locks", inside=self.root)
             self._locks_ready = self._directory_checked = True
         lock_path = f"{self._lock_dir}{session_id}.lock"
-        acquired = False
         try:
-            with self._lock_files.hold(lock_path, self.lock_timeout) as held:
-                acquired = True
-                if not keep_file:
-                    held.close_file()
-                yield held
+            return self._lock_files.acquire(lock_path, self.lock_timeout)
         except LockTimeout:
             raise StorageError(
                 f"Session {session_id!r} is locked by another process for more than "
                 f"{self.lock_timeout:.0f} s (lock file {lock_path})."
             ) from None
         except OSError as exc:
-            if acquired or exc.errno not in _LINK_ERRNOS:
+            if exc.errno not in _LINK_ERRNOS:
                 raise
             raise StorageError(
                 f"The lock file {lock_path} is a symbolic link; deskmate does not follow links "
@@ -757,13 +763,20 @@ class FileBackend:
         try:
             yield
         except OSError as exc:
-            if exc.errno not in _FULL_ERRNOS:
+            full = self._full(exc, session_id)
+            if full is None:
                 raise
-            full = "is full" if exc.errno == errno.ENOSPC else "is full (the disk quota is used up)"
-            raise StorageFull(
-                f"The disk holding {self.directory} {full}: session {session_id} could not be saved "
-                "(nothing was written). Free some space; deskmate keeps the turn and saves it when it can."
-            ) from exc
+            raise full from exc
+
+    def _full(self, exc: OSError, session_id: str) -> StorageFull | None:
+        """A StorageFull saying so if ``exc`` means a full disk or quota."""
+        if exc.errno not in _FULL_ERRNOS:
+            return None
+        full = "is full" if exc.errno == errno.ENOSPC else "is full (the disk quota is used up)"
+        return StorageFull(
+            f"The disk holding {self.directory} {full}: session {session_id} could not be saved "
+            "(nothing was written). Free some space; deskmate keeps the turn and saves it when it can."
+        )
 
     # -- MemoryBackend ---------------------------------------------------------
 
@@ -783,7 +796,10 @@ class FileBackend:
         if not messages:
             return
         header = functools.partial(_header, session_id, title, workspace_uri, messages[0].timestamp)
-        await asyncio.to_thread(self._append, session_id, path, _unnumbered(messages), header)
+        records = _unnumbered(messages)
+        known = self._ends.get(session_id)
+        numbered = (known, _numbered(records, known[3])) if known is not None else None
+        await asyncio.to_thread(self._append, session_id, path, records, header, numbered)
 
     async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
         path = self.path_of(session.id)
@@ -957,58 +973,83 @@ class FileBackend:
         path: Path,
         records: list[bytes],
         header: Callable[[], dict[str, Any]],
+        numbered: tuple[tuple[int, int, int, int], bytes] | None,
     ) -> None:
-        """Add the ``_unnumbered`` records, in a new file (``header()`` its first line) if need be."""
-        with self._saving(session_id), self._locked(session_id, keep_file=True) as held:
+        """Add the ``_unnumbered`` records, in a new file (``header()`` its first line) if need be.
+
+        ``numbered``: where our last append left the file, and the records numbered on from
+        there, made on the event loop's thread; written as they are if the file still ends there.
+        Written out rather than through ``_saving`` and ``_locked``: this is every answer's path,
+        and Python runs several times slower in a worker thread just woken than on the loop's.
+        """
+        try:
+            held = self._lock(session_id)
             try:
-                fd, stat = self._append_file(held, path)
-            except FileNotFoundError:
-                _new_file(path, header(), records)
-                return
-            keep = fd == held.file  # beside the lock, for the next append: unless this one fails
-            try:
-                known = self._ends.get(session_id)
-                if known is not None and known[:3] == (stat.st_ino, stat.st_size, stat.st_mtime_ns):
-                    end, count = stat.st_size, known[3]  # our own last append: the file ends where we left it
-                else:
-                    try:
-                        tail = _find_tail(fd, stat.st_size)
-                        count = tail.count if tail.count is not None else self._count(fd, stat, session_id)
-                    except CorruptSessionFile as exc:
-                        if keep:
-                            held.forget_file()
-                        keep = False
-                        os.close(fd)  # before the file is moved aside
-                        fd = -1
-                        self._move_aside(path, str(exc))
-                        _new_file(path, header(), records)
-                        return
-                    end = tail.end
-                    if end < stat.st_size:
-                        # Cut off what a crash left half-written before adding to the file.
-                        os.ftruncate(fd, end)
-                try:
-                    write_all(fd, _numbered(records, count))
-                    sync_fd(fd)
-                except BaseException:
-                    self._ends.pop(session_id, None)
-                    _cut_back(fd, end, path)
-                    raise
-                after = os.fstat(fd)
-                self._ends[session_id] = (
-                    after.st_ino,
-                    after.st_size,
-                    after.st_mtime_ns,
-                    count + len(records),
-                )
-            except BaseException:
-                if keep:
-                    held.forget_file()  # closed below: the next append opens the file afresh
-                keep = False
-                raise
+                self._append_locked(session_id, path, records, header, numbered, held)
             finally:
-                if not keep and fd >= 0:
-                    os.close(fd)
+                self._lock_files.release(held)
+        except OSError as exc:
+            full = self._full(exc, session_id)
+            if full is None:
+                raise
+            raise full from exc
+
+    def _append_locked(
+        self,
+        session_id: str,
+        path: Path,
+        records: list[bytes],
+        header: Callable[[], dict[str, Any]],
+        numbered: tuple[tuple[int, int, int, int], bytes] | None,
+        held: HeldLock,
+    ) -> None:
+        try:
+            fd, stat = self._append_file(held, path)
+        except FileNotFoundError:
+            _new_file(path, header(), records)
+            return
+        keep = fd == held.file  # beside the lock, for the next append: unless this one fails
+        try:
+            known = self._ends.get(session_id)
+            if known is not None and known[:3] == (stat.st_ino, stat.st_size, stat.st_mtime_ns):
+                end, count = stat.st_size, known[3]  # our own last append: the file ends where we left it
+                fresh = numbered is not None and numbered[0] is known
+                data = numbered[1] if fresh else _numbered(records, count)
+            else:
+                try:
+                    tail = _find_tail(fd, stat.st_size)
+                    count = tail.count if tail.count is not None else self._count(fd, stat, session_id)
+                except CorruptSessionFile as exc:
+                    if keep:
+                        held.forget_file()
+                    keep = False
+                    os.close(fd)  # before the file is moved aside
+                    fd = -1
+                    self._move_aside(path, str(exc))
+                    _new_file(path, header(), records)
+                    return
+                end = tail.end
+                if end < stat.st_size:
+                    # Cut off what a crash left half-written before adding to the file.
+                    os.ftruncate(fd, end)
+                data = _numbered(records, count)
+            try:
+                write_all(fd, data)
+                sync_fd(fd)
+            except BaseException:
+                self._ends.pop(session_id, None)
+                _cut_back(fd, end, path)
+                raise
+            after = os.fstat(fd)
+            self._ends[session_id] = (after.st_ino, after.st_size, after.st_mtime_ns, count + len(records))
+        except BaseException:
+            if keep:
+                held.forget_file()  # closed below: the next append opens the file afresh
+            keep = False
+            raise
+        finally:
+            if not keep and fd >= 0:
+                os.close(fd)
 
     @staticmethod
     def _append_file(held: HeldLock, path: Path) -> tuple[int, os.stat_result]:
