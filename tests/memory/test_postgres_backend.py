@@ -570,6 +570,30 @@ async def test_phrases_and_words_search_with_every_filter(url):
         await backend.close()
 
 
+async def test_a_word_being_typed_is_a_prefix_at_its_end_only(url):
+    """The server splits `parse_conf` into two words; only the last is a prefix, as the whole
+    word is on every store: it finds parse_config and parse_configuration, not parsed_conf."""
+    from deskmate.memory.search_index import Filters
+
+    backend = backend_for_url(url)
+    try:
+        contents = {
+            "config": "call parse_config(path)",
+            "longer": "see parse_configuration_file",
+            "parsed": "the parsed_conf stays",
+            "class": "class ParseSession reads the conf",
+        }
+        for session_id, content in contents.items():
+            await backend.append(session_id, [Message(role="user", content=content)])
+        hits, total = await backend.search("parse_conf", Filters(), 10)
+        assert sorted(hit.session_id for hit in hits) == ["config", "longer"]
+        assert total == 2
+        hits, _ = await backend.search("pars", Filters(), 10)
+        assert sorted(hit.session_id for hit in hits) == sorted(contents)  # a lone word: any prefix
+    finally:
+        await backend.close()
+
+
 async def test_past_the_bound_only_the_most_recent_matches_are_ranked_and_all_are_counted(url, schema, admin):
     """A query expected to match more messages than ``Bound.all_up_to`` ranks only the
     ``Bound.most_recent`` most recent matches (the session last changed first, then its latest

@@ -31,7 +31,9 @@ def tsquery(query: str) -> tuple[sql.Composable, list[Any]]:
     params: list[Any] = []
     for number, words in enumerate(parts):
         if bare_last and number == len(parts) - 1 and len(words) == 1:
-            pieces.append(sql.SQL("to_tsquery('simple', %s)"))
+            # The server splits a word at '_' (and more): of its words only the last is a
+            # prefix, as the whole word is (`parse_conf` finds parse_config, not parsed_conf).
+            pieces.append(sql.SQL("replace(to_tsquery('simple', %s)::text, ':* <->', ' <->')::tsquery"))
             params.append(_prefix(words[0]))
         else:
             pieces.append(sql.SQL("phraseto_tsquery('simple', %s)"))
