@@ -570,6 +570,85 @@ async def test_phrases_and_words_search_with_every_filter(url):
         await backend.close()
 
 
+async def test_a_word_being_typed_is_a_prefix_at_its_end_only(url):
+    """The server splits `parse_conf` into two words; only the last is a prefix, as the whole
+    word is on every store: it finds parse_config and parse_configuration, not parsed_conf."""
+    from deskmate.memory.search_index import Filters
+
+    backend = backend_for_url(url)
+    try:
+        contents = {
+            "config": "call parse_config(path)",
+            "longer": "see parse_configuration_file",
+            "parsed": "the parsed_conf stays",
+            "class": "class ParseSession reads the conf",
+        }
+        for session_id, content in contents.items():
+            await backend.append(session_id, [Message(role="user", content=content)])
+        hits, total = await backend.search("parse_conf", Filters(), 10)
+        assert sorted(hit.session_id for hit in hits) == ["config", "longer"]
+        assert total == 2
+        hits, _ = await backend.search("pars", Filters(), 10)
+        assert sorted(hit.session_id for hit in hits) == sorted(contents)  # a lone word: any prefix
+    finally:
+        await backend.close()
+
+
+async def test_past_the_bound_only_the_most_recent_matches_are_ranked_and_all_are_counted(url, schema, admin):
+    """A query expected to match more messages than ``Bound.all_up_to`` ranks only the
+    ``Bound.most_recent`` most recent matches (the session last changed first, then its latest
+    messages): the best match of an older session is left out, and ``total`` still counts every
+    match. Below the bound every match is ranked. Sessions in the trash stay out of both."""
+    from deskmate.memory.backends import postgres_search
+    from deskmate.memory.backends.postgres_ranking import Bound
+    from deskmate.memory.search_index import Filters
+
+    def session(session_id: str, day: str, contents: list[str], meta: SessionMeta | None = None) -> Session:
+        return Session(
+            id=session_id,
+            title=session_id,
+            workspace_uri="file:///work/here",
+            meta=meta or SessionMeta(),
+            messages=[
+                Message(role="user", content=content, timestamp=f"2026-03-{day}T00:00:{n:02d}Z")
+                for n, content in enumerate(contents)
+            ],
+        )
+
+    backend = backend_for_url(url)
+    try:
+        strong = "needle needle needle"  # ranks above one needle among other words
+        weak = "a needle in a long haystack of other words and more words"
+        await backend.save(session("older", "01", [strong, "no match here", strong]))
+        await backend.save(session("middle", "02", ["an early needle " + weak, "nothing", weak]))
+        await backend.save(session("newest", "03", [weak, weak + " needle", "nothing"]))
+        binned = SessionMeta(deleted_at="2026-03-05T00:00:00Z")
+        await backend.save(session("binned", "04", [strong, strong], meta=binned))
+
+        async def search(bound: Bound) -> tuple[list[tuple[str, str]], int]:
+            hits, total = await postgres_search.search(admin, schema, "needle", Filters(), 10, bound)
+            return [(hit.session_id, hit.snippet) for hit in hits], total
+
+        everything, total = await search(Bound())
+        assert total == 6
+        assert [session_id for session_id, _ in everything[:2]] == ["older", "older"]
+
+        # 0: any query is expected to match more; the 3 most recent of the 6 matches are ranked:
+        # both of "newest" (its second message, with two needles, first) and the latest of "middle".
+        bounded, total = await search(Bound(all_up_to=0, most_recent=3))
+        assert total == 6
+        assert sorted(session_id for session_id, _ in bounded) == ["middle", "newest", "newest"]
+        assert bounded[0][0] == "newest" and bounded[0][1].count("**needle**") == 2
+        assert not any("early" in snippet for _, snippet in bounded)
+
+        # Keeping as many as match ranks them all, as does a query expected to match fewer than
+        # the bound, however few are kept past it.
+        assert await search(Bound(all_up_to=0, most_recent=6)) == (everything, 6)
+        assert await search(Bound(all_up_to=10**9, most_recent=1)) == (everything, 6)
+    finally:
+        await backend.close()
+
+
 async def test_a_version_7_store_filters_on_the_columns_migration_8_adds(url, schema, admin):
     """Migration 8 keeps a session's trash mark, folder and project as columns the server
     computes from the row: rows written before it get theirs, and so do later writes; a

@@ -13,11 +13,10 @@ from typing import Any
 
 from psycopg import sql
 
-from ..search_index import MARK, Filters, Hit, ListQuery, parse_query
+from ..search_index import Filters, Hit, ListQuery, parse_query
+from .postgres_ranking import HEADLINE, Bound, Matches, best
 
 RANDOM_PAGE_COST = 1.1  # the usual setting for a database in memory or on SSD
-TITLE_BONUS = 1.0  # added to a message's ts_rank_cd (higher is better) when its session's title matches
-HEADLINE = f"StartSel={MARK}, StopSel={MARK}, MaxWords=24, MinWords=10, ShortWord=2, MaxFragments=1, FragmentDelimiter=…"
 
 
 def _prefix(word: str) -> str:
@@ -32,7 +31,9 @@ def tsquery(query: str) -> tuple[sql.Composable, list[Any]]:
     params: list[Any] = []
     for number, words in enumerate(parts):
         if bare_last and number == len(parts) - 1 and len(words) == 1:
-            pieces.append(sql.SQL("to_tsquery('simple', %s)"))
+            # The server splits a word at '_' (and more): of its words only the last is a
+            # prefix, as the whole word is (`parse_conf` finds parse_config, not parsed_conf).
+            pieces.append(sql.SQL("replace(to_tsquery('simple', %s)::text, ':* <->', ' <->')::tsquery"))
             params.append(_prefix(words[0]))
         else:
             pieces.append(sql.SQL("phraseto_tsquery('simple', %s)"))
@@ -56,9 +57,12 @@ def _filters(filters: Filters) -> tuple[list[sql.Composable], list[Any]]:
     return where, params
 
 
-async def search(conn: Any, schema: str, query: str, filters: Filters, limit: int) -> tuple[list[Hit], int]:
+async def search(
+    conn: Any, schema: str, query: str, filters: Filters, limit: int, bound: Bound = Bound()
+) -> tuple[list[Hit], int]:
     """The best ``limit`` hits and how many there are in all, from one connection, in one
-    snapshot (the count and the title-only hits agree with the hits)."""
+    snapshot (the count and the title-only hits agree with the hits); ``bound``: which
+    matches are ranked (``postgres_ranking.py``)."""
     async with conn.transaction():
         # Planned with the server's default random_page_cost (4, for spinning disks), a word
         # in 1,500 of 100,000 messages was sought by reading every message (60 ms) instead of
@@ -68,10 +72,12 @@ async def search(conn: Any, schema: str, query: str, filters: Filters, limit: in
             "WHERE current_setting('random_page_cost')::float8 > %s",
             (str(RANDOM_PAGE_COST), RANDOM_PAGE_COST),
         )
-        return await _search(conn, schema, query, filters, limit)
+        return await _search(conn, schema, query, filters, limit, bound)
 
 
-async def _search(conn: Any, schema: str, query: str, filters: Filters, limit: int) -> tuple[list[Hit], int]:
+async def _search(
+    conn: Any, schema: str, query: str, filters: Filters, limit: int, bound: Bound
+) -> tuple[list[Hit], int]:
     quoted = sql.Identifier(schema)
     q, q_params = tsquery(query)
     session_where, session_params = _filters(filters)
@@ -86,43 +92,17 @@ async def _search(conn: Any, schema: str, query: str, filters: Filters, limit: i
         if value:
             message_where.append(sql.SQL(condition))
             message_params.append(value)
-    # Three steps, each kept apart by OFFSET 0 so the planner cannot merge them: the sessions
-    # searched, with whether each title matches (tested once a session, not once a message);
-    # every matching message, ranked; then the best ``limit`` of them, counted all in one
-    # pass (the window holds three narrow columns, not each message's text and words, which
-    # spilled to disk for a common word). Only the hits shown are read whole, and marked up.
-    sessions = (
-        sql.SQL(
-            "(SELECT s.id, to_tsvector('simple', s.title) @@ {q} AS title_hit FROM {schema}.sessions s WHERE "
-        ).format(q=q, schema=quoted)
-        + sql.SQL(" AND ").join(session_where)
-        + sql.SQL(" OFFSET 0)")
-    )
-    ranked = (
-        sql.SQL(
-            "(SELECT m.session_id, m.seq, ts_rank_cd(m.search, {q}, 2) "
-            "+ CASE WHEN s.title_hit THEN {bonus} ELSE 0 END AS rank "
-            "FROM {schema}.messages m JOIN "
-        ).format(q=q, bonus=sql.Literal(TITLE_BONUS), schema=quoted)
-        + sessions
-        + sql.SQL(" s ON s.id = m.session_id WHERE ")
-        + sql.SQL(" AND ").join(message_where)
-        + sql.SQL(" OFFSET 0)")
-    )
-    statement = (
-        sql.SQL("WITH hits AS (SELECT r.*, count(*) OVER () AS total FROM ")
-        + ranked
-        + sql.SQL(
-            " r ORDER BY r.rank DESC, r.session_id, r.seq DESC LIMIT %s) "
-            "SELECT h.session_id, s.title, m.data::jsonb ->> 'id', m.data::jsonb ->> 'role', "
-            "m.data::jsonb ->> 'timestamp', ts_headline('simple', {schema}.message_text(m.data), {q}, {headline}), "
-            "h.total FROM hits h JOIN {schema}.messages m ON m.session_id = h.session_id AND m.seq = h.seq "
-            "JOIN {schema}.sessions s ON s.id = h.session_id ORDER BY h.rank DESC, h.session_id, h.seq DESC"
-        ).format(schema=quoted, q=q, headline=sql.Literal(HEADLINE))
-    )
+    matches = Matches(quoted, q, q_params, session_where, session_params, message_where, message_params)
+    # Which way is cheaper depends on how many messages match, which the statistics of the
+    # words foretell before anything is read (roughly for a phrase: its words are taken as
+    # independent, so `"raise RuntimeError"` is expected in 1,450 messages and is in 11,885).
+    if await _expected_matches(conn, quoted, q, q_params) > bound.all_up_to:
+        ranked = matches.ranked_again(bound.most_recent)
+    else:
+        ranked = matches.ranked_as_found()
+    statement, params = best(ranked, matches, limit)
     # Never prepared: a prepared statement soon runs a generic plan, blind to how many messages
     # the words match, which took 2-9 s where a plan for the query's own words takes 10-500 ms.
-    params = [*q_params, *q_params, *session_params, *message_params, limit, *q_params]
     rows = await (await conn.execute(statement, params, prepare=False)).fetchall()
     hits = [Hit(*row[:6]) for row in rows]
     total = rows[0][6] if rows else 0
@@ -145,6 +125,17 @@ async def _search(conn: Any, schema: str, query: str, filters: Filters, limit: i
         for session_id, title, updated_at, marked in title_rows[: max(0, limit - len(hits))]:
             hits.append(Hit(session_id, title, None, None, updated_at, marked))
     return hits, total
+
+
+async def _expected_matches(
+    conn: Any, quoted: sql.Identifier, q: sql.Composable, q_params: list[Any]
+) -> float:
+    """How many messages the server's statistics say the words match (planned, not run)."""
+    statement = sql.SQL("EXPLAIN (FORMAT JSON) SELECT FROM {schema}.messages m WHERE m.search @@ {q}").format(
+        schema=quoted, q=q
+    )
+    plan = (await (await conn.execute(statement, q_params, prepare=False)).fetchone())[0]
+    return float(plan[0]["Plan"]["Plan Rows"])
 
 
 def list_page(schema: str, query: ListQuery, offset: int, limit: int) -> tuple[sql.Composed, list[Any]]:
