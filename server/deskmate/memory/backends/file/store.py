@@ -351,16 +351,17 @@ def _fast_messages(data: bytes, start: int = 0, end: int | None = None) -> tuple
     body = memoryview(data)[start:end]
     ending = bytes(body[-_TAIL_BLOCK:]).rstrip()
     found = _END_KEYS.search(ending)
-    if ending and (found is None or found[3]):
+    if ending and (found is None or found[3]) or data_values.last_line_encoded(data, start, end):
         # The last line may leave a transaction unfinished (or was written by hand): the
-        # decoder that reads each line's "more" finds where the committed ones end.
+        # decoder that reads each line's "more" finds where the committed ones end. Encoded
+        # lines are not messages as they stand: that decoder opens them too.
         return _fast_lines(data, start, end)
     _, decode_error = _line_decoder()
     try:
         messages = _message_decoder().decode_lines(body)
     except (decode_error, RecursionError):  # ValidationError included; invalid UTF-8 too
-        # Encoded (compressed, encrypted) lines are not messages as they stand: the line
-        # decoder opens them. Damage fails there too, and goes to the full path.
+        # Encoded lines before plain ones (encryption turned off since): the line decoder
+        # opens them. Damage fails there too, and goes to the full path.
         return _fast_lines(data, start, end)
     try:
         for message in [m for m in messages if m.context is not None]:
