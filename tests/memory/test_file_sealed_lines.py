@@ -240,6 +240,13 @@ def test_values_are_cut_out_of_their_lines_and_the_rest_kept():
     assert [data[s[0] : s[1]] if s else None for s in spans] == [None, b"QUJD", None, b""]
 
 
+def test_a_value_that_runs_past_its_line_is_not_cut():
+    data = b'{"enc":"x","data":"QUJD\n{"b":"c"}\n{"enc":"y","data":"QUJD"}\n'
+    stripped, spans = data_values.cut_data_values(data, 0, len(data))
+    assert stripped == b'{"enc":"x","data":"QUJD\n{"b":"c"}\n{"enc":"y","data":""}\n'
+    assert spans == [None, None, (len(data) - 7, len(data) - 3)]
+
+
 @pytest.mark.parametrize("size", [1, 50, 700, 1 << 20])
 def test_chunks_cut_what_one_pass_cuts(size):
     data = session_file(lines(sealing.AES_MP, messages(0, 7)), lines(None, messages(7, 3), 7))

@@ -41,9 +41,8 @@ def cut_data_values(data: bytes, start: int, end: int) -> tuple[bytes, list[tupl
     (start, end) of its cut value in ``data``, or None for a line kept whole. Empty lines are left
     out, as a line decoder skips them.
 
-    Each line is read once: the key near its start, the value's closing quote, then the newline
-    a few fields later. A value that runs past its line (damage) is still cut: it holds a newline,
-    which the strict base64 decoding of every cut value refuses.
+    A line is read about once: the key near its start, the value's closing quote, no newline
+    before it (else the key or the quote is on a later line: kept whole), the newline just after.
     """
     find = data.find
     parts: list[bytes] = []
@@ -51,10 +50,10 @@ def cut_data_values(data: bytes, start: int, end: int) -> tuple[bytes, list[tupl
     position = start
     while position < end:
         value = find(DATA_KEY, position, min(position + KEY_WITHIN, end))
-        if value >= 0 and find(b"\n", position, value) < 0:
+        if value >= 0:
             value += len(DATA_KEY)
             close = find(b'"', value, end)
-            if close >= 0:
+            if close >= 0 and find(b"\n", position, close) < 0:
                 line_end = find(b"\n", close, end)
                 if line_end < 0:
                     line_end = end - 1  # not a whole line: kept, for the decoder to refuse
