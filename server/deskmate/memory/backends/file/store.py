@@ -35,7 +35,7 @@ import os
 import re
 import stat as stat_module
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -55,6 +55,7 @@ from ...atomic import (
 )
 from ...backend import MetaChange
 from ...codec import (
+    UnknownEncoding,
     decode_message,
     decode_meta,
     dumps_bytes,
@@ -79,6 +80,7 @@ from ...models import (
     now_iso,
 )
 from ...project_memories import validate_memory_id, validate_project
+from . import data_values
 from .live import FileLeases, FileWatch
 from .memories import FileMemories
 
@@ -353,25 +355,29 @@ def _message_decoder() -> Any:
     return msgspec.json.Decoder(Message)
 
 
-def _fast_messages(body: bytes | memoryview) -> tuple[list[Message], int] | None:
-    """What ``_committed_messages(_decode_records(body))`` returns, decoded by msgspec straight
-    from the bytes (several times faster on a long history); None if any line needs the full path.
+def _fast_messages(data: bytes, start: int = 0, end: int | None = None) -> tuple[list[Message], int] | None:
+    """What ``_committed_messages(_decode_records(body))`` returns for ``body = data[start:end]``,
+    decoded by msgspec straight from the bytes (several times faster on a long history); None if
+    any line needs the full path.
 
     ``body`` holds complete lines only. Blank lines are skipped, as there.
     """
+    end = len(data) if end is None else end
+    body = memoryview(data)[start:end]
     ending = bytes(body[-_TAIL_BLOCK:]).rstrip()
     found = _END_KEYS.search(ending)
-    if ending and (found is None or found[3]):
+    if ending and (found is None or found[3]) or data_values.last_line_encoded(data, start, end):
         # The last line may leave a transaction unfinished (or was written by hand): the
-        # decoder that reads each line's "more" finds where the committed ones end.
-        return _fast_lines(body)
+        # decoder that reads each line's "more" finds where the committed ones end. Encoded
+        # lines are not messages as they stand: that decoder opens them too.
+        return _fast_lines(data, start, end)
     _, decode_error = _line_decoder()
     try:
         messages = _message_decoder().decode_lines(body)
     except (decode_error, RecursionError):  # ValidationError included; invalid UTF-8 too
-        # Encoded (compressed, encrypted) lines are not messages as they stand: the line
-        # decoder opens them. Damage fails there too, and goes to the full path.
-        return _fast_lines(body)
+        # Encoded lines before plain ones (encryption turned off since): the line decoder
+        # opens them. Damage fails there too, and goes to the full path.
+        return _fast_lines(data, start, end)
     try:
         for message in [m for m in messages if m.context is not None]:
             _check_context(message.context)  # from_dict's own check of a context
@@ -380,61 +386,115 @@ def _fast_messages(body: bytes | memoryview) -> tuple[list[Message], int] | None
     return messages, 0
 
 
-def _fast_lines(body: bytes | memoryview) -> tuple[list[Message], int] | None:
+def _fast_lines(data: bytes, start: int, end: int) -> tuple[list[Message], int] | None:
     """``_fast_messages`` line by line, each line's "more" read: for a body whose last line may
-    leave a transaction unfinished."""
+    leave a transaction unfinished, or that holds encoded (encrypted, compressed) lines."""
+    if data_values.last_line_encoded(data, start, end):
+        fast = _cut_lines(data, start, end)
+        if fast is not None:
+            return fast
     decoder, decode_error = _line_decoder()
     try:
-        lines = decoder.decode_lines(body)
+        lines = decoder.decode_lines(memoryview(data)[start:end])
     except (decode_error, RecursionError):  # ValidationError included; invalid UTF-8 too
         return None
+    return _line_messages([(lines, None)])
+
+
+class _NotCut(Exception):
+    """The lines do not pair up with their cut values: read them whole."""
+
+
+def _cut_lines(data: bytes, start: int, end: int) -> tuple[list[Message], int] | None:
+    """``_fast_lines`` with each encoded line's base64 cut out before msgspec reads the line and
+    decoded by pybase64 straight from ``data`` (data_values.py): an encrypted load's line scan and
+    base64 cost a third of what msgspec's own took. None when pybase64 is not installed, or for
+    anything out of the ordinary, damage included: ``_fast_lines``' own decoder then reads the
+    body again, so what it accepts and the errors it gives stay exactly as they were."""
+    decode_base64 = data_values.base64_decoder()
+    if decode_base64 is None:
+        return None
+    decoder, decode_error = _line_decoder()
+
+    def chunks() -> Iterator[tuple[list[Any], list[tuple[int, int] | None]]]:
+        for stripped, spans in data_values.cut_chunks(data, start, end):
+            lines = decoder.decode_lines(stripped)
+            if len(lines) != len(spans):
+                raise _NotCut  # a line of spaces, which the decoder skips
+            yield lines, spans
+
+    try:
+        return _line_messages(chunks(), memoryview(data), decode_base64)
+    except (decode_error, RecursionError, _NotCut, UnknownEncoding):
+        # Damage, or a key this deskmate lacks: said (or found to be damage first, as before)
+        # by the path that reads it all.
+        return None
+
+
+def _line_messages(
+    chunks: Iterable[tuple[list[Any], list[tuple[int, int] | None] | None]],
+    view: memoryview | None = None,
+    decode_base64: Any = None,
+) -> tuple[list[Message], int] | None:
+    """The messages of decoded lines, and how many trail uncommitted; None if a line needs the
+    full path. The lines come in chunks, each with the spans of the values cut out of its lines
+    (``data_values``), or None: such a value is decoded from ``view`` here, one record at a
+    time, while its chunk of the file is still in the CPU's cache."""
+    _, decode_error = _line_decoder()
     messages: list[Message] = []
     committed = 0
     open_one = message_openers()
-    for line in lines:
-        if line.enc is not None:
-            # Opened by the codec (which knows the encoding, or says it does not) and decoded
-            # straight into a Message; an encoding without raw bytes goes through the full path.
-            try:
-                message = open_one(line.enc, line.kid, line.data, line.timestamp)
-            except (decode_error, ValueError, TypeError, RecursionError):
-                return None  # damage: the full path finds it and words the error
-            if message is None:
+    for lines, spans in chunks:
+        for index, line in enumerate(lines):
+            span = spans[index] if spans is not None else None
+            if line.enc is not None:
+                # Opened by the codec (which knows the encoding, or says it does not) and decoded
+                # straight into a Message; an encoding without raw bytes goes through the full path.
+                try:
+                    if span is None:
+                        data = line.data
+                    elif line.data == b"":
+                        data = decode_base64(view[span[0] : span[1]], validate=True)  # type: ignore[index]
+                    else:
+                        return None  # what was cut is not this line's "data"
+                    message = open_one(line.enc, line.kid, data, line.timestamp)
+                except (decode_error, ValueError, TypeError, RecursionError):  # binascii.Error included
+                    return None  # damage: the full path finds it and words the error
+                if message is None:
+                    return None
+                messages.append(message)
+                if line.more is not True:
+                    committed = len(messages)
+                continue
+            if line.role is None or line.content is None or span is not None:
                 return None
-            messages.append(message)
+            if line.context is not None:
+                try:
+                    _check_context(line.context)  # from_dict's own check of a context
+                except ValueError:
+                    return None
+            messages.append(
+                Message(
+                    line.role,
+                    line.content,
+                    line.id or new_message_id(),
+                    line.timestamp or now_iso(),
+                    line.model,
+                    line.usage,
+                    line.status,
+                    line.context,
+                    line.error,
+                )
+            )
             if line.more is not True:
                 committed = len(messages)
-            continue
-        if line.role is None or line.content is None:
-            return None
-        if line.context is not None:
-            try:
-                _check_context(line.context)  # from_dict's own check of a context
-            except ValueError:
-                return None
-        messages.append(
-            Message(
-                line.role,
-                line.content,
-                line.id or new_message_id(),
-                line.timestamp or now_iso(),
-                line.model,
-                line.usage,
-                line.status,
-                line.context,
-                line.error,
-            )
-        )
-        if line.more is not True:
-            committed = len(messages)
     return _transactions(messages, committed)
 
 
 def _committed_lines(body: bytes, first_number: int) -> tuple[list[Message], int]:
     """The messages of the complete transactions in ``body``'s complete lines, numbered from
     ``first_number`` for errors, and how many trail uncommitted; CorruptSessionFile if damaged."""
-    complete = memoryview(body)[: body.rfind(b"\n") + 1]
-    fast = _fast_messages(complete)
+    fast = _fast_messages(body, 0, body.rfind(b"\n") + 1)
     if fast is not None:
         return fast
     return _committed_messages(_decode_records(body), first_number)
@@ -494,7 +554,7 @@ def parse_session(data: bytes, session_id: str) -> Session:
         except (ValueError, RecursionError):  # CorruptSessionFile and UnicodeDecodeError included
             pass  # the full path below says what is wrong
         else:
-            fast = _fast_messages(memoryview(data)[first_end : data.rfind(b"\n") + 1])
+            fast = _fast_messages(data, first_end, data.rfind(b"\n") + 1)
             if fast is not None:
                 return _session(session_id, header, fast[0])
     records = _decode_records(data)
