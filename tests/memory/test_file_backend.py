@@ -399,3 +399,32 @@ async def test_close_lets_go_of_every_kept_file(backend):
     assert all(descriptors_to(backend.path_of(f"s{n}")) == [] for n in range(3))
     await backend.append("s0", turn(9))  # still usable: opened again
     assert [m.content for m in (await backend.load("s0")).messages] == ["q0", "a0", "q9", "a9"]
+
+
+async def test_an_append_to_the_file_it_kept_hands_only_the_write_to_a_thread(data_dir, monkeypatch):
+    backend = FileBackend(data_dir)
+    for n in range(2):  # makes the file, then appends and keeps it open
+        await backend.append("hot", turn(n))
+
+    def whole_append_in_a_thread(*args):
+        raise AssertionError("took the worker's whole path")
+
+    monkeypatch.setattr(backend, "_append", whole_append_in_a_thread)
+    await backend.append("hot", turn(2))
+    assert [m.content for m in (await backend.load("hot")).messages][-2:] == ["q2", "a2"]
+
+
+async def test_a_cancelled_append_that_was_handed_over_is_written_and_lets_go_of_the_lock(data_dir):
+    import asyncio
+
+    backend = FileBackend(data_dir, lock_timeout=2)
+    for n in range(2):
+        await backend.append("cancel", turn(n))
+    task = asyncio.create_task(backend.append("cancel", turn(2)))
+    await asyncio.sleep(0)  # the lock is taken and the write handed to a worker thread
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await backend.append("cancel", turn(3))  # a lock left held would time out here
+    contents = [m.content for m in (await FileBackend(data_dir).load("cancel")).messages]
+    assert contents == ["q0", "a0", "q1", "a1", "q2", "a2", "q3", "a3"]

@@ -127,3 +127,29 @@ def test_a_symbolic_link_is_refused_not_followed(tmp_path):
     with pytest.raises(OSError):
         with LockFiles().hold(str(link), 1):
             pass
+
+
+def test_try_acquire_takes_only_a_free_lock_already_open(tmp_path):
+    locks, path = LockFiles(), tmp_path / "s.lock"
+    assert locks.try_acquire(str(path)) is None  # never opened: the caller's thread may not open files
+    with locks.hold(str(path), 1):
+        assert locks.try_acquire(str(path)) is None  # this process holds it (another thread's turn)
+    with exclusive_lock(str(path), 1):
+        assert locks.try_acquire(str(path)) is None  # another open file holds it
+    held = locks.try_acquire(str(path))
+    assert held is not None
+    assert other_process_gets(path) == "busy"
+    locks.release(held)
+    assert other_process_gets(path) == "locked"
+
+
+def test_try_acquire_refuses_a_lock_file_made_again(tmp_path):
+    locks, path = LockFiles(), tmp_path / "s.lock"
+    with locks.hold(str(path), 1):
+        pass
+    path.unlink()
+    with exclusive_lock(str(path), 1):
+        pass
+    assert locks.try_acquire(str(path)) is None  # its descriptor locks the deleted file
+    with locks.hold(str(path), 1):  # the waiting way opens the new one
+        assert other_process_gets(path) == "busy"

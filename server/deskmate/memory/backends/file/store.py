@@ -36,6 +36,7 @@ import re
 import stat as stat_module
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -743,6 +744,7 @@ class FileBackend:
         self._paths: dict[str, Path] = {}  # validated session ids and their files
         self._lock_dir = os.path.join(self.directory, ".locks", "")
         self._lock_files = LockFiles(FILE_MODE)
+        self._writers: ThreadPoolExecutor | None = None
         self._memories = FileMemories(self.root, lock_timeout)
         self._leases = FileLeases(self.directory / ".locks", self.root)
 
@@ -855,11 +857,95 @@ class FileBackend:
         path = self.path_of(session_id)
         if not messages:
             return
-        header = functools.partial(_header, session_id, title, workspace_uri, messages[0].timestamp)
         records = _unnumbered(messages)
         known = self._ends.get(session_id)
+        if known is not None:
+            ready = self._ready_to_append(session_id, path, known)
+            if ready is not None:
+                data = _numbered(records, known[3])
+                try:
+                    written = asyncio.get_running_loop().run_in_executor(
+                        self._hand_over(),
+                        self._append_ready,
+                        session_id,
+                        path,
+                        ready,
+                        data,
+                        known,
+                        len(records),
+                    )
+                except BaseException:
+                    self._lock_files.release(ready)
+                    raise
+                # Shielded: once handed over, the write runs (and releases the lock) even if we are cancelled.
+                await asyncio.shield(written)
+                return
+        header = functools.partial(_header, session_id, title, workspace_uri, messages[0].timestamp)
         numbered = (known, _numbered(records, known[3])) if known is not None else None
         await asyncio.to_thread(self._append, session_id, path, records, header, numbered)
+
+    def _hand_over(self) -> ThreadPoolExecutor:
+        """The threads that write what ``_ready_to_append`` locked: not the loop's shared ones,
+        where a queued write holding a lock could wait behind threads waiting for that lock."""
+        if self._writers is None:
+            self._writers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="deskmate-append")
+        return self._writers
+
+    def _ready_to_append(
+        self, session_id: str, path: Path, known: tuple[int, int, int, int]
+    ) -> HeldLock | None:
+        """The session's lock, if free at once, with the file our last append kept open still
+        ending where that append left it; else None (the worker thread then does it all).
+
+        Run on the event loop's thread: an ``flock`` that does not wait and a ``stat``, a few
+        microseconds there, and several times that in a worker thread just woken.
+        """
+        held = self._lock_files.try_acquire(f"{self._lock_dir}{session_id}.lock")
+        if held is None:
+            return None
+        try:
+            if held.file >= 0:
+                stat = os.stat(path, follow_symlinks=False)
+                if (stat.st_dev, stat.st_ino) == held.file_identity and known[:3] == (
+                    stat.st_ino,
+                    stat.st_size,
+                    stat.st_mtime_ns,
+                ):
+                    return held
+        except OSError:
+            pass
+        self._lock_files.release(held)
+        return None
+
+    def _append_ready(
+        self,
+        session_id: str,
+        path: Path,
+        held: HeldLock,
+        data: bytes,
+        known: tuple[int, int, int, int],
+        added: int,
+    ) -> None:
+        """Write and sync ``data`` at the end of the file ``held`` keeps, then release the lock."""
+        try:
+            fd = held.file
+            try:
+                write_all(fd, data)
+                sync_fd(fd)
+            except BaseException:
+                self._ends.pop(session_id, None)
+                _cut_back(fd, known[1], path)
+                held.close_file()
+                raise
+            after = os.fstat(fd)
+            self._ends[session_id] = (after.st_ino, after.st_size, after.st_mtime_ns, known[3] + added)
+        except OSError as exc:
+            full = self._full(exc, session_id)
+            if full is None:
+                raise
+            raise full from exc
+        finally:
+            self._lock_files.release(held)
 
     async def save(self, session: Session, *, expected_messages: int | None = None) -> None:
         path = self.path_of(session.id)
@@ -934,6 +1020,9 @@ class FileBackend:
     async def close(self) -> None:
         """Leases this process holds are released, and the lock and session files kept open closed."""
         self._leases.release_all()
+        if self._writers is not None:
+            writers, self._writers = self._writers, None
+            await asyncio.to_thread(writers.shutdown)  # the writes handed over finish first
         self._lock_files.close()
 
     # -- blocking implementations, run in worker threads ------------------------
