@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,20 @@ def no_tiktoken_downloads(monkeypatch):
         raise OSError(f"tests never download tiktoken's {name}")
 
     monkeypatch.setattr("deskmate.engine.tokens.load_encoding", offline)
+
+
+@pytest.fixture
+def encryption_key(monkeypatch) -> Iterator[str]:
+    """A fresh encryption key in DESKMATE_ENCRYPTION_KEY for the test (its key id returned);
+    the keys loaded and the encoding records are written in forgotten after it."""
+    from deskmate.memory import codec, keys
+
+    value = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv(keys.ENV_KEY, value)
+    keys.forget_loaded_keys()
+    yield keys.key_id(base64.urlsafe_b64decode(value))
+    keys.forget_loaded_keys()
+    codec.set_writing(None)
 
 
 @pytest.fixture(scope="session")

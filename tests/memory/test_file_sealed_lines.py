@@ -23,13 +23,7 @@ CODE = "".join(
 WHEN = "2026-12-06T10:00:00.000Z"
 
 
-@pytest.fixture(autouse=True)
-def key(monkeypatch):
-    monkeypatch.setenv(keys.ENV_KEY, base64.urlsafe_b64encode(os.urandom(32)).decode())
-    keys.forget_loaded_keys()
-    yield
-    keys.forget_loaded_keys()
-    codec.set_writing(None)
+pytestmark = pytest.mark.usefixtures("encryption_key")
 
 
 def messages(first: int, count: int) -> list[Message]:

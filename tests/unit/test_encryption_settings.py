@@ -3,9 +3,7 @@ follows the settings, and what was written before keeps reading."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import os
 
 import pytest
 
@@ -13,13 +11,8 @@ from deskmate.memory import codec, keys
 
 
 @pytest.fixture
-def key(monkeypatch):
-    value = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    monkeypatch.setenv(keys.ENV_KEY, value)
-    keys.forget_loaded_keys()
-    yield keys.key_id(base64.urlsafe_b64decode(value))
-    keys.forget_loaded_keys()
-    codec.set_writing(None)
+def key(encryption_key):
+    return encryption_key
 
 
 def session_bytes(tmp_path) -> bytes:

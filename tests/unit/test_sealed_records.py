@@ -6,22 +6,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 
 import pytest
 
-from deskmate.memory import codec, keys, sealing
+from deskmate.memory import codec, sealing
 from deskmate.memory.codec import UnreadableRecord
 from deskmate.memory.models import Message
 
-
-@pytest.fixture(autouse=True)
-def key(monkeypatch):
-    monkeypatch.setenv(keys.ENV_KEY, base64.urlsafe_b64encode(os.urandom(32)).decode())
-    keys.forget_loaded_keys()
-    yield
-    keys.forget_loaded_keys()
-    codec.set_writing(None)
+pytestmark = pytest.mark.usefixtures("encryption_key")
 
 
 def sealed(message: Message, name: str) -> dict:

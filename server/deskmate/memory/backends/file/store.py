@@ -1116,25 +1116,16 @@ class FileBackend:
         log.warning("Session file %s could not be read (%s); moved it to %s", path, reason, target)
         return target
 
-    def _append(
-        self,
-        session_id: str,
-        path: Path,
-        records: list[bytes],
-        header: Callable[[], dict[str, Any]],
-        numbered: tuple[tuple[int, int, int, int], bytes] | None,
-    ) -> None:
-        """Add the ``_unnumbered`` records, in a new file (``header()`` its first line) if need be.
+    def _append(self, session_id: str, *appending: Any) -> None:
+        """``_append_locked`` under the session's lock, a full disk reported as StorageFull.
 
-        ``numbered``: where our last append left the file, and the records numbered on from
-        there, made on the event loop's thread; written as they are if the file still ends there.
         Written out rather than through ``_saving`` and ``_locked``: this is every answer's path,
         and Python runs several times slower in a worker thread just woken than on the loop's.
         """
         try:
             held = self._lock(session_id)
             try:
-                self._append_locked(session_id, path, records, header, numbered, held)
+                self._append_locked(held, session_id, *appending)
             finally:
                 self._lock_files.release(held)
         except OSError as exc:
@@ -1145,13 +1136,18 @@ class FileBackend:
 
     def _append_locked(
         self,
+        held: HeldLock,
         session_id: str,
         path: Path,
         records: list[bytes],
         header: Callable[[], dict[str, Any]],
         numbered: tuple[tuple[int, int, int, int], bytes] | None,
-        held: HeldLock,
     ) -> None:
+        """Add the ``_unnumbered`` records, in a new file (``header()`` its first line) if need be.
+
+        ``numbered``: where our last append left the file, and the records numbered on from
+        there, made on the event loop's thread; written as they are if the file still ends there.
+        """
         try:
             fd, stat = self._append_file(held, path)
         except FileNotFoundError:
