@@ -174,6 +174,7 @@ class LockFiles:
         return None
 
     def release(self, held: HeldLock) -> None:
+        """Let go of a lock ``acquire`` or ``try_acquire`` took (its files stay open)."""
         if held.fallback is not None:
             held.fallback.__exit__(None, None, None)
             return
