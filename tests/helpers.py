@@ -226,3 +226,18 @@ class Filler:
     def remove(self) -> None:
         """Give everything back."""
         self.path.unlink()
+
+
+def descriptors_to(path: Path | str) -> list[str]:
+    """What this process has open at ``path``, or at a file once named so (" (deleted)"): read
+    from /proc/self/fd (Linux)."""
+    wanted = os.path.realpath(path)
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.removesuffix(" (deleted)") == wanted:
+            found.append(target)
+    return found

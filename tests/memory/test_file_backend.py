@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from deskmate.memory import FileBackend, Message, Session, default_data_dir
-from helpers import turn
+from helpers import descriptors_to, turn
 
 WRITER = Path(__file__).with_name("append_writer.py")
 
@@ -313,19 +313,6 @@ async def test_lone_surrogates_are_stored_and_returned_as_replacement_characters
     saved = await fresh.load("saved")
     assert (saved.title, saved.messages[0].content) == ("\ufffd", "\ufffd\ufffd")
     assert {info.title for info in await fresh.list()} == {"title \ufffd", "\ufffd"}
-
-
-def descriptors_to(path: Path) -> list[str]:
-    """What this process has open at ``path`` or at a file once named so (" (deleted)")."""
-    found = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.removesuffix(" (deleted)") == str(path):
-            found.append(target)
-    return found
 
 
 # An append keeps the session file open beside its lock for the next one: these show it

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -10,6 +9,7 @@ import threading
 import pytest
 
 from deskmate.memory.locking import LockFiles, LockTimeout, exclusive_lock
+from helpers import descriptors_to
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock-based: POSIX only")
 
@@ -32,18 +32,6 @@ def other_process_gets(path) -> str:
         text=True,
         check=True,
     ).stdout.strip()
-
-
-def open_descriptors_to(path) -> int:
-    target = os.path.realpath(path)
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{fd}").removesuffix(" (deleted)") == target:
-                count += 1
-        except OSError:
-            pass
-    return count
 
 
 def test_a_held_lock_excludes_other_processes_and_is_released_after(tmp_path):
@@ -88,7 +76,7 @@ def test_a_lock_file_deleted_and_made_again_is_opened_anew(tmp_path):
         pass
     with locks.hold(str(path), 1):  # must lock the file now at that name, not the deleted one
         assert other_process_gets(path) == "busy"
-    assert open_descriptors_to(path) == 1
+    assert len(descriptors_to(path)) == 1
 
 
 def test_a_lock_held_elsewhere_times_out(tmp_path):
@@ -105,9 +93,9 @@ def test_at_most_keep_lock_files_stay_open(tmp_path):
     for path in paths:
         with locks.hold(str(path), 1):
             pass
-    assert [open_descriptors_to(p) for p in paths] == [0, 0, 0, 1, 1, 1]  # the least recently used closed
+    assert [len(descriptors_to(p)) for p in paths] == [0, 0, 0, 1, 1, 1]  # the least recently used closed
     locks.close()
-    assert [open_descriptors_to(p) for p in paths] == [0] * 6
+    assert [len(descriptors_to(p)) for p in paths] == [0] * 6
 
 
 def test_closing_while_held_closes_when_the_hold_ends(tmp_path):
@@ -115,7 +103,7 @@ def test_closing_while_held_closes_when_the_hold_ends(tmp_path):
     with locks.hold(str(path), 1):
         locks.close()
         assert other_process_gets(path) == "busy"  # still held: the descriptor is in use
-    assert open_descriptors_to(path) == 0
+    assert len(descriptors_to(path)) == 0
     assert other_process_gets(path) == "locked"
 
 

@@ -20,12 +20,11 @@ from typing import Any
 
 from ..memory import Message, Session, SessionInfo, SessionNotFound, StorageError
 from ..memory.limits import clip_title
-from ..memory.models import SessionMeta
+from ..memory.models import SessionMeta, now_iso
 from ..memory.patches import fork_made
 from .errors import EngineError
 from .live import LiveSessions
 from .sessions import SessionRef, Sessions
-from .trash import iso, utc_now
 from .workspaces import fresh_session_id
 
 log = logging.getLogger(__name__)
@@ -167,7 +166,7 @@ class Forks:
             return  # autoSave off: the fork is in this process's memory, nothing to tell others
         try:
             async with self.live.quiet(source_id):
-                await store.backend.update(source_id, fork_made(iso(utc_now())))
+                await store.backend.update(source_id, fork_made(now_iso()))
         except Exception as exc:  # it runs on its own (fork): never an unretrieved task error
             log.warning("Could not record the fork on its source %s: %s", source_id, exc)
 

@@ -782,16 +782,17 @@ class FileBackend:
         return self._directory_checked
 
     @contextmanager
-    def _locked(self, session_id: str) -> Iterator[None]:
+    def _locked(self, session_id: str, *, keep_file: bool = False) -> Iterator[HeldLock]:
         """Hold the session's lock file: writers in every thread and process take turns.
 
-        The file an append kept open beside the lock (``_append``) is closed first: whoever
-        takes the lock this way is about to replace or remove the session's file.
+        The file an append kept open beside the lock is closed first, unless ``keep_file``
+        (an append): any other writer is about to replace or remove the session's file.
         """
         held = self._lock(session_id)
         try:
-            held.close_file()
-            yield
+            if not keep_file:
+                held.close_file()
+            yield held
         finally:
             self._lock_files.release(held)
 
@@ -881,8 +882,7 @@ class FileBackend:
                 await asyncio.shield(written)
                 return
         header = functools.partial(_header, session_id, title, workspace_uri, messages[0].timestamp)
-        numbered = (known, _numbered(records, known[3])) if known is not None else None
-        await asyncio.to_thread(self._append, session_id, path, records, header, numbered)
+        await asyncio.to_thread(self._append, session_id, path, records, header)
 
     def _hand_over(self) -> ThreadPoolExecutor:
         """The threads that write what ``_ready_to_append`` locked: not the loop's shared ones,
@@ -1116,85 +1116,63 @@ class FileBackend:
         log.warning("Session file %s could not be read (%s); moved it to %s", path, reason, target)
         return target
 
-    def _append(self, session_id: str, *appending: Any) -> None:
-        """``_append_locked`` under the session's lock, a full disk reported as StorageFull.
-
-        Written out rather than through ``_saving`` and ``_locked``: this is every answer's path,
-        and Python runs several times slower in a worker thread just woken than on the loop's.
-        """
-        try:
-            held = self._lock(session_id)
-            try:
-                self._append_locked(held, session_id, *appending)
-            finally:
-                self._lock_files.release(held)
-        except OSError as exc:
-            full = self._full(exc, session_id)
-            if full is None:
-                raise
-            raise full from exc
-
-    def _append_locked(
-        self,
-        held: HeldLock,
-        session_id: str,
-        path: Path,
-        records: list[bytes],
-        header: Callable[[], dict[str, Any]],
-        numbered: tuple[tuple[int, int, int, int], bytes] | None,
+    def _append(
+        self, session_id: str, path: Path, records: list[bytes], header: Callable[[], dict[str, Any]]
     ) -> None:
-        """Add the ``_unnumbered`` records, in a new file (``header()`` its first line) if need be.
-
-        ``numbered``: where our last append left the file, and the records numbered on from
-        there, made on the event loop's thread; written as they are if the file still ends there.
-        """
-        try:
-            fd, stat = self._append_file(held, path)
-        except FileNotFoundError:
-            _new_file(path, header(), records)
-            return
-        keep = fd == held.file  # beside the lock, for the next append: unless this one fails
-        try:
-            known = self._ends.get(session_id)
-            if known is not None and known[:3] == (stat.st_ino, stat.st_size, stat.st_mtime_ns):
-                end, count = stat.st_size, known[3]  # our own last append: the file ends where we left it
-                fresh = numbered is not None and numbered[0] is known
-                data = numbered[1] if fresh else _numbered(records, count)
-            else:
-                try:
-                    tail = _find_tail(fd, stat.st_size)
-                    count = tail.count if tail.count is not None else self._count(fd, stat, session_id)
-                except CorruptSessionFile as exc:
-                    if keep:
-                        held.forget_file()
-                    keep = False
-                    os.close(fd)  # before the file is moved aside
-                    fd = -1
-                    self._move_aside(path, str(exc))
-                    _new_file(path, header(), records)
-                    return
-                end = tail.end
-                if end < stat.st_size:
-                    # Cut off what a crash left half-written before adding to the file.
-                    os.ftruncate(fd, end)
-                data = _numbered(records, count)
+        """Add the ``_unnumbered`` records, in a new file (``header()`` its first line) if need be:
+        the whole append in a worker thread, when ``_ready_to_append`` could not take the lock at
+        once or the file is not the one our last append left (a first append, another writer)."""
+        with self._saving(session_id), self._locked(session_id, keep_file=True) as held:
             try:
-                write_all(fd, data)
-                sync_fd(fd)
+                fd, stat = self._append_file(held, path)
+            except FileNotFoundError:
+                _new_file(path, header(), records)
+                return
+            keep = fd == held.file  # beside the lock, for the next append: unless this one fails
+            try:
+                known = self._ends.get(session_id)
+                if known is not None and known[:3] == (stat.st_ino, stat.st_size, stat.st_mtime_ns):
+                    # Our own last append: the file ends where we left it.
+                    end, count = stat.st_size, known[3]
+                else:
+                    try:
+                        tail = _find_tail(fd, stat.st_size)
+                        count = tail.count if tail.count is not None else self._count(fd, stat, session_id)
+                    except CorruptSessionFile as exc:
+                        if keep:
+                            held.forget_file()
+                        keep = False
+                        os.close(fd)  # before the file is moved aside
+                        fd = -1
+                        self._move_aside(path, str(exc))
+                        _new_file(path, header(), records)
+                        return
+                    end = tail.end
+                    if end < stat.st_size:
+                        # Cut off what a crash left half-written before adding to the file.
+                        os.ftruncate(fd, end)
+                try:
+                    write_all(fd, _numbered(records, count))
+                    sync_fd(fd)
+                except BaseException:
+                    self._ends.pop(session_id, None)
+                    _cut_back(fd, end, path)
+                    raise
+                after = os.fstat(fd)
+                self._ends[session_id] = (
+                    after.st_ino,
+                    after.st_size,
+                    after.st_mtime_ns,
+                    count + len(records),
+                )
             except BaseException:
-                self._ends.pop(session_id, None)
-                _cut_back(fd, end, path)
+                if keep:
+                    held.forget_file()  # closed below: the next append opens the file afresh
+                keep = False
                 raise
-            after = os.fstat(fd)
-            self._ends[session_id] = (after.st_ino, after.st_size, after.st_mtime_ns, count + len(records))
-        except BaseException:
-            if keep:
-                held.forget_file()  # closed below: the next append opens the file afresh
-            keep = False
-            raise
-        finally:
-            if not keep and fd >= 0:
-                os.close(fd)
+            finally:
+                if not keep and fd >= 0:
+                    os.close(fd)
 
     @staticmethod
     def _append_file(held: HeldLock, path: Path) -> tuple[int, os.stat_result]:
