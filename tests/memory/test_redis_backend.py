@@ -6,11 +6,12 @@ import asyncio
 import json
 import time
 
+import msgspec
 import pytest
 import redis
 from redis.crc import key_slot
 
-from deskmate.memory import Message, Session, StorageError
+from deskmate.memory import Message, Session, StorageError, codec, sealing
 from deskmate.memory.backends.redis import RedisBackend
 from deskmate.memory.errors import BackendUnavailable
 from deskmate.memory.models import SessionMeta
@@ -313,7 +314,8 @@ def test_redis_options_pass_through():
 
 
 @pytest.mark.parametrize(
-    "damage", [b"not json", b'{"role": "robot", "content": "x"}', b"[1, 2]", b"\xff\xfe", b"1, 2"]
+    "damage",
+    [b"not json", b'{"role": "robot", "content": "x"}', b"[1, 2]", b"\xff\xfe", b"1, 2", b"\x84\xa3enc"],
 )
 async def test_an_unreadable_element_is_a_storage_error_and_nothing_is_deleted(
     backend, server, namespace, damage
@@ -466,6 +468,31 @@ async def test_stored_format(backend, server, namespace):
     ]
     score = server.zscore(f"{namespace}:sessions", "fmt")
     assert score == pytest.approx(time.time() * 1000, abs=60_000)
+
+
+@pytest.mark.usefixtures("encryption_key")
+@pytest.mark.parametrize("name", [sealing.AES_MP, sealing.ZSTD_AES_MP, sealing.ZSTD])
+async def test_encrypted_or_compressed_records_are_kept_as_bytes_beside_older_json_ones(
+    backend, server, name
+):
+    older, first, second = (
+        Message(role=role, content=f"{role} MARK{i} " + "a long line to compress\n" * 40)
+        for i, role in enumerate(("user", "user", "assistant"))
+    )
+    with codec.writing_with(sealing.ENCODINGS[name]):
+        await backend.append("bytes", [older])
+        _, messages_key = backend.keys_of("bytes")
+        # As deskmate wrote encoded records before it kept them as bytes: JSON, data in base64.
+        server.lset(messages_key, 0, codec.dumps_bytes(codec.encode_message(older)))
+        await backend.append("bytes", [first, second])
+    items = server.lrange(messages_key, 0, -1)
+    assert json.loads(items[0])["enc"] == name
+    for i, item in enumerate(items[1:], start=1):
+        record = msgspec.msgpack.decode(item)
+        assert record["enc"] == name and isinstance(record["data"], bytes)
+        assert "aesgcm" not in name or f"MARK{i}".encode() not in item
+    loaded = await backend.load("bytes")
+    assert loaded.messages == [older, first, second]
 
 
 async def test_connections_the_server_closed_are_replaced(namespace, server):

@@ -413,25 +413,55 @@ def decode_records(records: Iterable[Any]) -> list[Message]:
     return messages
 
 
-def decode_messages(items: Sequence[str | bytes]) -> list[Message]:
-    """The messages of a batch of records, one JSON text each, in order.
+# A store that keeps bytes rather than text (Redis) keeps a tagged record as MessagePack, its
+# ``data`` as raw bytes: a third fewer bytes to send and keep than base64 in JSON, and none to
+# write or read. A MessagePack map starts with a byte of 0x80 or more, which no JSON text does,
+# so one list can hold both forms (records written before, or plain ones, stay JSON).
 
-    One parser call for the whole batch (several times faster than one per item);
-    when that fails, item by item, to raise BadRecord naming the first one to blame.
+
+def record_bytes(message: Message, *, binary: bool = False) -> bytes:
+    """The stored bytes of ``message``'s record: its JSON; with ``binary``, a tagged (encrypted
+    or compressed) record as MessagePack. A plain record stays JSON, readable in any client."""
+    record = encode_message(message)
+    if binary and ENCODING_KEY in record:
+        return pack_bytes(record)
+    return dumps_bytes(record)
+
+
+def _is_packed(item: str | bytes) -> bool:
+    return type(item) is bytes and item[:1] >= b"\x80"
+
+
+def _parsed(item: str | bytes) -> Any:
+    """One stored record as written: MessagePack (``record_bytes(binary=True)``) or JSON."""
+    return _msgpack()[1](item) if _is_packed(item) else json.loads(item)
+
+
+def decode_messages(items: Sequence[str | bytes]) -> list[Message]:
+    """The messages of a batch of records, one JSON text (or MessagePack record) each, in order.
+
+    One parser call for a batch of JSON (several times faster than one per item); when that
+    fails, item by item, to raise BadRecord naming the first one to blame.
     """
     if not items:
         return []
-    try:
-        joined = b",".join(items) if isinstance(items[0], bytes) else ",".join(items)  # type: ignore[arg-type]
-        records = json.loads(b"[" + joined + b"]" if isinstance(joined, bytes) else f"[{joined}]")
-        if len(records) == len(items):  # else an item held more than one value
-            return decode_records(records)
-    except (ValueError, TypeError, RecursionError):
-        pass
+    if any(map(_is_packed, items)):
+        try:
+            return decode_records([_parsed(item) for item in items])
+        except (ValueError, TypeError, RecursionError):
+            pass
+    else:
+        try:
+            joined = b",".join(items) if isinstance(items[0], bytes) else ",".join(items)  # type: ignore[arg-type]
+            records = json.loads(b"[" + joined + b"]" if isinstance(joined, bytes) else f"[{joined}]")
+            if len(records) == len(items):  # else an item held more than one value
+                return decode_records(records)
+        except (ValueError, TypeError, RecursionError):
+            pass
     messages = []
     for index, item in enumerate(items):
         try:
-            messages.append(decode_message(json.loads(item)))
-        except (ValueError, TypeError, RecursionError) as exc:  # bad UTF-8 and bad JSON included
+            messages.append(decode_message(_parsed(item)))
+        except (ValueError, TypeError, RecursionError) as exc:  # bad UTF-8, JSON or MessagePack included
             raise BadRecord(index, str(exc)) from None
     return messages

@@ -10,7 +10,8 @@ Keys, all under ``<prefix>:``; a session's two keys share the hash tag ``{<id>}`
 - ``<prefix>:session:{<id>}`` - hash: version, title, workspaceUri, createdAt,
   updatedAt (the last message's timestamp), meta (the metadata record, JSON: tags, pinned, ...;
   sessions written before it have a `tags` JSON list instead)
-- ``<prefix>:session:{<id>}:messages`` - list: one message's JSON per element
+- ``<prefix>:session:{<id>}:messages`` - list: one message's record per element, JSON, or
+  MessagePack for an encrypted or compressed one (``codec.record_bytes``: no base64)
 - ``<prefix>:sessions`` - sorted set of session ids scored by updatedAt (epoch ms),
   so ``list`` reads no histories
 - ``<prefix>:memories:{<project>}`` - hash: a project's memories, memory id -> its record
@@ -53,9 +54,8 @@ from ..codec import (
     decode_messages,
     decode_meta,
     dumps,
-    dumps_bytes,
-    encode_message,
     encode_meta,
+    record_bytes,
     storable,
 )
 from ..errors import BackendUnavailable, SessionChanged, SessionStoreError, StorageError
@@ -239,8 +239,9 @@ def _score(timestamp: str) -> int:
 
 
 def _encoded(messages: Sequence[Message]) -> list[bytes]:
-    """Each message's JSON, as every store encodes it (lone surrogates become U+FFFD)."""
-    return [dumps_bytes(encode_message(message)) for message in messages]
+    """Each message's record as a list element: JSON as every store encodes it (lone surrogates
+    become U+FFFD), or MessagePack when encrypted or compressed (no base64: Redis keeps bytes)."""
+    return [record_bytes(message, binary=True) for message in messages]
 
 
 def _text(value: bytes | None) -> str:
