@@ -166,31 +166,43 @@ def p50(values: list[float]) -> float:
 
 
 async def search_p50(backend, queries: list[str]) -> tuple[float, dict[str, int]]:
-    times, totals = [], {}
+    times, totals = await search_times(backend, queries)
+    return p50([t for each in times.values() for t in each]), totals
+
+
+async def search_times(backend, queries: list[str]) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Each query's times (ms, ROUNDS of them) and its total."""
+    times: dict[str, list[float]] = {query: [] for query in queries}
+    totals = {}
     for query in queries:  # warm
         totals[query] = (await backend.search(query, Filters(), 20))[1]
     for _ in range(ROUNDS):
         for query in queries:
-            times.append(await atimed_ms(lambda q=query: backend.search(q, Filters(), 20)))
-    return p50(times), totals
+            times[query].append(await atimed_ms(lambda q=query: backend.search(q, Filters(), 20)))
+    return times, totals
 
 
-def rg_p50(directory: Path, queries: list[str]) -> float:
+def rg_times(directory: Path, queries: list[str]) -> dict[str, list[float]]:
+    """Each query's times (ms) for ``rg -i -F`` over the session files."""
     rg = shutil.which("rg")
     if rg is None:
         raise SystemExit("rg (ripgrep) is not on PATH")
-    times = []
+    times: dict[str, list[float]] = {query: [] for query in queries}
     for _ in range(ROUNDS):
         for query in queries:
             literal = query.strip('"')
-            times.append(
+            times[query].append(
                 timed_ms(
                     lambda q=literal: subprocess.run(
                         [rg, "-i", "-F", "-c", q, str(directory)], capture_output=True
                     )
                 )
             )
-    return p50(times)
+    return times
+
+
+def pooled_p50(times: dict[str, list[float]]) -> float:
+    return p50([t for each in times.values() for t in each])
 
 
 async def append_costs(data_dir: Path, rounds: int = 200) -> dict[str, float]:
@@ -356,9 +368,11 @@ async def main_async(args: argparse.Namespace) -> None:
         rebuilds = [["file", fmt(rebuild_ms), fmt(load_ms), f"{rebuild_ms / load_ms:.2f}x"]]
         rows = []
         indexed = IndexedBackend(FileBackend(tmp / "files"), index_path)
-        index_p50, totals = await search_p50(indexed, QUERIES)
+        per_query = {}
+        per_query["file"], totals = await search_times(indexed, QUERIES)
         await indexed.close()
-        rg = rg_p50(session_dir, QUERIES)
+        per_query["rg -i -F"] = rg_times(session_dir, QUERIES)
+        index_p50, rg = pooled_p50(per_query["file"]), pooled_p50(per_query["rg -i -F"])
         rows.append(["file (SQLite FTS5)", fmt(index_p50), fmt(rg), f"{index_p50 / rg:.2f}x"])
         if "postgres" in args.stores:
             url = f"{POSTGRES}{'&' if '?' in POSTGRES else '?'}schema=searchbench{random.randrange(10**6)}"
@@ -374,7 +388,8 @@ async def main_async(args: argparse.Namespace) -> None:
                 schema = url.rsplit("=", 1)[1]
                 with psycopg.connect(POSTGRES.split("?")[0], autocommit=True) as connection:
                     connection.execute(f'VACUUM ANALYZE "{schema}".messages, "{schema}".sessions')
-                pg_p50, _ = await search_p50(pg, QUERIES)
+                per_query["PostgreSQL"], _ = await search_times(pg, QUERIES)
+                pg_p50 = pooled_p50(per_query["PostgreSQL"])
                 rows.append(["PostgreSQL (server-side)", fmt(pg_p50), fmt(rg), f"{pg_p50 / rg:.2f}x"])
             finally:
                 await pg.close()
@@ -407,6 +422,16 @@ async def main_async(args: argparse.Namespace) -> None:
                 stores.close()
         print("Search p50 (ms) over", len(QUERIES), "queries x", ROUNDS, "rounds; matches:", totals)
         print(table(["store", "search p50", "rg -i -F p50", "search / rg (<= 0.5x, <= 20 ms)"], rows))
+        print("\nPer query, median of", ROUNDS, "(ms)")
+        print(
+            table(
+                ["query", "matches", *per_query],
+                [
+                    [query, f"{totals[query]:,}", *(fmt(p50(times[query])) for times in per_query.values())]
+                    for query in QUERIES
+                ],
+            )
+        )
 
         costs = await append_costs(tmp / "append")
         print("\nDurable append of one turn (2 messages), median of 200 (ms)")

@@ -767,3 +767,87 @@ async def test_a_history_saved_again_at_the_same_length_is_read_again(url):
     finally:
         await reader.close()
         await writer.close()
+
+
+async def test_an_identifier_is_one_word_of_the_index_and_found_whole_or_as_typed(url, schema, admin):
+    """Since migration 10 an identifier (`parse_config`) is kept whole beside its parts: a
+    search for it is that one word (no positions to compare), found while typed
+    (`parse_conf`), inside a phrase and in titles; its parts are still words of their own;
+    the snippet marks it in the text as written. As in the local index, an identifier is not
+    found inside a longer one (`reparse_config`)."""
+    from deskmate.memory.backends import postgres_search
+    from deskmate.memory.search_index import Filters
+
+    backend = backend_for_url(url)
+    try:
+        messages = {
+            "whole": "call parse_config before merge_with_backoff",
+            "spaced": "parse config files first",
+            "longer": "see reparse_config and parse_configuration",
+            "digits": "retry_2 and x_y1 and __init__",
+        }
+        for session_id, content in messages.items():
+            await backend.append(session_id, [Message(role="user", content=content)], title=session_id)
+        await backend.append(
+            "titled", [Message(role="user", content="nothing here")], title="About load_session"
+        )
+
+        async def found(query: str) -> list[str]:
+            hits, total = await backend.search(query, Filters(), 10)
+            assert total == len(hits)
+            return sorted(hit.session_id for hit in hits)
+
+        assert await found("parse_config") == ["longer", "whole"]  # as typed: parse_configuration too
+        assert await found('"parse_config"') == ["whole"]  # a phrase: the word itself
+        assert await found("parse_conf") == ["longer", "whole"]
+        assert await found("Merge_With_Backoff") == ["whole"]
+        assert await found('"call parse_config before"') == ["whole"]
+        assert await found("parse config") == ["longer", "spaced", "whole"]  # the parts, still words
+        assert await found("retry_2") == ["digits"] and await found("x_y1") == ["digits"]
+        assert await found("__init__") == ["digits"]
+        assert await found("load_session") == ["titled"]
+        hits, _ = await backend.search("parse_config", Filters(), 10)
+        assert {hit.snippet for hit in hits if hit.session_id == "whole"} == {
+            "call **parse**_**config** before merge_with_backoff"
+        }
+        q, params = postgres_search.tsquery("parse_config", sql.Identifier(schema))
+        assert params == ["'parse-config':*"]  # one word of the index, not a phrase of two
+    finally:
+        await backend.close()
+
+
+async def test_a_version_9_store_finds_identifiers_whole_after_migration_10(url, schema, admin):
+    """Migration 10 computes again the words of the rows and titles that hold an identifier;
+    no session's history counts as changed (a daemon that loaded one reads only what is new)."""
+    from deskmate.memory.search_index import Filters
+
+    ident = await schema_at_version(admin, schema, 9)
+    await admin.execute(
+        sql.SQL(
+            "INSERT INTO {0}.sessions VALUES ('old', 'About load_session', NULL, '2026-01-01', '2026-01-01', "
+            "ARRAY[]::text[], 2, NULL);"
+            "INSERT INTO {0}.messages (session_id, seq, data) VALUES "
+            '(\'old\', 1, \'{{"id":"m1","role":"user","content":"why does parse_config fail","timestamp":"2026-01-01"}}\'),'
+            '(\'old\', 2, \'{{"id":"m2","role":"assistant","content":"no identifier here","timestamp":"2026-01-02"}}\')'
+        ).format(ident)
+    )
+    before = await (
+        await admin.execute(sql.SQL("SELECT generation FROM {}.sessions WHERE id = 'old'").format(ident))
+    ).fetchone()
+    backend = backend_for_url(url)
+    try:
+        hits, total = await backend.search("parse_config", Filters(), 10)
+        assert (total, [hit.message_id for hit in hits]) == (1, ["m1"])
+        hits, _ = await backend.search("load_session", Filters(), 10)
+        assert [(hit.session_id, hit.message_id) for hit in hits] == [("old", None)]  # the title
+        after = await (
+            await admin.execute(sql.SQL("SELECT generation FROM {}.sessions WHERE id = 'old'").format(ident))
+        ).fetchone()
+        assert after == before
+        words = await (
+            await admin.execute(sql.SQL("SELECT search::text FROM {}.messages ORDER BY seq").format(ident))
+        ).fetchall()
+        assert "'parse-config'" in words[0][0] and "'parse'" in words[0][0]
+        assert words[1][0] == "'here':3 'identifier':2 'no':1"  # no identifier: not rewritten
+    finally:
+        await backend.close()

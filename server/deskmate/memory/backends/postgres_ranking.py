@@ -28,6 +28,11 @@ TITLE_BONUS = 1.0  # added to a message's ts_rank_cd (higher is better) when its
 RECENT_FIRST = "updated_at DESC, session_id DESC, seq DESC"
 
 
+def title_words(schema: sql.Identifier) -> sql.Composed:
+    """A session title's words, as the titles' index keeps them (schema migration 10)."""
+    return sql.SQL("to_tsvector('simple', {schema}.search_text(s.title))").format(schema=schema)
+
+
 @dataclass(frozen=True)
 class Bound:
     """Every match is ranked unless more than ``all_up_to`` are expected; then the ``most_recent``."""
@@ -41,12 +46,23 @@ class Matches:
     """The parts of a search the ranking statement is made of, each with its parameters."""
 
     schema: sql.Identifier
-    q: sql.Composable  # the query's tsquery expression
+    q: sql.Composable  # the query's tsquery expression, over the words as kept (identifiers whole)
     q_params: list[Any]
+    shown: sql.Composable  # the same over the text as written, for the snippets' marks
+    shown_params: list[Any]
     session_where: list[sql.Composable]
     session_params: list[Any]
     message_where: list[sql.Composable]
     message_params: list[Any]
+
+    def rank(self) -> tuple[sql.Composed, list[Any]]:
+        """A match's rank (higher is better), by its length: for one word of the index, how often
+        it holds it (``ts_rank``); for more, also how near together they are (``ts_rank_cd``:
+        covers, which for one word are each occurrence again, at twice the cost)."""
+        rank = sql.SQL(
+            "CASE WHEN numnode({q}) = 1 THEN ts_rank(m.search, {q}, 2) ELSE ts_rank_cd(m.search, {q}, 2) END"
+        ).format(q=self.q)
+        return rank, self.q_params * 3
 
     def _found(self, columns: sql.Composable, column_params: list[Any]) -> tuple[sql.Composed, list[Any]]:
         """Every matching message of the sessions searched (its session_id, seq and ``columns``),
@@ -71,9 +87,8 @@ class Matches:
     def ranked_as_found(self) -> tuple[sql.Composed, list[Any]]:
         """CTEs ending in ``ranked`` (session_id, seq, words_rank, total): every match ranked
         where it is found."""
-        found, params = self._found(
-            sql.SQL("ts_rank_cd(m.search, {q}, 2) AS words_rank").format(q=self.q), self.q_params
-        )
+        rank, rank_params = self.rank()
+        found, params = self._found(sql.SQL("{rank} AS words_rank").format(rank=rank), rank_params)
         return sql.SQL("ranked AS (") + found + sql.SQL(")"), params
 
     def ranked_again(self, most_recent: int) -> tuple[sql.Composed, list[Any]]:
@@ -81,17 +96,18 @@ class Matches:
         ordered, and the kept ones read again by those places (one scan of the list, not a
         look-up each) to be ranked."""
         found, params = self._found(sql.SQL("s.updated_at, m.ctid AS place"), [])
+        rank, rank_params = self.rank()
         statement = (
             sql.SQL("kept AS MATERIALIZED (")
             + found
             + sql.SQL(
                 " ORDER BY {order} LIMIT %s), "
-                "ranked AS (SELECT m.session_id, m.seq, ts_rank_cd(m.search, {q}, 2) AS words_rank, "
+                "ranked AS (SELECT m.session_id, m.seq, {rank} AS words_rank, "
                 "(SELECT total FROM kept LIMIT 1) AS total FROM {schema}.messages m "
                 "WHERE m.ctid = ANY(ARRAY(SELECT place FROM kept)))"
-            ).format(order=sql.SQL(RECENT_FIRST), q=self.q, schema=self.schema)
+            ).format(order=sql.SQL(RECENT_FIRST), rank=rank, schema=self.schema)
         )
-        return statement, [*params, most_recent, *self.q_params]
+        return statement, [*params, most_recent, *rank_params]
 
 
 def best(
@@ -104,18 +120,19 @@ def best(
     schema, q = matches.schema, matches.q
     statement = (
         sql.SQL(
-            "WITH titled AS MATERIALIZED (SELECT s.id FROM {schema}.sessions s "
-            "WHERE to_tsvector('simple', s.title) @@ {q}), "
-        ).format(schema=schema, q=q)
+            "WITH titled AS MATERIALIZED (SELECT s.id FROM {schema}.sessions s WHERE {words} @@ {q}), "
+        ).format(schema=schema, q=q, words=title_words(schema))
         + ctes
         + sql.SQL(
             ", hits AS (SELECT r.session_id, r.seq, r.total, r.words_rank "
             "+ CASE WHEN r.session_id IN (SELECT id FROM titled) THEN {bonus} ELSE 0 END AS rank "
             "FROM ranked r ORDER BY rank DESC, r.session_id, r.seq DESC LIMIT %s) "
             "SELECT h.session_id, s.title, m.data::jsonb ->> 'id', m.data::jsonb ->> 'role', "
-            "m.data::jsonb ->> 'timestamp', ts_headline('simple', {schema}.message_text(m.data), {q}, {headline}), "
+            "m.data::jsonb ->> 'timestamp', ts_headline('simple', {schema}.message_text(m.data), {shown}, {headline}), "
             "h.total FROM hits h JOIN {schema}.messages m ON m.session_id = h.session_id AND m.seq = h.seq "
             "JOIN {schema}.sessions s ON s.id = h.session_id ORDER BY h.rank DESC, h.session_id, h.seq DESC"
-        ).format(schema=schema, q=q, bonus=sql.Literal(TITLE_BONUS), headline=sql.Literal(HEADLINE))
+        ).format(
+            schema=schema, shown=matches.shown, bonus=sql.Literal(TITLE_BONUS), headline=sql.Literal(HEADLINE)
+        )
     )
-    return statement, [*matches.q_params, *ranked_params, limit, *matches.q_params]
+    return statement, [*matches.q_params, *ranked_params, limit, *matches.shown_params]
