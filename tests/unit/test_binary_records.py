@@ -72,3 +72,16 @@ def test_a_damaged_binary_record_is_named_by_its_index(damage):
     with pytest.raises(BadRecord) as caught:
         codec.decode_messages(packed)
     assert caught.value.index == 1
+
+
+def test_a_store_of_bytes_gets_the_faster_compression_and_text_stores_level_3():
+    import zstandard
+
+    plain = codec.dumps_bytes(QUESTION.to_dict())
+    with codec.writing_with(sealing.ENCODINGS[sealing.ZSTD]):
+        as_bytes = msgspec.msgpack.decode(codec.record_bytes(QUESTION, binary=True))["data"]
+        as_text = codec.encode_message(QUESTION)["data"]
+    fast = zstandard.ZstdCompressionParameters.from_level(1, hash_log=12)
+    assert as_bytes == zstandard.ZstdCompressor(compression_params=fast).compress(plain)
+    assert as_text == zstandard.ZstdCompressor(level=3).compress(plain)
+    assert zstandard.ZstdDecompressor().decompress(as_bytes) == plain
