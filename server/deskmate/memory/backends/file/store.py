@@ -446,35 +446,45 @@ def _cut_messages(
     append = messages.append
     committed = 0
     open_one = message_openers()
-    sealed_as: tuple[Any, Any] | None = None  # the (encoding, key id) opened here
-    unsealing = decode = None
+    first = True
+    # The steps for the records of the first sealed line's (encoding, key id), as locals.
+    sealed_name = sealed_kid = decrypt = decode = then = None
+    nonce = 0
+    aad_prefix = b""
     failed: tuple[type[Exception], ...] = ()
     for lines, spans in chunks:
         for line, span in zip(lines, spans, strict=True):
-            if span is not None and line.enc is not None:
-                if sealed_as is None:
-                    sealed_as = (line.enc, line.kid)
-                    if type(line.enc) is str and type(line.kid) is str:
-                        opening = message_unsealing(line.enc, line.kid)
+            enc = line.enc
+            if span is not None and enc is not None:
+                if first:
+                    first = False
+                    if type(enc) is str and type(line.kid) is str:
+                        opening = message_unsealing(enc, line.kid)
                         if opening is not None:
                             unsealing, decode = opening
+                            sealed_name, sealed_kid = enc, line.kid
+                            decrypt, nonce, aad_prefix, then = (
+                                unsealing.decrypt,
+                                unsealing.nonce_bytes,
+                                unsealing.aad_prefix,
+                                unsealing.then,
+                            )
                             # A record's damage as any of these opens: decode_error and
                             # binascii.Error are ValueErrors.
                             failed = (ValueError, TypeError, RecursionError, *unsealing.errors)
+                timestamp = line.timestamp
                 if (
-                    unsealing is not None
-                    and line.enc == sealed_as[0]
-                    and line.kid == sealed_as[1]
-                    and type(line.timestamp) is str
+                    enc == sealed_name
+                    and line.kid == sealed_kid
+                    and type(timestamp) is str
                     and line.data == b""
                 ):
                     try:
-                        sealed = memoryview(decode_base64(view[span[0] : span[1]], validate=True))
-                        nonce = unsealing.nonce_bytes
-                        opened = unsealing.decrypt(
-                            sealed[:nonce], sealed[nonce:], unsealing.aad_prefix + line.timestamp.encode()
-                        )
-                        message = decode(opened if unsealing.then is None else unsealing.then(opened))
+                        # validate=True passed by position, and the nonce and ciphertext as bytes,
+                        # not memoryviews: 1 us less a record (a tenth of the decryption's cost).
+                        sealed = decode_base64(view[span[0] : span[1]], None, True)
+                        opened = decrypt(sealed[:nonce], sealed[nonce:], aad_prefix + timestamp.encode())  # type: ignore[misc]
+                        message = decode(opened if then is None else then(opened))  # type: ignore[misc]
                         if message.context is not None:
                             _check_context(message.context)
                     except failed:
