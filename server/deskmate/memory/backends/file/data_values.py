@@ -20,10 +20,6 @@ ENCODING_KEY = b'{"enc":'  # what an encoded line starts with
 # How far into its line the "data" key is looked for: deskmate writes it after "enc" and "kid"
 # (about 50 bytes in); a line with it further on (written by hand) is kept whole.
 KEY_WITHIN = 256
-KEY_LENGTH = len(DATA_KEY)
-# How far from its line's end the value's closing quote is looked for: deskmate writes only
-# "timestamp", "n" and "more" after "data" (about 60 bytes).
-TAIL_WITHIN = 256
 CHUNK_BYTES = 256 * 1024  # well within a core's L2 cache
 
 
@@ -45,36 +41,33 @@ def cut_data_values(data: bytes, start: int, end: int) -> tuple[bytes, list[tupl
     (start, end) of its cut value in ``data``, or None for a line kept whole. Empty lines are left
     out, as a line decoder skips them.
 
-    A line's base64 is passed over once, by the search for its newline: the key is looked for
-    near the line's start and the value's closing quote near its end (the first quote in its
-    last TAIL_WITHIN bytes). That quote is the value's end unless the value holds a quote or an
-    escape, or the line's tail is longer than that; either way what is cut then holds a quote or a
-    backslash, which the caller's base64 decoder (validate=True) refuses, and the full path reads
-    the lines instead.
+    A line is read about once: the key near its start, the value's closing quote, no newline
+    before it (else the key or the quote is on a later line: kept whole), the newline just after.
     """
     find = data.find
     parts: list[bytes] = []
-    add = parts.append
     spans: list[tuple[int, int] | None] = []
-    add_span = spans.append
     position = start
     while position < end:
-        line_end = find(b"\n", position, end)
-        if line_end < 0:
-            line_end = end - 1  # not a whole line: kept, for the decoder to refuse
-        value = find(DATA_KEY, position, min(position + KEY_WITHIN, line_end))
+        value = find(DATA_KEY, position, min(position + KEY_WITHIN, end))
         if value >= 0:
-            value += KEY_LENGTH
-            close = find(b'"', max(value, line_end - TAIL_WITHIN), line_end)
-            if close >= 0:
-                add(data[position:value])
-                add(data[close : line_end + 1])
-                add_span((value, close))
+            value += len(DATA_KEY)
+            close = find(b'"', value, end)
+            if close >= 0 and find(b"\n", position, close) < 0:
+                line_end = find(b"\n", close, end)
+                if line_end < 0:
+                    line_end = end - 1  # not a whole line: kept, for the decoder to refuse
+                parts.append(data[position:value])
+                parts.append(data[close : line_end + 1])
+                spans.append((value, close))
                 position = line_end + 1
                 continue
+        line_end = find(b"\n", position, end)
+        if line_end < 0:
+            line_end = end - 1
         if line_end > position:
-            add(data[position : line_end + 1])
-            add_span(None)
+            parts.append(data[position : line_end + 1])
+            spans.append(None)
         position = line_end + 1
     return b"".join(parts), spans
 
