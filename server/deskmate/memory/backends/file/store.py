@@ -400,7 +400,7 @@ def _fast_lines(data: bytes, start: int, end: int) -> tuple[list[Message], int] 
         lines = decoder.decode_lines(memoryview(data)[start:end])
     except (decode_error, RecursionError):  # ValidationError included; invalid UTF-8 too
         return None
-    return _line_messages([(lines, None)])
+    return _line_messages(lines)
 
 
 class _NotCut(Exception):
@@ -501,25 +501,20 @@ def _cut_messages(
     return _transactions(messages, committed)
 
 
-def _line_messages(
-    chunks: Iterable[tuple[list[Any], list[tuple[int, int] | None] | None]],
-) -> tuple[list[Message], int] | None:
-    """The messages of decoded lines, and how many trail uncommitted; None if a line needs the
-    full path. The lines come in chunks, each with the spans of the values cut out of its lines
-    (``data_values``), or None: here none is cut."""
+def _line_messages(lines: list[Any]) -> tuple[list[Message], int] | None:
+    """The messages of decoded lines (none cut), and how many trail uncommitted; None if a line
+    needs the full path."""
     _, decode_error = _line_decoder()
     messages: list[Message] = []
     committed = 0
     open_one = message_openers()
-    for lines, spans in chunks:
-        for index, line in enumerate(lines):
-            span = spans[index] if spans is not None else None
-            message = _line_message(line, span, None, None, open_one, decode_error)
-            if message is None:
-                return None
-            messages.append(message)
-            if line.more is not True:
-                committed = len(messages)
+    for line in lines:
+        message = _line_message(line, None, None, None, open_one, decode_error)
+        if message is None:
+            return None
+        messages.append(message)
+        if line.more is not True:
+            committed = len(messages)
     return _transactions(messages, committed)
 
 
