@@ -201,7 +201,7 @@ def _sealed_opener(name: str, then: Callable[[bytes], bytes] | None = None):
 
 def _unsealing(name: str, then: Callable[[bytes], bytes] | None = None):
     """``RecordEncoding.unsealing`` for records sealed as ``name``: ``_sealed_opener``'s steps for
-    a caller's own loop (a load's records, without four calls' frames each)."""
+    a caller's own loop (a load's records, without five calls' frames each)."""
     prefix = _aad(name, "")
 
     def unsealing(kid: Any) -> Unsealing:
