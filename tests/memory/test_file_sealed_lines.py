@@ -165,6 +165,62 @@ def test_an_escape_in_the_base64_is_read_as_json_reads_it(monkeypatch, cut_resul
     assert cut_results == [None, None]  # pybase64 refused the backslash: read as before
 
 
+@pytest.fixture
+def records_opened_one_by_one(monkeypatch):
+    """The (encoding, key id) of each record a load opened through ``message_openers`` rather than
+    in the cut loop's own steps, in order."""
+    seen = []
+    real = store.message_openers
+
+    def counting():
+        open_one = real()
+
+        def spy(name, kid, data, timestamp):
+            seen.append((name, kid))
+            return open_one(name, kid, data, timestamp)
+
+        return spy
+
+    monkeypatch.setattr(store, "message_openers", counting)
+    return seen
+
+
+def test_records_of_one_key_are_opened_in_the_cut_loop(monkeypatch, cut_results, records_opened_one_by_one):
+    written = messages(0, 12)
+    data = session_file(lines(sealing.AES_MP, written[:5]), lines(sealing.AES_MP, written[5:], 5))
+    fast, fallback = both_ways(monkeypatch, data)
+    assert fast == fallback == [m.to_dict() for m in written]
+    assert cut_results[0] is not None
+    # The load with pybase64 opened none one by one; the one without opened all twelve so.
+    assert len(records_opened_one_by_one) == 12
+
+
+def test_records_of_another_encoding_or_key_are_opened_one_by_one(
+    monkeypatch, cut_results, records_opened_one_by_one
+):
+    first, second = (base64.urlsafe_b64encode(os.urandom(32)).decode() for _ in range(2))
+    written = messages(0, 12)
+    monkeypatch.setenv(keys.ENV_KEY, first)
+    keys.forget_loaded_keys()
+    sealed_first = lines(sealing.AES_MP, written[:4])
+    compressed = lines(sealing.ZSTD_AES_MP, written[4:8], 4)  # the short ones: mp+aesgcm
+    monkeypatch.setenv(keys.ENV_KEY, f"{second},{first}")  # a new key seals; the old one opens
+    keys.forget_loaded_keys()
+    sealed_second = lines(sealing.AES_MP, written[8:], 8)
+    data = session_file(sealed_first, compressed, sealed_second)
+    with codec.observing() as seen:
+        fast = outcome(data)
+    assert fast == without_pybase64(monkeypatch, data) == [m.to_dict() for m in written]
+    assert cut_results[0] is not None
+    first_kid = json.loads(sealed_first.split(b"\n")[0])["kid"]
+    second_kid = json.loads(sealed_second.split(b"\n")[0])["kid"]
+    one_by_one = records_opened_one_by_one[: -len(written)]  # the load with pybase64
+    assert (sealing.AES_MP, first_kid) not in one_by_one
+    assert one_by_one.count((sealing.ZSTD_AES_MP, first_kid)) >= 1
+    assert one_by_one.count((sealing.AES_MP, second_kid)) == 4
+    assert (sealing.AES_MP, first_kid) in seen and (sealing.AES_MP, second_kid) in seen  # as before
+
+
 def sealed_line_edited(edit) -> bytes:
     written = messages(0, 6)
     body = lines(sealing.AES_MP, written)

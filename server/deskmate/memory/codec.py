@@ -161,6 +161,24 @@ class RecordEncoding:
     # ``encode`` for a store that keeps bytes, not text (``record_bytes(binary=True)``): no
     # base64 to pay for, so compressed faster (None: ``encode``).
     encode_binary: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+    # For a load's many records under one key, given the key id: the parts of ``open`` for a
+    # caller to run inline, one tight loop over the records (None: use ``opener``).
+    unsealing: Callable[[Any], Unsealing] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Unsealing:
+    """How a sealed record's data opens, taken apart: ``decrypt(nonce, ciphertext, aad)`` with the
+    key's cipher (the nonce is the data's first ``nonce_bytes``), the associated data being
+    ``aad_prefix`` followed by the record's timestamp as UTF-8, then ``then`` applied to what it
+    gives (None: nothing). ``errors``: what ``decrypt`` raises for a record that does not open,
+    besides ValueError (``open`` words them)."""
+
+    decrypt: Callable[[Any, Any, bytes], bytes]
+    nonce_bytes: int
+    aad_prefix: bytes
+    then: Callable[[bytes], bytes] | None
+    errors: tuple[type[Exception], ...]
 
 
 class UnknownEncoding(StorageError):
@@ -331,6 +349,17 @@ def message_openers() -> Callable[[Any, Any, Any, Any], Message | None]:
         return opener(data, timestamp) if opener is not None else None
 
     return open_one
+
+
+def message_unsealing(name: Any, kid: Any) -> tuple[Unsealing, Callable[[bytes], Message]] | None:
+    """For a load's records sealed as ``name`` with key ``kid``: how each one's data opens, and the
+    typed decoder of what it opens to (MessagePack into ``Message``); None when the encoding is not
+    one to take apart (``message_openers`` then). MissingKey, UnknownEncoding as ``open_message``.
+    A record that fails in these parts is for ``message_openers``, which says what is wrong."""
+    encoding = _encoding_of({ENCODING_KEY: name, "kid": kid})
+    if encoding.unsealing is None or not encoding.packed:
+        return None
+    return encoding.unsealing(kid), _typed_message_decoder(True)[0]
 
 
 def _message_opener(name: Any, kid: Any) -> Callable[[Any, Any], Message] | None:
