@@ -3,8 +3,10 @@ searched for a planted API key, token and storage passwords."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -18,6 +20,86 @@ REDIS_PASSWORD = "Kd#Wp/Zx?Vq@5Yr"  # unencoded '#', '/', '?' and '@'
 PG_PASSWORD = "Mf7Gh2Tn8Ls4"
 
 
+class Session:
+    """A daemon driven over its stdio as an editor would: each request's answer awaited before
+    the next message (fixed pauses lost the race on a loaded machine), everything it wrote kept."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        self.out = bytearray()
+        self.err = bytearray()
+        self.answers: dict[int, dict] = {}
+        self.changed = threading.Condition()
+        self.threads = [
+            threading.Thread(target=self._read_messages, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),  # a full pipe would block it
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _read_messages(self) -> None:
+        stream = self.proc.stdout
+        assert stream is not None
+        length = None
+        while header := stream.readline():
+            self.out += header
+            if header.startswith(b"Content-Length:"):
+                length = int(header.split(b":")[1])
+            if header != b"\r\n" or length is None:
+                continue  # headers go on to a blank line
+            body = stream.read(length)
+            length = None
+            self.out += body
+            message = json.loads(body)
+            if "id" in message and "method" not in message:  # an answer, not a request of its own
+                with self.changed:
+                    self.answers[message["id"]] = message
+                    self.changed.notify_all()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        while chunk := self.proc.stderr.read1(65536):
+            self.err += chunk
+
+    def send(self, message: dict) -> dict | None:
+        """Write ``message``; for a request, its answer (within 30 s)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(frame(message))
+        self.proc.stdin.flush()
+        if "id" not in message:
+            return None
+        with self.changed:
+            assert self.changed.wait_for(lambda: message["id"] in self.answers, timeout=30), message
+            return self.answers[message["id"]]
+
+    def finish(self) -> tuple[str, str]:
+        self.proc.wait(timeout=60)
+        for thread in self.threads:
+            thread.join(timeout=10)
+        return self.out.decode(errors="replace"), self.err.decode(errors="replace")
+
+
+def use_store(session: Session, url: str, scheme: str, first_id: int) -> int:
+    """Switch the daemon to the store at ``url`` and wait until its status shows that store's
+    ``scheme`` (the switch is the notification's work, not the next request's); the next free
+    request id."""
+    session.send(
+        {
+            "jsonrpc": "2.0",
+            "method": "workspace/didChangeConfiguration",
+            "params": {"settings": {"storageUrl": url}},
+        }
+    )
+    for msg_id in range(first_id, first_id + 100):
+        answer = session.send(command(msg_id, "deskmate.status"))
+        if answer["result"]["storage"].startswith(scheme):
+            return msg_id + 1
+        time.sleep(0.1)
+    raise AssertionError(f"the daemon never switched to the {scheme} store")
+
+
 def run_session(tmp_path, model_server, verbose: bool) -> tuple[str, str]:
     settings = {
         "apiKey": API_KEY,
@@ -27,51 +109,29 @@ def run_session(tmp_path, model_server, verbose: bool) -> tuple[str, str]:
         "maxRetries": 0,
         "requestTimeout": 5,
     }
-    messages = [
+    argv = [sys.executable, "-m", "deskmate", *(["-v"] if verbose else []), "lsp"]
+    session = Session(argv, clean_env(OPENAI_API_KEY=ENV_KEY, DESKMATE_DATA_DIR=str(tmp_path / "data")))
+    session.send(
         {
             "jsonrpc": "2.0",
             "id": 1,
             "method": "initialize",
             "params": {"capabilities": {}, "initializationOptions": settings, "rootUri": None},
-        },
-        {"jsonrpc": "2.0", "method": "initialized", "params": {}},
-        command(2, "deskmate.ask", {"question": "hello [[tokens:3]]", "sessionId": "s1"}),
-        command(3, "deskmate.status"),
-        # A store that cannot be reached, with passwords in the URL: errors name it.
-        {
-            "jsonrpc": "2.0",
-            "method": "workspace/didChangeConfiguration",
-            "params": {"settings": {"storageUrl": f"redis://user:{REDIS_PASSWORD}@127.0.0.1:1/0"}},
-        },
-        command(4, "deskmate.listSessions"),
-        command(5, "deskmate.status"),
-        {
-            "jsonrpc": "2.0",
-            "method": "workspace/didChangeConfiguration",
-            "params": {
-                "settings": {"storageUrl": f"postgresql://me:{PG_PASSWORD}@127.0.0.1:1/db?connect_timeout=1"}
-            },
-        },
-        command(6, "deskmate.listSessions"),
-        command(7, "deskmate.ask", {"question": "again", "sessionId": "s2"}),
-        {"jsonrpc": "2.0", "id": 8, "method": "shutdown"},
-        {"jsonrpc": "2.0", "method": "exit"},
-    ]
-    argv = [sys.executable, "-m", "deskmate", *(["-v"] if verbose else []), "lsp"]
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=clean_env(OPENAI_API_KEY=ENV_KEY, DESKMATE_DATA_DIR=str(tmp_path / "data")),
+        }
     )
-    assert proc.stdin is not None
-    for message in messages:
-        proc.stdin.write(frame(message))
-        proc.stdin.flush()
-        time.sleep(0.3)  # one after another, as an editor would
-    out, err = proc.communicate(timeout=60)
-    return out.decode(errors="replace"), err.decode(errors="replace")
+    session.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+    session.send(command(2, "deskmate.ask", {"question": "hello [[tokens:3]]", "sessionId": "s1"}))
+    session.send(command(3, "deskmate.status"))
+    # A store that cannot be reached, with passwords in the URL: errors name it.
+    next_id = use_store(session, f"redis://user:{REDIS_PASSWORD}@127.0.0.1:1/0", "redis://", 4)
+    session.send(command(next_id, "deskmate.listSessions"))
+    pg_url = f"postgresql://me:{PG_PASSWORD}@127.0.0.1:1/db?connect_timeout=1"
+    next_id = use_store(session, pg_url, "postgresql://", next_id + 1)
+    session.send(command(next_id, "deskmate.listSessions"))
+    session.send(command(next_id + 1, "deskmate.ask", {"question": "again", "sessionId": "s2"}))
+    session.send({"jsonrpc": "2.0", "id": next_id + 2, "method": "shutdown"})
+    session.send({"jsonrpc": "2.0", "method": "exit"})
+    return session.finish()
 
 
 @pytest.mark.parametrize("verbose", [True, False], ids=["verbose", "normal"])
