@@ -56,12 +56,14 @@ def cleanup(namespace: str) -> None:
 
 
 def stored_bytes(namespace: str, tmp_path: Path | None = None) -> bytes:
-    """Every row of every table in the test's schema, as PostgreSQL prints it."""
+    """Every row of every table in the test's schema, as PostgreSQL prints it: tables by name,
+    each one's rows sorted (neither comes in a fixed order: a row updated in place moves)."""
     with psycopg.connect(server_url(), autocommit=True) as conn:
         tables = [
             row[0]
             for row in conn.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (namespace,)
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY table_name",
+                (namespace,),
             )
         ]
         rows = []
@@ -69,5 +71,5 @@ def stored_bytes(namespace: str, tmp_path: Path | None = None) -> bytes:
             query = sql.SQL("SELECT t::text FROM {}.{} t").format(
                 sql.Identifier(namespace), sql.Identifier(table)
             )
-            rows += [row[0] for row in conn.execute(query)]
+            rows += sorted(row[0] for row in conn.execute(query))
     return "\n".join(rows).encode()
