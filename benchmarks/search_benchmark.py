@@ -167,7 +167,7 @@ def p50(values: list[float]) -> float:
 
 async def search_p50(backend, queries: list[str]) -> tuple[float, dict[str, int]]:
     times, totals = await search_times(backend, queries)
-    return p50([t for each in times.values() for t in each]), totals
+    return pooled_p50(times), totals
 
 
 async def search_times(backend, queries: list[str]) -> tuple[dict[str, list[float]], dict[str, int]]:

@@ -570,9 +570,15 @@ async def test_phrases_and_words_search_with_every_filter(url):
         await backend.close()
 
 
+async def append_each(backend, contents: dict[str, str]) -> None:
+    """A session of one user message for each (session id, content)."""
+    for session_id, content in contents.items():
+        await backend.append(session_id, [Message(role="user", content=content)])
+
+
 async def test_a_word_being_typed_is_a_prefix_at_its_end_only(url):
-    """The server splits `parse_conf` into two words; only the last is a prefix, as the whole
-    word is on every store: it finds parse_config and parse_configuration, not parsed_conf."""
+    """A word being typed is a prefix at its end only, as on every store: `parse_conf` finds
+    parse_config and parse_configuration, not parsed_conf."""
     from deskmate.memory.search_index import Filters
 
     backend = backend_for_url(url)
@@ -583,8 +589,7 @@ async def test_a_word_being_typed_is_a_prefix_at_its_end_only(url):
             "parsed": "the parsed_conf stays",
             "class": "class ParseSession reads the conf",
         }
-        for session_id, content in contents.items():
-            await backend.append(session_id, [Message(role="user", content=content)])
+        await append_each(backend, contents)
         hits, total = await backend.search("parse_conf", Filters(), 10)
         assert sorted(hit.session_id for hit in hits) == ["config", "longer"]
         assert total == 2
@@ -780,14 +785,15 @@ async def test_an_identifier_is_one_word_of_the_index_and_found_whole_or_as_type
 
     backend = backend_for_url(url)
     try:
-        messages = {
-            "whole": "call parse_config before merge_with_backoff",
-            "spaced": "parse config files first",
-            "longer": "see reparse_config and parse_configuration",
-            "digits": "retry_2 and x_y1 and __init__",
-        }
-        for session_id, content in messages.items():
-            await backend.append(session_id, [Message(role="user", content=content)], title=session_id)
+        await append_each(
+            backend,
+            {
+                "whole": "call parse_config before merge_with_backoff",
+                "spaced": "parse config files first",
+                "longer": "see reparse_config and parse_configuration",
+                "digits": "retry_2 and x_y1 and __init__",
+            },
+        )
         await backend.append(
             "titled", [Message(role="user", content="nothing here")], title="About load_session"
         )

@@ -131,17 +131,17 @@ def _seal(data: bytes, aad: bytes) -> tuple[str, bytes]:
 
 
 def open_bytes(kid: Any, sealed: Any, aad: bytes) -> bytes:
-    return _open_with(_aesgcm(_opening_key(kid)), kid, sealed, aad)
+    return _open_with(_aesgcm(_opening_key(kid)).decrypt, kid, sealed, aad)
 
 
-def _open_with(cipher, kid: Any, sealed: Any, aad: bytes) -> bytes:
+def _open_with(decrypt: Callable[[Any, Any, bytes], bytes], kid: Any, sealed: Any, aad: bytes) -> bytes:
     try:
         raw = _b64decode(sealed)
     except (binascii.Error, ValueError):
         raise UnreadableRecord(f"a record sealed with key {str(kid)[:16]} is not base64") from None
     view = memoryview(raw)
     try:
-        return cipher.decrypt(view[:NONCE_BYTES], view[NONCE_BYTES:], aad)
+        return decrypt(view[:NONCE_BYTES], view[NONCE_BYTES:], aad)
     except (_invalid_tag(), ValueError):
         raise UnreadableRecord(
             f"a record sealed with key {kid} does not open with that key: it was altered, cut short "
@@ -182,26 +182,9 @@ def _aad(name: str, timestamp: Any) -> bytes:
     return f"deskmate-record-v1\x00{name}\x00{timestamp}".encode()
 
 
-def _sealed_opener(name: str, then: Callable[[bytes], bytes] | None = None):
-    """``RecordEncoding.opener`` for records sealed as ``name`` (``then`` applied to what opens):
-    the key and its cipher found once for a load's records, not once per record."""
-    prefix = _aad(name, "")
-
-    def opener(kid: Any) -> Callable[[Any, Any], bytes]:
-        cipher = _aesgcm(_opening_key(kid))
-
-        def open_one(data: Any, timestamp: Any) -> bytes:
-            opened = _open_with(cipher, kid, data, prefix + f"{timestamp}".encode())
-            return opened if then is None else then(opened)
-
-        return open_one
-
-    return opener
-
-
 def _unsealing(name: str, then: Callable[[bytes], bytes] | None = None):
-    """``RecordEncoding.unsealing`` for records sealed as ``name``: ``_sealed_opener``'s steps for
-    a caller's own loop (a load's records, without five calls' frames each)."""
+    """``RecordEncoding.unsealing`` for records sealed as ``name`` (``then`` applied to what
+    opens): the key and its cipher found once for a load's records, not once per record."""
     prefix = _aad(name, "")
 
     def unsealing(kid: Any) -> Unsealing:
@@ -209,6 +192,21 @@ def _unsealing(name: str, then: Callable[[bytes], bytes] | None = None):
         return Unsealing(cipher.decrypt, NONCE_BYTES, prefix, then, (_invalid_tag(),))
 
     return unsealing
+
+
+def _sealed_opener(unsealing: Callable[[Any], Unsealing]):
+    """``RecordEncoding.opener`` made of ``unsealing``'s steps, each record's failure worded."""
+
+    def opener(kid: Any) -> Callable[[Any, Any], bytes]:
+        steps = unsealing(kid)
+
+        def open_one(data: Any, timestamp: Any) -> bytes:
+            opened = _open_with(steps.decrypt, kid, data, steps.aad_prefix + f"{timestamp}".encode())
+            return opened if steps.then is None else steps.then(opened)
+
+        return open_one
+
+    return opener
 
 
 def _sealer(
@@ -249,7 +247,7 @@ def _encode_zstd(record: dict[str, Any], binary: bool = False) -> dict[str, Any]
     data = _json(record)
     if len(data) < COMPRESS_ABOVE:
         return None  # stored plain
-    return {"data": _compress(data, binary)}  # bytes: the store's JSON encoder writes the base64
+    return {"data": _compress(data, binary)}  # bytes: a JSON store's encoder writes the base64
 
 
 def _decode_zstd(stored: dict[str, Any]) -> Any:
@@ -270,8 +268,8 @@ def _sealed(
     """The encoding of records sealed as ``name``: ``serialize``d (MessagePack when ``packed``,
     else JSON), and compressed first unless too small, when ``small`` names the encoding such
     a record is sealed in instead."""
-    then = _decompress if small is not None else None
-    opener = _sealed_opener(name, then)
+    unsealing = _unsealing(name, _decompress if small is not None else None)
+    opener = _sealed_opener(unsealing)
 
     def open_record(stored: dict[str, Any]) -> bytes:
         return opener(stored.get("kid"))(stored.get("data"), stored.get("timestamp"))
@@ -290,7 +288,7 @@ def _sealed(
         packed=packed,
         opener=opener,
         encode_binary=encode_binary,
-        unsealing=_unsealing(name, then),
+        unsealing=unsealing,
     )
 
 
