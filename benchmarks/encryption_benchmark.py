@@ -6,7 +6,8 @@ same background load).
 
 The corpus is code-heavy, as an editor assistant's sessions are: each turn is a question with a
 source file as context (2-20 KB of Python from this machine's installed packages) and an answer
-with a code block. Stores: files (always), Redis and PostgreSQL on 127.0.0.1 when they answer.
+with a code block. Stores: files (always), Redis and PostgreSQL on 127.0.0.1 when they answer,
+and S3 through a local moto server this script starts (moto comes with the test extras).
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "server"))
+sys.path.insert(0, str(Path(__file__).parent))
 
+from backends_benchmark import S3_BUCKET, Stores  # noqa: E402
 from deskmate.memory import FileBackend, Message, codec, keys, sealing  # noqa: E402
 from deskmate.memory.sealed import SealedLabels  # noqa: E402
 
 MODES = {"off": (False, False), "encrypted": (True, False), "compressed": (False, True), "both": (True, True)}
+STORES = ["file", "redis", "postgres", "s3"]
 
 
 def corpus(turns: int, seed: int = 7) -> list[list[Message]]:
@@ -88,12 +92,17 @@ def open_store(kind: str, where: str, mode: str):
     return SealedLabels(inner, seal=encrypt)
 
 
-def locations(kind: str, tmp: Path) -> dict[str, str]:
+def locations(kind: str, tmp: Path, s3_endpoint: str | None) -> dict[str, str]:
     names = {mode: f"b{uuid.uuid4().hex[:10]}" for mode in MODES}
     if kind == "file":
         return {mode: str(tmp / name) for mode, name in names.items()}
     if kind == "redis":
         return {mode: f"redis://127.0.0.1:6379/0?prefix={name}" for mode, name in names.items()}
+    if kind == "s3":
+        return {
+            mode: f"s3://{S3_BUCKET}/{name}?endpoint={s3_endpoint}&region=us-east-1"
+            for mode, name in names.items()
+        }
     return {mode: f"postgresql://postgres@127.0.0.1:5432/test?schema={name}" for mode, name in names.items()}
 
 
@@ -109,6 +118,20 @@ def stored_message_bytes(kind: str, where: str, store) -> int:
         for key in client.scan_iter(match=f"{prefix}:*:messages"):
             total += sum(len(v) for v in client.lrange(key, 0, -1))
         return total
+    if kind == "s3":
+        import boto3
+
+        endpoint = where.split("endpoint=", 1)[1].split("&", 1)[0]
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        prefix = where.split(f"s3://{S3_BUCKET}/", 1)[1].split("?", 1)[0] + "/sessions/"
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET, Prefix=prefix)
+        # A session's base and segments hold its messages; its manifest names them.
+        return sum(
+            item["Size"]
+            for page in pages
+            for item in page.get("Contents", [])
+            if not item["Key"].endswith("/manifest.json")
+        )
     import psycopg
 
     schema = where.rsplit("schema=", 1)[1]
@@ -146,13 +169,19 @@ def reachable(kind: str) -> bool:
 
             psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=2).close()
             return True
+        if kind == "s3":
+            import moto.server  # noqa: F401
+
+            return True
     except Exception:
         return False
     return True
 
 
-async def bench(kind: str, tmp: Path, turns: list[list[Message]], rounds: int, load_messages: int) -> dict:
-    where = locations(kind, tmp)
+async def bench(
+    kind: str, tmp: Path, turns: list[list[Message]], rounds: int, load_messages: int, s3_endpoint: str | None
+) -> dict:
+    where = locations(kind, tmp, s3_endpoint)
     stores = {}
     for mode in MODES:
         use_mode(mode)
@@ -214,9 +243,7 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument(
-        "--stores", nargs="*", default=["file", "redis", "postgres"], choices=["file", "redis", "postgres"]
-    )
+    parser.add_argument("--stores", nargs="*", default=STORES, choices=STORES)
     args = parser.parse_args()
     os.environ[keys.ENV_KEY] = base64.urlsafe_b64encode(os.urandom(32)).decode()
     keys.forget_loaded_keys()
@@ -230,12 +257,23 @@ def main() -> None:
         f"corpus: 200 turns, {raw / 1e6:.2f} MB of message JSON (questions with a 2-20 KB Python file as context, answers with a code block)"
     )
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind in args.stores:
-            if not reachable(kind):
-                print(f"({kind}: not reachable on 127.0.0.1, skipped)")
-                continue
-            results[kind] = asyncio.run(bench(kind, Path(tmp), turns, args.rounds, args.messages))
+    moto = None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for kind in args.stores:
+                if not reachable(kind):
+                    print(f"({kind}: not reachable on 127.0.0.1, skipped)")
+                    continue
+                endpoint = None
+                if kind == "s3":
+                    moto = Stores(["s3"])
+                    endpoint = moto.urls["s3"].split("endpoint=", 1)[1].split("&", 1)[0]
+                results[kind] = asyncio.run(
+                    bench(kind, Path(tmp), turns, args.rounds, args.messages, endpoint)
+                )
+    finally:
+        if moto is not None:
+            moto.close()
     print()
     print(f"Durable append of one turn, median / p95 ms ({args.rounds} rounds, modes interleaved)")
     print(f"{'store':9}" + "".join(f"{mode:>20}" for mode in MODES))
