@@ -82,6 +82,19 @@ async def test_titles_match_too_and_renames_are_searchable(engine):
     ]
 
 
+async def test_a_message_in_a_session_whose_title_matches_ranks_first(engine):
+    titled = await ask_in_new_session(engine, "Widget design", "where is the widget drawn?")
+    later = await ask_in_new_session(engine, "Other", "where is the widget drawn?")
+    results = await engine.search.search(SearchRequest("widget"))
+    # The same words rank alike, and a tie goes to the most recent (``later``): the title's
+    # bonus puts the titled session's message first.
+    messages = [(hit.session_id, hit.role) for hit in results.results if hit.message_id is not None]
+    assert messages[:2] == [(titled, "user"), (later, "user")]
+    await engine.labels.rename(titled, "Untitled")
+    results = await engine.search.search(SearchRequest("widget"))
+    assert [(hit.session_id, hit.role) for hit in results.results][:2] == [(later, "user"), (titled, "user")]
+
+
 async def test_a_deleted_session_leaves_no_results(engine):
     gone = await ask_in_new_session(engine, "Gone", "ephemeral words")
     assert (await engine.search.search(SearchRequest("ephemeral"))).total == 1
