@@ -471,6 +471,34 @@ def _parsed(item: str | bytes) -> Any:
     return _msgpack()[1](item) if _is_packed(item) else json.loads(item)
 
 
+def _plain_messages(array: str | bytes, count: int) -> list[Message] | None:
+    """The messages of a JSON array of ``count`` plain records, decoded by msgspec straight into
+    ``Message`` (Redis' plain load of 10,000 messages took 460 ms through ``json`` and
+    ``from_dict``); None when any record is tagged (no role: the decoder refuses it) or is
+    anything ``from_dict`` would word an error for, which the caller's path then does."""
+    decode, decode_error = _typed_batch_decoder()
+    try:
+        messages = decode(array)
+        for message in messages:
+            if message.context is not None:
+                _check_context(message.context)  # from_dict's own check
+    except (decode_error, ValueError, RecursionError):
+        return None
+    if len(messages) != count:
+        return None  # an item held more than one value
+    seen = _observed.get()
+    if seen is not None and messages:
+        seen.add(("plain", None))
+    return messages
+
+
+@functools.cache
+def _typed_batch_decoder() -> tuple[Callable[[str | bytes], list[Message]], type[Exception]]:
+    import msgspec
+
+    return msgspec.json.Decoder(list[Message]).decode, msgspec.DecodeError
+
+
 def decode_messages(items: Sequence[str | bytes]) -> list[Message]:
     """The messages of a batch of records, one JSON text (or MessagePack record) each, in order.
 
@@ -487,7 +515,11 @@ def decode_messages(items: Sequence[str | bytes]) -> list[Message]:
     else:
         try:
             joined = b",".join(items) if isinstance(items[0], bytes) else ",".join(items)  # type: ignore[arg-type]
-            records = json.loads(b"[" + joined + b"]" if isinstance(joined, bytes) else f"[{joined}]")
+            array = b"[" + joined + b"]" if isinstance(joined, bytes) else f"[{joined}]"
+            plain = _plain_messages(array, len(items))
+            if plain is not None:
+                return plain
+            records = json.loads(array)
             if len(records) == len(items):  # else an item held more than one value
                 return decode_records(records)
         except (ValueError, TypeError, RecursionError):
