@@ -215,6 +215,37 @@ async def test_plain_sessions_written_before_encryption_still_load(store_kind, n
         codec.set_writing(None)
 
 
+async def test_sealing_again_finds_plain_records_under_sealed_labels(
+    store_kind, namespace, tmp_path, use_key
+):
+    """A session begun before encryption was turned on, then answered and renamed after: its
+    title and labels are sealed, and so is its last turn, but its first turn is not. `sessions
+    migrate --encrypt` must seal that turn too, on every store, whichever way a load decodes it."""
+    from deskmate.memory.reseal import reseal
+
+    plain = open_store(store_kind, namespace, tmp_path, seal=False)
+    await plain.append("begun", conversation(0), title="Begun", workspace_uri="file:///p")
+    await plain.close()
+    use_key(new_key())
+    codec.set_writing(sealing.encoding_for(encrypt=True, compress=False))
+    try:
+        store = open_store(store_kind, namespace, tmp_path, seal=True)
+        await store.append("begun", conversation(1))
+        await store.update("begun", lambda info: ("TITLEMARK renamed", info.meta))
+        report = await reseal(store)
+        assert report.ok and report.resealed == ["begun"], (report.resealed, report.already_sealed)
+        loaded = await store.load("begun")
+        assert [m.to_dict() for m in loaded.messages] == [
+            m.to_dict() for m in conversation(0) + conversation(1)
+        ]
+        await store.close()
+        stored = STORES[store_kind].stored_bytes(namespace, tmp_path)
+        found = [marker for marker in MARKERS if marker.encode() in stored]
+        assert not found, f"readable in the store after sealing again: {found}"
+    finally:
+        codec.set_writing(None)
+
+
 async def test_records_sealed_as_json_by_earlier_versions_still_load(
     store_kind, namespace, tmp_path, use_key
 ):

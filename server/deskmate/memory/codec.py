@@ -270,6 +270,15 @@ def observing() -> Iterator[set[tuple[str, str | None]]]:
         _observed.reset(token)
 
 
+def note_plain() -> None:
+    """Tell an ``observing`` caller that a plain record was decoded: for a loader that makes
+    plain messages itself rather than through ``decode_message`` (the file store's fast paths).
+    Without it, a history of plain and sealed records looks wholly sealed."""
+    seen = _observed.get()
+    if seen is not None:
+        seen.add(("plain", None))
+
+
 def encode_message(message: Message, *, binary: bool = False) -> dict[str, Any]:
     """The record every store keeps for ``message``; ``binary``: for a store that keeps bytes."""
     record = message.to_dict()
@@ -401,9 +410,7 @@ def decode_message(record: Any) -> Message:
     """The message a stored record holds. ValueError naming the field that is wrong (damage);
     UnknownEncoding for a record tagged with an encoding this deskmate does not know."""
     if not is_encoded(record):
-        seen = _observed.get()
-        if seen is not None:
-            seen.add(("plain", None))
+        note_plain()
     else:
         message = open_message(record)
         if message is not None:
@@ -486,9 +493,8 @@ def _plain_messages(array: str | bytes, count: int) -> list[Message] | None:
         return None
     if len(messages) != count:
         return None  # an item held more than one value
-    seen = _observed.get()
-    if seen is not None and messages:
-        seen.add(("plain", None))
+    if messages:
+        note_plain()
     return messages
 
 

@@ -65,6 +65,7 @@ from ...codec import (
     is_encoded,
     message_openers,
     message_unsealing,
+    note_plain,
 )
 from ...errors import SessionChanged, StorageError, StorageFull
 from ...ids import validate_session_id
@@ -385,6 +386,8 @@ def _fast_messages(data: bytes, start: int = 0, end: int | None = None) -> tuple
             _check_context(message.context)  # from_dict's own check of a context
     except ValueError:
         return None
+    if messages:
+        note_plain()  # every line was plain: `migrate --encrypt` must hear of them
     return messages, 0
 
 
@@ -550,6 +553,7 @@ def _line_message(
             _check_context(line.context)  # from_dict's own check of a context
         except ValueError:
             return None
+    note_plain()
     return Message(
         line.role,
         line.content,
