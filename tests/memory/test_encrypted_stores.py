@@ -196,15 +196,34 @@ async def test_a_missing_key_is_named_and_nothing_changes(store_kind, namespace,
         codec.set_writing(None)
 
 
-async def test_plain_sessions_written_before_encryption_still_load(store_kind, namespace, tmp_path, use_key):
-    backend = open_store(store_kind, namespace, tmp_path, seal=False)
-    await backend.append("mixed", conversation(0), title="plain title", workspace_uri="file:///plain")
-    await backend.close()
+async def begun_plain_then_sealed(
+    store_kind,
+    namespace,
+    tmp_path,
+    use_key,
+    session_id: str,
+    title: str,
+    workspace_uri: str,
+    *,
+    compress: bool,
+) -> SealedLabels:
+    """Session ``session_id``: turn 0 stored plain, then encryption turned on (a new key; the
+    caller sets the writing encoding back) and turn 1 stored sealed. The sealing store."""
+    plain = open_store(store_kind, namespace, tmp_path, seal=False)
+    await plain.append(session_id, conversation(0), title=title, workspace_uri=workspace_uri)
+    await plain.close()
     use_key(new_key())
-    codec.set_writing(sealing.encoding_for(encrypt=True, compress=True))
+    codec.set_writing(sealing.encoding_for(encrypt=True, compress=compress))
+    store = open_store(store_kind, namespace, tmp_path, seal=True)
+    await store.append(session_id, conversation(1))
+    return store
+
+
+async def test_plain_sessions_written_before_encryption_still_load(store_kind, namespace, tmp_path, use_key):
     try:
-        backend = open_store(store_kind, namespace, tmp_path, seal=True)
-        await backend.append("mixed", conversation(1))
+        backend = await begun_plain_then_sealed(
+            store_kind, namespace, tmp_path, use_key, "mixed", "plain title", "file:///plain", compress=True
+        )
         loaded = await backend.load("mixed")
         assert [m.to_dict() for m in loaded.messages] == [
             m.to_dict() for m in conversation(0) + conversation(1)
@@ -223,14 +242,10 @@ async def test_sealing_again_finds_plain_records_under_sealed_labels(
     migrate --encrypt` must seal that turn too, on every store, whichever way a load decodes it."""
     from deskmate.memory.reseal import reseal
 
-    plain = open_store(store_kind, namespace, tmp_path, seal=False)
-    await plain.append("begun", conversation(0), title="Begun", workspace_uri="file:///p")
-    await plain.close()
-    use_key(new_key())
-    codec.set_writing(sealing.encoding_for(encrypt=True, compress=False))
     try:
-        store = open_store(store_kind, namespace, tmp_path, seal=True)
-        await store.append("begun", conversation(1))
+        store = await begun_plain_then_sealed(
+            store_kind, namespace, tmp_path, use_key, "begun", "Begun", "file:///p", compress=False
+        )
         await store.update("begun", lambda info: ("TITLEMARK renamed", info.meta))
         report = await reseal(store)
         assert report.ok and report.resealed == ["begun"], (report.resealed, report.already_sealed)
